@@ -1,0 +1,107 @@
+"""Whisper engines behind one interface: audio segment in, Transcription out."""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AsrRequest:
+    audio: np.ndarray  # float32 mono, 16 kHz
+    language: str = ""  # "" detects
+    prompt: str = ""  # previous text, for context
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    language: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float = 1.0
+
+
+@dataclass(frozen=True)
+class AsrOptions:
+    beam_size: int = 5
+    # Temperature 0 only: the fallback to higher temperatures re-decodes and made latency
+    # spike to 5 s here for a small WER gain (MODELS.md).
+    temperature: float = 0.0
+
+
+class WhisperEngine(abc.ABC):
+    """Knows nothing of Triton: the `whisper` model is a thin adapter over one of these."""
+
+    @abc.abstractmethod
+    def transcribe(self, requests: list[AsrRequest]) -> list[Transcription]:
+        """One result per request, in order."""
+
+
+def create_engine(name: str, model_path: str | Path, **params) -> WhisperEngine:
+    if name == "ctranslate2":
+        from livetranslate.asr.ctranslate2 import CTranslate2Engine
+
+        return CTranslate2Engine(model_path, **params)
+    if name == "tensorrt_llm":
+        raise NotImplementedError("the tensorrt_llm Whisper engine needs the gpu profile (not built yet)")
+    raise ValueError(f"unknown Whisper engine {name!r}: use ctranslate2 or tensorrt_llm")
+
+
+@dataclass(frozen=True)
+class SpeechFilter:
+    """Drops what Whisper says on silence and noise.
+
+    Whisper hallucinates fluent text on non-speech: a high no-speech probability together
+    with low confidence, repetition loops (high compression ratio), or one of the phrases
+    learnt from subtitled videos.
+    """
+
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    max_compression_ratio: float = 2.4
+
+    def keep(self, result: Transcription) -> bool:
+        text = result.text.strip()
+        if not re.search(r"\w", text):
+            return False
+        if result.no_speech_prob > self.no_speech_threshold and result.avg_logprob < self.logprob_threshold:
+            return False
+        if result.compression_ratio > self.max_compression_ratio:
+            return False
+        return not is_known_hallucination(text)
+
+
+# Normalised phrases Whisper produces on silence (from subtitle credits in its training data).
+_HALLUCINATIONS = (
+    "untertitel im auftrag des zdf",
+    "untertitel der amara org community",
+    "untertitelung des zdf",
+    "untertitel von stephanie geiges",
+    "copyright wdr",
+    "swr 2020",
+    "vielen dank fürs zuschauen",
+    "vielen dank für's zuschauen",
+    "danke fürs zuschauen",
+    "thank you for watching",
+    "thanks for watching",
+    "subtitles by the amara org community",
+    "please subscribe",
+    "sous titrage st 501",
+    "продолжение следует",
+)
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
+def is_known_hallucination(text: str) -> bool:
+    """True when the whole text is one of the phrases Whisper invents on silence."""
+    norm = _normalise(text)
+    return any(norm == phrase or (norm.startswith(phrase) and len(norm) < len(phrase) + 12)
+               for phrase in map(_normalise, _HALLUCINATIONS))

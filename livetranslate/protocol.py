@@ -1,0 +1,205 @@
+"""The one place where server, client and dashboard agree: model names, tensor names,
+event kinds, defaults and limits. Nothing else restates these."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+# --- models ---------------------------------------------------------------------------
+PIPELINE = "pipeline"
+VAD = "vad"
+WHISPER = "whisper"
+
+# --- audio ----------------------------------------------------------------------------
+SAMPLE_RATE_HZ = 16_000  # what vad and whisper work at
+MIN_SAMPLE_RATE_HZ = 8_000
+MAX_SAMPLE_RATE_HZ = 192_000
+MAX_CHUNK_SECONDS = 30.0  # one request may carry at most this much audio
+
+# --- pipeline request tensors -----------------------------------------------------------
+AUDIO = "AUDIO"  # INT16 PCM, mono, shape [n]
+SESSION = "SESSION"  # BYTES [1], first request only
+SAMPLE_RATE = "SAMPLE_RATE"  # INT32 [1], first request only
+SOURCE_LANGUAGE = "SOURCE_LANGUAGE"  # BYTES [1], first request only
+TARGET_LANGUAGE = "TARGET_LANGUAGE"  # BYTES [1], first request only
+
+DEFAULT_SOURCE_LANGUAGE = "de"
+DEFAULT_TARGET_LANGUAGE = "en"
+AUTO_LANGUAGE = "auto"
+
+# --- pipeline response tensors (one response = one event) ------------------------------------
+KIND = "KIND"
+TEXT = "TEXT"
+SEGMENT_ID = "SEGMENT_ID"
+START_S = "START_S"
+END_S = "END_S"
+LANGUAGE = "LANGUAGE"
+LATENCY_MS = "LATENCY_MS"
+
+# --- vad tensors ------------------------------------------------------------------------
+# request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response per closed utterance:
+SEGMENT_AUDIO = "SEGMENT_AUDIO"  # FP32 [n]
+START_SAMPLE = "START_SAMPLE"  # INT64 [1], in the stream's 16 kHz sample clock
+END_SAMPLE = "END_SAMPLE"  # INT64 [1]
+SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [1]: end of the last voiced frame
+
+# --- whisper tensors (dynamic batching: each has a leading batch dimension) --------------
+# request: AUDIO (FP32 [n] at 16 kHz), LANGUAGE (BYTES, "" or "auto" detects), PROMPT
+PROMPT = "PROMPT"
+NO_SPEECH_PROB = "NO_SPEECH_PROB"
+AVG_LOGPROB = "AVG_LOGPROB"
+COMPRESSION_RATIO = "COMPRESSION_RATIO"
+
+# Triton request flags for sequences (tritonserver.h: TRITONSERVER_REQUEST_FLAG_*).
+FLAG_SEQUENCE_START = 1
+FLAG_SEQUENCE_END = 2
+
+# Languages Whisper knows (multilingual models); "auto" asks Whisper to detect.
+WHISPER_LANGUAGES = frozenset(
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha "
+    "haw he hi hr ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr "
+    "ms mt my ne nl nn no oc pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg "
+    "th tk tl tr tt uk ur uz vi yi yo yue zh".split()
+)
+
+
+class ProtocolError(ValueError):
+    """A request that breaks the protocol; its message is shown to the user as is."""
+
+
+class EventKind(str, enum.Enum):
+    PARTIAL = "partial"
+    TRANSCRIPT = "transcript"
+    TRANSLATION = "translation"
+    ENHANCED = "enhanced"
+    ERROR = "error"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One pipeline response."""
+
+    kind: EventKind
+    text: str = ""
+    segment_id: int = -1
+    start_s: float = 0.0
+    end_s: float = 0.0
+    language: str = ""
+    latency_ms: float = 0.0
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        return {
+            KIND: np.array([self.kind.value.encode()], dtype=np.object_),
+            TEXT: np.array([self.text.encode("utf-8")], dtype=np.object_),
+            SEGMENT_ID: np.array([self.segment_id], dtype=np.int64),
+            START_S: np.array([self.start_s], dtype=np.float32),
+            END_S: np.array([self.end_s], dtype=np.float32),
+            LANGUAGE: np.array([self.language.encode()], dtype=np.object_),
+            LATENCY_MS: np.array([self.latency_ms], dtype=np.float32),
+        }
+
+    @classmethod
+    def from_tensors(cls, get: Callable[[str], np.ndarray | None]) -> "Event":
+        """Build an event from a response; `get(name)` returns that output as numpy."""
+
+        def scalar(name):
+            return get(name).reshape(-1)[0]
+
+        return cls(
+            kind=EventKind(decode_text(get(KIND))),
+            text=decode_text(get(TEXT)),
+            segment_id=int(scalar(SEGMENT_ID)),
+            start_s=round(float(scalar(START_S)), 3),
+            end_s=round(float(scalar(END_S)), 3),
+            language=decode_text(get(LANGUAGE)),
+            latency_ms=round(float(scalar(LATENCY_MS)), 1),
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kind"] = self.kind.value
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What the first request of a stream sets, validated."""
+
+    session: str
+    sample_rate: int = SAMPLE_RATE_HZ
+    source_language: str = DEFAULT_SOURCE_LANGUAGE
+    target_language: str = DEFAULT_TARGET_LANGUAGE
+
+    def __post_init__(self):
+        if not self.session or len(self.session) > 200 or not self.session.isprintable():
+            raise ProtocolError("SESSION must be a printable name of 1 to 200 characters")
+        if not MIN_SAMPLE_RATE_HZ <= self.sample_rate <= MAX_SAMPLE_RATE_HZ:
+            raise ProtocolError(
+                f"SAMPLE_RATE {self.sample_rate} Hz is out of range "
+                f"({MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz)"
+            )
+        if self.source_language != AUTO_LANGUAGE and self.source_language not in WHISPER_LANGUAGES:
+            raise ProtocolError(
+                f"unknown SOURCE_LANGUAGE {self.source_language!r}: use a Whisper language code "
+                f"such as 'de' or 'auto'"
+            )
+        if self.target_language not in WHISPER_LANGUAGES:
+            raise ProtocolError(f"unknown TARGET_LANGUAGE {self.target_language!r}")
+
+    @property
+    def whisper_language(self) -> str:
+        """The language to force in Whisper, or "" to let it detect."""
+        return "" if self.source_language == AUTO_LANGUAGE else self.source_language
+
+    @classmethod
+    def from_tensors(cls, get: Callable[[str], np.ndarray | None], default_session: str):
+        def text(name, default):
+            return decode_text(get(name), default).strip() or default
+
+        rate = get(SAMPLE_RATE)
+        return cls(
+            session=text(SESSION, default_session),
+            sample_rate=SAMPLE_RATE_HZ if rate is None or rate.size == 0 else int(rate.reshape(-1)[0]),
+            source_language=text(SOURCE_LANGUAGE, DEFAULT_SOURCE_LANGUAGE).lower(),
+            target_language=text(TARGET_LANGUAGE, DEFAULT_TARGET_LANGUAGE).lower(),
+        )
+
+    def to_tensors(self) -> dict[str, np.ndarray]:
+        return {
+            SESSION: np.array([self.session.encode()], dtype=np.object_),
+            SAMPLE_RATE: np.array([self.sample_rate], dtype=np.int32),
+            SOURCE_LANGUAGE: np.array([self.source_language.encode()], dtype=np.object_),
+            TARGET_LANGUAGE: np.array([self.target_language.encode()], dtype=np.object_),
+        }
+
+
+def validate_audio_chunk(audio: np.ndarray | None, sample_rate: int, *, last: bool) -> np.ndarray:
+    """Checks one AUDIO tensor of the pipeline; returns it flat as int16."""
+    if audio is None:
+        raise ProtocolError("AUDIO is missing")
+    if audio.dtype != np.int16:
+        raise ProtocolError(f"AUDIO must be INT16 PCM, got {audio.dtype}")
+    if audio.ndim != 1:
+        raise ProtocolError(f"AUDIO must be a 1-D mono chunk, got shape {list(audio.shape)}")
+    if audio.size == 0 and not last:
+        raise ProtocolError("AUDIO chunk is empty: send at least one sample (empty only with sequence end)")
+    if audio.size > MAX_CHUNK_SECONDS * sample_rate:
+        raise ProtocolError(f"AUDIO chunk is longer than {MAX_CHUNK_SECONDS:.0f} s: send smaller chunks")
+    return audio
+
+
+def decode_text(value: np.ndarray | None, default: str = "") -> str:
+    """The first element of a BYTES tensor as str."""
+    if value is None or value.size == 0:
+        return default
+    item = value.reshape(-1)[0]
+    return item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)

@@ -1,0 +1,112 @@
+"""German test and demo audio spoken by espeak-ng, with reference texts.
+
+Deterministic: the same sentences, voices, pauses and noise seed give the same file, so
+tests and benches can compare runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+ESPEAK_RATE_HZ = 22_050
+
+SENTENCES_DE = [
+    "Guten Morgen, willkommen zu unserer wöchentlichen Besprechung.",
+    "Heute sprechen wir über das neue Projekt und den Zeitplan.",
+    "Das Wetter in Berlin ist heute sonnig und warm.",
+    "Wir brauchen mehr Zeit für die Entwicklung der Software.",
+    "Die Kunden sind mit der neuen Version sehr zufrieden.",
+    "Können wir das Treffen auf nächsten Dienstag verschieben?",
+    "Ich habe den Bericht gestern Abend an alle geschickt.",
+    "Vielen Dank für Ihre Aufmerksamkeit und bis zum nächsten Mal.",
+]
+
+
+@dataclass(frozen=True)
+class Utterance:
+    text: str
+    start_s: float
+    end_s: float
+
+
+def espeak(text: str, voice: str = "de", speed: int = 150) -> np.ndarray:
+    """One utterance as float32 at ESPEAK_RATE_HZ."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-w", tmp.name, text],
+            check=True,
+            capture_output=True,
+        )
+        samples, rate = soundfile.read(tmp.name, dtype="float32")
+    assert rate == ESPEAK_RATE_HZ, rate
+    return samples
+
+
+def make_speech(
+    sentences: list[str],
+    path: Path,
+    *,
+    voices: tuple[str, ...] = ("de",),
+    pause_s: float = 1.0,
+    lead_s: float = 0.5,
+    noise_dbfs: float = -50.0,
+    seed: int = 0,
+) -> list[Utterance]:
+    """Writes the sentences with pauses and low noise to `path` (22.05 kHz WAV); writes
+    the reference next to it as `<stem>.json` and returns it."""
+    rng = np.random.default_rng(seed)
+    pieces, utterances, t = [np.zeros(int(lead_s * ESPEAK_RATE_HZ), np.float32)], [], lead_s
+    for i, sentence in enumerate(sentences):
+        speech = 0.6 * espeak(sentence, voices[i % len(voices)])
+        utterances.append(Utterance(sentence, round(t, 3), round(t + len(speech) / ESPEAK_RATE_HZ, 3)))
+        pieces += [speech, np.zeros(int(pause_s * ESPEAK_RATE_HZ), np.float32)]
+        t += len(speech) / ESPEAK_RATE_HZ + pause_s
+    audio = np.concatenate(pieces)
+    audio += rng.normal(0, 10 ** (noise_dbfs / 20), len(audio)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, ESPEAK_RATE_HZ, subtype="PCM_16")
+    reference_path(path).write_text(
+        json.dumps([u.__dict__ for u in utterances], ensure_ascii=False, indent=1)
+    )
+    return utterances
+
+
+def make_silence(path: Path, seconds: float = 6.0, noise_dbfs: float = -60.0, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    audio = rng.normal(0, 10 ** (noise_dbfs / 20), int(seconds * ESPEAK_RATE_HZ)).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, ESPEAK_RATE_HZ, subtype="PCM_16")
+
+
+def reference_path(audio_path: Path) -> Path:
+    return audio_path.with_suffix(".json")
+
+
+def load_reference(audio_path: Path) -> list[Utterance]:
+    return [Utterance(**u) for u in json.loads(reference_path(audio_path).read_text())]
+
+
+def make_all(directory: Path) -> dict[str, Path]:
+    """The standard files tests and the demo use; made once, reused after."""
+    files = {
+        "speech": directory / "de_meeting.wav",
+        "speech_b": directory / "de_weather.wav",
+        "silence": directory / "silence.wav",
+    }
+    if not files["speech"].exists():
+        make_speech(SENTENCES_DE[:5], files["speech"])
+    if not files["speech_b"].exists():
+        make_speech(SENTENCES_DE[5:], files["speech_b"], voices=("de",), seed=2)
+    if not files["silence"].exists():
+        make_silence(files["silence"])
+    return files

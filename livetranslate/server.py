@@ -1,0 +1,197 @@
+"""Starts the Triton server shipped in the nvidia-pytriton wheel on our model repository.
+
+The wheel carries `tritonserver`, the Python backend and one backend stub per Python
+version. The stub must match the Python that runs the models, and it picks its prefix from
+the first `python3` on PATH: so the launcher copies the backend into a writable folder with
+the right stub and starts Triton with this environment's `bin/` first on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livetranslate.models import MODELS_DIR_ENV, default_models_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
+PROFILES = ("cpu", "gpu")
+# Models every profile loads; the gpu profile swaps configs, not names.
+CPU_MODELS = ("vad", "whisper", "pipeline")
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def pytriton_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise ServerError("nvidia-pytriton is not installed: it provides the tritonserver binary")
+    return Path(spec.origin).parent
+
+
+def find_tritonserver() -> Path:
+    binary = pytriton_dir() / "tritonserver" / "bin" / "tritonserver"
+    if not binary.is_file():
+        raise ServerError(f"tritonserver not found at {binary}")
+    return binary
+
+
+def triton_libs() -> Path:
+    return pytriton_dir().parent / "nvidia_pytriton.libs"
+
+
+def prepare_backends(cache_dir: Path) -> Path:
+    """A backends folder whose python backend has the stub for this Python."""
+    source = pytriton_dir() / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = source / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise ServerError(f"the nvidia-pytriton wheel has no Python backend stub for Python {version}")
+    backends = cache_dir / f"backends-py{version}"
+    python = backends / "python"
+    if not (python / "triton_python_backend_stub").is_file():
+        staging = cache_dir / f".backends-py{version}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source / "backends" / "python", staging / "python")
+        shutil.copy2(stub, staging / "python" / "triton_python_backend_stub")
+        shutil.rmtree(backends, ignore_errors=True)
+        staging.rename(backends)
+    return backends
+
+
+@dataclass
+class ServerOptions:
+    model_repository: Path = DEFAULT_MODEL_REPOSITORY
+    profile: str = "cpu"
+    grpc_port: int = 8001
+    http_port: int = 8000
+    metrics_port: int = 8002
+    host: str = "0.0.0.0"
+    models_dir: Path = field(default_factory=default_models_dir)
+    cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
+    log_verbose: int = 0
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, backends: Path) -> list[str]:
+        if self.profile not in PROFILES:
+            raise ServerError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
+        cmd = [
+            str(find_tritonserver()),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backends}",
+            f"--grpc-port={self.grpc_port}",
+            f"--http-port={self.http_port}",
+            f"--metrics-port={self.metrics_port}",
+            f"--grpc-address={self.host}",
+            f"--http-address={self.host}",
+            "--model-control-mode=explicit",
+            *[f"--load-model={name}" for name in CPU_MODELS],
+            "--model-load-thread-count=4",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            f"--log-verbose={self.log_verbose}",
+        ]
+        if self.profile != "cpu":
+            cmd.append(f"--model-config-name={self.profile}")
+        return cmd + self.extra_args
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), env.get("LD_LIBRARY_PATH")]))
+        env[MODELS_DIR_ENV] = str(self.models_dir)
+        # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
+        # shared 2-core machine; passive waiting was 4x faster under load here.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        env.update(self.env)
+        return env
+
+
+class TritonServer:
+    """A running tritonserver process; a context manager that stops it on exit."""
+
+    def __init__(self, options: ServerOptions = ServerOptions(), log_file: Path | None = None):
+        self.options = options
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.ready_after_s: float | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"localhost:{self.options.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://localhost:{self.options.http_port}"
+
+    def start(self) -> "TritonServer":
+        backends = prepare_backends(self.options.cache_dir)
+        cmd = self.options.command(backends)
+        out = open(self.log_file, "ab") if self.log_file else None
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            cmd, env=self.options.environment(), stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float = 300.0) -> float:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                hint = f" (log: {self.log_file})" if self.log_file else ""
+                raise ServerError(f"tritonserver exited with code {self.process.returncode} while starting{hint}")
+            if self.is_ready():
+                self.ready_after_s = time.monotonic() - self.started_at
+                return self.ready_after_s
+            time.sleep(0.25)
+        raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # Triton unloads models and exits
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9 of the whole process group (server and stubs), for crash tests."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> "TritonServer":
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

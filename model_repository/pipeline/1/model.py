@@ -1,0 +1,33 @@
+"""pipeline: thin Triton glue over livetranslate.pipeline.Pipeline."""
+
+import time
+from functools import partial
+
+from livetranslate import triton
+from livetranslate.asr import SpeechFilter
+from livetranslate.pipeline import Pipeline, PipelineOptions
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = triton.parameters(args)
+        self.pipeline = Pipeline(
+            triton.TritonStages(),
+            PipelineOptions(
+                session_ttl_s=float(params["ttl_s"]),
+                prompt_segments=int(params["prompt_segments"]),
+                speech_filter=SpeechFilter(
+                    no_speech_threshold=float(params["no_speech_threshold"]),
+                    logprob_threshold=float(params["logprob_threshold"]),
+                ),
+            ),
+        )
+
+    def execute(self, requests):
+        arrived = time.monotonic()
+        for request in requests:
+            stream_id, start, end = triton.sequence_flags(request)
+            self.pipeline.handle(
+                stream_id, start, end, partial(triton.get, request), triton.DecoupledReply(request), arrived
+            )
+        return None

@@ -1,0 +1,49 @@
+"""vad: thin Triton glue over livetranslate.vad.Segmenter, one per sequence."""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from livetranslate import protocol as P
+from livetranslate import triton
+from livetranslate.state import StreamTable
+from livetranslate.vad import Segmenter, VadOptions
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = triton.parameters(args)
+        self.options = VadOptions(
+            mode=int(params["mode"]),
+            frame_ms=int(params["frame_ms"]),
+            padding_ms=int(params["padding_ms"]),
+            max_utterance_s=float(params["max_utterance_s"]),
+        )
+        self.streams = StreamTable(float(params["ttl_s"]))
+
+    def execute(self, requests):
+        self.streams.expire()
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                for segment in self._segments(request):
+                    sender.send(triton.response({
+                        P.SEGMENT_AUDIO: segment.audio.astype(np.float32),
+                        P.START_SAMPLE: np.array([segment.start_sample], np.int64),
+                        P.END_SAMPLE: np.array([segment.end_sample], np.int64),
+                        P.SPEECH_END_SAMPLE: np.array([segment.speech_end_sample], np.int64),
+                    }))
+            except Exception as exc:
+                sender.send(triton.error_response(f"vad: {exc}"))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def _segments(self, request):
+        stream_id, start, end = triton.sequence_flags(request)
+        if start:
+            self.streams.put(stream_id, Segmenter(self.options))
+        segmenter = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
+        if segmenter is None:
+            raise P.ProtocolError(f"no open vad stream {stream_id}")
+        audio = triton.get(request, P.AUDIO)
+        segments = segmenter.feed(audio.reshape(-1)) if audio is not None and audio.size else []
+        return segments + (segmenter.flush() if end else [])

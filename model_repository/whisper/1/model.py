@@ -1,0 +1,35 @@
+"""whisper: thin Triton glue over livetranslate.asr."""
+
+from livetranslate import triton
+from livetranslate.asr import AsrOptions, create_engine
+from livetranslate.models import resolve
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = triton.parameters(args)
+        self.engine = create_engine(
+            params["engine"],
+            resolve(params["model"]),
+            device=params.get("device", "cpu"),
+            compute_type=params.get("compute_type", "int8"),
+            cpu_threads=int(params.get("cpu_threads", "2")),
+            options=AsrOptions(beam_size=int(params.get("beam_size", "5"))),
+        )
+
+    def execute(self, requests):
+        responses, valid = [None] * len(requests), []
+        for i, request in enumerate(requests):
+            try:
+                valid.append((i, triton.asr_request_from(request)))
+            except ValueError as exc:
+                responses[i] = triton.error_response(str(exc))
+        if valid:
+            try:
+                results = self.engine.transcribe([r for _, r in valid])
+                for (i, _), result in zip(valid, results):
+                    responses[i] = triton.response(triton.transcription_to_tensors(result))
+            except Exception as exc:
+                for i, _ in valid:
+                    responses[i] = triton.error_response(f"whisper failed: {exc}")
+        return responses
