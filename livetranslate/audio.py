@@ -66,8 +66,8 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         from faster_whisper.audio import decode_audio
 
         samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE_HZ)
-    except Exception as exc:  # PyAV raises many kinds; all mean "not audio" here
-        raise AudioFileError(f"{path}: not an audio file ffmpeg can decode ({exc})") from None
+    except Exception:  # PyAV raises many kinds; all mean "not audio" here
+        raise AudioFileError(f"{path}: not an audio file (neither libsndfile nor ffmpeg can decode it)") from None
     if samples.size == 0:
         raise AudioFileError(f"{path}: contains no audio")
     return float_to_pcm16(samples), SAMPLE_RATE_HZ

@@ -199,3 +199,28 @@ class Pipeline:
         except ProtocolError as exc:
             reply.send(Event(EventKind.ERROR, str(exc)))
             reply.close()
+
+
+class LocalStages:
+    """The same stages in this process, without Triton: for benches (the cost of Triton)
+    and for tests of the stream logic."""
+
+    def __init__(self, engine, vad_options=None):
+        from livetranslate.vad import Segmenter, VadOptions
+
+        self.engine = engine
+        self._make = lambda: Segmenter(vad_options or VadOptions())
+        self._segmenters: dict[int, Segmenter] = {}
+
+    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> list[Segment]:
+        if start:
+            self._segmenters[stream_id] = self._make()
+        segmenter = self._segmenters[stream_id]
+        segments = segmenter.feed(audio)
+        if end:
+            segments += segmenter.flush()
+            del self._segmenters[stream_id]
+        return segments
+
+    def whisper(self, request: AsrRequest) -> Transcription:
+        return self.engine.transcribe([request])[0]

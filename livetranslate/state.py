@@ -15,8 +15,14 @@ T = TypeVar("T")
 
 
 class StreamTable(Generic[T]):
-    def __init__(self, ttl_s: float, on_expire: Callable[[int, T], None] | None = None):
+    def __init__(
+        self,
+        ttl_s: float,
+        on_expire: Callable[[int, T], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.ttl_s = ttl_s
+        self.clock = clock
         self.on_expire = on_expire
         self._items: dict[int, tuple[T, float]] = {}
         self._lock = threading.Lock()
@@ -28,7 +34,7 @@ class StreamTable(Generic[T]):
         """Adds a stream; returns the one it replaces (a restarted sequence id), if any."""
         with self._lock:
             old = self._items.get(key)
-            self._items[key] = (value, time.monotonic())
+            self._items[key] = (value, self.clock())
         return None if old is None else old[0]
 
     def get(self, key: int) -> T | None:
@@ -37,7 +43,7 @@ class StreamTable(Generic[T]):
             item = self._items.get(key)
             if item is None:
                 return None
-            self._items[key] = (item[0], time.monotonic())
+            self._items[key] = (item[0], self.clock())
             return item[0]
 
     def pop(self, key: int) -> T | None:
@@ -45,9 +51,9 @@ class StreamTable(Generic[T]):
             item = self._items.pop(key, None)
         return None if item is None else item[0]
 
-    def expire(self, now: float | None = None) -> list[int]:
+    def expire(self) -> list[int]:
         """Removes streams idle for longer than the TTL; returns their keys."""
-        now = time.monotonic() if now is None else now
+        now = self.clock()
         with self._lock:
             stale = [(k, v) for k, (v, seen) in self._items.items() if now - seen > self.ttl_s]
             for key, _ in stale:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything livetranslate needs on a fresh Debian/Ubuntu machine:
+# system packages, the project and its CPU models into .venv/, and the sample audio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(espeak-ng sox ffmpeg)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  echo "==> apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+echo "==> pip install -e '.[models,test]'"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[models,test]' 2>&1 \
+  | { grep -v "^WARNING: Location" || true; }
+.venv/bin/python -c "import livetranslate, numpy; assert numpy.__version__ < '2'" \
+  || { echo "install failed" >&2; exit 1; }
+echo "==> assembling models"
+.venv/bin/livetranslate models fetch
+echo "==> setup done"

@@ -1,0 +1,43 @@
+import socket
+from pathlib import Path
+
+import pytest
+
+from livetranslate.samples import make_all
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def audio_files() -> dict[str, Path]:
+    """espeak-ng German speech with pauses and low noise, and a silence file."""
+    return make_all(ROOT / ".cache" / "test-audio")
+
+
+@pytest.fixture(scope="session")
+def server():
+    """A real Triton server on the cpu profile, on free ports, for the whole session."""
+    from livetranslate.server import ServerOptions, TritonServer
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = ARTIFACTS / "triton-test.log"
+    log.unlink(missing_ok=True)
+    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
+                            host="127.0.0.1")
+    with TritonServer(options, log_file=log) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def whisper_engine():
+    from livetranslate.asr import create_engine
+    from livetranslate.models import resolve
+
+    return create_engine("ctranslate2", resolve("whisper-base"))

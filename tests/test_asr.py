@@ -1,0 +1,53 @@
+import pytest
+
+from livetranslate.asr import AsrRequest, SpeechFilter, Transcription, create_engine, is_known_hallucination
+from livetranslate.audio import pcm16_to_float, read_audio, resample
+from livetranslate.samples import load_reference
+
+
+def t(text, no_speech=0.1, logprob=-0.3, ratio=1.2):
+    return Transcription(text, "de", no_speech, logprob, ratio)
+
+
+def test_speech_filter():
+    f = SpeechFilter()
+    assert f.keep(t("Heute sprechen wir über das Projekt."))
+    assert not f.keep(t("   "))
+    assert not f.keep(t("..."))
+    assert not f.keep(t("Hallo", no_speech=0.9, logprob=-1.5))  # silence, unsure
+    assert f.keep(t("Hallo", no_speech=0.9, logprob=-0.2))  # confident speech
+    assert f.keep(t("Ja, genau.", no_speech=0.68, logprob=-0.9))
+    assert not f.keep(t("ja ja ja ja ja ja ja ja ja ja", ratio=3.5))
+    assert not f.keep(t("Untertitel im Auftrag des ZDF, 2021"))
+
+
+def test_known_hallucinations_do_not_eat_real_sentences():
+    assert is_known_hallucination("Vielen Dank fürs Zuschauen!")
+    assert is_known_hallucination("Untertitel der Amara.org-Community")
+    assert not is_known_hallucination("Vielen Dank für Ihre Aufmerksamkeit und bis zum nächsten Mal.")
+    assert not is_known_hallucination("Das Zuschauen macht Spaß.")
+
+
+def test_unknown_engine():
+    with pytest.raises(ValueError, match="unknown Whisper engine"):
+        create_engine("nope", ".")
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="models fetch"):
+        create_engine("ctranslate2", tmp_path)
+
+
+@pytest.mark.slow
+def test_ctranslate2_engine_transcribes_german(whisper_engine, audio_files):
+    pcm, rate = read_audio(audio_files["speech"])
+    x = resample(pcm16_to_float(pcm), rate)
+    ref = load_reference(audio_files["speech"])[1]  # "Heute sprechen wir über das neue Projekt ..."
+    clip = x[int(ref.start_s * 16000) - 3200 : int(ref.end_s * 16000) + 3200]
+    [result] = whisper_engine.transcribe([AsrRequest(clip, "de")])
+    assert result.language == "de"
+    assert "Projekt" in result.text and "Zeitplan" in result.text
+    assert result.no_speech_prob < 0.5 and result.avg_logprob > -1.0
+    silence = 0.0 * clip
+    [quiet] = whisper_engine.transcribe([AsrRequest(silence, "de")])
+    assert not SpeechFilter().keep(quiet)

@@ -1,0 +1,61 @@
+"""The stream logic of `pipeline` in-process with the real VAD and Whisper (no Triton)."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from livetranslate import protocol as P
+from livetranslate.audio import chunks, read_audio
+from livetranslate.pipeline import LocalStages, Pipeline
+from livetranslate.protocol import EventKind, SessionOptions
+
+
+class Collect:
+    def __init__(self, sink):
+        self.sink, self.closed = sink, threading.Event()
+
+    def send(self, event):
+        self.sink.append(event)
+
+    def close(self):
+        self.closed.set()
+
+
+def run_stream(pipeline, stream_id, pcm, rate, language="de", chunk=4410):
+    events, replies = [], []
+    options = SessionOptions(f"s{stream_id}", rate, language).to_tensors()
+    parts = list(chunks(pcm, chunk))
+    for i, part in enumerate(parts + [np.zeros(0, np.int16)]):
+        tensors = {P.AUDIO: part, **(options if i == 0 else {})}
+        reply = Collect(events)
+        replies.append(reply)
+        pipeline.handle(stream_id, i == 0, i == len(parts), tensors.get, reply)
+    for reply in replies:
+        assert reply.closed.wait(120)
+    return events
+
+
+@pytest.mark.slow
+def test_stream_events_in_order_and_end(whisper_engine, audio_files):
+    pipeline = Pipeline(LocalStages(whisper_engine))
+    pcm, rate = read_audio(audio_files["speech"])
+    events = run_stream(pipeline, 1, pcm, rate)
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == EventKind.END and kinds.count(EventKind.END) == 1
+    transcripts = [e for e in events if e.kind == EventKind.TRANSCRIPT]
+    assert [e.segment_id for e in transcripts] == list(range(len(transcripts))) and len(transcripts) == 5
+    assert all(a.end_s <= b.start_s for a, b in zip(transcripts, transcripts[1:]))
+    assert len(pipeline.streams) == 0  # freed on end
+
+
+def test_unstarted_stream_and_bad_options_are_errors():
+    pipeline = Pipeline(LocalStages(engine=None))
+    events = []
+    pipeline.handle(5, False, False, {P.AUDIO: np.zeros(10, np.int16)}.get, Collect(events))
+    assert events[0].kind == EventKind.ERROR and "no open stream" in events[0].text
+    events.clear()
+    bad = {P.AUDIO: np.zeros(10, np.int16), **SessionOptions("x").to_tensors(), P.SAMPLE_RATE: np.array([5], np.int32)}
+    pipeline.handle(6, True, False, bad.get, Collect(events))
+    assert events[0].kind == EventKind.ERROR and "SAMPLE_RATE 5 Hz" in events[0].text
+    assert len(pipeline.streams) == 0

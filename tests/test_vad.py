@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from livetranslate.audio import pcm16_to_float, read_audio, resample
+from livetranslate.samples import load_reference
+from livetranslate.vad import Segmenter, VadOptions
+
+
+def load16k(path):
+    pcm, rate = read_audio(path)
+    return resample(pcm16_to_float(pcm), rate)
+
+
+def segment(x, chunk, options=VadOptions()):
+    seg = Segmenter(options)
+    out = []
+    for i in range(0, len(x), chunk):
+        out += seg.feed(x[i : i + chunk])
+    return out + seg.flush()
+
+
+def test_one_segment_per_sentence_with_accurate_boundaries(audio_files):
+    x = load16k(audio_files["speech"])
+    ref = load_reference(audio_files["speech"])
+    segments = segment(x, 1600)
+    assert len(segments) == len(ref)
+    for s, r in zip(segments, ref):
+        assert abs(s.start_s - r.start_s) < 0.35, (s.start_s, r.start_s)
+        # the hangover (padding) follows the speech
+        assert r.end_s - 0.35 < s.speech_end_sample / 16000 <= s.end_s < r.end_s + 0.6
+        assert len(s.audio) == s.end_sample - s.start_sample
+
+
+def test_chunk_size_does_not_change_segments(audio_files):
+    x = load16k(audio_files["speech"])[: 16000 * 10]
+    a = segment(x, 160)
+    b = segment(x, 7777)
+    assert [(s.start_sample, s.end_sample) for s in a] == [(s.start_sample, s.end_sample) for s in b]
+
+
+def test_silence_gives_nothing(audio_files):
+    assert segment(load16k(audio_files["silence"]), 1600) == []
+
+
+def test_max_length_cuts_cleanly_and_loses_nothing(audio_files):
+    x = load16k(audio_files["speech"])
+    # no pauses: the sentences back to back, 20+ s of continuous speech
+    speech = np.concatenate([s.audio for s in segment(x, 1600)])
+    opts = VadOptions(max_utterance_s=5.0)
+    segments = segment(speech, 1600, opts)
+    assert len(segments) >= 4
+    assert all(s.end_s - s.start_s <= 5.0 + 1e-6 for s in segments)
+    for a, b in zip(segments, segments[1:]):
+        assert b.start_sample >= a.end_sample  # no overlap, nothing repeated
+
+
+def test_flush_returns_the_open_utterance(audio_files):
+    x = load16k(audio_files["speech"])
+    ref = load_reference(audio_files["speech"])
+    seg = Segmenter()
+    cut = int((ref[0].start_s + 1.5) * 16000)  # in the middle of the first sentence
+    assert seg.feed(x[:cut]) == []
+    flushed = seg.flush()
+    assert len(flushed) == 1 and flushed[0].end_sample == cut
+
+
+def test_bad_options():
+    with pytest.raises(ValueError):
+        VadOptions(frame_ms=25)
+    with pytest.raises(ValueError):
+        VadOptions(mode=7)
