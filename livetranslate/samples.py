@@ -29,6 +29,47 @@ SENTENCES_DE = [
     "Vielen Dank für Ihre Aufmerksamkeit und bis zum nächsten Mal.",
 ]
 
+# A longer meeting for benches: different sentences, several voices, varied pauses.
+MEETING_DE = [
+    "Hallo zusammen, ich eröffne jetzt die Sitzung.",
+    "Als erstes schauen wir uns die Zahlen vom letzten Monat an.",
+    "Der Umsatz ist um zehn Prozent gestiegen.",
+    "Die Kosten für die Server sind leider auch gestiegen.",
+    "Wir sollten prüfen, ob wir einen günstigeren Anbieter finden.",
+    "Maria, kannst du das bis Freitag übernehmen?",
+    "Ja, das mache ich gerne.",
+    "Der zweite Punkt auf der Tagesordnung ist die neue Webseite.",
+    "Das Design ist fast fertig, aber die Texte fehlen noch.",
+    "Thomas schreibt die Texte auf Deutsch und auf Englisch.",
+    "Wann soll die Webseite online gehen?",
+    "Wir planen den Start für Anfang März.",
+    "Gibt es dazu noch Fragen?",
+    "Ich habe eine Frage zur Sicherheit der Kundendaten.",
+    "Alle Daten werden verschlüsselt auf unseren eigenen Servern gespeichert.",
+    "Das klingt gut, vielen Dank für die Erklärung.",
+    "Der dritte Punkt betrifft das Sommerfest.",
+    "Wir haben einen Raum im Hotel am See reserviert.",
+    "Das Essen wird von einem kleinen Restaurant aus der Stadt geliefert.",
+    "Bitte meldet euch bis Ende der Woche an.",
+    "Als nächstes besprechen wir die Urlaubsplanung.",
+    "Im August sind viele Kollegen gleichzeitig im Urlaub.",
+    "Wir müssen sicherstellen, dass immer jemand erreichbar ist.",
+    "Ich schlage vor, dass wir eine Liste im Wiki anlegen.",
+    "Jeder trägt dort seine Urlaubstage ein.",
+    "Die Teamleiter prüfen dann, ob es Lücken gibt.",
+    "Zum Schluss noch eine gute Nachricht.",
+    "Wir haben zwei neue Kollegen im Vertrieb eingestellt.",
+    "Sie fangen am ersten Oktober bei uns an.",
+    "Bitte helft ihnen in den ersten Wochen.",
+    "Die nächste Sitzung findet am Montag um neun Uhr statt.",
+    "Dann sprechen wir über das Budget für das nächste Jahr.",
+    "Hat noch jemand etwas zu sagen?",
+    "Nein, dann beende ich die Sitzung.",
+    "Ich wünsche allen einen schönen Tag.",
+    "Bis nächste Woche und vielen Dank.",
+]
+MEETING_VOICES = ("de", "de+f2", "de+m3")
+
 
 @dataclass(frozen=True)
 class Utterance:
@@ -57,7 +98,7 @@ def make_speech(
     path: Path,
     *,
     voices: tuple[str, ...] = ("de",),
-    pause_s: float = 1.0,
+    pause_s: float | tuple[float, float] = 1.0,
     lead_s: float = 0.5,
     noise_dbfs: float = -50.0,
     seed: int = 0,
@@ -69,8 +110,9 @@ def make_speech(
     for i, sentence in enumerate(sentences):
         speech = 0.6 * espeak(sentence, voices[i % len(voices)])
         utterances.append(Utterance(sentence, round(t, 3), round(t + len(speech) / ESPEAK_RATE_HZ, 3)))
-        pieces += [speech, np.zeros(int(pause_s * ESPEAK_RATE_HZ), np.float32)]
-        t += len(speech) / ESPEAK_RATE_HZ + pause_s
+        pause = rng.uniform(*pause_s) if isinstance(pause_s, tuple) else pause_s
+        pieces += [speech, np.zeros(int(pause * ESPEAK_RATE_HZ), np.float32)]
+        t += len(speech) / ESPEAK_RATE_HZ + pause
     audio = np.concatenate(pieces)
     audio += rng.normal(0, 10 ** (noise_dbfs / 20), len(audio)).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,3 +152,11 @@ def make_all(directory: Path) -> dict[str, Path]:
     if not files["silence"].exists():
         make_silence(files["silence"])
     return files
+
+
+def make_meeting(directory: Path) -> Path:
+    """The bench recording: 36 sentences, 3 voices, pauses of 0.6-2.0 s, noise at -45 dBFS."""
+    path = directory / "de_meeting_long.wav"
+    if not path.exists():
+        make_speech(MEETING_DE, path, voices=MEETING_VOICES, pause_s=(0.6, 2.0), noise_dbfs=-45.0, seed=7)
+    return path

@@ -1,0 +1,77 @@
+"""Shared bench helpers: start a server, stream a file, summarise numbers, write reports."""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from livetranslate.audio import chunks, read_audio
+from livetranslate.client import PipelineClient, StreamStats
+from livetranslate.protocol import SessionOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DATA = ROOT / ".cache" / "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(log_name: str, **options):
+    from livetranslate.server import ServerOptions, TritonServer
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    opts = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
+                         host="127.0.0.1", **options)
+    server = TritonServer(opts, log_file=ROOT / ".cache" / f"{log_name}.log")
+    server.start()
+    server.wait_ready()
+    return server
+
+
+def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language: str = "de"):
+    """Streams a file; returns (events with their receive time since start, stats)."""
+    pcm, rate = read_audio(path)
+    stats = StreamStats()
+    received = []
+    with PipelineClient(url) as client:
+        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(session, rate, language),
+                                   realtime=realtime, stats=stats):
+            received.append((time.monotonic() - stats.started, event))
+    return received, stats, len(pcm) / rate
+
+
+def percentiles(values) -> dict:
+    values = sorted(values)
+    if not values:
+        return {}
+    return {
+        "n": len(values),
+        "p50": round(float(np.percentile(values, 50)), 1),
+        "p95": round(float(np.percentile(values, 95)), 1),
+        "max": round(float(max(values)), 1),
+        "mean": round(statistics.fmean(values), 1),
+    }
+
+
+def machine() -> dict:
+    import os
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def write_report(name: str, data: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
