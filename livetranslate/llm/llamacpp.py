@@ -1,0 +1,61 @@
+"""llama.cpp through llama-cpp-python: the CPU LLM engine (GGUF weights)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from livetranslate.llm import GenerationRequest, LlmEngine
+
+
+class LlamaCppEngine(LlmEngine):
+    def __init__(self, model_path: str | Path, *, n_threads: int = 2, n_ctx: int = 2048, seed: int = 0):
+        # Spinning OpenMP threads starve Whisper and each other on a shared 2-core machine.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from llama_cpp import Llama
+
+        model_path = Path(model_path)
+        if model_path.is_dir():
+            ggufs = sorted(model_path.glob("*.gguf"))
+            if not ggufs:
+                raise FileNotFoundError(f"no .gguf file in {model_path}: run `livetranslate models fetch`")
+            model_path = ggufs[0]
+        if not model_path.is_file():
+            raise FileNotFoundError(f"{model_path}: no such GGUF file")
+        self.llm = Llama(
+            model_path=str(model_path), n_threads=n_threads, n_threads_batch=n_threads, n_ctx=n_ctx,
+            seed=seed, verbose=False, logits_all=False,
+        )
+
+    def generate(self, request: GenerationRequest) -> Iterator[str]:
+        for chunk in self.llm.create_completion(
+            request.prompt,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_k=max(1, request.top_k),
+            stop=list(request.stop) or None,
+            stream=True,
+        ):
+            text = chunk["choices"][0]["text"]
+            if text:
+                yield text
+
+    def next_token_logprobs(self, prompt: str, candidates: tuple[str, ...]) -> dict[str, float]:
+        import llama_cpp
+        import numpy as np
+
+        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        self.llm.reset()
+        self.llm.eval(tokens)
+        # Without logits_all (2 GB for a 262k vocabulary) Llama.scores stays empty: read the
+        # last position's logits from the context.
+        pointer = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).astype(np.float64)
+        logprobs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        out = {}
+        for word in candidates:
+            ids = self.llm.tokenize(word.encode("utf-8"), add_bos=False, special=False)
+            if ids:
+                out[word] = float(logprobs[ids[0]])
+        return out

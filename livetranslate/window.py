@@ -1,0 +1,93 @@
+"""Enhanced translation: a sliding window of recent transcripts that is translated as a
+whole when it holds a complete thought, is full, or the speaker paused.
+
+The seed's enhanced translation service, without Triton: `enhance` is glue over Enhancer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from livetranslate.similarity import SimilarityFilter
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    # A window is translated when the LLM (plus punctuation) says it is a complete thought,
+    # or when it is full. 40 words / 20 s is two to four spoken sentences: enough context
+    # to fix fragments, short enough to keep the enhanced text under ~25 s behind speech.
+    max_words: int = 40
+    max_seconds: float = 20.0
+    # A silence this long between utterances ends a thought whatever the LLM thinks.
+    pause_s: float = 2.0
+    # Fewer words than this are never "complete" on their own ("Ja.", "Genau.").
+    min_words: int = 4
+    # Similarity filter: against the last 3 published, 0.85 ratio = at most a few words changed.
+    history: int = 3
+    similarity_threshold: float = 0.85
+
+
+@dataclass(frozen=True)
+class Piece:
+    segment_id: int
+    text: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Enhanced:
+    first_segment_id: int
+    last_segment_id: int
+    text: str
+    start_s: float
+    end_s: float
+    reason: str  # complete | full | pause | end
+
+
+@dataclass
+class Enhancer:
+    options: WindowOptions
+    translate: Callable[[str, str], str]  # (source text, previous translation) -> translation
+    is_complete: Callable[[str], bool]
+    _window: list[Piece] = field(default_factory=list)
+    _last_translation: str = ""
+    _filter: SimilarityFilter | None = None
+    dropped: int = 0
+
+    def __post_init__(self):
+        self._filter = SimilarityFilter(self.options.history, self.options.similarity_threshold)
+
+    @property
+    def text(self) -> str:
+        return " ".join(p.text.strip() for p in self._window)
+
+    def add(self, piece: Piece) -> list[Enhanced]:
+        if not piece.text.strip():
+            return []
+        out = []
+        if self._window and piece.start_s - self._window[-1].end_s >= self.options.pause_s:
+            out += self._emit("pause")
+        self._window.append(piece)
+        words = len(self.text.split())
+        if words >= self.options.max_words or piece.end_s - self._window[0].start_s >= self.options.max_seconds:
+            out += self._emit("full")
+        elif words >= self.options.min_words and self.is_complete(self.text):
+            out += self._emit("complete")
+        return out
+
+    def flush(self) -> list[Enhanced]:
+        return self._emit("end") if self._window else []
+
+    def _emit(self, reason: str) -> list[Enhanced]:
+        window, self._window = self._window, []
+        source = " ".join(p.text.strip() for p in window)
+        translation = self.translate(source, self._last_translation)
+        if not self._filter.is_new(translation):
+            self.dropped += 1
+            return []
+        self._filter.remember(translation)
+        self._last_translation = translation
+        return [Enhanced(window[0].segment_id, window[-1].segment_id, translation,
+                         window[0].start_s, window[-1].end_s, reason)]
