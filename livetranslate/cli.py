@@ -34,13 +34,17 @@ def server_options(f):
                      help="default: the project's model_repository/")(f)
     f = click.option("--models-dir", type=click.Path(path_type=Path), default=None,
                      help="where `models fetch` put the weights")(f)
+    f = click.option("--llm", default=None,
+                     help="cpu profile LLM: qwen2.5-1.5b (default, best), gemma3-270m (fast) or a GGUF path")(f)
     return f
 
 
-def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, log_file=None):
+def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
+                 log_file=None):
     from livetranslate.server import ServerOptions, TritonServer
 
-    opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile)
+    opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile,
+                         llm=llm)
     if model_repository:
         opts.model_repository = model_repository.resolve()
     if models_dir:
@@ -59,6 +63,8 @@ def _start(server) -> None:
         server.stop()
         raise click.ClickException(str(exc))
     click.echo(f"Triton ready in {took:.1f} s", err=True)
+    for name, state in server.failed_models().items():
+        click.echo(f"warning: model {name} is not available: {state}", err=True)
 
 
 @main.command()
@@ -90,6 +96,7 @@ def stream_options(f):
     f = click.option("--rate", default=P.SAMPLE_RATE_HZ, show_default=True,
                      help="sample rate of raw PCM16 on stdin (SOURCE '-')")(f)
     f = click.option("--chunk-ms", default=100, show_default=True, help="audio per request")(f)
+    f = click.option("--no-translate", is_flag=True, help="transcripts only")(f)
     return f
 
 
@@ -130,14 +137,26 @@ def format_event(event: Event, fmt: str) -> str:
         return f"-- end of stream ({_clock(event.end_s)} of audio)"
     if event.kind == EventKind.ERROR:
         return f"!! {event.text}"
-    span = f"[{_clock(event.start_s)}-{_clock(event.end_s)}]"
-    return f"{span} #{event.segment_id:<3} {event.kind.value:<11} {event.text}  ({event.latency_ms / 1000:.1f} s)"
+    latency = f"({event.latency_ms / 1000:.1f} s)"
+    if event.kind == EventKind.TRANSCRIPT:
+        span = f"[{_clock(event.start_s)}-{_clock(event.end_s)}]"
+        return f"{span} #{event.segment_id:<3} {event.language or '??':>3} | {event.text}  {latency}"
+    ids = f"#{event.segment_id}"
+    if event.kind == EventKind.ENHANCED:
+        ids = f"#{event.first_segment_id}-{event.segment_id}" if event.first_segment_id != event.segment_id else ids
+        label = f"{event.language}+"
+    else:
+        label = event.language
+    text = f"(failed: {event.error})" if event.error else event.text
+    return f"{'':>16}{ids:<5}{label:>4} | {text}  {latency}"
 
 
-def _stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms) -> int:
+def _stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms,
+            no_translate=False) -> int:
     chunks, sample_rate, name = _source(source, rate, chunk_ms)
     try:
-        options = SessionOptions(session or name, sample_rate, source_language.lower(), target_language.lower())
+        options = SessionOptions(session or name, sample_rate, source_language.lower(), target_language.lower(),
+                                 translate=not no_translate)
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc))
     errors = 0
@@ -166,9 +185,9 @@ def stream(source, **kw):
 @click.argument("source")
 @stream_options
 @server_options
-def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, url, **kw):
+def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, url, **kw):
     """Start the server, stream SOURCE through it, print events, stop the server."""
-    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir)
+    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm)
     _start(server)
     try:
         code = _stream(source, url=f"localhost:{grpc_port}", **kw)
@@ -181,13 +200,13 @@ def run(source, grpc_port, http_port, metrics_port, profile, model_repository, m
 @click.option("--fast", is_flag=True, help="do not pace the audio in real time")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 @server_options
-def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repository, models_dir):
+def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm):
     """Start the server and stream the bundled German sample through it, live."""
     from livetranslate.samples import make_all
 
     sample = make_all(SAMPLES_DIR)["speech"]
     click.echo(f"sample: {sample}", err=True)
-    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir)
+    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm)
     _start(server)
     try:
         code = _stream(str(sample), f"localhost:{grpc_port}", "demo", "de", "en", not fast, fmt,

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Callable
 
 MODELS_DIR_ENV = "LIVETRANSLATE_MODELS_DIR"
+# The launcher's --llm: overrides the `model` parameter of `llm` and the prompt family and
+# thresholds that `translate`, `completeness` and `enhance` use with it.
+LLM_ENV = "LIVETRANSLATE_LLM"
+LLM_FAMILY_ENV = "LIVETRANSLATE_LLM_FAMILY"  # for a GGUF path that is not a known model
 
 
 def default_models_dir() -> Path:
@@ -61,6 +65,9 @@ class ModelSpec:
     weights_file: str  # the file the sha256 is of, relative to the model folder
     sha256: str
     assemble: Callable[[Path], None]  # fills a fresh folder
+    prompt_family: str = ""  # llm: livetranslate.llm.prompts family
+    # llm: P(yes) thresholds (punctuated, unpunctuated), from bench/calibrate_completeness.py
+    completeness_thresholds: tuple[float, float] = (0.5, 0.9)
 
     def path(self, models_dir: Path | None = None) -> Path:
         return (models_dir or default_models_dir()) / self.name
@@ -130,6 +137,8 @@ MODELS: dict[str, ModelSpec] = {
             weights_file=QWEN_FILE,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             assemble=_assemble_qwen,
+            prompt_family="chatml",
+            completeness_thresholds=(0.75, 0.85),
         ),
         ModelSpec(
             name="gemma3-270m",
@@ -138,6 +147,8 @@ MODELS: dict[str, ModelSpec] = {
             weights_file=GEMMA_FILE,
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             assemble=_assemble_gemma,
+            prompt_family="fewshot",
+            completeness_thresholds=(0.7, 0.775),
         ),
     ]
 }
@@ -157,3 +168,20 @@ def resolve(name_or_path: str, models_dir: Path | None = None) -> Path:
     if not path.exists():
         raise ModelError(f"{name_or_path} is neither a known model ({', '.join(MODELS)}) nor a path")
     return path
+
+
+@dataclass(frozen=True)
+class LlmChoice:
+    model: str
+    prompt_family: str
+    completeness_thresholds: tuple[float, float]
+
+
+def llm_choice(configured: str, configured_family: str = "") -> LlmChoice:
+    """Which LLM the cpu profile runs: the launcher's --llm (environment) or the config's."""
+    model = os.environ.get(LLM_ENV) or configured
+    spec = MODELS.get(model)
+    family = (os.environ.get(LLM_FAMILY_ENV) or configured_family
+              or (spec.prompt_family if spec else "chatml"))
+    thresholds = spec.completeness_thresholds if spec else (0.5, 0.9)
+    return LlmChoice(model, family, thresholds)

@@ -1,9 +1,12 @@
 """The `pipeline` model's logic: one StreamSession per gRPC stream.
 
-A chunk goes: request -> StreamSession queue -> worker thread: PCM16 -> float -> 16 kHz
+A chunk goes: request -> StreamSession queue -> audio worker: PCM16 -> float -> 16 kHz
 -> `vad` -> each closed utterance -> `whisper` -> speech filter -> `transcript` event on
-that chunk's reply. One worker per stream keeps each stream's events in order while
-`execute` returns at once, so a slow stream never holds up another one.
+that chunk's reply -> translation worker: `translate` -> `translation` event, `enhance`
+-> `enhanced` events. Two workers per stream keep each kind of event in order, never let
+a transcript wait for a translation, and let `execute` return at once, so a slow stream
+never holds up another one. A chunk's reply stays open (reference counted) until the
+translations of the utterances it closed have been sent.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from livetranslate.protocol import (
 )
 from livetranslate.state import StreamTable
 from livetranslate.vad import Segment
+from livetranslate.window import Enhanced, Piece
 
 log = logging.getLogger("livetranslate.pipeline")
 
@@ -41,6 +45,11 @@ class Stages(Protocol):
     def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> list[Segment]: ...
 
     def whisper(self, request: AsrRequest) -> Transcription: ...
+
+    def translate(self, text: str, source: str, target: str, context: str = "") -> str: ...
+
+    def enhance(self, stream_id: int, piece: Piece | None, source: str, target: str,
+                start: bool, end: bool) -> list[Enhanced]: ...
 
 
 class Reply(Protocol):
@@ -58,12 +67,43 @@ class PipelineOptions:
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
 
 
+class SharedReply:
+    """A reply closed when its last holder lets go."""
+
+    def __init__(self, reply: Reply):
+        self._reply = reply
+        self._holders = 1
+        self._lock = threading.Lock()
+
+    def send(self, event: Event) -> None:
+        self._reply.send(event)
+
+    def hold(self) -> "SharedReply":
+        with self._lock:
+            self._holders += 1
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            last = self._holders == 0
+        if last:
+            self._reply.close()
+
+
 @dataclass
 class Chunk:
     audio: np.ndarray  # int16
     arrived: float  # time.monotonic() when the request reached the pipeline
     end: bool
     reply: Reply
+
+
+@dataclass
+class TranslationJob:
+    transcript: Event | None  # None: end of stream
+    spoken_at: float  # arrival of the utterance's end, for latency
+    reply: SharedReply
 
 
 class StreamSession:
@@ -81,12 +121,18 @@ class StreamSession:
         self._history: collections.deque[str] = collections.deque(maxlen=max(1, popts.prompt_segments))
         self._thread = threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True)
         self._thread.start()
+        self._jobs: queue.Queue[TranslationJob | None] | None = None
+        if options.translate:
+            self._jobs = queue.Queue()
+            self._enhance_started = False
+            self._spoken_at: dict[int, float] = {}
+            threading.Thread(target=self._translate_run, name=f"translate-{stream_id}", daemon=True).start()
 
     def submit(self, chunk: Chunk) -> None:
         self._queue.put(chunk)
 
     def abandon(self) -> None:
-        """Idle past the TTL: free the vad state and stop the worker."""
+        """Idle past the TTL: free the vad and enhance state and stop the workers."""
         self._queue.put(None)
 
     def _run(self) -> None:
@@ -95,14 +141,19 @@ class StreamSession:
             if chunk is None:
                 if self._vad_started:
                     self._call_vad(np.zeros(0, np.float32), end=True)
+                if self._jobs is not None:
+                    self._jobs.put(None)
                 return
+            reply = SharedReply(chunk.reply)
             try:
-                self._process(chunk)
+                self._process(chunk, reply)
             except Exception as exc:  # one bad chunk must not end the stream
                 log.exception("stream %s: chunk failed", self.stream_id)
-                chunk.reply.send(Event(EventKind.ERROR, f"internal error: {exc}"))
+                reply.send(Event(EventKind.ERROR, f"internal error: {exc}"))
             finally:
-                chunk.reply.close()
+                if chunk.end:
+                    self._finish(reply)
+                reply.close()
             if chunk.end:
                 return
 
@@ -111,14 +162,22 @@ class StreamSession:
         self._vad_started = True
         return self.stages.vad(self.stream_id, audio, start=start, end=end)
 
-    def _process(self, chunk: Chunk) -> None:
+    def _process(self, chunk: Chunk, reply: SharedReply) -> None:
         audio = self._resampler.process(pcm16_to_float(chunk.audio), last=chunk.end)
         self._samples += len(audio)
         self._arrivals.append((self._samples, chunk.arrived))
         for segment in self._call_vad(audio, end=chunk.end):
-            self._transcribe(segment, chunk.reply)
-        if chunk.end:
-            chunk.reply.send(Event(EventKind.END, end_s=self._samples / SAMPLE_RATE_HZ))
+            self._transcribe(segment, reply)
+
+    def _finish(self, reply: SharedReply) -> None:
+        """Sequence end: `end` goes last, after the translations still being made."""
+        if self._jobs is None:
+            reply.send(self._end_event())
+        else:
+            self._jobs.put(TranslationJob(None, 0.0, reply.hold()))
+
+    def _end_event(self) -> Event:
+        return Event(EventKind.END, end_s=self._samples / SAMPLE_RATE_HZ)
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""
@@ -127,7 +186,7 @@ class StreamSession:
                 return arrived
         return self._arrivals[-1][1] if self._arrivals else time.monotonic()
 
-    def _transcribe(self, segment: Segment, reply: Reply) -> None:
+    def _transcribe(self, segment: Segment, reply: SharedReply) -> None:
         request = AsrRequest(segment.audio, self.options.whisper_language, " ".join(self._history))
         try:
             result = self.stages.whisper(request)
@@ -139,19 +198,73 @@ class StreamSession:
                      result.text, result.no_speech_prob, result.avg_logprob)
             return
         self._history.append(result.text)
-        latency_ms = (time.monotonic() - self._arrival_of(segment.speech_end_sample)) * 1000
-        reply.send(
-            Event(
-                EventKind.TRANSCRIPT,
-                result.text,
-                segment_id=self._next_segment,
-                start_s=segment.start_s,
-                end_s=segment.end_s,
-                language=result.language,
-                latency_ms=latency_ms,
-            )
+        spoken_at = self._arrival_of(segment.speech_end_sample)
+        transcript = Event(
+            EventKind.TRANSCRIPT,
+            result.text,
+            segment_id=self._next_segment,
+            start_s=segment.start_s,
+            end_s=segment.end_s,
+            language=result.language,
+            latency_ms=(time.monotonic() - spoken_at) * 1000,
         )
+        reply.send(transcript)
         self._next_segment += 1
+        if self._jobs is not None:
+            self._jobs.put(TranslationJob(transcript, spoken_at, reply.hold()))
+
+    # --- translation worker -----------------------------------------------------------
+    def _translate_run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:  # abandoned
+                self._call_enhance(None, end=True, reply=None)
+                return
+            try:
+                if job.transcript is None:
+                    self._call_enhance(None, end=True, reply=job.reply)
+                    job.reply.send(self._end_event())
+                    return
+                self._translate(job)
+            except Exception as exc:
+                log.exception("stream %s: translation failed", self.stream_id)
+                job.reply.send(Event(EventKind.ERROR, f"internal error in translation: {exc}"))
+            finally:
+                job.reply.close()
+
+    def _translate(self, job: TranslationJob) -> None:
+        t = job.transcript
+        source = t.language if self.options.source_language == "auto" else self.options.source_language
+        target = self.options.target_language
+        self._spoken_at[t.segment_id] = job.spoken_at
+        base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
+        try:
+            text, error = self.stages.translate(t.text, source, target), ""
+        except Exception as exc:
+            text, error = "", f"translation failed: {exc}"
+        latency = (time.monotonic() - job.spoken_at) * 1000
+        job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, **base))
+        self._call_enhance(Piece(t.segment_id, t.text, t.start_s, t.end_s), end=False, reply=job.reply)
+
+    def _call_enhance(self, piece: Piece | None, end: bool, reply: SharedReply | None) -> None:
+        if not self._enhance_started and piece is None:
+            return
+        start, self._enhance_started = not self._enhance_started, True
+        source = self.options.source_language
+        try:
+            results = self.stages.enhance(self.stream_id, piece, source, self.options.target_language, start, end)
+        except Exception as exc:
+            if reply is not None and piece is not None:
+                reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
+                                 first_segment_id=piece.segment_id, error=f"enhanced translation failed: {exc}"))
+            return
+        for item in results if reply is not None else []:
+            spoken_at = self._spoken_at.pop(item.last_segment_id, time.monotonic())
+            reply.send(Event(
+                EventKind.ENHANCED, item.text, segment_id=item.last_segment_id, start_s=item.start_s,
+                end_s=item.end_s, language=self.options.target_language,
+                latency_ms=(time.monotonic() - spoken_at) * 1000, first_segment_id=item.first_segment_id,
+            ))
 
 
 class Pipeline:
@@ -203,14 +316,35 @@ class Pipeline:
 
 class LocalStages:
     """The same stages in this process, without Triton: for benches (the cost of Triton)
-    and for tests of the stream logic."""
+    and for tests of the stream logic. `translator`/`checker` are optional."""
 
-    def __init__(self, engine, vad_options=None):
+    def __init__(self, engine, vad_options=None, translator=None, checker=None, window=None):
         from livetranslate.vad import Segmenter, VadOptions
+        from livetranslate.window import WindowOptions
 
         self.engine = engine
         self._make = lambda: Segmenter(vad_options or VadOptions())
         self._segmenters: dict[int, Segmenter] = {}
+        self.translator, self.checker = translator, checker
+        self.window = window or WindowOptions()
+        self._enhancers: dict = {}
+
+    def translate(self, text: str, source: str, target: str, context: str = "") -> str:
+        return self.translator.translate(text, source, target, context)
+
+    def enhance(self, stream_id, piece, source, target, start, end):
+        from livetranslate.window import Enhancer
+
+        if start:
+            self._enhancers[stream_id] = Enhancer(
+                self.window, lambda text, ctx: self.translate(text, source, target, ctx),
+                lambda text: self.checker.check(text, source)[0])
+        enhancer = self._enhancers[stream_id]
+        out = enhancer.add(piece) if piece is not None else []
+        if end:
+            out += enhancer.flush()
+            del self._enhancers[stream_id]
+        return out
 
     def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> list[Segment]:
         if start:

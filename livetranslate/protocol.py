@@ -14,6 +14,10 @@ import numpy as np
 PIPELINE = "pipeline"
 VAD = "vad"
 WHISPER = "whisper"
+LLM = "llm"
+TRANSLATE = "translate"
+COMPLETENESS = "completeness"
+ENHANCE = "enhance"
 
 # --- audio ----------------------------------------------------------------------------
 SAMPLE_RATE_HZ = 16_000  # what vad and whisper work at
@@ -27,6 +31,7 @@ SESSION = "SESSION"  # BYTES [1], first request only
 SAMPLE_RATE = "SAMPLE_RATE"  # INT32 [1], first request only
 SOURCE_LANGUAGE = "SOURCE_LANGUAGE"  # BYTES [1], first request only
 TARGET_LANGUAGE = "TARGET_LANGUAGE"  # BYTES [1], first request only
+TRANSLATE_FLAG = "TRANSLATE"  # BOOL [1], first request only; default true
 
 DEFAULT_SOURCE_LANGUAGE = "de"
 DEFAULT_TARGET_LANGUAGE = "en"
@@ -40,6 +45,8 @@ START_S = "START_S"
 END_S = "END_S"
 LANGUAGE = "LANGUAGE"
 LATENCY_MS = "LATENCY_MS"
+FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text covers
+ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
 
 # --- vad tensors ------------------------------------------------------------------------
 # request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response per closed utterance:
@@ -54,6 +61,23 @@ PROMPT = "PROMPT"
 NO_SPEECH_PROB = "NO_SPEECH_PROB"
 AVG_LOGPROB = "AVG_LOGPROB"
 COMPRESSION_RATIO = "COMPRESSION_RATIO"
+
+# --- llm tensors: the TensorRT-LLM ensemble's names, so the gpu profile swaps in unchanged
+TEXT_INPUT = "text_input"
+MAX_TOKENS = "max_tokens"
+TEMPERATURE = "temperature"
+TOP_K = "top_k"
+STOP_WORDS = "stop_words"
+STREAM = "stream"
+TEXT_OUTPUT = "text_output"
+RETURN_YES_PROBABILITY = "return_yes_probability"  # cpu profile extra (BOOL)
+YES_PROBABILITY = "yes_probability"  # cpu profile extra (FP32)
+
+# --- translate / completeness / enhance tensors (besides TEXT, languages, segment fields)
+CONTEXT = "CONTEXT"  # previous translation, for context
+TRANSLATION = "TRANSLATION"
+COMPLETE = "COMPLETE"
+PROBABILITY = "PROBABILITY"
 
 # Triton request flags for sequences (tritonserver.h: TRITONSERVER_REQUEST_FLAG_*).
 FLAG_SEQUENCE_START = 1
@@ -92,6 +116,8 @@ class Event:
     end_s: float = 0.0
     language: str = ""
     latency_ms: float = 0.0
+    first_segment_id: int = -1  # enhanced: first segment covered (segment_id is the last)
+    error: str = ""  # set when this event reports a failure (e.g. a translation that failed)
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         return {
@@ -102,6 +128,8 @@ class Event:
             END_S: np.array([self.end_s], dtype=np.float32),
             LANGUAGE: np.array([self.language.encode()], dtype=np.object_),
             LATENCY_MS: np.array([self.latency_ms], dtype=np.float32),
+            FIRST_SEGMENT_ID: np.array([self.first_segment_id], dtype=np.int64),
+            ERROR: np.array([self.error.encode("utf-8")], dtype=np.object_),
         }
 
     @classmethod
@@ -119,6 +147,8 @@ class Event:
             end_s=round(float(scalar(END_S)), 3),
             language=decode_text(get(LANGUAGE)),
             latency_ms=round(float(scalar(LATENCY_MS)), 1),
+            first_segment_id=int(scalar(FIRST_SEGMENT_ID)),
+            error=decode_text(get(ERROR)),
         )
 
     def to_dict(self) -> dict:
@@ -138,6 +168,7 @@ class SessionOptions:
     sample_rate: int = SAMPLE_RATE_HZ
     source_language: str = DEFAULT_SOURCE_LANGUAGE
     target_language: str = DEFAULT_TARGET_LANGUAGE
+    translate: bool = True
 
     def __post_init__(self):
         if not self.session or len(self.session) > 200 or not self.session.isprintable():
@@ -165,12 +196,13 @@ class SessionOptions:
         def text(name, default):
             return decode_text(get(name), default).strip() or default
 
-        rate = get(SAMPLE_RATE)
+        rate, translate = get(SAMPLE_RATE), get(TRANSLATE_FLAG)
         return cls(
             session=text(SESSION, default_session),
             sample_rate=SAMPLE_RATE_HZ if rate is None or rate.size == 0 else int(rate.reshape(-1)[0]),
             source_language=text(SOURCE_LANGUAGE, DEFAULT_SOURCE_LANGUAGE).lower(),
             target_language=text(TARGET_LANGUAGE, DEFAULT_TARGET_LANGUAGE).lower(),
+            translate=True if translate is None or translate.size == 0 else bool(translate.reshape(-1)[0]),
         )
 
     def to_tensors(self) -> dict[str, np.ndarray]:
@@ -179,6 +211,7 @@ class SessionOptions:
             SAMPLE_RATE: np.array([self.sample_rate], dtype=np.int32),
             SOURCE_LANGUAGE: np.array([self.source_language.encode()], dtype=np.object_),
             TARGET_LANGUAGE: np.array([self.target_language.encode()], dtype=np.object_),
+            TRANSLATE_FLAG: np.array([self.translate], dtype=bool),
         }
 
 

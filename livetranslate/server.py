@@ -19,13 +19,17 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livetranslate.models import MODELS_DIR_ENV, default_models_dir
+from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
 PROFILES = ("cpu", "gpu")
 # Models every profile loads; the gpu profile swaps configs, not names.
-CPU_MODELS = ("vad", "whisper", "pipeline")
+MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipeline")
+# The server counts as up when clients can stream: transcription works even if the LLM
+# failed to load (translations then carry an error), so an LLM problem never takes
+# transcripts down with it.
+ENTRY_MODEL = "pipeline"
 
 
 class ServerError(RuntimeError):
@@ -82,6 +86,7 @@ class ServerOptions:
     models_dir: Path = field(default_factory=default_models_dir)
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
     log_verbose: int = 0
+    llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -98,10 +103,10 @@ class ServerOptions:
             f"--grpc-address={self.host}",
             f"--http-address={self.host}",
             "--model-control-mode=explicit",
-            *[f"--load-model={name}" for name in CPU_MODELS],
+            *[f"--load-model={name}" for name in MODELS],
             "--model-load-thread-count=4",
-            "--strict-readiness=true",
-            "--exit-on-error=true",
+            "--strict-readiness=false",
+            "--exit-on-error=false",
             f"--log-verbose={self.log_verbose}",
         ]
         if self.profile != "cpu":
@@ -116,6 +121,8 @@ class ServerOptions:
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
         # shared 2-core machine; passive waiting was 4x faster under load here.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if self.llm:
+            env[LLM_ENV] = self.llm
         env.update(self.env)
         return env
 
@@ -139,6 +146,16 @@ class TritonServer:
         return f"http://localhost:{self.options.http_port}"
 
     def start(self) -> "TritonServer":
+        import socket
+
+        for port in (self.options.grpc_port, self.options.http_port, self.options.metrics_port):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1" if self.options.host == "0.0.0.0" else self.options.host, port))
+                except OSError:
+                    raise ServerError(f"port {port} is in use: is another server running? "
+                                      f"Choose other ports (--grpc-port, --http-port, --metrics-port)") from None
         backends = prepare_backends(self.options.cache_dir)
         cmd = self.options.command(backends)
         out = open(self.log_file, "ab") if self.log_file else None
@@ -149,12 +166,32 @@ class TritonServer:
         )
         return self
 
-    def is_ready(self) -> bool:
+    def _get(self, path: str) -> int:
         try:
-            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as r:
-                return r.status == 200
+            with urllib.request.urlopen(f"{self.http_url}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
         except (urllib.error.URLError, OSError):
-            return False
+            return 0
+
+    def is_ready(self) -> bool:
+        return self._get(f"/v2/models/{ENTRY_MODEL}/ready") == 200
+
+    def model_states(self) -> dict[str, str]:
+        """READY / UNAVAILABLE (with the reason) for each model, from the repository index."""
+        import json
+
+        request = urllib.request.Request(f"{self.http_url}/v2/repository/index", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                index = json.loads(r.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return {}
+        return {m["name"]: m.get("state", "") + (f" ({m['reason']})" if m.get("reason") else "") for m in index}
+
+    def failed_models(self) -> dict[str, str]:
+        return {name: state for name, state in self.model_states().items() if not state.startswith("READY")}
 
     def wait_ready(self, timeout_s: float = 300.0) -> float:
         deadline = time.monotonic() + timeout_s
@@ -162,11 +199,16 @@ class TritonServer:
             if self.process is not None and self.process.poll() is not None:
                 hint = f" (log: {self.log_file})" if self.log_file else ""
                 raise ServerError(f"tritonserver exited with code {self.process.returncode} while starting{hint}")
-            if self.is_ready():
+            if self.is_ready() and self._get("/v2/health/live") == 200 and self._all_settled():
                 self.ready_after_s = time.monotonic() - self.started_at
                 return self.ready_after_s
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s")
+
+    def _all_settled(self) -> bool:
+        """Every model has finished loading, one way or the other."""
+        states = self.model_states()
+        return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -14,8 +14,10 @@ import triton_python_backend_utils as pb_utils
 
 from livetranslate import protocol as P
 from livetranslate.asr import AsrRequest, Transcription
+from livetranslate.llm import GenerationRequest
 from livetranslate.protocol import Event
 from livetranslate.vad import Segment
+from livetranslate.window import Enhanced, Piece
 
 
 def parameters(args: dict) -> dict[str, str]:
@@ -26,6 +28,20 @@ def parameters(args: dict) -> dict[str, str]:
 def get(request, name: str) -> np.ndarray | None:
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     return None if tensor is None else tensor.as_numpy()
+
+
+def text_tensor(value: str, batch: bool = False) -> np.ndarray:
+    array = np.array([value.encode("utf-8")], dtype=np.object_)
+    return array[None, :] if batch else array
+
+
+def scalar(request, name: str, default=None):
+    value = get(request, name)
+    return default if value is None or value.size == 0 else value.reshape(-1)[0].item()
+
+
+def text(request, name: str, default: str = "") -> str:
+    return P.decode_text(get(request, name), default)
 
 
 def response(tensors: dict[str, np.ndarray]) -> "pb_utils.InferenceResponse":
@@ -79,6 +95,46 @@ def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
     return out
 
 
+def _tensors(tensors: dict[str, np.ndarray]) -> list:
+    return [pb_utils.Tensor(name, value) for name, value in tensors.items()]
+
+
+class TritonLlm:
+    """`llm` through BLS, with the TensorRT-LLM ensemble's I/O (batch dimension included)."""
+
+    def _request(self, prompt: str, max_tokens: int, extra: dict, outputs: list[str]):
+        tensors = {
+            P.TEXT_INPUT: text_tensor(prompt, batch=True),
+            P.MAX_TOKENS: np.array([[max_tokens]], dtype=np.int32),
+            **extra,
+        }
+        return pb_utils.InferenceRequest(model_name=P.LLM, inputs=_tensors(tensors), requested_output_names=outputs)
+
+    def generate(self, request: GenerationRequest) -> str:
+        extra = {
+            P.TEMPERATURE: np.array([[request.temperature]], dtype=np.float32),
+            P.TOP_K: np.array([[request.top_k]], dtype=np.int32),
+            P.STREAM: np.array([[False]], dtype=bool),
+        }
+        if request.stop:
+            extra[P.STOP_WORDS] = np.array([[w.encode() for w in request.stop]], dtype=np.object_)
+        pieces = []
+        for result in self._request(request.prompt, request.max_tokens, extra, [P.TEXT_OUTPUT]).exec(decoupled=True):
+            out = _outputs(result, [P.TEXT_OUTPUT])
+            if P.TEXT_OUTPUT in out:
+                pieces.append(P.decode_text(out[P.TEXT_OUTPUT]))
+        return "".join(pieces)
+
+    def yes_probability(self, prompt: str) -> float:
+        extra = {P.RETURN_YES_PROBABILITY: np.array([[True]], dtype=bool)}
+        request = self._request(prompt, 1, extra, [P.TEXT_OUTPUT, P.YES_PROBABILITY])
+        for result in request.exec(decoupled=True):
+            out = _outputs(result, [P.YES_PROBABILITY])
+            if P.YES_PROBABILITY in out:
+                return float(out[P.YES_PROBABILITY].reshape(-1)[0])
+        raise StageError("llm returned no yes_probability")
+
+
 class TritonStages:
     """How `pipeline` reaches `vad` and `whisper`: BLS calls inside the same server."""
 
@@ -121,6 +177,47 @@ class TritonStages:
         )
         out = _outputs(bls.exec(), self.WHISPER_OUTPUTS)
         return transcription_from_tensors(out)
+
+    def translate(self, text: str, source: str, target: str, context: str = "") -> str:
+        tensors = {P.TEXT: text_tensor(text), P.SOURCE_LANGUAGE: text_tensor(source),
+                   P.TARGET_LANGUAGE: text_tensor(target), P.CONTEXT: text_tensor(context)}
+        bls = pb_utils.InferenceRequest(model_name=P.TRANSLATE, inputs=_tensors(tensors),
+                                        requested_output_names=[P.TRANSLATION])
+        return P.decode_text(_outputs(bls.exec(), [P.TRANSLATION])[P.TRANSLATION])
+
+    def is_complete(self, text: str, source: str) -> bool:
+        tensors = {P.TEXT: text_tensor(text), P.SOURCE_LANGUAGE: text_tensor(source)}
+        bls = pb_utils.InferenceRequest(model_name=P.COMPLETENESS, inputs=_tensors(tensors),
+                                        requested_output_names=[P.COMPLETE, P.PROBABILITY])
+        return bool(_outputs(bls.exec(), [P.COMPLETE])[P.COMPLETE].reshape(-1)[0])
+
+    ENHANCE_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)
+
+    def enhance(self, stream_id: int, piece: Piece | None, source: str, target: str,
+                start: bool, end: bool) -> list[Enhanced]:
+        piece = piece or Piece(-1, "", 0.0, 0.0)
+        tensors = {
+            P.TEXT: text_tensor(piece.text),
+            P.SEGMENT_ID: np.array([piece.segment_id], np.int64),
+            P.START_S: np.array([piece.start_s], np.float32),
+            P.END_S: np.array([piece.end_s], np.float32),
+            P.SOURCE_LANGUAGE: text_tensor(source),
+            P.TARGET_LANGUAGE: text_tensor(target),
+        }
+        flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
+        bls = pb_utils.InferenceRequest(model_name=P.ENHANCE, inputs=_tensors(tensors),
+                                        requested_output_names=list(self.ENHANCE_OUTPUTS),
+                                        correlation_id=stream_id, flags=flags)
+        enhanced = []
+        for result in bls.exec(decoupled=True):
+            out = _outputs(result, self.ENHANCE_OUTPUTS)
+            if out:
+                enhanced.append(Enhanced(
+                    first_segment_id=int(out[P.FIRST_SEGMENT_ID][0]), last_segment_id=int(out[P.SEGMENT_ID][0]),
+                    text=P.decode_text(out[P.TEXT]), start_s=float(out[P.START_S][0]),
+                    end_s=float(out[P.END_S][0]), reason="",
+                ))
+        return enhanced
 
 
 def transcription_to_tensors(result: Transcription) -> dict[str, np.ndarray]:

@@ -8,8 +8,13 @@ from livetranslate.protocol import Event, EventKind, ProtocolError, SessionOptio
 def test_event_round_trips_through_tensors():
     event = Event(EventKind.TRANSCRIPT, "Grüß Gott, wie geht's?", 3, 1.25, 2.5, "de", 812.5)
     tensors = event.to_tensors()
-    assert set(tensors) == {P.KIND, P.TEXT, P.SEGMENT_ID, P.START_S, P.END_S, P.LANGUAGE, P.LATENCY_MS}
+    assert set(tensors) == {P.KIND, P.TEXT, P.SEGMENT_ID, P.START_S, P.END_S, P.LANGUAGE, P.LATENCY_MS,
+                            P.FIRST_SEGMENT_ID, P.ERROR}
     assert Event.from_tensors(tensors.get) == event
+    failed = Event(EventKind.TRANSLATION, "", 4, error="the LLM returned no translation")
+    assert Event.from_tensors(failed.to_tensors().get) == failed
+    enhanced = Event(EventKind.ENHANCED, "Hello.", 7, first_segment_id=5)
+    assert Event.from_tensors(enhanced.to_tensors().get).first_segment_id == 5
 
 
 def test_event_json_has_the_documented_keys():
@@ -23,7 +28,9 @@ def test_session_options_from_tensors_and_defaults():
     back = SessionOptions.from_tensors(opts.to_tensors().get, default_session="x")
     assert back == opts and back.whisper_language == ""
     default = SessionOptions.from_tensors(lambda name: None, default_session="stream-1")
-    assert default == SessionOptions("stream-1", 16000, "de", "en")
+    assert default == SessionOptions("stream-1", 16000, "de", "en", translate=True)
+    quiet = SessionOptions("q", translate=False)
+    assert SessionOptions.from_tensors(quiet.to_tensors().get, "x").translate is False
     assert default.whisper_language == "de"
 
 

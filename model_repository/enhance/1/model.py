@@ -1,0 +1,59 @@
+"""enhance: thin Triton glue over livetranslate.window.Enhancer, one per sequence."""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from livetranslate import protocol as P
+from livetranslate import triton
+from livetranslate.state import StreamTable
+from livetranslate.window import Enhancer, Piece, WindowOptions
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = triton.parameters(args)
+        self.options = WindowOptions(
+            max_words=int(params["max_words"]),
+            max_seconds=float(params["max_seconds"]),
+            pause_s=float(params["pause_s"]),
+            min_words=int(params["min_words"]),
+            history=int(params["history"]),
+            similarity_threshold=float(params["similarity_threshold"]),
+        )
+        self.stages = triton.TritonStages()
+        self.streams = StreamTable(float(params["ttl_s"]))
+
+    def execute(self, requests):
+        self.streams.expire()
+        for request in requests:
+            sender = request.get_response_sender()
+            try:
+                for item in self._enhance(request):
+                    sender.send(triton.response({
+                        P.TEXT: triton.text_tensor(item.text),
+                        P.FIRST_SEGMENT_ID: np.array([item.first_segment_id], np.int64),
+                        P.SEGMENT_ID: np.array([item.last_segment_id], np.int64),
+                        P.START_S: np.array([item.start_s], np.float32),
+                        P.END_S: np.array([item.end_s], np.float32),
+                    }))
+            except Exception as exc:
+                sender.send(triton.error_response(f"enhance: {exc}"))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+
+    def _enhance(self, request):
+        stream_id, start, end = triton.sequence_flags(request)
+        source = triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE)
+        target = triton.text(request, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE)
+        if start:
+            self.streams.put(stream_id, Enhancer(
+                self.options,
+                translate=lambda text, context: self.stages.translate(text, source, target, context),
+                is_complete=lambda text: self.stages.is_complete(text, source),
+            ))
+        enhancer = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
+        if enhancer is None:
+            raise P.ProtocolError(f"no open enhance stream {stream_id}")
+        piece = Piece(int(triton.scalar(request, P.SEGMENT_ID)), triton.text(request, P.TEXT),
+                      float(triton.scalar(request, P.START_S)), float(triton.scalar(request, P.END_S)))
+        return enhancer.add(piece) + (enhancer.flush() if end else [])
