@@ -7,7 +7,7 @@ Only imported inside Triton's Python backend stub.
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -63,6 +63,20 @@ def sequence_flags(request) -> tuple[int, bool, bool]:
     )
 
 
+def respond_decoupled(request, produce: Callable[[], Iterable[dict[str, np.ndarray]]], stage: str) -> None:
+    """Sends each tensor dict `produce()` yields as one response, then the final flag. A
+    failure becomes one error response that carries the final flag itself: a BLS caller
+    stops reading at an error, so nothing may follow it."""
+    sender = request.get_response_sender()
+    try:
+        for tensors in produce():
+            sender.send(response(tensors))
+    except Exception as exc:
+        sender.send(error_response(f"{stage}: {exc}"), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return
+    sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
 class DecoupledReply:
     """One decoupled request's response channel: events, then the final flag."""
 
@@ -82,6 +96,21 @@ class DecoupledReply:
 
 class StageError(RuntimeError):
     pass
+
+
+def _decoupled(request, names: Iterable[str]) -> list[dict[str, np.ndarray]]:
+    """All non-empty responses of a BLS call to a decoupled model. Always reads to the
+    final marker: an unfinished response iterator keeps the request alive, and Triton then
+    cannot unload the calling model on shutdown."""
+    names = list(names)
+    results = []
+    for result in request.exec(decoupled=True):
+        # An error response is the last one (models send it with the final flag):
+        # iterating further would wait forever.
+        out = _outputs(result, names)
+        if out:
+            results.append(out)
+    return results
 
 
 def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
@@ -118,18 +147,13 @@ class TritonLlm:
         }
         if request.stop:
             extra[P.STOP_WORDS] = np.array([[w.encode() for w in request.stop]], dtype=np.object_)
-        pieces = []
-        for result in self._request(request.prompt, request.max_tokens, extra, [P.TEXT_OUTPUT]).exec(decoupled=True):
-            out = _outputs(result, [P.TEXT_OUTPUT])
-            if P.TEXT_OUTPUT in out:
-                pieces.append(P.decode_text(out[P.TEXT_OUTPUT]))
-        return "".join(pieces)
+        outs = _decoupled(self._request(request.prompt, request.max_tokens, extra, [P.TEXT_OUTPUT]), [P.TEXT_OUTPUT])
+        return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
 
     def yes_probability(self, prompt: str) -> float:
         extra = {P.RETURN_YES_PROBABILITY: np.array([[True]], dtype=bool)}
         request = self._request(prompt, 1, extra, [P.TEXT_OUTPUT, P.YES_PROBABILITY])
-        for result in request.exec(decoupled=True):
-            out = _outputs(result, [P.YES_PROBABILITY])
+        for out in _decoupled(request, [P.YES_PROBABILITY]):
             if P.YES_PROBABILITY in out:
                 return float(out[P.YES_PROBABILITY].reshape(-1)[0])
         raise StageError("llm returned no yes_probability")
@@ -150,20 +174,15 @@ class TritonStages:
             correlation_id=stream_id,
             flags=flags,
         )
-        segments = []
-        for result in request.exec(decoupled=True):
-            out = _outputs(result, self.VAD_OUTPUTS)
-            if not out:  # the empty final marker
-                continue
-            segments.append(
-                Segment(
-                    audio=out[P.SEGMENT_AUDIO],
-                    start_sample=int(out[P.START_SAMPLE][0]),
-                    end_sample=int(out[P.END_SAMPLE][0]),
-                    speech_end_sample=int(out[P.SPEECH_END_SAMPLE][0]),
-                )
+        return [
+            Segment(
+                audio=out[P.SEGMENT_AUDIO],
+                start_sample=int(out[P.START_SAMPLE][0]),
+                end_sample=int(out[P.END_SAMPLE][0]),
+                speech_end_sample=int(out[P.SPEECH_END_SAMPLE][0]),
             )
-        return segments
+            for out in _decoupled(request, self.VAD_OUTPUTS)
+        ]
 
     def whisper(self, request: AsrRequest) -> Transcription:
         bls = pb_utils.InferenceRequest(
@@ -208,16 +227,14 @@ class TritonStages:
         bls = pb_utils.InferenceRequest(model_name=P.ENHANCE, inputs=_tensors(tensors),
                                         requested_output_names=list(self.ENHANCE_OUTPUTS),
                                         correlation_id=stream_id, flags=flags)
-        enhanced = []
-        for result in bls.exec(decoupled=True):
-            out = _outputs(result, self.ENHANCE_OUTPUTS)
-            if out:
-                enhanced.append(Enhanced(
-                    first_segment_id=int(out[P.FIRST_SEGMENT_ID][0]), last_segment_id=int(out[P.SEGMENT_ID][0]),
-                    text=P.decode_text(out[P.TEXT]), start_s=float(out[P.START_S][0]),
-                    end_s=float(out[P.END_S][0]), reason="",
-                ))
-        return enhanced
+        return [
+            Enhanced(
+                first_segment_id=int(out[P.FIRST_SEGMENT_ID][0]), last_segment_id=int(out[P.SEGMENT_ID][0]),
+                text=P.decode_text(out[P.TEXT]), start_s=float(out[P.START_S][0]),
+                end_s=float(out[P.END_S][0]), reason="",
+            )
+            for out in _decoupled(bls, self.ENHANCE_OUTPUTS)
+        ]
 
 
 def transcription_to_tensors(result: Transcription) -> dict[str, np.ndarray]:

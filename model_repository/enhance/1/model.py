@@ -1,7 +1,6 @@
 """enhance: thin Triton glue over livetranslate.window.Enhancer, one per sequence."""
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
 
 from livetranslate import protocol as P
 from livetranslate import triton
@@ -26,20 +25,18 @@ class TritonPythonModel:
     def execute(self, requests):
         self.streams.expire()
         for request in requests:
-            sender = request.get_response_sender()
-            try:
-                for item in self._enhance(request):
-                    sender.send(triton.response({
-                        P.TEXT: triton.text_tensor(item.text),
-                        P.FIRST_SEGMENT_ID: np.array([item.first_segment_id], np.int64),
-                        P.SEGMENT_ID: np.array([item.last_segment_id], np.int64),
-                        P.START_S: np.array([item.start_s], np.float32),
-                        P.END_S: np.array([item.end_s], np.float32),
-                    }))
-            except Exception as exc:
-                sender.send(triton.error_response(f"enhance: {exc}"))
-            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            triton.respond_decoupled(request, lambda: self._responses(request), "enhance")
         return None
+
+    def _responses(self, request):
+        for item in self._enhance(request):
+            yield {
+                P.TEXT: triton.text_tensor(item.text),
+                P.FIRST_SEGMENT_ID: np.array([item.first_segment_id], np.int64),
+                P.SEGMENT_ID: np.array([item.last_segment_id], np.int64),
+                P.START_S: np.array([item.start_s], np.float32),
+                P.END_S: np.array([item.end_s], np.float32),
+            }
 
     def _enhance(self, request):
         stream_id, start, end = triton.sequence_flags(request)

@@ -1,7 +1,6 @@
 """llm (cpu profile): thin Triton glue over livetranslate.llm (llama.cpp)."""
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
 
 from livetranslate import protocol as P
 from livetranslate import triton
@@ -20,24 +19,19 @@ class TritonPythonModel:
 
     def execute(self, requests):
         for request in requests:
-            sender = request.get_response_sender()
-            try:
-                self._answer(request, sender)
-            except Exception as exc:
-                sender.send(triton.error_response(f"llm: {exc}"))
-            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            triton.respond_decoupled(request, lambda: self._answer(request), "llm")
         return None
 
-    def _answer(self, request, sender):
+    def _answer(self, request):
         prompt = triton.text(request, P.TEXT_INPUT)
         if not prompt:
             raise P.ProtocolError("text_input is empty")
         if triton.scalar(request, P.RETURN_YES_PROBABILITY, False):
             p = self.engine.yes_probability(prompt)
-            sender.send(triton.response({
+            yield {
                 P.TEXT_OUTPUT: triton.text_tensor("Yes" if p >= 0.5 else "No", batch=True),
                 P.YES_PROBABILITY: np.array([[p]], dtype=np.float32),
-            }))
+            }
             return
         stop = triton.get(request, P.STOP_WORDS)
         generation = GenerationRequest(
@@ -50,6 +44,6 @@ class TritonPythonModel:
         pieces = self.engine.generate(generation)
         if triton.scalar(request, P.STREAM, False):
             for piece in pieces:
-                sender.send(triton.response({P.TEXT_OUTPUT: triton.text_tensor(piece, batch=True)}))
+                yield {P.TEXT_OUTPUT: triton.text_tensor(piece, batch=True)}
         else:
-            sender.send(triton.response({P.TEXT_OUTPUT: triton.text_tensor("".join(pieces), batch=True)}))
+            yield {P.TEXT_OUTPUT: triton.text_tensor("".join(pieces), batch=True)}

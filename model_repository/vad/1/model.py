@@ -1,7 +1,6 @@
 """vad: thin Triton glue over livetranslate.vad.Segmenter, one per sequence."""
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
 
 from livetranslate import protocol as P
 from livetranslate import triton
@@ -23,19 +22,17 @@ class TritonPythonModel:
     def execute(self, requests):
         self.streams.expire()
         for request in requests:
-            sender = request.get_response_sender()
-            try:
-                for segment in self._segments(request):
-                    sender.send(triton.response({
-                        P.SEGMENT_AUDIO: segment.audio.astype(np.float32),
-                        P.START_SAMPLE: np.array([segment.start_sample], np.int64),
-                        P.END_SAMPLE: np.array([segment.end_sample], np.int64),
-                        P.SPEECH_END_SAMPLE: np.array([segment.speech_end_sample], np.int64),
-                    }))
-            except Exception as exc:
-                sender.send(triton.error_response(f"vad: {exc}"))
-            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            triton.respond_decoupled(request, lambda: self._responses(request), "vad")
         return None
+
+    def _responses(self, request):
+        for segment in self._segments(request):
+            yield {
+                P.SEGMENT_AUDIO: segment.audio.astype(np.float32),
+                P.START_SAMPLE: np.array([segment.start_sample], np.int64),
+                P.END_SAMPLE: np.array([segment.end_sample], np.int64),
+                P.SPEECH_END_SAMPLE: np.array([segment.speech_end_sample], np.int64),
+            }
 
     def _segments(self, request):
         stream_id, start, end = triton.sequence_flags(request)
