@@ -70,6 +70,57 @@ MEETING_DE = [
 ]
 MEETING_VOICES = ("de", "de+f2", "de+m3")
 
+# Reference translations (written by hand) for scoring the translators.
+SENTENCES_EN = [
+    "Good morning, welcome to our weekly meeting.",
+    "Today we will talk about the new project and the schedule.",
+    "The weather in Berlin is sunny and warm today.",
+    "We need more time for the development of the software.",
+    "The customers are very satisfied with the new version.",
+    "Can we move the meeting to next Tuesday?",
+    "I sent the report to everyone yesterday evening.",
+    "Thank you very much for your attention and see you next time.",
+]
+MEETING_EN = [
+    "Hello everyone, I am now opening the meeting.",
+    "First, let's look at the figures from last month.",
+    "Revenue has increased by ten percent.",
+    "Unfortunately, the costs for the servers have also increased.",
+    "We should check whether we can find a cheaper provider.",
+    "Maria, can you take care of that by Friday?",
+    "Yes, I'll gladly do that.",
+    "The second item on the agenda is the new website.",
+    "The design is almost finished, but the texts are still missing.",
+    "Thomas is writing the texts in German and in English.",
+    "When should the website go online?",
+    "We are planning the launch for the beginning of March.",
+    "Are there any more questions about this?",
+    "I have a question about the security of the customer data.",
+    "All data is stored encrypted on our own servers.",
+    "That sounds good, thank you for the explanation.",
+    "The third item concerns the summer party.",
+    "We have reserved a room in the hotel by the lake.",
+    "The food will be delivered by a small restaurant from the city.",
+    "Please sign up by the end of the week.",
+    "Next, we will discuss the vacation planning.",
+    "In August, many colleagues are on vacation at the same time.",
+    "We have to make sure that someone is always reachable.",
+    "I suggest that we create a list in the wiki.",
+    "Everyone enters their vacation days there.",
+    "The team leaders then check whether there are any gaps.",
+    "Finally, one more piece of good news.",
+    "We have hired two new colleagues in sales.",
+    "They start with us on the first of October.",
+    "Please help them in the first few weeks.",
+    "The next meeting will take place on Monday at nine o'clock.",
+    "Then we will talk about the budget for next year.",
+    "Does anyone else have anything to say?",
+    "No, then I will close the meeting.",
+    "I wish everyone a nice day.",
+    "See you next week and thank you very much.",
+]
+assert len(MEETING_EN) == len(MEETING_DE) and len(SENTENCES_EN) == len(SENTENCES_DE)
+
 
 @dataclass(frozen=True)
 class Utterance:
