@@ -105,7 +105,7 @@ def make_enhancer(complete_after=None, **opts):
 
 
 def test_window_waits_for_a_complete_thought_and_uses_context():
-    e, calls = make_enhancer(complete_after="Ende.", min_words=2)
+    e, calls = make_enhancer(complete_after="Ende.", min_words=2, use_context=True)
     assert e.add(Piece(0, "Wir müssen", 0.0, 1.0)) == []
     [out] = e.add(Piece(1, "das bis zum Ende.", 1.2, 2.5))
     assert (out.first_segment_id, out.last_segment_id, out.reason) == (0, 1, "complete")
@@ -114,6 +114,13 @@ def test_window_waits_for_a_complete_thought_and_uses_context():
     [last] = e.flush()
     assert last.reason == "end" and calls[-1] == ("Noch etwas", out.text)  # previous translation as context
     assert e.flush() == []
+
+
+def test_window_context_is_optional():
+    e, calls = make_enhancer(complete_after=".", min_words=1)
+    e.add(Piece(0, "Eins.", 0, 1))
+    e.add(Piece(1, "Zwei.", 1.5, 2))
+    assert [c[1] for c in calls] == ["", ""]
 
 
 def test_window_emits_on_pause_and_when_full():

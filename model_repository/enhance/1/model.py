@@ -18,6 +18,7 @@ class TritonPythonModel:
             min_words=int(params["min_words"]),
             history=int(params["history"]),
             similarity_threshold=float(params["similarity_threshold"]),
+            use_context=params.get("use_context", "false").lower() == "true",
         )
         self.stages = triton.TritonStages()
         self.streams = StreamTable(float(params["ttl_s"]))
