@@ -49,7 +49,7 @@ def run_direct(path: Path) -> tuple[float, str]:
         def close(self):
             pass
 
-    options = SessionOptions("direct", rate).to_tensors()
+    options = SessionOptions("direct", rate, translate=False).to_tensors()
     parts = list(chunks(pcm, rate // 10))
     started = time.monotonic()
     for i, part in enumerate(parts):
@@ -67,9 +67,10 @@ def main() -> None:
     server = start_server("bench-pipeline")
     startup_s = time.monotonic() - t0
     try:
-        fast, fast_stats, audio_s = stream_timed(server.grpc_url, path, realtime=False, session="fast")
+        # transcription only: translation has its own bench (bench_translation.py)
+        fast, fast_stats, audio_s = stream_timed(server.grpc_url, path, realtime=False, session="fast", translate=False)
         fast_wall = fast_stats.finished - fast_stats.started
-        live, _, _ = stream_timed(server.grpc_url, path, realtime=True, session="live")
+        live, _, _ = stream_timed(server.grpc_url, path, realtime=True, session="live", translate=False)
     finally:
         server.stop()
     direct_wall, direct_text = run_direct(path)
@@ -100,11 +101,12 @@ def main() -> None:
 
 Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs, Python {data['machine']['python']}.
 Audio: `{path.name}` (espeak-ng German, {data['audio']['sentences']} sentences, 3 voices, pauses 0.6-2 s,
-noise -45 dBFS), {audio_s:.0f} s. Whisper base, int8, beam 5, temperature 0, previous 2 transcripts as prompt.
+noise -45 dBFS), {audio_s:.0f} s. Transcription only (translation off). Whisper base, int8, beam 5,
+temperature 0, previous 2 transcripts as prompt (dropped when Whisper copies it), 1 s of lead-in audio.
 
 | figure | value |
 |---|---|
-| server start-up (process start to ready, 3 models) | {startup_s:.1f} s |
+| server start-up (process start to ready, all 7 models incl. Qwen 1.5B) | {startup_s:.1f} s |
 | real-time factor, whole path through Triton (audio sent as fast as possible) | {data['triton']['rtf']} |
 | real-time factor, same logic in-process, faster-whisper called directly | {data['direct']['rtf']} |
 | cost of Triton (wall time through Triton / direct) | {data['triton_over_direct']} |

@@ -38,13 +38,14 @@ def start_server(log_name: str, **options):
     return server
 
 
-def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language: str = "de"):
+def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language: str = "de",
+                 translate: bool = True):
     """Streams a file; returns (events with their receive time since start, stats)."""
     pcm, rate = read_audio(path)
     stats = StreamStats()
     received = []
     with PipelineClient(url) as client:
-        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(session, rate, language),
+        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(session, rate, language, translate=translate),
                                    realtime=realtime, stats=stats):
             received.append((time.monotonic() - stats.started, event))
     return received, stats, len(pcm) / rate

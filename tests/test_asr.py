@@ -51,3 +51,29 @@ def test_ctranslate2_engine_transcribes_german(whisper_engine, audio_files):
     silence = 0.0 * clip
     [quiet] = whisper_engine.transcribe([AsrRequest(silence, "de")])
     assert not SpeechFilter().keep(quiet)
+
+
+def test_prompt_copy_detection():
+    from livetranslate.asr import copies_prompt
+
+    prompt = "Hallo zusammen, ich eröffne jetzt die Sitzung."
+    assert copies_prompt("Ich eröffne jetzt die Sitzung. Ich eröffne jetzt die Sitzung.", prompt)
+    assert copies_prompt("ja ja ja ja ja ja ja ja ja ja ja ja ja ja ja ja ja ja", "Gut.")
+    assert not copies_prompt("Als erstes schauen wir uns die Zahlen vom letzten Monat an.", prompt)
+    assert not copies_prompt("Ich eröffne die Sitzung.", "")
+
+
+@pytest.mark.parametrize(
+    "previous, new, expected",
+    [
+        ("Wir treffen uns am Montag.", "Montag. Dann sprechen wir.", "Dann sprechen wir."),
+        ("Das ist gut", "ist gut, danke schön", "danke schön"),
+        ("Das ist gut.", "Heute ist Montag.", "Heute ist Montag."),
+        ("Ja.", "Ja.", ""),
+        ("", "Hallo.", "Hallo."),
+    ],
+)
+def test_boundary_dedupe(previous, new, expected):
+    from livetranslate.asr import dedupe_boundary
+
+    assert dedupe_boundary(previous, new) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livetranslate.asr import AsrOptions, AsrRequest, Transcription, WhisperEngine
+from livetranslate.asr import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
 
 
 class CTranslate2Engine(WhisperEngine):
@@ -34,13 +34,19 @@ class CTranslate2Engine(WhisperEngine):
         return [self._one(r) for r in requests]
 
     def _one(self, request: AsrRequest) -> Transcription:
+        result = self._decode(request.audio, request.language, request.prompt)
+        if request.prompt and copies_prompt(result.text, request.prompt):
+            result = self._decode(request.audio, request.language, "")
+        return result
+
+    def _decode(self, audio, language: str, prompt: str) -> Transcription:
         segments, info = self.model.transcribe(
-            request.audio,
-            language=request.language or None,
+            audio,
+            language=language or None,
             task="transcribe",
             beam_size=self.options.beam_size,
             temperature=self.options.temperature,
-            initial_prompt=request.prompt or None,
+            initial_prompt=prompt or None,
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,
