@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import click
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.client import DEFAULT_URL, ClientError, PipelineClient, StreamStats
+from livetranslate.client import DEFAULT_URL, ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
@@ -69,9 +69,17 @@ def _start(server) -> None:
 
 @main.command()
 @server_options
-def serve(**kw):
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="serve gRPC over TLS with this certificate (PEM)")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="the certificate's private key (PEM)")
+@click.option("--api-key", envvar=P.API_KEY_ENV, default=None,
+              help=f"require this key (header {P.API_KEY_HEADER}) for inference and model control; "
+                   f"health stays open for probes (or ${P.API_KEY_ENV})")
+def serve(tls_cert, tls_key, api_key, **kw):
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly."""
     server = _make_server(**kw)
+    server.options.tls_cert, server.options.tls_key, server.options.api_key = tls_cert, tls_key, api_key
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     _start(server)
     try:
@@ -91,39 +99,30 @@ def stream_options(f):
     f = click.option("--language", "source_language", default=P.DEFAULT_SOURCE_LANGUAGE, show_default=True,
                      help="spoken language (Whisper code) or 'auto'")(f)
     f = click.option("--target", "target_language", default=P.DEFAULT_TARGET_LANGUAGE, show_default=True)(f)
-    f = click.option("--realtime", is_flag=True, help="send audio no faster than it plays")(f)
+    f = click.option("--realtime", is_flag=True, help="send a file no faster than it plays")(f)
     f = click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)(f)
     f = click.option("--rate", default=P.SAMPLE_RATE_HZ, show_default=True,
-                     help="sample rate of raw PCM16 on stdin (SOURCE '-')")(f)
+                     help="sample rate of raw PCM16 on stdin, and of mic/pulse capture")(f)
     f = click.option("--chunk-ms", default=100, show_default=True, help="audio per request")(f)
     f = click.option("--no-translate", is_flag=True, help="transcripts only")(f)
+    f = click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="also write every event as jsonl to this file, as it arrives")(f)
+    f = click.option("--srt", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="write SubRip subtitles as they arrive (valid at every moment)")(f)
+    f = click.option("--vtt", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="write WebVTT subtitles as they arrive (valid at every moment)")(f)
+    f = click.option("--subtitle-text", type=click.Choice(["auto", "transcript", "translation"]), default="auto",
+                     show_default=True, help="auto: the translation, or the transcript with --no-translate")(f)
+    f = click.option("--reconnect/--no-reconnect", default=True, show_default=True,
+                     help="on a lost connection, reconnect and continue the session")(f)
+    f = click.option("--buffer-s", default=30.0, show_default=True,
+                     help="audio kept while disconnected; older audio is dropped with a warning")(f)
+    f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
+    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="CA certificate (PEM) that signed the server's certificate")(f)
+    f = click.option("--api-key", envvar=P.API_KEY_ENV, default=None,
+                     help=f"API key for a server started with one (or ${P.API_KEY_ENV})")(f)
     return f
-
-
-def _stdin_chunks(rate: int, chunk_ms: int) -> Iterator[np.ndarray]:
-    size = max(2, rate * chunk_ms // 1000 * 2)
-    carry = b""
-    while True:
-        data = sys.stdin.buffer.read(size)
-        if not data:
-            break
-        data, carry = carry + data, b""
-        if len(data) % 2:
-            data, carry = data[:-1], data[-1:]
-        if data:
-            yield np.frombuffer(data, dtype="<i2").astype(np.int16)
-
-
-def _source(source: str, rate: int, chunk_ms: int) -> tuple[Iterator[np.ndarray], int, str]:
-    from livetranslate.audio import AudioFileError, chunks, read_audio
-
-    if source == "-":
-        return _stdin_chunks(rate, chunk_ms), rate, "stdin"
-    try:
-        pcm, file_rate = read_audio(source)
-    except AudioFileError as exc:
-        raise click.ClickException(str(exc))
-    return chunks(pcm, max(1, file_rate * chunk_ms // 1000)), file_rate, Path(source).stem
 
 
 def _clock(seconds: float) -> str:
@@ -151,34 +150,129 @@ def format_event(event: Event, fmt: str) -> str:
     return f"{'':>16}{ids:<5}{label:>4} | {text}  {latency}"
 
 
+class Outputs:
+    """Everything an event goes to: the terminal, --out jsonl, --srt/--vtt subtitles."""
+
+    def __init__(self, fmt, out, srt_path, vtt_path, subtitle_kind):
+        from livetranslate.subtitles import SubtitleWriter
+
+        self.fmt = fmt
+        self.errors = 0
+        self.jsonl = open(out, "w", encoding="utf-8") if out else None
+        kinds = (subtitle_kind,)
+        self.subtitles = [SubtitleWriter(p, f, kinds) for p, f in ((srt_path, "srt"), (vtt_path, "vtt")) if p]
+
+    def event(self, event: Event) -> None:
+        self.errors += event.kind == EventKind.ERROR
+        out = sys.stderr if event.kind == EventKind.ERROR and self.fmt == "text" else sys.stdout
+        click.echo(format_event(event, self.fmt), file=out)
+        if self.jsonl:
+            self.jsonl.write(event.to_json() + "\n")
+            self.jsonl.flush()
+        for writer in self.subtitles:
+            writer.add(event)
+
+    def status(self, message: str) -> None:
+        click.echo(f"-- {message}", err=True)
+
+    def close(self) -> None:
+        if self.jsonl:
+            self.jsonl.close()
+        for writer in self.subtitles:
+            writer.close()
+
+
 def _stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms,
-            no_translate=False) -> int:
-    chunks, sample_rate, name = _source(source, rate, chunk_ms)
+            no_translate=False, out=None, srt=None, vtt=None, subtitle_text="auto", reconnect=True,
+            buffer_s=30.0, tls=False, ca=None, api_key=None) -> int:
+    from livetranslate.capture import SourceError, open_source
+    from livetranslate.client import Connection, ResilientSession
+
     try:
-        options = SessionOptions(session or name, sample_rate, source_language.lower(), target_language.lower(),
+        src = open_source(source, chunk_ms=chunk_ms, rate=rate, realtime=realtime)
+    except SourceError as exc:
+        raise click.ClickException(str(exc))
+    try:
+        options = SessionOptions(session or src.name, src.rate, source_language.lower(), target_language.lower(),
                                  translate=not no_translate)
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc))
-    errors = 0
-    stats = StreamStats()
+    if subtitle_text == "auto":
+        subtitle_text = "transcript" if no_translate else "translation"
+    outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text))
+    connection = Connection(url, tls=tls, ca=ca, api_key=api_key)
+    session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
+                                      reconnect=reconnect, max_buffer_s=buffer_s)
+    interrupts = []
+
+    def on_interrupt(*_):
+        interrupts.append(1)
+        if len(interrupts) == 1:
+            outputs.status("stopping: finishing the open utterance (Ctrl-C again to quit at once)")
+            session_runner.stop.set()
+        else:
+            outputs.close()
+            os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        with PipelineClient(url) as client:
-            for event in client.stream(chunks, options, realtime=realtime, stats=stats):
-                errors += event.kind == EventKind.ERROR
-                out = sys.stderr if event.kind == EventKind.ERROR and fmt == "text" else sys.stdout
-                click.echo(format_event(event, fmt), file=out)
+        session_runner.run(src)
     except ClientError as exc:
         raise click.ClickException(str(exc))
-    return 1 if errors else 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        src.close()
+        outputs.close()
+    return 1 if outputs.errors else 0
 
 
 @main.command()
 @click.argument("source")
 @stream_options
 def stream(source, **kw):
-    """Stream SOURCE (an audio file, or '-' for raw PCM16 mono on stdin) to the server and
-    print events as they arrive."""
+    """Stream SOURCE to the server and print events as they arrive.
+
+    SOURCE is an audio file (any format ffmpeg or libsndfile reads), '-' for raw PCM16 mono
+    on stdin, mic[:DEVICE] for a microphone, or pulse:SOURCE for a PulseAudio/PipeWire
+    source such as meeting_sink.monitor (see `livetranslate devices` and `livetranslate sink`).
+    """
     sys.exit(_stream(source, **kw))
+
+
+@main.command()
+def devices():
+    """List capture devices: microphones (mic:N) and PulseAudio sources (pulse:NAME)."""
+    from livetranslate.capture import list_devices
+
+    for line in list_devices():
+        click.echo(line)
+
+
+@main.group()
+def sink():
+    """A PulseAudio null sink to route a meeting app into (its monitor is capturable)."""
+
+
+@sink.command("create")
+@click.argument("name", default="meeting_sink")
+def sink_create(name):
+    from livetranslate.capture import SourceError, sink_create as create
+
+    try:
+        click.echo(create(name))
+    except SourceError as exc:
+        raise click.ClickException(str(exc))
+
+
+@sink.command("remove")
+@click.argument("name", default="meeting_sink")
+def sink_remove(name):
+    from livetranslate.capture import SourceError, sink_remove as remove
+
+    try:
+        click.echo(remove(name))
+    except SourceError as exc:
+        raise click.ClickException(str(exc))
 
 
 @main.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import os
 import queue
 import random
 import threading
@@ -24,8 +27,15 @@ class ClientError(RuntimeError):
 def _plain(exc: Exception) -> str:
     """A tritonclient exception as one readable line, without gRPC status dumps."""
     message = getattr(exc, "message", None)
-    message = message() if callable(message) else (message or str(exc))
-    return str(message).replace("[StatusCode.UNAVAILABLE] ", "").strip()
+    message = str(message() if callable(message) else (message or str(exc)))
+    lowered = message.lower()
+    if "restricted" in lowered and "header" in lowered:
+        return ("the server refused the request: it needs an API key, and the one given is missing or wrong "
+                f"(use --api-key or {P.API_KEY_ENV})")
+    if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "tls" in lowered:
+        return ("secure connection failed: the server and client disagree about TLS "
+                "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")
+    return message.replace("[StatusCode.UNAVAILABLE] ", "").strip()
 
 
 @dataclass
@@ -36,16 +46,36 @@ class StreamStats:
     finished: float = 0.0
 
 
+@dataclass(frozen=True)
+class Connection:
+    """Where the server is and how to talk to it."""
+
+    url: str = DEFAULT_URL
+    tls: bool = False
+    ca: str | None = None  # PEM file of the CA that signed the server's certificate
+    api_key: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {P.GRPC_API_KEY_HEADER: self.api_key} if self.api_key else None
+
+
 class PipelineClient:
-    def __init__(self, url: str = DEFAULT_URL, timeout_s: float = 10.0):
+    def __init__(self, url: str | Connection = DEFAULT_URL, timeout_s: float = 10.0):
         import tritonclient.grpc as grpcclient
 
-        self.url = url
+        self.connection = url if isinstance(url, Connection) else Connection(url)
+        self.url = url = self.connection.url
         self._grpc = grpcclient
+        if self.connection.ca and not os.access(self.connection.ca, os.R_OK):
+            raise ClientError(f"cannot read the CA certificate {self.connection.ca}")
         try:
-            self.client = grpcclient.InferenceServerClient(url=url)
+            # tritonclient reads root_certificates from this path itself
+            self.client = grpcclient.InferenceServerClient(url=url, ssl=self.connection.tls,
+                                                           root_certificates=self.connection.ca)
             live = self.client.is_server_live(client_timeout=timeout_s)
-            ready = live and self.client.is_model_ready(P.PIPELINE, client_timeout=timeout_s)
+            ready = live and self.client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
+                                                        headers=self.connection.headers)
         except Exception as exc:
             raise ClientError(
                 f"cannot reach the livetranslate server at {url}: {_plain(exc)}. "
@@ -125,9 +155,10 @@ class PipelineClient:
             finally:
                 sent_all.set()
 
-        self.client.start_stream(callback=callback)
+        self.client.start_stream(callback=callback, headers=self.connection.headers)
         sender = threading.Thread(target=send, name="livetranslate-send", daemon=True)
         sender.start()
+        ended = False
         try:
             while True:
                 try:
@@ -139,6 +170,146 @@ class PipelineClient:
                 yield item
                 if item.kind == EventKind.END:
                     stats.finished = time.monotonic()
+                    ended = True
                     return
         finally:
-            self.client.stop_stream(cancel_requests=not sent_all.is_set())
+            self.client.stop_stream(cancel_requests=not ended)
+
+
+class AudioBuffer:
+    """Between capture and network. A live source never waits: past `max_s` of audio the
+    oldest is dropped and counted. A file source waits instead (nothing is lost)."""
+
+    def __init__(self, rate: int, live: bool, max_s: float = 30.0):
+        self.rate, self.live, self.max_samples = rate, live, int(max_s * rate)
+        self._chunks: "collections.deque[np.ndarray]" = collections.deque()
+        self._samples = 0
+        self._cond = threading.Condition()
+        self.finished = False
+        self.dropped_s = 0.0
+
+    def put(self, chunk: np.ndarray) -> None:
+        with self._cond:
+            if not self.live:
+                self._cond.wait_for(lambda: self._samples < self.max_samples)
+            self._chunks.append(chunk)
+            self._samples += len(chunk)
+            while self.live and self._samples > self.max_samples:
+                old = self._chunks.popleft()
+                self._samples -= len(old)
+                self.dropped_s += len(old) / self.rate
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self.finished = True
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> np.ndarray | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._chunks or self.finished, timeout)
+            if not self._chunks:
+                return None
+            chunk = self._chunks.popleft()
+            self._samples -= len(chunk)
+            self._cond.notify_all()
+            return chunk
+
+    @property
+    def buffered_s(self) -> float:
+        return self._samples / self.rate
+
+
+def level_dbfs(chunk: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(chunk.astype(np.float64) / 32768.0)))) if len(chunk) else 0.0
+    return 20 * np.log10(max(rms, 1e-6))
+
+
+class ResilientSession:
+    """A capture that survives server restarts and network drops: it reconnects with
+    exponential backoff and continues the same session (new sequence, same name,
+    segment numbers and clock go on). Audio captured meanwhile waits in a bounded buffer;
+    what overflows is dropped and reported, never silently."""
+
+    def __init__(self, connection: Connection, options: SessionOptions, *, on_event, on_status,
+                 reconnect: bool = True, max_buffer_s: float = 30.0, max_backoff_s: float = 8.0,
+                 give_up_after_s: float | None = None):
+        self.connection, self.options, self.reconnect = connection, options, reconnect
+        self.on_event, self.on_status = on_event, on_status
+        self.max_buffer_s, self.max_backoff_s, self.give_up_after_s = max_buffer_s, max_backoff_s, give_up_after_s
+        self.stop = threading.Event()  # Ctrl-C: stop capturing, flush, end
+        self.level = -120.0
+        self.reconnects = 0
+
+    def _capture(self, source, buffer: AudioBuffer) -> None:
+        reported = 0.0
+        try:
+            for chunk in source:
+                if self.stop.is_set():
+                    break
+                self.level = level_dbfs(chunk)
+                buffer.put(chunk)
+                if buffer.dropped_s - reported >= 1.0:
+                    reported = buffer.dropped_s
+                    self.on_status(f"warning: buffer full, dropped {buffer.dropped_s:.1f} s of audio so far")
+        finally:
+            buffer.finish()
+
+    def _connect(self, first: bool) -> PipelineClient:
+        """The first connection fails at once (a server that is not running is the user's to
+        fix); after a connection was lost, retry with backoff."""
+        from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, stop_never,
+                              wait_exponential)
+
+        if first or not self.reconnect:
+            stop = stop_after_attempt(1)
+        else:
+            stop = stop_after_delay(self.give_up_after_s) if self.give_up_after_s else stop_never
+        for attempt in Retrying(
+            wait=wait_exponential(multiplier=0.5, max=self.max_backoff_s),
+            retry=retry_if_exception_type(ClientError), stop=stop, reraise=True,
+            before_sleep=lambda state: self.on_status(
+                f"cannot connect ({state.outcome.exception()}); retrying in {state.next_action.sleep:.1f} s"),
+        ):
+            with attempt:
+                return PipelineClient(self.connection)
+
+    def run(self, source) -> None:
+        buffer = AudioBuffer(source.rate, source.live, self.max_buffer_s)
+        threading.Thread(target=self._capture, args=(source, buffer), name="capture", daemon=True).start()
+        options = self.options
+        first = True
+        while True:
+            client = self._connect(first)
+            first = False
+            self.on_status(f"connected to {self.connection.url}, session {options.session}")
+            alive = threading.Event()
+            alive.set()
+            sent = [0.0]
+
+            def audio():
+                while alive.is_set():
+                    chunk = buffer.get(timeout=0.2)
+                    if chunk is None:
+                        if buffer.finished:
+                            return
+                        continue
+                    sent[0] += len(chunk) / source.rate
+                    yield chunk
+
+            try:
+                for event in client.stream(audio(), dataclasses.replace(options, sample_rate=source.rate)):
+                    if event.kind == EventKind.TRANSCRIPT:
+                        options = dataclasses.replace(options, segment_base=event.segment_id + 1)
+                    self.on_event(event)
+                return
+            except ClientError as exc:
+                alive.clear()
+                if not self.reconnect:
+                    raise
+                self.reconnects += 1
+                options = dataclasses.replace(options, time_base_s=options.time_base_s + sent[0])
+                self.on_status(f"connection lost ({exc}); reconnecting, audio is buffered "
+                               f"(up to {self.max_buffer_s:.0f} s)")
+            finally:
+                client.close()

@@ -125,7 +125,8 @@ class StreamSession:
         self._recent_start = 0  # stream sample index of self._recent[0]
         self._last_end_sample = -(10**9)  # end of the previous transcribed utterance
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
-        self._next_segment = 0
+        self._next_segment = options.segment_base
+        self._t0 = options.time_base_s  # event times are on the session's clock
         self._history: collections.deque[str] = collections.deque(maxlen=max(1, popts.prompt_segments))
         self._thread = threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True)
         self._thread.start()
@@ -202,7 +203,7 @@ class StreamSession:
             self._jobs.put(TranslationJob(None, 0.0, reply.hold()))
 
     def _end_event(self) -> Event:
-        return Event(EventKind.END, end_s=self._samples / SAMPLE_RATE_HZ)
+        return Event(EventKind.END, end_s=self._t0 + self._samples / SAMPLE_RATE_HZ)
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""
@@ -234,8 +235,8 @@ class StreamSession:
             EventKind.TRANSCRIPT,
             result.text,
             segment_id=self._next_segment,
-            start_s=segment.start_s,
-            end_s=segment.end_s,
+            start_s=self._t0 + segment.start_s,
+            end_s=self._t0 + segment.end_s,
             language=result.language,
             latency_ms=(time.monotonic() - spoken_at) * 1000,
         )

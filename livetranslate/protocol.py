@@ -32,6 +32,13 @@ SAMPLE_RATE = "SAMPLE_RATE"  # INT32 [1], first request only
 SOURCE_LANGUAGE = "SOURCE_LANGUAGE"  # BYTES [1], first request only
 TARGET_LANGUAGE = "TARGET_LANGUAGE"  # BYTES [1], first request only
 TRANSLATE_FLAG = "TRANSLATE"  # BOOL [1], first request only; default true
+# A client that reconnects continues its session: numbering and clock go on from here.
+SEGMENT_BASE = "SEGMENT_BASE"  # INT64 [1], first request only; default 0
+TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
+
+API_KEY_HEADER = "x-livetranslate-key"  # the header Triton checks when started with --api-key
+GRPC_API_KEY_HEADER = "triton-grpc-protocol-" + API_KEY_HEADER  # Triton's gRPC adds this prefix
+API_KEY_ENV = "LIVETRANSLATE_API_KEY"
 
 DEFAULT_SOURCE_LANGUAGE = "de"
 DEFAULT_TARGET_LANGUAGE = "en"
@@ -169,6 +176,8 @@ class SessionOptions:
     source_language: str = DEFAULT_SOURCE_LANGUAGE
     target_language: str = DEFAULT_TARGET_LANGUAGE
     translate: bool = True
+    segment_base: int = 0
+    time_base_s: float = 0.0
 
     def __post_init__(self):
         if not self.session or len(self.session) > 200 or not self.session.isprintable():
@@ -185,6 +194,8 @@ class SessionOptions:
             )
         if self.target_language not in WHISPER_LANGUAGES:
             raise ProtocolError(f"unknown TARGET_LANGUAGE {self.target_language!r}")
+        if self.segment_base < 0 or self.time_base_s < 0:
+            raise ProtocolError("SEGMENT_BASE and TIME_BASE_S must not be negative")
 
     @property
     def whisper_language(self) -> str:
@@ -197,12 +208,15 @@ class SessionOptions:
             return decode_text(get(name), default).strip() or default
 
         rate, translate = get(SAMPLE_RATE), get(TRANSLATE_FLAG)
+        base, time_base = get(SEGMENT_BASE), get(TIME_BASE_S)
         return cls(
             session=text(SESSION, default_session),
             sample_rate=SAMPLE_RATE_HZ if rate is None or rate.size == 0 else int(rate.reshape(-1)[0]),
             source_language=text(SOURCE_LANGUAGE, DEFAULT_SOURCE_LANGUAGE).lower(),
             target_language=text(TARGET_LANGUAGE, DEFAULT_TARGET_LANGUAGE).lower(),
             translate=True if translate is None or translate.size == 0 else bool(translate.reshape(-1)[0]),
+            segment_base=0 if base is None or base.size == 0 else int(base.reshape(-1)[0]),
+            time_base_s=0.0 if time_base is None or time_base.size == 0 else float(time_base.reshape(-1)[0]),
         )
 
     def to_tensors(self) -> dict[str, np.ndarray]:
@@ -212,6 +226,8 @@ class SessionOptions:
             SOURCE_LANGUAGE: np.array([self.source_language.encode()], dtype=np.object_),
             TARGET_LANGUAGE: np.array([self.target_language.encode()], dtype=np.object_),
             TRANSLATE_FLAG: np.array([self.translate], dtype=bool),
+            SEGMENT_BASE: np.array([self.segment_base], dtype=np.int64),
+            TIME_BASE_S: np.array([self.time_base_s], dtype=np.float32),
         }
 
 

@@ -30,6 +30,8 @@ MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipe
 # failed to load (translations then carry an error), so an LLM problem never takes
 # transcripts down with it.
 ENTRY_MODEL = "pipeline"
+# With an API key these need it; health (probes) and metadata stay open.
+RESTRICTED_APIS = "inference,model-repository,model-config,shared-memory,statistics,trace,logging"
 
 
 class ServerError(RuntimeError):
@@ -87,6 +89,9 @@ class ServerOptions:
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
     log_verbose: int = 0
     llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
+    tls_cert: Path | None = None  # gRPC TLS: server certificate and key (PEM)
+    tls_key: Path | None = None
+    api_key: str | None = None  # required on inference, model control and config; health stays open
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -111,6 +116,15 @@ class ServerOptions:
         ]
         if self.profile != "cpu":
             cmd.append(f"--model-config-name={self.profile}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ServerError("TLS needs both a certificate and a key")
+        if self.tls_cert:
+            cmd += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
+        if self.api_key:
+            from livetranslate.protocol import API_KEY_HEADER
+
+            restricted = f"{RESTRICTED_APIS}:{API_KEY_HEADER}={self.api_key}"
+            cmd += [f"--grpc-restricted-protocol={restricted}", f"--http-restricted-api={restricted}"]
         return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
@@ -166,9 +180,15 @@ class TritonServer:
         )
         return self
 
+    def _headers(self) -> dict[str, str]:
+        from livetranslate.protocol import API_KEY_HEADER
+
+        return {API_KEY_HEADER: self.options.api_key} if self.options.api_key else {}
+
     def _get(self, path: str) -> int:
         try:
-            with urllib.request.urlopen(f"{self.http_url}{path}", timeout=2) as r:
+            request = urllib.request.Request(f"{self.http_url}{path}", headers=self._headers())
+            with urllib.request.urlopen(request, timeout=2) as r:
                 return r.status
         except urllib.error.HTTPError as exc:
             return exc.code
@@ -182,7 +202,8 @@ class TritonServer:
         """READY / UNAVAILABLE (with the reason) for each model, from the repository index."""
         import json
 
-        request = urllib.request.Request(f"{self.http_url}/v2/repository/index", data=b"{}", method="POST")
+        request = urllib.request.Request(f"{self.http_url}/v2/repository/index", data=b"{}", method="POST",
+                                         headers=self._headers())
         try:
             with urllib.request.urlopen(request, timeout=5) as r:
                 index = json.loads(r.read())

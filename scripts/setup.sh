@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox ffmpeg)
+APT_PACKAGES=(espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
