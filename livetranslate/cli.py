@@ -239,6 +239,96 @@ def stream(source, **kw):
     sys.exit(_stream(source, **kw))
 
 
+def connection_options(f):
+    f = click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")(f)
+    f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
+    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None)(f)
+    f = click.option("--api-key", envvar=P.API_KEY_ENV, default=None)(f)
+    return f
+
+
+def _client(url, tls, ca, api_key):
+    from livetranslate.client import Connection, PipelineClient
+
+    try:
+        return PipelineClient(Connection(url, tls=tls, ca=ca, api_key=api_key))
+    except ClientError as exc:
+        raise click.ClickException(str(exc))
+
+
+@main.command()
+@click.argument("session")
+@connection_options
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+def watch(session, url, tls, ca, api_key, fmt):
+    """Follow SESSION as a viewer: its history so far, then live events until it ends."""
+    errors = 0
+    with _client(url, tls, ca, api_key) as client:
+        try:
+            for event in client.watch(session):
+                errors += event.kind == EventKind.ERROR
+                click.echo(format_event(event, fmt), file=sys.stderr if event.kind == EventKind.ERROR else sys.stdout)
+        except ClientError as exc:
+            raise click.ClickException(str(exc))
+    sys.exit(1 if errors else 0)
+
+
+@main.command("sessions")
+@connection_options
+def sessions_list(url, tls, ca, api_key):
+    """List stored sessions, newest first."""
+    import datetime
+
+    with _client(url, tls, ca, api_key) as client:
+        for info in client.sessions("list"):
+            started = datetime.datetime.fromtimestamp(info["started_at"]).strftime("%Y-%m-%d %H:%M")
+            counts = ", ".join(f"{v} {k}" for k, v in sorted(info["counts"].items()))
+            click.echo(f"{info['name']:<30} {info['state']:<6} {started}  "
+                       f"{info['source_language']}->{info['target_language']}  {counts}")
+
+
+@main.command()
+@click.argument("session")
+@connection_options
+@click.option("--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "jsonl"]), default="txt", show_default=True)
+@click.option("--lang", type=click.Choice(["source", "target", "both"]), default="both", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="file to write (default: standard output)")
+def export(session, url, tls, ca, api_key, fmt, lang, output):
+    """Export a stored session as plain text, SubRip, WebVTT or jsonl."""
+    from livetranslate.export import export as render
+
+    with _client(url, tls, ca, api_key) as client:
+        try:
+            events = client.sessions("get", session)["events"]
+        except ClientError as exc:
+            raise click.ClickException(str(exc))
+    text = render(events, fmt, lang)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--port", default=8501, show_default=True, help="dashboard HTTP port")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")
+@click.option("--http-url", default="http://localhost:8000", show_default=True, help="Triton HTTP address")
+@click.option("--metrics-url", default="http://localhost:8002/metrics", show_default=True)
+def dashboard(port, url, http_url, metrics_url):
+    """Start the Streamlit dashboard (live sessions, uploads, server health)."""
+    import subprocess
+
+    from livetranslate.dashboard import HTTP_ENV, METRICS_ENV, URL_ENV
+
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    env = {**os.environ, URL_ENV: url, HTTP_ENV: http_url, METRICS_ENV: metrics_url}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    sys.exit(subprocess.call(cmd, env=env))
+
+
 @main.command()
 def devices():
     """List capture devices: microphones (mic:N) and PulseAudio sources (pulse:NAME)."""

@@ -93,6 +93,51 @@ class PipelineClient:
     def __exit__(self, *exc):
         self.close()
 
+    def watch(self, session: str, idle_timeout_s: float = 3600.0) -> Iterator[Event]:
+        """Follows a session as a viewer: its history, then live events, until `end`."""
+        events: queue.Queue = queue.Queue()
+        self.client.start_stream(
+            callback=lambda result, error: events.put(ClientError(_plain(error)) if error else
+                                                      Event.from_tensors(result.as_numpy)),
+            headers=self.connection.headers)
+        tensor = self._grpc.InferInput(P.SUBSCRIBE, [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([session.encode("utf-8")], dtype=np.object_))
+        audio = self._grpc.InferInput(P.AUDIO, [0], "INT16")
+        audio.set_data_from_numpy(np.zeros(0, np.int16))
+        self.client.async_stream_infer(P.PIPELINE, [audio, tensor], sequence_id=random.randint(1, 2**63 - 1),
+                                       sequence_start=True, sequence_end=True)
+        try:
+            while True:
+                try:
+                    item = events.get(timeout=idle_timeout_s)
+                except queue.Empty:
+                    raise ClientError(f"nothing from the server for {idle_timeout_s:.0f} s") from None
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+                if item.kind in (EventKind.END, EventKind.ERROR):
+                    return
+        finally:
+            self.client.stop_stream(cancel_requests=True)
+
+    def sessions(self, action: str = "list", session: str = ""):
+        """`sessions` model: the list of sessions, or one session's info and events."""
+        import json
+
+        inputs = []
+        for name, value in ((P.ACTION, action), (P.SESSION, session)):
+            tensor = self._grpc.InferInput(name, [1], "BYTES")
+            tensor.set_data_from_numpy(np.array([value.encode("utf-8")], dtype=np.object_))
+            inputs.append(tensor)
+        try:
+            result = self.client.infer(P.SESSIONS, inputs, headers=self.connection.headers)
+        except Exception as exc:
+            raise ClientError(_plain(exc).replace("sessions: ", "")) from None
+        data = json.loads(P.decode_text(result.as_numpy(P.RESULT)))
+        if action == "get":
+            data["events"] = [Event(**{**e, "kind": EventKind(e["kind"])}) for e in data["events"]]
+        return data
+
     def _inputs(self, audio: np.ndarray, options: SessionOptions | None):
         tensors = {P.AUDIO: np.ascontiguousarray(audio, dtype=np.int16)}
         if options is not None:

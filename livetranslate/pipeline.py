@@ -26,6 +26,8 @@ from livetranslate.asr import AsrRequest, SpeechFilter, Transcription, dedupe_bo
 from livetranslate.audio import StreamResampler, pcm16_to_float
 from livetranslate.protocol import (
     AUDIO,
+    SUBSCRIBE,
+    decode_text,
     Event,
     EventKind,
     ProtocolError,
@@ -299,15 +301,70 @@ class StreamSession:
             ))
 
 
+class RecordingReply:
+    """Stores each event of a session before sending it; `end` closes the session."""
+
+    def __init__(self, reply: Reply, store, session: str):
+        self._reply, self._store, self._session = reply, store, session
+
+    def send(self, event: Event) -> None:
+        self._store.append(self._session, event)
+        self._reply.send(event)
+        if event.kind == EventKind.END:
+            self._store.close(self._session)
+        elif event.kind == EventKind.TRANSCRIPT:
+            self._store.sync_info(self._session)  # counts for `sessions list`
+
+    def close(self) -> None:
+        self._reply.close()
+
+
+def follow(store, session: str, reply: Reply, *, max_events: int = 500,
+           cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.5) -> None:
+    """A viewer: the stored history of `session`, then its live events, until `end`, the
+    viewer cancels, or it falls `max_events` behind (then it is told and dropped)."""
+    from livetranslate.store import Viewer
+
+    viewer = Viewer(max_events)
+    try:
+        info = store.info(session)
+        if info is None:
+            reply.send(Event(EventKind.ERROR, f"no session named {session!r}"))
+            return
+        for event in store.attach(session, viewer):
+            reply.send(event)
+            if event.kind == EventKind.END and store.info(session).state == "ended":
+                return
+        if store.info(session).state == "ended":
+            return
+        while not cancelled():
+            event = viewer.take(poll_s)
+            if viewer.overflowed:
+                reply.send(Event(EventKind.ERROR, f"viewer fell more than {max_events} events behind and was "
+                                                  f"dropped; subscribe again to catch up"))
+                return
+            if event is not None:
+                reply.send(event)
+                if event.kind == EventKind.END:
+                    return
+    finally:
+        store.hub.unsubscribe(session, viewer)
+        reply.close()
+
+
 class Pipeline:
     """All open streams of one `pipeline` instance."""
 
-    def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions()):
+    def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions(), store=None):
         self.stages = stages
         self.options = options
-        self.streams: StreamTable[StreamSession] = StreamTable(
-            options.session_ttl_s, on_expire=lambda key, s: s.abandon()
-        )
+        self.store = store
+        self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
+
+    def _expired(self, stream_id: int, session: StreamSession) -> None:
+        session.abandon()
+        if self.store is not None:
+            self.store.close(session.options.session)
 
     def handle(
         self,
@@ -322,8 +379,19 @@ class Pipeline:
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
         try:
+            subscribe = get(SUBSCRIBE)
+            if subscribe is not None:
+                if self.store is None:
+                    raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
+                name = decode_text(subscribe).strip()
+                threading.Thread(target=follow, args=(self.store, name, reply),
+                                 kwargs={"cancelled": getattr(reply, "is_cancelled", lambda: False)},
+                                 name=f"viewer-{stream_id}", daemon=True).start()
+                return
             if start:
                 options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
+                if self.store is not None:
+                    self.store.open(options.session, options.source_language, options.target_language)
                 old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options))
                 if old is not None:
                     old.abandon()
@@ -340,6 +408,8 @@ class Pipeline:
                     raise
                 reply.send(Event(EventKind.ERROR, str(exc)))
                 audio = np.zeros(0, np.int16)
+            if self.store is not None:
+                reply = RecordingReply(reply, self.store, session.options.session)
             session.submit(Chunk(audio, arrived, end, reply))
         except ProtocolError as exc:
             reply.send(Event(EventKind.ERROR, str(exc)))

@@ -36,6 +36,11 @@ TRANSLATE_FLAG = "TRANSLATE"  # BOOL [1], first request only; default true
 SEGMENT_BASE = "SEGMENT_BASE"  # INT64 [1], first request only; default 0
 TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
 
+SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
+SESSIONS = "sessions"
+ACTION = "ACTION"  # sessions model: "list" or "get"
+RESULT = "RESULT"  # sessions model: JSON
+
 API_KEY_HEADER = "x-livetranslate-key"  # the header Triton checks when started with --api-key
 GRPC_API_KEY_HEADER = "triton-grpc-protocol-" + API_KEY_HEADER  # Triton's gRPC adds this prefix
 API_KEY_ENV = "LIVETRANSLATE_API_KEY"

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
+from livetranslate.store import DATA_DIR_ENV, default_data_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
 PROFILES = ("cpu", "gpu")
 # Models every profile loads; the gpu profile swaps configs, not names.
-MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipeline")
+MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipeline", "sessions")
 # The server counts as up when clients can stream: transcription works even if the LLM
 # failed to load (translations then carry an error), so an LLM problem never takes
 # transcripts down with it.
@@ -86,6 +87,7 @@ class ServerOptions:
     metrics_port: int = 8002
     host: str = "0.0.0.0"
     models_dir: Path = field(default_factory=default_models_dir)
+    data_dir: Path = field(default_factory=default_data_dir)  # session transcripts
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
     log_verbose: int = 0
     llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
@@ -132,6 +134,7 @@ class ServerOptions:
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), env.get("LD_LIBRARY_PATH")]))
         env[MODELS_DIR_ENV] = str(self.models_dir)
+        env[DATA_DIR_ENV] = str(self.data_dir)
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
         # shared 2-core machine; passive waiting was 4x faster under load here.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -81,8 +81,12 @@ class DecoupledReply:
     """One decoupled request's response channel: events, then the final flag."""
 
     def __init__(self, request):
+        self._request = request
         self._sender = request.get_response_sender()
         self.closed = False
+
+    def is_cancelled(self) -> bool:
+        return self._request.is_cancelled()
 
     def send(self, event: Event) -> None:
         if not self.closed:

@@ -22,7 +22,7 @@ def audio_files() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def server():
+def server(tmp_path_factory):
     """A real Triton server on the cpu profile, on free ports, for the whole session."""
     from livetranslate.server import ServerOptions, TritonServer
 
@@ -31,7 +31,7 @@ def server():
     log.unlink(missing_ok=True)
     # The tests use the small, fast LLM; the default (Qwen 1.5B) is measured in bench/.
     options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm="gemma3-270m")
+                            host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path_factory.mktemp("sessions"))
     with TritonServer(options, log_file=log) as srv:
         yield srv
 

@@ -6,6 +6,7 @@ from functools import partial
 from livetranslate import triton
 from livetranslate.asr import SpeechFilter
 from livetranslate.pipeline import Pipeline, PipelineOptions
+from livetranslate.store import Hub, SessionStore
 
 
 class TritonPythonModel:
@@ -22,6 +23,7 @@ class TritonPythonModel:
                     logprob_threshold=float(params["logprob_threshold"]),
                 ),
             ),
+            store=SessionStore(hub=Hub()),
         )
 
     def execute(self, requests):

@@ -1,0 +1,184 @@
+"""Durable sessions, viewers, exports and the dashboard against a real server."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import srt
+import tritonclient.grpc as grpcclient
+
+from livetranslate import protocol as P
+from livetranslate.audio import chunks, read_audio
+from livetranslate.client import PipelineClient
+from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.server import ServerOptions, TritonServer
+
+from conftest import ARTIFACTS, free_port
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-m", "livetranslate.cli"]
+
+
+def key(e):
+    return (e.kind, e.text, e.segment_id, e.first_segment_id)
+
+
+def speak(url, path, name, received, started=None):
+    pcm, rate = read_audio(path)
+    with PipelineClient(url) as client:
+        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True):
+            received.append(event)
+            if started is not None and event.kind == EventKind.TRANSCRIPT:
+                started.set()
+
+
+def test_two_viewers_mid_session_see_exactly_what_the_speaker_saw(server, audio_files):
+    spoken, started = [], threading.Event()
+    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech"], "watched", spoken, started))
+    speaker.start()
+    assert started.wait(60)
+    views = [[], []]
+
+    def view(i):
+        with PipelineClient(server.grpc_url) as client:
+            views[i].extend(client.watch("watched"))
+
+    viewers = [threading.Thread(target=view, args=(i,)) for i in range(2)]
+    for t in viewers:
+        t.start()
+    speaker.join(120)
+    for t in viewers:
+        t.join(60)
+    assert spoken[-1].kind == EventKind.END
+    for seen in views:
+        assert [key(e) for e in seen] == [key(e) for e in spoken]
+
+
+def test_a_viewer_that_never_reads_does_not_stall_the_speaker(server, audio_files):
+    spoken, started = [], threading.Event()
+    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech_b"], "stuck-viewer", spoken,
+                                                   started))
+    speaker.start()
+    assert started.wait(60)
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    block = threading.Event()
+    client.start_stream(callback=lambda result, error: block.wait(120))  # never returns: reads nothing
+    tensors = [grpcclient.InferInput(P.AUDIO, [0], "INT16"), grpcclient.InferInput(P.SUBSCRIBE, [1], "BYTES")]
+    tensors[0].set_data_from_numpy(np.zeros(0, np.int16))
+    tensors[1].set_data_from_numpy(np.array([b"stuck-viewer"], dtype=np.object_))
+    client.async_stream_infer(P.PIPELINE, tensors, sequence_id=424242, sequence_start=True, sequence_end=True)
+    speaker.join(90)
+    block.set()
+    client.stop_stream(cancel_requests=True)
+    assert not speaker.is_alive() and spoken[-1].kind == EventKind.END
+    latencies = [e.latency_ms for e in spoken if e.kind == EventKind.TRANSCRIPT]
+    assert max(latencies) < 5000, latencies
+
+
+def test_unknown_session_is_a_clear_error(server):
+    out = subprocess.run(CLI + ["watch", "no-such-session", "--url", server.grpc_url], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0 and "no session named 'no-such-session'" in out.stderr
+    out = subprocess.run(CLI + ["export", "no-such-session", "--url", server.grpc_url], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and "no session named 'no-such-session'" in out.stderr
+
+
+def test_export_and_list(server, audio_files, tmp_path):
+    spoken = []
+    speak(server.grpc_url, audio_files["speech_b"], "export-me", spoken)
+    listed = subprocess.run(CLI + ["sessions", "--url", server.grpc_url], capture_output=True, text=True, timeout=60)
+    assert "export-me" in listed.stdout and "ended" in listed.stdout
+    out = tmp_path / "s.srt"
+    subprocess.run(CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both",
+                          "-o", str(out)], check=True, timeout=60)
+    cues = list(srt.parse(out.read_text()))
+    transcripts = [e for e in spoken if e.kind == EventKind.TRANSCRIPT]
+    assert len(cues) == len(transcripts)
+    for cue, t in zip(cues, transcripts):
+        assert cue.content.startswith(t.text) and abs(cue.start.total_seconds() - t.start_s) < 0.002
+
+
+def test_events_survive_kill_9_of_the_server(audio_files, tmp_path):
+    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
+                            host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path / "data")
+    server = TritonServer(options, log_file=ARTIFACTS / "triton-store.log").__enter__()
+    received = []
+    speaker = threading.Thread(target=lambda: pytest.raises(Exception, speak, server.grpc_url,
+                                                            audio_files["speech"], "crash", received))
+    speaker.start()
+    deadline = time.monotonic() + 60
+    while sum(e.kind == EventKind.TRANSCRIPT for e in received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server.kill()
+    speaker.join(60)
+    assert sum(e.kind == EventKind.TRANSCRIPT for e in received) >= 2
+    with TritonServer(options, log_file=ARTIFACTS / "triton-store.log") as restarted:
+        with PipelineClient(restarted.grpc_url) as client:
+            stored = client.sessions("get", "crash")["events"]
+    assert [key(e) for e in stored[: len(received)]] == [key(e) for e in received]
+
+
+# --- dashboard --------------------------------------------------------------------------
+def dashboard_env(server):
+    return {"LIVETRANSLATE_URL": server.grpc_url, "LIVETRANSLATE_HTTP_URL": server.http_url,
+            "LIVETRANSLATE_METRICS_URL": f"http://localhost:{server.options.metrics_port}/metrics"}
+
+
+def test_dashboard_app_logic(server, audio_files, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    speak(server.grpc_url, audio_files["speech"], "apptest", [])
+    for k, v in dashboard_env(server).items():
+        monkeypatch.setenv(k, v)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("ready" in s.value for s in at.sidebar.success)
+    assert "apptest (ended)" in at.selectbox[0].options
+    at.selectbox[0].select("apptest").run()
+    table = at.dataframe[-1].value
+    assert "Projekt" in " ".join(table["transcript"]) and len(table) == 5
+
+
+def test_dashboard_in_a_real_browser(server, audio_files):
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    app = subprocess.Popen(CLI + ["dashboard", "--port", str(port), "--url", server.grpc_url, "--http-url",
+                                  server.http_url, "--metrics-url", dashboard_env(server)["LIVETRANSLATE_METRICS_URL"]],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spoken, started = [], threading.Event()
+    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech"], "browser", spoken, started))
+    try:
+        speaker.start()
+        assert started.wait(60)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}", timeout=10_000)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(1)
+            page.wait_for_function("document.body.innerText.includes('Projekt')", timeout=90_000)
+            speaker.join(90)
+            page.wait_for_function("document.body.innerText.includes('Kunden')", timeout=60_000)  # live update
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            browser.close()
+    finally:
+        app.terminate()
+        app.wait(10)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
