@@ -110,7 +110,8 @@ def live_view(session: str) -> None:
                f"{info['counts'].get('transcript', 0)} segments")
     rows, enhanced = session_rows(events)
     if rows:
-        st.dataframe(pd.DataFrame(rows).set_index("segment"), width="stretch")
+        # st.table renders real HTML text (the dataframe grid draws on a canvas)
+        st.table(pd.DataFrame(rows).set_index("segment"))
     for e in enhanced[-5:]:
         segs = f"#{e.first_segment_id}–{e.segment_id}" if e.first_segment_id != e.segment_id else f"#{e.segment_id}"
         st.info(f"**enhanced {segs}:** {e.text}")

@@ -143,8 +143,10 @@ def test_dashboard_app_logic(server, audio_files, monkeypatch):
     assert any("ready" in s.value for s in at.sidebar.success)
     assert "apptest (ended)" in at.selectbox[0].options
     at.selectbox[0].select("apptest").run()
-    table = at.dataframe[-1].value
+    [table] = [t.value for t in at.table if "transcript" in t.value.columns]
     assert "Projekt" in " ".join(table["transcript"]) and len(table) == 5
+    assert all(table["translation"])  # side by side with the transcript
+    assert [b.label for b in at.get("download_button")] == [f"Download {f}" for f in ("txt", "srt", "vtt", "jsonl")]
 
 
 def test_dashboard_in_a_real_browser(server, audio_files):
@@ -173,11 +175,13 @@ def test_dashboard_in_a_real_browser(server, audio_files):
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(1)
-            page.wait_for_function("document.body.innerText.includes('Projekt')", timeout=90_000)
-            speaker.join(90)
-            page.wait_for_function("document.body.innerText.includes('Kunden')", timeout=60_000)  # live update
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-            browser.close()
+            try:
+                page.wait_for_function("document.body.innerText.includes('Projekt')", timeout=90_000)
+                speaker.join(90)
+                page.wait_for_function("document.body.innerText.includes('Kunden')", timeout=60_000)  # live update
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+                browser.close()
     finally:
         app.terminate()
         app.wait(10)
