@@ -343,26 +343,27 @@ def sink():
     """A PulseAudio null sink to route a meeting app into (its monitor is capturable)."""
 
 
+def _sink(action: str, name: str) -> None:
+    from livetranslate import capture
+
+    try:
+        click.echo(getattr(capture, f"sink_{action}")(name))
+    except capture.SourceError as exc:
+        raise click.ClickException(str(exc))
+
+
 @sink.command("create")
 @click.argument("name", default="meeting_sink")
 def sink_create(name):
-    from livetranslate.capture import SourceError, sink_create as create
-
-    try:
-        click.echo(create(name))
-    except SourceError as exc:
-        raise click.ClickException(str(exc))
+    """Create the null sink NAME and print how to route an app into it."""
+    _sink("create", name)
 
 
 @sink.command("remove")
 @click.argument("name", default="meeting_sink")
 def sink_remove(name):
-    from livetranslate.capture import SourceError, sink_remove as remove
-
-    try:
-        click.echo(remove(name))
-    except SourceError as exc:
-        raise click.ClickException(str(exc))
+    """Remove the null sink NAME."""
+    _sink("remove", name)
 
 
 @main.command()

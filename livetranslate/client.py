@@ -38,6 +38,20 @@ def _plain(exc: Exception) -> str:
     return message.replace("[StatusCode.UNAVAILABLE] ", "").strip()
 
 
+def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple) -> Iterator[Event]:
+    """Events a stream callback queued, up to one of kind `last`; errors raised."""
+    while True:
+        try:
+            item = events.get(timeout=idle_timeout_s)
+        except queue.Empty:
+            raise ClientError(f"no answer from the server for {idle_timeout_s:.0f} s") from None
+        if isinstance(item, Exception):
+            raise item
+        yield item
+        if item.kind in last:
+            return
+
+
 @dataclass
 class StreamStats:
     chunks_sent: int = 0
@@ -107,16 +121,7 @@ class PipelineClient:
         self.client.async_stream_infer(P.PIPELINE, [audio, tensor], sequence_id=random.randint(1, 2**63 - 1),
                                        sequence_start=True, sequence_end=True)
         try:
-            while True:
-                try:
-                    item = events.get(timeout=idle_timeout_s)
-                except queue.Empty:
-                    raise ClientError(f"nothing from the server for {idle_timeout_s:.0f} s") from None
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-                if item.kind in (EventKind.END, EventKind.ERROR):
-                    return
+            yield from _read_events(events, idle_timeout_s, (EventKind.END, EventKind.ERROR))
         finally:
             self.client.stop_stream(cancel_requests=True)
 
@@ -205,18 +210,11 @@ class PipelineClient:
         sender.start()
         ended = False
         try:
-            while True:
-                try:
-                    item = events.get(timeout=idle_timeout_s)
-                except queue.Empty:
-                    raise ClientError(f"no answer from the server for {idle_timeout_s:.0f} s") from None
-                if isinstance(item, Exception):
-                    raise item
-                yield item
+            for item in _read_events(events, idle_timeout_s, (EventKind.END,)):
                 if item.kind == EventKind.END:
                     stats.finished = time.monotonic()
                     ended = True
-                    return
+                yield item
         finally:
             self.client.stop_stream(cancel_requests=not ended)
 
