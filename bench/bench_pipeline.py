@@ -106,7 +106,7 @@ temperature 0, previous 2 transcripts as prompt (dropped when Whisper copies it)
 
 | figure | value |
 |---|---|
-| server start-up (process start to ready, all 7 models incl. Qwen 1.5B) | {startup_s:.1f} s |
+| server start-up (process start to ready, all 8 models incl. Qwen 1.5B) | {startup_s:.1f} s |
 | real-time factor, whole path through Triton (audio sent as fast as possible) | {data['triton']['rtf']} |
 | real-time factor, same logic in-process, faster-whisper called directly | {data['direct']['rtf']} |
 | cost of Triton (wall time through Triton / direct) | {data['triton_over_direct']} |

@@ -82,9 +82,12 @@ with tab_new:
     upload = st.file_uploader("Audio file (wav, mp3, m4a, ogg, flac …)")
     name = st.text_input("Session name", value=f"upload-{time.strftime('%H%M%S')}")
     translate = st.checkbox("Translate", value=True)
+    recording = st.audio_input("…or record with the browser microphone")
+    if recording is not None and upload is None:
+        upload = recording
     if st.button("Start", disabled=upload is None):
         try:
-            start_upload(name, upload.getvalue(), Path(upload.name).suffix, translate)
+            start_upload(name, upload.getvalue(), Path(upload.name).suffix or ".wav", translate)
             st.session_state["session"] = name
             st.success(f"Session {name} started: follow it in the Sessions tab")
         except Exception as exc:

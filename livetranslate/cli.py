@@ -162,10 +162,46 @@ class Outputs:
         kinds = (subtitle_kind,)
         self.subtitles = [SubtitleWriter(p, f, kinds) for p, f in ((srt_path, "srt"), (vtt_path, "vtt")) if p]
 
+    # --- live status line (text view on a terminal) ---------------------------------------
+    session = ""
+    state = "connecting"
+    latency_s = 0.0
+    runner = None  # the ResilientSession, for the audio level
+
+    @property
+    def live_status(self) -> bool:
+        return self.fmt == "text" and sys.stderr.isatty()
+
+    def _status_line(self) -> str:
+        level = self.runner.level if self.runner is not None else -120.0
+        return (f"● {self.state} · session {self.session} · level {level:5.0f} dBFS · "
+                f"latency {self.latency_s:.1f} s")
+
+    def _redraw(self) -> None:
+        if self.live_status:
+            sys.stderr.write("\r\033[2K" + self._status_line())
+            sys.stderr.flush()
+
+    def start_ticker(self) -> None:
+        def tick():
+            while not self._closed.wait(1.0):
+                self._redraw()
+
+        import threading
+
+        self._closed = threading.Event()
+        if self.live_status:
+            threading.Thread(target=tick, daemon=True).start()
+
     def event(self, event: Event) -> None:
         self.errors += event.kind == EventKind.ERROR
+        if event.kind == EventKind.TRANSCRIPT:
+            self.latency_s = event.latency_ms / 1000
+        if self.live_status:
+            sys.stderr.write("\r\033[2K")
         out = sys.stderr if event.kind == EventKind.ERROR and self.fmt == "text" else sys.stdout
         click.echo(format_event(event, self.fmt), file=out)
+        self._redraw()
         if self.jsonl:
             self.jsonl.write(event.to_json() + "\n")
             self.jsonl.flush()
@@ -173,9 +209,20 @@ class Outputs:
             writer.add(event)
 
     def status(self, message: str) -> None:
+        if message.startswith("connected"):
+            self.state = "connected"
+        elif message.startswith(("connection lost", "cannot connect")):
+            self.state = "reconnecting"
+        if self.live_status:
+            sys.stderr.write("\r\033[2K")
         click.echo(f"-- {message}", err=True)
+        self._redraw()
 
     def close(self) -> None:
+        if hasattr(self, "_closed"):
+            self._closed.set()
+        if self.live_status:
+            sys.stderr.write("\n")
         if self.jsonl:
             self.jsonl.close()
         for writer in self.subtitles:
@@ -203,6 +250,8 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
     connection = Connection(url, tls=tls, ca=ca, api_key=api_key)
     session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
                                       reconnect=reconnect, max_buffer_s=buffer_s)
+    outputs.session, outputs.runner = options.session, session_runner
+    outputs.start_ticker()
     interrupts = []
 
     def on_interrupt(*_):

@@ -12,6 +12,7 @@ translations of the utterances it closed have been sent.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import logging
 import queue
@@ -71,6 +72,9 @@ class PipelineOptions:
     # word in context instead of cold (bench meeting: WER 52 % -> 45 % with the prompt and
     # the prompt-copy fallback). Words repeated from the previous utterance are dropped.
     lead_in_s: float = 1.0
+    # A translation (or enhance step) that takes longer is reported as failed and the
+    # stream goes on; the late answer is dropped (a BLS child cannot be cancelled).
+    llm_timeout_s: float = 30.0
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
 
 
@@ -135,6 +139,7 @@ class StreamSession:
         self._jobs: queue.Queue[TranslationJob | None] | None = None
         if options.translate:
             self._jobs = queue.Queue()
+            self._llm_calls = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"llm-{stream_id}")
             self._enhance_started = False
             self._spoken_at: dict[int, float] = {}
             threading.Thread(target=self._translate_run, name=f"translate-{stream_id}", daemon=True).start()
@@ -273,12 +278,19 @@ class StreamSession:
         self._spoken_at[t.segment_id] = job.spoken_at
         base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
         try:
-            text, error = self.stages.translate(t.text, source, target), ""
+            text, error = self._in_time(self.stages.translate, t.text, source, target), ""
         except Exception as exc:
             text, error = "", f"translation failed: {exc}"
         latency = (time.monotonic() - job.spoken_at) * 1000
         job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, **base))
         self._call_enhance(Piece(t.segment_id, t.text, t.start_s, t.end_s), end=False, reply=job.reply)
+
+    def _in_time(self, fn, *args):
+        future = self._llm_calls.submit(fn, *args)
+        try:
+            return future.result(timeout=self.popts.llm_timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"no answer within {self.popts.llm_timeout_s:.0f} s") from None
 
     def _call_enhance(self, piece: Piece | None, end: bool, reply: SharedReply | None) -> None:
         if not self._enhance_started and piece is None:
@@ -286,7 +298,8 @@ class StreamSession:
         start, self._enhance_started = not self._enhance_started, True
         source = self.options.source_language
         try:
-            results = self.stages.enhance(self.stream_id, piece, source, self.options.target_language, start, end)
+            results = self._in_time(self.stages.enhance, self.stream_id, piece, source, self.options.target_language,
+                                    start, end)
         except Exception as exc:
             if reply is not None and piece is not None:
                 reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,

@@ -59,3 +59,30 @@ def test_unstarted_stream_and_bad_options_are_errors():
     pipeline.handle(6, True, False, bad.get, Collect(events))
     assert events[0].kind == EventKind.ERROR and "SAMPLE_RATE 5 Hz" in events[0].text
     assert len(pipeline.streams) == 0
+
+
+@pytest.mark.slow
+def test_a_hanging_llm_times_out_and_the_stream_goes_on(whisper_engine, audio_files):
+    from livetranslate.pipeline import PipelineOptions
+
+    release = threading.Event()
+
+    class Hanging:
+        def translate(self, text, source, target, context=""):
+            release.wait(30)
+            return "too late"
+
+    class NeverComplete:
+        def check(self, text, source):
+            return False, 0.0
+
+    pipeline = Pipeline(LocalStages(whisper_engine, translator=Hanging(), checker=NeverComplete()),
+                        PipelineOptions(llm_timeout_s=0.5))
+    pcm, rate = read_audio(audio_files["speech_b"])
+    events = run_stream(pipeline, 3, pcm, rate)
+    release.set()
+    transcripts = [e for e in events if e.kind == EventKind.TRANSCRIPT]
+    translations = [e for e in events if e.kind == EventKind.TRANSLATION]
+    assert len(transcripts) == 3 and len(translations) == 3
+    assert all("translation failed: no answer within" in t.error and not t.text for t in translations)
+    assert events[-1].kind == EventKind.END

@@ -18,6 +18,7 @@ class TritonPythonModel:
                 session_ttl_s=float(params["ttl_s"]),
                 prompt_segments=int(params["prompt_segments"]),
                 lead_in_s=float(params["lead_in_s"]),
+                llm_timeout_s=float(params["llm_timeout_s"]),
                 speech_filter=SpeechFilter(
                     no_speech_threshold=float(params["no_speech_threshold"]),
                     logprob_threshold=float(params["logprob_threshold"]),
