@@ -52,6 +52,14 @@ def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, 
     return TritonServer(opts, log_file=log_file)
 
 
+def _quiet(server) -> None:
+    """run/demo: Triton's own log goes to a file, the terminal shows the stream."""
+    server.log_file = server.options.cache_dir / "triton-run.log"
+    server.log_file.parent.mkdir(parents=True, exist_ok=True)
+    server.log_file.unlink(missing_ok=True)
+    click.echo(f"Triton log: {server.log_file}", err=True)
+
+
 def _start(server) -> None:
     from livetranslate.server import ServerError
 
@@ -422,6 +430,7 @@ def sink_remove(name):
 def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, url, **kw):
     """Start the server, stream SOURCE through it, print events, stop the server."""
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm)
+    _quiet(server)
     _start(server)
     try:
         code = _stream(source, url=f"localhost:{grpc_port}", **kw)
@@ -441,6 +450,7 @@ def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repositor
     sample = make_all(SAMPLES_DIR)["speech"]
     click.echo(f"sample: {sample}", err=True)
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm)
+    _quiet(server)
     _start(server)
     try:
         code = _stream(str(sample), f"localhost:{grpc_port}", "demo", "de", "en", not fast, fmt,
