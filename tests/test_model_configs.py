@@ -1,0 +1,52 @@
+"""Every config.pbtxt parses as a Triton ModelConfig (the protobuf tritonclient ships) and
+agrees with the package: folder name = model name, tensor names from protocol.py."""
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from livetranslate import protocol as P
+from livetranslate.server import MODELS
+
+REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
+CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt")) + sorted(REPOSITORY.glob("*/configs/*.pbtxt"))
+
+
+def parse(path: Path) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPOSITORY)))
+def test_config_parses_and_names_its_folder(path):
+    config = parse(path)
+    model_dir = path.parent if path.name == "config.pbtxt" else path.parent.parent
+    assert config.name == model_dir.name
+    assert config.backend == "python" or config.platform == "ensemble"
+    if config.backend == "python":
+        assert (model_dir / "1" / "model.py").is_file()
+
+
+def test_the_launcher_loads_every_model_in_the_repository():
+    assert sorted(MODELS) == sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt"))
+
+
+def test_tensor_names_come_from_the_protocol():
+    names = {v for k, v in vars(P).items() if k.isupper() and isinstance(v, str)}
+    for path in REPOSITORY.glob("*/config.pbtxt"):
+        config = parse(path)
+        tensors = [t.name for t in config.input] + [t.name for t in config.output]
+        controls = [c.name for c in config.sequence_batching.control_input]
+        assert set(tensors) <= names, (path, set(tensors) - names)
+        assert set(controls) <= {"START", "END", "CORRID"}
+
+
+def test_pipeline_io_matches_the_event_and_session_tensors():
+    config = parse(REPOSITORY / "pipeline" / "config.pbtxt")
+    outputs = {t.name for t in config.output}
+    event = P.Event(P.EventKind.END).to_tensors()
+    assert outputs == set(event)
+    inputs = {t.name for t in config.input}
+    assert set(P.SessionOptions("s").to_tensors()) | {P.AUDIO, P.SUBSCRIBE} == inputs
+    assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
