@@ -134,8 +134,6 @@ class StreamSession:
         self._next_segment = options.segment_base
         self._t0 = options.time_base_s  # event times are on the session's clock
         self._history: collections.deque[str] = collections.deque(maxlen=max(1, popts.prompt_segments))
-        self._thread = threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True)
-        self._thread.start()
         self._jobs: queue.Queue[TranslationJob | None] | None = None
         if options.translate:
             self._jobs = queue.Queue()
@@ -143,6 +141,8 @@ class StreamSession:
             self._enhance_started = False
             self._spoken_at: dict[int, float] = {}
             threading.Thread(target=self._translate_run, name=f"translate-{stream_id}", daemon=True).start()
+        # last: the worker may touch everything above
+        threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True).start()
 
     def submit(self, chunk: Chunk) -> None:
         self._queue.put(chunk)
