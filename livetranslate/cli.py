@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -194,8 +195,6 @@ class Outputs:
         def tick():
             while not self._closed.wait(1.0):
                 self._redraw()
-
-        import threading
 
         self._closed = threading.Event()
         if self.live_status:

@@ -127,8 +127,8 @@ class StreamSession:
         self._queue: queue.Queue[Chunk | None] = queue.Queue()
         self._vad_started = False
         self._samples = 0  # 16 kHz samples handed to vad so far
-        self._recent = np.zeros(0, np.float32)  # the last RECENT_S of audio, for lead-in
-        self._recent_start = 0  # stream sample index of self._recent[0]
+        # recent chunks (first sample index, audio) for lead-in; joined only per utterance
+        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()
         self._last_end_sample = -(10**9)  # end of the previous transcribed utterance
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
         self._next_segment = options.segment_base
@@ -189,18 +189,24 @@ class StreamSession:
     RECENT_S = 40.0  # > max utterance (15 s) + lead-in, with room
 
     def _remember(self, audio: np.ndarray) -> None:
-        self._recent = np.concatenate([self._recent, audio])
-        excess = len(self._recent) - int(self.RECENT_S * SAMPLE_RATE_HZ)
-        if excess > 0:
-            self._recent = self._recent[excess:]
-            self._recent_start += excess
+        """Keeps chunks, not one growing array: nothing is copied on the audio path."""
+        if len(audio):
+            self._recent.append((self._samples - len(audio), audio))
+        horizon = self._samples - int(self.RECENT_S * SAMPLE_RATE_HZ)
+        while self._recent and self._recent[0][0] + len(self._recent[0][1]) < horizon:
+            self._recent.popleft()
 
     def _audio_for(self, segment: Segment) -> np.ndarray:
         """The utterance with up to `lead_in_s` of the audio before it."""
-        start = max(self._recent_start, segment.start_sample - int(self.popts.lead_in_s * SAMPLE_RATE_HZ))
-        if segment.end_sample > self._recent_start + len(self._recent) or start > segment.start_sample:
+        start = segment.start_sample - int(self.popts.lead_in_s * SAMPLE_RATE_HZ)
+        parts = [(first, a) for first, a in self._recent
+                 if first < segment.start_sample and first + len(a) > start]
+        if not parts or parts[0][0] > start:
+            start = parts[0][0] if parts else segment.start_sample
+        if not parts:
             return segment.audio
-        return self._recent[start - self._recent_start : segment.end_sample - self._recent_start]
+        lead = np.concatenate([a for _, a in parts])[start - parts[0][0] : segment.start_sample - parts[0][0]]
+        return np.concatenate([lead, segment.audio])
 
     def _finish(self, reply: SharedReply) -> None:
         """Sequence end: `end` goes last, after the translations still being made."""
