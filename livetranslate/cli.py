@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -114,6 +115,8 @@ def stream_options(f):
                      help="sample rate of raw PCM16 on stdin, and of mic/pulse capture")(f)
     f = click.option("--chunk-ms", default=100, show_default=True, help="audio per request")(f)
     f = click.option("--no-translate", is_flag=True, help="transcripts only")(f)
+    f = click.option("--partials/--no-partials", default=True, show_default=True,
+                     help="interim text of the utterance still being spoken (dimmed, replaced in place)")(f)
     f = click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="also write every event as jsonl to this file, as it arrives")(f)
     f = click.option("--srt", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -173,6 +176,7 @@ class Outputs:
 
     # --- live status line (text view on a terminal) ---------------------------------------
     session = ""
+    partial = ""  # the open utterance's interim text, shown dimmed in place of the status
     state = "connecting"
     latency_s = 0.0
     runner = None  # the ResilientSession, for the audio level
@@ -188,7 +192,9 @@ class Outputs:
 
     def _redraw(self) -> None:
         if self.live_status:
-            sys.stderr.write("\r\033[2K" + self._status_line())
+            width = shutil.get_terminal_size().columns - 1
+            line = f"\033[2m… {self.partial[-(width - 2):]}\033[0m" if self.partial else self._status_line()
+            sys.stderr.write("\r\033[2K" + line)
             sys.stderr.flush()
 
     def start_ticker(self) -> None:
@@ -201,9 +207,13 @@ class Outputs:
             threading.Thread(target=tick, daemon=True).start()
 
     def event(self, event: Event) -> None:
+        if event.kind == EventKind.PARTIAL:
+            self._partial(event)
+            return
         self.errors += event.kind == EventKind.ERROR
         if event.kind == EventKind.TRANSCRIPT:
             self.latency_s = event.latency_ms / 1000
+            self.partial = ""  # the final text replaces it
         if self.live_status:
             sys.stderr.write("\r\033[2K")
         out = sys.stderr if event.kind == EventKind.ERROR and self.fmt == "text" else sys.stdout
@@ -214,6 +224,18 @@ class Outputs:
             self.jsonl.flush()
         for writer in self.subtitles:
             writer.add(event)
+
+    def _partial(self, event: Event) -> None:
+        """jsonl carries partials; a terminal shows the latest one dimmed, replaced in place;
+        plain text piped elsewhere leaves them out (it cannot replace a line)."""
+        if self.jsonl:
+            self.jsonl.write(event.to_json() + "\n")
+            self.jsonl.flush()
+        if self.fmt == "jsonl":
+            click.echo(event.to_json())
+        elif self.live_status:
+            self.partial = f"#{event.segment_id} {event.text}"
+            self._redraw()
 
     def status(self, message: str) -> None:
         if message.startswith("connected"):
@@ -238,7 +260,7 @@ class Outputs:
 
 def _stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms,
             no_translate=False, out=None, srt=None, vtt=None, subtitle_text="auto", reconnect=True,
-            buffer_s=30.0, tls=False, ca=None, api_key=None) -> int:
+            buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True) -> int:
     from livetranslate.capture import SourceError, open_source
     from livetranslate.client import Connection, ResilientSession
 
@@ -248,7 +270,7 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
         raise click.ClickException(str(exc))
     try:
         options = SessionOptions(session or src.name, src.rate, source_language.lower(), target_language.lower(),
-                                 translate=not no_translate)
+                                 translate=not no_translate, partials=partials)
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc))
     if subtitle_text == "auto":

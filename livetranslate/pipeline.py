@@ -1,12 +1,14 @@
 """The `pipeline` model's logic: one StreamSession per gRPC stream.
 
 A chunk goes: request -> StreamSession queue -> audio worker: PCM16 -> float -> 16 kHz
--> `vad` -> each closed utterance -> `whisper` -> speech filter -> `transcript` event on
-that chunk's reply -> translation worker: `translate` -> `translation` event, `enhance`
--> `enhanced` events. Two workers per stream keep each kind of event in order, never let
-a transcript wait for a translation, and let `execute` return at once, so a slow stream
-never holds up another one. A chunk's reply stays open (reference counted) until the
-translations of the utterances it closed have been sent.
+-> `vad` -> each closed utterance -> `whisper` (with the recent audio and committed text
+as context: streaming.py) -> speech filter -> `transcript` event on that chunk's reply ->
+translation worker: `translate` -> `translation` event, `enhance` -> `enhanced` events.
+While an utterance is open, a third worker decodes it now and then into `partial`
+events; it yields to every final decode. The workers keep each kind of event in order,
+never let a transcript wait for a translation, and let `execute` return at once, so a
+slow stream never holds up another one. A chunk's reply stays open (reference counted)
+until the translations of the utterances it closed have been sent.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from livetranslate.asr import AsrRequest, SpeechFilter, Transcription, dedupe_boundary
+from livetranslate.asr import AsrRequest, SpeechFilter, Transcription
 from livetranslate.audio import StreamResampler, pcm16_to_float
 from livetranslate.protocol import (
     AUDIO,
@@ -37,6 +39,7 @@ from livetranslate.protocol import (
     validate_audio_chunk,
 )
 from livetranslate.state import StreamTable
+from livetranslate.streaming import AudioHistory, DecodeOptions, StreamDecoder
 from livetranslate.vad import Segment
 from livetranslate.window import Enhanced, Piece
 
@@ -67,11 +70,7 @@ class Reply(Protocol):
 @dataclass(frozen=True)
 class PipelineOptions:
     session_ttl_s: float = 120.0
-    prompt_segments: int = 2  # previous transcripts given to Whisper as context
-    # Audio before the utterance given to Whisper too: it hears the start of the first
-    # word in context instead of cold (bench meeting: WER 52 % -> 45 % with the prompt and
-    # the prompt-copy fallback). Words repeated from the previous utterance are dropped.
-    lead_in_s: float = 1.0
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
     # A translation (or enhance step) that takes longer is reported as failed and the
     # stream goes on; the late answer is dropped (a BLS child cannot be cancelled).
     llm_timeout_s: float = 30.0
@@ -110,6 +109,27 @@ class Chunk:
     reply: Reply
 
 
+class FinalsInFlight:
+    """Final decodes under way in this pipeline, all streams: partials wait for zero."""
+
+    def __init__(self):
+        self._count = 0
+        self._lock = threading.Lock()
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def __enter__(self):
+        with self._lock:
+            self._count += 1
+            self.idle.clear()
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._count -= 1
+            if self._count == 0:
+                self.idle.set()
+
+
 @dataclass
 class TranslationJob:
     transcript: Event | None  # None: end of stream
@@ -118,7 +138,8 @@ class TranslationJob:
 
 
 class StreamSession:
-    def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions):
+    def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions,
+                 finals: FinalsInFlight | None = None):
         self.stream_id = stream_id
         self.options = options
         self.stages = stages
@@ -126,14 +147,19 @@ class StreamSession:
         self._resampler = StreamResampler(options.sample_rate)
         self._queue: queue.Queue[Chunk | None] = queue.Queue()
         self._vad_started = False
-        self._samples = 0  # 16 kHz samples handed to vad so far
-        # recent chunks (first sample index, audio) for lead-in; joined only per utterance
-        self._recent: collections.deque[tuple[int, np.ndarray]] = collections.deque()
-        self._last_end_sample = -(10**9)  # end of the previous transcribed utterance
+        self._audio = AudioHistory()  # the 16 kHz audio handed to vad, recent part
+        self._decoder = StreamDecoder(popts.decode, options.whisper_language)
+        self._finals = finals or FinalsInFlight()
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
         self._next_segment = options.segment_base
         self._t0 = options.time_base_s  # event times are on the session's clock
-        self._history: collections.deque[str] = collections.deque(maxlen=max(1, popts.prompt_segments))
+        # the open utterance, for partials: (first sample, reply to send on); guarded by _lock
+        self._lock = threading.Lock()
+        self._open: tuple[int, SharedReply] | None = None
+        self._partial_due = threading.Event()
+        self._closed = False
+        if options.partials and popts.decode.partial_interval_s > 0:
+            threading.Thread(target=self._partial_run, name=f"partial-{stream_id}", daemon=True).start()
         self._jobs: queue.Queue[TranslationJob | None] | None = None
         if options.translate:
             self._jobs = queue.Queue()
@@ -154,6 +180,8 @@ class StreamSession:
     def _run(self) -> None:
         while True:
             chunk = self._queue.get()
+            if chunk is None or chunk.end:
+                self._set_open(None, None)
             if chunk is None:
                 if self._vad_started:
                     self._call_vad(np.zeros(0, np.float32), end=True)
@@ -173,6 +201,18 @@ class StreamSession:
             if chunk.end:
                 return
 
+    def _set_open(self, start: int | None, reply: SharedReply | None) -> None:
+        """Which utterance is open now and where its partials go; None closes the stream."""
+        with self._lock:
+            old, self._open = self._open, None
+            if start is not None and not self._closed:
+                self._open = (start, reply.hold())
+            elif start is None and reply is None:
+                self._closed = True
+        if old is not None:
+            old[1].close()
+        self._partial_due.set()
+
     def _call_vad(self, audio: np.ndarray, end: bool) -> list[Segment]:
         start = not self._vad_started
         self._vad_started = True
@@ -180,33 +220,16 @@ class StreamSession:
 
     def _process(self, chunk: Chunk, reply: SharedReply) -> None:
         audio = self._resampler.process(pcm16_to_float(chunk.audio), last=chunk.end)
-        self._samples += len(audio)
-        self._arrivals.append((self._samples, chunk.arrived))
-        self._remember(audio)
+        self._audio.append(audio)
+        self._arrivals.append((self._audio.end, chunk.arrived))
+        open_start = None
         for segment in self._call_vad(audio, end=chunk.end):
-            self._transcribe(segment, reply)
-
-    RECENT_S = 40.0  # > max utterance (15 s) + lead-in, with room
-
-    def _remember(self, audio: np.ndarray) -> None:
-        """Keeps chunks, not one growing array: nothing is copied on the audio path."""
-        if len(audio):
-            self._recent.append((self._samples - len(audio), audio))
-        horizon = self._samples - int(self.RECENT_S * SAMPLE_RATE_HZ)
-        while self._recent and self._recent[0][0] + len(self._recent[0][1]) < horizon:
-            self._recent.popleft()
-
-    def _audio_for(self, segment: Segment) -> np.ndarray:
-        """The utterance with up to `lead_in_s` of the audio before it."""
-        start = segment.start_sample - int(self.popts.lead_in_s * SAMPLE_RATE_HZ)
-        parts = [(first, a) for first, a in self._recent
-                 if first < segment.start_sample and first + len(a) > start]
-        if not parts or parts[0][0] > start:
-            start = parts[0][0] if parts else segment.start_sample
-        if not parts:
-            return segment.audio
-        lead = np.concatenate([a for _, a in parts])[start - parts[0][0] : segment.start_sample - parts[0][0]]
-        return np.concatenate([lead, segment.audio])
+            if segment.is_open:
+                open_start = segment.start_sample
+            else:
+                self._transcribe(segment, reply)
+        if not chunk.end:
+            self._set_open(open_start, reply)
 
     def _finish(self, reply: SharedReply) -> None:
         """Sequence end: `end` goes last, after the translations still being made."""
@@ -216,7 +239,7 @@ class StreamSession:
             self._jobs.put(TranslationJob(None, 0.0, reply.hold()))
 
     def _end_event(self) -> Event:
-        return Event(EventKind.END, end_s=self._t0 + self._samples / SAMPLE_RATE_HZ)
+        return Event(EventKind.END, end_s=self._t0 + self._audio.end / SAMPLE_RATE_HZ)
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""
@@ -225,38 +248,87 @@ class StreamSession:
                 return arrived
         return self._arrivals[-1][1] if self._arrivals else time.monotonic()
 
+    def _decode(self, segment: Segment) -> tuple[Transcription, str]:
+        """Whisper's answer for a closed utterance and its new words."""
+        decoder, start, end = self._decoder, segment.start_sample, segment.end_sample
+        plan = decoder.plan(self._audio, start, end, utterance_audio=segment.audio)
+        with self._finals:
+            result = self.stages.whisper(plan.request)
+            if decoder.retry_without_context(plan, result.text):
+                plan = decoder.plan(self._audio, start, end, utterance_audio=segment.audio, use_context=False)
+                result = self.stages.whisper(plan.request)
+        return result, decoder.clean(plan, result.text)
+
     def _transcribe(self, segment: Segment, reply: SharedReply) -> None:
-        request = AsrRequest(self._audio_for(segment), self.options.whisper_language, " ".join(self._history))
         try:
-            result = self.stages.whisper(request)
+            result, text = self._decode(segment)
         except Exception as exc:
             reply.send(Event(EventKind.ERROR, f"whisper failed on {segment.start_s:.2f}-{segment.end_s:.2f} s: {exc}"))
             return
-        if not self.popts.speech_filter.keep(result):
+        keep = self.popts.speech_filter.keep(result) and text
+        # a dropped utterance is committed empty: later context windows never span it
+        self._decoder.commit(segment.start_sample, segment.end_sample, text if keep else "")
+        if not keep:
             log.info("stream %s: dropped %r (no_speech %.2f, logprob %.2f)", self.stream_id,
                      result.text, result.no_speech_prob, result.avg_logprob)
             return
-        heard_before = segment.start_sample - self.popts.lead_in_s * SAMPLE_RATE_HZ < self._last_end_sample
-        self._last_end_sample = segment.end_sample
-        if self._history and heard_before:  # the lead-in held the end of the previous utterance
-            result = dataclasses.replace(result, text=dedupe_boundary(self._history[-1], result.text))
-            if not result.text.strip():
-                return
-        self._history.append(result.text)
         spoken_at = self._arrival_of(segment.speech_end_sample)
-        transcript = Event(
-            EventKind.TRANSCRIPT,
-            result.text,
-            segment_id=self._next_segment,
-            start_s=self._t0 + segment.start_s,
-            end_s=self._t0 + segment.end_s,
-            language=result.language,
-            latency_ms=(time.monotonic() - spoken_at) * 1000,
-        )
-        reply.send(transcript)
-        self._next_segment += 1
+        with self._lock:  # no partial of this segment may follow its transcript
+            transcript = Event(
+                EventKind.TRANSCRIPT,
+                text,
+                segment_id=self._next_segment,
+                start_s=self._t0 + segment.start_s,
+                end_s=self._t0 + segment.end_s,
+                language=result.language,
+                latency_ms=(time.monotonic() - spoken_at) * 1000,
+            )
+            reply.send(transcript)
+            self._next_segment += 1
         if self._jobs is not None:
             self._jobs.put(TranslationJob(transcript, spoken_at, reply.hold()))
+
+    # --- partial worker ---------------------------------------------------------------
+    def _partial_run(self) -> None:
+        """Decodes the open utterance every `partial_interval_s` of new audio. Skipped
+        whenever a final decode is under way anywhere in this pipeline, or this stream's
+        audio is waiting to be processed: under load partials go first."""
+        opts = self.popts.decode
+        interval, least = (int(s * SAMPLE_RATE_HZ) for s in (opts.partial_interval_s, opts.partial_min_s))
+        last: tuple[int, int] = (-1, 0)  # (open start, audio end) of the last partial
+        while True:
+            self._partial_due.wait()
+            self._partial_due.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                current = self._open
+            if current is None:
+                continue
+            start, end = current[0], self._audio.end
+            since = end - (last[1] if last[0] == start else start + least - interval)
+            if since < interval or not self._queue.empty() or not self._finals.idle.is_set():
+                continue
+            last = (start, end)
+            try:
+                self._partial(start, end)
+            except Exception:  # a partial is a preview: losing one is harmless
+                log.exception("stream %s: partial failed", self.stream_id)
+
+    def _partial(self, start: int, end: int) -> None:
+        plan = self._decoder.plan(self._audio, start, end, partial=True)
+        result = self.stages.whisper(plan.request)
+        text = self._decoder.clean(plan, result.text)
+        if not text or not self.popts.speech_filter.keep(result):
+            return
+        with self._lock:
+            if self._open is None or self._open[0] != start:
+                return  # the utterance closed meanwhile: its transcript is out, or coming
+            self._open[1].send(Event(
+                EventKind.PARTIAL, text, segment_id=self._next_segment, start_s=self._t0 + start / SAMPLE_RATE_HZ,
+                end_s=self._t0 + end / SAMPLE_RATE_HZ, language=result.language,
+                latency_ms=(time.monotonic() - self._arrival_of(end)) * 1000,
+            ))
 
     # --- translation worker -----------------------------------------------------------
     def _translate_run(self) -> None:
@@ -327,6 +399,9 @@ class RecordingReply:
         self._reply, self._store, self._session = reply, store, session
 
     def send(self, event: Event) -> None:
+        if event.kind == EventKind.PARTIAL:  # interim: for the speaker's live view only
+            self._reply.send(event)
+            return
         self._store.append(self._session, event)
         self._reply.send(event)
         if event.kind == EventKind.END:
@@ -378,6 +453,7 @@ class Pipeline:
         self.stages = stages
         self.options = options
         self.store = store
+        self.finals = FinalsInFlight()
         self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
 
     def _expired(self, stream_id: int, session: StreamSession) -> None:
@@ -411,7 +487,8 @@ class Pipeline:
                 options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
                 if self.store is not None:
                     self.store.open(options.session, options.source_language, options.target_language)
-                old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options))
+                old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options,
+                                                                self.finals))
                 if old is not None:
                     old.abandon()
             session = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
@@ -470,10 +547,8 @@ class LocalStages:
     def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> list[Segment]:
         if start:
             self._segmenters[stream_id] = self._make()
-        segmenter = self._segmenters[stream_id]
-        segments = segmenter.feed(audio)
+        segments = self._segmenters[stream_id].process(audio, end)
         if end:
-            segments += segmenter.flush()
             del self._segmenters[stream_id]
         return segments
 

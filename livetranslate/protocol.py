@@ -35,6 +35,7 @@ TRANSLATE_FLAG = "TRANSLATE"  # BOOL [1], first request only; default true
 # A client that reconnects continues its session: numbering and clock go on from here.
 SEGMENT_BASE = "SEGMENT_BASE"  # INT64 [1], first request only; default 0
 TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
+PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events; default true
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
 SESSIONS = "sessions"
@@ -66,10 +67,15 @@ SEGMENT_AUDIO = "SEGMENT_AUDIO"  # FP32 [n]
 START_SAMPLE = "START_SAMPLE"  # INT64 [1], in the stream's 16 kHz sample clock
 END_SAMPLE = "END_SAMPLE"  # INT64 [1]
 SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [1]: end of the last voiced frame
+# After the closed utterances, one more response while an utterance is still open: empty
+# audio, START_SAMPLE where it began, END_SAMPLE = OPEN_SEGMENT_END (for partials).
+OPEN_SEGMENT_END = -1
 
 # --- whisper tensors (dynamic batching: each has a leading batch dimension) --------------
 # request: AUDIO (FP32 [n] at 16 kHz), LANGUAGE (BYTES, "" or "auto" detects), PROMPT
 PROMPT = "PROMPT"
+PREFIX = "PREFIX"  # BYTES: committed text of the audio's start; the answer is what follows
+BEAM_SIZE = "BEAM_SIZE"  # INT32: 0 for the model's default; partials ask for 1
 NO_SPEECH_PROB = "NO_SPEECH_PROB"
 AVG_LOGPROB = "AVG_LOGPROB"
 COMPRESSION_RATIO = "COMPRESSION_RATIO"
@@ -181,6 +187,7 @@ class SessionOptions:
     source_language: str = DEFAULT_SOURCE_LANGUAGE
     target_language: str = DEFAULT_TARGET_LANGUAGE
     translate: bool = True
+    partials: bool = True
     segment_base: int = 0
     time_base_s: float = 0.0
 
@@ -212,7 +219,7 @@ class SessionOptions:
         def text(name, default):
             return decode_text(get(name), default).strip() or default
 
-        rate, translate = get(SAMPLE_RATE), get(TRANSLATE_FLAG)
+        rate, translate, partials = get(SAMPLE_RATE), get(TRANSLATE_FLAG), get(PARTIALS)
         base, time_base = get(SEGMENT_BASE), get(TIME_BASE_S)
         return cls(
             session=text(SESSION, default_session),
@@ -220,6 +227,7 @@ class SessionOptions:
             source_language=text(SOURCE_LANGUAGE, DEFAULT_SOURCE_LANGUAGE).lower(),
             target_language=text(TARGET_LANGUAGE, DEFAULT_TARGET_LANGUAGE).lower(),
             translate=True if translate is None or translate.size == 0 else bool(translate.reshape(-1)[0]),
+            partials=True if partials is None or partials.size == 0 else bool(partials.reshape(-1)[0]),
             segment_base=0 if base is None or base.size == 0 else int(base.reshape(-1)[0]),
             time_base_s=0.0 if time_base is None or time_base.size == 0 else float(time_base.reshape(-1)[0]),
         )
@@ -231,6 +239,7 @@ class SessionOptions:
             SOURCE_LANGUAGE: np.array([self.source_language.encode()], dtype=np.object_),
             TARGET_LANGUAGE: np.array([self.target_language.encode()], dtype=np.object_),
             TRANSLATE_FLAG: np.array([self.translate], dtype=bool),
+            PARTIALS: np.array([self.partials], dtype=bool),
             SEGMENT_BASE: np.array([self.segment_base], dtype=np.int64),
             TIME_BASE_S: np.array([self.time_base_s], dtype=np.float32),
         }

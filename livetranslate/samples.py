@@ -205,6 +205,16 @@ def make_all(directory: Path) -> dict[str, Path]:
     return files
 
 
+def make_bench_recording(directory: Path) -> Path:
+    """The streaming bench recording (issue 6): 46 sentences, over 3 minutes, 3 voices,
+    pauses of 0.6-2.0 s, noise at -45 dBFS."""
+    path = directory / "de_meeting_3min.wav"
+    if not path.exists():
+        make_speech(MEETING_DE + SENTENCES_DE, path, voices=MEETING_VOICES, pause_s=(0.6, 2.0),
+                    noise_dbfs=-45.0, seed=11)
+    return path
+
+
 def make_meeting(directory: Path) -> Path:
     """The bench recording: 36 sentences, 3 voices, pauses of 0.6-2.0 s, noise at -45 dBFS."""
     path = directory / "de_meeting_long.wav"

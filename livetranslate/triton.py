@@ -178,6 +178,7 @@ class TritonStages:
             correlation_id=stream_id,
             flags=flags,
         )
+        # the last response may mark the utterance still open (END_SAMPLE = OPEN_SEGMENT_END)
         return [
             Segment(
                 audio=out[P.SEGMENT_AUDIO],
@@ -195,6 +196,8 @@ class TritonStages:
                 pb_utils.Tensor(P.AUDIO, request.audio.astype(np.float32)[None, :]),
                 pb_utils.Tensor(P.LANGUAGE, np.array([[request.language.encode()]], dtype=np.object_)),
                 pb_utils.Tensor(P.PROMPT, np.array([[request.prompt.encode("utf-8")]], dtype=np.object_)),
+                pb_utils.Tensor(P.PREFIX, np.array([[request.prefix.encode("utf-8")]], dtype=np.object_)),
+                pb_utils.Tensor(P.BEAM_SIZE, np.array([[request.beam_size]], dtype=np.int32)),
             ],
             requested_output_names=list(self.WHISPER_OUTPUTS),
         )
@@ -269,4 +272,6 @@ def asr_request_from(request) -> AsrRequest:
         audio=np.ascontiguousarray(audio.reshape(-1), dtype=np.float32),
         language=P.decode_text(get(request, P.LANGUAGE)).strip().replace(P.AUTO_LANGUAGE, ""),
         prompt=P.decode_text(get(request, P.PROMPT)),
+        prefix=P.decode_text(get(request, P.PREFIX)),
+        beam_size=max(0, int(scalar(request, P.BEAM_SIZE, 0))),
     )

@@ -17,7 +17,7 @@ import numpy as np
 import webrtcvad
 
 from livetranslate.audio import float_to_pcm16
-from livetranslate.protocol import SAMPLE_RATE_HZ
+from livetranslate.protocol import OPEN_SEGMENT_END, SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,15 @@ class Segment:
     def end_s(self) -> float:
         return self.end_sample / SAMPLE_RATE_HZ
 
+    @property
+    def is_open(self) -> bool:
+        """A marker, not an utterance: speech began at start_sample and goes on."""
+        return self.end_sample == OPEN_SEGMENT_END
+
+    @classmethod
+    def open_marker(cls, start_sample: int) -> "Segment":
+        return cls(np.zeros(0, np.float32), start_sample, OPEN_SEGMENT_END, OPEN_SEGMENT_END)
+
 
 class Segmenter:
     """Feed 16 kHz float samples in any chunk size; get closed utterances back."""
@@ -70,6 +79,19 @@ class Segmenter:
         self._voiced_flags: list[bool] = []
         self._start = 0
         self._triggered = False
+
+    @property
+    def open_start(self) -> int | None:
+        """Where the utterance still open began, or None."""
+        return self._start if self._triggered else None
+
+    def process(self, samples: np.ndarray, end: bool = False) -> list[Segment]:
+        """One request of the `vad` model: the utterances this audio closed (all of them
+        at the stream's end), then an open marker while an utterance goes on."""
+        segments = self.feed(samples) if len(samples) else []
+        if end:
+            return segments + self.flush()
+        return segments + ([Segment.open_marker(self.open_start)] if self.open_start is not None else [])
 
     @property
     def samples_seen(self) -> int:

@@ -115,7 +115,7 @@ def test_pulse_source_errors_are_plain(server, pulse):
 # --- resilience and subtitles ---------------------------------------------------------------
 def test_client_reconnects_after_a_server_restart(long_speech, tmp_path):
     ports = dict(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port())
-    options = ServerOptions(host="127.0.0.1", llm="gemma3-270m", **ports)
+    options = ServerOptions(host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path / "sessions", **ports)
     log = ARTIFACTS / "triton-restart.log"
     server = TritonServer(options, log_file=log).__enter__()
     out, srt_path = tmp_path / "events.jsonl", tmp_path / "live.srt"
@@ -180,15 +180,19 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
 
 def test_tls_and_api_key(audio_files, tmp_path):
     ca, cert, key = make_certificates(tmp_path)
+    ARTIFACTS.mkdir(exist_ok=True)
     options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm="gemma3-270m", tls_cert=cert, tls_key=key, api_key="s3cret")
+                            host="127.0.0.1", llm="gemma3-270m", tls_cert=cert, tls_key=key, api_key="s3cret",
+                            data_dir=tmp_path / "sessions")
     with TritonServer(options, log_file=ARTIFACTS / "triton-secure.log") as server:
         url = f"localhost:{options.grpc_port}"
         base = CLI + ["stream", str(audio_files["speech_b"]), "--url", url, "--no-translate", "--no-reconnect"]
+        runs = iter(range(100))
 
         def run(*extra, env=None):
-            return subprocess.run(base + list(extra), capture_output=True, text=True, timeout=120,
-                                  env={**os.environ, **(env or {})})
+            # each run its own session: a stored session is resumed, not what is tested here
+            return subprocess.run(base + ["--session", f"secure-{next(runs)}", *extra], capture_output=True,
+                                  text=True, timeout=120, env={**os.environ, **(env or {})})
 
         ok = run("--tls", "--ca", str(ca), "--api-key", "s3cret")
         assert ok.returncode == 0 and "Bericht" in ok.stdout, ok.stderr

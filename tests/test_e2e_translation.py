@@ -101,7 +101,7 @@ def test_a_broken_llm_leaves_transcripts_intact(audio_files, tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 4096)
     options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm=str(broken))
+                            host="127.0.0.1", llm=str(broken), data_dir=tmp_path / "sessions")
     with TritonServer(options, log_file=ARTIFACTS / "triton-broken-llm.log") as server:
         assert "llm" in server.failed_models()
         events = stream(server.grpc_url, audio_files["speech_b"])

@@ -86,19 +86,3 @@ def test_a_hanging_llm_times_out_and_the_stream_goes_on(whisper_engine, audio_fi
     assert len(transcripts) == 3 and len(translations) == 3
     assert all("translation failed: no answer within" in t.error and not t.text for t in translations)
     assert events[-1].kind == EventKind.END
-
-
-def test_lead_in_is_exactly_the_audio_before_the_utterance():
-    import collections
-
-    from livetranslate.pipeline import PipelineOptions, StreamSession
-    from livetranslate.vad import Segment
-
-    s = StreamSession.__new__(StreamSession)  # just the audio memory, no workers
-    s._recent, s._samples, s.popts = collections.deque(), 0, PipelineOptions(lead_in_s=1.0)
-    x = np.arange(100_000, dtype=np.float32)
-    for i in range(0, len(x), 1600):
-        s._samples += len(x[i : i + 1600])
-        s._remember(x[i : i + 1600])
-    assert np.array_equal(s._audio_for(Segment(x[50000:60000], 50000, 60000, 59000)), x[34000:60000])
-    assert np.array_equal(s._audio_for(Segment(x[5000:9000], 5000, 9000, 9000)), x[0:9000])  # stream start

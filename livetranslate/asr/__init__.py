@@ -15,6 +15,10 @@ class AsrRequest:
     audio: np.ndarray  # float32 mono, 16 kHz
     language: str = ""  # "" detects
     prompt: str = ""  # previous text, for context
+    # Text already committed for the start of `audio`: Whisper is forced through it and
+    # returns only what follows (context decoding: the audio before the new utterance).
+    prefix: str = ""
+    beam_size: int = 0  # 0: the engine's default; partials ask for 1 (greedy, cheaper)
 
 
 @dataclass(frozen=True)

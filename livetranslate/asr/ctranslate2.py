@@ -1,10 +1,22 @@
-"""faster-whisper on CTranslate2: the CPU default (int8), CUDA too."""
+"""faster-whisper on CTranslate2: the CPU default (int8), CUDA too.
+
+A batch of requests (several live streams, gathered by Triton's dynamic batcher) is
+decoded together: one encoder pass over all their 30 s windows, one batched beam search
+with each request's own prompt, prefix and language. faster-whisper's `transcribe()`
+takes one audio at a time, so the batch path calls its CTranslate2 model directly and
+reuses faster-whisper's feature extractor, tokenizer and prompt layout.
+"""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
+import numpy as np
+
 from livetranslate.asr import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
+
+MAX_WINDOW_S = 30.0  # Whisper's encoder sees 30 s; a longer request keeps its last 30 s
 
 
 class CTranslate2Engine(WhisperEngine):
@@ -29,40 +41,102 @@ class CTranslate2Engine(WhisperEngine):
             str(model_path), device=device, compute_type=compute_type, cpu_threads=cpu_threads,
             local_files_only=True,
         )
+        self._tokenizers: dict[str, object] = {}
 
     def transcribe(self, requests: list[AsrRequest]) -> list[Transcription]:
-        return [self._one(r) for r in requests]
+        if not requests:
+            return []
+        results = self._decode_batch(requests)
+        # Whisper, unsure of the audio, tends to repeat its prompt: decode those again without it.
+        again = [i for i, (r, out) in enumerate(zip(requests, results))
+                 if r.prompt and copies_prompt(out.text, r.prompt)]
+        if again:
+            retried = self._decode_batch([_without_prompt(requests[i]) for i in again])
+            for i, result in zip(again, retried):
+                results[i] = result
+        return results
 
-    def _one(self, request: AsrRequest) -> Transcription:
-        result = self._decode(request.audio, request.language, request.prompt)
-        if request.prompt and copies_prompt(result.text, request.prompt):
-            result = self._decode(request.audio, request.language, "")
-        return result
+    # --- batch decode -------------------------------------------------------------------
+    def _decode_batch(self, requests: list[AsrRequest]) -> list[Transcription]:
+        """Groups by beam size (one generate call takes one) and decodes each group at once."""
+        results: list[Transcription | None] = [None] * len(requests)
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.beam_size or self.options.beam_size, []).append(i)
+        for beam, indices in groups.items():
+            for i, result in zip(indices, self._decode_group([requests[i] for i in indices], beam)):
+                results[i] = result
+        return results
 
-    def _decode(self, audio, language: str, prompt: str) -> Transcription:
-        segments, info = self.model.transcribe(
-            audio,
-            language=language or None,
-            task="transcribe",
-            beam_size=self.options.beam_size,
-            temperature=self.options.temperature,
-            initial_prompt=prompt or None,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            vad_filter=False,
-            # Filtering is ours (SpeechFilter), done on the whole utterance.
-            no_speech_threshold=None,
-            log_prob_threshold=None,
-            compression_ratio_threshold=None,
+    def _decode_group(self, requests: list[AsrRequest], beam_size: int) -> list[Transcription]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        whisper = self.model
+        window = int(MAX_WINDOW_S * whisper.feature_extractor.sampling_rate)
+        features = np.stack([
+            pad_or_trim(whisper.feature_extractor(np.asarray(r.audio, np.float32)[-window:]),
+                        whisper.feature_extractor.nb_max_frames)
+            for r in requests
+        ])
+        encoded = whisper.model.encode(get_ctranslate2_storage(features), to_cpu=False)
+        languages = [r.language for r in requests]
+        if whisper.model.is_multilingual and not all(languages):
+            detected = whisper.model.detect_language(encoded)
+            languages = [lang or detected[i][0][0][2:-2] for i, lang in enumerate(languages)]
+        tokenizers = [self._tokenizer(lang or "en") for lang in languages]
+        prompts = [self._prompt(tok, r) for tok, r in zip(tokenizers, requests)]
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        outputs = whisper.model.generate(
+            encoded,
+            prompts,
+            beam_size=beam_size,
+            length_penalty=1.0,
+            max_length=whisper.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizers[0], [-1]),
         )
-        segments = list(segments)
-        if not segments:
-            return Transcription("", info.language, 1.0, -10.0)
-        tokens = [max(1, len(s.tokens)) for s in segments]
-        return Transcription(
-            text=" ".join(s.text.strip() for s in segments).strip(),
-            language=info.language,
-            no_speech_prob=float(max(s.no_speech_prob for s in segments)),
-            avg_logprob=float(sum(s.avg_logprob * n for s, n in zip(segments, tokens)) / sum(tokens)),
-            compression_ratio=float(max(s.compression_ratio for s in segments)),
-        )
+        results = []
+        for request, tok, lang, out in zip(requests, tokenizers, languages, outputs):
+            tokens = out.sequences_ids[0]
+            text = tok.decode(tokens).strip()
+            if request.prefix and text.startswith(request.prefix.strip()):
+                text = text[len(request.prefix.strip()):].strip()  # in case a build returns the prefix
+            avg_logprob = out.scores[0] * len(tokens) / (len(tokens) + 1)
+            results.append(Transcription(
+                text=text,
+                language=lang,
+                no_speech_prob=float(out.no_speech_prob),
+                avg_logprob=float(avg_logprob) if tokens else -10.0,
+                compression_ratio=_compression_ratio(text),
+            ))
+        return results
+
+    def _tokenizer(self, language: str):
+        from faster_whisper.tokenizer import Tokenizer
+
+        if language not in self._tokenizers:
+            multilingual = self.model.model.is_multilingual
+            self._tokenizers[language] = Tokenizer(
+                self.model.hf_tokenizer, multilingual, task="transcribe",
+                language=language if multilingual else None)
+        return self._tokenizers[language]
+
+    def _prompt(self, tokenizer, request: AsrRequest) -> list[int]:
+        previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
+        return self.model.get_prompt(tokenizer, previous, without_timestamps=True,
+                                     prefix=request.prefix or None)
+
+
+def _without_prompt(request: AsrRequest) -> AsrRequest:
+    from dataclasses import replace
+
+    return replace(request, prompt="")
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 1.0

@@ -7,6 +7,7 @@ from livetranslate import triton
 from livetranslate.asr import SpeechFilter
 from livetranslate.pipeline import Pipeline, PipelineOptions
 from livetranslate.store import Hub, SessionStore
+from livetranslate.streaming import DecodeOptions
 
 
 class TritonPythonModel:
@@ -16,8 +17,13 @@ class TritonPythonModel:
             triton.TritonStages(),
             PipelineOptions(
                 session_ttl_s=float(params["ttl_s"]),
-                prompt_segments=int(params["prompt_segments"]),
-                lead_in_s=float(params["lead_in_s"]),
+                decode=DecodeOptions(
+                    policy=params["policy"],
+                    context_s=float(params["context_s"]),
+                    prompt_segments=int(params["prompt_segments"]),
+                    lead_in_s=float(params["lead_in_s"]),
+                    partial_interval_s=float(params["partial_interval_s"]),
+                ),
                 llm_timeout_s=float(params["llm_timeout_s"]),
                 speech_filter=SpeechFilter(
                     no_speech_threshold=float(params["no_speech_threshold"]),

@@ -42,5 +42,4 @@ class TritonPythonModel:
         if segmenter is None:
             raise P.ProtocolError(f"no open vad stream {stream_id}")
         audio = triton.get(request, P.AUDIO)
-        segments = segmenter.feed(audio.reshape(-1)) if audio is not None and audio.size else []
-        return segments + (segmenter.flush() if end else [])
+        return segmenter.process(audio.reshape(-1) if audio is not None else np.zeros(0, np.float32), end)
