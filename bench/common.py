@@ -39,14 +39,17 @@ def start_server(log_name: str, **options):
 
 
 def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language: str = "de",
-                 translate: bool = True):
-    """Streams a file; returns (events with their receive time since start, stats)."""
+                 translate: bool = True, partials: bool = True, seconds: float | None = None):
+    """Streams a file (its first `seconds`); returns (events with their receive time since
+    start, stats, audio seconds)."""
     pcm, rate = read_audio(path)
+    if seconds is not None:
+        pcm = pcm[: int(seconds * rate)]
     stats = StreamStats()
     received = []
+    options = SessionOptions(session, rate, language, translate=translate, partials=partials)
     with PipelineClient(url) as client:
-        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(session, rate, language, translate=translate),
-                                   realtime=realtime, stats=stats):
+        for event in client.stream(chunks(pcm, rate // 10), options, realtime=realtime, stats=stats):
             received.append((time.monotonic() - stats.started, event))
     return received, stats, len(pcm) / rate
 
@@ -71,8 +74,8 @@ def machine() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def write_report(name: str, data: dict, markdown: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False))
-    (RESULTS / f"{name}.md").write_text(markdown)
+def write_report(name: str, data: dict, markdown: str, folder: Path = RESULTS) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(data, indent=1, ensure_ascii=False))
+    (folder / f"{name}.md").write_text(markdown)
     print(markdown)

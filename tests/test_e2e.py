@@ -30,10 +30,10 @@ CLI = [sys.executable, "-m", "livetranslate.cli"]
 MAX_WER = 0.40
 
 
-def stream_file(server, path, *, realtime=False, language="de", session=None, stats=None):
+def stream_file(server, path, *, realtime=False, language="de", session=None, stats=None, partials=True):
     pcm, rate = read_audio(path)
     with PipelineClient(server.grpc_url) as client:
-        options = SessionOptions(session or Path(path).stem, rate, language)
+        options = SessionOptions(session or Path(path).stem, rate, language, partials=partials)
         return list(client.stream(chunks(pcm, rate // 10), options, realtime=realtime, stats=stats))
 
 
@@ -75,13 +75,24 @@ def test_transcripts_arrive_while_audio_is_still_streaming(server, audio_files):
     for t, event in received:
         if event.kind == EventKind.TRANSCRIPT:
             assert t < event.end_s + 5.0  # each one shortly after its own audio, not at the end
+    # interim results: while an utterance is open, partials with the id its transcript will
+    # have, and never one after that transcript
+    events = [e for _, e in received]
+    partials = [e for e in events if e.kind == EventKind.PARTIAL]
+    assert partials, "no partial event while speech was streaming in real time"
+    finals = {e.segment_id: i for i, e in enumerate(events) if e.kind == EventKind.TRANSCRIPT}
+    for i, e in enumerate(events):
+        if e.kind == EventKind.PARTIAL:
+            assert e.text and e.segment_id in finals and i < finals[e.segment_id]
+            assert e.end_s <= events[finals[e.segment_id]].end_s + 0.5
 
 
 def test_two_concurrent_streams_stay_apart(server, audio_files):
     results = {}
 
-    def run(name):
-        results[name] = stream_file(server, audio_files[name], realtime=True, session=name)
+    def run(name):  # partials off for one of them
+        results[name] = stream_file(server, audio_files[name], realtime=True, session=name,
+                                    partials=name == "speech")
 
     threads = [threading.Thread(target=run, args=(n,)) for n in ("speech", "speech_b")]
     for t in threads:
@@ -94,6 +105,7 @@ def test_two_concurrent_streams_stay_apart(server, audio_files):
     assert "Bericht" in b and "Projekt" not in b and "Kunden" not in b
     assert wer(reference_text(audio_files["speech"]), a) < MAX_WER
     assert [e.segment_id for e in transcripts(results["speech_b"])] == [0, 1, 2]
+    assert not [e for e in results["speech_b"] if e.kind == EventKind.PARTIAL]  # turned off
 
 
 def test_silence_gives_no_text(server, audio_files):
