@@ -62,13 +62,14 @@ FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text co
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
 
 # --- vad tensors ------------------------------------------------------------------------
-# request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response per closed utterance:
-SEGMENT_AUDIO = "SEGMENT_AUDIO"  # FP32 [n]
-START_SAMPLE = "START_SAMPLE"  # INT64 [1], in the stream's 16 kHz sample clock
-END_SAMPLE = "END_SAMPLE"  # INT64 [1]
-SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [1]: end of the last voiced frame
-# After the closed utterances, one more response while an utterance is still open: empty
-# audio, START_SAMPLE where it began, END_SAMPLE = OPEN_SEGMENT_END (for partials).
+# request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response with every utterance the request
+# closed (vad.pack): their audio end to end, and per utterance:
+SEGMENT_AUDIO = "SEGMENT_AUDIO"  # FP32 [total]
+START_SAMPLE = "START_SAMPLE"  # INT64 [n], in the stream's 16 kHz sample clock
+END_SAMPLE = "END_SAMPLE"  # INT64 [n]
+SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [n]: end of the last voiced frame
+# After the closed utterances, one more entry while an utterance is still open: no audio,
+# START_SAMPLE where it began, END_SAMPLE = OPEN_SEGMENT_END (for partials).
 OPEN_SEGMENT_END = -1
 
 # --- whisper tensors (dynamic batching: each has a leading batch dimension) --------------

@@ -7,6 +7,7 @@ Only imported inside Triton's Python backend stub.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Callable, Iterable
 
 import numpy as np
@@ -16,7 +17,7 @@ from livetranslate import protocol as P
 from livetranslate.asr import AsrRequest, Transcription
 from livetranslate.llm import GenerationRequest
 from livetranslate.protocol import Event
-from livetranslate.vad import Segment
+from livetranslate.vad import Segment, unpack
 from livetranslate.window import Enhanced, Piece
 
 
@@ -84,18 +85,23 @@ class DecoupledReply:
         self._request = request
         self._sender = request.get_response_sender()
         self.closed = False
+        # several workers answer on one request (transcript, partial, translation): one
+        # send at a time, and nothing after the final flag
+        self._lock = threading.Lock()
 
     def is_cancelled(self) -> bool:
         return self._request.is_cancelled()
 
     def send(self, event: Event) -> None:
-        if not self.closed:
-            self._sender.send(response(event.to_tensors()))
+        with self._lock:
+            if not self.closed:
+                self._sender.send(response(event.to_tensors()))
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                self._sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 class StageError(RuntimeError):
@@ -178,16 +184,8 @@ class TritonStages:
             correlation_id=stream_id,
             flags=flags,
         )
-        # the last response may mark the utterance still open (END_SAMPLE = OPEN_SEGMENT_END)
-        return [
-            Segment(
-                audio=out[P.SEGMENT_AUDIO],
-                start_sample=int(out[P.START_SAMPLE][0]),
-                end_sample=int(out[P.END_SAMPLE][0]),
-                speech_end_sample=int(out[P.SPEECH_END_SAMPLE][0]),
-            )
-            for out in _decoupled(request, self.VAD_OUTPUTS)
-        ]
+        # the last entry may mark the utterance still open (END_SAMPLE = OPEN_SEGMENT_END)
+        return unpack(_outputs(request.exec(), self.VAD_OUTPUTS))
 
     def whisper(self, request: AsrRequest) -> Transcription:
         bls = pb_utils.InferenceRequest(

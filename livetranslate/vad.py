@@ -17,7 +17,14 @@ import numpy as np
 import webrtcvad
 
 from livetranslate.audio import float_to_pcm16
-from livetranslate.protocol import OPEN_SEGMENT_END, SAMPLE_RATE_HZ
+from livetranslate.protocol import (
+    END_SAMPLE,
+    OPEN_SEGMENT_END,
+    SAMPLE_RATE_HZ,
+    SEGMENT_AUDIO,
+    SPEECH_END_SAMPLE,
+    START_SAMPLE,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,28 @@ class Segment:
     @classmethod
     def open_marker(cls, start_sample: int) -> "Segment":
         return cls(np.zeros(0, np.float32), start_sample, OPEN_SEGMENT_END, OPEN_SEGMENT_END)
+
+
+def pack(segments: list[Segment]) -> dict[str, np.ndarray]:
+    """The `vad` model's one response: all segments' audio end to end, and per segment its
+    start, end and speech end (a segment's audio is end - start samples long)."""
+    return {
+        SEGMENT_AUDIO: np.concatenate([s.audio.astype(np.float32) for s in segments] or [np.zeros(0, np.float32)]),
+        START_SAMPLE: np.array([s.start_sample for s in segments], np.int64),
+        END_SAMPLE: np.array([s.end_sample for s in segments], np.int64),
+        SPEECH_END_SAMPLE: np.array([s.speech_end_sample for s in segments], np.int64),
+    }
+
+
+def unpack(tensors: dict[str, np.ndarray]) -> list[Segment]:
+    audio, starts = tensors[SEGMENT_AUDIO].reshape(-1), tensors[START_SAMPLE].reshape(-1)
+    ends, speech_ends = tensors[END_SAMPLE].reshape(-1), tensors[SPEECH_END_SAMPLE].reshape(-1)
+    segments, offset = [], 0
+    for start, end, speech_end in zip(starts.tolist(), ends.tolist(), speech_ends.tolist()):
+        length = 0 if end == OPEN_SEGMENT_END else end - start
+        segments.append(Segment(audio[offset : offset + length], start, end, speech_end))
+        offset += length
+    return segments
 
 
 class Segmenter:

@@ -5,7 +5,7 @@ import numpy as np
 from livetranslate import protocol as P
 from livetranslate import triton
 from livetranslate.state import StreamTable
-from livetranslate.vad import Segmenter, VadOptions
+from livetranslate.vad import Segmenter, VadOptions, pack
 
 
 class TritonPythonModel:
@@ -21,18 +21,13 @@ class TritonPythonModel:
 
     def execute(self, requests):
         self.streams.expire()
+        responses = []
         for request in requests:
-            triton.respond_decoupled(request, lambda: self._responses(request), "vad")
-        return None
-
-    def _responses(self, request):
-        for segment in self._segments(request):
-            yield {
-                P.SEGMENT_AUDIO: segment.audio.astype(np.float32),
-                P.START_SAMPLE: np.array([segment.start_sample], np.int64),
-                P.END_SAMPLE: np.array([segment.end_sample], np.int64),
-                P.SPEECH_END_SAMPLE: np.array([segment.speech_end_sample], np.int64),
-            }
+            try:
+                responses.append(triton.response(pack(self._segments(request))))
+            except Exception as exc:  # one bad request never takes the others down
+                responses.append(triton.error_response(f"vad: {exc}"))
+        return responses
 
     def _segments(self, request):
         stream_id, start, end = triton.sequence_flags(request)
