@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError

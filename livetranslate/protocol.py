@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 

@@ -20,7 +20,6 @@ greedy, and are never committed.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import re
 from dataclasses import dataclass
 

@@ -1,7 +1,6 @@
 """End to end: a real Triton server (cpu profile), real models, espeak-ng German audio."""
 
 import json
-import os
 import queue
 import random
 import subprocess

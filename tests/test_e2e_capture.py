@@ -184,7 +184,7 @@ def test_tls_and_api_key(audio_files, tmp_path):
     options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
                             host="127.0.0.1", llm="gemma3-270m", tls_cert=cert, tls_key=key, api_key="s3cret",
                             data_dir=tmp_path / "sessions")
-    with TritonServer(options, log_file=ARTIFACTS / "triton-secure.log") as server:
+    with TritonServer(options, log_file=ARTIFACTS / "triton-secure.log"):
         url = f"localhost:{options.grpc_port}"
         base = CLI + ["stream", str(audio_files["speech_b"]), "--url", url, "--no-translate", "--no-reconnect"]
         runs = iter(range(100))

@@ -1,7 +1,5 @@
 """Durable sessions, viewers, exports and the dashboard against a real server."""
 
-import json
-import os
 import subprocess
 import sys
 import threading
