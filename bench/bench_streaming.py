@@ -1,6 +1,6 @@
 """Issue 6 figures: streaming accuracy, latency and capacity of the live path, through Triton.
 
-One command streams the bench recording (espeak-ng German, 46 sentences, 3 voices, pauses,
+One command streams the bench recording (espeak-ng German, 44 sentences, 3 voices, pauses,
 noise at -45 dBFS, 199 s) in real time through a real server and writes
 bench/results/streaming.{md,json}:
 

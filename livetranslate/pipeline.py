@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -108,25 +109,39 @@ class Chunk:
     reply: Reply
 
 
-class FinalsInFlight:
-    """Final decodes under way in this pipeline, all streams: partials wait for zero."""
+class WhisperLoad:
+    """How busy Whisper is, over all streams of this pipeline: final decodes under way,
+    and the share of the last `window_s` spent decoding. Partials run only when no final
+    is under way and the share is low."""
 
-    def __init__(self):
-        self._count = 0
+    def __init__(self, window_s: float = 4.0):
+        self.window_s = window_s
+        self._finals = 0
+        self._calls: collections.deque[tuple[float, float]] = collections.deque()  # (start, end)
         self._lock = threading.Lock()
-        self.idle = threading.Event()
-        self.idle.set()
 
-    def __enter__(self):
+    @contextlib.contextmanager
+    def decoding(self, final: bool):
+        started = time.monotonic()
         with self._lock:
-            self._count += 1
-            self.idle.clear()
+            self._finals += final
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._finals -= final
+                self._calls.append((started, time.monotonic()))
 
-    def __exit__(self, *exc):
+    def allows_partial(self, max_busy: float) -> bool:
+        now = time.monotonic()
+        horizon = now - self.window_s
         with self._lock:
-            self._count -= 1
-            if self._count == 0:
-                self.idle.set()
+            if self._finals:
+                return False
+            while self._calls and self._calls[0][1] < horizon:
+                self._calls.popleft()
+            busy = sum(end - max(start, horizon) for start, end in self._calls)
+        return busy / self.window_s < max_busy
 
 
 @dataclass
@@ -138,7 +153,7 @@ class TranslationJob:
 
 class StreamSession:
     def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions,
-                 finals: FinalsInFlight | None = None):
+                 load: WhisperLoad | None = None):
         self.stream_id = stream_id
         self.options = options
         self.stages = stages
@@ -148,13 +163,14 @@ class StreamSession:
         self._vad_started = False
         self._audio = AudioHistory()  # the 16 kHz audio handed to vad, recent part
         self._decoder = StreamDecoder(popts.decode, options.whisper_language)
-        self._finals = finals or FinalsInFlight()
+        self._load = load or WhisperLoad()
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
         self._next_segment = options.segment_base
         self._t0 = options.time_base_s  # event times are on the session's clock
-        # the open utterance, for partials: (first sample, reply to send on); guarded by _lock
+        # the open utterance, for partials: its first sample, its last voiced sample so far,
+        # the reply to send on; guarded by _lock
         self._lock = threading.Lock()
-        self._open: tuple[int, SharedReply] | None = None
+        self._open: tuple[int, int, SharedReply] | None = None
         self._partial_due = threading.Event()
         self._closed = False
         if options.partials and popts.decode.partial_interval_s > 0:
@@ -200,16 +216,16 @@ class StreamSession:
             if chunk.end:
                 return
 
-    def _set_open(self, start: int | None, reply: SharedReply | None) -> None:
-        """Which utterance is open now and where its partials go; None closes the stream."""
+    def _set_open(self, marker: Segment | None, reply: SharedReply | None) -> None:
+        """Which utterance is open now and where its partials go; (None, None) closes the stream."""
         with self._lock:
             old, self._open = self._open, None
-            if start is not None and not self._closed:
-                self._open = (start, reply.hold())
-            elif start is None and reply is None:
+            if marker is not None and not self._closed:
+                self._open = (marker.start_sample, marker.speech_end_sample, reply.hold())
+            elif marker is None and reply is None:
                 self._closed = True
         if old is not None:
-            old[1].close()
+            old[2].close()
         self._partial_due.set()
 
     def _call_vad(self, audio: np.ndarray, end: bool) -> list[Segment]:
@@ -221,14 +237,14 @@ class StreamSession:
         audio = self._resampler.process(pcm16_to_float(chunk.audio), last=chunk.end)
         self._audio.append(audio)
         self._arrivals.append((self._audio.end, chunk.arrived))
-        open_start = None
+        marker = None
         for segment in self._call_vad(audio, end=chunk.end):
             if segment.is_open:
-                open_start = segment.start_sample
+                marker = segment
             else:
                 self._transcribe(segment, reply)
         if not chunk.end:
-            self._set_open(open_start, reply)
+            self._set_open(marker, reply)
 
     def _finish(self, reply: SharedReply) -> None:
         """Sequence end: `end` goes last, after the translations still being made."""
@@ -251,7 +267,7 @@ class StreamSession:
         """Whisper's answer for a closed utterance and its new words."""
         decoder, start, end = self._decoder, segment.start_sample, segment.end_sample
         plan = decoder.plan(self._audio, start, end, utterance_audio=segment.audio)
-        with self._finals:
+        with self._load.decoding(final=True):
             result = self.stages.whisper(plan.request)
             if decoder.retry_without_context(plan, result.text):
                 plan = decoder.plan(self._audio, start, end, utterance_audio=segment.audio, use_context=False)
@@ -290,10 +306,12 @@ class StreamSession:
     # --- partial worker ---------------------------------------------------------------
     def _partial_run(self) -> None:
         """Decodes the open utterance every `partial_interval_s` of new audio. Skipped
-        whenever a final decode is under way anywhere in this pipeline, or this stream's
-        audio is waiting to be processed: under load partials go first."""
+        whenever a final decode is under way anywhere in this pipeline, Whisper has been busy
+        for most of the last seconds, this stream's audio is waiting to be processed, or the
+        speaker has paused (the final is then due): under load partials go first."""
         opts = self.popts.decode
-        interval, least = (int(s * SAMPLE_RATE_HZ) for s in (opts.partial_interval_s, opts.partial_min_s))
+        interval, least, pause = (int(s * SAMPLE_RATE_HZ) for s in
+                                  (opts.partial_interval_s, opts.partial_min_s, opts.partial_pause_s))
         last: tuple[int, int] = (-1, 0)  # (open start, audio end) of the last partial
         while True:
             self._partial_due.wait()
@@ -304,9 +322,10 @@ class StreamSession:
                 current = self._open
             if current is None:
                 continue
-            start, end = current[0], self._audio.end
+            start, voiced, end = current[0], current[1], self._audio.end
             since = end - (last[1] if last[0] == start else start + least - interval)
-            if since < interval or not self._queue.empty() or not self._finals.idle.is_set():
+            if (since < interval or end - voiced > pause or not self._queue.empty()
+                    or not self._load.allows_partial(opts.partial_max_busy)):
                 continue
             last = (start, end)
             try:
@@ -316,14 +335,15 @@ class StreamSession:
 
     def _partial(self, start: int, end: int) -> None:
         plan = self._decoder.plan(self._audio, start, end, partial=True)
-        result = self.stages.whisper(plan.request)
+        with self._load.decoding(final=False):
+            result = self.stages.whisper(plan.request)
         text = self._decoder.clean(plan, result.text)
         if not text or not self.popts.speech_filter.keep(result):
             return
         with self._lock:
             if self._open is None or self._open[0] != start:
                 return  # the utterance closed meanwhile: its transcript is out, or coming
-            self._open[1].send(Event(
+            self._open[2].send(Event(
                 EventKind.PARTIAL, text, segment_id=self._next_segment, start_s=self._t0 + start / SAMPLE_RATE_HZ,
                 end_s=self._t0 + end / SAMPLE_RATE_HZ, language=result.language,
                 latency_ms=(time.monotonic() - self._arrival_of(end)) * 1000,
@@ -452,7 +472,7 @@ class Pipeline:
         self.stages = stages
         self.options = options
         self.store = store
-        self.finals = FinalsInFlight()
+        self.load = WhisperLoad()
         self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
 
     def _expired(self, stream_id: int, session: StreamSession) -> None:
@@ -487,7 +507,7 @@ class Pipeline:
                 if self.store is not None:
                     self.store.open(options.session, options.source_language, options.target_language)
                 old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options,
-                                                                self.finals))
+                                                                self.load))
                 if old is not None:
                     old.abandon()
             session = self.streams.pop(stream_id) if end else self.streams.get(stream_id)

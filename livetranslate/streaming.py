@@ -46,6 +46,12 @@ class DecodeOptions:
     partial_interval_s: float = 1.0
     partial_min_s: float = 0.6  # no partial before this much speech
     partial_beam_size: int = 1
+    # A partial needs the speaker to be talking: after this much silence the utterance is
+    # about to close, and a partial decode then would only delay its final.
+    partial_pause_s: float = 0.15
+    # Partials run only while Whisper was busy less than this share of the last few
+    # seconds (finals and partials of all streams): under load they go first.
+    partial_max_busy: float = 0.5
 
     def __post_init__(self):
         if self.policy not in POLICIES:

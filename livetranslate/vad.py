@@ -66,8 +66,9 @@ class Segment:
         return self.end_sample == OPEN_SEGMENT_END
 
     @classmethod
-    def open_marker(cls, start_sample: int) -> "Segment":
-        return cls(np.zeros(0, np.float32), start_sample, OPEN_SEGMENT_END, OPEN_SEGMENT_END)
+    def open_marker(cls, start_sample: int, speech_end_sample: int) -> "Segment":
+        """Speech began at start_sample; its last voiced frame so far ends at speech_end_sample."""
+        return cls(np.zeros(0, np.float32), start_sample, OPEN_SEGMENT_END, speech_end_sample)
 
 
 def pack(segments: list[Segment]) -> dict[str, np.ndarray]:
@@ -108,6 +109,7 @@ class Segmenter:
         self._voiced_flags: list[bool] = []
         self._start = 0
         self._triggered = False
+        self._last_voiced = 0  # end of the last voiced frame
 
     @property
     def open_start(self) -> int | None:
@@ -120,7 +122,9 @@ class Segmenter:
         segments = self.feed(samples) if len(samples) else []
         if end:
             return segments + self.flush()
-        return segments + ([Segment.open_marker(self.open_start)] if self.open_start is not None else [])
+        if self.open_start is None:
+            return segments
+        return segments + [Segment.open_marker(self.open_start, self._last_voiced)]
 
     @property
     def samples_seen(self) -> int:
@@ -156,6 +160,8 @@ class Segmenter:
     def _push(self, frame: np.ndarray) -> Segment | None:
         is_speech = self._vad.is_speech(float_to_pcm16(frame).tobytes(), SAMPLE_RATE_HZ)
         self._clock += len(frame)
+        if is_speech:
+            self._last_voiced = self._clock
         opts = self.options
         if not self._triggered:
             self._ring.append((frame, is_speech))

@@ -86,3 +86,21 @@ def test_a_hanging_llm_times_out_and_the_stream_goes_on(whisper_engine, audio_fi
     assert len(transcripts) == 3 and len(translations) == 3
     assert all("translation failed: no answer within" in t.error and not t.text for t in translations)
     assert events[-1].kind == EventKind.END
+
+
+def test_whisper_load_lets_partials_run_only_when_whisper_is_mostly_idle():
+    import time
+
+    from livetranslate.pipeline import WhisperLoad
+
+    load = WhisperLoad(window_s=1.0)
+    assert load.allows_partial(0.5)
+    with load.decoding(final=True):
+        assert not load.allows_partial(0.5)  # a final is under way: never
+    assert load.allows_partial(0.5)  # that final took no time
+    with load.decoding(final=False):
+        time.sleep(0.6)
+    assert not load.allows_partial(0.5)  # busy 60 % of the last second
+    assert load.allows_partial(0.7)
+    time.sleep(1.1)
+    assert load.allows_partial(0.5)  # that decode left the window

@@ -75,10 +75,10 @@ def test_pack_and_unpack_carry_segments_and_the_open_marker():
     from livetranslate.vad import Segment, pack, unpack
 
     a, b = np.arange(5, dtype=np.float32), np.arange(3, dtype=np.float32) + 10
-    segments = [Segment(a, 100, 105, 104), Segment(b, 200, 203, 203), Segment.open_marker(300)]
+    segments = [Segment(a, 100, 105, 104), Segment(b, 200, 203, 203), Segment.open_marker(300, 350)]
     back = unpack(pack(segments))
     assert [(s.start_sample, s.end_sample, s.speech_end_sample) for s in back] == \
-        [(100, 105, 104), (200, 203, 203), (300, -1, -1)]
+        [(100, 105, 104), (200, 203, 203), (300, -1, 350)]
     assert np.array_equal(back[0].audio, a) and np.array_equal(back[1].audio, b)
     assert back[2].is_open and back[2].audio.size == 0 and not back[0].is_open
     assert unpack(pack([])) == []
@@ -92,5 +92,6 @@ def test_process_marks_an_open_utterance(audio_files):
     seg = Segmenter(VadOptions())
     first = seg.process(audio[: int(2.0 * 16000)])  # the first sentence is still being spoken
     assert len(first) == 1 and first[0].is_open and 0 < first[0].start_sample < 16000
+    assert first[0].start_sample < first[0].speech_end_sample <= 2 * 16000
     rest = seg.process(audio[int(2.0 * 16000):], end=True)
     assert rest and not any(s.is_open for s in rest)
