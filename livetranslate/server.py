@@ -25,8 +25,12 @@ from livetranslate.store import DATA_DIR_ENV, default_data_dir
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
 PROFILES = ("cpu", "gpu")
-# Models every profile loads; the gpu profile swaps configs, not names.
+# Models every profile loads; the gpu profile swaps their configs (configs/gpu.pbtxt), not names.
 MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipeline", "sessions")
+# Models only the gpu profile has: the members of its `llm` ensemble. Their folders hold a
+# configs/gpu.pbtxt and no config.pbtxt, so explicit model control never loads them elsewhere.
+GPU_ONLY_MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "yes_probability")
+PROFILE_MODELS = {"cpu": MODELS, "gpu": MODELS + GPU_ONLY_MODELS}
 # The server counts as up when clients can stream: transcription works even if the LLM
 # failed to load (translations then carry an error), so an LLM problem never takes
 # transcripts down with it.
@@ -110,7 +114,7 @@ class ServerOptions:
             f"--grpc-address={self.host}",
             f"--http-address={self.host}",
             "--model-control-mode=explicit",
-            *[f"--load-model={name}" for name in MODELS],
+            *[f"--load-model={name}" for name in PROFILE_MODELS[self.profile]],
             "--model-load-thread-count=4",
             "--strict-readiness=false",
             "--exit-on-error=false",
@@ -215,7 +219,10 @@ class TritonServer:
         return {m["name"]: m.get("state", "") + (f" ({m['reason']})" if m.get("reason") else "") for m in index}
 
     def failed_models(self) -> dict[str, str]:
-        return {name: state for name, state in self.model_states().items() if not state.startswith("READY")}
+        """The profile's models that are not ready (the index also lists the other profile's folders)."""
+        wanted = PROFILE_MODELS.get(self.options.profile, MODELS)
+        return {name: state for name, state in self.model_states().items()
+                if name in wanted and not state.startswith("READY")}
 
     def wait_ready(self, timeout_s: float = 300.0) -> float:
         deadline = time.monotonic() + timeout_s

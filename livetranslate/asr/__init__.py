@@ -52,7 +52,10 @@ def create_engine(name: str, model_path: str | Path, **params) -> WhisperEngine:
 
         return CTranslate2Engine(model_path, **params)
     if name == "tensorrt_llm":
-        raise NotImplementedError("the tensorrt_llm Whisper engine needs the gpu profile (not built yet)")
+        # Imports torch and TensorRT-LLM only when created: a clear error where they are missing.
+        from livetranslate.asr.tensorrt_llm import TensorRTLLMWhisperEngine
+
+        return TensorRTLLMWhisperEngine(model_path, **params)
     raise ValueError(f"unknown Whisper engine {name!r}: use ctranslate2 or tensorrt_llm")
 
 

@@ -1,0 +1,23 @@
+"""yes_probability (gpu profile, a step of the `llm` ensemble): thin Triton glue over
+livetranslate.llm.tensorrt_llm."""
+
+import numpy as np
+
+from livetranslate import protocol as P
+from livetranslate import triton
+from livetranslate.llm.tensorrt_llm import GENERATION_LOGITS, YesNoScorer
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.scorer = YesNoScorer(triton.parameters(args)["tokenizer_dir"])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                p = self.scorer(triton.get(request, GENERATION_LOGITS))
+                responses.append(triton.response({P.YES_PROBABILITY: np.array([[p]], dtype=np.float32)}))
+            except Exception as exc:
+                responses.append(triton.error_response(f"yes_probability: {exc}"))
+        return responses
