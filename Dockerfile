@@ -9,16 +9,16 @@
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver
 ARG TRITON_IMAGE_TAG=25.01-trtllm-python-py3
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# what scripts/setup.sh installs in a server image: no test tools, no browser
+ARG LIVETRANSLATE_EXTRAS=models,dashboard
+ARG LIVETRANSLATE_APT_PACKAGES="espeak-ng sox ffmpeg libportaudio2 openssl"
 
 # --- cpu: the nvidia-pytriton wheel's Triton 2.51, faster-whisper and llama.cpp ---------------
 FROM ${PYTHON_IMAGE} AS cpu
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ENV DEBIAN_FRONTEND=noninteractive \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    LIVETRANSLATE_EXTRAS=models,dashboard \
-    LIVETRANSLATE_APT_PACKAGES="espeak-ng sox ffmpeg libportaudio2 openssl"
+ARG LIVETRANSLATE_EXTRAS LIVETRANSLATE_APT_PACKAGES
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    LIVETRANSLATE_EXTRAS=${LIVETRANSLATE_EXTRAS} LIVETRANSLATE_APT_PACKAGES=${LIVETRANSLATE_APT_PACKAGES}
 # a compiler for llama-cpp-python (source only on PyPI); setup.sh installs the rest
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
@@ -32,10 +32,7 @@ COPY . .
 RUN bash scripts/setup.sh \
     && .venv/bin/python -c "import sys; from pathlib import Path; from livetranslate.server import prepare_backends; prepare_backends(Path(sys.prefix) / 'share' / 'livetranslate')" \
     && apt-get purge -y build-essential && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* /root/.cache
-ENV PATH=/opt/livetranslate/.venv/bin:$PATH \
-    HOME=/tmp \
-    XDG_CACHE_HOME=/tmp/cache \
-    LIVETRANSLATE_DATA_DIR=/data/sessions
+ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions
 USER 1000:1000
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
@@ -48,14 +45,10 @@ FROM ${TRITON_IMAGE}:${TRITON_IMAGE_TAG} AS gpu
 ARG TENSORRTLLM_BACKEND_TAG=v0.17.0
 ARG TENSORRT_LLM_TAG=v0.17.0
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ENV DEBIAN_FRONTEND=noninteractive \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    LIVETRANSLATE_EXTRAS=models,dashboard \
-    LIVETRANSLATE_APT_PACKAGES="espeak-ng sox ffmpeg libportaudio2 openssl" \
-    LIVETRANSLATE_TRITONSERVER=/opt/tritonserver/bin/tritonserver \
-    LIVETRANSLATE_BACKEND_DIR=/opt/tritonserver/backends
+ARG LIVETRANSLATE_EXTRAS LIVETRANSLATE_APT_PACKAGES
+ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    LIVETRANSLATE_EXTRAS=${LIVETRANSLATE_EXTRAS} LIVETRANSLATE_APT_PACKAGES=${LIVETRANSLATE_APT_PACKAGES} \
+    LIVETRANSLATE_TRITONSERVER=/opt/tritonserver/bin/tritonserver LIVETRANSLATE_BACKEND_DIR=/opt/tritonserver/backends
 # The tensorrtllm_backend's templates and fill tool, and TensorRT-LLM's checkpoint converters,
 # at the tags of the release this image runs: fetched here, never copied into the repository.
 WORKDIR /opt/livetranslate-trtllm
@@ -73,12 +66,8 @@ RUN python3 -m venv --system-site-packages .venv \
     && bash scripts/setup.sh \
     && .venv/bin/python -m engine_build llm-configs \
     && rm -rf /root/.cache
-ENV PATH=/opt/livetranslate/.venv/bin:$PATH \
-    HOME=/tmp \
-    XDG_CACHE_HOME=/tmp/cache \
-    LIVETRANSLATE_DATA_DIR=/data/sessions \
-    LIVETRANSLATE_ENGINES_DIR=/models/engines \
-    LIVETRANSLATE_BUILD_DIR=/models/build
+ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions \
+    LIVETRANSLATE_ENGINES_DIR=/models/engines LIVETRANSLATE_BUILD_DIR=/models/build
 # uid 1000 is the base image's own unprivileged user (triton-server)
 USER 1000:1000
 EXPOSE 8000 8001 8002

@@ -108,8 +108,8 @@ def test_the_optional_logits_reach_yes_probability_only_as_an_optional_input():
 
 
 def test_gpu_paths_agree_with_the_engine_build_defaults():
-    whisper = {p.key: p.value.string_value for p in
-               [types.SimpleNamespace(key=k, value=v) for k, v in parse(REPOSITORY / "whisper" / "configs" / "gpu.pbtxt").parameters.items()]}
+    params = parse(REPOSITORY / "whisper" / "configs" / "gpu.pbtxt").parameters
+    whisper = {key: value.string_value for key, value in params.items()}
     assert whisper["engine"] == "tensorrt_llm"
     assert whisper["model"] == build.WhisperBuild().output_dir
     assert int(whisper["beam_size"]) <= build.WhisperBuild().max_beam_width
