@@ -31,6 +31,8 @@ def speak(url, path, name, received, started=None):
     pcm, rate = read_audio(path)
     with PipelineClient(url) as client:
         for event in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True):
+            if event.kind == EventKind.PARTIAL:
+                continue  # the speaker's own preview: neither stored nor sent to viewers
             received.append(event)
             if started is not None and event.kind == EventKind.TRANSCRIPT:
                 started.set()
