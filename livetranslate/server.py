@@ -52,7 +52,25 @@ def pytriton_dir() -> Path:
     return Path(spec.origin).parent
 
 
+# A Triton installed otherwise (the gpu image's, with the TensorRT-LLM backend) replaces the
+# one inside the nvidia-pytriton wheel: its binary and its backends folder, used as they are.
+TRITONSERVER_ENV = "LIVETRANSLATE_TRITONSERVER"
+BACKEND_DIR_ENV = "LIVETRANSLATE_BACKEND_DIR"
+
+
+def system_triton() -> tuple[Path, Path] | None:
+    binary, backends = os.environ.get(TRITONSERVER_ENV), os.environ.get(BACKEND_DIR_ENV)
+    if not binary:
+        return None
+    if not Path(binary).is_file() or not backends or not Path(backends).is_dir():
+        raise ServerError(f"{TRITONSERVER_ENV}={binary} needs an existing binary and "
+                          f"{BACKEND_DIR_ENV} set to its backends folder")
+    return Path(binary), Path(backends)
+
+
 def find_tritonserver() -> Path:
+    if system_triton():
+        return system_triton()[0]
     binary = pytriton_dir() / "tritonserver" / "bin" / "tritonserver"
     if not binary.is_file():
         raise ServerError(f"tritonserver not found at {binary}")
@@ -136,7 +154,8 @@ class ServerOptions:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), env.get("LD_LIBRARY_PATH")]))
+        if system_triton() is None:  # the wheel's binary needs the wheel's libraries
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), env.get("LD_LIBRARY_PATH")]))
         env[MODELS_DIR_ENV] = str(self.models_dir)
         env[DATA_DIR_ENV] = str(self.data_dir)
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
@@ -177,7 +196,7 @@ class TritonServer:
                 except OSError:
                     raise ServerError(f"port {port} is in use: is another server running? "
                                       f"Choose other ports (--grpc-port, --http-port, --metrics-port)") from None
-        backends = prepare_backends(self.options.cache_dir)
+        backends = system_triton()[1] if system_triton() else prepare_backends(self.options.cache_dir)
         cmd = self.options.command(backends)
         out = open(self.log_file, "ab") if self.log_file else None
         self.started_at = time.monotonic()

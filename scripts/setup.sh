@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium)
+# The images install less (no browser, no PulseAudio): they set these two.
+read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium}"
+EXTRAS=${LIVETRANSLATE_EXTRAS:-models,dashboard,test}
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -21,8 +23,8 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
-echo "==> pip install -e '.[models,dashboard,test]'"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[models,dashboard,test]' 2>&1 \
+echo "==> pip install -e '.[$EXTRAS]'"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 \
   | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c "import livetranslate, numpy; assert numpy.__version__ < '2'" \
   || { echo "install failed" >&2; exit 1; }

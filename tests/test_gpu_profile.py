@@ -398,3 +398,19 @@ def test_yes_no_scorer_uses_the_tokenizer(tmp_path, whisper_tokenizer_json):
     logits = np.zeros((1, 1, 51865))
     logits[0, 0, scorer.yes_ids[0]] = 5.0
     assert scorer(logits) > 0.9
+
+
+def test_a_system_triton_replaces_the_wheels(tmp_path, monkeypatch):
+    from livetranslate import server
+
+    binary, backends = tmp_path / "tritonserver", tmp_path / "backends"
+    binary.write_text("")
+    backends.mkdir()
+    monkeypatch.setenv(server.TRITONSERVER_ENV, str(binary))
+    monkeypatch.setenv(server.BACKEND_DIR_ENV, str(backends))
+    options = server.ServerOptions(profile="gpu")
+    assert options.command(backends)[0] == str(binary)
+    assert "nvidia_pytriton.libs" not in options.environment().get("LD_LIBRARY_PATH", "")
+    monkeypatch.setenv(server.BACKEND_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(server.ServerError, match="LIVETRANSLATE_BACKEND_DIR"):
+        server.find_tritonserver()
