@@ -102,7 +102,7 @@ def main() -> None:
 Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs, Python {data['machine']['python']}.
 Audio: `{path.name}` (espeak-ng German, {data['audio']['sentences']} sentences, 3 voices, pauses 0.6-2 s,
 noise -45 dBFS), {audio_s:.0f} s. Transcription only (translation off). Whisper base, int8, beam 5,
-temperature 0, previous 2 transcripts as prompt (dropped when Whisper copies it), 1 s of lead-in audio.
+temperature 0, `context` decoding policy, partials on (see streaming.md for the policy's figures).
 
 | figure | value |
 |---|---|
