@@ -36,7 +36,7 @@ from livetranslate.evaluation import wer  # noqa: E402
 from livetranslate.models import resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.samples import load_reference, make_all, make_bench_recording  # noqa: E402
-from livetranslate.streaming import repeated_across_boundaries  # noqa: E402
+from livetranslate.streaming import DecodeOptions, repeated_across_boundaries  # noqa: E402
 
 LATENCY_LIMIT_MS = 2000.0
 
@@ -88,14 +88,29 @@ def offline(path: Path, engine) -> tuple[float, float]:
     return text, time.monotonic() - t0
 
 
-def in_process_wer(path: Path, engine, reference: str, policy: str) -> float:
-    """The pipeline's stream logic in this process (no server) with one decoding policy."""
+class TimedEngine:
+    """The engine, with the wall time of every decode call kept."""
+
+    def __init__(self, engine):
+        self.engine, self.seconds = engine, []
+
+    def transcribe(self, requests):
+        t0 = time.monotonic()
+        try:
+            return self.engine.transcribe(requests)
+        finally:
+            self.seconds.append(time.monotonic() - t0)
+
+
+def in_process(path: Path, engine, reference: str, decode) -> tuple[float, list[float]]:
+    """The pipeline's stream logic in this process (no server) with one DecodeOptions,
+    audio as fast as it goes: (WER, seconds of each Whisper call)."""
     from livetranslate.pipeline import LocalStages, Pipeline, PipelineOptions
     from livetranslate.protocol import AUDIO, SessionOptions
-    from livetranslate.streaming import DecodeOptions
     from livetranslate.audio import chunks
 
-    pipeline = Pipeline(LocalStages(engine), PipelineOptions(decode=DecodeOptions(policy=policy)))
+    timed = TimedEngine(engine)
+    pipeline = Pipeline(LocalStages(timed), PipelineOptions(decode=decode))
     pcm, rate = read_audio(path)
     events, done = [], threading.Event()
 
@@ -107,12 +122,12 @@ def in_process_wer(path: Path, engine, reference: str, policy: str) -> float:
         def close(self):
             pass
 
-    options = SessionOptions(policy, rate, translate=False, partials=False).to_tensors()
+    options = SessionOptions(decode.policy, rate, translate=False, partials=False).to_tensors()
     parts = list(chunks(pcm, rate // 10))
     for i, part in enumerate(parts):
         pipeline.handle(1, i == 0, i == len(parts) - 1, {AUDIO: part, **(options if i == 0 else {})}.get, Reply())
     done.wait(1200)
-    return wer(reference, " ".join(e.text for e in events if e.kind == EventKind.TRANSCRIPT))
+    return wer(reference, " ".join(e.text for e in events if e.kind == EventKind.TRANSCRIPT)), timed.seconds
 
 
 def batch_gain(engine, path: Path, sizes=(1, 2, 4)) -> dict:
@@ -169,7 +184,7 @@ def main() -> None:
     engine = create_engine("ctranslate2", resolve("whisper-base"))
     offline_text, offline_s = offline(path, engine)
     audio_s = len(read_audio(path)[0]) / read_audio(path)[1]
-    per_utterance = None if args.smoke else in_process_wer(path, engine, reference, "utterance")
+    per_utterance = None if args.smoke else in_process(path, engine, reference, DecodeOptions(policy="utterance"))[0]
     gain = batch_gain(engine, path, (1, 2) if args.smoke else (1, 2, 4))
     del engine
 

@@ -19,6 +19,7 @@ from livetranslate.llm import GenerationRequest
 from livetranslate.protocol import Event
 from livetranslate.vad import Segment, unpack
 from livetranslate.window import Enhanced, Piece
+from livetranslate.window import unpack as unpack_enhanced
 
 
 def parameters(args: dict) -> dict[str, str]:
@@ -232,14 +233,7 @@ class TritonStages:
         bls = pb_utils.InferenceRequest(model_name=P.ENHANCE, inputs=_tensors(tensors),
                                         requested_output_names=list(self.ENHANCE_OUTPUTS),
                                         correlation_id=stream_id, flags=flags)
-        return [
-            Enhanced(
-                first_segment_id=int(out[P.FIRST_SEGMENT_ID][0]), last_segment_id=int(out[P.SEGMENT_ID][0]),
-                text=P.decode_text(out[P.TEXT]), start_s=float(out[P.START_S][0]),
-                end_s=float(out[P.END_S][0]), reason="",
-            )
-            for out in _decoupled(bls, self.ENHANCE_OUTPUTS)
-        ]
+        return unpack_enhanced(_outputs(bls.exec(), self.ENHANCE_OUTPUTS))
 
 
 def transcription_to_tensors(result: Transcription) -> dict[str, np.ndarray]:

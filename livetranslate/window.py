@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
+from livetranslate.protocol import END_S, FIRST_SEGMENT_ID, SEGMENT_ID, START_S, TEXT
 from livetranslate.similarity import SimilarityFilter
 
 
@@ -49,6 +52,24 @@ class Enhanced:
     start_s: float
     end_s: float
     reason: str  # complete | full | pause | end
+
+
+def pack(items: list[Enhanced]) -> dict[str, np.ndarray]:
+    """The `enhance` model's one response: a row per enhanced translation (zero or more)."""
+    return {
+        TEXT: np.array([i.text.encode("utf-8") for i in items], dtype=np.object_),
+        FIRST_SEGMENT_ID: np.array([i.first_segment_id for i in items], np.int64),
+        SEGMENT_ID: np.array([i.last_segment_id for i in items], np.int64),
+        START_S: np.array([i.start_s for i in items], np.float32),
+        END_S: np.array([i.end_s for i in items], np.float32),
+    }
+
+
+def unpack(tensors: dict[str, np.ndarray]) -> list[Enhanced]:
+    columns = [tensors[name].reshape(-1).tolist() for name in (TEXT, FIRST_SEGMENT_ID, SEGMENT_ID, START_S, END_S)]
+    return [Enhanced(first, last, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
+                     start, end, reason="")
+            for text, first, last, start, end in zip(*columns)]
 
 
 @dataclass

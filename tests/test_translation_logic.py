@@ -137,3 +137,12 @@ def test_window_never_publishes_a_near_duplicate_twice():
     assert len(e.add(Piece(0, "Guten Morgen.", 0, 1))) == 1
     assert e.add(Piece(1, "Guten Morgen!", 1.5, 2)) == [] and e.dropped == 1
     assert e.add(Piece(2, "   ", 2.5, 3)) == []
+
+
+def test_enhanced_pack_and_unpack_carry_every_row():
+    from livetranslate.window import Enhanced, pack, unpack
+
+    items = [Enhanced(3, 5, "Good morning, everyone.", 1.5, 7.25, ""),
+             Enhanced(6, 6, "Grüße — ü", 8.0, 9.5, "")]
+    assert unpack(pack(items)) == items
+    assert unpack(pack([])) == []

@@ -1,11 +1,9 @@
 """enhance: thin Triton glue over livetranslate.window.Enhancer, one per sequence."""
 
-import numpy as np
-
 from livetranslate import protocol as P
 from livetranslate import triton
 from livetranslate.state import StreamTable
-from livetranslate.window import Enhancer, Piece, WindowOptions
+from livetranslate.window import Enhancer, Piece, WindowOptions, pack
 
 
 class TritonPythonModel:
@@ -25,19 +23,13 @@ class TritonPythonModel:
 
     def execute(self, requests):
         self.streams.expire()
+        responses = []
         for request in requests:
-            triton.respond_decoupled(request, lambda: self._responses(request), "enhance")
-        return None
-
-    def _responses(self, request):
-        for item in self._enhance(request):
-            yield {
-                P.TEXT: triton.text_tensor(item.text),
-                P.FIRST_SEGMENT_ID: np.array([item.first_segment_id], np.int64),
-                P.SEGMENT_ID: np.array([item.last_segment_id], np.int64),
-                P.START_S: np.array([item.start_s], np.float32),
-                P.END_S: np.array([item.end_s], np.float32),
-            }
+            try:
+                responses.append(triton.response(pack(self._enhance(request))))
+            except Exception as exc:  # one bad request never takes the others down
+                responses.append(triton.error_response(f"enhance: {exc}"))
+        return responses
 
     def _enhance(self, request):
         stream_id, start, end = triton.sequence_flags(request)
