@@ -36,7 +36,10 @@ class DecodeOptions:
     policy: str = "context"
     # Committed utterances that started at most this long before the new one are heard
     # again as context (the whole window stays under Whisper's 30 s).
-    context_s: float = 15.0
+    # 10 s: WER 37.9 % (+10 % over offline) at 0.86 s per decode; 15 s: 34.2 % at 1.06 s;
+    # 25 s: 31.6 % at 1.46 s (bench/results/policies.md). 10 s keeps the final's p50 under
+    # 1.5 s on 2 cores with partials on; on a GPU a longer context costs nearly nothing.
+    context_s: float = 10.0
     max_window_s: float = 28.0
     prompt_segments: int = 2  # committed transcripts before the window, as prompt
     # utterance policy: audio before the utterance given to Whisper too, so it hears the
