@@ -1,6 +1,6 @@
 """Soak: many short streams against one server, one after another and side by side, each
 as its own CLI process (as users and the tests run it). Any stream that does not end within
-`--timeout` is a hang; the server log and the stuck client's stderr are kept for reading.
+`--timeout` is a hang, one with an `error` event a failure; the server log and the stuck client's stderr are kept for reading.
 
     .venv/bin/python bench/soak.py --rounds 20
 """
@@ -29,7 +29,8 @@ def one(url: str, path, name: str, timeout: float, translate: bool) -> tuple[str
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         return "hang", time.monotonic() - started, (exc.stderr or b"").decode(errors="replace")[-2000:]
-    ok = done.returncode == 0 and '"kind": "end"' in done.stdout and '"kind": "transcript"' in done.stdout
+    ok = (done.returncode == 0 and '"kind": "end"' in done.stdout and '"kind": "transcript"' in done.stdout
+          and '"kind": "error"' not in done.stdout)
     return ("ok" if ok else "fail"), time.monotonic() - started, done.stderr[-2000:]
 
 

@@ -53,6 +53,32 @@ def test_ctranslate2_engine_transcribes_german(whisper_engine, audio_files):
     assert not SpeechFilter().keep(quiet)
 
 
+@pytest.mark.slow
+def test_a_batch_of_streams_at_different_points_decodes_like_each_alone(whisper_engine, audio_files):
+    """Requests of several streams meet in one batch with different amounts of previous
+    text and different committed prefixes (CTranslate2 needs <|startoftranscript|> at one
+    position per generate call: seen failing live with two streams)."""
+    pcm, rate = read_audio(audio_files["speech"])
+    x = resample(pcm16_to_float(pcm), rate)
+    refs = load_reference(audio_files["speech"])
+
+    def clip(i, j):
+        return x[int(refs[i].start_s * 16000) - 3200: int(refs[j].end_s * 16000) + 3200]
+
+    requests = [
+        AsrRequest(clip(1, 1), "de", beam_size=5),
+        AsrRequest(clip(0, 1), "de", prompt="Eine lange Einleitung vorher, mit vielen Worten darin.",
+                   prefix=refs[0].text, beam_size=5),
+        AsrRequest(clip(3, 4), "de", prompt="Kurz.", beam_size=5),
+        AsrRequest(clip(1, 1), "de", prompt="Eine lange Einleitung vorher, mit vielen Worten darin.", beam_size=5),
+    ]
+    together = whisper_engine.transcribe(requests)
+    alone = [whisper_engine.transcribe([r])[0] for r in requests]
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert "Projekt" in together[0].text and "Projekt" in together[1].text and "Kunden" in together[2].text
+    assert "Guten Morgen" not in together[1].text  # the prefix is not repeated
+
+
 def test_prompt_copy_detection():
     from livetranslate.asr import copies_prompt
 

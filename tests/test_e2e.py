@@ -98,6 +98,8 @@ def test_two_concurrent_streams_stay_apart(server, audio_files):
         t.start()
     for t in threads:
         t.join(180)
+    errors = [e.text for name in results for e in results[name] if e.kind == EventKind.ERROR]
+    assert not errors, errors  # e.g. a batched decode of both streams failing
     a = " ".join(e.text for e in transcripts(results["speech"]))
     b = " ".join(e.text for e in transcripts(results["speech_b"]))
     assert "Projekt" in a and "Kunden" in a and "Bericht" not in a

@@ -86,19 +86,18 @@ class CTranslate2Engine(WhisperEngine):
             languages = [lang or detected[i][0][0][2:-2] for i, lang in enumerate(languages)]
         tokenizers = [self._tokenizer(lang or "en") for lang in languages]
         prompts = [self._prompt(tok, r) for tok, r in zip(tokenizers, requests)]
-        from faster_whisper.transcribe import get_suppressed_tokens
-
-        outputs = whisper.model.generate(
-            encoded,
-            prompts,
-            beam_size=beam_size,
-            length_penalty=1.0,
-            max_length=whisper.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizers[0], [-1]),
-        )
+        # CTranslate2's generate needs <|startoftranscript|> at the same position in every
+        # prompt of a call, so requests with different amounts of previous text (streams at
+        # different points of their talk) are generated in groups; the encoder pass above
+        # stays shared.
+        groups: dict[int, list[int]] = {}
+        for i, (tok, prompt) in enumerate(zip(tokenizers, prompts)):
+            groups.setdefault(prompt.index(tok.sot), []).append(i)
+        outputs: list = [None] * len(requests)
+        for indices in groups.values():
+            part = encoded if len(groups) == 1 else _rows(encoded, indices)
+            for i, out in zip(indices, self._generate(part, [prompts[i] for i in indices], tokenizers[0], beam_size)):
+                outputs[i] = out
         results = []
         for request, tok, lang, out in zip(requests, tokenizers, languages, outputs):
             tokens = out.sequences_ids[0]
@@ -115,6 +114,21 @@ class CTranslate2Engine(WhisperEngine):
             ))
         return results
 
+    def _generate(self, encoded, prompts: list[list[int]], tokenizer, beam_size: int) -> list:
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        return self.model.model.generate(
+            encoded,
+            prompts,
+            beam_size=beam_size,
+            length_penalty=1.0,
+            max_length=self.model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        )
+
     def _tokenizer(self, language: str):
         from faster_whisper.tokenizer import Tokenizer
 
@@ -129,6 +143,13 @@ class CTranslate2Engine(WhisperEngine):
         previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
         return self.model.get_prompt(tokenizer, previous, without_timestamps=True,
                                      prefix=request.prefix or None)
+
+
+def _rows(encoded, indices: list[int]):
+    """Some rows of the encoder output (a CPU StorageView) as a new StorageView."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[indices]))
 
 
 def _without_prompt(request: AsrRequest) -> AsrRequest:
