@@ -144,7 +144,7 @@ def format_event(event: Event, fmt: str) -> str:
     if fmt == "jsonl":
         return event.to_json()
     if event.kind == EventKind.END:
-        return f"-- end of stream ({_clock(event.end_s)} of audio)"
+        return f"!! {event.error}" if event.error else f"-- end of stream ({_clock(event.end_s)} of audio)"
     if event.kind == EventKind.ERROR:
         return f"!! {event.text}"
     latency = f"({event.latency_ms / 1000:.1f} s)"
@@ -339,15 +339,17 @@ def _client(url, tls, ca, api_key):
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 def watch(session, url, tls, ca, api_key, fmt):
     """Follow SESSION as a viewer: its history so far, then live events until it ends."""
-    errors = 0
+    failed = False
     with _client(url, tls, ca, api_key) as client:
         try:
             for event in client.watch(session):
-                errors += event.kind == EventKind.ERROR
-                click.echo(format_event(event, fmt), file=sys.stderr if event.kind == EventKind.ERROR else sys.stdout)
+                # an `end` with an error: the viewer itself failed (no such session, dropped)
+                failed = event.kind == EventKind.END and bool(event.error)
+                to_stderr = event.kind == EventKind.ERROR or failed
+                click.echo(format_event(event, fmt), file=sys.stderr if to_stderr else sys.stdout)
         except ClientError as exc:
             raise click.ClickException(str(exc))
-    sys.exit(1 if errors else 0)
+    sys.exit(1 if failed else 0)
 
 
 @main.command("sessions")

@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from livetranslate import protocol as P
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 DEFAULT_URL = "localhost:8001"
+KEEPALIVE_S = 30  # the launcher lets Triton accept pings this often (and more)
 
 
 class ClientError(RuntimeError):
@@ -38,12 +39,17 @@ def _plain(exc: Exception) -> str:
     return message.replace("[StatusCode.UNAVAILABLE] ", "").strip()
 
 
-def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple) -> Iterator[Event]:
-    """Events a stream callback queued, up to one of kind `last`; errors raised."""
+def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple,
+                 waiting: Callable[[], bool] = lambda: True) -> Iterator[Event]:
+    """Events a stream callback queued, up to one of kind `last`; errors raised. Silence
+    longer than `idle_timeout_s` is an error only while `waiting()` (an answer is due):
+    a live capture of a quiet meeting gets no events for minutes, and that is fine."""
     while True:
         try:
             item = events.get(timeout=idle_timeout_s)
         except queue.Empty:
+            if not waiting():
+                continue
             raise ClientError(f"no answer from the server for {idle_timeout_s:.0f} s") from None
         if isinstance(item, Exception):
             raise item
@@ -85,8 +91,13 @@ class PipelineClient:
             raise ClientError(f"cannot read the CA certificate {self.connection.ca}")
         try:
             # tritonclient reads root_certificates from this path itself
-            self.client = grpcclient.InferenceServerClient(url=url, ssl=self.connection.tls,
-                                                           root_certificates=self.connection.ca)
+            self.client = grpcclient.InferenceServerClient(
+                url=url, ssl=self.connection.tls, root_certificates=self.connection.ca,
+                # finds a dead network within about a minute (the server allows pings every 10 s)
+                keepalive_options=grpcclient.KeepAliveOptions(
+                    keepalive_time_ms=KEEPALIVE_S * 1000, keepalive_timeout_ms=20_000,
+                    keepalive_permit_without_calls=True, http2_max_pings_without_data=0),
+            )
             live = self.client.is_server_live(client_timeout=timeout_s)
             ready = live and self.client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
                                                         headers=self.connection.headers)
@@ -121,7 +132,9 @@ class PipelineClient:
         self.client.async_stream_infer(P.PIPELINE, [audio, tensor], sequence_id=random.randint(1, 2**63 - 1),
                                        sequence_start=True, sequence_end=True)
         try:
-            yield from _read_events(events, idle_timeout_s, (EventKind.END, EventKind.ERROR))
+            # a viewer's own failure (no such session, dropped) comes as an error, then an
+            # `end` that carries it; history errors are just events
+            yield from _read_events(events, idle_timeout_s, (EventKind.END,))
         finally:
             self.client.stop_stream(cancel_requests=True)
 
@@ -210,7 +223,9 @@ class PipelineClient:
         sender.start()
         ended = False
         try:
-            for item in _read_events(events, idle_timeout_s, (EventKind.END,)):
+            # while audio is still going out, a dead connection shows as a gRPC error (keepalive
+            # pings find a silent network drop); the idle limit is for the final flush
+            for item in _read_events(events, idle_timeout_s, (EventKind.END,), waiting=sent_all.is_set):
                 if item.kind == EventKind.END:
                     stats.finished = time.monotonic()
                     ended = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -198,10 +199,14 @@ class StreamSession:
             if chunk is None or chunk.end:
                 self._set_open(None, None)
             if chunk is None:
-                if self._vad_started:
-                    self._call_vad(np.zeros(0, np.float32), end=True)
-                if self._jobs is not None:
-                    self._jobs.put(None)
+                try:  # vad may have dropped the sequence by its own TTL already
+                    if self._vad_started:
+                        self._call_vad(np.zeros(0, np.float32), end=True)
+                except Exception as exc:
+                    log.info("stream %s: vad flush of an abandoned stream: %s", self.stream_id, exc)
+                finally:
+                    if self._jobs is not None:
+                        self._jobs.put(None)
                 return
             reply = SharedReply(chunk.reply)
             try:
@@ -253,8 +258,13 @@ class StreamSession:
         else:
             self._jobs.put(TranslationJob(None, 0.0, reply.hold()))
 
+    @property
+    def audio_end_s(self) -> float:
+        """The end of the audio received so far, on the session's clock."""
+        return self._t0 + self._audio.end / SAMPLE_RATE_HZ
+
     def _end_event(self) -> Event:
-        return Event(EventKind.END, end_s=self._t0 + self._audio.end / SAMPLE_RATE_HZ)
+        return Event(EventKind.END, end_s=self.audio_end_s)
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""
@@ -355,11 +365,13 @@ class StreamSession:
             job = self._jobs.get()
             if job is None:  # abandoned
                 self._call_enhance(None, end=True, reply=None)
+                self._llm_calls.shutdown(wait=False)
                 return
             try:
                 if job.transcript is None:
                     self._call_enhance(None, end=True, reply=job.reply)
                     job.reply.send(self._end_event())
+                    self._llm_calls.shutdown(wait=False)
                     return
                 self._translate(job)
             except Exception as exc:
@@ -439,26 +451,38 @@ def follow(store, session: str, reply: Reply, *, max_events: int = 500,
     from livetranslate.store import Viewer
 
     viewer = Viewer(max_events)
-    try:
+
+    def stop(message: str) -> None:  # the viewer's own failure: an `end` that carries it
+        reply.send(Event(EventKind.END, error=message))
+
+    def ended() -> Event | None:
         info = store.info(session)
-        if info is None:
-            reply.send(Event(EventKind.ERROR, f"no session named {session!r}"))
+        if info is None or info.state != "ended":
+            return None
+        return next((e for e in reversed(store.events(session)) if e.kind == EventKind.END), Event(EventKind.END))
+
+    try:
+        if store.info(session) is None:
+            stop(f"no session named {session!r}")
             return
+        # `end` events in the history close earlier runs of a resumed session: the viewer's
+        # one `end` is the session's last
         for event in store.attach(session, viewer):
-            reply.send(event)
-            if event.kind == EventKind.END and store.info(session).state == "ended":
-                return
-        if store.info(session).state == "ended":
-            return
+            if event.kind != EventKind.END:
+                reply.send(event)
         while not cancelled():
             event = viewer.take(poll_s)
             if viewer.overflowed:
-                reply.send(Event(EventKind.ERROR, f"viewer fell more than {max_events} events behind and was "
-                                                  f"dropped; subscribe again to catch up"))
+                stop(f"viewer fell more than {max_events} events behind and was dropped; subscribe again to catch up")
                 return
             if event is not None:
                 reply.send(event)
                 if event.kind == EventKind.END:
+                    return
+            else:
+                last = ended()  # also ends a session whose `end` was in the history
+                if last is not None:
+                    reply.send(last)
                     return
     finally:
         store.hub.unsubscribe(session, viewer)
@@ -476,9 +500,16 @@ class Pipeline:
         self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
 
     def _expired(self, stream_id: int, session: StreamSession) -> None:
+        """A stream idle past the TTL (its client vanished). Its session ends with it unless
+        another stream (the client, reconnected) goes on with it; viewers are told."""
         session.abandon()
-        if self.store is not None:
-            self.store.close(session.options.session)
+        if self.store is None:
+            return
+        name = session.options.session
+        if self.store.live_streams(name) <= 1:
+            self.store.append(name, Event(EventKind.END, end_s=session.audio_end_s,
+                                          error="the speaker's stream stopped sending and timed out"))
+        self.store.close(name)
 
     def handle(
         self,
@@ -505,6 +536,9 @@ class Pipeline:
             if start:
                 options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
                 if self.store is not None:
+                    next_segment, end_s = self.store.resume_point(options.session)
+                    options = dataclasses.replace(options, segment_base=max(options.segment_base, next_segment),
+                                                  time_base_s=max(options.time_base_s, end_s))
                     self.store.open(options.session, options.source_language, options.target_language)
                 old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options,
                                                                 self.load))
@@ -528,6 +562,10 @@ class Pipeline:
             session.submit(Chunk(audio, arrived, end, reply))
         except ProtocolError as exc:
             reply.send(Event(EventKind.ERROR, str(exc)))
+            reply.close()
+        except Exception as exc:  # e.g. the data dir is not writable: this stream fails, not the server
+            log.exception("stream %s: request failed", stream_id)
+            reply.send(Event(EventKind.ERROR, f"internal error: {exc}"))
             reply.close()
 
 

@@ -136,6 +136,11 @@ class ServerOptions:
             "--model-load-thread-count=4",
             "--strict-readiness=false",
             "--exit-on-error=false",
+            # clients ping every 30 s to notice a dead network during a quiet meeting; the
+            # server pings too (60 s), to free the streams of clients that vanished
+            "--grpc-keepalive-permit-without-calls=1",
+            "--grpc-http2-min-recv-ping-interval-without-data=10000",
+            "--grpc-keepalive-time=60000",
             f"--log-verbose={self.log_verbose}",
         ]
         if self.profile != "cpu":

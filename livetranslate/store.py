@@ -67,6 +67,7 @@ class SessionStore:
         self._lock = threading.Lock()
         self._files: dict[str, object] = {}
         self._infos: dict[str, SessionInfo] = {}
+        self._live: collections.Counter[str] = collections.Counter()  # open streams per session
 
     def _paths(self, session: str) -> tuple[Path, Path]:
         stem = safe_name(session)
@@ -84,8 +85,34 @@ class SessionStore:
             info = self.info(session) or SessionInfo(session, source_language, target_language, time.time())
             info.state, info.ended_at = "live", None
             self._infos[session] = info
+            self._live[session] += 1
             self._write_info(info)
             return info
+
+    def resume_point(self, session: str) -> tuple[int, float]:
+        """(next segment id, end of the last event in seconds) of a stored session: a new
+        stream under an old name goes on from there instead of reusing segment ids."""
+        events = self.events(session)
+        ids = [e.segment_id for e in events if e.kind == EventKind.TRANSCRIPT]
+        return (max(ids) + 1 if ids else 0), max((e.end_s for e in events), default=0.0)
+
+    def live_streams(self, session: str) -> int:
+        with self._lock:
+            return self._live[session]
+
+    def recover(self) -> list[str]:
+        """At server start: sessions a crashed server left `live` have no stream any more.
+        They are marked ended (a reconnecting client makes them live again)."""
+        recovered = []
+        for info in self.sessions():
+            if info.state == "live" and not self._live[info.name]:
+                log, _ = self._paths(info.name)
+                info.state = "ended"
+                info.ended_at = log.stat().st_mtime if log.exists() else time.time()
+                with self._lock:
+                    self._write_info(info)
+                recovered.append(info.name)
+        return recovered
 
     def append(self, session: str, event: Event) -> None:
         with self._lock:
@@ -115,8 +142,13 @@ class SessionStore:
             self.hub.subscribe(session, viewer)
             return history
 
-    def close(self, session: str) -> None:
+    def close(self, session: str) -> bool:
+        """One stream of the session ended; the last one ends the session (True)."""
         with self._lock:
+            if self._live[session] > 1:
+                self._live[session] -= 1
+                return False
+            self._live.pop(session, None)
             f = self._files.pop(session, None)
             if f is not None:
                 f.close()
@@ -124,6 +156,7 @@ class SessionStore:
             if info is not None:
                 info.state, info.ended_at = "ended", time.time()
                 self._write_info(info)
+            return True
 
     def sync_info(self, session: str) -> None:
         """Writes the running counts (called now and then, not per event)."""

@@ -65,6 +65,18 @@ def sequence_flags(request) -> tuple[int, bool, bool]:
     )
 
 
+def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str) -> list:
+    """One plain response per request: `answer(request)`'s tensors, or an error response
+    naming the stage. One bad request never takes the others in the batch down."""
+    responses = []
+    for request in requests:
+        try:
+            responses.append(response(answer(request)))
+        except Exception as exc:
+            responses.append(error_response(f"{stage}: {exc}"))
+    return responses
+
+
 def respond_decoupled(request, produce: Callable[[], Iterable[dict[str, np.ndarray]]], stage: str) -> None:
     """Sends each tensor dict `produce()` yields as one response, then the final flag. A
     failure becomes one error response that carries the final flag itself: a BLS caller

@@ -98,13 +98,13 @@ def test_slow_viewer_is_dropped_not_the_speaker(tmp_path):
         store.append("s", ev(EventKind.TRANSCRIPT, "x", i))  # the speaker never waits
     gate.set()
     thread.join(5)
-    assert viewer.events[-1].kind == EventKind.ERROR and "fell more than 5 events behind" in viewer.events[-1].text
+    assert viewer.events[-1].kind == EventKind.END and "fell more than 5 events behind" in viewer.events[-1].error
 
 
 def test_missing_session_is_an_error_event(tmp_path):
     viewer = Collect()
     follow(SessionStore(tmp_path, hub=Hub()), "nope", viewer)
-    assert viewer.events[0].kind == EventKind.ERROR and "no session named 'nope'" in viewer.events[0].text
+    assert viewer.events == [Event(EventKind.END, error="no session named 'nope'")]
 
 
 def test_exports_parse_and_match():
@@ -121,3 +121,68 @@ def test_exports_parse_and_match():
     assert [c.text for c in webvtt.from_string(export(events, "vtt", "target"))] == ["Good morning."]
     assert export(events, "txt", "source") == "[00:00.5] Guten Morgen.\n[00:02.5] Wie geht's?\n"
     assert len(export(events, "jsonl").splitlines()) == 5
+
+
+def test_a_crashed_servers_live_sessions_are_ended_on_recovery(tmp_path):
+    store = SessionStore(tmp_path)
+    store.open("crashed", "de", "en")
+    store.append("crashed", ev(EventKind.TRANSCRIPT, "Hallo.", 0))
+    store.open("clean", "de", "en")
+    store.close("clean")
+    again = SessionStore(tmp_path)  # the server after a kill -9
+    assert again.recover() == ["crashed"]
+    assert again.info("crashed").state == "ended" and again.info("crashed").ended_at is not None
+    assert again.events("crashed")[0].text == "Hallo."  # nothing lost
+    again.open("crashed", "de", "en")  # a reconnecting client makes it live again
+    assert again.info("crashed").state == "live"
+
+
+def test_a_session_ends_with_its_last_stream(tmp_path):
+    store = SessionStore(tmp_path, hub=Hub())
+    store.open("s", "de", "en")  # the stream of a client whose network dropped
+    store.open("s", "de", "en")  # the same client, reconnected
+    assert store.live_streams("s") == 2
+    assert store.close("s") is False and store.info("s").state == "live"  # the old stream timing out
+    assert store.close("s") is True and SessionStore(tmp_path).info("s").state == "ended"
+
+
+def test_a_new_stream_under_an_old_name_goes_on_from_its_segments(tmp_path):
+    store = SessionStore(tmp_path)
+    assert store.resume_point("s") == (0, 0.0)
+    store.open("s", "de", "en")
+    store.append("s", ev(EventKind.TRANSCRIPT, "Eins.", 0, 0.5, 2.0))
+    store.append("s", ev(EventKind.TRANSCRIPT, "Zwei.", 1, 2.5, 4.0))
+    store.append("s", ev(EventKind.END, end=4.5))
+    assert store.resume_point("s") == (2, 4.5)
+
+
+def test_a_viewer_of_a_resumed_session_sees_one_end(tmp_path):
+    store = SessionStore(tmp_path, hub=Hub())
+    store.open("s", "de", "en")
+    history = [ev(EventKind.TRANSCRIPT, "Eins.", 0), ev(EventKind.END, end=1.0),  # the first run
+               ev(EventKind.TRANSCRIPT, "Zwei.", 1)]  # the second run, still live
+    for e in history:
+        store.append("s", e)
+    viewer = Collect()
+    thread = threading.Thread(target=follow, args=(store, "s", viewer), kwargs={"poll_s": 0.05})
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive() and [e.text for e in viewer.events] == ["Eins.", "Zwei."]
+    last = ev(EventKind.END, end=2.0)
+    store.append("s", last)
+    store.close("s")
+    thread.join(5)
+    assert not thread.is_alive() and viewer.events[-1] == last
+
+
+def test_a_viewer_whose_session_ended_between_history_and_live_still_ends(tmp_path):
+    store = SessionStore(tmp_path, hub=Hub())
+    store.open("s", "de", "en")
+    store.append("s", ev(EventKind.TRANSCRIPT, "Eins.", 0))
+    store.append("s", ev(EventKind.END, end=1.0))  # appended, not yet closed
+    viewer = Collect()
+    thread = threading.Thread(target=follow, args=(store, "s", viewer), kwargs={"poll_s": 0.05})
+    thread.start()
+    store.close("s")
+    thread.join(5)
+    assert not thread.is_alive() and [e.kind for e in viewer.events] == [EventKind.TRANSCRIPT, EventKind.END]

@@ -18,16 +18,10 @@ class TritonPythonModel:
         )
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
-            try:
-                complete, p = self.checker.check(
-                    triton.text(request, P.TEXT), triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE)
-                )
-                responses.append(triton.response({
-                    P.COMPLETE: np.array([complete], dtype=bool),
-                    P.PROBABILITY: np.array([p], dtype=np.float32),
-                }))
-            except Exception as exc:
-                responses.append(triton.error_response(f"completeness: {exc}"))
-        return responses
+        return triton.respond_each(requests, self._check, "completeness")
+
+    def _check(self, request):
+        complete, p = self.checker.check(
+            triton.text(request, P.TEXT), triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE)
+        )
+        return {P.COMPLETE: np.array([complete], dtype=bool), P.PROBABILITY: np.array([p], dtype=np.float32)}

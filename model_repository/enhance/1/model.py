@@ -23,13 +23,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         self.streams.expire()
-        responses = []
-        for request in requests:
-            try:
-                responses.append(triton.response(pack(self._enhance(request))))
-            except Exception as exc:  # one bad request never takes the others down
-                responses.append(triton.error_response(f"enhance: {exc}"))
-        return responses
+        return triton.respond_each(requests, lambda request: pack(self._enhance(request)), "enhance")
 
     def _enhance(self, request):
         stream_id, start, end = triton.sequence_flags(request)

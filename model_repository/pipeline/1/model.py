@@ -13,6 +13,8 @@ from livetranslate.streaming import DecodeOptions
 class TritonPythonModel:
     def initialize(self, args):
         params = triton.parameters(args)
+        store = SessionStore(hub=Hub())
+        store.recover()  # sessions a crashed server left live
         self.pipeline = Pipeline(
             triton.TritonStages(),
             PipelineOptions(
@@ -30,7 +32,7 @@ class TritonPythonModel:
                     logprob_threshold=float(params["logprob_threshold"]),
                 ),
             ),
-            store=SessionStore(hub=Hub()),
+            store=store,
         )
 
     def execute(self, requests):

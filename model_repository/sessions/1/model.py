@@ -10,12 +10,8 @@ class TritonPythonModel:
         self.store = SessionStore()
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
-            try:
-                report = session_report(self.store, triton.text(request, P.ACTION),
-                                        triton.text(request, P.SESSION))
-                responses.append(triton.response({P.RESULT: triton.text_tensor(report)}))
-            except Exception as exc:
-                responses.append(triton.error_response(f"sessions: {exc}"))
-        return responses
+        return triton.respond_each(requests, self._report, "sessions")
+
+    def _report(self, request):
+        report = session_report(self.store, triton.text(request, P.ACTION), triton.text(request, P.SESSION))
+        return {P.RESULT: triton.text_tensor(report)}

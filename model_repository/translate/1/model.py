@@ -13,16 +13,13 @@ class TritonPythonModel:
         self.translator = Translator(triton.TritonLlm().generate, choice.prompt_family)
 
     def execute(self, requests):
-        responses = []
-        for request in requests:
-            try:
-                translation = self.translator.translate(
-                    triton.text(request, P.TEXT),
-                    triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
-                    triton.text(request, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
-                    triton.text(request, P.CONTEXT),
-                )
-                responses.append(triton.response({P.TRANSLATION: triton.text_tensor(translation)}))
-            except Exception as exc:
-                responses.append(triton.error_response(f"translate: {exc}"))
-        return responses
+        return triton.respond_each(requests, self._translate, "translate")
+
+    def _translate(self, request):
+        translation = self.translator.translate(
+            triton.text(request, P.TEXT),
+            triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
+            triton.text(request, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
+            triton.text(request, P.CONTEXT),
+        )
+        return {P.TRANSLATION: triton.text_tensor(translation)}

@@ -21,13 +21,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         self.streams.expire()
-        responses = []
-        for request in requests:
-            try:
-                responses.append(triton.response(pack(self._segments(request))))
-            except Exception as exc:  # one bad request never takes the others down
-                responses.append(triton.error_response(f"vad: {exc}"))
-        return responses
+        return triton.respond_each(requests, lambda request: pack(self._segments(request)), "vad")
 
     def _segments(self, request):
         stream_id, start, end = triton.sequence_flags(request)
