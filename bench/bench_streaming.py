@@ -214,7 +214,10 @@ def main() -> None:
 
     texts = final_texts(live)
     latencies = [e.latency_ms for _, e in live if e.kind == EventKind.TRANSCRIPT]
-    sustained = max([1] + [lv["streams"] for lv in levels if lv["latency_ms"].get("p95", 1e9) <= LATENCY_LIMIT_MS])
+    # one stream counts only if it met the limit itself; more only where their run did
+    single_ok = percentiles(latencies).get("p95", 1e9) <= LATENCY_LIMIT_MS
+    sustained = max([int(single_ok)] + [lv["streams"] for lv in levels
+                                        if lv["latency_ms"].get("p95", 1e9) <= LATENCY_LIMIT_MS])
     offline_wer = wer(reference, offline_text)
     streaming_wer = wer(reference, " ".join(texts))
     data = {

@@ -147,9 +147,15 @@ class WhisperLoad:
 
 @dataclass
 class TranslationJob:
-    transcript: Event | None  # None: end of stream
+    transcript: Event | None  # None: end of stream (or a tick)
     spoken_at: float  # arrival of the utterance's end, for latency
     reply: SharedReply
+    tick_s: float | None = None  # the speaker is silent at this audio time: a pause may end the window
+
+
+# After a transcript, while the speaker stays silent, `enhance` hears the stream's clock once a
+# second (for up to 10 s), so a pause ends its window without waiting for the next utterance.
+TICK_EVERY_S, TICKS_AFTER_SPEECH = 1.0, 10
 
 
 class StreamSession:
@@ -182,6 +188,8 @@ class StreamSession:
             self._llm_calls = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"llm-{stream_id}")
             self._enhance_started = False
             self._spoken_at: dict[int, float] = {}
+            self._ticks: list[float] = []
+            self._enhance_source = options.source_language  # audio times (session clock) at which to tick enhance
             threading.Thread(target=self._translate_run, name=f"translate-{stream_id}", daemon=True).start()
         # last: the worker may touch everything above
         threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True).start()
@@ -250,6 +258,17 @@ class StreamSession:
                 self._transcribe(segment, reply)
         if not chunk.end:
             self._set_open(marker, reply)
+            self._tick(marker is not None, reply)
+
+    def _tick(self, speaking: bool, reply: SharedReply) -> None:
+        if self._jobs is None or not self._ticks:
+            return
+        if speaking:  # the next transcript sets new ticks
+            self._ticks = []
+        elif self.audio_end_s >= self._ticks[0]:
+            now = self.audio_end_s
+            self._ticks = [t for t in self._ticks if t > now]
+            self._jobs.put(TranslationJob(None, 0.0, reply.hold(), tick_s=now))
 
     def _finish(self, reply: SharedReply) -> None:
         """Sequence end: `end` goes last, after the translations still being made."""
@@ -312,6 +331,7 @@ class StreamSession:
             self._next_segment += 1
         if self._jobs is not None:
             self._jobs.put(TranslationJob(transcript, spoken_at, reply.hold()))
+            self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
 
     # --- partial worker ---------------------------------------------------------------
     def _partial_run(self) -> None:
@@ -368,6 +388,9 @@ class StreamSession:
                 self._llm_calls.shutdown(wait=False)
                 return
             try:
+                if job.tick_s is not None:
+                    self._call_enhance(Piece(-1, "", job.tick_s, job.tick_s), end=False, reply=job.reply)
+                    continue
                 if job.transcript is None:
                     self._call_enhance(None, end=True, reply=job.reply)
                     job.reply.send(self._end_event())
@@ -385,6 +408,8 @@ class StreamSession:
         source = t.language if self.options.source_language == "auto" else self.options.source_language
         target = self.options.target_language
         self._spoken_at[t.segment_id] = job.spoken_at
+        if not self._enhance_started:  # with `auto`: the language of the first transcript
+            self._enhance_source = source
         base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
         try:
             text, error = self._in_time(self.stages.translate, t.text, source, target), ""
@@ -405,12 +430,12 @@ class StreamSession:
         if not self._enhance_started and piece is None:
             return
         start, self._enhance_started = not self._enhance_started, True
-        source = self.options.source_language
+        source = self._enhance_source
         try:
             results = self._in_time(self.stages.enhance, self.stream_id, piece, source, self.options.target_language,
                                     start, end)
         except Exception as exc:
-            if reply is not None and piece is not None:
+            if reply is not None and piece is not None and piece.text:
                 reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
                                  first_segment_id=piece.segment_id, error=f"enhanced translation failed: {exc}"))
             return

@@ -77,6 +77,7 @@ OPEN_SEGMENT_END = -1
 PROMPT = "PROMPT"
 PREFIX = "PREFIX"  # BYTES: committed text of the audio's start; the answer is what follows
 BEAM_SIZE = "BEAM_SIZE"  # INT32: 0 for the model's default; partials ask for 1
+MAX_BEAM_SIZE = 10  # larger beams are refused: the gpu engines are built for 4, and CPU time
 NO_SPEECH_PROB = "NO_SPEECH_PROB"
 AVG_LOGPROB = "AVG_LOGPROB"
 COMPRESSION_RATIO = "COMPRESSION_RATIO"

@@ -181,6 +181,25 @@ def make_silence(path: Path, seconds: float = 6.0, noise_dbfs: float = -60.0, se
     soundfile.write(str(path), audio, ESPEAK_RATE_HZ, subtype="PCM_16")
 
 
+def make_noise(path: Path, seed: int = 3) -> None:
+    """Loud non-speech the VAD does take for speech: bursts of white and brown noise and a
+    warbling hum, 1.2 s each with pauses. Whisper must say nothing on it."""
+    rng = np.random.default_rng(seed)
+    rate, n = ESPEAK_RATE_HZ, int(1.2 * ESPEAK_RATE_HZ)
+    t = np.arange(n) / rate
+    brown = np.cumsum(rng.normal(0, 1, n))
+    brown -= np.convolve(brown, np.ones(400) / 400, "same")  # no drift
+    bursts = [
+        rng.normal(0, 0.1, n),
+        0.3 * brown / np.abs(brown).max(),
+        0.2 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t)),
+    ]
+    gap = np.zeros(int(0.8 * rate))
+    audio = np.concatenate([x for b in bursts * 2 for x in (b, gap)]).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, rate, subtype="PCM_16")
+
+
 def reference_path(audio_path: Path) -> Path:
     return audio_path.with_suffix(".json")
 
@@ -195,6 +214,7 @@ def make_all(directory: Path) -> dict[str, Path]:
         "speech": directory / "de_meeting.wav",
         "speech_b": directory / "de_weather.wav",
         "silence": directory / "silence.wav",
+        "noise": directory / "noise.wav",
     }
     if not files["speech"].exists():
         make_speech(SENTENCES_DE[:5], files["speech"])
@@ -202,6 +222,8 @@ def make_all(directory: Path) -> dict[str, Path]:
         make_speech(SENTENCES_DE[5:], files["speech_b"], voices=("de",), seed=2)
     if not files["silence"].exists():
         make_silence(files["silence"])
+    if not files["noise"].exists():
+        make_noise(files["noise"])
     return files
 
 

@@ -272,10 +272,13 @@ def asr_request_from(request) -> AsrRequest:
     audio = get(request, P.AUDIO)
     if audio is None or audio.size == 0:
         raise P.ProtocolError("AUDIO is missing or empty")
+    beam_size = int(scalar(request, P.BEAM_SIZE, 0))
+    if not 0 <= beam_size <= P.MAX_BEAM_SIZE:
+        raise P.ProtocolError(f"BEAM_SIZE must be 0 (the default) to {P.MAX_BEAM_SIZE}, got {beam_size}")
     return AsrRequest(
         audio=np.ascontiguousarray(audio.reshape(-1), dtype=np.float32),
         language=P.decode_text(get(request, P.LANGUAGE)).strip().replace(P.AUTO_LANGUAGE, ""),
         prompt=P.decode_text(get(request, P.PROMPT)),
         prefix=P.decode_text(get(request, P.PREFIX)),
-        beam_size=max(0, int(scalar(request, P.BEAM_SIZE, 0))),
+        beam_size=beam_size,
     )

@@ -90,7 +90,11 @@ class Enhancer:
         return " ".join(p.text.strip() for p in self._window)
 
     def add(self, piece: Piece) -> list[Enhanced]:
+        """A transcript; a piece without words is a clock tick (the stream's time in
+        `end_s`) that ends the window when the speaker has paused long enough."""
         if not piece.text.strip():
+            if self._window and piece.end_s - self._window[-1].end_s >= self.options.pause_s:
+                return self._emit("pause")
             return []
         out = []
         if self._window and piece.start_s - self._window[-1].end_s >= self.options.pause_s:

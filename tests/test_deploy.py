@@ -41,7 +41,8 @@ def test_both_images_install_through_setup_sh_and_serve_as_non_root():
         assert "bash scripts/setup.sh" in stage
         assert re.search(r"^USER 1000:1000$", stage, re.M)
         assert re.search(r"^EXPOSE 8000 8001 8002$", stage, re.M)
-        assert "/v2/health/ready" in stage and "HEALTHCHECK" in stage
+        assert "/v2/models/pipeline/ready" in stage and "HEALTHCHECK" in stage
+        assert "chown -R 1000:1000 /data" in stage  # the store's folder, writable without a volume
         assert 'ENTRYPOINT ["livetranslate", "serve"]' in stage
 
 
@@ -107,13 +108,14 @@ def test_manifests_validate_against_the_kubernetes_schemas(overlay):
 def test_one_triton_pod_with_probes_metrics_and_a_locked_down_container(overlay):
     name, docs = overlay
     deployment = by_kind(docs, "Deployment")["livetranslate-triton"]
-    assert deployment["spec"]["replicas"] == 1
+    # gpu: scaled to 1 once the engine-build Job is complete (both want the one GPU)
+    assert deployment["spec"]["replicas"] == (0 if name == "gpu" else 1)
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8002"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     (triton,) = pod["spec"]["containers"]
     assert {p["containerPort"] for p in triton["ports"]} == {8000, 8001, 8002}
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/models/pipeline/ready"
     assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     startup = triton["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= (1200 if name == "gpu" else 600)

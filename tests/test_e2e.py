@@ -114,6 +114,26 @@ def test_silence_gives_no_text(server, audio_files):
     assert [e.kind for e in events] == [EventKind.END]
 
 
+def test_loud_noise_gives_no_text(server, audio_files):
+    """Noise the VAD passes on to Whisper (tests/test_vad.py): the speech filter drops
+    whatever Whisper makes of it."""
+    events = stream_file(server, audio_files["noise"], partials=False)
+    assert [(e.kind, e.text) for e in events if e.kind != EventKind.END] == []
+    assert events[-1].kind == EventKind.END
+
+
+def test_whisper_refuses_an_absurd_beam(server, audio_files):
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    inputs = {P.AUDIO: np.zeros((1, 16000), np.float32), P.BEAM_SIZE: np.array([[10_000]], np.int32)}
+    tensors = []
+    for name, value in inputs.items():
+        tensors.append(grpcclient.InferInput(name, list(value.shape), grpcclient.np_to_triton_dtype(value.dtype)))
+        tensors[-1].set_data_from_numpy(value)
+    with pytest.raises(Exception, match="BEAM_SIZE must be 0"):
+        client.infer(P.WHISPER, tensors)
+    assert client.is_server_ready()
+
+
 def test_cli_stream_jsonl(server, audio_files):
     out = subprocess.run(
         CLI + ["stream", str(audio_files["speech_b"]), "--url", server.grpc_url, "--format", "jsonl"],

@@ -104,3 +104,35 @@ def test_whisper_load_lets_partials_run_only_when_whisper_is_mostly_idle():
     assert load.allows_partial(0.7)
     time.sleep(1.1)
     assert load.allows_partial(0.5)  # that decode left the window
+
+
+@pytest.mark.slow
+def test_a_pause_publishes_the_enhanced_window_before_the_speaker_goes_on(whisper_engine, audio_files):
+    """The window is translated when the speaker has been silent for `pause_s`, not only when
+    the next utterance (or the end of the stream) arrives."""
+
+    class Echo:
+        def translate(self, text, source, target, context=""):
+            return f"EN {text}"
+
+    class NeverComplete:
+        def check(self, text, source):
+            return False, 0.0
+
+    pipeline = Pipeline(LocalStages(whisper_engine, translator=Echo(), checker=NeverComplete()))
+    pcm, rate = read_audio(audio_files["speech_b"])
+    pcm = np.concatenate([pcm, np.zeros(4 * rate, np.int16)])  # the speaker stops for 4 s
+    events, replies = [], []
+    options = SessionOptions("pause", rate, "de", partials=False).to_tensors()
+    for i, part in enumerate(chunks(pcm, rate // 10)):
+        replies.append(Collect(events))
+        pipeline.handle(9, i == 0, False, {P.AUDIO: part, **(options if i == 0 else {})}.get, replies[-1])
+    for reply in replies:  # every chunk answered: the stream is not ended yet
+        assert reply.closed.wait(120)
+    transcripts = [e for e in events if e.kind == EventKind.TRANSCRIPT]
+    enhanced = [e for e in events if e.kind == EventKind.ENHANCED]
+    assert len(transcripts) == 3 and enhanced and not enhanced[-1].error
+    assert enhanced[-1].segment_id == transcripts[-1].segment_id  # the whole window, before the end
+    last = Collect(events)
+    pipeline.handle(9, False, True, {P.AUDIO: np.zeros(0, np.int16)}.get, last)
+    assert last.closed.wait(60) and events[-1].kind == EventKind.END

@@ -132,6 +132,18 @@ def test_window_emits_on_pause_and_when_full():
     assert full.reason == "full" and (full.first_segment_id, full.last_segment_id) == (1, 2)
 
 
+def test_a_silent_clock_tick_ends_the_window_after_a_pause():
+    """The pipeline ticks `enhance` while the speaker is silent: the pause ends the window
+    without waiting for the next utterance."""
+    e, _ = make_enhancer(pause_s=2.0)
+    assert e.add(Piece(-1, "", 0.5, 0.5)) == []  # nothing buffered: nothing to do
+    assert e.add(Piece(0, "eins zwei", 0.0, 1.0)) == []
+    assert e.add(Piece(-1, "", 2.0, 2.0)) == []  # 1 s of silence: too short
+    [paused] = e.add(Piece(-1, "", 3.0, 3.0))
+    assert paused.reason == "pause" and (paused.first_segment_id, paused.last_segment_id) == (0, 0)
+    assert e.add(Piece(-1, "", 4.0, 4.0)) == [] and e.flush() == []  # emitted once
+
+
 def test_window_never_publishes_a_near_duplicate_twice():
     e = Enhancer(WindowOptions(min_words=1), lambda text, ctx: "Good morning.", lambda text: True)
     assert len(e.add(Piece(0, "Guten Morgen.", 0, 1))) == 1

@@ -42,6 +42,12 @@ def test_silence_gives_nothing(audio_files):
     assert segment(load16k(audio_files["silence"]), 1600) == []
 
 
+def test_loud_noise_passes_the_vad(audio_files):
+    """The noise file reaches Whisper (so the end-to-end test of it checks the speech
+    filter, not the VAD): most of its bursts open an utterance."""
+    assert len(segment(load16k(audio_files["noise"]), 1600)) >= 4
+
+
 def test_max_length_cuts_cleanly_and_loses_nothing(audio_files):
     x = load16k(audio_files["speech"])
     # no pauses: the sentences back to back, 20+ s of continuous speech
