@@ -32,6 +32,7 @@ class Source:
     live: bool  # a live source drops audio it cannot send; a file waits
     _chunks: Iterator[np.ndarray]
     _process: subprocess.Popen | None = None
+    seconds: float | None = None  # a file's length (live sources have none)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._chunks
@@ -82,7 +83,8 @@ def open_source(spec: str, *, chunk_ms: int = 100, rate: int = LIVE_RATE, realti
     except AudioFileError as exc:
         raise SourceError(str(exc)) from None
     parts = chunks(pcm, max(1, file_rate * chunk_ms // 1000))
-    return Source(Path(spec).stem, file_rate, False, _paced(parts, file_rate) if realtime else parts)
+    return Source(Path(spec).stem, file_rate, False, _paced(parts, file_rate) if realtime else parts,
+                  seconds=len(pcm) / file_rate)
 
 
 def _pulse(device: str, rate: int, chunk_ms: int) -> Source:

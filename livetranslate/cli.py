@@ -15,6 +15,7 @@ import click
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
+from livetranslate.textview import clock
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 
@@ -136,20 +137,16 @@ def stream_options(f):
     return f
 
 
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
-
-
 def format_event(event: Event, fmt: str) -> str:
     if fmt == "jsonl":
         return event.to_json()
     if event.kind == EventKind.END:
-        return f"!! {event.error}" if event.error else f"-- end of stream ({_clock(event.end_s)} of audio)"
+        return f"!! {event.error}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)"
     if event.kind == EventKind.ERROR:
         return f"!! {event.text}"
     latency = f"({event.latency_ms / 1000:.1f} s)"
     if event.kind == EventKind.TRANSCRIPT:
-        span = f"[{_clock(event.start_s)}-{_clock(event.end_s)}]"
+        span = f"[{clock(event.start_s)}-{clock(event.end_s)}]"
         return f"{span} #{event.segment_id:<3} {event.language or '??':>3} | {event.text}  {latency}"
     ids = f"#{event.segment_id}"
     if event.kind == EventKind.ENHANCED:
@@ -164,10 +161,16 @@ def format_event(event: Event, fmt: str) -> str:
 class Outputs:
     """Everything an event goes to: the terminal, --out jsonl, --srt/--vtt subtitles."""
 
-    def __init__(self, fmt, out, srt_path, vtt_path, subtitle_kind):
+    def __init__(self, fmt, out, srt_path, vtt_path, subtitle_kind, translate=True):
         from livetranslate.subtitles import SubtitleWriter
 
         self.fmt = fmt
+        # a terminal gets the side-by-side live view; piped text stays one line per event
+        self.view = None
+        if fmt == "text" and sys.stdout.isatty():
+            from livetranslate.textview import SideBySideView
+
+            self.view = SideBySideView(translate=translate, status=self._status_line)
         self.errors = 0
         self.jsonl = open(out, "w", encoding="utf-8") if out else None
         kinds = (subtitle_kind,)
@@ -182,12 +185,12 @@ class Outputs:
 
     @property
     def live_status(self) -> bool:
-        return self.fmt == "text" and sys.stderr.isatty()
+        """The status line on stderr, for a text view that is not the side-by-side one."""
+        return self.view is None and self.fmt == "text" and sys.stderr.isatty()
 
     def _status_line(self) -> str:
-        level = self.runner.level if self.runner is not None else -120.0
-        return (f"● {self.state} · session {self.session} · level {level:5.0f} dBFS · "
-                f"latency {self.latency_s:.1f} s")
+        level = f" · level {self.runner.level:5.0f} dBFS" if self.runner is not None else ""
+        return f"● {self.state} · session {self.session}{level} · latency {self.latency_s:.1f} s"
 
     def _redraw(self) -> None:
         if self.live_status:
@@ -202,10 +205,19 @@ class Outputs:
                 self._redraw()
 
         self._closed = threading.Event()
-        if self.live_status:
+        if self.view is not None:
+            self.view.start()
+        elif self.live_status:
             threading.Thread(target=tick, daemon=True).start()
 
     def event(self, event: Event) -> None:
+        if self.view is not None:
+            self.view.event(event)
+            self.errors += event.kind == EventKind.ERROR
+            if event.kind == EventKind.TRANSCRIPT:
+                self.latency_s = event.latency_ms / 1000
+            self._record(event)
+            return
         if event.kind == EventKind.PARTIAL:
             self._partial(event)
             return
@@ -215,21 +227,25 @@ class Outputs:
             self.partial = ""  # the final text replaces it
         if self.live_status:
             sys.stderr.write("\r\033[2K")
-        out = sys.stderr if event.kind == EventKind.ERROR and self.fmt == "text" else sys.stdout
+        failure = event.kind == EventKind.ERROR or (event.kind == EventKind.END and event.error)
+        out = sys.stderr if failure and self.fmt == "text" else sys.stdout
         click.echo(format_event(event, self.fmt), file=out)
         self._redraw()
+        self._record(event)
+
+    def _record(self, event: Event) -> None:
+        """--out and the subtitle files (partials go to jsonl only)."""
         if self.jsonl:
             self.jsonl.write(event.to_json() + "\n")
             self.jsonl.flush()
-        for writer in self.subtitles:
-            writer.add(event)
+        if event.kind != EventKind.PARTIAL:
+            for writer in self.subtitles:
+                writer.add(event)
 
     def _partial(self, event: Event) -> None:
         """jsonl carries partials; a terminal shows the latest one dimmed, replaced in place;
         plain text piped elsewhere leaves them out (it cannot replace a line)."""
-        if self.jsonl:
-            self.jsonl.write(event.to_json() + "\n")
-            self.jsonl.flush()
+        self._record(event)
         if self.fmt == "jsonl":
             click.echo(event.to_json())
         elif self.live_status:
@@ -241,6 +257,10 @@ class Outputs:
             self.state = "connected"
         elif message.startswith(("connection lost", "cannot connect")):
             self.state = "reconnecting"
+        if self.view is not None:
+            self.view.note(f"-- {message}", style="yellow" if message.startswith(("warning", "connection lost"))
+                           else "dim")
+            return
         if self.live_status:
             sys.stderr.write("\r\033[2K")
         click.echo(f"-- {message}", err=True)
@@ -249,6 +269,8 @@ class Outputs:
     def close(self) -> None:
         if hasattr(self, "_closed"):
             self._closed.set()
+        if self.view is not None:
+            self.view.stop()
         if self.live_status:
             sys.stderr.write("\n")
         if self.jsonl:
@@ -274,7 +296,7 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
         raise click.ClickException(str(exc))
     if subtitle_text == "auto":
         subtitle_text = "transcript" if no_translate else "translation"
-    outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text))
+    outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text), translate=not no_translate)
     connection = Connection(url, tls=tls, ca=ca, api_key=api_key)
     session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
                                       reconnect=reconnect, max_buffer_s=buffer_s)
@@ -340,15 +362,19 @@ def _client(url, tls, ca, api_key):
 def watch(session, url, tls, ca, api_key, fmt):
     """Follow SESSION as a viewer: its history so far, then live events until it ends."""
     failed = False
+    outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION)
+    outputs.session, outputs.state = session, "watching"
     with _client(url, tls, ca, api_key) as client:
+        outputs.start_ticker()
         try:
             for event in client.watch(session):
                 # an `end` with an error: the viewer itself failed (no such session, dropped)
                 failed = event.kind == EventKind.END and bool(event.error)
-                to_stderr = event.kind == EventKind.ERROR or failed
-                click.echo(format_event(event, fmt), file=sys.stderr if to_stderr else sys.stdout)
+                outputs.event(event)
         except ClientError as exc:
             raise click.ClickException(str(exc))
+        finally:
+            outputs.close()
     sys.exit(1 if failed else 0)
 
 
@@ -395,14 +421,22 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")
 @click.option("--http-url", default="http://localhost:8000", show_default=True, help="Triton HTTP address")
 @click.option("--metrics-url", default="http://localhost:8002/metrics", show_default=True)
-def dashboard(port, url, http_url, metrics_url):
+@click.option("--tls", is_flag=True, help="reach Triton's gRPC with TLS")
+@click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA certificate (PEM) that signed the server's certificate")
+@click.option("--api-key", envvar=P.API_KEY_ENV, default=None, help=f"API key (or ${P.API_KEY_ENV})")
+def dashboard(port, url, http_url, metrics_url, tls, ca, api_key):
     """Start the Streamlit dashboard (live sessions, uploads, server health)."""
     import subprocess
 
-    from livetranslate.dashboard import HTTP_ENV, METRICS_ENV, URL_ENV
+    from livetranslate.dashboard import CA_ENV, HTTP_ENV, METRICS_ENV, TLS_ENV, URL_ENV
 
     app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    env = {**os.environ, URL_ENV: url, HTTP_ENV: http_url, METRICS_ENV: metrics_url}
+    env = {**os.environ, URL_ENV: url, HTTP_ENV: http_url, METRICS_ENV: metrics_url, TLS_ENV: "1" if tls else ""}
+    if ca:
+        env[CA_ENV] = str(Path(ca).resolve())
+    if api_key:
+        env[P.API_KEY_ENV] = api_key
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     sys.exit(subprocess.call(cmd, env=env))
