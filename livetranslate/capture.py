@@ -33,6 +33,7 @@ class Source:
     _chunks: Iterator[np.ndarray]
     _process: subprocess.Popen | None = None
     seconds: float | None = None  # a file's length (live sources have none)
+    overflows: int = 0  # times the device dropped audio before we could read it (PortAudio)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._chunks
@@ -120,13 +121,15 @@ def _microphone(device: str | None, rate: int, chunk_ms: int) -> Source:
     def read() -> Iterator[np.ndarray]:
         try:
             while True:
-                data, _overflowed = stream.read(rate * chunk_ms // 1000)
+                data, overflowed = stream.read(rate * chunk_ms // 1000)
+                source.overflows += bool(overflowed)  # reported by the capture loop
                 yield np.frombuffer(bytes(data), dtype="<i2").astype(np.int16)
         finally:
             stream.stop()
             stream.close()
 
-    return Source(f"mic-{device or 'default'}", rate, True, read())
+    source = Source(f"mic-{device or 'default'}", rate, True, read())
+    return source
 
 
 def list_devices() -> list[str]:

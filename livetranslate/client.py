@@ -39,6 +39,18 @@ def _plain(exc: Exception) -> str:
     return message.replace("[StatusCode.UNAVAILABLE] ", "").strip()
 
 
+def _port_open(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether something listens at host:port (to tell "not running" from "speaks TLS")."""
+    import socket
+
+    host, _, port = url.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple,
                  waiting: Callable[[], bool] = lambda: True) -> Iterator[Event]:
     """Events a stream callback queued, up to one of kind `last`; errors raised. Silence
@@ -102,6 +114,11 @@ class PipelineClient:
             ready = live and self.client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
                                                         headers=self.connection.headers)
         except Exception as exc:
+            if not self.connection.tls and _port_open(url):
+                raise ClientError(
+                    f"the server at {url} accepts connections but does not answer plain-text gRPC: it probably "
+                    f"runs with TLS (use --tls, and --ca with the CA certificate that signed the server's)"
+                ) from None
             raise ClientError(
                 f"cannot reach the livetranslate server at {url}: {_plain(exc)}. "
                 f"Is it running? Start it with `livetranslate serve`."
@@ -300,7 +317,7 @@ class ResilientSession:
         self.reconnects = 0
 
     def _capture(self, source, buffer: AudioBuffer) -> None:
-        reported = 0.0
+        reported, overflows = 0.0, 0
         try:
             for chunk in source:
                 if self.stop.is_set():
@@ -310,6 +327,10 @@ class ResilientSession:
                 if buffer.dropped_s - reported >= 1.0:
                     reported = buffer.dropped_s
                     self.on_status(f"warning: buffer full, dropped {buffer.dropped_s:.1f} s of audio so far")
+                if getattr(source, "overflows", 0) > overflows:
+                    overflows = source.overflows
+                    self.on_status(f"warning: the audio device dropped input {overflows} time(s): "
+                                   f"the machine is too busy to read it in time")
         finally:
             buffer.finish()
 

@@ -68,3 +68,36 @@ def test_srt_and_vtt_parse_and_match_at_every_moment(tmp_path):
     assert captions.captions[1].start == "00:01:01.250" and captions.captions[1].end == "01:02:05.500"
     whole = render(EVENTS, "srt", (EventKind.TRANSCRIPT,))
     assert [s.content for s in srt.parse(whole)] == ["Guten Morgen.", "Zeile -> mit Pfeil"]
+
+
+def test_a_quiet_meeting_is_not_a_lost_connection():
+    """While audio is still going out, no events for longer than the idle limit is fine (a
+    pause in the meeting); once everything is sent, the limit applies to the final flush."""
+    import queue
+
+    import pytest
+
+    from livetranslate.client import ClientError, _read_events
+
+    events: queue.Queue = queue.Queue()
+    sending = threading.Event()
+    sending.set()
+    got = []
+
+    def read():
+        try:
+            got.extend(_read_events(events, 0.05, (EventKind.END,), waiting=lambda: not sending.is_set()))
+        except ClientError as exc:
+            got.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.3)  # six idle limits of silence while sending
+    events.put(Event(EventKind.TRANSCRIPT, "Hallo."))
+    time.sleep(0.2)
+    assert reader.is_alive() and [e.text for e in got] == ["Hallo."]
+    sending.clear()  # all sent: now the server must answer within the limit
+    reader.join(2)
+    assert not reader.is_alive() and isinstance(got[-1], ClientError) and "no answer" in str(got[-1])
+    with pytest.raises(ClientError):
+        list(_read_events(queue.Queue(), 0.01, (EventKind.END,)))
