@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,9 @@ MAX_WER = 0.40
 def stream_file(server, path, *, realtime=False, language="de", session=None, stats=None, partials=True):
     pcm, rate = read_audio(path)
     with PipelineClient(server.grpc_url) as client:
-        options = SessionOptions(session or Path(path).stem, rate, language, partials=partials)
+        # a new session each time: a stored session's name continues its segment ids and clock
+        options = SessionOptions(session or f"{Path(path).stem}-{uuid.uuid4().hex[:8]}", rate, language,
+                                 partials=partials)
         return list(client.stream(chunks(pcm, rate // 10), options, realtime=realtime, stats=stats))
 
 

@@ -105,6 +105,30 @@ def test_export_and_list(server, audio_files, tmp_path):
         assert cue.content.startswith(t.text) and abs(cue.start.total_seconds() - t.start_s) < 0.002
 
 
+def test_a_session_streamed_again_goes_on_where_it_ended(server, audio_files, tmp_path):
+    """The same session name a second time: numbering and clock go on, so the stored session
+    and its exports keep both runs (a viewer sees one `end`, the last)."""
+    first, second = [], []
+    pcm, rate = read_audio(audio_files["speech_b"])
+    for received in (first, second):
+        with PipelineClient(server.grpc_url) as client:
+            options = SessionOptions("twice", rate, translate=False, partials=False)
+            received.extend(client.stream(chunks(pcm, rate // 10), options))
+    ids = [e.segment_id for e in first + second if e.kind == EventKind.TRANSCRIPT]
+    assert ids == list(range(6))
+    assert second[0].start_s >= first[-1].end_s  # the second run's clock starts after the first
+    with PipelineClient(server.grpc_url) as client:
+        watched = list(client.watch("twice"))
+        stored = client.sessions("get", "twice")
+    assert [e.segment_id for e in watched if e.kind == EventKind.TRANSCRIPT] == ids
+    assert [e.kind for e in watched].count(EventKind.END) == 1 and watched[-1].kind == EventKind.END
+    assert stored["info"]["state"] == "ended"
+    out = tmp_path / "twice.srt"
+    subprocess.run(CLI + ["export", "twice", "--url", server.grpc_url, "--format", "srt", "--lang", "source",
+                          "-o", str(out)], check=True, timeout=60)
+    assert len(list(srt.parse(out.read_text()))) == 6
+
+
 def test_events_survive_kill_9_of_the_server(audio_files, tmp_path):
     options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
                             host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path / "data")
@@ -121,8 +145,12 @@ def test_events_survive_kill_9_of_the_server(audio_files, tmp_path):
     assert sum(e.kind == EventKind.TRANSCRIPT for e in received) >= 2
     with TritonServer(options, log_file=ARTIFACTS / "triton-store.log") as restarted:
         with PipelineClient(restarted.grpc_url) as client:
-            stored = client.sessions("get", "crash")["events"]
+            report = client.sessions("get", "crash")
+            watched = list(client.watch("crash", idle_timeout_s=30))  # not live forever: it ends
+    stored = report["events"]
     assert [key(e) for e in stored[: len(received)]] == [key(e) for e in received]
+    assert report["info"]["state"] == "ended"  # the restarted server knows no stream is left
+    assert watched[-1].kind == EventKind.END and [key(e) for e in watched[:-1]] == [key(e) for e in stored]
 
 
 # --- dashboard --------------------------------------------------------------------------
