@@ -59,6 +59,14 @@ def start_upload(name: str, data: bytes, suffix: str, translate: bool) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
+@st.fragment(run_every=2)
+def upload_progress() -> None:
+    for session_name, progress in uploads().items():
+        total = progress["total_s"]
+        share = min(progress["done_s"] / total, 1.0) if total else 0.0
+        st.progress(share, text=f"{session_name}: {progress['status']} ({progress['events']} events)")
+
+
 # --- sidebar: health -------------------------------------------------------------------
 @st.fragment(run_every=5)
 def health_panel() -> None:
@@ -111,14 +119,6 @@ with tab_new:
         except Exception as exc:
             st.error(f"Cannot start: {exc}")
     upload_progress()
-
-
-@st.fragment(run_every=2)
-def upload_progress() -> None:
-    for session_name, progress in uploads().items():
-        total = progress["total_s"]
-        share = min(progress["done_s"] / total, 1.0) if total else 0.0
-        st.progress(share, text=f"{session_name}: {progress['status']} ({progress['events']} events)")
 
 
 @st.fragment(run_every=2)

@@ -1,6 +1,7 @@
 """End to end: a real Triton server (cpu profile), real models, espeak-ng German audio."""
 
 import json
+import os
 import queue
 import random
 import subprocess
@@ -96,7 +97,32 @@ def test_two_concurrent_streams_stay_apart(server, audio_files):
         results[name] = stream_file(server, audio_files[name], realtime=True, session=name,
                                     partials=name == "speech")
 
+    def broken():
+        """Beside them, a client that floods audio as fast as it can and then vanishes
+        without ending its stream, and one that sends a float chunk where int16 belongs."""
+        pcm, rate = read_audio(audio_files["speech"])
+        flood = grpcclient.InferenceServerClient(server.grpc_url)
+        flood.start_stream(callback=lambda result, error: None)
+        options = SessionOptions(f"flood-{uuid.uuid4().hex[:6]}", rate).to_tensors()
+        for i, part in enumerate(chunks(pcm, rate // 10)):
+            tensors = {P.AUDIO: part, **(options if i == 0 else {})}
+            inputs = []
+            for name, value in tensors.items():
+                dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
+                inputs.append(grpcclient.InferInput(name, list(value.shape), dtype))
+                inputs[-1].set_data_from_numpy(value)
+            flood.async_stream_infer(P.PIPELINE, inputs, sequence_id=777_001, sequence_start=i == 0)
+        flood.stop_stream(cancel_requests=True)  # gone: no sequence end
+        bad = grpcclient.InferenceServerClient(server.grpc_url)
+        tensor = grpcclient.InferInput(P.AUDIO, [100], "FP32")
+        tensor.set_data_from_numpy(np.zeros(100, np.float32))
+        try:  # refused (tests below check the message); here it only runs beside the others
+            bad.infer(P.PIPELINE, [tensor], sequence_id=777_002, sequence_start=True)
+        except Exception:
+            pass
+
     threads = [threading.Thread(target=run, args=(n,)) for n in ("speech", "speech_b")]
+    threads.append(threading.Thread(target=broken))
     for t in threads:
         t.start()
     for t in threads:
@@ -282,3 +308,61 @@ def test_cli_errors_are_plain_and_non_zero(server, tmp_path):
 def test_client_reports_unreachable_server():
     with pytest.raises(ClientError, match="cannot reach"):
         PipelineClient("127.0.0.1:1", timeout_s=2)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie is gone, only not yet reaped
+
+
+def test_serve_stops_triton_cleanly_on_sigterm(tmp_path):
+    import signal
+    import urllib.request
+
+    from conftest import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    serve = subprocess.Popen(
+        CLI + ["serve", "--grpc-port", ports[0], "--http-port", ports[1], "--metrics-port", ports[2],
+               "--llm", "gemma3-270m"],
+        env={**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "data")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/v2/models/pipeline/ready", timeout=2):
+                    break
+            except OSError:
+                assert serve.poll() is None and time.monotonic() < deadline, "serve did not get ready"
+                time.sleep(1)
+        tritons = _children(serve.pid)
+        assert tritons
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(60) == 0, serve.stderr.read()
+        assert "stopping Triton" in serve.stderr.read()
+        assert not [p for p in tritons if _alive(p)]  # no tritonserver left behind
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+
+
+def test_run_starts_a_server_streams_and_stops(audio_files, tmp_path):
+    from conftest import free_port
+
+    ports = [str(free_port()) for _ in range(3)]
+    out = subprocess.run(CLI + ["run", str(audio_files["speech_b"]), "--no-translate", "--format", "jsonl",
+                                "--llm", "gemma3-270m", "--grpc-port", ports[0], "--http-port", ports[1],
+                                "--metrics-port", ports[2]], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "data")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert events[-1]["kind"] == "end" and "Bericht" in " ".join(e["text"] for e in events)
