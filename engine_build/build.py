@@ -55,6 +55,12 @@ class WhisperBuild:
     gather_context_logits: bool = True  # ours: no-speech probability at <|startoftranscript|>
 
     def commands(self, examples: Path) -> list[list[str]]:
+        # convert_checkpoint.py reads <model_dir>/<model_name>.pt: another file name would
+        # silently convert whatever checkpoint sits there under that name
+        if Path(self.checkpoint).name != f"{self.model_name}.pt":
+            raise SystemExit(f"the Whisper checkpoint must be named {self.model_name}.pt (TensorRT-LLM's "
+                             f"convert_checkpoint.py reads <folder>/<model name>.pt); for "
+                             f"{Path(self.checkpoint).name} pass --model-name {Path(self.checkpoint).stem}")
         convert = [sys.executable, str(examples / versions.WHISPER_EXAMPLE / "convert_checkpoint.py"),
                    "--model_dir", str(Path(self.checkpoint).parent), "--model_name", self.model_name,
                    "--dtype", self.dtype, "--output_dir", self.checkpoint_dir]

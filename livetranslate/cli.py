@@ -105,7 +105,8 @@ def serve(tls_cert, tls_key, api_key, **kw):
 # --- streaming ------------------------------------------------------------------------
 def stream_options(f):
     f = click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")(f)
-    f = click.option("--session", default=None, help="session name (default: from the source)")(f)
+    f = click.option("--session", default=None,
+                     help="session name; an existing session goes on (default: the source's name and the time)")(f)
     f = click.option("--language", "source_language", default=P.DEFAULT_SOURCE_LANGUAGE, show_default=True,
                      help="spoken language (Whisper code) or 'auto'")(f)
     f = click.option("--target", "target_language", default=P.DEFAULT_TARGET_LANGUAGE, show_default=True)(f)
@@ -290,7 +291,8 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
     except SourceError as exc:
         raise click.ClickException(str(exc))
     try:
-        options = SessionOptions(session or src.name, src.rate, source_language.lower(), target_language.lower(),
+        # without --session, a new session each run (a stored name would continue it)
+        options = SessionOptions(session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}", src.rate, source_language.lower(), target_language.lower(),
                                  translate=not no_translate, partials=partials)
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc))
@@ -509,7 +511,7 @@ def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repositor
     _quiet(server)
     _start(server)
     try:
-        code = _stream(str(sample), f"localhost:{grpc_port}", "demo", "de", "en", not fast, fmt,
+        code = _stream(str(sample), f"localhost:{grpc_port}", None, "de", "en", not fast, fmt,
                        P.SAMPLE_RATE_HZ, 100)
     finally:
         server.stop()

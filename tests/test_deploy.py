@@ -46,6 +46,30 @@ def test_both_images_install_through_setup_sh_and_serve_as_non_root():
         assert 'ENTRYPOINT ["livetranslate", "serve"]' in stage
 
 
+@pytest.mark.slow
+def test_the_cpu_images_install_steps_run_here():
+    """The cpu stage's RUN line, as written in the Dockerfile, with the image's own
+    LIVETRANSLATE_EXTRAS and LIVETRANSLATE_APT_PACKAGES: setup.sh and the prepared
+    Python backend folder (everything but the base image and the apt cleanup)."""
+    import os
+
+    text = (ROOT / "Dockerfile").read_text()
+    args = {name: quoted or bare
+            for name, quoted, bare in re.findall(r'^ARG (LIVETRANSLATE_\w+)=(?:"([^"]*)"|(\S+))$', text, re.M)}
+    assert set(args) == {"LIVETRANSLATE_EXTRAS", "LIVETRANSLATE_APT_PACKAGES"}
+    cpu = re.split(r"^FROM ", text, flags=re.M)[1]
+    run = re.search(r"^RUN bash scripts/setup.sh \\\n\s+&& (\.venv/bin/python -c \"[^\"]+\")", cpu, re.M)
+    assert run, "the cpu stage installs through setup.sh, then prepares the backends"
+    env = {**os.environ, **args}
+    setup = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=900)
+    assert setup.returncode == 0 and "setup done" in setup.stdout, setup.stdout[-2000:] + setup.stderr[-2000:]
+    prepared = subprocess.run(["bash", "-c", run.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert prepared.returncode == 0, prepared.stderr
+    backend = ROOT / ".venv" / "share" / "livetranslate"
+    assert list(backend.rglob("triton_python_backend_stub")), "the Python backend stub for this Python"
+
+
 # --- a small kustomize ----------------------------------------------------------------------
 def _merge(base, patch):
     if isinstance(base, dict) and isinstance(patch, dict):

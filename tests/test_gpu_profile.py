@@ -185,6 +185,13 @@ def test_whisper_dry_run_takes_overrides(capsys):
     assert "--gather_context_logits" not in decoder
 
 
+def test_whisper_checkpoint_name_and_model_name_must_agree(capsys):
+    with pytest.raises(SystemExit, match="pass --model-name large-v3-turbo"):
+        dry_run(capsys, "whisper", "--checkpoint", "/models/downloads/large-v3-turbo.pt")
+    convert = dry_run(capsys, "whisper", "--checkpoint", "/c/large-v3-turbo.pt", "--model-name", "large-v3-turbo")[0]
+    assert "--model_dir /c --model_name large-v3-turbo" in convert
+
+
 def test_llama_dry_run_has_the_seed_settings_and_overrides(capsys):
     convert, engine, tokenizer = dry_run(capsys, "llama")
     assert convert.endswith(
