@@ -429,8 +429,6 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
 @click.option("--api-key", envvar=P.API_KEY_ENV, default=None, help=f"API key (or ${P.API_KEY_ENV})")
 def dashboard(port, url, http_url, metrics_url, tls, ca, api_key):
     """Start the Streamlit dashboard (live sessions, uploads, server health)."""
-    import subprocess
-
     from livetranslate.dashboard import CA_ENV, HTTP_ENV, METRICS_ENV, TLS_ENV, URL_ENV
 
     app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -441,7 +439,9 @@ def dashboard(port, url, http_url, metrics_url, tls, ca, api_key):
         env[P.API_KEY_ENV] = api_key
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    sys.exit(subprocess.call(cmd, env=env))
+    # streamlit takes this process's place: Ctrl-C and SIGTERM (a test, a container runtime)
+    # reach it directly, and no orphaned server is left behind
+    os.execve(sys.executable, cmd, env)
 
 
 @main.command()

@@ -57,7 +57,7 @@ class Stages(Protocol):
     def translate(self, text: str, source: str, target: str, context: str = "") -> str: ...
 
     def enhance(self, stream_id: int, piece: Piece | None, source: str, target: str,
-                start: bool, end: bool) -> list[Enhanced]: ...
+                start: bool, end: bool, check_complete: bool = True) -> list[Enhanced]: ...
 
 
 class Reply(Protocol):
@@ -151,11 +151,19 @@ class TranslationJob:
     spoken_at: float  # arrival of the utterance's end, for latency
     reply: SharedReply
     tick_s: float | None = None  # the speaker is silent at this audio time: a pause may end the window
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+# A transcript that waited this long for the translation worker means the LLM is behind:
+# its enhanced window skips the completeness check (one LLM call fewer per transcript).
+BEHIND_S = 2.0
 
 
 # After a transcript, while the speaker stays silent, `enhance` hears the stream's clock once a
 # second (for up to 10 s), so a pause ends its window without waiting for the next utterance.
-TICK_EVERY_S, TICKS_AFTER_SPEECH = 1.0, 10
+# The clock it hears lags by TICK_MARGIN_S: the VAD opens an utterance about 0.3 s into speech
+# and starts it 0.3 s before (its padding ring), so a pause is only certain up to then.
+TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
 
 
 class StreamSession:
@@ -268,7 +276,7 @@ class StreamSession:
         elif self.audio_end_s >= self._ticks[0]:
             now = self.audio_end_s
             self._ticks = [t for t in self._ticks if t > now]
-            self._jobs.put(TranslationJob(None, 0.0, reply.hold(), tick_s=now))
+            self._jobs.put(TranslationJob(None, 0.0, reply.hold(), tick_s=now - TICK_MARGIN_S))
 
     def _finish(self, reply: SharedReply) -> None:
         """Sequence end: `end` goes last, after the translations still being made."""
@@ -405,6 +413,7 @@ class StreamSession:
 
     def _translate(self, job: TranslationJob) -> None:
         t = job.transcript
+        behind = time.monotonic() - job.queued_at > BEHIND_S
         source = t.language if self.options.source_language == "auto" else self.options.source_language
         target = self.options.target_language
         self._spoken_at[t.segment_id] = job.spoken_at
@@ -417,7 +426,8 @@ class StreamSession:
             text, error = "", f"translation failed: {exc}"
         latency = (time.monotonic() - job.spoken_at) * 1000
         job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, **base))
-        self._call_enhance(Piece(t.segment_id, t.text, t.start_s, t.end_s), end=False, reply=job.reply)
+        self._call_enhance(Piece(t.segment_id, t.text, t.start_s, t.end_s), end=False, reply=job.reply,
+                           check_complete=not behind)
 
     def _in_time(self, fn, *args):
         future = self._llm_calls.submit(fn, *args)
@@ -426,14 +436,15 @@ class StreamSession:
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"no answer within {self.popts.llm_timeout_s:.0f} s") from None
 
-    def _call_enhance(self, piece: Piece | None, end: bool, reply: SharedReply | None) -> None:
+    def _call_enhance(self, piece: Piece | None, end: bool, reply: SharedReply | None,
+                      check_complete: bool = True) -> None:
         if not self._enhance_started and piece is None:
             return
         start, self._enhance_started = not self._enhance_started, True
         source = self._enhance_source
         try:
             results = self._in_time(self.stages.enhance, self.stream_id, piece, source, self.options.target_language,
-                                    start, end)
+                                    start, end, check_complete)
         except Exception as exc:
             if reply is not None and piece is not None and piece.text:
                 reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
@@ -612,7 +623,7 @@ class LocalStages:
     def translate(self, text: str, source: str, target: str, context: str = "") -> str:
         return self.translator.translate(text, source, target, context)
 
-    def enhance(self, stream_id, piece, source, target, start, end):
+    def enhance(self, stream_id, piece, source, target, start, end, check_complete=True):
         from livetranslate.window import Enhancer
 
         if start:
@@ -620,7 +631,7 @@ class LocalStages:
                 self.window, lambda text, ctx: self.translate(text, source, target, ctx),
                 lambda text: self.checker.check(text, source)[0])
         enhancer = self._enhancers[stream_id]
-        out = enhancer.add(piece) if piece is not None else []
+        out = enhancer.add(piece, check_complete) if piece is not None else []
         if end:
             out += enhancer.flush()
             del self._enhancers[stream_id]

@@ -59,6 +59,7 @@ END_S = "END_S"
 LANGUAGE = "LANGUAGE"
 LATENCY_MS = "LATENCY_MS"
 FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text covers
+CHECK_COMPLETE = "CHECK_COMPLETE"  # BOOL, optional (enhance): false skips the LLM completeness check
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
 
 # --- vad tensors ------------------------------------------------------------------------

@@ -231,7 +231,7 @@ class TritonStages:
     ENHANCE_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)
 
     def enhance(self, stream_id: int, piece: Piece | None, source: str, target: str,
-                start: bool, end: bool) -> list[Enhanced]:
+                start: bool, end: bool, check_complete: bool = True) -> list[Enhanced]:
         piece = piece or Piece(-1, "", 0.0, 0.0)
         tensors = {
             P.TEXT: text_tensor(piece.text),
@@ -240,6 +240,7 @@ class TritonStages:
             P.END_S: np.array([piece.end_s], np.float32),
             P.SOURCE_LANGUAGE: text_tensor(source),
             P.TARGET_LANGUAGE: text_tensor(target),
+            P.CHECK_COMPLETE: np.array([check_complete], dtype=bool),
         }
         flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
         bls = pb_utils.InferenceRequest(model_name=P.ENHANCE, inputs=_tensors(tensors),

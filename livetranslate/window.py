@@ -89,9 +89,11 @@ class Enhancer:
     def text(self) -> str:
         return " ".join(p.text.strip() for p in self._window)
 
-    def add(self, piece: Piece) -> list[Enhanced]:
+    def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
         """A transcript; a piece without words is a clock tick (the stream's time in
-        `end_s`) that ends the window when the speaker has paused long enough."""
+        `end_s`) that ends the window when the speaker has paused long enough. Without
+        `check_complete` (the LLM is behind) the window closes only when full, at a pause
+        or at the end."""
         if not piece.text.strip():
             if self._window and piece.end_s - self._window[-1].end_s >= self.options.pause_s:
                 return self._emit("pause")
@@ -103,7 +105,7 @@ class Enhancer:
         words = len(self.text.split())
         if words >= self.options.max_words or piece.end_s - self._window[0].start_s >= self.options.max_seconds:
             out += self._emit("full")
-        elif words >= self.options.min_words and self.is_complete(self.text):
+        elif check_complete and words >= self.options.min_words and self.is_complete(self.text):
             out += self._emit("complete")
         return out
 

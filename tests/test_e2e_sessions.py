@@ -213,4 +213,7 @@ def test_dashboard_in_a_real_browser(server, audio_files):
     finally:
         app.terminate()
         app.wait(10)
+    # `livetranslate dashboard` is the streamlit process itself: stopping it leaves nothing behind
+    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+                if "streamlit run" in line and f"--server.port {port}" in line]
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

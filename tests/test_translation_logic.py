@@ -158,3 +158,12 @@ def test_enhanced_pack_and_unpack_carry_every_row():
              Enhanced(6, 6, "Grüße — ü", 8.0, 9.5, "")]
     assert unpack(pack(items)) == items
     assert unpack(pack([])) == []
+
+
+def test_a_window_whose_llm_is_behind_skips_the_completeness_check():
+    e, _ = make_enhancer(complete_after=".", min_words=1, max_words=6)
+    assert e.add(Piece(0, "Eins zwei.", 0.0, 1.0), check_complete=False) == []  # complete, but not asked
+    [full] = e.add(Piece(1, "drei vier fünf sechs", 1.2, 2.0), check_complete=False)
+    assert full.reason == "full" and (full.first_segment_id, full.last_segment_id) == (0, 1)
+    [complete] = e.add(Piece(2, "Sieben.", 2.2, 3.0))  # caught up: asked again
+    assert complete.reason == "complete"

@@ -40,4 +40,5 @@ class TritonPythonModel:
             raise P.ProtocolError(f"no open enhance stream {stream_id}")
         piece = Piece(int(triton.scalar(request, P.SEGMENT_ID)), triton.text(request, P.TEXT),
                       float(triton.scalar(request, P.START_S)), float(triton.scalar(request, P.END_S)))
-        return enhancer.add(piece) + (enhancer.flush() if end else [])
+        check = bool(triton.scalar(request, P.CHECK_COMPLETE, True))
+        return enhancer.add(piece, check_complete=check) + (enhancer.flush() if end else [])
