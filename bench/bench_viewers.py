@@ -3,7 +3,10 @@ viewers of one session the machine serves while the speaker stays real-time.
 
 For N viewers (subscribed right after the session starts) the speaker streams a 24 s file
 in real time; for every event both receive, viewer delay = viewer receive time - speaker
-receive time. The speaker stays real-time while its transcript latency p95 stays < 2 s.
+receive time. The speaker stays real-time while its transcript latency p95 stays within
+SPEAKER_SLACK of its own p95 with no viewer (measured first, in the same run: the machine's
+speed varies from day to day) and every viewer gets every event; the levels go up until one
+of them fails.
 
     .venv/bin/python bench/bench_viewers.py
 """
@@ -22,6 +25,10 @@ from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.client import PipelineClient  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
 from livetranslate.samples import make_all  # noqa: E402
+
+
+LEVELS = (0, 1, 5, 20, 50, 100, 200)
+SPEAKER_SLACK = 1.25
 
 
 def key(e):
@@ -61,27 +68,37 @@ def run(url: str, path: Path, n_viewers: int, name: str) -> dict:
     complete = sum(set(seen) == set(spoken) for seen in views)
     transcript_latency = percentiles([e.latency_ms for e in speaker_events if e.kind == EventKind.TRANSCRIPT])
     return {"viewers": n_viewers, "viewer_delay_ms": percentiles(delays), "complete_viewers": complete,
-            "speaker_transcript_latency_ms": transcript_latency,
-            "speaker_realtime": transcript_latency.get("p95", 1e9) < 2000}
+            "speaker_transcript_latency_ms": transcript_latency}
 
 
 def main():
     path = make_all(DATA)["speech"]
     server = start_server("bench-viewers", llm="gemma3-270m")
     try:
-        rows = [run(server.grpc_url, path, n, f"viewers-{n}") for n in (1, 5, 20, 50)]
+        rows = []
+        for n in LEVELS:
+            rows.append(run(server.grpc_url, path, n, f"viewers-{n}-{int(time.time())}"))
+            base = rows[0]["speaker_transcript_latency_ms"].get("p95", 1e9)
+            row = rows[-1]
+            row["speaker_realtime"] = row["speaker_transcript_latency_ms"].get("p95", 1e9) <= SPEAKER_SLACK * base
+            if not (row["speaker_realtime"] and row["complete_viewers"] == n):
+                break
     finally:
         server.stop()
+    served = max([r["viewers"] for r in rows if r["speaker_realtime"] and r["complete_viewers"] == r["viewers"]])
     lines = ["# Viewers of one session (issue 4)\n",
              f"Measured {machine()['date']} on {machine()['cpus']} CPUs; speaker streams a 24 s German file in real time "
              f"(translation on, Gemma 3 270M); viewers subscribe through `pipeline` like any client, all on this machine.\n",
+             f"Viewers served with the speaker real-time (transcript p95 within {SPEAKER_SLACK}x of no viewers) "
+             f"and every viewer complete: {served}{'' if served < LEVELS[-1] else ' (the highest level tried)'}.\n",
              "| viewers | viewer delay p50 ms | p95 ms | max ms | viewers with every event | speaker transcript p95 ms | speaker real-time |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         d = r["viewer_delay_ms"]
         lines.append(f"| {r['viewers']} | {d.get('p50')} | {d.get('p95')} | {d.get('max')} | {r['complete_viewers']} | "
                      f"{r['speaker_transcript_latency_ms'].get('p95')} | {'yes' if r['speaker_realtime'] else 'no'} |")
-    write_report("viewers", {"machine": machine(), "runs": rows}, "\n".join(lines) + "\n")
+    write_report("viewers", {"machine": machine(), "runs": rows, "viewers_served": served},
+                 "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ def free_port() -> int:
 def start_server(log_name: str, **options):
     from livetranslate.server import ServerOptions, TritonServer
 
+    import tempfile
+
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # sessions of a bench go to a folder of their own (a stored name would be continued)
+    options.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="livetranslate-bench-")))
     opts = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
                          host="127.0.0.1", **options)
     server = TritonServer(opts, log_file=ROOT / ".cache" / f"{log_name}.log")
