@@ -44,6 +44,8 @@ def run(url: str, path: Path, n_viewers: int, name: str) -> dict:
     def speak():
         with PipelineClient(url) as client:
             for e in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True):
+                if e.kind == EventKind.PARTIAL:
+                    continue  # the speaker's own preview: not stored, not sent to viewers
                 spoken[key(e)] = time.monotonic()
                 speaker_events.append(e)
                 started.set()
