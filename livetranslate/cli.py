@@ -15,7 +15,7 @@ import click
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
-from livetranslate.textview import clock
+from livetranslate.textview import clock, end_line, segments_label
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 
@@ -103,8 +103,19 @@ def serve(tls_cert, tls_key, api_key, **kw):
 
 
 # --- streaming ------------------------------------------------------------------------
-def stream_options(f):
+def connection_options(f):
+    """Where the server is and how to reach it: every client command (and the dashboard)."""
     f = click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")(f)
+    f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
+    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="CA certificate (PEM) that signed the server's certificate")(f)
+    f = click.option("--api-key", envvar=P.API_KEY_ENV, default=None,
+                     help=f"API key for a server started with one (or ${P.API_KEY_ENV})")(f)
+    return f
+
+
+def stream_options(f):
+    f = connection_options(f)
     f = click.option("--session", default=None,
                      help="session name; an existing session goes on (default: the source's name and the time)")(f)
     f = click.option("--language", "source_language", default=P.DEFAULT_SOURCE_LANGUAGE, show_default=True,
@@ -130,11 +141,6 @@ def stream_options(f):
                      help="on a lost connection, reconnect and continue the session")(f)
     f = click.option("--buffer-s", default=30.0, show_default=True,
                      help="audio kept while disconnected; older audio is dropped with a warning")(f)
-    f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
-    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="CA certificate (PEM) that signed the server's certificate")(f)
-    f = click.option("--api-key", envvar=P.API_KEY_ENV, default=None,
-                     help=f"API key for a server started with one (or ${P.API_KEY_ENV})")(f)
     return f
 
 
@@ -142,19 +148,15 @@ def format_event(event: Event, fmt: str) -> str:
     if fmt == "jsonl":
         return event.to_json()
     if event.kind == EventKind.END:
-        return f"!! {event.error}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)"
+        return end_line(event)
     if event.kind == EventKind.ERROR:
         return f"!! {event.text}"
     latency = f"({event.latency_ms / 1000:.1f} s)"
     if event.kind == EventKind.TRANSCRIPT:
         span = f"[{clock(event.start_s)}-{clock(event.end_s)}]"
         return f"{span} #{event.segment_id:<3} {event.language or '??':>3} | {event.text}  {latency}"
-    ids = f"#{event.segment_id}"
-    if event.kind == EventKind.ENHANCED:
-        ids = f"#{event.first_segment_id}-{event.segment_id}" if event.first_segment_id != event.segment_id else ids
-        label = f"{event.language}+"
-    else:
-        label = event.language
+    ids = segments_label(event)
+    label = f"{event.language}+" if event.kind == EventKind.ENHANCED else event.language
     text = f"(failed: {event.error})" if event.error else event.text
     return f"{'':>16}{ids:<5}{label:>4} | {text}  {latency}"
 
@@ -212,19 +214,17 @@ class Outputs:
             threading.Thread(target=tick, daemon=True).start()
 
     def event(self, event: Event) -> None:
+        self.errors += event.kind == EventKind.ERROR
+        if event.kind == EventKind.TRANSCRIPT:
+            self.latency_s = event.latency_ms / 1000
         if self.view is not None:
             self.view.event(event)
-            self.errors += event.kind == EventKind.ERROR
-            if event.kind == EventKind.TRANSCRIPT:
-                self.latency_s = event.latency_ms / 1000
             self._record(event)
             return
         if event.kind == EventKind.PARTIAL:
             self._partial(event)
             return
-        self.errors += event.kind == EventKind.ERROR
         if event.kind == EventKind.TRANSCRIPT:
-            self.latency_s = event.latency_ms / 1000
             self.partial = ""  # the final text replaces it
         if self.live_status:
             sys.stderr.write("\r\033[2K")
@@ -292,7 +292,8 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
         raise click.ClickException(str(exc))
     try:
         # without --session, a new session each run (a stored name would continue it)
-        options = SessionOptions(session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}", src.rate, source_language.lower(), target_language.lower(),
+        name = session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        options = SessionOptions(name, src.rate, source_language.lower(), target_language.lower(),
                                  translate=not no_translate, partials=partials)
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc))
@@ -338,14 +339,6 @@ def stream(source, **kw):
     source such as meeting_sink.monitor (see `livetranslate devices` and `livetranslate sink`).
     """
     sys.exit(_stream(source, **kw))
-
-
-def connection_options(f):
-    f = click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")(f)
-    f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
-    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None)(f)
-    f = click.option("--api-key", envvar=P.API_KEY_ENV, default=None)(f)
-    return f
 
 
 def _client(url, tls, ca, api_key):
@@ -420,13 +413,9 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
 
 @main.command()
 @click.option("--port", default=8501, show_default=True, help="dashboard HTTP port")
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")
+@connection_options
 @click.option("--http-url", default="http://localhost:8000", show_default=True, help="Triton HTTP address")
 @click.option("--metrics-url", default="http://localhost:8002/metrics", show_default=True)
-@click.option("--tls", is_flag=True, help="reach Triton's gRPC with TLS")
-@click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="CA certificate (PEM) that signed the server's certificate")
-@click.option("--api-key", envvar=P.API_KEY_ENV, default=None, help=f"API key (or ${P.API_KEY_ENV})")
 def dashboard(port, url, http_url, metrics_url, tls, ca, api_key):
     """Start the Streamlit dashboard (live sessions, uploads, server health)."""
     from livetranslate.dashboard import CA_ENV, HTTP_ENV, METRICS_ENV, TLS_ENV, URL_ENV

@@ -149,8 +149,8 @@ class PipelineClient:
         self.client.async_stream_infer(P.PIPELINE, [audio, tensor], sequence_id=random.randint(1, 2**63 - 1),
                                        sequence_start=True, sequence_end=True)
         try:
-            # a viewer's own failure (no such session, dropped) comes as an error, then an
-            # `end` that carries it; history errors are just events
+            # a viewer's own failure (no such session, dropped) comes as an `end` that
+            # carries it in ERROR; errors in the history are just events
             yield from _read_events(events, idle_timeout_s, (EventKind.END,))
         finally:
             self.client.stop_stream(cancel_requests=True)

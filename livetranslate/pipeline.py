@@ -196,8 +196,8 @@ class StreamSession:
             self._llm_calls = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"llm-{stream_id}")
             self._enhance_started = False
             self._spoken_at: dict[int, float] = {}
-            self._ticks: list[float] = []
-            self._enhance_source = options.source_language  # audio times (session clock) at which to tick enhance
+            self._ticks: list[float] = []  # audio times (session clock) at which to tick enhance
+            self._enhance_source = options.source_language  # with `auto`: set by the first transcript
             threading.Thread(target=self._translate_run, name=f"translate-{stream_id}", daemon=True).start()
         # last: the worker may touch everything above
         threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True).start()

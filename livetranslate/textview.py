@@ -30,6 +30,18 @@ def clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
 
 
+def segments_label(event: Event) -> str:
+    """#3, or #3-5 for an enhanced translation of several segments."""
+    if event.kind == EventKind.ENHANCED and event.first_segment_id != event.segment_id:
+        return f"#{event.first_segment_id}-{event.segment_id}"
+    return f"#{event.segment_id}"
+
+
+def end_line(event: Event) -> str:
+    """The `end` event: how much audio, or why the stream (or a viewer) ended early."""
+    return f"!! {event.error}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)"
+
+
 @dataclass
 class Row:
     transcript: Event
@@ -123,9 +135,7 @@ class SideBySideView:
                 while self._pending and self._pending[0].translation is not None:
                     done.append(self._row(self._pending.pop(0)))
             elif event.kind == EventKind.ENHANCED:
-                ids = (f"#{event.first_segment_id}-{event.segment_id}" if event.first_segment_id != event.segment_id
-                       else f"#{event.segment_id}")
-                text = Text(f"{event.language}+ {ids} ", style="bold cyan")
+                text = Text(f"{event.language}+ {segments_label(event)} ", style="bold cyan")
                 text.append(f"(failed: {event.error})" if event.error else event.text,
                             style="red" if event.error else "bold")
                 done.append(text)
@@ -135,8 +145,7 @@ class SideBySideView:
                 self.partial = None
                 done += [self._row(r) for r in self._pending]
                 self._pending = []
-                done.append(Text(f"!! {event.error}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)",
-                                 style="red" if event.error else "dim"))
+                done.append(Text(end_line(event), style="red" if event.error else "dim"))
         self._live.refresh()  # the live area without the rows that go up now
         for renderable in done:
             self.console.print(renderable)

@@ -95,9 +95,7 @@ class Enhancer:
         `check_complete` (the LLM is behind) the window closes only when full, at a pause
         or at the end."""
         if not piece.text.strip():
-            if self._window and piece.end_s - self._window[-1].end_s >= self.options.pause_s:
-                return self._emit("pause")
-            return []
+            return self.tick(piece.end_s)
         out = []
         if self._window and piece.start_s - self._window[-1].end_s >= self.options.pause_s:
             out += self._emit("pause")
@@ -108,6 +106,12 @@ class Enhancer:
         elif check_complete and words >= self.options.min_words and self.is_complete(self.text):
             out += self._emit("complete")
         return out
+
+    def tick(self, now_s: float) -> list[Enhanced]:
+        """The stream's clock while the speaker is silent: a long enough pause ends the window."""
+        if self._window and now_s - self._window[-1].end_s >= self.options.pause_s:
+            return self._emit("pause")
+        return []
 
     def flush(self) -> list[Enhanced]:
         return self._emit("end") if self._window else []
