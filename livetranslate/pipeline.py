@@ -52,7 +52,7 @@ class Stages(Protocol):
 
     def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> list[Segment]: ...
 
-    def whisper(self, request: AsrRequest) -> Transcription: ...
+    def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription: ...
 
     def translate(self, text: str, source: str, target: str, context: str = "") -> str: ...
 
@@ -374,7 +374,7 @@ class StreamSession:
     def _partial(self, start: int, end: int) -> None:
         plan = self._decoder.plan(self._audio, start, end, partial=True)
         with self._load.decoding(final=False):
-            result = self.stages.whisper(plan.request)
+            result = self.stages.whisper(plan.request, partial=True)
         text = self._decoder.clean(plan, result.text)
         if not text or not self.popts.speech_filter.keep(result):
             return
@@ -645,5 +645,5 @@ class LocalStages:
             del self._segmenters[stream_id]
         return segments
 
-    def whisper(self, request: AsrRequest) -> Transcription:
+    def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
         return self.engine.transcribe([request])[0]

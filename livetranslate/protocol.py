@@ -14,6 +14,7 @@ import numpy as np
 PIPELINE = "pipeline"
 VAD = "vad"
 WHISPER = "whisper"
+WHISPER_PARTIAL = "whisper_partial"  # interim results at idle CPU priority (cpu profile)
 LLM = "llm"
 TRANSLATE = "translate"
 COMPLETENESS = "completeness"

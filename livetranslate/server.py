@@ -30,7 +30,10 @@ MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipe
 # Models only the gpu profile has: the members of its `llm` ensemble. Their folders hold a
 # configs/gpu.pbtxt and no config.pbtxt, so explicit model control never loads them elsewhere.
 GPU_ONLY_MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "yes_probability")
-PROFILE_MODELS = {"cpu": MODELS, "gpu": MODELS + GPU_ONLY_MODELS}
+# Models only the cpu profile has: Whisper for partials at idle CPU priority. On the gpu
+# profile `pipeline` sends partials to `whisper`.
+CPU_ONLY_MODELS = ("whisper_partial",)
+PROFILE_MODELS = {"cpu": MODELS + CPU_ONLY_MODELS, "gpu": MODELS + GPU_ONLY_MODELS}
 # The server counts as up when clients can stream: transcription works even if the LLM
 # failed to load (translations then carry an error), so an LLM problem never takes
 # transcripts down with it.

@@ -6,8 +6,9 @@ with the text before them. The `context` policy gives it that back. When an utte
 closes, Whisper hears a window of the recent audio that ends with the utterance, and its
 decoder is forced through the text already committed for that audio (the `prefix`); what
 it generates after the prefix is the new utterance's text, decoded with the audio and the
-words before it in view. Older committed text goes in as the prompt. The encoder costs the
-same for 2 s as for 30 s (it always sees 30 s), so the context is nearly free.
+words before it in view. Older committed text goes in as the prompt. The encoder hears at
+least 20 s (audio padded with silence: AsrOptions.min_window_s), so a context that keeps the
+window under that is nearly free.
 
 Committed text is final: a later decode never changes it, it only conditions on it.
 `utterance` is the cheap policy: the utterance with 1 s of lead-in, the previous

@@ -7,6 +7,7 @@ Only imported inside Triton's Python backend stub.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Callable, Iterable
 
@@ -25,6 +26,11 @@ from livetranslate.window import unpack as unpack_enhanced
 def parameters(args: dict) -> dict[str, str]:
     config = json.loads(args["model_config"])
     return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def log_info(message: str) -> None:
+    """Into Triton's own log."""
+    pb_utils.Logger.log_info(message)
 
 
 def get(request, name: str) -> np.ndarray | None:
@@ -200,9 +206,24 @@ class TritonStages:
         # the last entry may mark the utterance still open (END_SAMPLE = OPEN_SEGMENT_END)
         return unpack(_outputs(request.exec(), self.VAD_OUTPUTS))
 
-    def whisper(self, request: AsrRequest) -> Transcription:
+    def __init__(self):
+        self._partial_model = P.WHISPER_PARTIAL  # until Triton says it has none
+
+    def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
+        if not partial or self._partial_model == P.WHISPER:
+            return self._whisper(P.WHISPER, request)
+        try:
+            return self._whisper(self._partial_model, request)
+        except StageError as exc:
+            if not re.search(r"not ready|unknown model|not found", str(exc)):
+                raise
+            # the gpu profile does not load whisper_partial: partials share `whisper` there
+            self._partial_model = P.WHISPER
+            return self._whisper(P.WHISPER, request)
+
+    def _whisper(self, model: str, request: AsrRequest) -> Transcription:
         bls = pb_utils.InferenceRequest(
-            model_name=P.WHISPER,
+            model_name=model,
             inputs=[
                 pb_utils.Tensor(P.AUDIO, request.audio.astype(np.float32)[None, :]),
                 pb_utils.Tensor(P.LANGUAGE, np.array([[request.language.encode()]], dtype=np.object_)),

@@ -103,3 +103,13 @@ def test_boundary_dedupe(previous, new, expected):
     from livetranslate.asr import dedupe_boundary
 
     assert dedupe_boundary(previous, new) == expected
+
+
+def test_encoder_window_is_at_least_20_s_and_5_s_past_the_audio_and_at_most_30_s():
+    from livetranslate.asr.ctranslate2 import encoder_frames
+
+    assert encoder_frames(300, 20.0) == 2000  # a 3 s utterance: 20 s
+    assert encoder_frames(1400, 20.0) == 1900 + 100  # 14 s: still 20 s
+    assert encoder_frames(1700, 20.0) == 2200  # 17 s: 5 s of silence after it
+    assert encoder_frames(2800, 20.0) == 3000  # never past Whisper's 30 s
+    assert encoder_frames(300, 30.0) == 3000  # Whisper's own window

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from livetranslate import protocol as P
+from livetranslate import priority, protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import ClientError, PipelineClient, StreamStats
 from livetranslate.evaluation import wer
@@ -88,6 +88,27 @@ def test_transcripts_arrive_while_audio_is_still_streaming(server, audio_files):
         if e.kind == EventKind.PARTIAL:
             assert e.text and e.segment_id in finals and i < finals[e.segment_id]
             assert e.end_s <= events[finals[e.segment_id]].end_s + 0.5
+    # partials came from whisper_partial, whose stub process runs wholly at idle priority
+    stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics(P.WHISPER_PARTIAL)
+    assert stats.model_stats[0].inference_stats.success.count >= len(partials)
+    [stub] = stub_pids(server, P.WHISPER_PARTIAL)
+    assert priority.is_idle(stub) and not priority.is_idle(*stub_pids(server, P.WHISPER))
+
+
+def stub_pids(server, model: str) -> list[int]:
+    """The Python backend stub processes Triton started for `model`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            session = os.getsid(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue
+        if session == server.process.pid and any(f"/{model}/1/model.py".encode() in a for a in cmdline):
+            found.append(int(proc.name))
+    return found
 
 
 def test_two_concurrent_streams_stay_apart(server, audio_files):
@@ -366,3 +387,29 @@ def test_run_starts_a_server_streams_and_stops(audio_files, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert events[-1]["kind"] == "end" and "Bericht" in " ".join(e["text"] for e in events)
+
+
+def test_without_whisper_partial_partials_share_whisper(tmp_path, audio_files):
+    """The gpu profile does not load whisper_partial: partials then go to `whisper`."""
+    import shutil
+
+    from livetranslate.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
+    from conftest import ARTIFACTS, free_port
+
+    repo = tmp_path / "repository"
+    shutil.copytree(DEFAULT_MODEL_REPOSITORY, repo, symlinks=True,
+                    ignore=shutil.ignore_patterns(P.WHISPER_PARTIAL, "__pycache__", "llm", "translate",
+                                                  "completeness", "enhance"))
+    options = ServerOptions(model_repository=repo, grpc_port=free_port(), http_port=free_port(),
+                            metrics_port=free_port(), host="127.0.0.1", data_dir=tmp_path / "sessions")
+    with TritonServer(options, log_file=ARTIFACTS / "triton-no-partial-model.log") as srv:
+        pcm, rate = read_audio(audio_files["speech"])
+        with PipelineClient(srv.grpc_url) as client:
+            events = list(client.stream(chunks(pcm[: 12 * rate], rate // 10), SessionOptions("p", rate, "de"),
+                                        realtime=True))
+        partials = [e for e in events if e.kind == EventKind.PARTIAL]
+        assert partials and any(e.kind == EventKind.TRANSCRIPT for e in events)
+        assert not [e for e in events if e.kind == EventKind.ERROR]
+        stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(P.WHISPER)
+        finals = sum(e.kind == EventKind.TRANSCRIPT for e in events)
+        assert stats.model_stats[0].inference_stats.success.count >= finals + len(partials)

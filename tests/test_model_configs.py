@@ -8,7 +8,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from livetranslate import protocol as P
-from livetranslate.server import MODELS
+from livetranslate.server import PROFILE_MODELS
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt")) + sorted(REPOSITORY.glob("*/configs/*.pbtxt"))
@@ -29,7 +29,19 @@ def test_config_parses_and_names_its_folder(path):
 
 
 def test_the_launcher_loads_every_model_in_the_repository():
-    assert sorted(MODELS) == sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt"))
+    assert sorted(PROFILE_MODELS["cpu"]) == sorted(p.parent.name for p in REPOSITORY.glob("*/config.pbtxt"))
+
+
+def test_the_partial_whisper_is_whisper_at_idle_priority():
+    """Same glue, same tensors as `whisper`; only the priority and the default beam differ."""
+    whisper, partial = (parse(REPOSITORY / name / "config.pbtxt") for name in (P.WHISPER, P.WHISPER_PARTIAL))
+    assert (REPOSITORY / P.WHISPER_PARTIAL / "1" / "model.py").resolve() == (REPOSITORY / P.WHISPER / "1" / "model.py")
+    assert list(partial.input) == list(whisper.input) and list(partial.output) == list(whisper.output)
+    differ = {k for k in set(whisper.parameters) | set(partial.parameters)
+              if whisper.parameters[k].string_value != partial.parameters[k].string_value}
+    assert differ == {"beam_size", "cpu_priority"}
+    assert partial.parameters["cpu_priority"].string_value == "idle"
+    assert P.WHISPER_PARTIAL not in PROFILE_MODELS["gpu"]
 
 
 def test_tensor_names_come_from_the_protocol():

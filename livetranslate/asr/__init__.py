@@ -36,6 +36,13 @@ class AsrOptions:
     # Temperature 0 only: the fallback to higher temperatures re-decodes and made latency
     # spike to 5 s here for a small WER gain (MODELS.md).
     temperature: float = 0.0
+    # CTranslate2 only: the encoder hears the request's audio padded with silence to at least
+    # this long (and at least ENCODER_TAIL_S past its end), not always to Whisper's 30 s. The
+    # encoder's cost grows with its input; 20 s decodes 25-30 % faster than 30 s at the same
+    # WER on both bench recordings, while shorter windows (audio + 1-6 s) cost up to 20 WER
+    # points: Whisper was trained on 30 s windows (bench/results/policies.md). The TensorRT-LLM
+    # engine is built for 30 s and ignores it.
+    min_window_s: float = 20.0
 
 
 class WhisperEngine(abc.ABC):

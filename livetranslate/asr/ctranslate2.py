@@ -17,6 +17,7 @@ import numpy as np
 from livetranslate.asr import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
 
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees 30 s; a longer request keeps its last 30 s
+ENCODER_TAIL_S = 5.0  # silence the encoder hears after the audio, at least (up to 30 s in all)
 
 
 class CTranslate2Engine(WhisperEngine):
@@ -74,11 +75,10 @@ class CTranslate2Engine(WhisperEngine):
 
         whisper = self.model
         window = int(MAX_WINDOW_S * whisper.feature_extractor.sampling_rate)
-        features = np.stack([
-            pad_or_trim(whisper.feature_extractor(np.asarray(r.audio, np.float32)[-window:]),
-                        whisper.feature_extractor.nb_max_frames)
-            for r in requests
-        ])
+        mels = [whisper.feature_extractor(np.asarray(r.audio, np.float32)[-window:]) for r in requests]
+        frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.min_window_s,
+                                whisper.feature_extractor.nb_max_frames)
+        features = np.stack([pad_or_trim(m, frames) for m in mels])
         encoded = whisper.model.encode(get_ctranslate2_storage(features), to_cpu=False)
         languages = [r.language for r in requests]
         if whisper.model.is_multilingual and not all(languages):
@@ -143,6 +143,13 @@ class CTranslate2Engine(WhisperEngine):
         previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
         return self.model.get_prompt(tokenizer, previous, without_timestamps=True,
                                      prefix=request.prefix or None)
+
+
+def encoder_frames(audio_frames: int, min_window_s: float, max_frames: int = 3000) -> int:
+    """Mel frames (100 per second) the encoder hears for audio of `audio_frames`: padded to
+    at least `min_window_s` and ENCODER_TAIL_S past its end, at most Whisper's 30 s."""
+    wanted = max(int(min_window_s * 100), audio_frames + int(ENCODER_TAIL_S * 100))
+    return min(max_frames, wanted)
 
 
 def _rows(encoded, indices: list[int]):
