@@ -15,7 +15,7 @@ from livetranslate.asr import create_engine
 from livetranslate.asr import features as F
 from livetranslate.asr import tensorrt_llm as trt
 from livetranslate.llm import tensorrt_llm as llm_trt
-from livetranslate.server import GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
+from livetranslate.server import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
 from livetranslate.trtllm_version import VersionMismatch, check_engine_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,9 @@ def test_gpu_only_folders_have_no_default_config_and_load_only_in_the_gpu_profil
     assert gpu_only == ["yes_probability"]  # the tensorrtllm_backend members are filled at image build
     assert set(gpu_only) <= set(GPU_ONLY_MODELS)
     assert set(GPU_ONLY_MODELS).isdisjoint(MODELS)
-    assert PROFILE_MODELS["cpu"] == MODELS
+    assert PROFILE_MODELS["cpu"] == MODELS + CPU_ONLY_MODELS
+    # the cpu-only folders have no gpu config: the gpu profile never loads them
+    assert not any((REPOSITORY / name / "configs" / "gpu.pbtxt").exists() for name in CPU_ONLY_MODELS)
 
 
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
