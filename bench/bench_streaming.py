@@ -284,7 +284,10 @@ Concurrent real-time streams (first {lv['load_seconds']:.0f} s of the recording 
 
 Latency runs from the arrival of the chunk holding the utterance's last voiced frame to the
 transcript being sent: the VAD's 300 ms hangover plus one Whisper decode (encoder pass over
-a 30 s window and a beam search after the committed prefix).
+the window padded to at least 20 s, and a beam search after the committed prefix). Partials
+are decoded greedily by `whisper_partial`, a second Whisper instance whose threads run at idle
+CPU priority: a final decode preempts a running partial, so "partials on" and "partials off"
+should give the same final latency.
 """
 
 
