@@ -92,12 +92,13 @@ The encoder window on a second recording, `{second['audio']}` (offline WER {seco
 {table(second)}
 
 Latency of a final transcript is about 0.3 s (VAD hangover) plus one decode. The encoder's
-cost grows with its input: Whisper's own 30 s window costs 25-30 % more per decode than 20 s
-for the same WER on both recordings, while hearing only the audio and 2 s of silence (which
-whisper.cpp calls a reduced `audio_ctx`) is faster still but breaks Whisper on one recording
-or the other: it was trained on 30 s windows. With every 5 s more context, WER drops by
-a few points for about 0.2 s more per utterance on this CPU (the `context_s` parameter of
-`pipeline`).
+cost grows with its input: Whisper's own 30 s window costs a quarter to a third more per
+decode than the 20 s default. With the context policy the WER is the same within the noise
+of one recording (better on one, slightly worse on the other); the utterance policy, which
+hears little audio, loses 1-3 points with 20 s. Hearing only the audio and 2 s of silence
+(whisper.cpp's reduced `audio_ctx`) breaks Whisper on one recording or the other: it was
+trained on 30 s windows. Every 5 s more context buys a few WER points for about 0.25 s more
+per utterance on this CPU (the `context_s` parameter of `pipeline`).
 """
     write_report("policies", data, report)
 

@@ -5,7 +5,8 @@ A chunk goes: request -> StreamSession queue -> audio worker: PCM16 -> float -> 
 as context: streaming.py) -> speech filter -> `transcript` event on that chunk's reply ->
 translation worker: `translate` -> `translation` event, `enhance` -> `enhanced` events.
 While an utterance is open, a third worker decodes it now and then into `partial`
-events; it yields to every final decode. The workers keep each kind of event in order,
+events, on `whisper_partial` (idle CPU priority: a final preempts it) and never while a final
+decode is under way. The workers keep each kind of event in order,
 never let a transcript wait for a translation, and let `execute` return at once, so a
 slow stream never holds up another one. A chunk's reply stays open (reference counted)
 until the translations of the utterances it closed have been sent.

@@ -37,9 +37,10 @@ class DecodeOptions:
     policy: str = "context"
     # Committed utterances that started at most this long before the new one are heard
     # again as context (the whole window stays under Whisper's 30 s).
-    # 10 s: WER 37.9 % (+10 % over offline) at 0.86 s per decode; 15 s: 34.2 % at 1.06 s;
-    # 25 s: 31.6 % at 1.46 s (bench/results/policies.md). 10 s keeps the final's p50 under
-    # 1.5 s on 2 cores with partials on; on a GPU a longer context costs nearly nothing.
+    # 10 s: WER 37.0 % (+6 % over offline) at 0.82 s per decode; 15 s: 32.8 % at 1.09 s;
+    # 25 s: 29.9 % at 1.71 s (bench/results/policies.md, 2 cores, audio as fast as it goes).
+    # 10 s keeps the final's p50 well under 1.5 s on a slower day of this 2-core host (1.10 s
+    # live today); on a GPU a longer context costs nearly nothing.
     context_s: float = 10.0
     max_window_s: float = 28.0
     prompt_segments: int = 2  # committed transcripts before the window, as prompt

@@ -38,10 +38,11 @@ class AsrOptions:
     temperature: float = 0.0
     # CTranslate2 only: the encoder hears the request's audio padded with silence to at least
     # this long (and at least ENCODER_TAIL_S past its end), not always to Whisper's 30 s. The
-    # encoder's cost grows with its input; 20 s decodes 25-30 % faster than 30 s at the same
-    # WER on both bench recordings, while shorter windows (audio + 1-6 s) cost up to 20 WER
-    # points: Whisper was trained on 30 s windows (bench/results/policies.md). The TensorRT-LLM
-    # engine is built for 30 s and ignores it.
+    # encoder's cost grows with its input: 20 s takes a quarter to a third less time per decode
+    # than 30 s, at the same WER within noise for the context policy on both bench recordings
+    # (1-3 points worse for the utterance policy), while shorter windows (the audio + 1-6 s)
+    # cost up to 20 WER points: Whisper was trained on 30 s windows
+    # (bench/results/policies.md). The TensorRT-LLM engine is built for 30 s and ignores it.
     min_window_s: float = 20.0
 
 
