@@ -26,6 +26,7 @@ from livetranslate.models import resolve  # noqa: E402
 from livetranslate.pipeline import LocalStages, Pipeline  # noqa: E402
 from livetranslate.protocol import AUDIO, EventKind, SessionOptions  # noqa: E402
 from livetranslate.samples import load_reference, make_meeting  # noqa: E402
+from livetranslate.server import PROFILE_MODELS  # noqa: E402
 
 
 def transcript_text(received) -> str:
@@ -136,7 +137,7 @@ temperature 0, `context` decoding policy, partials on (see streaming.md for the 
 
 | figure | value |
 |---|---|
-| server start-up (process start to ready, all 8 models incl. Qwen 1.5B) | {startup_s:.1f} s |
+| server start-up (process start to ready, all {len(PROFILE_MODELS["cpu"])} models incl. Qwen 1.5B) | {startup_s:.1f} s |
 | real-time factor, whole path through Triton (audio sent as fast as possible) | {data['triton']['rtf']} |
 | real-time factor, same logic in-process, faster-whisper called directly | {data['direct']['rtf']} |
 | cost of Triton (wall time through Triton / direct) | {data['triton_over_direct']} |
@@ -148,7 +149,7 @@ temperature 0, `context` decoding policy, partials on (see streaming.md for the 
 
 latency_ms runs from the arrival of the chunk holding the utterance's last voiced frame to
 the event being sent: it includes the VAD hangover (300 ms of silence needed to close an
-utterance) and the Whisper decode (about one 30 s encoder pass per utterance).
+utterance) and the Whisper decode (one encoder pass over at least 20 s per utterance).
 The bare faster-whisper run is the floor of the work: each utterance decoded once, alone
 (no context, no partials, no server); the whole path does more (the context policy decodes
 the recent audio with the committed text forced, partials) and is more accurate for it.

@@ -113,3 +113,16 @@ def test_encoder_window_is_at_least_20_s_and_5_s_past_the_audio_and_at_most_30_s
     assert encoder_frames(1700, 20.0) == 2200  # 17 s: 5 s of silence after it
     assert encoder_frames(2800, 20.0) == 3000  # never past Whisper's 30 s
     assert encoder_frames(300, 30.0) == 3000  # Whisper's own window
+
+
+def test_only_requests_with_context_get_the_shorter_encoder_window():
+    import numpy as np
+
+    from livetranslate.asr import AsrOptions
+    from livetranslate.asr.ctranslate2 import CTranslate2Engine
+
+    engine = object.__new__(CTranslate2Engine)  # no model needed for the rule
+    engine.options = AsrOptions()
+    audio = np.zeros(16000, np.float32)
+    assert engine._min_window_s(AsrRequest(audio, "de", prefix="Guten Morgen.")) == 20.0
+    assert engine._min_window_s(AsrRequest(audio, "de", prompt="Guten Morgen.")) == 30.0

@@ -37,13 +37,15 @@ class AsrOptions:
     # spike to 5 s here for a small WER gain (MODELS.md).
     temperature: float = 0.0
     # CTranslate2 only: the encoder hears the request's audio padded with silence to at least
-    # this long (and at least ENCODER_TAIL_S past its end), not always to Whisper's 30 s. The
-    # encoder's cost grows with its input: 20 s takes a quarter to a third less time per decode
-    # than 30 s, at the same WER within noise for the context policy on both bench recordings
-    # (1-3 points worse for the utterance policy), while shorter windows (the audio + 1-6 s)
-    # cost up to 20 WER points: Whisper was trained on 30 s windows
-    # (bench/results/policies.md). The TensorRT-LLM engine is built for 30 s and ignores it.
+    # this long (and ENCODER_TAIL_S past its end), not always to Whisper's 30 s. Its cost grows
+    # with its input: 20 s takes a quarter to a third less time per decode than 30 s. With a
+    # `prefix` (context decoding) the WER is the same within noise on both bench recordings;
+    # a request with only its own audio loses 1-3 points (and once heard "Ignoriere" as
+    # "Ignoriebe"), so it keeps 30 s. Shorter windows (the audio + 1-6 s) cost up to 20 points:
+    # Whisper was trained on 30 s windows (bench/results/policies.md). The TensorRT-LLM engine
+    # is built for 30 s and ignores both.
     min_window_s: float = 20.0
+    min_window_alone_s: float = 30.0  # the same for a request without a prefix
 
 
 class WhisperEngine(abc.ABC):

@@ -76,8 +76,9 @@ class CTranslate2Engine(WhisperEngine):
         whisper = self.model
         window = int(MAX_WINDOW_S * whisper.feature_extractor.sampling_rate)
         mels = [whisper.feature_extractor(np.asarray(r.audio, np.float32)[-window:]) for r in requests]
-        frames = encoder_frames(max(m.shape[-1] for m in mels), self.options.min_window_s,
-                                whisper.feature_extractor.nb_max_frames)
+        # a batch shares one encoder input length: the longest any of its requests needs
+        frames = max(encoder_frames(m.shape[-1], self._min_window_s(r), whisper.feature_extractor.nb_max_frames)
+                     for m, r in zip(mels, requests))
         features = np.stack([pad_or_trim(m, frames) for m in mels])
         encoded = whisper.model.encode(get_ctranslate2_storage(features), to_cpu=False)
         languages = [r.language for r in requests]
@@ -128,6 +129,11 @@ class CTranslate2Engine(WhisperEngine):
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )
+
+    def _min_window_s(self, request: AsrRequest) -> float:
+        """A shorter encoder window costs nothing when the audio starts with committed text
+        (a `prefix`), and accuracy when it does not (AsrOptions)."""
+        return self.options.min_window_s if request.prefix else self.options.min_window_alone_s
 
     def _tokenizer(self, language: str):
         from faster_whisper.tokenizer import Tokenizer

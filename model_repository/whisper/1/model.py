@@ -19,7 +19,9 @@ class TritonPythonModel:
             compute_type=params.get("compute_type", "int8"),
             cpu_threads=int(params.get("cpu_threads", "2")),
             options=AsrOptions(beam_size=int(params.get("beam_size", "5")),
-                               min_window_s=float(params.get("min_window_s", AsrOptions.min_window_s))),
+                               min_window_s=float(params.get("min_window_s", AsrOptions.min_window_s)),
+                               min_window_alone_s=float(params.get("min_window_alone_s",
+                                                                   AsrOptions.min_window_alone_s))),
         )
         if cpu_priority != "normal":
             # the engine's compute threads start at the first decode: start them now, then
