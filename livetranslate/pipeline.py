@@ -76,6 +76,10 @@ class PipelineOptions:
     # A translation (or enhance step) that takes longer is reported as failed and the
     # stream goes on; the late answer is dropped (a BLS child cannot be cancelled).
     llm_timeout_s: float = 30.0
+    # After this many LLM calls in a row timed out (over all streams), calls fail at once for
+    # llm_pause_s instead of each waiting out its timeout; then calls are tried again.
+    llm_timeouts_to_pause: int = 2
+    llm_pause_s: float = 30.0
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
 
 
@@ -146,6 +150,43 @@ class WhisperLoad:
         return busy / self.window_s < max_busy
 
 
+class LlmUnavailable(RuntimeError):
+    pass
+
+
+class LlmBreaker:
+    """A circuit breaker for the LLM, shared by all streams: a hung LLM would otherwise cost
+    every translation and enhance call its whole timeout, and the stream's translations
+    would fall minutes behind. Timeouts in a row open it; any answer (an error too: the LLM
+    is responding) closes it. While open, calls fail at once; when the pause is over they
+    go through again, and one more timeout opens it again. (pybreaker holds its lock during
+    the call, which would serialise every stream's LLM calls; `circuitbreaker` has no lock.)"""
+
+    def __init__(self, timeouts_to_open: int, pause_s: float, clock: Callable[[], float] = time.monotonic):
+        self.timeouts_to_open, self.pause_s, self._clock = timeouts_to_open, pause_s, clock
+        self._timeouts = 0
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        with self._lock:
+            left = self._open_until - self._clock()
+        if left > 0:
+            raise LlmUnavailable(f"the LLM did not answer {self.timeouts_to_open} calls in a row in time; "
+                                 f"calls paused, next try in {left:.0f} s")
+
+    def answered(self) -> None:
+        with self._lock:
+            self._timeouts = 0
+
+    def timed_out(self) -> None:
+        with self._lock:
+            self._timeouts += 1
+            if self._timeouts >= self.timeouts_to_open:
+                self._open_until = self._clock() + self.pause_s
+                self._timeouts = self.timeouts_to_open - 1  # after the pause, one more opens it again
+
+
 @dataclass
 class TranslationJob:
     transcript: Event | None  # None: end of stream (or a tick)
@@ -169,7 +210,7 @@ TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
 
 class StreamSession:
     def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions,
-                 load: WhisperLoad | None = None):
+                 load: WhisperLoad | None = None, breaker: LlmBreaker | None = None):
         self.stream_id = stream_id
         self.options = options
         self.stages = stages
@@ -180,6 +221,7 @@ class StreamSession:
         self._audio = AudioHistory()  # the 16 kHz audio handed to vad, recent part
         self._decoder = StreamDecoder(popts.decode, options.whisper_language)
         self._load = load or WhisperLoad()
+        self._breaker = breaker or LlmBreaker(popts.llm_timeouts_to_pause, popts.llm_pause_s)
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
         self._next_segment = options.segment_base
         self._t0 = options.time_base_s  # event times are on the session's clock
@@ -431,11 +473,18 @@ class StreamSession:
                            check_complete=not behind)
 
     def _in_time(self, fn, *args):
+        self._breaker.check()
         future = self._llm_calls.submit(fn, *args)
         try:
-            return future.result(timeout=self.popts.llm_timeout_s)
+            result = future.result(timeout=self.popts.llm_timeout_s)
         except concurrent.futures.TimeoutError:
+            self._breaker.timed_out()
             raise TimeoutError(f"no answer within {self.popts.llm_timeout_s:.0f} s") from None
+        except Exception:
+            self._breaker.answered()
+            raise
+        self._breaker.answered()
+        return result
 
     def _call_enhance(self, piece: Piece | None, end: bool, reply: SharedReply | None,
                       check_complete: bool = True) -> None:
@@ -534,6 +583,7 @@ class Pipeline:
         self.options = options
         self.store = store
         self.load = WhisperLoad()
+        self.breaker = LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s)
         self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
 
     def _expired(self, stream_id: int, session: StreamSession) -> None:
@@ -578,7 +628,7 @@ class Pipeline:
                                                   time_base_s=max(options.time_base_s, end_s))
                     self.store.open(options.session, options.source_language, options.target_language)
                 old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options,
-                                                                self.load))
+                                                                self.load, self.breaker))
                 if old is not None:
                     old.abandon()
             session = self.streams.pop(stream_id) if end else self.streams.get(stream_id)

@@ -84,8 +84,36 @@ def test_a_hanging_llm_times_out_and_the_stream_goes_on(whisper_engine, audio_fi
     transcripts = [e for e in events if e.kind == EventKind.TRANSCRIPT]
     translations = [e for e in events if e.kind == EventKind.TRANSLATION]
     assert len(transcripts) == 3 and len(translations) == 3
-    assert all("translation failed: no answer within" in t.error and not t.text for t in translations)
+    assert all(t.error and not t.text for t in translations)
+    # two LLM calls (translations or enhance steps) wait out their timeout; then the breaker
+    # opens and the rest fail at once instead of waiting 0.5 s each
+    assert "translation failed: no answer within" in translations[0].error
+    assert sum("no answer within" in t.error for t in translations) <= 2
+    assert "calls paused" in translations[-1].error
     assert events[-1].kind == EventKind.END
+
+
+def test_the_llm_breaker_opens_after_timeouts_in_a_row_and_retries_after_the_pause():
+    from livetranslate.pipeline import LlmBreaker, LlmUnavailable
+
+    now = [0.0]
+    breaker = LlmBreaker(timeouts_to_open=2, pause_s=30.0, clock=lambda: now[0])
+    breaker.timed_out()
+    breaker.answered()  # an answer in between: not in a row
+    breaker.timed_out()
+    breaker.check()
+    breaker.timed_out()
+    with pytest.raises(LlmUnavailable, match="next try in 30 s"):
+        breaker.check()
+    now[0] = 31.0
+    breaker.check()  # the pause is over: calls go through again
+    breaker.timed_out()  # and one more timeout opens it at once
+    with pytest.raises(LlmUnavailable):
+        breaker.check()
+    now[0] = 62.0
+    breaker.answered()
+    breaker.timed_out()
+    breaker.check()  # an answer closed it: two in a row are needed again
 
 
 def test_whisper_load_lets_partials_run_only_when_whisper_is_mostly_idle():
