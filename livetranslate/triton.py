@@ -194,6 +194,9 @@ class TritonStages:
     VAD_OUTPUTS = (P.SEGMENT_AUDIO, P.START_SAMPLE, P.END_SAMPLE, P.SPEECH_END_SAMPLE)
     WHISPER_OUTPUTS = (P.TEXT, P.LANGUAGE, P.NO_SPEECH_PROB, P.AVG_LOGPROB, P.COMPRESSION_RATIO)
 
+    def __init__(self):
+        self._partial_model = P.WHISPER_PARTIAL  # until Triton says it has none
+
     def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> list[Segment]:
         flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
         request = pb_utils.InferenceRequest(
@@ -206,16 +209,13 @@ class TritonStages:
         # the last entry may mark the utterance still open (END_SAMPLE = OPEN_SEGMENT_END)
         return unpack(_outputs(request.exec(), self.VAD_OUTPUTS))
 
-    def __init__(self):
-        self._partial_model = P.WHISPER_PARTIAL  # until Triton says it has none
-
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
         if not partial or self._partial_model == P.WHISPER:
             return self._whisper(P.WHISPER, request)
         try:
             return self._whisper(self._partial_model, request)
         except StageError as exc:
-            if not re.search(r"not ready|unknown model|not found", str(exc)):
+            if P.WHISPER_PARTIAL not in str(exc) or not re.search(r"not ready|unknown model|not found", str(exc)):
                 raise
             # the gpu profile does not load whisper_partial: partials share `whisper` there
             self._partial_model = P.WHISPER
