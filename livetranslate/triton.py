@@ -28,11 +28,6 @@ def parameters(args: dict) -> dict[str, str]:
     return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
 
 
-def log_info(message: str) -> None:
-    """Into Triton's own log."""
-    pb_utils.Logger.log_info(message)
-
-
 def get(request, name: str) -> np.ndarray | None:
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     return None if tensor is None else tensor.as_numpy()

@@ -56,17 +56,28 @@ class WhisperEngine(abc.ABC):
         """One result per request, in order."""
 
 
-def create_engine(name: str, model_path: str | Path, **params) -> WhisperEngine:
+def create_engine(name: str, model_path: str | Path, cpu_priority: str = "normal", **params) -> WhisperEngine:
+    """`cpu_priority="idle"` puts this whole process, the engine's threads included, at idle
+    CPU priority (livetranslate.priority): for the process that decodes partials."""
+    from livetranslate import priority
+
+    priority.apply(cpu_priority)  # before the engine starts threads: they inherit it
     if name == "ctranslate2":
         from livetranslate.asr.ctranslate2 import CTranslate2Engine
 
-        return CTranslate2Engine(model_path, **params)
-    if name == "tensorrt_llm":
+        engine = CTranslate2Engine(model_path, **params)
+    elif name == "tensorrt_llm":
         # Imports torch and TensorRT-LLM only when created: a clear error where they are missing.
         from livetranslate.asr.tensorrt_llm import TensorRTLLMWhisperEngine
 
-        return TensorRTLLMWhisperEngine(model_path, **params)
-    raise ValueError(f"unknown Whisper engine {name!r}: use ctranslate2 or tensorrt_llm")
+        engine = TensorRTLLMWhisperEngine(model_path, **params)
+    else:
+        raise ValueError(f"unknown Whisper engine {name!r}: use ctranslate2 or tensorrt_llm")
+    if cpu_priority != "normal":
+        # some compute threads start only at the first decode: start them, then cover them all
+        engine.transcribe([AsrRequest(np.zeros(16000, np.float32), "en", beam_size=1)])
+        priority.apply(cpu_priority)
+    return engine
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,17 @@
 """whisper (and whisper_partial, which links here): thin Triton glue over livetranslate.asr."""
 
-import numpy as np
-
-from livetranslate import priority, triton
-from livetranslate.asr import AsrOptions, AsrRequest, create_engine
+from livetranslate import triton
+from livetranslate.asr import AsrOptions, create_engine
 from livetranslate.models import resolve
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = triton.parameters(args)
-        cpu_priority = params.get("cpu_priority", "normal")
-        priority.apply(cpu_priority)  # before the engine starts its threads: they inherit it
         self.engine = create_engine(
             params["engine"],
             resolve(params["model"]),
+            cpu_priority=params.get("cpu_priority", "normal"),
             device=params.get("device", "cpu"),
             compute_type=params.get("compute_type", "int8"),
             cpu_threads=int(params.get("cpu_threads", "2")),
@@ -23,11 +20,6 @@ class TritonPythonModel:
                                min_window_alone_s=float(params.get("min_window_alone_s",
                                                                    AsrOptions.min_window_alone_s))),
         )
-        if cpu_priority != "normal":
-            # the engine's compute threads start at the first decode: start them now, then
-            # make sure every thread of this process has the priority
-            self.engine.transcribe([AsrRequest(np.zeros(16000, np.float32), "en", beam_size=1)])
-            triton.log_info(f"{args['model_name']} runs at {priority.apply(cpu_priority)}")
 
     def execute(self, requests):
         responses, valid = [None] * len(requests), []
