@@ -19,6 +19,15 @@ from livetranslate.protocol import Event, EventKind, SessionOptions
 
 DEFAULT_URL = "localhost:8001"
 KEEPALIVE_S = 30  # the launcher lets Triton accept pings this often (and more)
+# Backpressure: at most this much audio is sent and not yet answered (each request's final
+# response comes when the server has processed its audio, or, for a chunk that closed an
+# utterance, when that utterance's translation is out). A file streamed without --realtime
+# thus goes at the server's pace with flat memory on both sides; live capture waits in the
+# capture buffer meanwhile.
+WINDOW_S = 20.0
+# The server answers a stream's first request within this time, or the stream gives up with
+# a clear message (a server whose sequence slots are all taken queues new streams silently).
+START_TIMEOUT_S = 30.0
 
 
 class ClientError(RuntimeError):
@@ -68,6 +77,52 @@ def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple,
         yield item
         if item.kind in last:
             return
+
+
+class _Window:
+    """Audio sent and not yet answered, by request id (see WINDOW_S)."""
+
+    def __init__(self, most_samples: float):
+        self.most = most_samples
+        self._pending: dict[str, int] = {}
+        self._ids = 0
+        self._first_answered = False
+        self._aborted = False
+        self._cond = threading.Condition()
+
+    def sending(self, samples: int) -> str:
+        with self._cond:
+            self._ids += 1
+            self._pending[str(self._ids)] = samples
+            return str(self._ids)
+
+    def answered(self, request_id: str) -> None:
+        with self._cond:
+            self._pending.pop(request_id, None)
+            self._first_answered = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        with self._cond:
+            self._aborted = True
+            self._cond.notify_all()
+
+    @property
+    def unanswered_start(self) -> bool:
+        return self._ids > 0 and not self._first_answered and not self._aborted
+
+    def wait_for_room(self, samples: int, first_answer_s: float) -> bool:
+        """Blocks while the window is full; False when the stream was aborted, or its first
+        request got no answer in `first_answer_s`."""
+        deadline = time.monotonic() + first_answer_s
+        with self._cond:
+            while not self._aborted:
+                if sum(self._pending.values()) + samples <= self.most or not self._pending:
+                    return True
+                if not self._first_answered and time.monotonic() > deadline:
+                    return False
+                self._cond.wait(0.5)
+            return False
 
 
 @dataclass
@@ -199,15 +254,34 @@ class PipelineClient:
         stats = stats or StreamStats()
         events: queue.Queue = queue.Queue()
         sequence_id = random.randint(1, 2**63 - 1)
+        window = _Window(WINDOW_S * options.sample_rate)
 
         def callback(result, error):
             if error is not None:
+                window.abort()
                 events.put(ClientError(_plain(error)))
-            else:
-                events.put(Event.from_tensors(result.as_numpy))
+                return
+            response = result.get_response()
+            final = response.parameters.get("triton_final_response")
+            if final is not None and final.bool_param:
+                window.answered(response.id)
+                if not response.outputs:
+                    return
+            event = Event.from_tensors(result.as_numpy)
+            if event.kind == EventKind.END:
+                window.abort()  # refused, stopped or done: nothing more to send
+            events.put(event)
 
         sent_all = threading.Event()
         send_error: list[Exception] = []
+
+        def request(chunk: np.ndarray, first: bool, last: bool) -> None:
+            request_id = window.sending(len(chunk))
+            self.client.async_stream_infer(
+                P.PIPELINE, self._inputs(chunk, options if first else None), request_id=request_id,
+                sequence_id=sequence_id, sequence_start=first, sequence_end=last,
+                enable_empty_final_response=True,
+            )
 
         def send():
             try:
@@ -218,17 +292,18 @@ class PipelineClient:
                         ahead = stats.started + stats.audio_s - time.monotonic()
                         if ahead > 0:
                             time.sleep(ahead)
-                    self.client.async_stream_infer(
-                        P.PIPELINE, self._inputs(chunk, options if first else None),
-                        sequence_id=sequence_id, sequence_start=first, sequence_end=False,
-                    )
+                    if not window.wait_for_room(len(chunk), first_answer_s=START_TIMEOUT_S):
+                        if window.unanswered_start:
+                            events.put(ClientError(
+                                f"the server did not accept the stream within {START_TIMEOUT_S:.0f} s: "
+                                f"it is overloaded; try again later"))
+                            return
+                        break  # the stream ended early (refused or stopped): end the sequence
+                    request(chunk, first, False)
                     first = False
                     stats.chunks_sent += 1
                     stats.audio_s += len(chunk) / options.sample_rate
-                self.client.async_stream_infer(
-                    P.PIPELINE, self._inputs(np.zeros(0, np.int16), options if first else None),
-                    sequence_id=sequence_id, sequence_start=first, sequence_end=True,
-                )
+                request(np.zeros(0, np.int16), first, True)
             except Exception as exc:  # surfaced to the reader below
                 send_error.append(exc)
                 events.put(ClientError(f"sending audio failed: {_plain(exc)}"))

@@ -39,6 +39,7 @@ from livetranslate.protocol import (
     SAMPLE_RATE_HZ,
     SessionOptions,
     validate_audio_chunk,
+    MAX_SESSION_NAME,
 )
 from livetranslate.state import StreamTable
 from livetranslate.streaming import AudioHistory, DecodeOptions, StreamDecoder
@@ -81,6 +82,103 @@ class PipelineOptions:
     llm_timeouts_to_pause: int = 2
     llm_pause_s: float = 30.0
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
+    limits: "Limits" = field(default_factory=lambda: Limits())
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server takes; the next one gets a clear refusal at once, and what runs
+    already is untouched."""
+
+    max_streams: int = 8  # speaker streams, all sessions
+    max_streams_per_session: int = 2  # a reconnecting client overlaps its old stream
+    max_viewers: int = 200
+    max_viewers_per_session: int = 100
+    # audio a stream may have waiting to be processed; the client paces itself on the
+    # replies (see client.py), so only a client that ignores them meets this
+    max_queued_s: float = 60.0
+
+
+class Admission:
+    """Counts of live speaker streams and viewers, per session and in all."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._streams: collections.Counter[str] = collections.Counter()
+        self._viewers: collections.Counter[str] = collections.Counter()
+
+    def _admit(self, counter: collections.Counter, session: str, most: int, most_per_session: int,
+               what: str) -> None:
+        with self._lock:
+            if sum(counter.values()) >= most:
+                raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
+                                 f"try again later or use another server")
+            if counter[session] >= most_per_session:
+                raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
+                                 f"one session takes")
+            counter[session] += 1
+
+    def _leave(self, counter: collections.Counter, session: str) -> None:
+        with self._lock:
+            counter[session] -= 1
+            if counter[session] <= 0:
+                del counter[session]
+
+    def admit_stream(self, session: str) -> None:
+        self._admit(self._streams, session, self.limits.max_streams, self.limits.max_streams_per_session,
+                    "speaker stream")
+
+    def stream_left(self, session: str) -> None:
+        self._leave(self._streams, session)
+
+    def admit_viewer(self, session: str) -> None:
+        self._admit(self._viewers, session, self.limits.max_viewers, self.limits.max_viewers_per_session,
+                    "viewer")
+
+    def viewer_left(self, session: str) -> None:
+        self._leave(self._viewers, session)
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return sum(self._streams.values()), sum(self._viewers.values())
+
+
+class ServerFull(ProtocolError):
+    pass
+
+
+class SegmentIds:
+    """Segment ids of each live session, shared by its streams: two streams of one session
+    (a client reconnecting while its old stream still drains) never give out the same id."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next: dict[str, list[int]] = {}  # session -> [next id, streams holding it]
+
+    def open(self, session: str, base: int) -> None:
+        with self._lock:
+            entry = self._next.setdefault(session, [base, 0])
+            entry[0], entry[1] = max(entry[0], base), entry[1] + 1
+
+    def close(self, session: str) -> None:
+        with self._lock:
+            entry = self._next.get(session)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._next[session]
+
+    def peek(self, session: str) -> int:
+        with self._lock:
+            entry = self._next.get(session)
+            return entry[0] if entry else -1
+
+    def take(self, session: str) -> int:
+        with self._lock:
+            entry = self._next[session]
+            entry[0] += 1
+            return entry[0] - 1
 
 
 class SharedReply:
@@ -210,8 +308,10 @@ TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
 
 class StreamSession:
     def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions,
-                 load: WhisperLoad | None = None, breaker: LlmBreaker | None = None):
+                 load: WhisperLoad | None = None, breaker: LlmBreaker | None = None,
+                 ids: SegmentIds | None = None, on_closed: Callable[["StreamSession"], None] | None = None):
         self.stream_id = stream_id
+        self._on_closed = on_closed
         self.options = options
         self.stages = stages
         self.popts = popts
@@ -223,7 +323,11 @@ class StreamSession:
         self._load = load or WhisperLoad()
         self._breaker = breaker or LlmBreaker(popts.llm_timeouts_to_pause, popts.llm_pause_s)
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
-        self._next_segment = options.segment_base
+        self._ids = ids or SegmentIds()
+        self._ids.open(options.session, options.segment_base)
+        self._queued = 0  # samples submitted and not yet processed
+        self._queued_lock = threading.Lock()
+        self.failure = ""  # why the stream was stopped (its session could not be stored)
         self._t0 = options.time_base_s  # event times are on the session's clock
         # the open utterance, for partials: its first sample, its last voiced sample so far,
         # the reply to send on; guarded by _lock
@@ -246,11 +350,32 @@ class StreamSession:
         threading.Thread(target=self._run, name=f"stream-{stream_id}", daemon=True).start()
 
     def submit(self, chunk: Chunk) -> None:
+        """Queues a chunk; refuses it when the client sends far faster than the stream works
+        (a client that paces itself on its replies never meets this)."""
+        limit = self.popts.limits.max_queued_s * self.options.sample_rate
+        with self._queued_lock:
+            if not chunk.end and self._queued + len(chunk.audio) > limit:
+                raise ProtocolError(
+                    f"too much audio waiting ({self._queued / self.options.sample_rate:.0f} s): this stream sends "
+                    f"faster than the server works; wait for the replies of earlier chunks (the chunk was dropped)")
+            self._queued += len(chunk.audio)
         self._queue.put(chunk)
 
     def abandon(self) -> None:
-        """Idle past the TTL: free the vad and enhance state and stop the workers."""
+        """Idle past the TTL, replaced, failed or shut down: free the vad and enhance state
+        and stop the workers."""
         self._queue.put(None)
+
+    def _closed_by_worker(self) -> None:
+        self._ids.close(self.options.session)
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    def fail(self, reason: str) -> None:
+        """The stream cannot go on (its session cannot be stored): stop it."""
+        if not self.failure:
+            self.failure = reason
+            self.abandon()
 
     def _run(self) -> None:
         while True:
@@ -258,6 +383,7 @@ class StreamSession:
             if chunk is None or chunk.end:
                 self._set_open(None, None)
             if chunk is None:
+                self._closed_by_worker()
                 try:  # vad may have dropped the sequence by its own TTL already
                     if self._vad_started:
                         self._call_vad(np.zeros(0, np.float32), end=True)
@@ -267,8 +393,12 @@ class StreamSession:
                     if self._jobs is not None:
                         self._jobs.put(None)
                 return
+            with self._queued_lock:
+                self._queued -= len(chunk.audio)
             reply = SharedReply(chunk.reply)
             try:
+                if self.failure:
+                    raise ProtocolError(self.failure)
                 self._process(chunk, reply)
             except Exception as exc:  # one bad chunk must not end the stream
                 log.exception("stream %s: chunk failed", self.stream_id)
@@ -278,6 +408,7 @@ class StreamSession:
                     self._finish(reply)
                 reply.close()
             if chunk.end:
+                self._closed_by_worker()
                 return
 
     def _set_open(self, marker: Segment | None, reply: SharedReply | None) -> None:
@@ -372,14 +503,13 @@ class StreamSession:
             transcript = Event(
                 EventKind.TRANSCRIPT,
                 text,
-                segment_id=self._next_segment,
+                segment_id=self._ids.take(self.options.session),
                 start_s=self._t0 + segment.start_s,
                 end_s=self._t0 + segment.end_s,
                 language=result.language,
                 latency_ms=(time.monotonic() - spoken_at) * 1000,
             )
             reply.send(transcript)
-            self._next_segment += 1
         if self._jobs is not None:
             self._jobs.put(TranslationJob(transcript, spoken_at, reply.hold()))
             self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
@@ -425,7 +555,7 @@ class StreamSession:
             if self._open is None or self._open[0] != start:
                 return  # the utterance closed meanwhile: its transcript is out, or coming
             self._open[2].send(Event(
-                EventKind.PARTIAL, text, segment_id=self._next_segment, start_s=self._t0 + start / SAMPLE_RATE_HZ,
+                EventKind.PARTIAL, text, segment_id=self._ids.peek(self.options.session), start_s=self._t0 + start / SAMPLE_RATE_HZ,
                 end_s=self._t0 + end / SAMPLE_RATE_HZ, language=result.language,
                 latency_ms=(time.monotonic() - self._arrival_of(end)) * 1000,
             ))
@@ -510,16 +640,28 @@ class StreamSession:
 
 
 class RecordingReply:
-    """Stores each event of a session before sending it; `end` closes the session."""
+    """Stores each event of a session before sending it; `end` closes the session. When
+    the store fails (a full disk), the stream is stopped with an `end` that says why:
+    nothing unstored is sent, and the stream's workers end."""
 
-    def __init__(self, reply: Reply, store, session: str):
-        self._reply, self._store, self._session = reply, store, session
+    def __init__(self, reply: Reply, store, session: str, stream: "StreamSession | None" = None):
+        self._reply, self._store, self._session, self._stream = reply, store, session, stream
 
     def send(self, event: Event) -> None:
         if event.kind == EventKind.PARTIAL:  # interim: for the speaker's live view only
             self._reply.send(event)
             return
-        self._store.append(self._session, event)
+        if self._stream is not None and self._stream.failure:
+            return  # the stream was stopped: its `end` went out already
+        try:
+            self._store.append(self._session, event)
+        except Exception as exc:
+            log.error("session %s: storing an event failed: %s", self._session, exc)
+            reason = f"the session could not be stored ({exc}); the stream was stopped"
+            if self._stream is not None:
+                self._stream.fail(reason)
+            self._reply.send(Event(EventKind.END, end_s=event.end_s, error=reason))
+            return
         self._reply.send(event)
         if event.kind == EventKind.END:
             self._store.close(self._session)
@@ -576,7 +718,7 @@ def follow(store, session: str, reply: Reply, *, max_events: int = 500,
 
 
 class Pipeline:
-    """All open streams of one `pipeline` instance."""
+    """All open streams of one `pipeline` instance, and who may open more."""
 
     def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions(), store=None):
         self.stages = stages
@@ -584,19 +726,89 @@ class Pipeline:
         self.store = store
         self.load = WhisperLoad()
         self.breaker = LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s)
+        self.admission = Admission(options.limits)
+        self.ids = SegmentIds()
         self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
 
     def _expired(self, stream_id: int, session: StreamSession) -> None:
-        """A stream idle past the TTL (its client vanished). Its session ends with it unless
-        another stream (the client, reconnected) goes on with it; viewers are told."""
+        """A stream idle past the TTL (its client vanished)."""
+        self._abandon(session, "the speaker's stream stopped sending and timed out")
+
+    def _abandon(self, session: StreamSession, reason: str) -> None:
+        """Stops a stream that will get no `end` from its client. Its session ends with it
+        unless another stream (the client, reconnected) goes on with it; viewers are told."""
         session.abandon()
-        if self.store is None:
+        if self.store is None or session.failure:  # a failed stream closed its session already
             return
         name = session.options.session
-        if self.store.live_streams(name) <= 1:
-            self.store.append(name, Event(EventKind.END, end_s=session.audio_end_s,
-                                          error="the speaker's stream stopped sending and timed out"))
-        self.store.close(name)
+        try:
+            if self.store.live_streams(name) <= 1:
+                self.store.append(name, Event(EventKind.END, end_s=session.audio_end_s, error=reason))
+        except Exception as exc:
+            log.error("session %s: storing its end failed: %s", name, exc)
+        finally:
+            self._close_session(name)
+
+    def _close_session(self, name: str) -> None:
+        try:
+            self.store.close(name)
+        except Exception as exc:
+            log.error("session %s: closing it failed: %s", name, exc)
+
+    def _stream_closed(self, session: StreamSession) -> None:
+        """Called once by each stream when its audio worker ends, on every path."""
+        self.admission.stream_left(session.options.session)
+        if self.store is not None and session.failure:
+            self._close_session(session.options.session)
+
+    def shutdown(self) -> None:
+        """The server stops: every live stream ends, its viewers are told."""
+        for stream_id in self.streams.keys():
+            session = self.streams.pop(stream_id)
+            if session is not None:
+                self._abandon(session, "the server shut down")
+
+    def _subscribe(self, stream_id: int, subscribe: np.ndarray, reply: Reply) -> None:
+        if self.store is None:
+            raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
+        name = decode_text(subscribe).strip()
+        if not name or len(name) > MAX_SESSION_NAME or not name.isprintable():
+            raise ProtocolError(f"SUBSCRIBE must name a session: 1 to {MAX_SESSION_NAME} printable characters")
+        try:
+            self.admission.admit_viewer(name)
+        except ServerFull as exc:  # a viewer's own failure is an `end` that carries it
+            reply.send(Event(EventKind.END, error=str(exc)))
+            reply.close()
+            return
+
+        def run():
+            try:
+                follow(self.store, name, reply, cancelled=getattr(reply, "is_cancelled", lambda: False))
+            finally:
+                self.admission.viewer_left(name)
+
+        threading.Thread(target=run, name=f"viewer-{stream_id}", daemon=True).start()
+
+    def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool) -> StreamSession:
+        options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
+        validate_audio_chunk(get(AUDIO), options.sample_rate, last=end)  # a bad first chunk opens nothing
+        old = self.streams.pop(stream_id)
+        if old is not None:  # a START on a live sequence id: the old stream ends first
+            self._abandon(old, "a new stream started under the same sequence id")
+        self.admission.admit_stream(options.session)
+        try:
+            if self.store is not None:
+                next_segment, end_s = self.store.resume_point(options.session)
+                options = dataclasses.replace(options, segment_base=max(options.segment_base, next_segment),
+                                              time_base_s=max(options.time_base_s, end_s))
+                self.store.open(options.session, options.source_language, options.target_language)
+            session = StreamSession(stream_id, options, self.stages, self.options, self.load, self.breaker,
+                                    self.ids, on_closed=self._stream_closed)
+        except BaseException:
+            self.admission.stream_left(options.session)
+            raise
+        self.streams.put(stream_id, session)
+        return session
 
     def handle(
         self,
@@ -613,30 +825,24 @@ class Pipeline:
         try:
             subscribe = get(SUBSCRIBE)
             if subscribe is not None:
-                if self.store is None:
-                    raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
-                name = decode_text(subscribe).strip()
-                threading.Thread(target=follow, args=(self.store, name, reply),
-                                 kwargs={"cancelled": getattr(reply, "is_cancelled", lambda: False)},
-                                 name=f"viewer-{stream_id}", daemon=True).start()
+                self._subscribe(stream_id, subscribe, reply)
                 return
             if start:
-                options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
-                if self.store is not None:
-                    next_segment, end_s = self.store.resume_point(options.session)
-                    options = dataclasses.replace(options, segment_base=max(options.segment_base, next_segment),
-                                                  time_base_s=max(options.time_base_s, end_s))
-                    self.store.open(options.session, options.source_language, options.target_language)
-                old = self.streams.put(stream_id, StreamSession(stream_id, options, self.stages, self.options,
-                                                                self.load, self.breaker))
-                if old is not None:
-                    old.abandon()
+                try:
+                    self._start(stream_id, get, end)
+                except ServerFull as exc:  # the stream is over before it began: say so with its end
+                    reply.send(Event(EventKind.END, error=str(exc)))
+                    reply.close()
+                    return
             session = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
             if session is None:
                 raise ProtocolError(
                     "no open stream for this sequence: it was never started, failed to start, "
-                    "ended, or idled out"
+                    "was refused, ended, or idled out"
                 )
+            if session.failure:
+                self.streams.pop(stream_id)
+                raise ProtocolError(session.failure)
             try:
                 audio = validate_audio_chunk(get(AUDIO), session.options.sample_rate, last=end)
             except ProtocolError as exc:
@@ -645,7 +851,7 @@ class Pipeline:
                 reply.send(Event(EventKind.ERROR, str(exc)))
                 audio = np.zeros(0, np.int16)
             if self.store is not None:
-                reply = RecordingReply(reply, self.store, session.options.session)
+                reply = RecordingReply(reply, self.store, session.options.session, session)
             session.submit(Chunk(audio, arrived, end, reply))
         except ProtocolError as exc:
             reply.send(Event(EventKind.ERROR, str(exc)))

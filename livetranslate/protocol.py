@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -24,6 +25,11 @@ ENHANCE = "enhance"
 SAMPLE_RATE_HZ = 16_000  # what vad and whisper work at
 MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 192_000
+# a session's clock and segment ids continue across runs, within these bounds (a year of
+# audio; ids a 32-bit reader takes)
+MAX_TIME_BASE_S = 366 * 24 * 3600.0
+MAX_SEGMENT_BASE = 2**31 - 1
+MAX_SESSION_NAME = 200  # characters
 MAX_CHUNK_SECONDS = 30.0  # one request may carry at most this much audio
 
 # --- pipeline request tensors -----------------------------------------------------------
@@ -43,9 +49,21 @@ SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON
 
-API_KEY_HEADER = "x-livetranslate-key"  # the header Triton checks when started with --api-key
-GRPC_API_KEY_HEADER = "triton-grpc-protocol-" + API_KEY_HEADER  # Triton's gRPC adds this prefix
+# Two keys: the client key opens inference and metadata (speakers, viewers, the dashboard);
+# the admin key opens model control, shared memory, statistics, trace, logging and model
+# configs (closed when the server has none). Health stays open for probes.
+API_KEY_HEADER = "x-livetranslate-key"
+ADMIN_KEY_HEADER = "x-livetranslate-admin-key"
+GRPC_HEADER_PREFIX = "triton-grpc-protocol-"  # Triton's gRPC expects restricted headers with it
+GRPC_API_KEY_HEADER = GRPC_HEADER_PREFIX + API_KEY_HEADER
+GRPC_ADMIN_KEY_HEADER = GRPC_HEADER_PREFIX + ADMIN_KEY_HEADER
 API_KEY_ENV = "LIVETRANSLATE_API_KEY"
+ADMIN_KEY_ENV = "LIVETRANSLATE_ADMIN_KEY"
+# Internal models answer only requests that carry this BLS parameter with the server's own
+# token (random per start, in the server's environment only): clients reach `pipeline` and
+# `sessions`, never `whisper` or `llm` directly.
+INTERNAL_TOKEN_ENV = "LIVETRANSLATE_INTERNAL_TOKEN"
+INTERNAL_PARAMETER = "livetranslate_internal"
 
 DEFAULT_SOURCE_LANGUAGE = "de"
 DEFAULT_TARGET_LANGUAGE = "en"
@@ -196,8 +214,8 @@ class SessionOptions:
     time_base_s: float = 0.0
 
     def __post_init__(self):
-        if not self.session or len(self.session) > 200 or not self.session.isprintable():
-            raise ProtocolError("SESSION must be a printable name of 1 to 200 characters")
+        if not self.session or len(self.session) > MAX_SESSION_NAME or not self.session.isprintable():
+            raise ProtocolError(f"SESSION must be a printable name of 1 to {MAX_SESSION_NAME} characters")
         if not MIN_SAMPLE_RATE_HZ <= self.sample_rate <= MAX_SAMPLE_RATE_HZ:
             raise ProtocolError(
                 f"SAMPLE_RATE {self.sample_rate} Hz is out of range "
@@ -210,8 +228,11 @@ class SessionOptions:
             )
         if self.target_language not in WHISPER_LANGUAGES:
             raise ProtocolError(f"unknown TARGET_LANGUAGE {self.target_language!r}")
-        if self.segment_base < 0 or self.time_base_s < 0:
-            raise ProtocolError("SEGMENT_BASE and TIME_BASE_S must not be negative")
+        if not 0 <= self.segment_base <= MAX_SEGMENT_BASE:
+            raise ProtocolError(f"SEGMENT_BASE must be 0 to {MAX_SEGMENT_BASE}, got {self.segment_base}")
+        if not math.isfinite(self.time_base_s) or not 0 <= self.time_base_s <= MAX_TIME_BASE_S:
+            raise ProtocolError(f"TIME_BASE_S must be a number of seconds from 0 to {MAX_TIME_BASE_S:.0f}, "
+                                f"got {self.time_base_s}")
 
     @property
     def whisper_language(self) -> str:

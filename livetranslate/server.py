@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
+from livetranslate.protocol import ADMIN_KEY_ENV as ADMIN_KEY_ENV_NAME
+from livetranslate.protocol import API_KEY_ENV as API_KEY_ENV_NAME
+from livetranslate.protocol import INTERNAL_TOKEN_ENV as INTERNAL_TOKEN_ENV_NAME
 from livetranslate.store import DATA_DIR_ENV, default_data_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +41,26 @@ PROFILE_MODELS = {"cpu": MODELS + CPU_ONLY_MODELS, "gpu": MODELS + GPU_ONLY_MODE
 # failed to load (translations then carry an error), so an LLM problem never takes
 # transcripts down with it.
 ENTRY_MODEL = "pipeline"
-# With an API key these need it; health (probes) and metadata stay open.
-RESTRICTED_APIS = "inference,model-repository,model-config,shared-memory,statistics,trace,logging"
+# Triton's API groups by who may use them. Health stays open (probes). The client key (when
+# the server has one) opens what speakers, viewers and the dashboard need; everything that
+# changes or inspects the server itself needs the admin key, and with no admin key given it
+# is closed: the launcher then uses a random key of its own and tells nobody.
+CLIENT_APIS = "inference,metadata"
+ADMIN_APIS = "model-repository,model-config,shared-memory,statistics,trace,logging"
+LOOPBACK = "127.0.0.1"
+# Placeholders in tritonserver's arguments that hide_secrets.so fills from the environment.
+SECRET_ENV_PREFIX = "LT_SECRET_"
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServerError(RuntimeError):
@@ -110,7 +131,7 @@ class ServerOptions:
     grpc_port: int = 8001
     http_port: int = 8000
     metrics_port: int = 8002
-    host: str = "0.0.0.0"
+    host: str = LOOPBACK  # gRPC, HTTP and metrics bind here; beyond loopback needs a key
     models_dir: Path = field(default_factory=default_models_dir)
     data_dir: Path = field(default_factory=default_data_dir)  # session transcripts
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
@@ -118,13 +139,38 @@ class ServerOptions:
     llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
     tls_cert: Path | None = None  # gRPC TLS: server certificate and key (PEM)
     tls_key: Path | None = None
-    api_key: str | None = None  # required on inference, model control and config; health stays open
+    api_key: str | None = None  # the client key: inference and metadata
+    admin_key: str | None = None  # model control, shared memory, statistics, trace, logging, configs
+    # bind beyond loopback without a client key: anyone who reaches the ports can stream,
+    # read every session and use the server's CPU or GPU
+    allow_no_key: bool = False
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        import secrets
+
+        # the launcher's own admin access (readiness of every model) when nobody has one
+        self._launcher_admin_key = self.admin_key or secrets.token_urlsafe(32)
+        self.internal_token = secrets.token_urlsafe(32)
+
+    @property
+    def effective_admin_key(self) -> str:
+        return self.admin_key or self._launcher_admin_key
+
+    def check_exposure(self) -> None:
+        if is_loopback(self.host) or self.api_key or self.allow_no_key:
+            return
+        raise ServerError(
+            f"refusing to listen on {self.host} without a key: anyone who reaches it could stream, read "
+            f"every session and use this machine's CPU. Set a client key in ${API_KEY_ENV_NAME} "
+            f"(clients send it with --api-key), or bind to 127.0.0.1, or pass --insecure-no-key "
+            f"if the network is yours alone")
 
     def command(self, backends: Path) -> list[str]:
         if self.profile not in PROFILES:
             raise ServerError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
+        self.check_exposure()
         cmd = [
             str(find_tritonserver()),
             f"--model-repository={self.model_repository}",
@@ -134,6 +180,7 @@ class ServerOptions:
             f"--metrics-port={self.metrics_port}",
             f"--grpc-address={self.host}",
             f"--http-address={self.host}",
+            f"--metrics-address={self.host}",
             "--model-control-mode=explicit",
             *[f"--load-model={name}" for name in PROFILE_MODELS[self.profile]],
             "--model-load-thread-count=4",
@@ -152,12 +199,23 @@ class ServerOptions:
             raise ServerError("TLS needs both a certificate and a key")
         if self.tls_cert:
             cmd += ["--grpc-use-ssl=true", f"--grpc-server-cert={self.tls_cert}", f"--grpc-server-key={self.tls_key}"]
-        if self.api_key:
-            from livetranslate.protocol import API_KEY_HEADER
+        from livetranslate.protocol import ADMIN_KEY_HEADER, API_KEY_HEADER
 
-            restricted = f"{RESTRICTED_APIS}:{API_KEY_HEADER}={self.api_key}"
+        # keys go in as placeholders that hide_secrets.so fills from the environment
+        groups = [(ADMIN_APIS, ADMIN_KEY_HEADER, "ADMIN")]
+        if self.api_key:
+            groups.append((CLIENT_APIS, API_KEY_HEADER, "CLIENT"))
+        for apis, header, name in groups:
+            restricted = f"{apis}:{header}=@{SECRET_ENV_PREFIX}{name}@"
             cmd += [f"--grpc-restricted-protocol={restricted}", f"--http-restricted-api={restricted}"]
         return cmd + self.extra_args
+
+    def secrets(self) -> dict[str, str]:
+        """The environment that fills the command's placeholders (never on the command line)."""
+        out = {f"{SECRET_ENV_PREFIX}ADMIN": self.effective_admin_key}
+        if self.api_key:
+            out[f"{SECRET_ENV_PREFIX}CLIENT"] = self.api_key
+        return out
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -172,6 +230,10 @@ class ServerOptions:
         if self.llm:
             env[LLM_ENV] = self.llm
         env.update(self.env)
+        # the models' own copy of nothing secret but the BLS token; keys stay with Triton
+        for name in (API_KEY_ENV_NAME, ADMIN_KEY_ENV_NAME):
+            env.pop(name, None)
+        env[INTERNAL_TOKEN_ENV_NAME] = self.internal_token
         return env
 
 
@@ -186,12 +248,17 @@ class TritonServer:
         self.ready_after_s: float | None = None
 
     @property
+    def connect_host(self) -> str:
+        """Where the launcher itself reaches the server."""
+        return LOOPBACK if self.options.host in ("0.0.0.0", "::", "localhost") else self.options.host
+
+    @property
     def grpc_url(self) -> str:
-        return f"localhost:{self.options.grpc_port}"
+        return f"{self.connect_host}:{self.options.grpc_port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://localhost:{self.options.http_port}"
+        return f"http://{self.connect_host}:{self.options.http_port}"
 
     def start(self) -> "TritonServer":
         import socket
@@ -200,24 +267,42 @@ class TritonServer:
             with socket.socket() as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    probe.bind(("127.0.0.1" if self.options.host == "0.0.0.0" else self.options.host, port))
+                    probe.bind((self.connect_host, port))
                 except OSError:
                     raise ServerError(f"port {port} is in use: is another server running? "
                                       f"Choose other ports (--grpc-port, --http-port, --metrics-port)") from None
+        from livetranslate.native import NativeBuildError, hide_secrets_library
+
         backends = system_triton()[1] if system_triton() else prepare_backends(self.options.cache_dir)
         cmd = self.options.command(backends)
+        env = self.options.environment()
+        try:
+            shim = hide_secrets_library(self.options.cache_dir)
+        except NativeBuildError as exc:
+            raise ServerError(str(exc)) from None
+        env["LD_PRELOAD"] = " ".join(filter(None, [str(shim), env.get("LD_PRELOAD")]))
+        env.update(self.options.secrets())
         out = open(self.log_file, "ab") if self.log_file else None
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            cmd, env=self.options.environment(), stdout=out, stderr=subprocess.STDOUT if out else None,
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
         return self
 
     def _headers(self) -> dict[str, str]:
-        from livetranslate.protocol import API_KEY_HEADER
+        from livetranslate.protocol import ADMIN_KEY_HEADER, API_KEY_HEADER
 
-        return {API_KEY_HEADER: self.options.api_key} if self.options.api_key else {}
+        headers = {ADMIN_KEY_HEADER: self.options.effective_admin_key}
+        if self.options.api_key:
+            headers[API_KEY_HEADER] = self.options.api_key
+        return headers
+
+    def admin_headers(self, grpc: bool = True) -> dict[str, str]:
+        """What the launcher (and its tests) send for admin APIs such as statistics."""
+        from livetranslate.protocol import ADMIN_KEY_HEADER, GRPC_HEADER_PREFIX
+
+        return {(GRPC_HEADER_PREFIX if grpc else "") + ADMIN_KEY_HEADER: self.options.effective_admin_key}
 
     def _get(self, path: str) -> int:
         try:

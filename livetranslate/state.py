@@ -46,6 +46,10 @@ class StreamTable(Generic[T]):
             self._items[key] = (item[0], self.clock())
             return item[0]
 
+    def keys(self) -> list[int]:
+        with self._lock:
+            return list(self._items)
+
     def pop(self, key: int) -> T | None:
         with self._lock:
             item = self._items.pop(key, None)

@@ -6,7 +6,9 @@ Only imported inside Triton's Python backend stub.
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import re
 import threading
 from typing import Callable, Iterable
@@ -66,12 +68,42 @@ def sequence_flags(request) -> tuple[int, bool, bool]:
     )
 
 
-def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str) -> list:
+# --- who may call ---------------------------------------------------------------------
+def _internal_token() -> str:
+    return os.environ.get(P.INTERNAL_TOKEN_ENV, "")
+
+
+def internal_parameters() -> dict[str, str]:
+    """What every BLS call of ours carries: the server's own token."""
+    return {P.INTERNAL_PARAMETER: _internal_token()}
+
+
+def check_internal(request, model: str) -> None:
+    """Internal models answer only the server's own BLS calls (the token, random per start,
+    is in the server's environment and never leaves it)."""
+    token = _internal_token()
+    try:
+        sent = json.loads(request.parameters() or "{}").get(P.INTERNAL_PARAMETER, "")
+    except (ValueError, AttributeError):
+        sent = ""
+    if not token:
+        raise P.ProtocolError(f"model '{model}' is internal and this server has no internal token: "
+                              f"start it with `livetranslate serve`")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.encode()):
+        raise P.ProtocolError(f"model '{model}' is internal to the server: clients stream to "
+                              f"'{P.PIPELINE}' and read sessions from '{P.SESSIONS}'")
+
+
+def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str,
+                 internal: bool = True) -> list:
     """One plain response per request: `answer(request)`'s tensors, or an error response
-    naming the stage. One bad request never takes the others in the batch down."""
+    naming the stage. One bad request never takes the others in the batch down. An
+    internal stage refuses requests from outside the server."""
     responses = []
     for request in requests:
         try:
+            if internal:
+                check_internal(request, stage)
             responses.append(response(answer(request)))
         except Exception as exc:
             responses.append(error_response(f"{stage}: {exc}"))
@@ -161,7 +193,8 @@ class TritonLlm:
             P.MAX_TOKENS: np.array([[max_tokens]], dtype=np.int32),
             **extra,
         }
-        return pb_utils.InferenceRequest(model_name=P.LLM, inputs=_tensors(tensors), requested_output_names=outputs)
+        return pb_utils.InferenceRequest(model_name=P.LLM, inputs=_tensors(tensors), requested_output_names=outputs,
+                                         parameters=internal_parameters())
 
     def generate(self, request: GenerationRequest) -> str:
         extra = {
@@ -200,6 +233,7 @@ class TritonStages:
             requested_output_names=list(self.VAD_OUTPUTS),
             correlation_id=stream_id,
             flags=flags,
+            parameters=internal_parameters(),
         )
         # the last entry may mark the utterance still open (END_SAMPLE = OPEN_SEGMENT_END)
         return unpack(_outputs(request.exec(), self.VAD_OUTPUTS))
@@ -227,6 +261,7 @@ class TritonStages:
                 pb_utils.Tensor(P.BEAM_SIZE, np.array([[request.beam_size]], dtype=np.int32)),
             ],
             requested_output_names=list(self.WHISPER_OUTPUTS),
+            parameters=internal_parameters(),
         )
         out = _outputs(bls.exec(), self.WHISPER_OUTPUTS)
         return transcription_from_tensors(out)
@@ -235,13 +270,14 @@ class TritonStages:
         tensors = {P.TEXT: text_tensor(text), P.SOURCE_LANGUAGE: text_tensor(source),
                    P.TARGET_LANGUAGE: text_tensor(target), P.CONTEXT: text_tensor(context)}
         bls = pb_utils.InferenceRequest(model_name=P.TRANSLATE, inputs=_tensors(tensors),
-                                        requested_output_names=[P.TRANSLATION])
+                                        requested_output_names=[P.TRANSLATION], parameters=internal_parameters())
         return P.decode_text(_outputs(bls.exec(), [P.TRANSLATION])[P.TRANSLATION])
 
     def is_complete(self, text: str, source: str) -> bool:
         tensors = {P.TEXT: text_tensor(text), P.SOURCE_LANGUAGE: text_tensor(source)}
         bls = pb_utils.InferenceRequest(model_name=P.COMPLETENESS, inputs=_tensors(tensors),
-                                        requested_output_names=[P.COMPLETE, P.PROBABILITY])
+                                        requested_output_names=[P.COMPLETE, P.PROBABILITY],
+                                        parameters=internal_parameters())
         return bool(_outputs(bls.exec(), [P.COMPLETE])[P.COMPLETE].reshape(-1)[0])
 
     ENHANCE_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)
@@ -261,7 +297,7 @@ class TritonStages:
         flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
         bls = pb_utils.InferenceRequest(model_name=P.ENHANCE, inputs=_tensors(tensors),
                                         requested_output_names=list(self.ENHANCE_OUTPUTS),
-                                        correlation_id=stream_id, flags=flags)
+                                        correlation_id=stream_id, flags=flags, parameters=internal_parameters())
         return unpack_enhanced(_outputs(bls.exec(), self.ENHANCE_OUTPUTS))
 
 

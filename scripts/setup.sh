@@ -28,6 +28,8 @@ echo "==> pip install -e '.[$EXTRAS]'"
   | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c "import livetranslate, numpy; assert numpy.__version__ < '2'" \
   || { echo "install failed" >&2; exit 1; }
+echo "==> building the launcher's helper (keeps keys off the process list)"
+.venv/bin/python -m livetranslate.native
 echo "==> assembling models"
 .venv/bin/livetranslate models fetch
 echo "==> setup done"

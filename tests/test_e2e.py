@@ -89,7 +89,8 @@ def test_transcripts_arrive_while_audio_is_still_streaming(server, audio_files):
             assert e.text and e.segment_id in finals and i < finals[e.segment_id]
             assert e.end_s <= events[finals[e.segment_id]].end_s + 0.5
     # partials came from whisper_partial, whose stub process runs wholly at idle priority
-    stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics(P.WHISPER_PARTIAL)
+    stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics(
+        P.WHISPER_PARTIAL, headers=server.admin_headers())
     assert stats.model_stats[0].inference_stats.success.count >= len(partials)
     [stub] = stub_pids(server, P.WHISPER_PARTIAL)
     assert priority.is_idle(stub) and not priority.is_idle(*stub_pids(server, P.WHISPER))
@@ -173,6 +174,8 @@ def test_loud_noise_gives_no_text(server, audio_files):
 
 
 def test_whisper_refuses_an_absurd_beam(server, audio_files):
+    """Sent as the server's own BLS call would be (with its internal token): the stage's own
+    check still answers. Without the token it is refused as internal (tests/test_security.py)."""
     client = grpcclient.InferenceServerClient(server.grpc_url)
     inputs = {P.AUDIO: np.zeros((1, 16000), np.float32), P.BEAM_SIZE: np.array([[10_000]], np.int32)}
     tensors = []
@@ -180,6 +183,8 @@ def test_whisper_refuses_an_absurd_beam(server, audio_files):
         tensors.append(grpcclient.InferInput(name, list(value.shape), grpcclient.np_to_triton_dtype(value.dtype)))
         tensors[-1].set_data_from_numpy(value)
     with pytest.raises(Exception, match="BEAM_SIZE must be 0"):
+        client.infer(P.WHISPER, tensors, parameters={P.INTERNAL_PARAMETER: server.options.internal_token})
+    with pytest.raises(Exception, match="internal to the server"):
         client.infer(P.WHISPER, tensors)
     assert client.is_server_ready()
 
@@ -410,6 +415,7 @@ def test_without_whisper_partial_partials_share_whisper(tmp_path, audio_files):
         partials = [e for e in events if e.kind == EventKind.PARTIAL]
         assert partials and any(e.kind == EventKind.TRANSCRIPT for e in events)
         assert not [e for e in events if e.kind == EventKind.ERROR]
-        stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(P.WHISPER)
+        stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(
+            P.WHISPER, headers=srv.admin_headers())
         finals = sum(e.kind == EventKind.TRANSCRIPT for e in events)
         assert stats.model_stats[0].inference_stats.success.count >= finals + len(partials)

@@ -23,6 +23,7 @@ class TritonPythonModel:
         return None
 
     def _answer(self, request):
+        triton.check_internal(request, P.LLM)
         prompt = triton.text(request, P.TEXT_INPUT)
         if not prompt:
             raise P.ProtocolError("text_input is empty")

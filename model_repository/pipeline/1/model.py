@@ -5,7 +5,7 @@ from functools import partial
 
 from livetranslate import triton
 from livetranslate.asr import SpeechFilter
-from livetranslate.pipeline import Pipeline, PipelineOptions
+from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 
@@ -27,6 +27,13 @@ class TritonPythonModel:
                     partial_interval_s=float(params["partial_interval_s"]),
                 ),
                 llm_timeout_s=float(params["llm_timeout_s"]),
+                limits=Limits(
+                    max_streams=int(params["max_streams"]),
+                    max_streams_per_session=int(params["max_streams_per_session"]),
+                    max_viewers=int(params["max_viewers"]),
+                    max_viewers_per_session=int(params["max_viewers_per_session"]),
+                    max_queued_s=float(params["max_queued_s"]),
+                ),
                 speech_filter=SpeechFilter(
                     no_speech_threshold=float(params["no_speech_threshold"]),
                     logprob_threshold=float(params["logprob_threshold"]),
@@ -34,6 +41,9 @@ class TritonPythonModel:
             ),
             store=store,
         )
+
+    def finalize(self):
+        self.pipeline.shutdown()
 
     def execute(self, requests):
         arrived = time.monotonic()

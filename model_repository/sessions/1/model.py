@@ -10,7 +10,7 @@ class TritonPythonModel:
         self.store = SessionStore()
 
     def execute(self, requests):
-        return triton.respond_each(requests, self._report, "sessions")
+        return triton.respond_each(requests, self._report, "sessions", internal=False)  # public, read-only
 
     def _report(self, request):
         report = session_report(self.store, triton.text(request, P.ACTION), triton.text(request, P.SESSION))

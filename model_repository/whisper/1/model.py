@@ -8,6 +8,7 @@ from livetranslate.models import resolve
 class TritonPythonModel:
     def initialize(self, args):
         params = triton.parameters(args)
+        self.name = args["model_name"]  # whisper or whisper_partial
         self.engine = create_engine(
             params["engine"],
             resolve(params["model"]),
@@ -25,6 +26,7 @@ class TritonPythonModel:
         responses, valid = [None] * len(requests), []
         for i, request in enumerate(requests):
             try:
+                triton.check_internal(request, self.name)
                 valid.append((i, triton.asr_request_from(request)))
             except ValueError as exc:
                 responses[i] = triton.error_response(str(exc))

@@ -16,6 +16,7 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
+                triton.check_internal(request, "yes_probability")
                 p = self.scorer(triton.get(request, GENERATION_LOGITS))
                 responses.append(triton.response({P.YES_PROBABILITY: np.array([[p]], dtype=np.float32)}))
             except Exception as exc:

@@ -1,0 +1,182 @@
+"""What an attacker holding a client key (or sitting on loopback) throws at a server: the
+loops the abuse test and bench_abuse.py run beside live speech.
+
+- long `llm` prompts and long `whisper` requests sent straight to the internal models;
+- one huge AUDIO tensor to `pipeline`;
+- more idle speaker streams than the server takes (START, then nothing);
+- 1000 subscribes to session names that do not exist.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+
+from livetranslate import protocol as P
+from livetranslate.protocol import Event, EventKind, SessionOptions
+
+
+def _tensor(name: str, value: np.ndarray):
+    dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
+    t = grpcclient.InferInput(name, list(value.shape), dtype)
+    t.set_data_from_numpy(value)
+    return t
+
+
+def _text(value: str, batch: bool = False) -> np.ndarray:
+    array = np.array([value.encode()], dtype=np.object_)
+    return array[None, :] if batch else array
+
+
+@dataclass
+class Tally:
+    """What each attack got back: answers by outcome."""
+
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, attack: str, outcome: str) -> None:
+        with self.lock:
+            counts = self.outcomes.setdefault(attack, {})
+            counts[outcome] = counts.get(outcome, 0) + 1
+
+
+def _outcome(message: str) -> str:
+    for needle, name in (("internal to the server", "refused: internal"), ("server full", "refused: full"),
+                         ("longer than", "refused: too long"), ("no session named", "refused: unknown session")):
+        if needle in message:
+            return name
+    return f"other: {message[:120]}"
+
+
+class Attack:
+    """Runs every attack in its own thread until stop(); idle streams are ended on stop."""
+
+    def __init__(self, url: str, idle_streams: int, subscribes: int = 1000, huge_samples: int = 32_000_000,
+                 headers: dict | None = None):
+        self.url, self.idle_streams, self.subscribes, self.huge_samples = url, idle_streams, subscribes, huge_samples
+        self.headers = headers
+        self.tally = Tally()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.idle_admitted = threading.Event()  # the idle streams are all open
+
+    def start(self) -> "Attack":
+        for target in (self._llm_loop, self._whisper_loop, self._huge, self._idle, self._subscribes):
+            thread = threading.Thread(target=target, name=f"attack-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout_s: float = 120.0) -> Tally:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        return self.tally
+
+    def _client(self):
+        return grpcclient.InferenceServerClient(self.url)
+
+    def _llm_loop(self) -> None:
+        prompt = "Write a very long story about a ship. " * 200
+        while not self._stop.is_set():
+            client, answers = self._client(), queue.Queue()
+            client.start_stream(callback=lambda result, error: answers.put(error or result), headers=self.headers)
+            try:
+                client.async_stream_infer(P.LLM, [_tensor(P.TEXT_INPUT, _text(prompt, batch=True)),
+                                                  _tensor(P.MAX_TOKENS, np.array([[1000]], np.int32))])
+                item = answers.get(timeout=60)
+                self.tally.add("llm", _outcome(str(item)) if isinstance(item, Exception) else "answered")
+            except queue.Empty:
+                self.tally.add("llm", "no answer in 60 s")
+            finally:
+                client.stop_stream(cancel_requests=True)
+                client.close()
+
+    def _whisper_loop(self) -> None:
+        audio = np.random.default_rng(0).normal(0, 0.1, (1, 30 * P.SAMPLE_RATE_HZ)).astype(np.float32)
+        client = self._client()
+        while not self._stop.is_set():
+            try:
+                client.infer(P.WHISPER, [_tensor(P.AUDIO, audio)], headers=self.headers, client_timeout=60)
+                self.tally.add("whisper", "answered")
+            except Exception as exc:
+                self.tally.add("whisper", _outcome(str(exc)))
+        client.close()
+
+    def _huge(self) -> None:
+        """One request with far more audio than a chunk may carry (64 MB)."""
+        events = self._stream_once([_tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
+                                   + [_tensor(k, v) for k, v in SessionOptions("huge", translate=False).to_tensors().items()],
+                                   start=True, end=True)
+        for event in events:
+            self.tally.add("huge", _outcome(event.text or event.error) if isinstance(event, Event) else _outcome(str(event)))
+
+    def _stream_once(self, tensors, start: bool, end: bool, timeout_s: float = 120.0) -> list:
+        client, answers = self._client(), queue.Queue()
+        client.start_stream(callback=lambda result, error: answers.put(
+            error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+        try:
+            client.async_stream_infer(P.PIPELINE, tensors, sequence_id=random.randint(1, 2**62),
+                                      sequence_start=start, sequence_end=end)
+            out = [answers.get(timeout=timeout_s)]
+            return out
+        except queue.Empty:
+            return ["no answer"]
+        finally:
+            client.stop_stream(cancel_requests=True)
+            client.close()
+
+    def _idle(self) -> None:
+        """Opens `idle_streams` streams with one chunk each and leaves them open until stop."""
+        client, answers = self._client(), queue.Queue()
+        client.start_stream(callback=lambda result, error: answers.put(
+            error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+        ids = [random.randint(1, 2**62) for _ in range(self.idle_streams)]
+        audio = np.zeros(1600, np.int16)
+        for i, sequence_id in enumerate(ids):
+            options = SessionOptions(f"idle-{i}", translate=False, partials=False).to_tensors()
+            client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, audio)] + [_tensor(k, v) for k, v in options.items()],
+                                      sequence_id=sequence_id, sequence_start=True)
+        time.sleep(2.0)
+        while not answers.empty():
+            item = answers.get()
+            self.tally.add("idle", _outcome(item.error) if isinstance(item, Event) and item.error else
+                           ("refused: other" if isinstance(item, Exception) else "admitted"))
+        self.idle_admitted.set()
+        self._stop.wait()
+        for sequence_id in ids:  # an attacker could leave them; the test must not
+            client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, np.zeros(0, np.int16))],
+                                      sequence_id=sequence_id, sequence_end=True)
+        time.sleep(1.0)
+        client.stop_stream(cancel_requests=False)
+        client.close()
+
+    def _subscribes(self) -> None:
+        client, answers = self._client(), queue.Queue()
+        client.start_stream(callback=lambda result, error: answers.put(
+            error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+        for i in range(self.subscribes):
+            if self._stop.is_set():
+                break
+            client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, np.zeros(0, np.int16)),
+                                                   _tensor(P.SUBSCRIBE, _text(f"nobody-{i}-{random.random()}"))],
+                                      sequence_id=random.randint(1, 2**62), sequence_start=True, sequence_end=True)
+        deadline = time.monotonic() + 120
+        got = 0
+        while got < self.subscribes and time.monotonic() < deadline:
+            try:
+                item = answers.get(timeout=1)
+            except queue.Empty:
+                continue
+            got += 1
+            self.tally.add("subscribe", _outcome(item.error) if isinstance(item, Event) and item.kind == EventKind.END
+                           else _outcome(str(item)))
+        client.stop_stream(cancel_requests=True)
+        client.close()

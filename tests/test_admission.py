@@ -1,0 +1,231 @@
+"""Admission, backpressure, segment ids and stream failure in `pipeline`, through a fake
+stage set (no Triton, no models): fast."""
+
+import itertools
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from livetranslate import protocol as P
+from livetranslate.asr import Transcription
+from livetranslate.pipeline import Admission, Limits, Pipeline, PipelineOptions, ServerFull
+from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
+from livetranslate.store import Hub, SessionStore
+from livetranslate.vad import Segment
+
+RATE = P.SAMPLE_RATE_HZ
+
+
+class FakeStages:
+    """Every chunk is one closed utterance that Whisper hears as a new word; `gate` holds vad."""
+
+    WORDS = "hallo welt guten morgen liebe leute heute reden wir über das wetter".split()
+
+    def __init__(self, gate: threading.Event | None = None):
+        self.gate = gate
+        self._clock: dict[int, int] = {}
+        self._calls = itertools.count()
+
+    def vad(self, stream_id, audio, start, end):
+        if self.gate is not None:
+            assert self.gate.wait(30)
+        begin = 0 if start else self._clock.get(stream_id, 0)
+        self._clock[stream_id] = begin + len(audio)
+        if len(audio) == 0:
+            return []
+        return [Segment(audio, begin, begin + len(audio), begin + len(audio))]
+
+    def whisper(self, request, partial=False):
+        return Transcription(self.WORDS[next(self._calls) % len(self.WORDS)].capitalize() + ".", "de", 0.0, -0.1)
+
+    def translate(self, text, source, target, context=""):
+        return "hello"
+
+    def enhance(self, stream_id, piece, source, target, start, end, check_complete=True):
+        return []
+
+
+class Collect:
+    def __init__(self, sink):
+        self.sink, self.closed = sink, threading.Event()
+
+    def send(self, event):
+        self.sink.append(event)
+
+    def close(self):
+        self.closed.set()
+
+
+def pipeline(limits=Limits(), stages=None, store=None):
+    return Pipeline(stages or FakeStages(), PipelineOptions(limits=limits), store=store)
+
+
+def start(p, stream_id, session, events, seconds=0.5, translate=False):
+    tensors = {P.AUDIO: np.ones(int(seconds * RATE), np.int16) * 100,
+               **SessionOptions(session, translate=translate, partials=False).to_tensors()}
+    reply = Collect(events)
+    p.handle(stream_id, True, False, tensors.get, reply)
+    return reply
+
+
+def chunk(p, stream_id, events, seconds=0.5, end=False):
+    reply = Collect(events)
+    p.handle(stream_id, False, end, {P.AUDIO: np.ones(int(seconds * RATE), np.int16) * 100}.get, reply)
+    return reply
+
+
+def test_the_next_speaker_past_the_limit_is_told_the_server_is_full_at_once():
+    p = pipeline(Limits(max_streams=2))
+    first, second, third = [], [], []
+    start(p, 1, "a", first)
+    start(p, 2, "b", second)
+    began = time.monotonic()
+    reply = start(p, 3, "c", third)
+    assert reply.closed.wait(1) and time.monotonic() - began < 1
+    assert third[-1].kind == EventKind.END and "server full" in third[-1].error
+    # the streams already running are untouched
+    for stream_id, events in ((1, first), (2, second)):
+        assert chunk(p, stream_id, events, end=True).closed.wait(10)
+        assert events[-1].kind == EventKind.END and not events[-1].error
+        assert len([e.text for e in events if e.kind == EventKind.TRANSCRIPT]) == 2
+    # and a place freed is a place taken
+    assert start(p, 4, "d", []).closed.wait(10)
+    assert p.admission.counts()[0] == 1
+
+
+def test_one_session_takes_a_bounded_number_of_streams_with_distinct_segment_ids():
+    p = pipeline(Limits(max_streams_per_session=2))
+    a, b, c = [], [], []
+    start(p, 1, "shared", a)
+    start(p, 2, "shared", b)
+    start(p, 3, "shared", c)
+    assert "already has 2" in c[-1].error
+    for _ in range(3):
+        chunk(p, 1, a)
+        chunk(p, 2, b)
+    assert chunk(p, 1, a, end=True).closed.wait(10) and chunk(p, 2, b, end=True).closed.wait(10)
+    ids = [e.segment_id for e in a + b if e.kind == EventKind.TRANSCRIPT]
+    assert len(ids) == 10 and len(set(ids)) == 10
+
+
+def test_a_client_that_ignores_its_replies_is_refused_with_a_clear_error_and_the_stream_goes_on():
+    gate = threading.Event()
+    p = pipeline(Limits(max_queued_s=2.0), FakeStages(gate))
+    events = []
+    start(p, 1, "fast", events, seconds=1.0)
+    refused = []
+    for _ in range(4):
+        chunk(p, 1, refused, seconds=0.6)
+    assert any(e.kind == EventKind.ERROR and "too much audio waiting" in e.text for e in refused)
+    gate.set()
+    assert chunk(p, 1, events, end=True).closed.wait(10)
+    assert events[-1].kind == EventKind.END
+
+
+def test_viewer_limits_and_bookkeeping_freed(tmp_path):
+    store = SessionStore(tmp_path, hub=Hub())
+    p = pipeline(Limits(max_viewers=2, max_viewers_per_session=1), store=store)
+    speaker = []
+    start(p, 1, "talk", speaker)
+    views = [[], [], []]
+
+    class Cancellable(Collect):
+        cancelled = False
+
+        def is_cancelled(self):
+            return self.cancelled
+
+    replies = []
+    for i, name in enumerate(["talk", "talk", "other"]):
+        replies.append(Cancellable(views[i]))
+        p.handle(100 + i, True, True, {P.SUBSCRIBE: np.array([name.encode()], dtype=np.object_)}.get, replies[-1])
+    assert replies[1].closed.wait(1) and "already has 1 viewer" in views[1][-1].error
+    assert replies[2].closed.wait(5) and "no session named" in views[2][-1].error
+    replies[0].cancelled = True
+    assert replies[0].closed.wait(5)
+    deadline = time.monotonic() + 5
+    while p.admission.counts()[1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.admission.counts()[1] == 0 and store.hub.count("talk") == 0
+    assert store.hub._viewers == {}  # no entry left behind by any name
+    for bad in ["", "x" * 201, "bad\nname"]:
+        events = []
+        p.handle(200, True, True, {P.SUBSCRIBE: np.array([bad.encode()], dtype=np.object_)}.get, Collect(events))
+        assert events[0].kind == EventKind.ERROR and "SUBSCRIBE must name a session" in events[0].text
+
+
+def test_a_start_on_a_live_sequence_id_ends_the_old_session(tmp_path):
+    store = SessionStore(tmp_path, hub=Hub())
+    p = pipeline(store=store)
+    old, new = [], []
+    start(p, 7, "first", old)
+    time.sleep(0.3)
+    start(p, 7, "second", new)
+    deadline = time.monotonic() + 5
+    while store.info("first").state != "ended" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.info("first").state == "ended"
+    stored = store.events("first")
+    assert stored[-1].kind == EventKind.END and "same sequence id" in stored[-1].error
+    assert chunk(p, 7, new, end=True).closed.wait(10) and new[-1].kind == EventKind.END
+
+
+class FailingStore(SessionStore):
+    """A store whose disk fills up after `ok` events."""
+
+    def __init__(self, path, ok):
+        super().__init__(path, hub=Hub())
+        self.ok = ok
+
+    def append(self, session, event):
+        if self.ok <= 0:
+            raise OSError(28, "No space left on device")
+        self.ok -= 1
+        super().append(session, event)
+
+
+def test_a_store_failure_ends_the_stream_with_an_error_and_frees_its_threads(tmp_path):
+    store = FailingStore(tmp_path, ok=1)
+    p = pipeline(store=store)
+    events = []
+    start(p, 9, "full", events)
+    deadline = time.monotonic() + 5
+    while not any(e.kind == EventKind.END for e in events) and time.monotonic() < deadline:
+        chunk(p, 9, events)
+        time.sleep(0.05)
+    end = [e for e in events if e.kind == EventKind.END]
+    assert end and "could not be stored" in end[0].error and "No space left" in end[0].error
+    deadline = time.monotonic() + 5
+    while any(t.name.endswith("-9") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.endswith("-9")]
+    assert p.admission.counts()[0] == 0
+    later = []
+    chunk(p, 9, later)
+    assert later[0].kind == EventKind.ERROR
+    # the server goes on: another session works
+    store.ok = 100
+    other = []
+    start(p, 10, "fine", other)
+    assert chunk(p, 10, other, end=True).closed.wait(10) and not other[-1].error
+
+
+@pytest.mark.parametrize("field, value", [("time_base_s", math.nan), ("time_base_s", math.inf),
+                                          ("time_base_s", -1.0), ("time_base_s", 1e12),
+                                          ("segment_base", -1), ("segment_base", 2**40)])
+def test_out_of_range_session_bases_are_refused(field, value):
+    with pytest.raises(ProtocolError, match=field.upper()):
+        SessionOptions("s", **{field: value})
+
+
+def test_admission_counts():
+    admission = Admission(Limits(max_streams=1, max_viewers=1))
+    admission.admit_stream("a")
+    with pytest.raises(ServerFull, match="server full"):
+        admission.admit_stream("b")
+    admission.stream_left("a")
+    admission.admit_stream("b")
+    assert admission.counts() == (1, 0)
