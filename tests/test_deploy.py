@@ -289,6 +289,7 @@ def test_the_dashboard_runs_beside_triton_on_the_small_image_with_its_login_from
     (container,) = spec["containers"]
     assert container["image"] == "livetranslate:cpu"
     assert "--url=livetranslate-triton:8001" in container["args"]
+    assert "--host=0.0.0.0" in container["args"]  # reached through its Service: not on loopback
     assert "--tls" in container["args"] and "--ca=/etc/livetranslate/tls/ca.crt" in container["args"]
     keys = _secret_env(container)
     assert keys["LIVETRANSLATE_API_KEY"] == {"name": "livetranslate-keys", "key": "api-key"}
