@@ -28,6 +28,14 @@ echo "==> pip install -e '.[$EXTRAS]'"
   | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c "import livetranslate, numpy; assert numpy.__version__ < '2'" \
   || { echo "install failed" >&2; exit 1; }
+# checkov, the IaC scanner tests/test_deploy.py runs, in a venv of its own: its pins
+# (packaging<24, importlib-metadata<8, ...) would downgrade the project's
+if [[ ",$EXTRAS," == *",test,"* ]]; then
+  echo "==> checkov into .cache/checkov-venv"
+  [ -x .cache/checkov-venv/bin/python ] || "$PYTHON" -m venv .cache/checkov-venv
+  .cache/checkov-venv/bin/python -m pip install -q --disable-pip-version-check checkov==3.3.30 2>&1 \
+    | { grep -v "^WARNING: Location" || true; }
+fi
 echo "==> building the launcher's helper (keeps keys off the process list)"
 .venv/bin/python -m livetranslate.native
 echo "==> assembling models"
