@@ -412,6 +412,46 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
 
 
 @main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="the server's session directory (default: $LIVETRANSLATE_DATA_DIR or "
+                   "~/.local/share/livetranslate/sessions)")
+@click.option("--older-than", metavar="AGE", default=None,
+              help="remove ended sessions last active longer ago than this: 30d, 12h, 90m")
+@click.option("--max-size", metavar="SIZE", default=None,
+              help="then remove the oldest ended sessions until the directory holds at most this: 500MB, 2GB")
+@click.option("--dry-run", is_flag=True, help="show what would be removed, remove nothing")
+def prune(data_dir, older_than, max_size, dry_run):
+    """Remove old ended sessions from a data directory, never live ones; without limits, list
+    the sessions and their sizes. Removing needs the directory to itself (no server on it)."""
+    from livetranslate.store import (SessionStore, StoreError, default_data_dir, format_age, format_size,
+                                     parse_duration, parse_size)
+
+    def parsed(parse, value, option):
+        try:
+            return None if value is None else parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option)
+
+    max_age_s, max_bytes = parsed(parse_duration, older_than, "--older-than"), parsed(parse_size, max_size, "--max-size")
+    data_dir = data_dir or default_data_dir()
+    if not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir}: no such data directory")
+    listing = max_age_s is None and max_bytes is None
+    try:
+        store = SessionStore(data_dir)
+        infos = store.sessions() if listing else store.prune(max_age_s, max_bytes, dry_run=dry_run)
+    except StoreError as exc:
+        raise click.ClickException(str(exc))
+    now = time.time()
+    for info in infos:
+        name = info.name if info.name.isprintable() else repr(info.name)  # nothing for the terminal to obey
+        click.echo(f"{name:<30} {info.state:<6} {format_size(info.size_bytes):>9}  "
+                   f"{format_age(now - info.last_active)} ago")
+    count = f"{len(infos)} session{'' if len(infos) == 1 else 's'}, {format_size(sum(i.size_bytes for i in infos))}"
+    click.echo(count if listing else f"{'would remove' if dry_run else 'removed'} {count}")
+
+
+@main.command()
 @click.option("--port", default=8501, show_default=True, help="dashboard HTTP port")
 @connection_options
 @click.option("--http-url", default="http://localhost:8000", show_default=True, help="Triton HTTP address")
