@@ -1,9 +1,17 @@
-"""SubRip and WebVTT cues from events, written so the file is valid at every moment."""
+"""SubRip and WebVTT cues from events, written so the file is valid at every moment.
+
+Cue text is made safe for both formats: every Unicode line break becomes a line of its own,
+blank lines (which would end the cue) are dropped, `-->` (which would start one) becomes `->`
+in SubRip and `&`, `<` and `>` are escaped in WebVTT, and a SubRip line that is only a number
+(which would read as the index of a new cue) starts with an invisible WORD JOINER.
+"""
 
 from __future__ import annotations
 
 import datetime
+import math
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -12,18 +20,37 @@ import srt
 from livetranslate.protocol import Event, EventKind
 
 FORMATS = ("srt", "vtt")
+WORD_JOINER = "\u2060"
+_ARROW = re.compile(r"--+>")
+_INDEX = re.compile(r"-?[0-9]+\.?[0-9]*")  # what SubRip parsers take for a cue index
+_VTT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def _seconds(seconds: float) -> float:
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 def _timestamp(seconds: float, fmt: str) -> str:
-    stamp = srt.timedelta_to_srt_timestamp(datetime.timedelta(seconds=max(0.0, seconds)))
+    stamp = srt.timedelta_to_srt_timestamp(datetime.timedelta(seconds=seconds))
     return stamp.replace(",", ".") if fmt == "vtt" else stamp
 
 
+def cue_text(text: str, fmt: str) -> str:
+    """The text as a cue of this format holds it: what its parser gives back (for WebVTT,
+    before its character references are unescaped)."""
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line] or ["…"]
+    if fmt == "vtt":
+        return "\n".join(line.translate(_VTT_ESCAPES) for line in lines)
+    lines = [_ARROW.sub("->", line) for line in lines]
+    return "\n".join(WORD_JOINER + line if _INDEX.fullmatch(line) else line for line in lines)
+
+
 def cue(index: int, start_s: float, end_s: float, text: str, fmt: str) -> str:
-    end_s = max(end_s, start_s + 0.5)
-    text = "\n".join(line for line in text.replace("-->", "->").splitlines() if line.strip()) or "…"
+    start_s = _seconds(start_s)
+    end_s = max(_seconds(end_s), start_s + 0.5)
     head = f"{index}\n" if fmt == "srt" else ""
-    return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{text}\n\n"
+    return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{cue_text(text, fmt)}\n\n"
 
 
 def header(fmt: str) -> str:
