@@ -1,9 +1,12 @@
 """livetranslate dashboard: follow live and past sessions, start one from an audio file,
-watch server health. Run with `livetranslate dashboard`."""
+watch server health. Run with `livetranslate dashboard`.
+
+Nothing shows before a login (the server's API key lives in this process). Text that
+came from speech or the LLM is shown as plain text, never as Markdown or HTML."""
 
 from __future__ import annotations
 
-import tempfile
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,11 +15,50 @@ import pandas as pd
 import streamlit as st
 
 from livetranslate.client import ClientError, PipelineClient, ResilientSession
-from livetranslate.dashboard import Endpoints, fetch_metrics, health, rates, session_rows, stage_table
+from livetranslate.dashboard import (COOKIE_EXPIRY_DAYS, COOKIE_NAME, CREDENTIALS_ENV, AccessError, CredentialsError,
+                                     Endpoints, UploadedAudio, UploadError, access_mode, cookie_key, escape_markdown,
+                                     fetch_metrics, health, load_credentials, max_upload_mb, rates, session_rows,
+                                     stage_table)
 from livetranslate.export import export
 from livetranslate.protocol import SessionOptions
 
 st.set_page_config(page_title="livetranslate", layout="wide")
+
+
+def require_login() -> None:
+    """Returns for a logged-in visitor (or a --no-login dashboard on loopback); anyone else
+    sees the login form and nothing else: the script stops here."""
+    try:
+        if access_mode(st.get_option("server.address")) == "open":
+            return
+        credentials = load_credentials(os.environ[CREDENTIALS_ENV])
+    except (AccessError, CredentialsError) as exc:
+        st.error("The dashboard is not configured to let anyone in:")
+        st.text(str(exc))
+        st.stop()
+    import streamlit_authenticator as stauth
+
+    # made on every run: the credentials file is read afresh (a user added or removed counts
+    # at once) and the library keeps its per-visitor state in st.session_state
+    authenticator = stauth.Authenticate(credentials, COOKIE_NAME, cookie_key(), COOKIE_EXPIRY_DAYS, auto_hash=False)
+    try:
+        authenticator.login(fields={"Form name": "livetranslate: log in", "Username": "User name",
+                                    "Password": "Password", "Login": "Log in"})
+    except stauth.LoginError as exc:  # e.g. the cookie of a user no longer in the file
+        st.error(f"Cannot log in: {escape_markdown(str(exc))}")
+    status = st.session_state.get("authentication_status")
+    if not status:
+        if status is False:
+            st.error("Wrong user name or password")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Logged in as {escape_markdown(st.session_state.get('username') or '')}")
+        authenticator.logout("Log out", "sidebar")
+    if not st.session_state.get("authentication_status"):
+        st.rerun()  # just logged out
+
+
+require_login()
 endpoints = Endpoints()
 
 
@@ -30,17 +72,15 @@ def client() -> PipelineClient | None:
     try:
         return PipelineClient(endpoints.connection(), timeout_s=3)
     except ClientError as exc:
-        st.error(f"Server unavailable: {exc}")
+        st.error(f"Server unavailable: {escape_markdown(str(exc))}")
         return None
 
 
-def start_upload(name: str, data: bytes, suffix: str, translate: bool) -> None:
-    from livetranslate.capture import open_source
-
-    path = Path(tempfile.mkdtemp()) / f"upload{suffix}"
-    path.write_bytes(data)
-    source = open_source(str(path), realtime=True)
-    progress = uploads()[name] = {"status": "starting", "events": 0, "done_s": 0.0, "total_s": source.seconds}
+def start_upload(name: str, upload, translate: bool) -> None:
+    """Streams UPLOAD to the server as session NAME in a thread; raises UploadError for a
+    file that is too large or not audio. The temporary copy goes when the stream ends or fails."""
+    audio = UploadedAudio(upload, Path(upload.name).suffix or ".wav", max_bytes=max_upload_mb() * 2**20)
+    progress = uploads()[name] = {"status": "starting", "events": 0, "done_s": 0.0, "total_s": audio.seconds}
 
     def run():
         def on_event(event):
@@ -48,15 +88,22 @@ def start_upload(name: str, data: bytes, suffix: str, translate: bool) -> None:
             progress["done_s"] = max(progress["done_s"], event.end_s)
             progress["status"] = f"streaming: {event.end_s:.0f} s processed"
 
-        session = ResilientSession(endpoints.connection(), SessionOptions(name, source.rate, translate=translate),
+        session = ResilientSession(endpoints.connection(), SessionOptions(name, audio.rate, translate=translate),
                                    on_event=on_event, on_status=lambda m: progress.update(status=m))
-        try:
-            session.run(source)
-            progress["status"], progress["done_s"] = "done", progress["total_s"] or progress["done_s"]
-        except ClientError as exc:
-            progress["status"] = f"failed: {exc}"
+        with audio:
+            try:
+                session.run(audio)
+                progress["status"], progress["done_s"] = "done", progress["total_s"] or progress["done_s"]
+            except Exception as exc:  # a thread of its own: report, never lose the cleanup
+                progress["status"] = f"failed: {exc}"
+            finally:
+                session.stop.set()
 
-    threading.Thread(target=run, daemon=True).start()
+    try:
+        threading.Thread(target=run, name=f"upload-{name}", daemon=True).start()
+    except BaseException:
+        audio.close()
+        raise
 
 
 @st.fragment(run_every=2)
@@ -64,7 +111,7 @@ def upload_progress() -> None:
     for session_name, progress in uploads().items():
         total = progress["total_s"]
         share = min(progress["done_s"] / total, 1.0) if total else 0.0
-        st.progress(share, text=f"{session_name}: {progress['status']} ({progress['events']} events)")
+        st.progress(share, text=escape_markdown(f"{session_name}: {progress['status']} ({progress['events']} events)"))
 
 
 # --- sidebar: health -------------------------------------------------------------------
@@ -73,7 +120,7 @@ def health_panel() -> None:
     st.header("Server")
     state = health(endpoints)
     if state["error"]:
-        st.error(state["error"])
+        st.error(escape_markdown(state["error"]))
     else:
         st.success("ready" if state["ready"] else "up, pipeline not ready")
         st.dataframe(pd.DataFrame([{"model": k, "state": v} for k, v in sorted(state["models"].items())]),
@@ -105,19 +152,23 @@ st.title("livetranslate")
 tab_watch, tab_new = st.tabs(["Sessions", "New session from a file"])
 
 with tab_new:
-    upload = st.file_uploader("Audio file (wav, mp3, m4a, ogg, flac …)")
+    limit_mb = max_upload_mb()
+    upload = st.file_uploader(f"Audio file (wav, mp3, m4a, ogg, flac …), up to {limit_mb} MB")
     name = st.text_input("Session name", value=f"upload-{time.strftime('%H%M%S')}")
     translate = st.checkbox("Translate", value=True)
     recording = st.audio_input("…or record with the browser microphone")
     if recording is not None and upload is None:
         upload = recording
-    if st.button("Start", disabled=upload is None):
+    too_large = upload is not None and upload.size > limit_mb * 2**20
+    if too_large:
+        st.error(f"The file is {upload.size / 2**20:.0f} MB; this dashboard takes files up to {limit_mb} MB.")
+    if st.button("Start", disabled=upload is None or too_large):
         try:
-            start_upload(name, upload.getvalue(), Path(upload.name).suffix or ".wav", translate)
+            start_upload(name, upload, translate)
             st.session_state["session"] = name
-            st.success(f"Session {name} started: follow it in the Sessions tab")
-        except Exception as exc:
-            st.error(f"Cannot start: {exc}")
+            st.success(escape_markdown(f"Session {name} started: follow it in the Sessions tab"))
+        except UploadError as exc:
+            st.error(escape_markdown(f"Cannot start: {exc}"))
     upload_progress()
 
 
@@ -129,23 +180,29 @@ def live_view(session: str) -> None:
     try:
         data = c.sessions("get", session)
     except ClientError as exc:
-        st.warning(f"No session named {session!r}: {exc}")
+        st.warning(escape_markdown(f"No session named {session!r}: {exc}"))
         return
     finally:
         c.close()
     info, events = data["info"], data["events"]
-    st.caption(f"{info['state']} · {info['source_language']} → {info['target_language']} · "
-               f"{info['counts'].get('transcript', 0)} segments")
+    st.caption(escape_markdown(f"{info['state']} · {info['source_language']} → {info['target_language']} · "
+                               f"{info['counts'].get('transcript', 0)} segments"))
     rows, enhanced = session_rows(events)
     live = info["state"] == "live"
     # following a live session: the newest text on top, always in view without scrolling
     newest_first = st.toggle("Newest first", value=live, key=f"newest-{session}")
     for e in enhanced[-5:][::-1] if newest_first else enhanced[-5:]:
         segs = f"#{e.first_segment_id}–{e.segment_id}" if e.first_segment_id != e.segment_id else f"#{e.segment_id}"
-        st.info(f"**enhanced {segs}:** {e.text}")
+        with st.container(border=True):
+            st.caption(f"enhanced {segs}")
+            st.text(e.text)
     if rows:
-        # st.table renders real HTML text (the dataframe grid draws on a canvas)
-        st.table(pd.DataFrame(rows[::-1] if newest_first else rows).set_index("segment"))
+        # st.table puts the text in the page as text (the dataframe grid draws on a canvas and
+        # cuts long cells); it reads cells as Markdown, so the text goes in escaped
+        table = pd.DataFrame(rows[::-1] if newest_first else rows).set_index("segment")
+        for column in ("transcript", "translation"):
+            table[column] = table[column].map(escape_markdown)
+        st.table(table)
     lang = st.radio("Download", ["both", "source", "target"], horizontal=True, key=f"lang-{session}",
                     format_func={"both": "transcript + translation", "source": "transcript only",
                                  "target": "translation only"}.get)
@@ -162,7 +219,7 @@ with tab_watch:
         try:
             sessions = c.sessions("list")
         except ClientError as exc:
-            st.error(str(exc))
+            st.error(escape_markdown(str(exc)))
         finally:
             c.close()
     if not sessions:

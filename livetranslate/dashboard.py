@@ -1,19 +1,38 @@
-"""What the Streamlit dashboard shows, without Streamlit: server health, Triton metrics,
-a session as rows of transcript / translation / enhanced text."""
+"""What the Streamlit dashboard shows and who may see it, without Streamlit: server health,
+Triton metrics, a session as rows of transcript / translation / enhanced text, the login
+configuration, and uploads streamed to the server a block at a time."""
 
 from __future__ import annotations
 
+import atexit
+import ipaddress
 import json
 import os
 import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
 
-from livetranslate.protocol import API_KEY_ENV, API_KEY_HEADER, Event, EventKind
+import numpy as np
+
+from livetranslate.protocol import API_KEY_ENV, API_KEY_HEADER, SAMPLE_RATE_HZ, Event, EventKind
 
 URL_ENV, HTTP_ENV, METRICS_ENV = "LIVETRANSLATE_URL", "LIVETRANSLATE_HTTP_URL", "LIVETRANSLATE_METRICS_URL"
 TLS_ENV, CA_ENV = "LIVETRANSLATE_TLS", "LIVETRANSLATE_CA"
+# who may see the dashboard: `livetranslate dashboard` sets these from its options
+CREDENTIALS_ENV = "LIVETRANSLATE_DASHBOARD_CREDENTIALS"  # YAML: usernames with bcrypt-hashed passwords
+COOKIE_KEY_ENV = "LIVETRANSLATE_DASHBOARD_COOKIE_KEY"  # signs the login cookie
+NO_LOGIN_ENV = "LIVETRANSLATE_DASHBOARD_NO_LOGIN"  # "1": open to whoever reaches it (loopback only)
+MAX_UPLOAD_ENV = "LIVETRANSLATE_DASHBOARD_MAX_UPLOAD_MB"
+DEFAULT_MAX_UPLOAD_MB = 200
+COOKIE_NAME, COOKIE_EXPIRY_DAYS = "livetranslate_dashboard", 1.0
 
 
 def _env(name: str, default: str | None = None):
@@ -116,6 +135,16 @@ def fetch_metrics(endpoints: Endpoints) -> dict[str, dict[str, float]]:
         return {}
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&=])")
+
+
+def escape_markdown(text: str) -> str:
+    """Text for a Streamlit element that renders Markdown (messages, captions, progress
+    labels): every character Markdown or Streamlit's directives (:color[..], :icon:) could
+    read is backslash-escaped, so it shows as typed. Long text goes to st.text instead."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def session_rows(events: list[Event]) -> tuple[list[dict], list[Event]]:
     """Rows of (segment, time, transcript, translation), and the enhanced events."""
     rows: dict[int, dict] = {}
@@ -128,3 +157,220 @@ def session_rows(events: list[Event]) -> tuple[list[dict], list[Event]]:
             rows[e.segment_id]["translation"] = e.text or f"(failed: {e.error})"
     enhanced = [e for e in events if e.kind == EventKind.ENHANCED and e.text]
     return [rows[k] for k in sorted(rows)], enhanced
+
+
+# --- who may see it ------------------------------------------------------------------------
+class AccessError(RuntimeError):
+    """The dashboard would be open to anyone who reaches it: refuse to show anything."""
+
+
+NO_CREDENTIALS = (
+    "The dashboard needs a login. Create a credentials file with\n"
+    "  livetranslate dashboard --add-user NAME --credentials FILE\n"
+    f"and start it with --credentials FILE (or ${CREDENTIALS_ENV}=FILE). "
+    "For a dashboard that only this machine can reach: --no-login (binds to 127.0.0.1).")
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False  # a name other than localhost, or "" (every interface)
+
+
+def access_mode(bind_address: str | None, environ=os.environ) -> str:
+    """"login" when a credentials file is configured, "open" for --no-login on a loopback
+    address; anything else raises AccessError (the app then shows nothing)."""
+    if environ.get(CREDENTIALS_ENV):
+        return "login"
+    if environ.get(NO_LOGIN_ENV) == "1":
+        if is_loopback(bind_address):
+            return "open"
+        raise AccessError(f"--no-login is only allowed when the dashboard listens on a loopback address, "
+                          f"not {bind_address or 'every interface'!r}.")
+    raise AccessError(NO_CREDENTIALS)
+
+
+class CredentialsError(ValueError):
+    pass
+
+
+def _is_bcrypt(text) -> bool:
+    return isinstance(text, str) and re.fullmatch(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", text) is not None
+
+
+def load_credentials(path: str | Path) -> dict:
+    """The `credentials` of a streamlit-authenticator config file: {"usernames": {name:
+    {"name": ..., "password": bcrypt hash}}}. Plain-text passwords are refused, not hashed."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CredentialsError(f"cannot read the credentials file {path}: {exc}") from None
+    users = (config.get("credentials") or {}).get("usernames") if isinstance(config, dict) else None
+    if not isinstance(users, dict) or not users:
+        raise CredentialsError(f"{path}: no users (expected credentials: usernames: NAME: password: HASH)")
+    for name, user in users.items():
+        if not isinstance(user, dict) or not _is_bcrypt(user.get("password")):
+            raise CredentialsError(f"{path}: the password of {name!r} is not a bcrypt hash; "
+                                   f"set it with `livetranslate dashboard --add-user {name} --credentials {path}`")
+    return {"usernames": {str(name).lower(): dict(user) for name, user in users.items()}}
+
+
+def add_user(path: str | Path, username: str, password: str) -> None:
+    """Adds USERNAME (or replaces its password) in a credentials file, written owner-only."""
+    import bcrypt
+    import yaml
+
+    username, password = username.strip().lower(), password.strip()  # the login form does the same
+    if not username:
+        raise CredentialsError("the user name is empty")
+    if not password:
+        raise CredentialsError("the password is empty")
+    if len(password.encode()) > 72:
+        raise CredentialsError("the password is longer than 72 bytes (bcrypt's limit)")
+    path = Path(path)
+    config = {}
+    if path.exists():
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(config, dict):
+            raise CredentialsError(f"{path} is not a credentials file")
+    users = config.setdefault("credentials", {}).setdefault("usernames", {}) or {}
+    config["credentials"]["usernames"] = users
+    users.setdefault(username, {"name": username})
+    users[username]["password"] = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+# Without a configured key, a random one for this process: logins end with a restart.
+_PROCESS_COOKIE_KEY = secrets.token_urlsafe(32)
+
+
+def cookie_key(environ=os.environ) -> str:
+    return environ.get(COOKIE_KEY_ENV) or _PROCESS_COOKIE_KEY
+
+
+def max_upload_mb(environ=os.environ) -> int:
+    try:
+        return max(1, int(environ.get(MAX_UPLOAD_ENV) or DEFAULT_MAX_UPLOAD_MB))
+    except ValueError:
+        return DEFAULT_MAX_UPLOAD_MB
+
+
+# --- uploads -----------------------------------------------------------------------------
+class UploadError(ValueError):
+    """An upload that cannot be streamed: too large, or not audio."""
+
+
+_open_uploads: set[Path] = set()  # folders of uploads still streaming, removed at exit at the latest
+
+
+@atexit.register
+def _remove_open_uploads() -> None:
+    for folder in list(_open_uploads):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class UploadedAudio:
+    """An uploaded file on its way to the server. It lies in a private temporary folder only
+    while it streams; it is decoded a packet at a time (never whole in memory), resampled to
+    16 kHz mono int16, and paced in real time like a live source. `close()` (or leaving the
+    `with` block) removes the folder; it is safe from any thread and more than once."""
+
+    rate, live, overflows = SAMPLE_RATE_HZ, False, 0
+
+    def __init__(self, upload: BinaryIO, suffix: str = "", *, max_bytes: int, chunk_ms: int = 100,
+                 realtime: bool = True, tmp_dir: str | Path | None = None):
+        import av
+
+        self.chunk, self.realtime = self.rate * chunk_ms // 1000, realtime
+        self._lock = threading.Lock()  # one decode step at a time; close() waits for it
+        self._container = None
+        self.folder = Path(tempfile.mkdtemp(prefix="livetranslate-upload-", dir=tmp_dir))
+        _open_uploads.add(self.folder)
+        try:
+            path = self.folder / ("upload" + (suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""))
+            with open(path, "wb") as out:
+                copied = 0
+                while block := upload.read(1 << 20):
+                    copied += len(block)
+                    if copied > max_bytes:
+                        raise UploadError(f"the file is larger than the limit of {max_bytes / 2**20:.0f} MB")
+                    out.write(block)
+            try:
+                self._container = av.open(str(path))
+            except av.FFmpegError:
+                raise UploadError("not an audio file (ffmpeg cannot read it)") from None
+            if not self._container.streams.audio:
+                raise UploadError("the file has no audio track")
+            duration = self._container.duration  # in av.time_base units, when the file says
+            self.seconds = duration / av.time_base if duration else None
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._container is not None:
+                self._container.close()
+                self._container = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+        _open_uploads.discard(self.folder)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        started, sent = time.monotonic(), 0.0
+        for part in self._decoded():
+            ahead = started + sent - time.monotonic()
+            if self.realtime and ahead > 0:
+                time.sleep(ahead)
+            yield part
+            sent += len(part) / self.rate
+
+    def _decoded(self) -> Iterator[np.ndarray]:
+        import av
+
+        with self._lock:
+            if self._container is None:
+                return
+            stream = self._container.streams.audio[0]
+            packets = self._container.demux(stream)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=self.rate)
+        pending: list[np.ndarray] = []
+        have = 0
+        while True:
+            with self._lock:
+                if self._container is None:
+                    return  # closed while streaming: stop quietly
+                packet = next(packets, None)
+                frames = []
+                try:
+                    for frame in packet.decode() if packet is not None else ():
+                        frames.extend(resampler.resample(frame))
+                except av.FFmpegError:
+                    pass  # a damaged packet: skip it, keep the rest of the file
+                if packet is None:
+                    frames.extend(resampler.resample(None))  # what the resampler still holds
+            for frame in frames:
+                pcm = frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+                pending.append(pcm)
+                have += len(pcm)
+            while have >= self.chunk or (packet is None and have):
+                joined = np.concatenate(pending)
+                part, rest = joined[: self.chunk], joined[self.chunk:]
+                pending, have = ([rest] if len(rest) else []), len(rest)
+                yield part
+            if packet is None:
+                return

@@ -1,10 +1,9 @@
-"""Durable sessions, viewers, exports and the dashboard against a real server."""
+"""Durable sessions, viewers and exports against a real server (the dashboard: test_e2e_dashboard.py)."""
 
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -152,68 +151,3 @@ def test_events_survive_kill_9_of_the_server(audio_files, tmp_path):
     assert report["info"]["state"] == "ended"  # the restarted server knows no stream is left
     assert watched[-1].kind == EventKind.END and [key(e) for e in watched[:-1]] == [key(e) for e in stored]
 
-
-# --- dashboard --------------------------------------------------------------------------
-def dashboard_env(server):
-    return {"LIVETRANSLATE_URL": server.grpc_url, "LIVETRANSLATE_HTTP_URL": server.http_url,
-            "LIVETRANSLATE_METRICS_URL": f"http://localhost:{server.options.metrics_port}/metrics"}
-
-
-def test_dashboard_app_logic(server, audio_files, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    speak(server.grpc_url, audio_files["speech"], "apptest", [])
-    for k, v in dashboard_env(server).items():
-        monkeypatch.setenv(k, v)
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
-    at.run()
-    assert not at.exception
-    assert any("ready" in s.value for s in at.sidebar.success)
-    assert "apptest (ended)" in at.selectbox[0].options
-    at.selectbox[0].select("apptest").run()
-    [table] = [t.value for t in at.table if "transcript" in t.value.columns]
-    assert "Projekt" in " ".join(table["transcript"]) and len(table) == 5
-    assert all(table["translation"])  # side by side with the transcript
-    assert [b.label for b in at.get("download_button")] == [f"Download {f}" for f in ("txt", "srt", "vtt", "jsonl")]
-
-
-def test_dashboard_in_a_real_browser(server, audio_files):
-    from playwright.sync_api import sync_playwright
-
-    port = free_port()
-    app = subprocess.Popen(CLI + ["dashboard", "--port", str(port), "--url", server.grpc_url, "--http-url",
-                                  server.http_url, "--metrics-url", dashboard_env(server)["LIVETRANSLATE_METRICS_URL"]],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    spoken, started = [], threading.Event()
-    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech"], "browser", spoken, started))
-    try:
-        speaker.start()
-        assert started.wait(60)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}", timeout=10_000)
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(1)
-            try:
-                page.wait_for_function("document.body.innerText.includes('Projekt')", timeout=90_000)
-                speaker.join(90)
-                page.wait_for_function("document.body.innerText.includes('Kunden')", timeout=60_000)  # live update
-            finally:
-                page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-                browser.close()
-    finally:
-        app.terminate()
-        app.wait(10)
-    # `livetranslate dashboard` is the streamlit process itself: stopping it leaves nothing behind
-    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-                if "streamlit run" in line and f"--server.port {port}" in line]
-    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
