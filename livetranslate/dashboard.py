@@ -22,7 +22,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from livetranslate.protocol import API_KEY_ENV, API_KEY_HEADER, SAMPLE_RATE_HZ, Event, EventKind
+from livetranslate import protocol as P
+from livetranslate.protocol import API_KEY_ENV, API_KEY_HEADER, PIPELINE, SAMPLE_RATE_HZ, Event, EventKind
 
 URL_ENV, HTTP_ENV, METRICS_ENV = "LIVETRANSLATE_URL", "LIVETRANSLATE_HTTP_URL", "LIVETRANSLATE_METRICS_URL"
 TLS_ENV, CA_ENV = "LIVETRANSLATE_TLS", "LIVETRANSLATE_CA"
@@ -33,6 +34,7 @@ NO_LOGIN_ENV = "LIVETRANSLATE_DASHBOARD_NO_LOGIN"  # "1": open to whoever reache
 MAX_UPLOAD_ENV = "LIVETRANSLATE_DASHBOARD_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 200
 COOKIE_NAME, COOKIE_EXPIRY_DAYS = "livetranslate_dashboard", 1.0
+MODELS = (P.PIPELINE, P.VAD, P.WHISPER, P.WHISPER_PARTIAL, P.LLM, P.TRANSLATE, P.COMPLETENESS, P.ENHANCE, P.SESSIONS)
 
 
 def _env(name: str, default: str | None = None):
@@ -67,14 +69,31 @@ def http_json(url: str, data: bytes | None = None, timeout: float = 3.0, api_key
 
 
 def health(endpoints: Endpoints) -> dict:
-    """{"ready": bool, "models": {name: state}, "error": str}"""
+    """{"ready": bool, "models": {name: state}, "error": str}. The repository index lists every
+    model with its state; a server that keeps it for the admin key (the dashboard holds only
+    the client key) is asked model by model instead, through the open health API."""
     try:
         urllib.request.urlopen(f"{endpoints.http}/v2/health/live", timeout=3)
-        index = http_json(f"{endpoints.http}/v2/repository/index", b"{}", api_key=endpoints.api_key)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return {"ready": False, "models": {}, "error": f"the server at {endpoints.http} is not reachable ({exc})"}
-    models = {m["name"]: m.get("state", "?") for m in index}
-    return {"ready": models.get("pipeline") == "READY", "models": models, "error": ""}
+    try:
+        index = http_json(f"{endpoints.http}/v2/repository/index", b"{}", api_key=endpoints.api_key)
+        models = {m["name"]: m.get("state", "?") for m in index}
+    except urllib.error.HTTPError:
+        models = {name: "READY" if _answers(f"{endpoints.http}/v2/models/{name}/ready", endpoints.api_key)
+                  else "not ready" for name in MODELS}
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return {"ready": False, "models": {}, "error": f"the server at {endpoints.http} is not reachable ({exc})"}
+    return {"ready": models.get(PIPELINE) == "READY", "models": models, "error": ""}
+
+
+def _answers(url: str, api_key: str | None) -> bool:
+    request = urllib.request.Request(url, headers={API_KEY_HEADER: api_key} if api_key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=3):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 _SAMPLE = re.compile(r'^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$')

@@ -240,3 +240,32 @@ def test_markdown_is_escaped_for_the_elements_that_render_it():
     escaped = D.escape_markdown(hostile)
     assert not re.search(r"(?<!\\)[!\[\]()<>:*=]", escaped)  # every one of them escaped
     assert escaped.replace("\\", "") == hostile
+
+
+def test_model_states_come_from_the_health_api_when_the_repository_index_is_for_admins():
+    """A server started with keys keeps the repository index for its admin key; the dashboard
+    holds the client key only and asks each model's readiness instead."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Triton(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ready = self.path in ("/v2/health/live", "/v2/models/pipeline/ready", "/v2/models/whisper/ready")
+            self.send_response(200 if ready else 400)
+            self.end_headers()
+
+        def do_POST(self):
+            self.send_response(403)  # /v2/repository/index without the admin key
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Triton)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        state = D.health(Endpoints(http=f"http://127.0.0.1:{server.server_port}"))
+    finally:
+        server.shutdown()
+    assert state["ready"] and not state["error"]
+    assert state["models"]["pipeline"] == state["models"]["whisper"] == "READY"
+    assert state["models"]["llm"] == "not ready" and set(state["models"]) == set(D.MODELS)
