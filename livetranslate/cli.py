@@ -27,7 +27,33 @@ def main():
 
 
 # --- server ---------------------------------------------------------------------------
+def _read_key(env: str):
+    """A click callback: the key from the file given, else from the environment variable
+    `env`. Keys never travel as arguments: `ps` shows every process's command line."""
+    def callback(ctx, param, value):
+        if value is None:
+            return os.environ.get(env) or None
+        try:
+            key = Path(value).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {value}: {exc.strerror}") from None
+        if not key:
+            raise click.BadParameter(f"{value} is empty")
+        return key
+    return callback
+
+
 def server_options(f):
+    f = click.option("--host", default="127.0.0.1", show_default=True,
+                     help="address gRPC, HTTP and metrics listen on; beyond loopback needs a client key "
+                          f"(${P.API_KEY_ENV} or --api-key-file)")(f)
+    f = click.option("--insecure-no-key", is_flag=True,
+                     help="listen beyond loopback without a key: anyone who reaches the ports can stream, "
+                          "read every session and use this machine; only on a network that is yours alone")(f)
+    f = click.option("--admin-key-file", "admin_key", type=click.Path(dir_okay=False), default=None,
+                     callback=_read_key(P.ADMIN_KEY_ENV), expose_value=True,
+                     help=f"file holding the admin key (or ${P.ADMIN_KEY_ENV}): model control, shared memory, "
+                          "statistics, trace, logging; without one these are closed")(f)
     f = click.option("--grpc-port", default=8001, show_default=True)(f)
     f = click.option("--http-port", default=8000, show_default=True)(f)
     f = click.option("--metrics-port", default=8002, show_default=True)(f)
@@ -42,11 +68,15 @@ def server_options(f):
 
 
 def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
-                 log_file=None):
-    from livetranslate.server import ServerOptions, TritonServer
+                 log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None):
+    from livetranslate.server import ServerError, ServerOptions, TritonServer
 
     opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile,
-                         llm=llm)
+                         llm=llm, host=host, allow_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key)
+    try:
+        opts.check_exposure()
+    except ServerError as exc:
+        raise click.ClickException(str(exc))
     if model_repository:
         opts.model_repository = model_repository.resolve()
     if models_dir:
@@ -83,13 +113,21 @@ def _start(server) -> None:
               help="serve gRPC over TLS with this certificate (PEM)")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="the certificate's private key (PEM)")
-@click.option("--api-key", envvar=P.API_KEY_ENV, default=None,
-              help=f"require this key (header {P.API_KEY_HEADER}) for inference and model control; "
-                   f"health stays open for probes (or ${P.API_KEY_ENV})")
-def serve(tls_cert, tls_key, api_key, **kw):
+@click.option("--api-key-file", "api_key", type=click.Path(dir_okay=False), default=None,
+              callback=_read_key(P.API_KEY_ENV),
+              help=f"file holding the client key (or ${P.API_KEY_ENV}): clients send it (header "
+                   f"{P.API_KEY_HEADER}) for streaming, viewing and metadata; health stays open for probes")
+@click.option("--retention-days", type=click.FloatRange(min=0), default=None,
+              help="at start, remove ended sessions older than this (default: keep all)")
+@click.option("--retention-max-mb", type=click.FloatRange(min=0), default=None,
+              help="at start, remove the oldest ended sessions until the data holds at most this")
+def serve(tls_cert, tls_key, retention_days, retention_max_mb, **kw):
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly."""
     server = _make_server(**kw)
-    server.options.tls_cert, server.options.tls_key, server.options.api_key = tls_cert, tls_key, api_key
+    server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
+    for name, value in (("DAYS", retention_days), ("MAX_MB", retention_max_mb)):
+        if value is not None:
+            server.options.env[f"LIVETRANSLATE_RETENTION_{name}"] = str(value)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     _start(server)
     try:
@@ -109,8 +147,9 @@ def connection_options(f):
     f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
     f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="CA certificate (PEM) that signed the server's certificate")(f)
-    f = click.option("--api-key", envvar=P.API_KEY_ENV, default=None,
-                     help=f"API key for a server started with one (or ${P.API_KEY_ENV})")(f)
+    f = click.option("--api-key-file", "api_key", type=click.Path(dir_okay=False), default=None,
+                     callback=_read_key(P.API_KEY_ENV),
+                     help=f"file holding the key of a server started with one (or ${P.API_KEY_ENV})")(f)
     return f
 
 
@@ -214,7 +253,7 @@ class Outputs:
             threading.Thread(target=tick, daemon=True).start()
 
     def event(self, event: Event) -> None:
-        self.errors += event.kind == EventKind.ERROR
+        self.errors += event.kind == EventKind.ERROR or (event.kind == EventKind.END and bool(event.error))
         if event.kind == EventKind.TRANSCRIPT:
             self.latency_s = event.latency_ms / 1000
         if self.view is not None:
@@ -371,6 +410,36 @@ def watch(session, url, tls, ca, api_key, fmt):
         finally:
             outputs.close()
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@connection_options
+@click.option("--timeout", default=5.0, show_default=True, help="seconds the pipeline has to answer")
+def probe(url, tls, ca, api_key, timeout):
+    """Exit 0 when the `pipeline` model answers a request in time (a liveness check that
+    catches a wedged pipeline, not only a live Triton process)."""
+    import uuid
+
+    result: list = []
+
+    def ask():
+        try:
+            with _client(url, tls, ca, api_key) as client:
+                for event in client.watch(f"livetranslate-probe-{uuid.uuid4().hex}", idle_timeout_s=timeout):
+                    result.append(event)
+        except (ClientError, click.ClickException) as exc:
+            result.append(exc)
+
+    worker = threading.Thread(target=ask, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not result:
+        click.echo(f"pipeline did not answer within {timeout:.0f} s", err=True)
+        os._exit(1)
+    if not isinstance(result[-1], Event) or result[-1].kind != EventKind.END:
+        click.echo(f"pipeline check failed: {result[-1]}", err=True)
+        sys.exit(1)
+    click.echo("pipeline answered")
 
 
 @main.command("sessions")
@@ -563,13 +632,15 @@ def sink_remove(name):
 @click.argument("source")
 @stream_options
 @server_options
-def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, url, **kw):
+def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, url, host,
+        insecure_no_key, admin_key, **kw):
     """Start the server, stream SOURCE through it, print events, stop the server."""
-    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm)
+    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
+                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=kw["api_key"])
     _quiet(server)
     _start(server)
     try:
-        code = _stream(source, url=f"localhost:{grpc_port}", **kw)
+        code = _stream(source, url=server.grpc_url, **kw)
     finally:
         server.stop()
     sys.exit(code)
@@ -579,18 +650,21 @@ def run(source, grpc_port, http_port, metrics_port, profile, model_repository, m
 @click.option("--fast", is_flag=True, help="do not pace the audio in real time")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 @server_options
-def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm):
+def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, host,
+         insecure_no_key, admin_key):
     """Start the server and stream the bundled German sample through it, live."""
     from livetranslate.samples import make_all
 
     sample = make_all(SAMPLES_DIR)["speech"]
     click.echo(f"sample: {sample}", err=True)
-    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm)
+    api_key = os.environ.get(P.API_KEY_ENV) or None
+    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
+                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key)
     _quiet(server)
     _start(server)
     try:
-        code = _stream(str(sample), f"localhost:{grpc_port}", None, "de", "en", not fast, fmt,
-                       P.SAMPLE_RATE_HZ, 100)
+        code = _stream(str(sample), server.grpc_url, None, "de", "en", not fast, fmt,
+                       P.SAMPLE_RATE_HZ, 100, api_key=api_key)
     finally:
         server.stop()
     sys.exit(code)

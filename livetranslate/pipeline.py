@@ -644,8 +644,10 @@ class RecordingReply:
     the store fails (a full disk), the stream is stopped with an `end` that says why:
     nothing unstored is sent, and the stream's workers end."""
 
-    def __init__(self, reply: Reply, store, session: str, stream: "StreamSession | None" = None):
+    def __init__(self, reply: Reply, store, session: str, stream: "StreamSession | None" = None,
+                 close_session: Callable[[str], None] | None = None):
         self._reply, self._store, self._session, self._stream = reply, store, session, stream
+        self._close_session = close_session or store.close
 
     def send(self, event: Event) -> None:
         if event.kind == EventKind.PARTIAL:  # interim: for the speaker's live view only
@@ -655,6 +657,8 @@ class RecordingReply:
             return  # the stream was stopped: its `end` went out already
         try:
             self._store.append(self._session, event)
+            if event.kind == EventKind.TRANSCRIPT:
+                self._store.sync_info(self._session)  # counts for `sessions list`
         except Exception as exc:
             log.error("session %s: storing an event failed: %s", self._session, exc)
             reason = f"the session could not be stored ({exc}); the stream was stopped"
@@ -664,9 +668,7 @@ class RecordingReply:
             return
         self._reply.send(event)
         if event.kind == EventKind.END:
-            self._store.close(self._session)
-        elif event.kind == EventKind.TRANSCRIPT:
-            self._store.sync_info(self._session)  # counts for `sessions list`
+            self._close_session(self._session)
 
     def close(self) -> None:
         self._reply.close()
@@ -728,6 +730,8 @@ class Pipeline:
         self.breaker = LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s)
         self.admission = Admission(options.limits)
         self.ids = SegmentIds()
+        self._unclosed: set[str] = set()
+        self._unclosed_lock = threading.Lock()
         self.streams: StreamTable[StreamSession] = StreamTable(options.session_ttl_s, on_expire=self._expired)
 
     def _expired(self, stream_id: int, session: StreamSession) -> None:
@@ -750,10 +754,21 @@ class Pipeline:
             self._close_session(name)
 
     def _close_session(self, name: str) -> None:
+        """Ends a stream's part in its session; a close the store could not write (a full
+        disk) is tried again with each request until it is, so no session stays `live`."""
         try:
             self.store.close(name)
         except Exception as exc:
-            log.error("session %s: closing it failed: %s", name, exc)
+            log.error("session %s: closing it failed (tried again later): %s", name, exc)
+            with self._unclosed_lock:
+                self._unclosed.add(name)
+
+    def _retry_closes(self) -> None:
+        with self._unclosed_lock:
+            names, self._unclosed = self._unclosed, set()
+        for name in names:
+            if self.store.live_streams(name) == 0:
+                self._close_session(name)
 
     def _stream_closed(self, session: StreamSession) -> None:
         """Called once by each stream when its audio worker ends, on every path."""
@@ -822,6 +837,8 @@ class Pipeline:
         """One request. Never raises: problems become `error` events on `reply`."""
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
+        if self._unclosed:
+            self._retry_closes()
         try:
             subscribe = get(SUBSCRIBE)
             if subscribe is not None:
@@ -851,7 +868,7 @@ class Pipeline:
                 reply.send(Event(EventKind.ERROR, str(exc)))
                 audio = np.zeros(0, np.int16)
             if self.store is not None:
-                reply = RecordingReply(reply, self.store, session.options.session, session)
+                reply = RecordingReply(reply, self.store, session.options.session, session, self._close_session)
             session.submit(Chunk(audio, arrived, end, reply))
         except ProtocolError as exc:
             reply.send(Event(EventKind.ERROR, str(exc)))

@@ -169,9 +169,49 @@ def _decoupled(request, names: Iterable[str]) -> list[dict[str, np.ndarray]]:
     return results
 
 
+class StageHealer:
+    """A stage whose stub process died (killed, out of memory) stays READY in Triton 2.51
+    and fails every request with "Stub process '<model>_0_0' is not healthy". The first
+    such error reloads that model (Triton starts a new stub); the calls meanwhile fail."""
+
+    UNHEALTHY = re.compile(r"Stub process '(\w+?)_\d+_\d+' is not healthy")
+
+    def __init__(self, min_interval_s: float = 10.0):
+        self.min_interval_s = min_interval_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def saw(self, message: str) -> None:
+        import time
+
+        match = self.UNHEALTHY.search(message)
+        if match is None:
+            return
+        model = match.group(1)
+        with self._lock:
+            if time.monotonic() - self._last.get(model, -1e9) < self.min_interval_s:
+                return
+            self._last[model] = time.monotonic()
+        threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
+
+    @staticmethod
+    def _reload(model: str) -> None:
+        try:  # a plain load of a loaded model with an unchanged config keeps the dead stub
+            pb_utils.unload_model(model_name=model)
+            pb_utils.load_model(model_name=model)
+            pb_utils.Logger.log_warn(f"livetranslate: reloaded {model}: its stub process had died")
+        except Exception as exc:
+            pb_utils.Logger.log_error(f"livetranslate: reloading {model} after its stub died failed: {exc}")
+
+
+HEALER = StageHealer()
+
+
 def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
     if result.has_error():
-        raise StageError(result.error().message())
+        message = result.error().message()
+        HEALER.saw(message)
+        raise StageError(message)
     out = {}
     for name in names:
         tensor = pb_utils.get_output_tensor_by_name(result, name)

@@ -1,5 +1,6 @@
 """pipeline: thin Triton glue over livetranslate.pipeline.Pipeline."""
 
+import os
 import time
 from functools import partial
 
@@ -10,11 +11,21 @@ from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 
 
+def retention(params) -> dict:
+    """How long ended sessions are kept: `serve --retention-days/--retention-max-mb` (the
+    environment) or the config's parameters; empty keeps everything."""
+    days = os.environ.get("LIVETRANSLATE_RETENTION_DAYS") or params.get("retention_days", "")
+    max_mb = os.environ.get("LIVETRANSLATE_RETENTION_MAX_MB") or params.get("retention_max_mb", "")
+    return {"max_age_s": float(days) * 86400 if days else None,
+            "max_total_bytes": int(float(max_mb) * 1e6) if max_mb else None}
+
+
 class TritonPythonModel:
     def initialize(self, args):
         params = triton.parameters(args)
-        store = SessionStore(hub=Hub())
+        store = SessionStore(hub=Hub(), exclusive=True)  # one server per data directory
         store.recover()  # sessions a crashed server left live
+        store.prune(**retention(params))
         self.pipeline = Pipeline(
             triton.TritonStages(),
             PipelineOptions(
@@ -44,6 +55,7 @@ class TritonPythonModel:
 
     def finalize(self):
         self.pipeline.shutdown()
+        self.pipeline.store.shutdown()  # logs closed, the data directory's lock released
 
     def execute(self, requests):
         arrived = time.monotonic()
