@@ -154,7 +154,10 @@ tab_watch, tab_new = st.tabs(["Sessions", "New session from a file"])
 with tab_new:
     limit_mb = max_upload_mb()
     upload = st.file_uploader(f"Audio file (wav, mp3, m4a, ogg, flac …), up to {limit_mb} MB")
-    name = st.text_input("Session name", value=f"upload-{time.strftime('%H%M%S')}")
+    # the default made once per visitor: a default that changed on every rerun made a new
+    # widget each time, dropping the name typed in it
+    st.session_state.setdefault("upload-name", f"upload-{time.strftime('%H%M%S')}")
+    name = st.text_input("Session name", key="upload-name")
     translate = st.checkbox("Translate", value=True)
     recording = st.audio_input("…or record with the browser microphone")
     if recording is not None and upload is None:

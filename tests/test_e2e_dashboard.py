@@ -103,13 +103,17 @@ def test_dashboard_app_logic(server, audio_files, users, monkeypatch):
     assert not [m for m in markdown if "](http://evil" in m or "<img" in m]
 
 
-def test_dashboard_in_a_real_browser(server, audio_files, users):
+def test_dashboard_in_a_real_browser(server, audio_files, users, tmp_path):
     from playwright.sync_api import sync_playwright
 
     store_hostile_session(server, "browser-hostile")
     port = free_port()
     # the cookie key and (had the server one) the API key come by environment, never argv
-    env = {**os.environ, D.COOKIE_KEY_ENV: "test-cookie-key-0123456789abcdef"}
+    env = {**os.environ, D.COOKIE_KEY_ENV: "test-cookie-key-0123456789abcdef", "TMPDIR": str(tmp_path)}
+    # a compressed upload: decoded by ffmpeg's libraries a packet at a time
+    upload = tmp_path / "weather.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(audio_files["speech_b"]), "-c:a", "libvorbis", str(upload)],
+                   check=True, timeout=60)
     app = subprocess.Popen(CLI + ["dashboard", "--port", str(port), "--credentials", str(users), "--url",
                                   server.grpc_url, "--http-url", server.http_url, "--metrics-url",
                                   dashboard_env(server)["LIVETRANSLATE_METRICS_URL"]],
@@ -166,6 +170,17 @@ def test_dashboard_in_a_real_browser(server, audio_files, users):
                                      "!i.src.startsWith(location.origin) && !i.src.startsWith('data:')).length") == 0
                 assert page.evaluate("document.querySelectorAll('a[href*=evil]').length") == 0
                 assert not [url for url in requested if "evil" in url]
+
+                # a session from an uploaded file: streamed from a temporary copy, removed at the end
+                page.get_by_role("tab", name="New session from a file").click()
+                page.locator("input[type=file]").set_input_files(str(upload))
+                page.get_by_label("Session name", exact=True).fill("browser-upload")
+                page.get_by_label("Session name", exact=True).press("Enter")
+                page.get_by_role("button", name="Start").click()
+                page.get_by_text("browser-upload: streaming").wait_for(timeout=60_000)
+                assert len(list(tmp_path.glob("livetranslate-upload-*/upload.ogg"))) == 1
+                page.get_by_text("browser-upload: done").wait_for(timeout=90_000)
+                assert not list(tmp_path.glob("livetranslate-upload-*"))
             finally:
                 page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
                 browser.close()
@@ -176,3 +191,6 @@ def test_dashboard_in_a_real_browser(server, audio_files, users):
     assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
                 if "streamlit run" in line and f"--server.port {port}" in line]
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    with PipelineClient(server.grpc_url) as client:
+        stored = client.sessions("get", "browser-upload")["events"]
+    assert sum(e.kind == EventKind.TRANSCRIPT for e in stored) >= 2  # the upload reached the server whole
