@@ -585,6 +585,8 @@ def dashboard(host, port, url, http_url, metrics_url, tls, ca, api_key, credenti
         env[P.API_KEY_ENV] = api_key  # the environment, not the command line: `ps` shows that
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
            "--server.maxUploadSize", str(max_upload_mb), "--server.enableXsrfProtection", "true",
+           # an error shows its type only: messages and tracebacks (paths, server replies) stay in the log
+           "--client.showErrorDetails", "type",
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     # streamlit takes this process's place: Ctrl-C and SIGTERM (a test, a container runtime)
     # reach it directly, and no orphaned server is left behind

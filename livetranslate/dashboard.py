@@ -316,13 +316,16 @@ class UploadedAudio:
         _open_uploads.add(self.folder)
         try:
             path = self.folder / ("upload" + (suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""))
-            with open(path, "wb") as out:
-                copied = 0
-                while block := upload.read(1 << 20):
-                    copied += len(block)
-                    if copied > max_bytes:
-                        raise UploadError(f"the file is larger than the limit of {max_bytes / 2**20:.0f} MB")
-                    out.write(block)
+            try:
+                with open(path, "wb") as out:
+                    copied = 0
+                    while block := upload.read(1 << 20):
+                        copied += len(block)
+                        if copied > max_bytes:
+                            raise UploadError(f"the file is larger than the limit of {max_bytes / 2**20:.0f} MB")
+                        out.write(block)
+            except OSError as exc:  # the temporary folder is full, or gone
+                raise UploadError(f"cannot keep the upload while it streams: {exc.strerror or exc}") from None
             try:
                 self._container = av.open(str(path))
             except av.FFmpegError:

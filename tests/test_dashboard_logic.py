@@ -112,6 +112,7 @@ def test_dashboard_command_binds_to_loopback_and_keeps_secrets_off_the_command_l
     ((argv, env),) = exec_calls
     command_line = " ".join(argv)
     assert "--server.address 127.0.0.1" in command_line and "--server.maxUploadSize 50" in command_line
+    assert "--client.showErrorDetails type" in command_line
     assert "the-api-key" not in command_line and "s3cret" not in command_line
     assert env["LIVETRANSLATE_API_KEY"] == "the-api-key" and env[D.CREDENTIALS_ENV] == str(users.resolve())
     assert D.NO_LOGIN_ENV not in env and env[D.MAX_UPLOAD_ENV] == "50"
