@@ -41,7 +41,7 @@ def _plain(exc: Exception) -> str:
     lowered = message.lower()
     if "restricted" in lowered and "header" in lowered:
         return ("the server refused the request: it needs an API key, and the one given is missing or wrong "
-                f"(use --api-key or {P.API_KEY_ENV})")
+                f"(set {P.API_KEY_ENV} or use --api-key-file)")
     if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "tls" in lowered:
         return ("secure connection failed: the server and client disagree about TLS "
                 "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")

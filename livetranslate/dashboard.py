@@ -49,7 +49,7 @@ class Endpoints:
     grpc: str = _env(URL_ENV, "localhost:8001")
     http: str = _env(HTTP_ENV, "http://localhost:8000")
     metrics: str = _env(METRICS_ENV, "http://localhost:8002/metrics")
-    # a server started with --tls-cert/--api-key: the dashboard is a client like any other
+    # a server started with --tls-cert and a client key: the dashboard is a client like any other
     tls: bool = field(default_factory=lambda: os.environ.get(TLS_ENV, "") == "1")
     ca: str | None = _env(CA_ENV)
     api_key: str | None = _env(API_KEY_ENV)

@@ -164,7 +164,7 @@ class ServerOptions:
         raise ServerError(
             f"refusing to listen on {self.host} without a key: anyone who reaches it could stream, read "
             f"every session and use this machine's CPU. Set a client key in ${API_KEY_ENV_NAME} "
-            f"(clients send it with --api-key), or bind to 127.0.0.1, or pass --insecure-no-key "
+            f"(clients set it too, or use --api-key-file), or bind to 127.0.0.1, or pass --insecure-no-key "
             f"if the network is yours alone")
 
     def command(self, backends: Path) -> list[str]:

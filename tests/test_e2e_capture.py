@@ -194,14 +194,17 @@ def test_tls_and_api_key(audio_files, tmp_path):
             return subprocess.run(base + ["--session", f"secure-{next(runs)}", *extra], capture_output=True,
                                   text=True, timeout=120, env={**os.environ, **(env or {})})
 
-        ok = run("--tls", "--ca", str(ca), "--api-key", "s3cret")
+        key_file, wrong_file = tmp_path / "key", tmp_path / "wrong"
+        key_file.write_text("s3cret\n")
+        wrong_file.write_text("wrong")
+        ok = run("--tls", "--ca", str(ca), "--api-key-file", str(key_file))
         assert ok.returncode == 0 and "Bericht" in ok.stdout, ok.stderr
         from_env = run("--tls", "--ca", str(ca), env={"LIVETRANSLATE_API_KEY": "s3cret"})
         assert from_env.returncode == 0, from_env.stderr
-        for refused in (run("--tls", "--ca", str(ca)), run("--tls", "--ca", str(ca), "--api-key", "wrong")):
+        for refused in (run("--tls", "--ca", str(ca)), run("--tls", "--ca", str(ca), "--api-key-file", str(wrong_file))):
             assert refused.returncode != 0 and "needs an API key" in refused.stderr, refused.stderr
             assert "StatusCode" not in refused.stderr and "Traceback" not in refused.stderr
-        plain = run("--api-key", "s3cret")
+        plain = run("--api-key-file", str(key_file))
         assert plain.returncode != 0 and "probably runs with TLS (use --tls" in plain.stderr, plain.stderr
         assert "StatusCode" not in plain.stderr and "Traceback" not in plain.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{options.http_port}/v2/health/ready") as health:
