@@ -307,3 +307,18 @@ def test_binding_beyond_loopback_needs_a_key():
     closed = " ".join(ServerOptions().command(Path("/b")))
     assert "model-repository,model-config,shared-memory,statistics,trace,logging:" in closed
     assert "inference" not in closed
+
+
+def test_serve_refuses_a_network_bind_without_a_key_in_plain_words():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in (P.API_KEY_ENV, P.ADMIN_KEY_ENV)}
+    out = subprocess.run([sys.executable, "-m", "livetranslate.cli", "serve", "--host", "0.0.0.0"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode != 0 and "refusing to listen on 0.0.0.0 without a key" in out.stderr
+    assert "Traceback" not in out.stderr
+    help_text = subprocess.run([sys.executable, "-m", "livetranslate.cli", "serve", "--help"],
+                               capture_output=True, text=True, timeout=60).stdout
+    assert "--insecure-no-key" in help_text and "--api-key-file" in help_text and "--api-key " not in help_text
