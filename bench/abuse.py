@@ -22,14 +22,14 @@ from livetranslate import protocol as P
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 
-def _tensor(name: str, value: np.ndarray):
+def tensor(name: str, value: np.ndarray):
     dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
     t = grpcclient.InferInput(name, list(value.shape), dtype)
     t.set_data_from_numpy(value)
     return t
 
 
-def _text(value: str, batch: bool = False) -> np.ndarray:
+def text(value: str, batch: bool = False) -> np.ndarray:
     array = np.array([value.encode()], dtype=np.object_)
     return array[None, :] if batch else array
 
@@ -89,8 +89,8 @@ class Attack:
             client, answers = self._client(), queue.Queue()
             client.start_stream(callback=lambda result, error: answers.put(error or result), headers=self.headers)
             try:
-                client.async_stream_infer(P.LLM, [_tensor(P.TEXT_INPUT, _text(prompt, batch=True)),
-                                                  _tensor(P.MAX_TOKENS, np.array([[1000]], np.int32))])
+                client.async_stream_infer(P.LLM, [tensor(P.TEXT_INPUT, text(prompt, batch=True)),
+                                                  tensor(P.MAX_TOKENS, np.array([[1000]], np.int32))])
                 item = answers.get(timeout=60)
                 self.tally.add("llm", _outcome(str(item)) if isinstance(item, Exception) else "answered")
             except queue.Empty:
@@ -104,7 +104,7 @@ class Attack:
         client = self._client()
         while not self._stop.is_set():
             try:
-                client.infer(P.WHISPER, [_tensor(P.AUDIO, audio)], headers=self.headers, client_timeout=60)
+                client.infer(P.WHISPER, [tensor(P.AUDIO, audio)], headers=self.headers, client_timeout=60)
                 self.tally.add("whisper", "answered")
             except Exception as exc:
                 self.tally.add("whisper", _outcome(str(exc)))
@@ -112,8 +112,8 @@ class Attack:
 
     def _huge(self) -> None:
         """One request with far more audio than a chunk may carry (64 MB)."""
-        events = self._stream_once([_tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
-                                   + [_tensor(k, v) for k, v in SessionOptions("huge", translate=False).to_tensors().items()],
+        events = self._stream_once([tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
+                                   + [tensor(k, v) for k, v in SessionOptions("huge", translate=False).to_tensors().items()],
                                    start=True, end=True)
         for event in events:
             self.tally.add("huge", _outcome(event.text or event.error) if isinstance(event, Event) else _outcome(str(event)))
@@ -142,7 +142,7 @@ class Attack:
         audio = np.zeros(1600, np.int16)
         for i, sequence_id in enumerate(ids):
             options = SessionOptions(f"idle-{i}", translate=False, partials=False).to_tensors()
-            client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, audio)] + [_tensor(k, v) for k, v in options.items()],
+            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in options.items()],
                                       sequence_id=sequence_id, sequence_start=True)
         time.sleep(2.0)
         while not answers.empty():
@@ -152,7 +152,7 @@ class Attack:
         self.idle_admitted.set()
         self._stop.wait()
         for sequence_id in ids:  # an attacker could leave them; the test must not
-            client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, np.zeros(0, np.int16))],
+            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16))],
                                       sequence_id=sequence_id, sequence_end=True)
         time.sleep(1.0)
         client.stop_stream(cancel_requests=False)
@@ -165,8 +165,8 @@ class Attack:
         for i in range(self.subscribes):
             if self._stop.is_set():
                 break
-            client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, np.zeros(0, np.int16)),
-                                                   _tensor(P.SUBSCRIBE, _text(f"nobody-{i}-{random.random()}"))],
+            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16)),
+                                                   tensor(P.SUBSCRIBE, text(f"nobody-{i}-{random.random()}"))],
                                       sequence_id=random.randint(1, 2**62), sequence_start=True, sequence_end=True)
         deadline = time.monotonic() + 120
         got = 0

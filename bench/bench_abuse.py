@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from abuse import Attack, _tensor  # noqa: E402
+from abuse import Attack, tensor  # noqa: E402
 from common import DATA, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
 import tritonclient.grpc as grpcclient  # noqa: E402
@@ -45,8 +45,8 @@ def full_point(url: str, most: int = 64) -> dict:
         sequence_id = random.randint(1, 2**62)
         options = SessionOptions(f"full-{n}", translate=False, partials=False).to_tensors()
         began = time.monotonic()
-        client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, np.zeros(1600, np.int16))]
-                                  + [_tensor(k, v) for k, v in options.items()],
+        client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(1600, np.int16))]
+                                  + [tensor(k, v) for k, v in options.items()],
                                   sequence_id=sequence_id, sequence_start=True)
         ids.append(sequence_id)
         deadline = time.monotonic() + 2.0
@@ -61,7 +61,7 @@ def full_point(url: str, most: int = 64) -> dict:
         if refused_at:
             break
     for sequence_id in ids:
-        client.async_stream_infer(P.PIPELINE, [_tensor(P.AUDIO, np.zeros(0, np.int16))],
+        client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16))],
                                   sequence_id=sequence_id, sequence_end=True)
     time.sleep(2.0)
     client.stop_stream()

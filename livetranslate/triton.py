@@ -174,7 +174,7 @@ class StageHealer:
     and fails every request with "Stub process '<model>_0_0' is not healthy". The first
     such error reloads that model (Triton starts a new stub); the calls meanwhile fail."""
 
-    UNHEALTHY = re.compile(r"Stub process '(\w+?)_\d+_\d+' is not healthy")
+    UNHEALTHY = re.compile(r"Stub process '((\w+?)_\d+_\d+)' is not healthy")
 
     def __init__(self, min_interval_s: float = 10.0):
         self.min_interval_s = min_interval_s
@@ -185,9 +185,9 @@ class StageHealer:
         import time
 
         match = self.UNHEALTHY.search(message)
-        if match is None:
-            return
-        model = match.group(1)
+        if match is None or stub_alive(match.group(1)):
+            return  # a busy stub misses Triton's health check too: only a dead one is reloaded
+        model = match.group(2)
         with self._lock:
             if time.monotonic() - self._last.get(model, -1e9) < self.min_interval_s:
                 return
@@ -202,6 +202,25 @@ class StageHealer:
             pb_utils.Logger.log_warn(f"livetranslate: reloaded {model}: its stub process had died")
         except Exception as exc:
             pb_utils.Logger.log_error(f"livetranslate: reloading {model} after its stub died failed: {exc}")
+
+
+def stub_alive(instance: str) -> bool:
+    """Whether this server still has a live (not zombie) stub process for a model instance
+    such as `whisper_0_0`. Stubs are started as `triton_python_backend_stub <model.py> <shm>
+    <size> <growth> <tritonserver pid> <backend dir> <...> <instance> <...>`."""
+    server = str(os.getppid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            args = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            state = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if (args and args[0].endswith(b"triton_python_backend_stub") and instance.encode() in args
+                and server.encode() in args and state != "Z"):
+            return True
+    return False
 
 
 HEALER = StageHealer()

@@ -4,6 +4,7 @@ against a real server over gRPC and HTTP), loopback by default, keys off the pro
 import base64
 import json
 import queue
+import sys
 import urllib.error
 import urllib.request
 from multiprocessing import shared_memory
@@ -18,6 +19,9 @@ from livetranslate import protocol as P
 from livetranslate.server import ServerError, ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from abuse import tensor, text  # noqa: E402
 
 CLIENT_KEY, ADMIN_KEY = "client-key-7f3a9", "admin-key-c21e8"
 TABLE = yaml.safe_load((Path(__file__).with_name("auth_matrix.yaml")).read_text())
@@ -56,18 +60,6 @@ def probe_model(marker: Path) -> bytes:
             "class TritonPythonModel:\n"
             "    def execute(self, requests):\n"
             "        return []\n").encode()
-
-
-def tensor(name, value):
-    dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
-    t = grpcclient.InferInput(name, list(value.shape), dtype)
-    t.set_data_from_numpy(value)
-    return t
-
-
-def text(value: str, batch: bool = False) -> np.ndarray:
-    array = np.array([value.encode()], dtype=np.object_)
-    return array[None, :] if batch else array
 
 
 def grpc_stream(url, h, model, tensors, **kw) -> str:
