@@ -23,6 +23,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
+# llama.cpp compiles from source: build it for a portable x86-64 with AVX2, not for this
+# exact CPU (a native build used AMX/AVX-512 instructions that a virtual machine refused with
+# SIGILL). Set CMAKE_ARGS yourself to build otherwise.
+if [ "$(uname -m)" = x86_64 ]; then
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+fi
 echo "==> pip install -e '.[$EXTRAS]'"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 \
   | { grep -v "^WARNING: Location" || true; }
