@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
-from livetranslate.asr import create_engine  # noqa: E402
+from livetranslate.whisper import create_engine  # noqa: E402
 from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.evaluation import wer  # noqa: E402
 from livetranslate.models import resolve  # noqa: E402
@@ -71,12 +71,12 @@ def run_bare(path: Path) -> tuple[float, str, int]:
 
     pcm, rate = read_audio(path)
     audio = resample(pcm16_to_float(pcm), rate)
-    segments = [s for s in Segmenter(VadOptions()).process(audio, True) if not s.is_open]
+    segments = Segmenter(VadOptions()).process(audio, True).closed
     model = WhisperModel(str(resolve("whisper-base")), device="cpu", compute_type="int8", cpu_threads=2,
                          local_files_only=True)
     texts, started = [], time.monotonic()
     for segment in segments:
-        parts, _ = model.transcribe(segment.audio, language="de", beam_size=5, temperature=0.0,
+        parts, _ = model.transcribe(audio[segment.start_sample:segment.end_sample], language="de", beam_size=5, temperature=0.0,
                                     condition_on_previous_text=False, vad_filter=False)
         texts.append(" ".join(p.text.strip() for p in parts))
     return time.monotonic() - started, " ".join(texts), len(segments)

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_streaming import in_process, offline  # noqa: E402
 from common import DATA, machine, write_report  # noqa: E402
 
-import livetranslate.asr.ctranslate2 as ct2  # noqa: E402
-from livetranslate.asr import AsrOptions, create_engine  # noqa: E402
+import livetranslate.whisper.ctranslate2 as ct2  # noqa: E402
+from livetranslate.whisper import AsrOptions, create_engine  # noqa: E402
 from livetranslate.evaluation import wer  # noqa: E402
 from livetranslate.models import resolve  # noqa: E402
 from livetranslate.samples import load_reference, make_bench_recording, make_meeting  # noqa: E402

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
-from livetranslate.asr import AsrRequest, create_engine  # noqa: E402
+from livetranslate.whisper import AsrRequest, create_engine  # noqa: E402
 from livetranslate.audio import read_audio, resample  # noqa: E402
 from livetranslate.dashboard import parse_metrics  # noqa: E402
 from livetranslate.evaluation import wer  # noqa: E402

@@ -29,7 +29,7 @@ from livetranslate.llm import create_engine  # noqa: E402
 from livetranslate.models import MODELS, resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.samples import MEETING_DE, MEETING_EN, SENTENCES_DE, SENTENCES_EN, make_all, make_meeting  # noqa: E402
-from livetranslate.translation import Translator  # noqa: E402
+from livetranslate.translate import Translator  # noqa: E402
 
 SUSTAINED_P95_MS = 6000
 

@@ -79,16 +79,16 @@ LANGUAGE = "LANGUAGE"
 LATENCY_MS = "LATENCY_MS"
 FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text covers
 CHECK_COMPLETE = "CHECK_COMPLETE"  # BOOL, optional (enhance): false skips the LLM completeness check
+FLUSH = "FLUSH"  # BOOL, optional (enhance, with sequence end): false drops the open window untranslated
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
 
 # --- vad tensors ------------------------------------------------------------------------
-# request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response with every utterance the request
-# closed (vad.pack): their audio end to end, and per utterance:
-SEGMENT_AUDIO = "SEGMENT_AUDIO"  # FP32 [total]
+# request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response with the boundaries of every
+# utterance the request closed (the caller holds the audio), one entry each:
 START_SAMPLE = "START_SAMPLE"  # INT64 [n], in the stream's 16 kHz sample clock
 END_SAMPLE = "END_SAMPLE"  # INT64 [n]
 SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [n]: end of the last voiced frame
-# After the closed utterances, one more entry while an utterance is still open: no audio,
+# After the closed utterances, one more entry while an utterance is still open:
 # START_SAMPLE where it began, END_SAMPLE = OPEN_SEGMENT_END (for partials).
 OPEN_SEGMENT_END = -1
 

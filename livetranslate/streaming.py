@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livetranslate.asr import AsrRequest, copies_prompt, dedupe_boundary
+from livetranslate.whisper import AsrRequest, copies_prompt, dedupe_boundary
 from livetranslate.protocol import SAMPLE_RATE_HZ
 
 POLICIES = ("context", "utterance")
@@ -65,6 +65,30 @@ class DecodeOptions:
             raise ValueError("max_window_s must be in (0, 30], context_s and partial_interval_s >= 0")
 
 
+def _slice(chunks, start: int, end: int) -> np.ndarray:
+    parts = [(first, a) for first, a in chunks if first < end and first + len(a) > start]
+    if not parts or end <= start:
+        return np.zeros(0, np.float32)
+    joined = np.concatenate([a for _, a in parts])
+    return joined[start - parts[0][0] : end - parts[0][0]]
+
+
+@dataclass(frozen=True)
+class AudioView:
+    """The history as it was at one moment, for another thread: its chunks are never
+    changed after they arrive, so the view costs a tuple of references."""
+
+    chunks: tuple[tuple[int, np.ndarray], ...]
+    end: int
+
+    @property
+    def start(self) -> int:
+        return self.chunks[0][0] if self.chunks else self.end
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        return _slice(self.chunks, max(start, self.start), min(end, self.end))
+
+
 class AudioHistory:
     """The stream's recent 16 kHz audio as the chunks it came in (nothing copied on the
     audio path); slices are joined only when a request needs them."""
@@ -87,12 +111,10 @@ class AudioHistory:
             self._chunks.popleft()
 
     def slice(self, start: int, end: int) -> np.ndarray:
-        start, end = max(start, self.start), min(end, self.end)
-        parts = [(first, a) for first, a in self._chunks if first < end and first + len(a) > start]
-        if not parts or end <= start:
-            return np.zeros(0, np.float32)
-        joined = np.concatenate([a for _, a in parts])
-        return joined[start - parts[0][0] : end - parts[0][0]]
+        return _slice(self._chunks, max(start, self.start), min(end, self.end))
+
+    def view(self) -> AudioView:
+        return AudioView(tuple(self._chunks), self.end)
 
 
 @dataclass(frozen=True)
@@ -117,11 +139,11 @@ class StreamDecoder:
     def __init__(self, options: DecodeOptions, language: str):
         self.options = options
         self.language = language
-        self.committed: collections.deque[Committed] = collections.deque(maxlen=64)
+        self.committed: collections.deque[Committed] | tuple[Committed, ...] = collections.deque(maxlen=64)
 
     # --- requests -------------------------------------------------------------------------
-    def plan(self, history: AudioHistory, start: int, end: int, *, partial: bool = False,
-             utterance_audio: np.ndarray | None = None, use_context: bool = True) -> Plan:
+    def plan(self, history: AudioHistory | AudioView, start: int, end: int, *, partial: bool = False,
+             use_context: bool = True) -> Plan:
         """The request for speech from `start` to `end` (samples on the stream clock)."""
         opts = self.options
         beam = opts.partial_beam_size if partial else 0
@@ -135,7 +157,7 @@ class StreamDecoder:
                                  prefix=" ".join(c.text for c in context), beam_size=beam)
             return Plan(request, request.prefix, partial)
         lead_start = max(start - int(opts.lead_in_s * SAMPLE_RATE_HZ), history.start)
-        own = utterance_audio if utterance_audio is not None else history.slice(start, end)
+        own = history.slice(start, end)
         audio = np.concatenate([history.slice(lead_start, start), own]) if lead_start < start else own
         texts = [c.text for c in self.committed if c.text]
         request = AsrRequest(audio, self.language, prompt=" ".join(texts[-opts.prompt_segments:])
@@ -144,7 +166,7 @@ class StreamDecoder:
         heard_before = self.committed and lead_start < self.committed[-1].end_sample
         return Plan(request, texts[-1] if texts and heard_before else "", partial)
 
-    def _context(self, history: AudioHistory, start: int, end: int) -> list[Committed]:
+    def _context(self, history: AudioHistory | AudioView, start: int, end: int) -> list[Committed]:
         """The newest committed utterances, contiguous and all still in `history`, that fit."""
         opts = self.options
         chosen: list[Committed] = []
@@ -172,6 +194,12 @@ class StreamDecoder:
 
     def commit(self, start: int, end: int, text: str) -> None:
         self.committed.append(Committed(start, end, text))
+
+    def snapshot(self) -> "StreamDecoder":
+        """This decoder as it is now, for another thread: it plans, it cannot commit."""
+        frozen = StreamDecoder(self.options, self.language)
+        frozen.committed = tuple(self.committed)
+        return frozen
 
 
 def repeated_across_boundaries(texts: list[str], min_words: int = 3) -> list[str]:

@@ -17,19 +17,12 @@ import numpy as np
 import webrtcvad
 
 from livetranslate.audio import float_to_pcm16
-from livetranslate.protocol import (
-    END_SAMPLE,
-    OPEN_SEGMENT_END,
-    SAMPLE_RATE_HZ,
-    SEGMENT_AUDIO,
-    SPEECH_END_SAMPLE,
-    START_SAMPLE,
-)
+from livetranslate.protocol import SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True)
 class VadOptions:
-    mode: int = 3  # most aggressive; lower modes merge everything in noise (MODELS.md)
+    mode: int = 3  # most aggressive: lower modes hear noise as speech and merge utterances
     frame_ms: int = 30
     padding_ms: int = 300
     trigger_ratio: float = 0.9
@@ -46,11 +39,12 @@ class VadOptions:
 
 
 @dataclass(frozen=True)
-class Segment:
-    audio: np.ndarray  # float32, 16 kHz
+class Utterance:
+    """A closed utterance, as samples of the stream's 16 kHz clock (the stream holds the audio)."""
+
     start_sample: int
     end_sample: int
-    speech_end_sample: int
+    speech_end_sample: int  # end of its last voiced frame (the hangover follows)
 
     @property
     def start_s(self) -> float:
@@ -60,53 +54,39 @@ class Segment:
     def end_s(self) -> float:
         return self.end_sample / SAMPLE_RATE_HZ
 
-    @property
-    def is_open(self) -> bool:
-        """A marker, not an utterance: speech began at start_sample and goes on."""
-        return self.end_sample == OPEN_SEGMENT_END
 
-    @classmethod
-    def open_marker(cls, start_sample: int, speech_end_sample: int) -> "Segment":
-        """Speech began at start_sample; its last voiced frame so far ends at speech_end_sample."""
-        return cls(np.zeros(0, np.float32), start_sample, OPEN_SEGMENT_END, speech_end_sample)
+@dataclass(frozen=True)
+class Ongoing:
+    """An utterance still being spoken: where it began, where its last voiced frame ends."""
+
+    start_sample: int
+    speech_end_sample: int
 
 
-def pack(segments: list[Segment]) -> dict[str, np.ndarray]:
-    """The `vad` model's one response: all segments' audio end to end, and per segment its
-    start, end and speech end (a segment's audio is end - start samples long)."""
-    return {
-        SEGMENT_AUDIO: np.concatenate([s.audio.astype(np.float32) for s in segments] or [np.zeros(0, np.float32)]),
-        START_SAMPLE: np.array([s.start_sample for s in segments], np.int64),
-        END_SAMPLE: np.array([s.end_sample for s in segments], np.int64),
-        SPEECH_END_SAMPLE: np.array([s.speech_end_sample for s in segments], np.int64),
-    }
+@dataclass(frozen=True)
+class Boundaries:
+    """What one request of the `vad` model answers: the utterances its audio closed, in
+    order, and the one still open (for partials), if any."""
 
-
-def unpack(tensors: dict[str, np.ndarray]) -> list[Segment]:
-    audio, starts = tensors[SEGMENT_AUDIO].reshape(-1), tensors[START_SAMPLE].reshape(-1)
-    ends, speech_ends = tensors[END_SAMPLE].reshape(-1), tensors[SPEECH_END_SAMPLE].reshape(-1)
-    segments, offset = [], 0
-    for start, end, speech_end in zip(starts.tolist(), ends.tolist(), speech_ends.tolist()):
-        length = 0 if end == OPEN_SEGMENT_END else end - start
-        segments.append(Segment(audio[offset : offset + length], start, end, speech_end))
-        offset += length
-    return segments
+    closed: tuple[Utterance, ...] = ()
+    ongoing: Ongoing | None = None
 
 
 class Segmenter:
-    """Feed 16 kHz float samples in any chunk size; get closed utterances back."""
+    """Feed 16 kHz float samples in any chunk size; get the boundaries of utterances back.
+    It keeps no audio of its own beyond the frame being filled: per frame of the open
+    utterance only its length, whether it was voiced and its energy (for a forced cut)."""
 
     def __init__(self, options: VadOptions = VadOptions()):
         self.options = options
         self._vad = webrtcvad.Vad(options.mode)
         self._frame = SAMPLE_RATE_HZ * options.frame_ms // 1000
-        self._ring: collections.deque[tuple[np.ndarray, bool]] = collections.deque(
+        self._ring: collections.deque[tuple[float, bool]] = collections.deque(
             maxlen=max(1, options.padding_ms // options.frame_ms)
-        )
+        )  # (energy, voiced) of the last frames
         self._pending = np.zeros(0, dtype=np.float32)
         self._clock = 0  # samples consumed into frames so far
-        self._voiced: list[np.ndarray] = []  # frames of the open utterance
-        self._voiced_flags: list[bool] = []
+        self._frames: list[tuple[int, bool, float]] = []  # (length, voiced, energy) of the open utterance
         self._start = 0
         self._triggered = False
         self._last_voiced = 0  # end of the last voiced frame
@@ -116,90 +96,83 @@ class Segmenter:
         """Where the utterance still open began, or None."""
         return self._start if self._triggered else None
 
-    def process(self, samples: np.ndarray, end: bool = False) -> list[Segment]:
-        """One request of the `vad` model: the utterances this audio closed (all of them
-        at the stream's end), then an open marker while an utterance goes on."""
-        segments = self.feed(samples) if len(samples) else []
+    def process(self, samples: np.ndarray, end: bool = False) -> Boundaries:
+        """One request of the `vad` model: the utterances this audio closed (all of them at
+        the stream's end) and the one still open."""
+        closed = self.feed(samples) if len(samples) else []
         if end:
-            return segments + self.flush()
-        if self.open_start is None:
-            return segments
-        return segments + [Segment.open_marker(self.open_start, self._last_voiced)]
+            return Boundaries(tuple(closed + self.flush()))
+        ongoing = Ongoing(self._start, self._last_voiced) if self._triggered else None
+        return Boundaries(tuple(closed), ongoing)
 
     @property
     def samples_seen(self) -> int:
         return self._clock + len(self._pending)
 
-    def feed(self, samples: np.ndarray) -> list[Segment]:
+    def feed(self, samples: np.ndarray) -> list[Utterance]:
         self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32)])
-        segments: list[Segment] = []
+        closed: list[Utterance] = []
         usable = len(self._pending) // self._frame * self._frame
         for offset in range(0, usable, self._frame):
-            segment = self._push(self._pending[offset : offset + self._frame])
-            if segment is not None:
-                segments.append(segment)
+            utterance = self._push(self._pending[offset : offset + self._frame])
+            if utterance is not None:
+                closed.append(utterance)
         self._pending = self._pending[usable:]
-        return segments
+        return closed
 
-    def flush(self) -> list[Segment]:
+    def flush(self) -> list[Utterance]:
         """Ends the stream: the open utterance (and any tail) is returned."""
-        segments = []
+        closed = []
         if self._triggered:
             if len(self._pending):
-                self._voiced.append(self._pending)
-                self._voiced_flags.append(False)
+                self._frames.append((len(self._pending), False, 0.0))
                 self._clock += len(self._pending)
-            segment = self._close(len(self._voiced))
-            if segment is not None:
-                segments.append(segment)
+            utterance = self._close(len(self._frames))
+            if utterance is not None:
+                closed.append(utterance)
         self._pending = np.zeros(0, dtype=np.float32)
         self._ring.clear()
         self._triggered = False
-        return segments
+        return closed
 
-    def _push(self, frame: np.ndarray) -> Segment | None:
+    def _push(self, frame: np.ndarray) -> Utterance | None:
         is_speech = self._vad.is_speech(float_to_pcm16(frame).tobytes(), SAMPLE_RATE_HZ)
+        energy = float(np.mean(frame * frame))
         self._clock += len(frame)
         if is_speech:
             self._last_voiced = self._clock
         opts = self.options
+        self._ring.append((energy, is_speech))
         if not self._triggered:
-            self._ring.append((frame, is_speech))
             if sum(voiced for _, voiced in self._ring) > opts.trigger_ratio * self._ring.maxlen:
-                self._triggered = True
+                self._triggered = True  # the ring becomes the utterance's pre-roll
                 self._start = self._clock - len(self._ring) * self._frame
-                self._voiced = [f for f, _ in self._ring]
-                self._voiced_flags = [v for _, v in self._ring]
+                self._frames = [(self._frame, voiced, e) for e, voiced in self._ring]
                 self._ring.clear()
             return None
-        self._voiced.append(frame)
-        self._voiced_flags.append(is_speech)
-        self._ring.append((frame, is_speech))
+        self._frames.append((len(frame), is_speech, energy))
         if sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen:
             self._triggered = False
             self._ring.clear()
-            return self._close(len(self._voiced))
-        if len(self._voiced) * self._frame >= opts.max_utterance_s * SAMPLE_RATE_HZ:
+            return self._close(len(self._frames))
+        if len(self._frames) * self._frame >= opts.max_utterance_s * SAMPLE_RATE_HZ:
             return self._close(self._quietest_cut())
         return None
 
     def _quietest_cut(self) -> int:
         """Number of frames to keep in a forced cut: after the quietest recent frame."""
         search = max(1, int(self.options.cut_search_s * 1000 / self.options.frame_ms))
-        first = max(1, len(self._voiced) - search)
-        energies = [float(np.mean(f * f)) for f in self._voiced[first:]]
+        first = max(1, len(self._frames) - search)
+        energies = [energy for _, _, energy in self._frames[first:]]
         return first + int(np.argmin(energies)) + 1
 
-    def _close(self, keep: int) -> Segment | None:
-        frames, flags = self._voiced[:keep], self._voiced_flags[:keep]
-        rest, rest_flags = self._voiced[keep:], self._voiced_flags[keep:]
+    def _close(self, keep: int) -> Utterance | None:
+        frames, self._frames = self._frames[:keep], self._frames[keep:]
         start = self._start
-        end = start + sum(len(f) for f in frames)
+        end = start + sum(length for length, _, _ in frames)
         self._start = end
-        self._voiced, self._voiced_flags = rest, rest_flags
-        voiced_frames = sum(flags)
-        if not frames or voiced_frames * self.options.frame_ms < self.options.min_speech_ms:
+        voiced = [i for i, (_, is_speech, _) in enumerate(frames) if is_speech]
+        if not frames or len(voiced) * self.options.frame_ms < self.options.min_speech_ms:
             return None
-        last_voiced = max(i for i, v in enumerate(flags) if v)
-        speech_end = start + sum(len(f) for f in frames[: last_voiced + 1])
-        return Segment(np.concatenate(frames), start, end, speech_end)
+        speech_end = start + sum(length for length, _, _ in frames[: voiced[-1] + 1])
+        return Utterance(start, end, speech_end)

@@ -38,7 +38,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def whisper_engine():
-    from livetranslate.asr import create_engine
+    from livetranslate.whisper import create_engine
     from livetranslate.models import resolve
 
     return create_engine("ctranslate2", resolve("whisper-base"))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from livetranslate import protocol as P
-from livetranslate.asr import Transcription
+from livetranslate.whisper import Transcription
 from livetranslate.pipeline import Admission, Limits, Pipeline, PipelineOptions, ServerFull
 from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
 from livetranslate.store import Hub, SessionStore
-from livetranslate.vad import Segment
+from livetranslate.vad import Boundaries, Utterance
 
 RATE = P.SAMPLE_RATE_HZ
 
@@ -35,8 +35,8 @@ class FakeStages:
         begin = 0 if start else self._clock.get(stream_id, 0)
         self._clock[stream_id] = begin + len(audio)
         if len(audio) == 0:
-            return []
-        return [Segment(audio, begin, begin + len(audio), begin + len(audio))]
+            return Boundaries()
+        return Boundaries((Utterance(begin, begin + len(audio), begin + len(audio)),))
 
     def whisper(self, request, partial=False):
         return Transcription(self.WORDS[next(self._calls) % len(self.WORDS)].capitalize() + ".", "de", 0.0, -0.1)
@@ -44,7 +44,7 @@ class FakeStages:
     def translate(self, text, source, target, context=""):
         return "hello"
 
-    def enhance(self, stream_id, piece, source, target, start, end, check_complete=True):
+    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
         return []
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from engine_build import build, llm_configs, versions
-from livetranslate.asr import create_engine
-from livetranslate.asr import features as F
-from livetranslate.asr import tensorrt_llm as trt
+from livetranslate.whisper import create_engine
+from livetranslate.whisper import features as F
+from livetranslate.whisper import tensorrt_llm as trt
 from livetranslate.llm import tensorrt_llm as llm_trt
 from livetranslate.server import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
 from livetranslate.trtllm_version import VersionMismatch, check_engine_version

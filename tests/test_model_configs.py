@@ -62,3 +62,13 @@ def test_pipeline_io_matches_the_event_and_session_tensors():
     inputs = {t.name for t in config.input}
     assert set(P.SessionOptions("s").to_tensors()) | {P.AUDIO, P.SUBSCRIBE} == inputs
     assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
+
+
+def test_streams_touch_their_sequences_well_before_any_idle_timeout():
+    """The pipeline's streams hold sequences in vad and enhance and touch each one whenever
+    it was quiet for keepalive_s: that must be well under each model's idle timeout."""
+    pipeline = parse(REPOSITORY / P.PIPELINE / "config.pbtxt")
+    keepalive_s = float(pipeline.parameters["keepalive_s"].string_value)
+    for model in (P.VAD, P.ENHANCE):
+        idle_s = parse(REPOSITORY / model / "config.pbtxt").sequence_batching.max_sequence_idle_microseconds / 1e6
+        assert 0 < keepalive_s <= idle_s / 3, (model, keepalive_s, idle_s)

@@ -4,7 +4,7 @@ Whisper request gets, and how answers become committed text. Pure logic, no mode
 import numpy as np
 import pytest
 
-from livetranslate.asr import dedupe_boundary
+from livetranslate.whisper import dedupe_boundary
 from livetranslate.streaming import AudioHistory, DecodeOptions, Plan, StreamDecoder, repeated_across_boundaries
 
 SR = 16_000
@@ -104,7 +104,7 @@ def test_clean_keeps_only_the_new_words(prefix, answer, committed):
 
 
 def test_a_context_answer_that_is_empty_or_repeats_the_prefix_is_decoded_again_alone():
-    from livetranslate.asr import AsrRequest
+    from livetranslate.whisper import AsrRequest
 
     d = StreamDecoder(DecodeOptions(), "de")
     plan = Plan(AsrRequest(np.zeros(10), "de", prefix="Der zweite Punkt auf der Tagesordnung."), "x")

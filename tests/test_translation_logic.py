@@ -9,8 +9,9 @@ from livetranslate.llm.prompts import (
     translation_prompt,
 )
 from livetranslate.similarity import SimilarityFilter
-from livetranslate.translation import CompletenessChecker, CompletenessThresholds, TranslationError, Translator
-from livetranslate.window import Enhancer, Piece, WindowOptions
+from livetranslate.completeness import CompletenessChecker, CompletenessThresholds
+from livetranslate.translate import TranslationError, Translator
+from livetranslate.enhance import Enhancer, Piece, WindowOptions
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -149,15 +150,6 @@ def test_window_never_publishes_a_near_duplicate_twice():
     assert len(e.add(Piece(0, "Guten Morgen.", 0, 1))) == 1
     assert e.add(Piece(1, "Guten Morgen!", 1.5, 2)) == [] and e.dropped == 1
     assert e.add(Piece(2, "   ", 2.5, 3)) == []
-
-
-def test_enhanced_pack_and_unpack_carry_every_row():
-    from livetranslate.window import Enhanced, pack, unpack
-
-    items = [Enhanced(3, 5, "Good morning, everyone.", 1.5, 7.25, ""),
-             Enhanced(6, 6, "Grüße — ü", 8.0, 9.5, "")]
-    assert unpack(pack(items)) == items
-    assert unpack(pack([])) == []
 
 
 def test_a_window_whose_llm_is_behind_skips_the_completeness_check():

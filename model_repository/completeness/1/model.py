@@ -1,27 +1,24 @@
-"""completeness: thin Triton glue over livetranslate.translation.CompletenessChecker."""
-
-import numpy as np
+"""completeness: thin Triton glue over livetranslate.completeness.CompletenessChecker (BLS -> llm)."""
 
 from livetranslate import protocol as P
-from livetranslate import triton
+from livetranslate.completeness import CompletenessChecker, CompletenessThresholds
 from livetranslate.models import llm_choice
-from livetranslate.translation import CompletenessChecker, CompletenessThresholds
+from livetranslate.triton import codecs, glue
+from livetranslate.triton.bls import TritonLlm
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = triton.parameters(args)
+        params = glue.parameters(args)
         choice = llm_choice(params["llm_model"], params.get("prompt_family", ""))
         self.checker = CompletenessChecker(
-            triton.TritonLlm().yes_probability, choice.prompt_family,
+            TritonLlm().yes_probability, choice.prompt_family,
             CompletenessThresholds(*choice.completeness_thresholds),
         )
 
     def execute(self, requests):
-        return triton.respond_each(requests, self._check, "completeness")
+        return glue.respond_each(requests, self._check, P.COMPLETENESS)
 
     def _check(self, request):
-        complete, p = self.checker.check(
-            triton.text(request, P.TEXT), triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE)
-        )
-        return {P.COMPLETE: np.array([complete], dtype=bool), P.PROBABILITY: np.array([p], dtype=np.float32)}
+        asked = codecs.text_request_from(glue.inputs(request))
+        return codecs.completeness_to_tensors(*self.checker.check(asked.text, asked.source))

@@ -1,14 +1,15 @@
-"""enhance: thin Triton glue over livetranslate.window.Enhancer, one per sequence."""
+"""enhance: thin Triton glue over livetranslate.enhance.Enhancer, one per sequence (= stream)."""
 
 from livetranslate import protocol as P
-from livetranslate import triton
+from livetranslate.enhance import Enhancer, WindowOptions
 from livetranslate.state import StreamTable
-from livetranslate.window import Enhancer, Piece, WindowOptions, pack
+from livetranslate.triton import codecs, glue
+from livetranslate.triton.bls import TritonStages
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = triton.parameters(args)
+        params = glue.parameters(args)
         self.options = WindowOptions(
             max_words=int(params["max_words"]),
             max_seconds=float(params["max_seconds"]),
@@ -18,18 +19,19 @@ class TritonPythonModel:
             similarity_threshold=float(params["similarity_threshold"]),
             use_context=params.get("use_context", "false").lower() == "true",
         )
-        self.stages = triton.TritonStages()
-        self.streams = StreamTable(float(params["ttl_s"]))
+        self.stages = TritonStages()
+        # Triton drops an idle sequence silently: its window goes after as long
+        self.streams = StreamTable(glue.sequence_idle_s(args))
 
     def execute(self, requests):
         self.streams.expire()
-        return triton.respond_each(requests, lambda request: pack(self._enhance(request)), "enhance")
+        return glue.respond_each(requests, self._enhance, P.ENHANCE)
 
     def _enhance(self, request):
-        stream_id, start, end = triton.sequence_flags(request)
-        source = triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE)
-        target = triton.text(request, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE)
+        stream_id, start, end = glue.sequence_flags(request)
+        asked = codecs.enhance_request_from(glue.inputs(request))
         if start:
+            source, target = asked.source, asked.target
             self.streams.put(stream_id, Enhancer(
                 self.options,
                 translate=lambda text, context: self.stages.translate(text, source, target, context),
@@ -38,7 +40,7 @@ class TritonPythonModel:
         enhancer = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
         if enhancer is None:
             raise P.ProtocolError(f"no open enhance stream {stream_id}")
-        piece = Piece(int(triton.scalar(request, P.SEGMENT_ID)), triton.text(request, P.TEXT),
-                      float(triton.scalar(request, P.START_S)), float(triton.scalar(request, P.END_S)))
-        check = bool(triton.scalar(request, P.CHECK_COMPLETE, True))
-        return enhancer.add(piece, check_complete=check) + (enhancer.flush() if end else [])
+        out = enhancer.step(asked.step, asked.check_complete)
+        if end and asked.flush:
+            out += enhancer.flush()
+        return codecs.enhanced_to_tensors(out)

@@ -2,13 +2,13 @@
 
 import os
 import time
-from functools import partial
 
-from livetranslate import triton
-from livetranslate.asr import SpeechFilter
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
+from livetranslate.triton import glue
+from livetranslate.triton.bls import TritonStages
+from livetranslate.whisper import SpeechFilter
 
 
 def retention(params) -> dict:
@@ -22,14 +22,16 @@ def retention(params) -> dict:
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = triton.parameters(args)
+        params = glue.parameters(args)
         store = SessionStore(hub=Hub(), exclusive=True)  # one server per data directory
         store.recover()  # sessions a crashed server left live
         store.prune(**retention(params))
         self.pipeline = Pipeline(
-            triton.TritonStages(),
+            TritonStages(),
             PipelineOptions(
-                session_ttl_s=float(params["ttl_s"]),
+                # Triton drops the stream's own sequence when its client is silent this long
+                session_ttl_s=glue.sequence_idle_s(args),
+                keepalive_s=float(params["keepalive_s"]),
                 decode=DecodeOptions(
                     policy=params["policy"],
                     context_s=float(params["context_s"]),
@@ -54,14 +56,12 @@ class TritonPythonModel:
         )
 
     def finalize(self):
-        self.pipeline.shutdown()
+        self.pipeline.shutdown()  # every stream ends its sequences and stores its end
         self.pipeline.store.shutdown()  # logs closed, the data directory's lock released
 
     def execute(self, requests):
         arrived = time.monotonic()
         for request in requests:
-            stream_id, start, end = triton.sequence_flags(request)
-            self.pipeline.handle(
-                stream_id, start, end, partial(triton.get, request), triton.DecoupledReply(request), arrived
-            )
+            stream_id, start, end = glue.sequence_flags(request)
+            self.pipeline.handle(stream_id, start, end, glue.inputs(request), glue.DecoupledReply(request), arrived)
         return None

@@ -1,8 +1,8 @@
 """sessions: thin Triton glue over livetranslate.store.SessionStore (read side)."""
 
 from livetranslate import protocol as P
-from livetranslate import triton
 from livetranslate.store import SessionStore, session_report
+from livetranslate.triton import codecs, glue
 
 
 class TritonPythonModel:
@@ -10,8 +10,9 @@ class TritonPythonModel:
         self.store = SessionStore()
 
     def execute(self, requests):
-        return triton.respond_each(requests, self._report, "sessions", internal=False)  # public, read-only
+        return glue.respond_each(requests, self._report, P.SESSIONS, internal=False)  # public, read-only
 
     def _report(self, request):
-        report = session_report(self.store, triton.text(request, P.ACTION), triton.text(request, P.SESSION))
-        return {P.RESULT: triton.text_tensor(report)}
+        get = glue.inputs(request)
+        report = session_report(self.store, codecs.text(get, P.ACTION), codecs.text(get, P.SESSION))
+        return {P.RESULT: codecs.text_tensor(report)}

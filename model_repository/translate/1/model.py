@@ -1,25 +1,22 @@
-"""translate: thin Triton glue over livetranslate.translation.Translator (BLS -> llm)."""
+"""translate: thin Triton glue over livetranslate.translate.Translator (BLS -> llm)."""
 
 from livetranslate import protocol as P
-from livetranslate import triton
 from livetranslate.models import llm_choice
-from livetranslate.translation import Translator
+from livetranslate.translate import Translator
+from livetranslate.triton import codecs, glue
+from livetranslate.triton.bls import TritonLlm
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = triton.parameters(args)
+        params = glue.parameters(args)
         choice = llm_choice(params["llm_model"], params.get("prompt_family", ""))
-        self.translator = Translator(triton.TritonLlm().generate, choice.prompt_family)
+        self.translator = Translator(TritonLlm().generate, choice.prompt_family)
 
     def execute(self, requests):
-        return triton.respond_each(requests, self._translate, "translate")
+        return glue.respond_each(requests, self._translate, P.TRANSLATE)
 
     def _translate(self, request):
-        translation = self.translator.translate(
-            triton.text(request, P.TEXT),
-            triton.text(request, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
-            triton.text(request, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
-            triton.text(request, P.CONTEXT),
-        )
-        return {P.TRANSLATION: triton.text_tensor(translation)}
+        asked = codecs.text_request_from(glue.inputs(request))
+        return codecs.translation_to_tensors(
+            self.translator.translate(asked.text, asked.source, asked.target, asked.context))

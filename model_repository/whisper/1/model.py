@@ -1,13 +1,13 @@
-"""whisper (and whisper_partial, which links here): thin Triton glue over livetranslate.asr."""
+"""whisper (and whisper_partial, which links here): thin Triton glue over livetranslate.whisper."""
 
-from livetranslate import triton
-from livetranslate.asr import AsrOptions, create_engine
 from livetranslate.models import resolve
+from livetranslate.triton import codecs, glue
+from livetranslate.whisper import AsrOptions, create_engine
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = triton.parameters(args)
+        params = glue.parameters(args)
         self.name = args["model_name"]  # whisper or whisper_partial
         self.engine = create_engine(
             params["engine"],
@@ -26,16 +26,16 @@ class TritonPythonModel:
         responses, valid = [None] * len(requests), []
         for i, request in enumerate(requests):
             try:
-                triton.check_internal(request, self.name)
-                valid.append((i, triton.asr_request_from(request)))
+                glue.check_internal(request, self.name)
+                valid.append((i, codecs.asr_request_from(glue.inputs(request))))
             except ValueError as exc:
-                responses[i] = triton.error_response(str(exc))
+                responses[i] = glue.error_response(str(exc))
         if valid:
             try:
                 results = self.engine.transcribe([r for _, r in valid])
                 for (i, _), result in zip(valid, results):
-                    responses[i] = triton.response(triton.transcription_to_tensors(result))
+                    responses[i] = glue.response(codecs.transcription_to_tensors(result))
             except Exception as exc:
                 for i, _ in valid:
-                    responses[i] = triton.error_response(f"whisper failed: {exc}")
+                    responses[i] = glue.error_response(f"whisper failed: {exc}")
         return responses

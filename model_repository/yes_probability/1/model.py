@@ -4,21 +4,21 @@ livetranslate.llm.tensorrt_llm."""
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate import triton
+from livetranslate.triton import glue
 from livetranslate.llm.tensorrt_llm import GENERATION_LOGITS, YesNoScorer
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        self.scorer = YesNoScorer(triton.parameters(args)["tokenizer_dir"])
+        self.scorer = YesNoScorer(glue.parameters(args)["tokenizer_dir"])
 
     def execute(self, requests):
         responses = []
         for request in requests:
             try:
-                triton.check_internal(request, "yes_probability")
-                p = self.scorer(triton.get(request, GENERATION_LOGITS))
-                responses.append(triton.response({P.YES_PROBABILITY: np.array([[p]], dtype=np.float32)}))
+                glue.check_internal(request, "yes_probability")
+                p = self.scorer(glue.get(request, GENERATION_LOGITS))
+                responses.append(glue.response({P.YES_PROBABILITY: np.array([[p]], dtype=np.float32)}))
             except Exception as exc:
-                responses.append(triton.error_response(f"yes_probability: {exc}"))
+                responses.append(glue.error_response(f"yes_probability: {exc}"))
         return responses

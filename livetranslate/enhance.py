@@ -1,17 +1,12 @@
-"""Enhanced translation: a sliding window of recent transcripts that is translated as a
-whole when it holds a complete thought, is full, or the speaker paused.
-
-The seed's enhanced translation service, without Triton: `enhance` is glue over Enhancer.
-"""
+"""Enhanced translation, the `enhance` model's logic (model_repository/enhance): a sliding
+window of recent transcripts that is translated as a whole when it holds a complete thought,
+is full, or the speaker paused. One Enhancer per stream."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-
-from livetranslate.protocol import END_S, FIRST_SEGMENT_ID, SEGMENT_ID, START_S, TEXT
 from livetranslate.similarity import SimilarityFilter
 
 
@@ -45,6 +40,14 @@ class Piece:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """The stream's clock (audio seconds) while the speaker is silent: a pause long enough
+    ends the window. A tick is idempotent: the same tick twice publishes at most once."""
+
+    now_s: float
+
+
+@dataclass(frozen=True)
 class Enhanced:
     first_segment_id: int
     last_segment_id: int
@@ -52,24 +55,6 @@ class Enhanced:
     start_s: float
     end_s: float
     reason: str  # complete | full | pause | end
-
-
-def pack(items: list[Enhanced]) -> dict[str, np.ndarray]:
-    """The `enhance` model's one response: a row per enhanced translation (zero or more)."""
-    return {
-        TEXT: np.array([i.text.encode("utf-8") for i in items], dtype=np.object_),
-        FIRST_SEGMENT_ID: np.array([i.first_segment_id for i in items], np.int64),
-        SEGMENT_ID: np.array([i.last_segment_id for i in items], np.int64),
-        START_S: np.array([i.start_s for i in items], np.float32),
-        END_S: np.array([i.end_s for i in items], np.float32),
-    }
-
-
-def unpack(tensors: dict[str, np.ndarray]) -> list[Enhanced]:
-    columns = [tensors[name].reshape(-1).tolist() for name in (TEXT, FIRST_SEGMENT_ID, SEGMENT_ID, START_S, END_S)]
-    return [Enhanced(first, last, text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text),
-                     start, end, reason="")
-            for text, first, last, start, end in zip(*columns)]
 
 
 @dataclass
@@ -89,11 +74,12 @@ class Enhancer:
     def text(self) -> str:
         return " ".join(p.text.strip() for p in self._window)
 
+    def step(self, step: "Piece | Tick", check_complete: bool = True) -> list[Enhanced]:
+        return self.tick(step.now_s) if isinstance(step, Tick) else self.add(step, check_complete)
+
     def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
-        """A transcript; a piece without words is a clock tick (the stream's time in
-        `end_s`) that ends the window when the speaker has paused long enough. Without
-        `check_complete` (the LLM is behind) the window closes only when full, at a pause
-        or at the end."""
+        """A transcript (one without words is a tick at its end). Without `check_complete`
+        (the LLM is behind) the window closes only when full, at a pause or at the end."""
         if not piece.text.strip():
             return self.tick(piece.end_s)
         out = []

@@ -3,7 +3,7 @@
 Encoder and decoder engines (engine_build/whisper) run in-process through TensorRT-LLM's
 ModelRunnerCpp with `is_enc_dec`, as in TensorRT-LLM's Whisper example. Our code makes the
 inputs (numpy log-mel features, the multilingual prompt with language, task, prompt text and
-committed prefix: livetranslate.asr.features) and reads the outputs; a batch of requests from
+committed prefix: livetranslate.whisper.features) and reads the outputs; a batch of requests from
 several streams (Triton's dynamic batcher) is one generate call, grouped by beam size.
 
 torch and tensorrt_llm are imported when the engine is created, never at import time: the
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from livetranslate.asr import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
-from livetranslate.asr.features import ENCODER_DOWNSAMPLING, N_FRAMES, WhisperTokenizer, encoder_features
+from livetranslate.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
+from livetranslate.whisper.features import ENCODER_DOWNSAMPLING, N_FRAMES, WhisperTokenizer, encoder_features
 
 MAX_NEW_TOKENS = 96  # one utterance of up to 30 s; also bounded by the decoder's max_seq_len
 
@@ -224,6 +224,6 @@ def _to_numpy(value):
 
 
 def _compression_ratio(text: str) -> float:
-    from livetranslate.asr.ctranslate2 import _compression_ratio as ratio
+    from livetranslate.whisper.ctranslate2 import _compression_ratio as ratio
 
     return ratio(text)

@@ -63,12 +63,12 @@ def create_engine(name: str, model_path: str | Path, cpu_priority: str = "normal
 
     priority.apply(cpu_priority)  # before the engine starts threads: they inherit it
     if name == "ctranslate2":
-        from livetranslate.asr.ctranslate2 import CTranslate2Engine
+        from livetranslate.whisper.ctranslate2 import CTranslate2Engine
 
         engine = CTranslate2Engine(model_path, **params)
     elif name == "tensorrt_llm":
         # Imports torch and TensorRT-LLM only when created: a clear error where they are missing.
-        from livetranslate.asr.tensorrt_llm import TensorRTLLMWhisperEngine
+        from livetranslate.whisper.tensorrt_llm import TensorRTLLMWhisperEngine
 
         engine = TensorRTLLMWhisperEngine(model_path, **params)
     else:

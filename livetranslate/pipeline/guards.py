@@ -1,0 +1,148 @@
+"""What protects the server and its streams from each other: admission limits, the LLM
+circuit breaker, and the Whisper load meter that keeps partials out of the finals' way."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from livetranslate.protocol import ProtocolError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server takes; the next one gets a clear refusal at once, and what runs
+    already is untouched."""
+
+    max_streams: int = 8  # speaker streams, all sessions
+    max_streams_per_session: int = 2  # a reconnecting client overlaps its old stream
+    max_viewers: int = 200
+    max_viewers_per_session: int = 100
+    # audio a stream may have waiting to be processed; the client paces itself on the
+    # replies (see client.py), so only a client that ignores them meets this
+    max_queued_s: float = 60.0
+
+
+class ServerFull(ProtocolError):
+    pass
+
+
+class Admission:
+    """Counts of live speaker streams and viewers, per session and in all."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._streams: collections.Counter[str] = collections.Counter()
+        self._viewers: collections.Counter[str] = collections.Counter()
+
+    def _admit(self, counter: collections.Counter, session: str, most: int, most_per_session: int,
+               what: str) -> None:
+        with self._lock:
+            if sum(counter.values()) >= most:
+                raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
+                                 f"try again later or use another server")
+            if counter[session] >= most_per_session:
+                raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
+                                 f"one session takes")
+            counter[session] += 1
+
+    def _leave(self, counter: collections.Counter, session: str) -> None:
+        with self._lock:
+            counter[session] -= 1
+            if counter[session] <= 0:
+                del counter[session]
+
+    def admit_stream(self, session: str) -> None:
+        self._admit(self._streams, session, self.limits.max_streams, self.limits.max_streams_per_session,
+                    "speaker stream")
+
+    def stream_left(self, session: str) -> None:
+        self._leave(self._streams, session)
+
+    def admit_viewer(self, session: str) -> None:
+        self._admit(self._viewers, session, self.limits.max_viewers, self.limits.max_viewers_per_session,
+                    "viewer")
+
+    def viewer_left(self, session: str) -> None:
+        self._leave(self._viewers, session)
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return sum(self._streams.values()), sum(self._viewers.values())
+
+
+class WhisperLoad:
+    """How busy Whisper is, over all streams of this pipeline: final decodes under way,
+    and the share of the last `window_s` spent decoding. Partials run only when no final
+    is under way and the share is low."""
+
+    def __init__(self, window_s: float = 4.0):
+        self.window_s = window_s
+        self._finals = 0
+        self._calls: collections.deque[tuple[float, float]] = collections.deque()  # (start, end)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def decoding(self, final: bool):
+        started = time.monotonic()
+        with self._lock:
+            self._finals += final
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._finals -= final
+                self._calls.append((started, time.monotonic()))
+
+    def allows_partial(self, max_busy: float) -> bool:
+        now = time.monotonic()
+        horizon = now - self.window_s
+        with self._lock:
+            if self._finals:
+                return False
+            while self._calls and self._calls[0][1] < horizon:
+                self._calls.popleft()
+            busy = sum(end - max(start, horizon) for start, end in self._calls)
+        return busy / self.window_s < max_busy
+
+
+class LlmUnavailable(RuntimeError):
+    pass
+
+
+class LlmBreaker:
+    """A circuit breaker for the LLM, shared by all streams: a hung LLM would otherwise cost
+    every translation and enhance call its whole timeout, and the stream's translations
+    would fall minutes behind. Timeouts in a row open it; any answer (an error too: the LLM
+    is responding) closes it. While open, calls fail at once; when the pause is over they
+    go through again, and one more timeout opens it again. (pybreaker holds its lock during
+    the call, which would serialise every stream's LLM calls; `circuitbreaker` has no lock.)"""
+
+    def __init__(self, timeouts_to_open: int, pause_s: float, clock: Callable[[], float] = time.monotonic):
+        self.timeouts_to_open, self.pause_s, self._clock = timeouts_to_open, pause_s, clock
+        self._timeouts = 0
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        with self._lock:
+            left = self._open_until - self._clock()
+        if left > 0:
+            raise LlmUnavailable(f"the LLM did not answer {self.timeouts_to_open} calls in a row in time; "
+                                 f"calls paused, next try in {left:.0f} s")
+
+    def answered(self) -> None:
+        with self._lock:
+            self._timeouts = 0
+
+    def timed_out(self) -> None:
+        with self._lock:
+            self._timeouts += 1
+            if self._timeouts >= self.timeouts_to_open:
+                self._open_until = self._clock() + self.pause_s
+                self._timeouts = self.timeouts_to_open - 1  # after the pause, one more opens it again

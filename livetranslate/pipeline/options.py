@@ -1,0 +1,62 @@
+"""How the `pipeline` model is set up (its config.pbtxt parameters), what all its streams
+share, and what every worker of one stream knows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from livetranslate.pipeline.guards import Limits, LlmBreaker, WhisperLoad
+from livetranslate.pipeline.sessions import SegmentIds
+from livetranslate.pipeline.stages import Stages
+from livetranslate.protocol import SessionOptions
+from livetranslate.streaming import DecodeOptions
+from livetranslate.whisper import SpeechFilter
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    # A stream without a request for this long is abandoned: its client vanished (the
+    # pipeline's own sequence idle timeout; Triton drops the sequence then).
+    session_ttl_s: float = 120.0
+    # A stream touches the sequences it holds in `vad` and `enhance` when it has not used
+    # them for this long: well under their idle timeouts, so they never expire under it.
+    keepalive_s: float = 30.0
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    # A translation (or enhance step) that takes longer is reported as failed and the
+    # stream goes on; the late answer is dropped (a BLS child cannot be cancelled).
+    llm_timeout_s: float = 30.0
+    # After this many LLM calls in a row timed out (over all streams), calls fail at once for
+    # llm_pause_s instead of each waiting out its timeout; then calls are tried again.
+    llm_timeouts_to_pause: int = 2
+    llm_pause_s: float = 30.0
+    speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What all streams of one pipeline share (each is safe to use from any thread)."""
+
+    load: WhisperLoad
+    breaker: LlmBreaker
+    ids: SegmentIds
+    clock: Callable[[], float] = time.monotonic  # stream TTLs and keep-alives
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What every worker of one stream knows: set at start, never changed."""
+
+    stream_id: int
+    options: SessionOptions
+    popts: PipelineOptions
+    stages: Stages
+    shared: Shared
+    failure: Callable[[], str]  # why the stream was stopped; "" while it runs
+
+    @property
+    def t0(self) -> float:
+        """Event times are on the session's clock: a resumed session goes on from here."""
+        return self.options.time_base_s

@@ -1,0 +1,131 @@
+"""A stream's part in its session: segment ids shared with the session's other streams, and
+the stored event log (an event is stored before it is sent; a store failure stops the stream)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from livetranslate.pipeline.replies import Reply
+from livetranslate.protocol import Event, EventKind
+
+log = logging.getLogger("livetranslate.pipeline")
+
+
+class SegmentIds:
+    """Segment ids of each live session, shared by its streams: two streams of one session
+    (a client reconnecting while its old stream still drains) never give out the same id."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next: dict[str, list[int]] = {}  # session -> [next id, streams holding it]
+
+    def open(self, session: str, base: int) -> None:
+        with self._lock:
+            entry = self._next.setdefault(session, [base, 0])
+            entry[0], entry[1] = max(entry[0], base), entry[1] + 1
+
+    def close(self, session: str) -> None:
+        with self._lock:
+            entry = self._next.get(session)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._next[session]
+
+    def peek(self, session: str) -> int:
+        with self._lock:
+            entry = self._next.get(session)
+            return entry[0] if entry else -1
+
+    def take(self, session: str) -> int:
+        with self._lock:
+            entry = self._next[session]
+            entry[0] += 1
+            return entry[0] - 1
+
+
+class SessionKeeper:
+    """Ends streams' parts in their sessions. A close the store could not write (a full disk)
+    is tried again with each request until it is, so no session stays `live`."""
+
+    def __init__(self, store):
+        self.store = store
+        self._unclosed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def open(self, name: str, source_language: str, target_language: str) -> "SessionHandle":
+        self.store.open(name, source_language, target_language)
+        return SessionHandle(self, name)
+
+    def close(self, name: str) -> None:
+        try:
+            self.store.close(name)
+        except Exception as exc:
+            log.error("session %s: closing it failed (tried again later): %s", name, exc)
+            with self._lock:
+                self._unclosed.add(name)
+
+    def retry(self) -> None:
+        if not self._unclosed:
+            return
+        with self._lock:
+            names, self._unclosed = self._unclosed, set()
+        for name in names:
+            if self.store.live_streams(name) == 0:
+                self.close(name)
+
+
+class SessionHandle:
+    """One stream's hold on its stored session: taken when the stream starts, let go once
+    when it closes."""
+
+    def __init__(self, keeper: SessionKeeper, name: str):
+        self.keeper, self.name = keeper, name
+        self.store = keeper.store
+
+    def record(self, event: Event) -> None:
+        self.store.append(self.name, event)
+        if event.kind == EventKind.TRANSCRIPT:
+            self.store.sync_info(self.name)  # counts for `sessions list`
+
+    def release(self, abandoned: str, end_s: float) -> None:
+        """The stream is over. One abandoned (no `end` from its client) stores an `end` that
+        tells the viewers why, unless another stream (the client, reconnected) goes on."""
+        try:
+            if abandoned and self.store.live_streams(self.name) <= 1:
+                self.store.append(self.name, Event(EventKind.END, end_s=end_s, error=abandoned))
+        except Exception as exc:
+            log.error("session %s: storing its end failed: %s", self.name, exc)
+        finally:
+            self.keeper.close(self.name)
+
+
+class RecordingReply:
+    """Stores each event of a session before sending it. When the store fails (a full disk),
+    the stream is stopped with an `end` that says why: nothing unstored is sent, and the
+    stream's workers end."""
+
+    def __init__(self, reply: Reply, session: SessionHandle, failure: Callable[[], str],
+                 fail: Callable[[str], None]):
+        self._reply, self._session, self._failure, self._fail = reply, session, failure, fail
+
+    def send(self, event: Event) -> None:
+        if event.kind == EventKind.PARTIAL:  # interim: for the speaker's live view only
+            self._reply.send(event)
+            return
+        if self._failure():
+            return  # the stream was stopped: its `end` went out already
+        try:
+            self._session.record(event)
+        except Exception as exc:
+            log.error("session %s: storing an event failed: %s", self._session.name, exc)
+            reason = f"the session could not be stored ({exc}); the stream was stopped"
+            self._fail(reason)
+            self._reply.send(Event(EventKind.END, end_s=event.end_s, error=reason))
+            return
+        self._reply.send(event)
+
+    def close(self) -> None:
+        self._reply.close()

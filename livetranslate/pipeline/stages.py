@@ -1,0 +1,67 @@
+"""How the stream reaches the other models: the stage interface, and the in-process set
+(the same logic without Triton, for benches and tests). The Triton set, BLS calls inside
+the server, is livetranslate.triton.bls.TritonStages."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from livetranslate.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
+from livetranslate.vad import Boundaries, Segmenter, VadOptions
+from livetranslate.whisper import AsrRequest, Transcription
+
+
+class Stages(Protocol):
+    """`vad` and `enhance` are sequence-stateful: `start` opens the stream's sequence, `end`
+    ends it (and for `enhance`, flushes the window unless `flush` is false)."""
+
+    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries: ...
+
+    def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription: ...
+
+    def translate(self, text: str, source: str, target: str, context: str = "") -> str: ...
+
+    def enhance(self, stream_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
+                check_complete: bool = True, flush: bool = True) -> list[Enhanced]: ...
+
+
+class LocalStages:
+    """The stages in this process. `translator` and `checker` are optional (a stream
+    without translation needs neither)."""
+
+    def __init__(self, engine, vad_options: VadOptions | None = None, translator=None, checker=None,
+                 window: WindowOptions | None = None):
+        self.engine = engine
+        self.vad_options = vad_options or VadOptions()
+        self.translator, self.checker = translator, checker
+        self.window = window or WindowOptions()
+        self._segmenters: dict[int, Segmenter] = {}
+        self._enhancers: dict[int, Enhancer] = {}
+
+    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries:
+        if start:
+            self._segmenters[stream_id] = Segmenter(self.vad_options)
+        boundaries = self._segmenters[stream_id].process(audio, end)
+        if end:
+            del self._segmenters[stream_id]
+        return boundaries
+
+    def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
+        return self.engine.transcribe([request])[0]
+
+    def translate(self, text: str, source: str, target: str, context: str = "") -> str:
+        return self.translator.translate(text, source, target, context)
+
+    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
+        if start:
+            self._enhancers[stream_id] = Enhancer(
+                self.window, lambda text, ctx: self.translate(text, source, target, ctx),
+                lambda text: self.checker.check(text, source)[0])
+        enhancer = self._enhancers[stream_id]
+        out = enhancer.step(step, check_complete)
+        if end:
+            out += enhancer.flush() if flush else []
+            del self._enhancers[stream_id]
+        return out

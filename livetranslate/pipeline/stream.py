@@ -1,0 +1,133 @@
+"""One speaker stream, and everything it owns.
+
+    request -> Stream.submit -> audio worker (transcriber.py) -> transcripts
+                                  |-> partial worker (partials.py) -> partials
+                                  '-> translation worker (translator.py) -> translations, enhanced
+                                                       all workers done -> Stream.close -> `end`
+
+The stream is created on the client's START and owns, until its close(): the audio history
+and decoder state (held by its audio worker), its sequences in `vad` and `enhance` (each held
+by the worker that uses it, ended explicitly by that worker, kept alive meanwhile:
+sequences.py), its worker threads, its hold on the session's segment ids and on the stored
+session (whose viewers hear the stream's end through the store). Every path ends in close(),
+once: the client's end, an abandon (client gone, replaced, server shutdown) and a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable
+
+from livetranslate.pipeline.messages import Abandon, Chunk
+from livetranslate.pipeline.options import PipelineOptions, Shared, StreamContext
+from livetranslate.pipeline.partials import Latest, PartialWorker
+from livetranslate.pipeline.replies import Reply, SharedReply
+from livetranslate.pipeline.sessions import RecordingReply, SessionHandle
+from livetranslate.pipeline.stages import Stages
+from livetranslate.pipeline.transcriber import AudioInbox, Transcriber
+from livetranslate.pipeline.translator import Translator
+from livetranslate.protocol import Event, EventKind, SessionOptions
+
+log = logging.getLogger("livetranslate.pipeline")
+
+
+class Stream:
+    def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions,
+                 shared: Shared, session: SessionHandle | None = None,
+                 on_closed: Callable[["Stream"], None] | None = None):
+        self.stream_id, self.options = stream_id, options
+        self.failure = ""  # why the stream was stopped (its session could not be stored)
+        self.abandoned = ""  # why it was abandoned: it gets no `end` from its client
+        self._shared, self._session, self._on_closed = shared, session, on_closed
+        self._lock = threading.Lock()
+        self._released = False
+        shared.ids.open(options.session, options.segment_base)
+        ctx = StreamContext(stream_id, options, popts, stages, shared, lambda: self.failure)
+        self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate)
+        partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
+        jobs: queue.Queue | None = queue.Queue() if options.translate else None
+        self._transcriber = Transcriber(ctx, self._inbox, partials, jobs)
+        runs = [("stream", self._transcriber.run)] + ([("translate", Translator(ctx, jobs).run)] if jobs else [])
+        self._running = len(runs)  # the workers that may answer last; close() runs when none is left
+        self._threads = [threading.Thread(target=self._work, args=(run,), name=f"{name}-{stream_id}", daemon=True)
+                         for name, run in runs]
+        if partials is not None:
+            self._threads.append(threading.Thread(target=PartialWorker(ctx, partials).run,
+                                                  name=f"partial-{stream_id}", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def audio_end_s(self) -> float:
+        return self._transcriber.audio_end_s
+
+    @property
+    def closed(self) -> bool:
+        return self._released
+
+    def reply_for(self, reply: Reply) -> Reply:
+        """A request's reply: with a stored session, each event is stored before it is sent."""
+        if self._session is None:
+            return reply
+        return RecordingReply(reply, self._session, lambda: self.failure, self.fail)
+
+    def submit(self, chunk: Chunk) -> None:
+        """Queues a chunk (a LastChunk ends the stream); ProtocolError when the client sends
+        far faster than the stream works."""
+        self._inbox.put(chunk)
+
+    def abandon(self, reason: str) -> None:
+        """Stops the stream without a flush; its session stores an `end` saying why."""
+        with self._lock:
+            if self.abandoned or self._released:
+                return
+            self.abandoned = reason
+        self._inbox.put(Abandon(reason))
+
+    def fail(self, reason: str) -> None:
+        """The stream cannot go on (its session cannot be stored): stop it."""
+        with self._lock:
+            if self.failure:
+                return
+            self.failure = reason
+        self._inbox.put(Abandon(reason))
+
+    def join(self, timeout_s: float) -> bool:
+        """Waits for every worker thread; True when none is left."""
+        for thread in self._threads:
+            thread.join(timeout_s)
+        return not any(t.is_alive() for t in self._threads)
+
+    def _work(self, run: Callable[[], SharedReply | None]) -> None:
+        final = None
+        try:
+            final = run()
+        except BaseException:
+            log.exception("stream %s: worker failed", self.stream_id)
+        finally:
+            with self._lock:
+                self._running -= 1
+                last = self._running == 0
+            if final is not None:  # the client's end: `end` is the stream's last event
+                final.send(Event(EventKind.END, end_s=self.audio_end_s))
+                final.close()
+            if last:
+                self.close()
+
+    def close(self) -> None:
+        """Frees what the stream holds beyond its workers, once. The workers call it when the
+        last of them is done (they end their own sequences first); the server's shutdown
+        calls it for a stream whose workers did not stop in time."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        try:
+            self._shared.ids.close(self.options.session)
+            if self._session is not None:  # a failed stream's session gets no stored `end`
+                self._session.release("" if self.failure else self.abandoned, self.audio_end_s)
+        finally:
+            if self._on_closed is not None:
+                self._on_closed(self)

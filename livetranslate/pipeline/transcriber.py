@@ -1,0 +1,243 @@
+"""The audio worker of a stream: a chunk goes PCM16 -> float -> 16 kHz -> the stream's audio
+history -> `vad` -> each utterance it closed, cut from the history -> `whisper` (with the
+recent audio and the committed text as context: streaming.py) -> speech filter ->
+`transcript` on that chunk's reply -> the translation worker. While an utterance is open,
+each chunk hands the partial worker a snapshot of it."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+
+from livetranslate.audio import StreamResampler, pcm16_to_float
+from livetranslate.pipeline.messages import (Abandon, Chunk, Finish, Idle, KeepAlive, LastChunk, LiveUtterance,
+                                             Silence, Speaking, Stop, Translate)
+from livetranslate.pipeline.options import StreamContext
+from livetranslate.pipeline.partials import Latest
+from livetranslate.pipeline.replies import SharedReply
+from livetranslate.pipeline.sequences import VadSequence
+from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
+from livetranslate.streaming import AudioHistory, StreamDecoder
+from livetranslate.vad import Ongoing, Utterance
+from livetranslate.whisper import Transcription
+
+log = logging.getLogger("livetranslate.pipeline")
+
+# After a transcript, while the speaker stays silent, `enhance` hears the stream's clock once a
+# second (for up to 10 s), so a pause ends its window without waiting for the next utterance.
+# The clock it hears lags by TICK_MARGIN_S: the VAD opens an utterance about 0.3 s into speech
+# and starts it 0.3 s before (its padding ring), so a pause is only certain up to then.
+TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
+
+
+class AudioInbox:
+    """The audio worker's inbox. It counts the audio waiting, so a client that sends far
+    faster than the stream works is refused (one that paces itself on its replies never is)."""
+
+    def __init__(self, most_samples: float, sample_rate: int):
+        self._most, self._rate = most_samples, sample_rate
+        self._queue: queue.Queue = queue.Queue()
+        self._samples = 0
+        self._lock = threading.Lock()
+
+    def put(self, message) -> None:
+        if isinstance(message, Chunk):
+            with self._lock:
+                if not isinstance(message, LastChunk) and self._samples + len(message.audio) > self._most:
+                    raise ProtocolError(
+                        f"too much audio waiting ({self._samples / self._rate:.0f} s): this stream sends "
+                        f"faster than the server works; wait for the replies of earlier chunks (the chunk "
+                        f"was dropped)")
+                self._samples += len(message.audio)
+        self._queue.put(message)
+
+    def get(self, timeout: float):
+        try:
+            message = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return Idle()
+        if isinstance(message, Chunk):
+            with self._lock:
+                self._samples -= len(message.audio)
+        return message
+
+    def waiting(self) -> bool:
+        return not self._queue.empty()
+
+
+class Transcriber:
+    def __init__(self, ctx: StreamContext, inbox: AudioInbox, partials: Latest | None,
+                 translator: queue.Queue | None):
+        self._ctx, self._inbox, self._partials, self._translator = ctx, inbox, partials, translator
+        self._resampler = StreamResampler(ctx.options.sample_rate)
+        self._audio = AudioHistory()  # the 16 kHz audio handed to vad, recent part
+        self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
+        self._decoder = StreamDecoder(ctx.popts.decode, ctx.options.whisper_language)
+        self._clock = ctx.shared.clock
+        self._vad = VadSequence(ctx.stages, ctx.stream_id, self._clock, ctx.popts.keepalive_s)
+        self._utterance: LiveUtterance | None = None  # the one open, while partials are on
+        self._ticks: list[float] = []  # audio times (session clock) at which to tick enhance
+        self._told = self._clock()  # when the translation worker last got a message
+
+    @property
+    def audio_end_s(self) -> float:
+        """The end of the audio received so far, on the session's clock."""
+        return self._ctx.t0 + self._audio.end / SAMPLE_RATE_HZ
+
+    def run(self) -> SharedReply | None:
+        """Until the client's last chunk (returns its reply, held for `end`, when no other
+        worker will answer after it) or an Abandon. Ends the vad sequence on either path."""
+        wake_s = max(0.05, self._ctx.popts.keepalive_s / 2)
+        try:
+            while True:
+                message = self._inbox.get(timeout=wake_s)
+                if isinstance(message, Abandon):
+                    self._stop_others(message if self._translator is not None else None)
+                    return None
+                if isinstance(message, Idle):
+                    self._keep_alive(None, speaking=False)
+                elif isinstance(message, LastChunk):
+                    return self._chunk(message, last=True)
+                else:
+                    self._chunk(message, last=False)
+        finally:
+            self._vad.abandon()  # ended already by a last chunk that went well
+
+    def _stop_others(self, end: Abandon | Finish | None) -> None:
+        """The partial worker stops; the translation worker gets `end` (if it runs)."""
+        self._close_utterance()
+        if self._partials is not None:
+            self._drop(self._partials.offer(Stop()))
+        if end is not None:
+            self._tell(end)
+
+    def _chunk(self, chunk: Chunk, last: bool) -> SharedReply | None:
+        reply = SharedReply(chunk.reply)
+        try:
+            if self._ctx.failure():
+                raise ProtocolError(self._ctx.failure())
+            self._process(chunk, reply, last)
+        except Exception as exc:  # one bad chunk must not end the stream
+            log.exception("stream %s: chunk failed", self._ctx.stream_id)
+            reply.send(Event(EventKind.ERROR, f"internal error: {exc}"))
+        finally:
+            final = None
+            if last and self._translator is not None:  # `end` goes after the translations still being made
+                self._stop_others(Finish(reply.hold()))
+            elif last:
+                self._stop_others(None)
+                final = reply.hold()
+            reply.close()
+        return final
+
+    def _process(self, chunk: Chunk, reply: SharedReply, last: bool) -> None:
+        audio = self._resampler.process(pcm16_to_float(chunk.audio), last=last)
+        self._audio.append(audio)
+        self._arrivals.append((self._audio.end, chunk.arrived))
+        found = self._vad.feed(audio, end=last)
+        for utterance in found.closed:
+            self._close_utterance()
+            self._transcribe(utterance, reply)
+        if not last:
+            self._offer_partial(found.ongoing, reply, chunk.arrived)
+            self._keep_alive(reply, speaking=found.ongoing is not None)
+
+    # --- transcripts ------------------------------------------------------------------
+    def _decode(self, utterance: Utterance) -> tuple[Transcription, str]:
+        """Whisper's answer for a closed utterance and its new words."""
+        decoder, start, end = self._decoder, utterance.start_sample, utterance.end_sample
+        plan = decoder.plan(self._audio, start, end)
+        with self._ctx.shared.load.decoding(final=True):
+            result = self._ctx.stages.whisper(plan.request)
+            if decoder.retry_without_context(plan, result.text):
+                plan = decoder.plan(self._audio, start, end, use_context=False)
+                result = self._ctx.stages.whisper(plan.request)
+        return result, decoder.clean(plan, result.text)
+
+    def _transcribe(self, utterance: Utterance, reply: SharedReply) -> None:
+        ctx = self._ctx
+        try:
+            result, text = self._decode(utterance)
+        except Exception as exc:
+            reply.send(Event(EventKind.ERROR,
+                             f"whisper failed on {utterance.start_s:.2f}-{utterance.end_s:.2f} s: {exc}"))
+            return
+        keep = ctx.popts.speech_filter.keep(result) and text
+        # a dropped utterance is committed empty: later context windows never span it
+        self._decoder.commit(utterance.start_sample, utterance.end_sample, text if keep else "")
+        if not keep:
+            log.info("stream %s: dropped %r (no_speech %.2f, logprob %.2f)", ctx.stream_id,
+                     result.text, result.no_speech_prob, result.avg_logprob)
+            return
+        spoken_at = self._arrival_of(utterance.speech_end_sample)
+        transcript = Event(
+            EventKind.TRANSCRIPT, text, segment_id=ctx.shared.ids.take(ctx.options.session),
+            start_s=ctx.t0 + utterance.start_s, end_s=ctx.t0 + utterance.end_s, language=result.language,
+            latency_ms=(time.monotonic() - spoken_at) * 1000,
+        )
+        reply.send(transcript)
+        if self._translator is not None:
+            self._tell(Translate(transcript, spoken_at, reply.hold()))
+            self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
+
+    def _arrival_of(self, sample: int) -> float:
+        """When the chunk holding this sample reached the server."""
+        for end, arrived in self._arrivals:
+            if end >= sample:
+                return arrived
+        return self._arrivals[-1][1] if self._arrivals else time.monotonic()
+
+    # --- partials ---------------------------------------------------------------------
+    def _offer_partial(self, ongoing: Ongoing | None, reply: SharedReply, arrived: float) -> None:
+        if self._partials is None:
+            return
+        if ongoing is None:
+            self._close_utterance()
+            self._drop(self._partials.withdraw())
+            return
+        if self._utterance is None or self._utterance.start_sample != ongoing.start_sample:
+            self._close_utterance()
+            self._utterance = LiveUtterance(ongoing.start_sample)
+        if self._inbox.waiting():  # this stream's audio is queued: under load partials go first
+            self._drop(self._partials.withdraw())
+            return
+        self._drop(self._partials.offer(Speaking(
+            self._utterance, ongoing.speech_end_sample, self._audio.end, self._audio.view(),
+            self._decoder.snapshot(), arrived, reply.hold())))
+
+    def _close_utterance(self) -> None:
+        if self._utterance is not None:
+            self._utterance.close()
+            self._utterance = None
+
+    @staticmethod
+    def _drop(message) -> None:
+        """A message that will not be handled any more lets go of its reply."""
+        if getattr(message, "reply", None) is not None:
+            message.reply.close()
+
+    # --- the translation worker's clock, and keeping the stages' sequences alive ---------
+    def _tell(self, message) -> None:
+        self._translator.put(message)
+        self._told = self._clock()
+
+    def _keep_alive(self, reply: SharedReply | None, speaking: bool) -> None:
+        if self._vad.due:
+            try:
+                self._vad.touch()
+            except Exception as exc:
+                log.warning("stream %s: keeping its vad sequence alive failed: %s", self._ctx.stream_id, exc)
+        if self._translator is None:
+            return
+        if speaking:  # the next transcript sets new ticks
+            self._ticks = []
+        elif self._ticks and reply is not None and self.audio_end_s >= self._ticks[0]:
+            now = self.audio_end_s
+            self._ticks = [t for t in self._ticks if t > now]
+            self._tell(Silence(now - TICK_MARGIN_S, reply.hold()))
+            return
+        if self._clock() - self._told >= self._ctx.popts.keepalive_s:
+            self._tell(KeepAlive(reply.hold() if reply is not None else None))

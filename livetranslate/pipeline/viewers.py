@@ -1,0 +1,88 @@
+"""Viewers: a request that names a session gets its stored history, then its live events,
+until the session ends, the viewer cancels, or it falls too far behind. Many viewers per
+session; a slow viewer never slows the speaker (each has its own bounded queue, filled by
+the store as events are stored)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from livetranslate.pipeline.guards import Admission, ServerFull
+from livetranslate.pipeline.replies import Reply
+from livetranslate.protocol import MAX_SESSION_NAME, Event, EventKind, ProtocolError, decode_text
+from livetranslate.store import Viewer
+
+
+def follow(store, session: str, reply: Reply, *, max_events: int = 500,
+           cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.5) -> None:
+    """One viewer: the stored history of `session`, then its live events, until `end`, the
+    viewer cancels, or it falls `max_events` behind (then it is told and dropped)."""
+    viewer = Viewer(max_events)
+
+    def stop(message: str) -> None:  # the viewer's own failure: an `end` that carries it
+        reply.send(Event(EventKind.END, error=message))
+
+    def ended() -> Event | None:
+        info = store.info(session)
+        if info is None or info.state != "ended":
+            return None
+        return next((e for e in reversed(store.events(session)) if e.kind == EventKind.END), Event(EventKind.END))
+
+    try:
+        if store.info(session) is None:
+            stop(f"no session named {session!r}")
+            return
+        # `end` events in the history close earlier runs of a resumed session: the viewer's
+        # one `end` is the session's last
+        for event in store.attach(session, viewer):
+            if event.kind != EventKind.END:
+                reply.send(event)
+        while not cancelled():
+            event = viewer.take(poll_s)
+            if viewer.overflowed:
+                stop(f"viewer fell more than {max_events} events behind and was dropped; subscribe again to catch up")
+                return
+            if event is not None:
+                reply.send(event)
+                if event.kind == EventKind.END:
+                    return
+            else:
+                last = ended()  # also ends a session whose `end` was in the history
+                if last is not None:
+                    reply.send(last)
+                    return
+    finally:
+        store.hub.unsubscribe(session, viewer)
+        reply.close()
+
+
+class Viewers:
+    """The viewers of every session this pipeline serves: admitted, each followed by its
+    own thread, counted out when it ends."""
+
+    def __init__(self, store, admission: Admission):
+        self.store, self.admission = store, admission
+
+    def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply) -> None:
+        if self.store is None:
+            raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
+        name = decode_text(subscribe).strip()
+        if not name or len(name) > MAX_SESSION_NAME or not name.isprintable():
+            raise ProtocolError(f"SUBSCRIBE must name a session: 1 to {MAX_SESSION_NAME} printable characters")
+        try:
+            self.admission.admit_viewer(name)
+        except ServerFull as exc:  # a viewer's own failure is an `end` that carries it
+            reply.send(Event(EventKind.END, error=str(exc)))
+            reply.close()
+            return
+
+        def run():
+            try:
+                follow(self.store, name, reply, cancelled=getattr(reply, "is_cancelled", lambda: False))
+            finally:
+                self.admission.viewer_left(name)
+
+        threading.Thread(target=run, name=f"viewer-{request_id}", daemon=True).start()

@@ -1,0 +1,186 @@
+"""The stages as BLS calls from inside the server: how `pipeline` reaches `vad`, `whisper`,
+`translate` and `enhance`, how `enhance` reaches `translate` and `completeness`, and how
+those reach `llm`. Every call carries the server's internal token. Only imported inside
+Triton's Python backend stub."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import Iterable
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from livetranslate import protocol as P
+from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.llm import GenerationRequest
+from livetranslate.triton import codecs
+from livetranslate.triton.glue import internal_parameters
+from livetranslate.vad import Boundaries
+from livetranslate.whisper import AsrRequest, Transcription
+
+
+class StageError(RuntimeError):
+    pass
+
+
+class StageHealer:
+    """A stage whose stub process died (killed, out of memory) stays READY in Triton 2.51
+    and fails every request with "Stub process '<model>_0_0' is not healthy". The first
+    such error reloads that model (Triton starts a new stub); the calls meanwhile fail."""
+
+    UNHEALTHY = re.compile(r"Stub process '((\w+?)_\d+_\d+)' is not healthy")
+
+    def __init__(self, min_interval_s: float = 10.0):
+        self.min_interval_s = min_interval_s
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def saw(self, message: str) -> None:
+        match = self.UNHEALTHY.search(message)
+        if match is None or stub_alive(match.group(1)):
+            return  # a busy stub misses Triton's health check too: only a dead one is reloaded
+        model = match.group(2)
+        with self._lock:
+            if time.monotonic() - self._last.get(model, -1e9) < self.min_interval_s:
+                return
+            self._last[model] = time.monotonic()
+        threading.Thread(target=self._reload, args=(model,), name=f"reload-{model}", daemon=True).start()
+
+    @staticmethod
+    def _reload(model: str) -> None:
+        try:  # a plain load of a loaded model with an unchanged config keeps the dead stub
+            pb_utils.unload_model(model_name=model)
+            pb_utils.load_model(model_name=model)
+            pb_utils.Logger.log_warn(f"livetranslate: reloaded {model}: its stub process had died")
+        except Exception as exc:
+            pb_utils.Logger.log_error(f"livetranslate: reloading {model} after its stub died failed: {exc}")
+
+
+def stub_alive(instance: str) -> bool:
+    """Whether this server still has a live (not zombie) stub process for a model instance
+    such as `whisper_0_0`. Stubs are started as `triton_python_backend_stub <model.py> <shm>
+    <size> <growth> <tritonserver pid> <backend dir> <...> <instance> <...>`."""
+    server = str(os.getppid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            args = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            state = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if (args and args[0].endswith(b"triton_python_backend_stub") and instance.encode() in args
+                and server.encode() in args and state != "Z"):
+            return True
+    return False
+
+
+HEALER = StageHealer()
+
+
+def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
+    if result.has_error():
+        message = result.error().message()
+        HEALER.saw(message)
+        raise StageError(message)
+    out = {}
+    for name in names:
+        tensor = pb_utils.get_output_tensor_by_name(result, name)
+        if tensor is not None:
+            out[name] = tensor.as_numpy()
+    return out
+
+
+def _request(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequence):
+    return pb_utils.InferenceRequest(
+        model_name=model, inputs=[pb_utils.Tensor(name, value) for name, value in tensors.items()],
+        requested_output_names=list(outputs), parameters=internal_parameters(), **sequence)
+
+
+def _call(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequence) -> codecs.Get:
+    """One plain BLS call; its outputs for a codec."""
+    outputs = list(outputs)
+    return _outputs(_request(model, tensors, outputs, **sequence).exec(), outputs).get
+
+
+def _sequence(stream_id: int, start: bool, end: bool) -> dict:
+    flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
+    return {"correlation_id": stream_id, "flags": flags}
+
+
+def _decoupled(request, names: Iterable[str]) -> list[dict[str, np.ndarray]]:
+    """All non-empty responses of a BLS call to a decoupled model. Always reads to the
+    final marker: an unfinished response iterator keeps the request alive, and Triton then
+    cannot unload the calling model on shutdown."""
+    names = list(names)
+    results = []
+    for result in request.exec(decoupled=True):
+        # An error response is the last one (models send it with the final flag):
+        # iterating further would wait forever.
+        out = _outputs(result, names)
+        if out:
+            results.append(out)
+    return results
+
+
+class TritonLlm:
+    """`llm` through BLS, with the TensorRT-LLM ensemble's I/O."""
+
+    def generate(self, request: GenerationRequest) -> str:
+        call = _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT])
+        return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in _decoupled(call, [P.TEXT_OUTPUT])
+                       if P.TEXT_OUTPUT in out)
+
+    def yes_probability(self, prompt: str) -> float:
+        call = _request(P.LLM, codecs.yes_probability_request(prompt), [P.TEXT_OUTPUT, P.YES_PROBABILITY])
+        for out in _decoupled(call, [P.YES_PROBABILITY]):
+            if P.YES_PROBABILITY in out:
+                return float(out[P.YES_PROBABILITY].reshape(-1)[0])
+        raise StageError("llm returned no yes_probability")
+
+
+class TritonStages:
+    """The pipeline's stages (livetranslate.pipeline.stages.Stages), and what `enhance` asks."""
+
+    BOUNDARY_OUTPUTS = (P.START_SAMPLE, P.END_SAMPLE, P.SPEECH_END_SAMPLE)
+
+    def __init__(self):
+        self._partial_model = P.WHISPER_PARTIAL  # until Triton says it has none
+
+    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries:
+        out = _call(P.VAD, codecs.vad_request(audio), self.BOUNDARY_OUTPUTS, **_sequence(stream_id, start, end))
+        return codecs.boundaries_from_tensors(out)
+
+    def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
+        if not partial or self._partial_model == P.WHISPER:
+            return self._whisper(P.WHISPER, request)
+        try:
+            return self._whisper(self._partial_model, request)
+        except StageError as exc:
+            if P.WHISPER_PARTIAL not in str(exc) or not re.search(r"not ready|unknown model|not found", str(exc)):
+                raise
+            # the gpu profile does not load whisper_partial: partials share `whisper` there
+            self._partial_model = P.WHISPER
+            return self._whisper(P.WHISPER, request)
+
+    def _whisper(self, model: str, request: AsrRequest) -> Transcription:
+        out = _call(model, codecs.asr_request_to_tensors(request), codecs.TRANSCRIPTION_OUTPUTS)
+        return codecs.transcription_from_tensors(out)
+
+    def translate(self, text: str, source: str, target: str, context: str = "") -> str:
+        tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target, context))
+        return codecs.text(_call(P.TRANSLATE, tensors, [P.TRANSLATION]), P.TRANSLATION)
+
+    def is_complete(self, text: str, source: str) -> bool:
+        tensors = codecs.completeness_request_to_tensors(codecs.TextRequest(text, source))
+        return bool(codecs.scalar(_call(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
+
+    def enhance(self, stream_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
+                check_complete: bool = True, flush: bool = True) -> list[Enhanced]:
+        tensors = codecs.enhance_request_to_tensors(codecs.EnhanceRequest(step, source, target, check_complete, flush))
+        out = _call(P.ENHANCE, tensors, codecs.ENHANCED_OUTPUTS, **_sequence(stream_id, start, end))
+        return codecs.enhanced_from_tensors(out)

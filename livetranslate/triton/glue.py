@@ -1,0 +1,142 @@
+"""What a model.py needs from Triton: its parameters, its requests' inputs, responses (one
+per request, or a decoupled stream of them), sequence flags, and who may call an internal
+model. Only imported inside Triton's Python backend stub."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+from functools import partial
+from typing import Callable, Iterable
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from livetranslate import protocol as P
+from livetranslate.protocol import Event
+from livetranslate.triton import codecs
+
+
+def parameters(args: dict) -> dict[str, str]:
+    config = json.loads(args["model_config"])
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def sequence_idle_s(args: dict) -> float:
+    """The model's `max_sequence_idle_microseconds` in seconds: Triton drops a sequence idle
+    that long without telling the model, so the model frees its state after as long."""
+    config = json.loads(args["model_config"])
+    return int(config["sequence_batching"]["max_sequence_idle_microseconds"]) / 1e6
+
+
+def get(request, name: str) -> np.ndarray | None:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
+def inputs(request) -> codecs.Get:
+    """The request's inputs for a codec: name -> numpy array, or None when absent."""
+    return partial(get, request)
+
+
+def response(tensors: dict[str, np.ndarray]) -> "pb_utils.InferenceResponse":
+    return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in tensors.items()])
+
+
+def error_response(message: str) -> "pb_utils.InferenceResponse":
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+
+
+def sequence_flags(request) -> tuple[int, bool, bool]:
+    """(correlation id, start, end) from the sequence batcher's control inputs."""
+    corrid = get(request, "CORRID")
+    start, end = get(request, "START"), get(request, "END")
+    return (
+        int(corrid.reshape(-1)[0]) if corrid is not None else int(request.correlation_id()),
+        bool(start is not None and start.reshape(-1)[0]),
+        bool(end is not None and end.reshape(-1)[0]),
+    )
+
+
+# --- who may call ---------------------------------------------------------------------
+def _internal_token() -> str:
+    return os.environ.get(P.INTERNAL_TOKEN_ENV, "")
+
+
+def internal_parameters() -> dict[str, str]:
+    """What every BLS call of ours carries: the server's own token."""
+    return {P.INTERNAL_PARAMETER: _internal_token()}
+
+
+def check_internal(request, model: str) -> None:
+    """Internal models answer only the server's own BLS calls (the token, random per start,
+    is in the server's environment and never leaves it)."""
+    token = _internal_token()
+    try:
+        sent = json.loads(request.parameters() or "{}").get(P.INTERNAL_PARAMETER, "")
+    except (ValueError, AttributeError):
+        sent = ""
+    if not token:
+        raise P.ProtocolError(f"model '{model}' is internal and this server has no internal token: "
+                              f"start it with `livetranslate serve`")
+    if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.encode()):
+        raise P.ProtocolError(f"model '{model}' is internal to the server: clients stream to "
+                              f"'{P.PIPELINE}' and read sessions from '{P.SESSIONS}'")
+
+
+def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str,
+                 internal: bool = True) -> list:
+    """One plain response per request: `answer(request)`'s tensors, or an error response
+    naming the stage. One bad request never takes the others in the batch down. An
+    internal stage refuses requests from outside the server."""
+    responses = []
+    for request in requests:
+        try:
+            if internal:
+                check_internal(request, stage)
+            responses.append(response(answer(request)))
+        except Exception as exc:
+            responses.append(error_response(f"{stage}: {exc}"))
+    return responses
+
+
+def respond_decoupled(request, produce: Callable[[], Iterable[dict[str, np.ndarray]]], stage: str) -> None:
+    """Sends each tensor dict `produce()` yields as one response, then the final flag. A
+    failure becomes one error response that carries the final flag itself: a BLS caller
+    stops reading at an error, so nothing may follow it."""
+    sender = request.get_response_sender()
+    try:
+        for tensors in produce():
+            sender.send(response(tensors))
+    except Exception as exc:
+        sender.send(error_response(f"{stage}: {exc}"), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return
+    sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
+class DecoupledReply:
+    """One decoupled request's response channel: events, then the final flag."""
+
+    def __init__(self, request):
+        self._request = request
+        self._sender = request.get_response_sender()
+        self.closed = False
+        # several workers answer on one request (transcript, partial, translation): one
+        # send at a time, and nothing after the final flag
+        self._lock = threading.Lock()
+
+    def is_cancelled(self) -> bool:
+        return self._request.is_cancelled()
+
+    def send(self, event: Event) -> None:
+        with self._lock:
+            if not self.closed:
+                self._sender.send(response(event.to_tensors()))
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                self._sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
