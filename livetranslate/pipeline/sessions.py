@@ -84,6 +84,8 @@ class SessionHandle:
     def __init__(self, keeper: SessionKeeper, name: str):
         self.keeper, self.name = keeper, name
         self.store = keeper.store
+        self._released = False
+        self._lock = threading.Lock()
 
     def record(self, event: Event) -> None:
         self.store.append(self.name, event)
@@ -91,8 +93,13 @@ class SessionHandle:
             self.store.sync_info(self.name)  # counts for `sessions list`
 
     def release(self, abandoned: str, end_s: float) -> None:
-        """The stream is over. One abandoned (no `end` from its client) stores an `end` that
-        tells the viewers why, unless another stream (the client, reconnected) goes on."""
+        """The stream is over (once; later calls do nothing). One abandoned (no `end` from its
+        client) stores an `end` that tells the viewers why, unless another stream (the
+        client, reconnected) goes on."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
         try:
             if abandoned and self.store.live_streams(self.name) <= 1:
                 self.store.append(self.name, Event(EventKind.END, end_s=end_s, error=abandoned))
@@ -125,6 +132,8 @@ class RecordingReply:
             self._fail(reason)
             self._reply.send(Event(EventKind.END, end_s=event.end_s, error=reason))
             return
+        if event.kind == EventKind.END:  # stored: the session is over before its speaker hears so
+            self._session.release("", event.end_s)
         self._reply.send(event)
 
     def close(self) -> None:

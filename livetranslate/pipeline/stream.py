@@ -43,6 +43,7 @@ class Stream:
         self._shared, self._session, self._on_closed = shared, session, on_closed
         self._lock = threading.Lock()
         self._released = False
+        self._final: SharedReply | None = None  # the last request's reply, for `end`
         shared.ids.open(options.session, options.segment_base)
         ctx = StreamContext(stream_id, options, popts, stages, shared, lambda: self.failure)
         self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate)
@@ -109,23 +110,29 @@ class Stream:
         finally:
             with self._lock:
                 self._running -= 1
-                last = self._running == 0
-            if final is not None:  # the client's end: `end` is the stream's last event
-                final.send(Event(EventKind.END, end_s=self.audio_end_s))
+                last, late = self._running == 0, self._released
+                if final is not None:
+                    self._final = final
+            if late and final is not None:  # closed without this worker (shutdown): no `end`
                 final.close()
-            if last:
+            elif last:
                 self.close()
 
     def close(self) -> None:
-        """Frees what the stream holds beyond its workers, once. The workers call it when the
-        last of them is done (they end their own sequences first); the server's shutdown
-        calls it for a stream whose workers did not stop in time."""
+        """Frees what the stream holds beyond its workers, once, and sends `end` after a
+        client's end. The workers call it when the last of them is done (each has ended the
+        sequence it held); the server's shutdown calls it for a stream whose workers did not
+        stop in time."""
         with self._lock:
             if self._released:
                 return
             self._released = True
+            final, self._final = self._final, None
         try:
             self._shared.ids.close(self.options.session)
+            if final is not None:  # the client's end: `end` is the stream's last event
+                final.send(Event(EventKind.END, end_s=self.audio_end_s))
+                final.close()
             if self._session is not None:  # a failed stream's session gets no stored `end`
                 self._session.release("" if self.failure else self.abandoned, self.audio_end_s)
         finally:

@@ -1,0 +1,218 @@
+"""A scripted stage set that drives the pipeline's streams without Whisper or an LLM, on a
+simulated clock. The stateful stages behave as Triton's sequence batcher makes them behave:
+a request without START for a sequence the model does not hold fails with Triton's message,
+and a sequence idle past the model's timeout is dropped without a word.
+
+Audio speaks in numbers: a chunk of the int16 value k (k > 0) is the word WORDS[k], zeros
+are silence. `vad` closes an utterance at the end of the first silent chunk after speech;
+`whisper` hears one word per run of equal non-zero samples."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import numpy as np
+
+from livetranslate.enhance import Enhancer, WindowOptions
+from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
+from livetranslate.vad import Boundaries, Ongoing, Utterance
+from livetranslate.whisper import Transcription
+
+WORDS = [""] + "hallo welt guten morgen liebe leute heute reden wir über das wetter und den regen".split()
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+class Sequences:
+    """One sequence-stateful model's sequences, as Triton keeps them."""
+
+    def __init__(self, model: str, idle_s: float, clock: Clock):
+        self.model, self.idle_s, self.clock = model, idle_s, clock
+        self.held: dict[int, list] = {}  # sequence id -> [state, last request time]
+        self.flags: list[tuple[int, bool, bool]] = []  # every request: (id, start, end)
+        self._lock = threading.Lock()
+
+    def request(self, stream_id: int, start: bool, end: bool, new):
+        """The sequence's state (`new()` on START), as Triton would route the request."""
+        with self._lock:
+            now = self.clock()
+            self.flags.append((stream_id, start, end))
+            for key in [k for k, (_, seen) in self.held.items() if now - seen > self.idle_s]:
+                del self.held[key]  # idle timeout: dropped silently
+            if start:
+                self.held[stream_id] = [new(), now]
+            entry = self.held.get(stream_id)
+            if entry is None:
+                raise RuntimeError(f"inference request for sequence {stream_id} to model '{self.model}' must "
+                                   f"specify the START flag on the first request of the sequence")
+            entry[1] = now
+            if end:
+                del self.held[stream_id]
+            return entry[0]
+
+    def unended(self) -> set[int]:
+        """Sequences started and never ended explicitly (whether Triton still holds them or not)."""
+        started, ended = set(), set()
+        for stream_id, start, end in self.flags:
+            started |= {stream_id} if start else set()
+            ended |= {stream_id} if end else set()
+        return started - ended
+
+
+class Segmenter:
+    def __init__(self):
+        self.clock, self.open, self.voiced = 0, None, 0
+
+    def process(self, audio: np.ndarray, end: bool) -> Boundaries:
+        closed, begin = [], self.clock
+        self.clock += len(audio)
+        speech = bool(np.any(audio != 0))
+        if speech:
+            self.open = begin if self.open is None else self.open
+            self.voiced = self.clock
+        elif self.open is not None and len(audio):
+            closed.append(Utterance(self.open, self.clock, self.voiced))
+            self.open = None
+        if end and self.open is not None:
+            closed.append(Utterance(self.open, self.clock, self.voiced))
+            self.open = None
+        return Boundaries(tuple(closed), Ongoing(self.open, self.voiced) if self.open is not None else None)
+
+
+def words_in(audio: np.ndarray) -> list[str]:
+    values = np.round(np.asarray(audio) * 32768).astype(np.int64)
+    runs = values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
+    return [WORDS[v] for v in runs.tolist() if v > 0]
+
+
+class ScriptedStages:
+    """The pipeline's stages (livetranslate.pipeline.stages.Stages), scripted. `translate`
+    waits while `llm_gate` is clear; whisper fails on the words in `whisper_fails`."""
+
+    def __init__(self, clock: Clock, vad_idle_s: float = 120.0, enhance_idle_s: float = 600.0):
+        self.clock = clock
+        self.llm_gate = threading.Event()
+        self.llm_gate.set()
+        self.whisper_fails: set[str] = set()
+        self.window = WindowOptions(min_words=100)  # published when full, at a pause, or at the end
+        self.vad_sequences = Sequences("vad", vad_idle_s, clock)
+        self.enhance_sequences = Sequences("enhance", enhance_idle_s, clock)
+        self.calls = itertools.count()
+
+    def vad(self, stream_id, audio, start, end):
+        return self.vad_sequences.request(stream_id, start, end, Segmenter).process(audio, end)
+
+    def whisper(self, request, partial=False):
+        words = words_in(request.audio)
+        if self.whisper_fails & set(words):
+            raise RuntimeError("scripted whisper failure")
+        text = " ".join(words).capitalize() + ("" if partial else ".")
+        return Transcription(text, "de", 0.0, -0.1)
+
+    def translate(self, text, source, target, context=""):
+        next(self.calls)
+        assert self.llm_gate.wait(30)
+        return f"EN {text}"
+
+    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
+        enhancer = self.enhance_sequences.request(stream_id, start, end, lambda: Enhancer(
+            self.window, lambda text, ctx: self.translate(text, source, target), lambda text: False))
+        out = enhancer.step(step, check_complete)
+        return out + (enhancer.flush() if end and flush else [])
+
+    def unended(self) -> set[int]:
+        return self.vad_sequences.unended() | self.enhance_sequences.unended()
+
+
+class Collect:
+    """A request's reply: events into a shared list; closed once."""
+
+    def __init__(self, sink: list, cancellable: bool = False):
+        self.sink, self.closed, self.cancelled = sink, threading.Event(), False
+
+    def send(self, event: Event) -> None:
+        assert not self.closed.is_set(), f"{event} sent after the final flag"
+        self.sink.append(event)
+
+    def close(self) -> None:
+        assert not self.closed.is_set(), "closed twice"
+        self.closed.set()
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+
+def speech(word: int, seconds: float = 1.0) -> np.ndarray:
+    return np.full(int(seconds * SAMPLE_RATE_HZ), word, np.int16)
+
+
+def silence(seconds: float = 1.0) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE_HZ), np.int16)
+
+
+def kinds(events: list[Event], kind: EventKind) -> list[Event]:
+    return [e for e in events if e.kind == kind]
+
+
+def wait_for(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class Speaker:
+    """A client of one stream: each chunk waits for its reply's final flag (as the real
+    client paces itself), and the simulated clock moves with the audio sent."""
+
+    def __init__(self, pipeline, clock: Clock, stream_id: int, session: str = "talk", *, translate: bool = True,
+                 partials: bool = False, segment_base: int = 0, time_base_s: float = 0.0):
+        from livetranslate.protocol import SessionOptions
+
+        self.pipeline, self.clock, self.stream_id = pipeline, clock, stream_id
+        self.options = SessionOptions(session, translate=translate, partials=partials, segment_base=segment_base,
+                                      time_base_s=time_base_s).to_tensors()
+        self.events: list[Event] = []
+        self.replies: list[Collect] = []
+
+    def send(self, audio: np.ndarray, end: bool = False, wait: bool = True) -> Collect:
+        from livetranslate.protocol import AUDIO
+
+        first = not self.replies
+        reply = Collect(self.events)
+        self.replies.append(reply)
+        self.pipeline.handle(self.stream_id, first, end, {AUDIO: audio, **(self.options if first else {})}.get, reply)
+        if wait:
+            assert reply.closed.wait(5), "no final flag for a processed chunk"
+        self.clock.advance(len(audio) / SAMPLE_RATE_HZ)
+        return reply
+
+    def say(self, *words: int, wait: bool = True) -> None:
+        for word in words:
+            self.send(speech(word), wait=wait)
+            self.send(silence(), wait=wait)
+
+    def quiet(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self.send(silence())
+
+    def end(self) -> list[Event]:
+        self.send(np.zeros(0, np.int16), end=True)
+        assert wait_for(lambda: self.events and self.events[-1].kind == EventKind.END), self.events[-5:]
+        return self.events

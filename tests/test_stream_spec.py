@@ -1,0 +1,228 @@
+"""What a speaker stream promises, checked through the stage seam with scripted stages on a
+simulated clock (tests/scripted.py): no Whisper, no LLM, no server; fast."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
+from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.store import Hub, SessionStore
+from livetranslate.streaming import DecodeOptions
+
+from scripted import Clock, Collect, ScriptedStages, Speaker, kinds, silence, speech, wait_for
+
+# the cheap decoding policy: each utterance is decoded alone, so the scripted whisper hears
+# exactly its words
+DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def stages(clock):
+    return ScriptedStages(clock)
+
+
+def make_pipeline(stages, clock, store=None, **options):
+    return Pipeline(stages, PipelineOptions(decode=options.pop("decode", DECODE), **options), store=store, clock=clock)
+
+
+def worker_threads(stream_id: int) -> list[str]:
+    return [t.name for t in threading.enumerate()
+            if t.name.endswith(f"-{stream_id}") or t.name.startswith(f"llm-{stream_id}_")]
+
+
+def assert_all_freed(pipeline, stages, *stream_ids):
+    """Every stream closed: its sequences ended explicitly, its threads gone, its admission
+    and segment ids given back, every reply closed."""
+    assert wait_for(lambda: not pipeline.open_streams()), pipeline.open_streams()
+    assert stages.unended() == set()
+    for stream_id in stream_ids:
+        assert wait_for(lambda: not worker_threads(stream_id)), worker_threads(stream_id)
+    assert wait_for(lambda: pipeline.admission.counts() == (0, 0)), pipeline.admission.counts()
+    assert pipeline.shared.ids._next == {}
+
+
+def test_each_kind_comes_in_segment_order_and_end_comes_last(stages, clock):
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 1)
+    speaker.say(1, 2, 3)
+    speaker.quiet(4)  # a pause: the window is published before the speaker goes on
+    speaker.say(4, 5)
+    events = speaker.end()
+    assert [e.text for e in kinds(events, EventKind.TRANSCRIPT)] == ["Hallo.", "Welt.", "Guten.", "Morgen.", "Liebe."]
+    for kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION):
+        assert [e.segment_id for e in kinds(events, kind)] == [0, 1, 2, 3, 4]
+    assert [e.text for e in kinds(events, EventKind.TRANSLATION)][0] == "EN Hallo."
+    enhanced = kinds(events, EventKind.ENHANCED)
+    assert [(e.first_segment_id, e.segment_id) for e in enhanced] == [(0, 2), (3, 4)]
+    assert enhanced[0].text == "EN Hallo. Welt. Guten."
+    # the first window went out during the pause, before the next utterance's transcript
+    assert events.index(enhanced[0]) < events.index(kinds(events, EventKind.TRANSCRIPT)[3])
+    assert [e.kind for e in events].count(EventKind.END) == 1 and events[-1].kind == EventKind.END
+    assert not kinds(events, EventKind.ERROR) and not [e for e in events if e.error]
+    assert all(reply.closed.is_set() for reply in speaker.replies)
+    assert_all_freed(pipeline, stages, 1)
+
+
+def test_partials_carry_their_transcripts_id_and_never_follow_it(stages, clock):
+    decode = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0,
+                           partial_min_s=1.0)
+    pipeline = make_pipeline(stages, clock, decode=decode)
+    speaker = Speaker(pipeline, clock, 2, translate=False, partials=True)
+    for word in (1, 2):
+        for i in range(4):  # 2 s of one word, in half seconds
+            count = len(kinds(speaker.events, EventKind.PARTIAL))
+            speaker.send(speech(word, 0.5))
+            if i % 2:  # a partial is due every second of speech
+                assert wait_for(lambda: len(kinds(speaker.events, EventKind.PARTIAL)) > count)
+        speaker.send(silence())
+    events = speaker.end()
+    partials, transcripts = kinds(events, EventKind.PARTIAL), kinds(events, EventKind.TRANSCRIPT)
+    assert [e.text for e in transcripts] == ["Hallo.", "Welt."] and len(partials) >= 4
+    for partial in partials:
+        final = next(t for t in transcripts if t.segment_id == partial.segment_id)
+        assert events.index(partial) < events.index(final) and final.text.startswith(partial.text)
+    assert_all_freed(pipeline, stages, 2)
+
+
+def test_a_transcript_never_waits_for_a_translation(stages, clock):
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 3)
+    stages.llm_gate.clear()  # the LLM hangs
+    speaker.say(1, 2, 3, wait=False)
+    assert wait_for(lambda: len(kinds(speaker.events, EventKind.TRANSCRIPT)) == 3)
+    assert kinds(speaker.events, EventKind.TRANSLATION) == []
+    stages.llm_gate.set()
+    assert wait_for(lambda: len(kinds(speaker.events, EventKind.TRANSLATION)) == 3)
+    events = speaker.end()
+    assert [e.segment_id for e in kinds(events, EventKind.TRANSLATION)] == [0, 1, 2]
+    assert not [e for e in events if e.error]
+    assert_all_freed(pipeline, stages, 3)
+
+
+class FailingStore(SessionStore):
+    """A store whose disk fills up after `ok` events."""
+
+    def __init__(self, path, ok=10**6):
+        super().__init__(path, hub=Hub(), fsync=False)
+        self.ok = ok
+
+    def append(self, session, event):
+        if self.ok <= 0:
+            raise OSError(28, "No space left on device")
+        self.ok -= 1
+        super().append(session, event)
+
+
+@pytest.mark.parametrize("path", ["end", "idle client", "replaced", "store failure", "shutdown"])
+def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_path, path):
+    store = FailingStore(tmp_path)
+    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0)
+    speaker = Speaker(pipeline, clock, 4, session="closing", partials=True)
+    speaker.say(1, 2)
+    if path == "end":
+        speaker.end()
+    elif path == "idle client":  # the client vanished: its stream expires with the next request
+        clock.advance(61)
+        Speaker(pipeline, clock, 5, session="other").end()
+    elif path == "replaced":  # a START on a live sequence id
+        Speaker(pipeline, clock, 4, session="other").end()
+    elif path == "store failure":
+        store.ok = 0
+        speaker.say(3)
+    else:
+        pipeline.shutdown()
+    assert_all_freed(pipeline, stages, 4, 5)
+    stored = store.events("closing")
+    assert store.info("closing").state == "ended"
+    assert stored[-1].kind == EventKind.END or path == "store failure"
+    reasons = {"end": "", "idle client": "timed out", "replaced": "same sequence id", "shutdown": "shut down"}
+    if path in reasons:
+        assert reasons[path] in stored[-1].error and [e.kind for e in stored].count(EventKind.END) == 1
+    else:
+        assert "could not be stored" in speaker.events[-1].error
+    assert all(reply.closed.is_set() for reply in speaker.replies)
+
+
+def test_a_long_silence_expires_nothing_under_the_stream(stages, clock):
+    """Speech, 15 minutes of silence (the capture keeps sending), speech: every stage's
+    idle timeout passes more than once, and nothing of the stream expires."""
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 6)
+    speaker.say(1, 2, 3)
+    speaker.quiet(15 * 60)
+    speaker.say(4, 5, 6)
+    events = speaker.end()
+    assert not [e for e in events if e.error or e.kind == EventKind.ERROR], [e for e in events if e.error][:3]
+    assert [e.segment_id for e in kinds(events, EventKind.TRANSLATION)] == [0, 1, 2, 3, 4, 5]
+    enhanced = kinds(events, EventKind.ENHANCED)
+    assert [(e.first_segment_id, e.segment_id) for e in enhanced] == [(0, 2), (3, 5)]
+    assert enhanced[1].text == "EN Morgen. Liebe. Leute."
+    # one sequence each, started once and ended once
+    for sequences in (stages.vad_sequences, stages.enhance_sequences):
+        flags = [(start, end) for _, start, end in sequences.flags]
+        assert flags.count((True, False)) == 1 and sum(end for _, end in flags) == 1
+    assert_all_freed(pipeline, stages, 6)
+
+
+def test_without_its_keepalive_the_enhance_sequence_would_expire(stages, clock):
+    """The scripted stages do drop an idle sequence: the keep-alive is what saves it."""
+    pipeline = make_pipeline(stages, clock, keepalive_s=10_000.0)
+    speaker = Speaker(pipeline, clock, 7)
+    speaker.say(1)
+    speaker.quiet(15 * 60)
+    speaker.say(2)
+    events = speaker.end()
+    assert any("must specify the START flag" in e.error for e in kinds(events, EventKind.ENHANCED))
+
+
+def test_a_restarted_viewer_gets_the_history_then_the_live_events(stages, clock, tmp_path):
+    store = SessionStore(tmp_path, hub=Hub(), fsync=False)
+    pipeline = make_pipeline(stages, clock, store=store)
+    speaker = Speaker(pipeline, clock, 8, session="watched")
+    speaker.say(1, 2)
+    first, restarted = [], []
+    viewer = Collect(first)
+    pipeline.handle(100, True, True, {"SUBSCRIBE": np.array([b"watched"], dtype=np.object_)}.get, viewer)
+    assert wait_for(lambda: len(kinds(first, EventKind.TRANSLATION)) == 2)
+    viewer.cancelled = True  # the viewer's page reloads
+    assert viewer.closed.wait(5)
+    speaker.say(3)
+    again = Collect(restarted)
+    pipeline.handle(101, True, True, {"SUBSCRIBE": np.array([b"watched"], dtype=np.object_)}.get, again)
+    assert wait_for(lambda: len(kinds(restarted, EventKind.TRANSCRIPT)) == 3)
+    speaker.say(4)
+    spoken = speaker.end()
+    assert again.closed.wait(5)
+    assert restarted == [e for e in spoken if e.kind != EventKind.PARTIAL]  # all of it, once, in order
+    assert_all_freed(pipeline, stages, 8)
+
+
+def test_a_reconnecting_client_continues_its_session(stages, clock, tmp_path):
+    """The connection drops mid-session; the client reconnects on a new sequence with the
+    same session name and goes on. The old stream times out while the new one is live: that
+    ends nothing. Segment ids go on without a repeat, and the session ends once."""
+    store = SessionStore(tmp_path, hub=Hub(), fsync=False)
+    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0,
+                             limits=Limits(max_streams_per_session=2))
+    old = Speaker(pipeline, clock, 9, session="meeting")
+    old.say(1, 2)  # then the network drops: no end
+    new = Speaker(pipeline, clock, 10, session="meeting", segment_base=2, time_base_s=4.0)
+    new.say(3)
+    new.quiet(70)  # meanwhile the old stream times out
+    assert wait_for(lambda: len(pipeline.open_streams()) == 1)
+    assert store.info("meeting").state == "live"
+    new.say(4)
+    new.end()
+    stored = store.events("meeting")
+    assert [e.segment_id for e in kinds(stored, EventKind.TRANSCRIPT)] == [0, 1, 2, 3]
+    assert [e.text for e in kinds(stored, EventKind.TRANSCRIPT)] == ["Hallo.", "Welt.", "Guten.", "Morgen."]
+    assert [e.kind for e in stored].count(EventKind.END) == 1 and not stored[-1].error
+    assert store.info("meeting").state == "ended"
+    assert_all_freed(pipeline, stages, 9, 10)
