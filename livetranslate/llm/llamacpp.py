@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Iterator
 
 from livetranslate.llm import GenerationRequest, LlmEngine
+
+# llama.cpp repacks the weights for the CPU's matrix extensions (AVX-512, AMX) when it loads
+# them. A virtual machine may advertise AMX and fault on it (moved to another host after it
+# booted: the LLM's process dies of SIGILL in `tileloadd`). REPACK_ENV=0 loads them as they are.
+REPACK_ENV = "LIVETRANSLATE_LLAMA_REPACK"
+
+
+@contextlib.contextmanager
+def _repacking(on: bool):
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def without_repacking():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    if not on:
+        lib.llama_model_default_params = without_repacking
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = original
 
 
 class LlamaCppEngine(LlmEngine):
@@ -23,10 +48,11 @@ class LlamaCppEngine(LlmEngine):
             model_path = ggufs[0]
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: no such GGUF file")
-        self.llm = Llama(
-            model_path=str(model_path), n_threads=n_threads, n_threads_batch=n_threads, n_ctx=n_ctx,
-            seed=seed, verbose=False, logits_all=False,
-        )
+        with _repacking(os.environ.get(REPACK_ENV, "1") != "0"):
+            self.llm = Llama(
+                model_path=str(model_path), n_threads=n_threads, n_threads_batch=n_threads, n_ctx=n_ctx,
+                seed=seed, verbose=False, logits_all=False,
+            )
 
     def generate(self, request: GenerationRequest) -> Iterator[str]:
         for chunk in self.llm.create_completion(
