@@ -14,7 +14,7 @@ from livetranslate.similarity import SimilarityFilter
 class WindowOptions:
     # A window is translated when the LLM (plus punctuation) says it is a complete thought,
     # or when it is full. 40 words / 20 s is two to four spoken sentences: enough context
-    # to fix fragments, short enough to keep the enhanced text under ~25 s behind speech.
+    # to fix fragments, short enough that the enhanced text does not fall far behind speech.
     max_words: int = 40
     max_seconds: float = 20.0
     # A silence this long between utterances ends a thought whatever the LLM thinks.
@@ -24,10 +24,10 @@ class WindowOptions:
     # Similarity filter: against the last 3 published, 0.85 ratio = at most a few words changed.
     history: int = 3
     similarity_threshold: float = 0.85
-    # Give the previous translation to the LLM as context. Off by default: with Qwen 1.5B it
-    # leaked into the next window ("Ich habe eine Frage zur Sicherheit" became "Is there
-    # anything else you would like to know about the security") and cost 2.3 chrF on the
-    # bench meeting (68.6 vs 70.8). Worth trying with a larger model (gpu profile).
+    # Give the previous translation to the LLM as context. Off by default: a small LLM lets
+    # it leak into the next window ("Ich habe eine Frage zur Sicherheit" became "Is there
+    # anything else you would like to know about the security") and loses more than it
+    # gains. Worth trying with a larger model (gpu profile).
     use_context: bool = False
 
 

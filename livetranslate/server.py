@@ -225,7 +225,7 @@ class ServerOptions:
         env[MODELS_DIR_ENV] = str(self.models_dir)
         env[DATA_DIR_ENV] = str(self.data_dir)
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
-        # shared 2-core machine; passive waiting was 4x faster under load here.
+        # machine with few cores; passive waiting lets them share it.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         if self.llm:
             env[LLM_ENV] = self.llm

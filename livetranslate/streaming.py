@@ -1,8 +1,7 @@
 """How one stream's speech becomes Whisper requests, and Whisper's answers committed text.
 
-Decoding each utterance alone throws away most of Whisper's accuracy (MODELS.md: 30 % WER
-offline against 56 % per utterance on the same audio): Whisper was trained on 30 s windows
-with the text before them. The `context` policy gives it that back. When an utterance
+Decoding each utterance alone throws away much of Whisper's accuracy (bench/results/
+policies.md): Whisper was trained on 30 s windows with the text before them. The `context` policy gives it that back. When an utterance
 closes, Whisper hears a window of the recent audio that ends with the utterance, and its
 decoder is forced through the text already committed for that audio (the `prefix`); what
 it generates after the prefix is the new utterance's text, decoded with the audio and the
@@ -36,16 +35,15 @@ POLICIES = ("context", "utterance")
 class DecodeOptions:
     policy: str = "context"
     # Committed utterances that started at most this long before the new one are heard
-    # again as context (the whole window stays under Whisper's 30 s).
-    # 10 s: WER 37.0 % (+6 % over offline) at 0.82 s per decode; 15 s: 32.8 % at 1.09 s;
-    # 25 s: 29.9 % at 1.71 s (bench/results/policies.md, 2 cores, audio as fast as it goes).
-    # 10 s keeps the final's p50 well under 1.5 s on a slower day of this 2-core host (1.10 s
-    # live today); on a GPU a longer context costs nearly nothing.
+    # again as context (the whole window stays under Whisper's 30 s). Longer context is more
+    # accurate and costs decode time (the trade-off: bench/results/policies.md); 10 s keeps
+    # final transcripts prompt on a small CPU (bench/results/streaming.md). On a GPU a longer
+    # context costs nearly nothing.
     context_s: float = 10.0
     max_window_s: float = 28.0
     prompt_segments: int = 2  # committed transcripts before the window, as prompt
     # utterance policy: audio before the utterance given to Whisper too, so it hears the
-    # start of the first word in context (bench meeting: WER 52 % -> 45 %)
+    # start of the first word in context (bench/results/policies.md)
     lead_in_s: float = 1.0
     # interim results: every this many seconds of open speech (0: off)
     partial_interval_s: float = 1.0

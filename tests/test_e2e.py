@@ -25,8 +25,8 @@ from livetranslate.samples import load_reference
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
 
-# Whisper base on espeak-ng's robotic voice: MODELS.md measured 46-49 % WER per segment on
-# 108 such sentences. These 5 clean sentences score ~25 % here; 0.40 leaves room for noise
+# Whisper base on espeak-ng's robotic voice is far from perfect (bench/results/pipeline.md:
+# WER per segment). These 5 clean sentences score ~25 % here; 0.40 leaves room for noise
 # in decoding while still failing on garbage, the wrong language or missing segments.
 MAX_WER = 0.40
 

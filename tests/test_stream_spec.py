@@ -120,10 +120,12 @@ class FailingStore(SessionStore):
         super().append(session, event)
 
 
-@pytest.mark.parametrize("path", ["end", "idle client", "replaced", "store failure", "shutdown"])
+@pytest.mark.parametrize("path", ["end", "idle client", "idle server", "replaced", "store failure", "shutdown"])
 def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_path, path):
     store = FailingStore(tmp_path)
-    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0)
+    # the audio worker wakes every keepalive_s / 2 (wall time) when no request comes
+    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0,
+                             keepalive_s=0.2 if path == "idle server" else 30.0)
     speaker = Speaker(pipeline, clock, 4, session="closing", partials=True)
     speaker.say(1, 2)
     if path == "end":
@@ -131,6 +133,8 @@ def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_p
     elif path == "idle client":  # the client vanished: its stream expires with the next request
         clock.advance(61)
         Speaker(pipeline, clock, 5, session="other").end()
+    elif path == "idle server":  # ... or by itself when no request comes at all
+        clock.advance(61)
     elif path == "replaced":  # a START on a live sequence id
         Speaker(pipeline, clock, 4, session="other").end()
     elif path == "store failure":
@@ -142,7 +146,8 @@ def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_p
     stored = store.events("closing")
     assert store.info("closing").state == "ended"
     assert stored[-1].kind == EventKind.END or path == "store failure"
-    reasons = {"end": "", "idle client": "timed out", "replaced": "same sequence id", "shutdown": "shut down"}
+    reasons = {"end": "", "idle client": "timed out", "idle server": "timed out", "replaced": "same sequence id",
+               "shutdown": "shut down"}
     if path in reasons:
         assert reasons[path] in stored[-1].error and [e.kind for e in stored].count(EventKind.END) == 1
     else:

@@ -114,6 +114,9 @@ class Pipeline:
                     reply.close()
                     return
             stream = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
+            if stream is not None and (stream.closed or stream.abandoned):
+                self.streams.pop(stream_id)
+                stream = None
             if stream is None:
                 raise ProtocolError(
                     "no open stream for this sequence: it was never started, failed to start, "

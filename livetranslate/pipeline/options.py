@@ -55,6 +55,7 @@ class StreamContext:
     stages: Stages
     shared: Shared
     failure: Callable[[], str]  # why the stream was stopped; "" while it runs
+    abandon: Callable[[str], None]  # the stream stops itself (its client went silent)
 
     @property
     def t0(self) -> float:

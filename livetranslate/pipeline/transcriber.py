@@ -35,24 +35,33 @@ TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
 
 class AudioInbox:
     """The audio worker's inbox. It counts the audio waiting, so a client that sends far
-    faster than the stream works is refused (one that paces itself on its replies never is)."""
+    faster than the stream works is refused (one that paces itself on its replies never is),
+    notes when the client last sent, and takes nothing after the stream's last message."""
 
-    def __init__(self, most_samples: float, sample_rate: int):
-        self._most, self._rate = most_samples, sample_rate
+    def __init__(self, most_samples: float, sample_rate: int, clock):
+        self._most, self._rate, self._clock = most_samples, sample_rate, clock
         self._queue: queue.Queue = queue.Queue()
         self._samples = 0
+        self._shut = False  # a LastChunk or an Abandon went in
+        self.last_put = clock()
         self._lock = threading.Lock()
 
     def put(self, message) -> None:
-        if isinstance(message, Chunk):
-            with self._lock:
+        with self._lock:
+            if self._shut and isinstance(message, Chunk):
+                raise ProtocolError("this stream has ended or was stopped: start a new one")
+            if self._shut:
+                return
+            if isinstance(message, Chunk):
                 if not isinstance(message, LastChunk) and self._samples + len(message.audio) > self._most:
                     raise ProtocolError(
                         f"too much audio waiting ({self._samples / self._rate:.0f} s): this stream sends "
                         f"faster than the server works; wait for the replies of earlier chunks (the chunk "
                         f"was dropped)")
                 self._samples += len(message.audio)
-        self._queue.put(message)
+                self.last_put = self._clock()
+            self._shut = isinstance(message, (LastChunk, Abandon))
+            self._queue.put(message)
 
     def get(self, timeout: float):
         try:
@@ -98,13 +107,22 @@ class Transcriber:
                     self._stop_others(message if self._translator is not None else None)
                     return None
                 if isinstance(message, Idle):
-                    self._keep_alive(None, speaking=False)
+                    self._idle()
                 elif isinstance(message, LastChunk):
                     return self._chunk(message, last=True)
                 else:
                     self._chunk(message, last=False)
         finally:
             self._vad.abandon()  # ended already by a last chunk that went well
+
+    def _idle(self) -> None:
+        """No request for a while: the client may be gone (then the stream abandons itself,
+        even when no other request comes to expire it), else the stages' sequences are touched."""
+        ttl_s = self._ctx.popts.session_ttl_s
+        if self._clock() - self._inbox.last_put >= ttl_s:
+            self._ctx.abandon("the speaker's stream stopped sending and timed out")
+        else:
+            self._keep_alive(None, speaking=False)
 
     def _stop_others(self, end: Abandon | Finish | None) -> None:
         """The partial worker stops; the translation worker gets `end` (if it runs)."""

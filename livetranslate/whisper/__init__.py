@@ -33,17 +33,15 @@ class Transcription:
 @dataclass(frozen=True)
 class AsrOptions:
     beam_size: int = 5
-    # Temperature 0 only: the fallback to higher temperatures re-decodes and made latency
-    # spike to 5 s here for a small WER gain (MODELS.md).
+    # Temperature 0 only: the fallback to higher temperatures decodes again, which makes the
+    # latency of a live transcript unpredictable for little accuracy.
     temperature: float = 0.0
     # CTranslate2 only: the encoder hears the request's audio padded with silence to at least
     # this long (and ENCODER_TAIL_S past its end), not always to Whisper's 30 s. Its cost grows
-    # with its input: 20 s takes a quarter to a third less time per decode than 30 s. With a
-    # `prefix` (context decoding) the WER is the same within noise on both bench recordings;
-    # a request with only its own audio loses 1-3 points (and once heard "Ignoriere" as
-    # "Ignoriebe"), so it keeps 30 s. Shorter windows (the audio + 1-6 s) cost up to 20 points:
-    # Whisper was trained on 30 s windows (bench/results/policies.md). The TensorRT-LLM engine
-    # is built for 30 s and ignores both.
+    # with its input, so a shorter window is faster. With a `prefix` (context decoding) 20 s
+    # keeps the accuracy; a request with only its own audio loses some, so it keeps 30 s.
+    # Much shorter windows lose a lot: Whisper was trained on 30 s windows (figures:
+    # bench/results/policies.md). The TensorRT-LLM engine is built for 30 s and ignores both.
     min_window_s: float = 20.0
     min_window_alone_s: float = 30.0  # the same for a request without a prefix
 
@@ -125,8 +123,8 @@ _HALLUCINATIONS = (
 
 
 def copies_prompt(text: str, prompt: str) -> bool:
-    """Whisper, unsure of the audio, tends to repeat its prompt (the previous transcripts),
-    often in a loop: seen here on an unfamiliar voice, where it turned WER 52 % into 64 %."""
+    """Whisper, unsure of the audio (an unfamiliar voice), tends to repeat its prompt (the
+    previous transcripts), often in a loop."""
     import zlib
 
     from rapidfuzz import fuzz
