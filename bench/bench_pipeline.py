@@ -1,4 +1,4 @@
-"""Issue 2 figures: the live transcription path through Triton on this machine.
+"""Figures: the live transcription path through Triton on this machine.
 
 Measures, in one run: server start-up; real-time factor of the whole path (audio sent as
 fast as possible); latency_ms p50/p95 with audio paced in real time; WER against the
@@ -128,7 +128,7 @@ def main() -> None:
             "segments": len(latencies),
         },
     }
-    md = f"""# Live transcription pipeline (issue 2)
+    md = f"""# Live transcription pipeline
 
 Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs, Python {data['machine']['python']}.
 Audio: `{path.name}` (espeak-ng German, {data['audio']['sentences']} sentences, 3 voices, pauses 0.6-2 s,

@@ -1,4 +1,4 @@
-"""Issue 6 trade-off: WER against Whisper time per utterance for the decoding policies and
+"""Trade-off: WER against Whisper time per utterance for the decoding policies and
 their context settings, on the bench recording, with the pipeline's stream logic in this
 process (same VAD segments, same engine; no server, audio as fast as it goes). The final
 transcript's latency is about the VAD's 300 ms hangover plus one decode, so the seconds per
@@ -79,7 +79,7 @@ def main() -> None:
     second = run(make_meeting(DATA), engine, SECOND)
     data = {"machine": machine(), **main_run, "second_recording": second}
     head = "| setting | WER | vs offline | s per decode (mean) | p95 |\n|---|---|---|---|---|"
-    report = f"""# Decoding policy trade-off (issue 6)
+    report = f"""# Decoding policy trade-off
 
 Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs. Audio: `{data['audio']}` (the streaming bench
 recording). Whisper base int8, beam 5, the pipeline's stream logic in-process (same VAD

@@ -1,4 +1,4 @@
-"""Issue 6 figures: streaming accuracy, latency and capacity of the live path, through Triton.
+"""Figures: streaming accuracy, latency and capacity of the live path, through Triton.
 
 One command streams the bench recording (espeak-ng German, 44 sentences, 3 voices, pauses,
 noise at -45 dBFS, 199 s) in real time through a real server and writes
@@ -253,7 +253,7 @@ def render(d: dict) -> str:
                      f"{x['latency_ms'].get('max')} | {x['partials']} |" for x in lv["levels"])
     gain = d["whisper_batch"]["seconds_per_request"]
     per_utt = "n/a" if w["per_utterance_policy"] is None else f"{w['per_utterance_policy']:.1%}"
-    return f"""# Streaming accuracy and latency (issue 6)
+    return f"""# Streaming accuracy and latency
 
 Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs. Audio: `{d['audio']['file']}` (espeak-ng German,
 {d['audio']['sentences']} sentences, 3 voices, pauses 0.6-2 s, noise -45 dBFS), {d['audio']['seconds']} s, streamed in

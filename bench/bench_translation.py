@@ -1,4 +1,4 @@
-"""Issue 3 figures: translation quality, latency and capacity with translation on.
+"""Figures: translation quality, latency and capacity with translation on.
 
 A. Text only: each LLM translates the correct German reference sentences (the translator
    alone, no ASR errors), BLEU/chrF against the hand-written English references.
@@ -106,7 +106,7 @@ def main():
 
     s = data["stream"]
     lines = [
-        "# Translation (issue 3)\n",
+        "# Translation\n",
         f"Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs. sacrebleu BLEU/chrF; references are "
         f"hand-written English for the espeak-ng German sentences in `livetranslate/samples.py`.\n",
         "## A. Translator alone, on the correct German text (44 sentences)\n",

@@ -1,4 +1,4 @@
-"""Issue 4 figures: latency a viewer adds over the speaker's own stream, and how many
+"""Figures: latency a viewer adds over the speaker's own stream, and how many
 viewers of one session the machine serves while the speaker stays real-time.
 
 For N viewers (subscribed right after the session starts) the speaker streams a 24 s file
@@ -88,7 +88,7 @@ def main():
     finally:
         server.stop()
     served = max([r["viewers"] for r in rows if r["speaker_realtime"] and r["complete_viewers"] == r["viewers"]])
-    lines = ["# Viewers of one session (issue 4)\n",
+    lines = ["# Viewers of one session\n",
              f"Measured {machine()['date']} on {machine()['cpus']} CPUs; speaker streams a 24 s German file in real time "
              f"(translation on, Gemma 3 270M); viewers subscribe through `pipeline` like any client, all on this machine.\n",
              f"Viewers served with the speaker real-time (transcript p95 within {SPEAKER_SLACK}x of no viewers) "

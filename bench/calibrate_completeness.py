@@ -69,7 +69,7 @@ def main():
                 accuracy([bool(SENTENCE_END.search(t)) for t in test_x], test_y), 3),
             "test_auc": round(auc(test_p, test_y), 3),
         }
-    lines = ["# Completeness check calibration (issue 3)\n", f"Measured {machine()['date']}. Dev set "
+    lines = ["# Completeness check calibration\n", f"Measured {machine()['date']}. Dev set "
              f"{len(dev_x)} texts, test set {len(test_x)} texts (tests/data/completeness_*.jsonl, written by "
              f"hand: complete sentences, cut-off fragments, fragments with a Whisper-style period, complete "
              f"sentences without one). Thresholds chosen on dev only.\n",

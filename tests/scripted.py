@@ -17,6 +17,7 @@ import numpy as np
 
 from livetranslate.enhance import Enhancer, WindowOptions
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
+from livetranslate.store import Hub, SessionStore
 from livetranslate.vad import Boundaries, Ongoing, Utterance
 from livetranslate.whisper import Transcription
 
@@ -138,10 +139,24 @@ class ScriptedStages:
         return self.vad_sequences.unended() | self.enhance_sequences.unended()
 
 
+class FailingStore(SessionStore):
+    """A store whose disk fills up after `ok` events."""
+
+    def __init__(self, path, ok: int = 10**6, fsync: bool = True):
+        super().__init__(path, hub=Hub(), fsync=fsync)
+        self.ok = ok
+
+    def append(self, session, event):
+        if self.ok <= 0:
+            raise OSError(28, "No space left on device")
+        self.ok -= 1
+        super().append(session, event)
+
+
 class Collect:
     """A request's reply: events into a shared list; closed once."""
 
-    def __init__(self, sink: list, cancellable: bool = False):
+    def __init__(self, sink: list):
         self.sink, self.closed, self.cancelled = sink, threading.Event(), False
 
     def send(self, event: Event) -> None:

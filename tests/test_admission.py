@@ -16,6 +16,8 @@ from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
 from livetranslate.store import Hub, SessionStore
 from livetranslate.vad import Boundaries, Utterance
 
+from scripted import Collect, FailingStore
+
 RATE = P.SAMPLE_RATE_HZ
 
 
@@ -46,17 +48,6 @@ class FakeStages:
 
     def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
         return []
-
-
-class Collect:
-    def __init__(self, sink):
-        self.sink, self.closed = sink, threading.Event()
-
-    def send(self, event):
-        self.sink.append(event)
-
-    def close(self):
-        self.closed.set()
 
 
 def pipeline(limits=Limits(), stages=None, store=None):
@@ -132,15 +123,9 @@ def test_viewer_limits_and_bookkeeping_freed(tmp_path):
     start(p, 1, "talk", speaker)
     views = [[], [], []]
 
-    class Cancellable(Collect):
-        cancelled = False
-
-        def is_cancelled(self):
-            return self.cancelled
-
     replies = []
     for i, name in enumerate(["talk", "talk", "other"]):
-        replies.append(Cancellable(views[i]))
+        replies.append(Collect(views[i]))
         p.handle(100 + i, True, True, {P.SUBSCRIBE: np.array([name.encode()], dtype=np.object_)}.get, replies[-1])
     assert replies[1].closed.wait(1) and "already has 1 viewer" in views[1][-1].error
     assert replies[2].closed.wait(5) and "no session named" in views[2][-1].error
@@ -171,20 +156,6 @@ def test_a_start_on_a_live_sequence_id_ends_the_old_session(tmp_path):
     stored = store.events("first")
     assert stored[-1].kind == EventKind.END and "same sequence id" in stored[-1].error
     assert chunk(p, 7, new, end=True).closed.wait(10) and new[-1].kind == EventKind.END
-
-
-class FailingStore(SessionStore):
-    """A store whose disk fills up after `ok` events."""
-
-    def __init__(self, path, ok):
-        super().__init__(path, hub=Hub())
-        self.ok = ok
-
-    def append(self, session, event):
-        if self.ok <= 0:
-            raise OSError(28, "No space left on device")
-        self.ok -= 1
-        super().append(session, event)
 
 
 def test_a_store_failure_ends_the_stream_with_an_error_and_frees_its_threads(tmp_path):

@@ -10,16 +10,7 @@ from livetranslate.audio import chunks, read_audio
 from livetranslate.pipeline import LocalStages, Pipeline
 from livetranslate.protocol import EventKind, SessionOptions
 
-
-class Collect:
-    def __init__(self, sink):
-        self.sink, self.closed = sink, threading.Event()
-
-    def send(self, event):
-        self.sink.append(event)
-
-    def close(self):
-        self.closed.set()
+from scripted import Collect
 
 
 def run_stream(pipeline, stream_id, pcm, rate, language="de", chunk=4410, translate=True):

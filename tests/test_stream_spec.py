@@ -11,7 +11,7 @@ from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 
-from scripted import Clock, Collect, ScriptedStages, Speaker, kinds, silence, speech, wait_for
+from scripted import Clock, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
 
 # the cheap decoding policy: each utterance is decoded alone, so the scripted whisper hears
 # exactly its words
@@ -106,23 +106,9 @@ def test_a_transcript_never_waits_for_a_translation(stages, clock):
     assert_all_freed(pipeline, stages, 3)
 
 
-class FailingStore(SessionStore):
-    """A store whose disk fills up after `ok` events."""
-
-    def __init__(self, path, ok=10**6):
-        super().__init__(path, hub=Hub(), fsync=False)
-        self.ok = ok
-
-    def append(self, session, event):
-        if self.ok <= 0:
-            raise OSError(28, "No space left on device")
-        self.ok -= 1
-        super().append(session, event)
-
-
 @pytest.mark.parametrize("path", ["end", "idle client", "idle server", "replaced", "store failure", "shutdown"])
 def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_path, path):
-    store = FailingStore(tmp_path)
+    store = FailingStore(tmp_path, fsync=False)
     # the audio worker wakes every keepalive_s / 2 (wall time) when no request comes
     pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0,
                              keepalive_s=0.2 if path == "idle server" else 30.0)
