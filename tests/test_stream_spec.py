@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
-from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 

@@ -6,6 +6,7 @@
     partials.py     its partial worker: the open utterance -> partials
     translator.py   its translation worker: transcripts -> translations, enhanced translations
     messages.py     what the workers hand each other
+    mailboxes.py    where messages wait: the audio worker's inbox, the partial worker's mailbox
     sequences.py    the sequences a stream holds in `vad` and `enhance`, kept alive, ended explicitly
     replies.py      a request's response channel, shared by the workers
     sessions.py     segment ids and the stored session of a stream

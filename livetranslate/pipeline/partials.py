@@ -6,51 +6,14 @@ open (LiveUtterance), so a partial never follows its transcript."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Generic, TypeVar
 
+from livetranslate.pipeline.mailboxes import Latest
 from livetranslate.pipeline.messages import Speaking, Stop
 from livetranslate.pipeline.options import StreamContext
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
 
 log = logging.getLogger("livetranslate.pipeline")
-
-T = TypeVar("T")
-
-
-class Latest(Generic[T]):
-    """A one-message mailbox: a newer message replaces one not taken yet, and `offer` hands
-    the replaced one back to the sender (to let go of what it holds). After a Stop, offers
-    are handed straight back."""
-
-    def __init__(self):
-        self._message: T | None = None
-        self._stopped = False
-        self._cond = threading.Condition()
-
-    def offer(self, message: T) -> T | None:
-        with self._cond:
-            if self._stopped:
-                return message
-            old, self._message = self._message, message
-            self._stopped = isinstance(message, Stop)
-            self._cond.notify()
-            return old
-
-    def withdraw(self) -> T | None:
-        with self._cond:
-            if self._stopped:
-                return None
-            old, self._message = self._message, None
-            return old
-
-    def take(self) -> T:
-        with self._cond:
-            self._cond.wait_for(lambda: self._message is not None)
-            message, self._message = self._message, (self._message if self._stopped else None)
-            return message
-
 
 class PartialWorker:
     """Decodes every `partial_interval_s` of new audio in the open utterance. Skipped while a

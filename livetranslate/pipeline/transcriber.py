@@ -9,14 +9,13 @@ from __future__ import annotations
 import collections
 import logging
 import queue
-import threading
 import time
 
 from livetranslate.audio import StreamResampler, pcm16_to_float
 from livetranslate.pipeline.messages import (Abandon, Chunk, Finish, Idle, KeepAlive, LastChunk, LiveUtterance,
                                              Silence, Speaking, Stop, Translate)
 from livetranslate.pipeline.options import StreamContext
-from livetranslate.pipeline.partials import Latest
+from livetranslate.pipeline.mailboxes import AudioInbox, Latest
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import VadSequence
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
@@ -31,50 +30,6 @@ log = logging.getLogger("livetranslate.pipeline")
 # The clock it hears lags by TICK_MARGIN_S: the VAD opens an utterance about 0.3 s into speech
 # and starts it 0.3 s before (its padding ring), so a pause is only certain up to then.
 TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
-
-
-class AudioInbox:
-    """The audio worker's inbox. It counts the audio waiting, so a client that sends far
-    faster than the stream works is refused (one that paces itself on its replies never is),
-    notes when the client last sent, and takes nothing after the stream's last message."""
-
-    def __init__(self, most_samples: float, sample_rate: int, clock):
-        self._most, self._rate, self._clock = most_samples, sample_rate, clock
-        self._queue: queue.Queue = queue.Queue()
-        self._samples = 0
-        self._shut = False  # a LastChunk or an Abandon went in
-        self.last_put = clock()
-        self._lock = threading.Lock()
-
-    def put(self, message) -> None:
-        with self._lock:
-            if self._shut and isinstance(message, Chunk):
-                raise ProtocolError("this stream has ended or was stopped: start a new one")
-            if self._shut:
-                return
-            if isinstance(message, Chunk):
-                if not isinstance(message, LastChunk) and self._samples + len(message.audio) > self._most:
-                    raise ProtocolError(
-                        f"too much audio waiting ({self._samples / self._rate:.0f} s): this stream sends "
-                        f"faster than the server works; wait for the replies of earlier chunks (the chunk "
-                        f"was dropped)")
-                self._samples += len(message.audio)
-                self.last_put = self._clock()
-            self._shut = isinstance(message, (LastChunk, Abandon))
-            self._queue.put(message)
-
-    def get(self, timeout: float):
-        try:
-            message = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return Idle()
-        if isinstance(message, Chunk):
-            with self._lock:
-                self._samples -= len(message.audio)
-        return message
-
-    def waiting(self) -> bool:
-        return not self._queue.empty()
 
 
 class Transcriber:
