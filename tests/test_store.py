@@ -201,6 +201,7 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import store as store_module
+from livetranslate.store import files as store_files
 from livetranslate.store import StoreError, _legacy_name
 
 LINE_BREAKS = "a\u2028b\u2029c\x85d\re\x0bf\x0cg\x1ch\x1di\x1ej\r\nk\nl"
@@ -233,7 +234,7 @@ def synced(monkeypatch):
             return real(fd)
         return call
 
-    monkeypatch.setattr(store_module, "_sync_data", spy(store_module._sync_data))
+    monkeypatch.setattr(store_files, "_sync_data", spy(store_files._sync_data))
     monkeypatch.setattr(os, "fsync", spy(os.fsync))
     return calls
 

@@ -16,6 +16,7 @@ from scripted import Clock, Collect, FailingStore, ScriptedStages, Speaker, kind
 # the cheap decoding policy: each utterance is decoded alone, so the scripted whisper hears
 # exactly its words
 DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
+BEFORE: set[threading.Thread] = set()
 
 
 @pytest.fixture
@@ -32,18 +33,23 @@ def make_pipeline(stages, clock, store=None, **options):
     return Pipeline(stages, PipelineOptions(decode=options.pop("decode", DECODE), **options), store=store, clock=clock)
 
 
-def worker_threads(stream_id: int) -> list[str]:
-    return [t.name for t in threading.enumerate()
-            if t.name.endswith(f"-{stream_id}") or t.name.startswith(f"llm-{stream_id}_")]
+@pytest.fixture(autouse=True)
+def threads_before():
+    """The threads that ran before the test: the test's own must all be gone at its end."""
+    global BEFORE
+    BEFORE = set(threading.enumerate())
 
 
-def assert_all_freed(pipeline, stages, *stream_ids):
-    """Every stream closed: its sequences ended explicitly, its threads gone, its admission
-    and segment ids given back, every reply closed."""
+def new_threads() -> list[str]:
+    return sorted(t.name for t in set(threading.enumerate()) - BEFORE)
+
+
+def assert_all_freed(pipeline, stages):
+    """Every stream closed: its sequences ended explicitly, its threads (workers, LLM calls,
+    viewers) gone, its admission and segment ids given back."""
     assert wait_for(lambda: not pipeline.open_streams()), pipeline.open_streams()
     assert stages.unended() == set()
-    for stream_id in stream_ids:
-        assert wait_for(lambda: not worker_threads(stream_id)), worker_threads(stream_id)
+    assert wait_for(lambda: not new_threads()), new_threads()
     assert wait_for(lambda: pipeline.admission.counts() == (0, 0)), pipeline.admission.counts()
     assert pipeline.shared.ids._next == {}
 
@@ -67,7 +73,7 @@ def test_each_kind_comes_in_segment_order_and_end_comes_last(stages, clock):
     assert [e.kind for e in events].count(EventKind.END) == 1 and events[-1].kind == EventKind.END
     assert not kinds(events, EventKind.ERROR) and not [e for e in events if e.error]
     assert all(reply.closed.is_set() for reply in speaker.replies)
-    assert_all_freed(pipeline, stages, 1)
+    assert_all_freed(pipeline, stages)
 
 
 def test_partials_carry_their_transcripts_id_and_never_follow_it(stages, clock):
@@ -88,7 +94,7 @@ def test_partials_carry_their_transcripts_id_and_never_follow_it(stages, clock):
     for partial in partials:
         final = next(t for t in transcripts if t.segment_id == partial.segment_id)
         assert events.index(partial) < events.index(final) and final.text.startswith(partial.text)
-    assert_all_freed(pipeline, stages, 2)
+    assert_all_freed(pipeline, stages)
 
 
 def test_a_transcript_never_waits_for_a_translation(stages, clock):
@@ -103,7 +109,7 @@ def test_a_transcript_never_waits_for_a_translation(stages, clock):
     events = speaker.end()
     assert [e.segment_id for e in kinds(events, EventKind.TRANSLATION)] == [0, 1, 2]
     assert not [e for e in events if e.error]
-    assert_all_freed(pipeline, stages, 3)
+    assert_all_freed(pipeline, stages)
 
 
 @pytest.mark.parametrize("path", ["end", "idle client", "idle server", "replaced", "store failure", "shutdown"])
@@ -128,7 +134,7 @@ def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_p
         speaker.say(3)
     else:
         pipeline.shutdown()
-    assert_all_freed(pipeline, stages, 4, 5)
+    assert_all_freed(pipeline, stages)
     stored = store.events("closing")
     assert store.info("closing").state == "ended"
     assert stored[-1].kind == EventKind.END or path == "store failure"
@@ -159,7 +165,7 @@ def test_a_long_silence_expires_nothing_under_the_stream(stages, clock):
     for sequences in (stages.vad_sequences, stages.enhance_sequences):
         flags = [(start, end) for _, start, end in sequences.flags]
         assert flags.count((True, False)) == 1 and sum(end for _, end in flags) == 1
-    assert_all_freed(pipeline, stages, 6)
+    assert_all_freed(pipeline, stages)
 
 
 def test_without_its_keepalive_the_enhance_sequence_would_expire(stages, clock):
@@ -192,7 +198,7 @@ def test_a_restarted_viewer_gets_the_history_then_the_live_events(stages, clock,
     spoken = speaker.end()
     assert again.closed.wait(5)
     assert restarted == [e for e in spoken if e.kind != EventKind.PARTIAL]  # all of it, once, in order
-    assert_all_freed(pipeline, stages, 8)
+    assert_all_freed(pipeline, stages)
 
 
 def test_a_reconnecting_client_continues_its_session(stages, clock, tmp_path):
@@ -216,4 +222,4 @@ def test_a_reconnecting_client_continues_its_session(stages, clock, tmp_path):
     assert [e.text for e in kinds(stored, EventKind.TRANSCRIPT)] == ["Hallo.", "Welt.", "Guten.", "Morgen."]
     assert [e.kind for e in stored].count(EventKind.END) == 1 and not stored[-1].error
     assert store.info("meeting").state == "ended"
-    assert_all_freed(pipeline, stages, 9, 10)
+    assert_all_freed(pipeline, stages)

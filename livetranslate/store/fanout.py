@@ -1,0 +1,61 @@
+"""Live events of each session to its viewers: a bounded queue per viewer."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+from livetranslate.protocol import Event
+
+
+class Viewer:
+    """One subscriber's bounded queue. A viewer that falls `max_events` behind is dropped
+    (told so), never the speaker."""
+
+    def __init__(self, max_events: int = 500):
+        self.queue: collections.deque[Event] = collections.deque()
+        self.max_events = max_events
+        self.overflowed = False
+        self.cond = threading.Condition()
+
+    def offer(self, event: Event) -> None:
+        with self.cond:
+            if len(self.queue) >= self.max_events:
+                self.overflowed = True
+            else:
+                self.queue.append(event)
+            self.cond.notify()
+
+    def take(self, timeout: float) -> Event | None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.queue or self.overflowed, timeout)
+            return self.queue.popleft() if self.queue else None
+
+
+class Hub:
+    """Live events of each session to its viewers."""
+
+    def __init__(self):
+        self._viewers: dict[str, set[Viewer]] = collections.defaultdict(set)
+        self._lock = threading.Lock()
+
+    def subscribe(self, session: str, viewer: Viewer) -> None:
+        with self._lock:
+            self._viewers[session].add(viewer)
+
+    def unsubscribe(self, session: str, viewer: Viewer) -> None:
+        with self._lock:  # the last viewer leaving frees the session's entry
+            viewers = self._viewers.get(session)
+            if viewers is not None:
+                viewers.discard(viewer)
+                if not viewers:
+                    del self._viewers[session]
+
+    def publish(self, session: str, event: Event) -> None:
+        with self._lock:
+            viewers = list(self._viewers.get(session, ()))
+        for viewer in viewers:
+            viewer.offer(event)
+
+    def count(self, session: str) -> int:
+        return len(self._viewers.get(session, ()))
