@@ -47,30 +47,30 @@ class Sequences:
         self.flags: list[tuple[int, bool, bool]] = []  # every request: (id, start, end)
         self._lock = threading.Lock()
 
-    def request(self, stream_id: int, start: bool, end: bool, new):
+    def request(self, sequence_id: int, start: bool, end: bool, new):
         """The sequence's state (`new()` on START), as Triton would route the request."""
         with self._lock:
             now = self.clock()
-            self.flags.append((stream_id, start, end))
+            self.flags.append((sequence_id, start, end))
             for key in [k for k, (_, seen) in self.held.items() if now - seen > self.idle_s]:
                 del self.held[key]  # idle timeout: dropped silently
             if start:
-                self.held[stream_id] = [new(), now]
-            entry = self.held.get(stream_id)
+                self.held[sequence_id] = [new(), now]
+            entry = self.held.get(sequence_id)
             if entry is None:
-                raise RuntimeError(f"inference request for sequence {stream_id} to model '{self.model}' must "
+                raise RuntimeError(f"inference request for sequence {sequence_id} to model '{self.model}' must "
                                    f"specify the START flag on the first request of the sequence")
             entry[1] = now
             if end:
-                del self.held[stream_id]
+                del self.held[sequence_id]
             return entry[0]
 
     def unended(self) -> set[int]:
         """Sequences started and never ended explicitly (whether Triton still holds them or not)."""
         started, ended = set(), set()
-        for stream_id, start, end in self.flags:
-            started |= {stream_id} if start else set()
-            ended |= {stream_id} if end else set()
+        for sequence_id, start, end in self.flags:
+            started |= {sequence_id} if start else set()
+            ended |= {sequence_id} if end else set()
         return started - ended
 
 
@@ -109,13 +109,19 @@ class ScriptedStages:
         self.llm_gate = threading.Event()
         self.llm_gate.set()
         self.whisper_fails: set[str] = set()
+        self.end_delay_s = 0.0  # an END request takes this long (wall time) before it arrives
         self.window = WindowOptions(min_words=100)  # published when full, at a pause, or at the end
         self.vad_sequences = Sequences("vad", vad_idle_s, clock)
         self.enhance_sequences = Sequences("enhance", enhance_idle_s, clock)
         self.calls = itertools.count()
 
-    def vad(self, stream_id, audio, start, end):
-        return self.vad_sequences.request(stream_id, start, end, Segmenter).process(audio, end)
+    def _arrive(self, start: bool, end: bool) -> None:
+        if end and not start and self.end_delay_s:
+            time.sleep(self.end_delay_s)
+
+    def vad(self, sequence_id, audio, start, end):
+        self._arrive(start, end)
+        return self.vad_sequences.request(sequence_id, start, end, Segmenter).process(audio, end)
 
     def whisper(self, request, partial=False):
         words = words_in(request.audio)
@@ -129,8 +135,9 @@ class ScriptedStages:
         assert self.llm_gate.wait(30)
         return f"EN {text}"
 
-    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
-        enhancer = self.enhance_sequences.request(stream_id, start, end, lambda: Enhancer(
+    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True):
+        self._arrive(start, end)
+        enhancer = self.enhance_sequences.request(sequence_id, start, end, lambda: Enhancer(
             self.window, lambda text, ctx: self.translate(text, source, target), lambda text: False))
         out = enhancer.step(step, check_complete)
         return out + (enhancer.flush() if end and flush else [])
@@ -196,11 +203,11 @@ class Speaker:
     """A client of one stream: each chunk waits for its reply's final flag (as the real
     client paces itself), and the simulated clock moves with the audio sent."""
 
-    def __init__(self, pipeline, clock: Clock, stream_id: int, session: str = "talk", *, translate: bool = True,
+    def __init__(self, pipeline, clock: Clock, sequence_id: int, session: str = "talk", *, translate: bool = True,
                  partials: bool = False, segment_base: int = 0, time_base_s: float = 0.0):
         from livetranslate.protocol import SessionOptions
 
-        self.pipeline, self.clock, self.stream_id = pipeline, clock, stream_id
+        self.pipeline, self.clock, self.sequence_id = pipeline, clock, sequence_id
         self.options = SessionOptions(session, translate=translate, partials=partials, segment_base=segment_base,
                                       time_base_s=time_base_s).to_tensors()
         self.events: list[Event] = []
@@ -212,7 +219,7 @@ class Speaker:
         first = not self.replies
         reply = Collect(self.events)
         self.replies.append(reply)
-        self.pipeline.handle(self.stream_id, first, end, {AUDIO: audio, **(self.options if first else {})}.get, reply)
+        self.pipeline.handle(self.sequence_id, first, end, {AUDIO: audio, **(self.options if first else {})}.get, reply)
         if wait:
             assert reply.closed.wait(5), "no final flag for a processed chunk"
         self.clock.advance(len(audio) / SAMPLE_RATE_HZ)

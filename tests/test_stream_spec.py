@@ -127,8 +127,12 @@ def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_p
         Speaker(pipeline, clock, 5, session="other").end()
     elif path == "idle server":  # ... or by itself when no request comes at all
         clock.advance(61)
-    elif path == "replaced":  # a START on a live sequence id
-        Speaker(pipeline, clock, 4, session="other").end()
+    elif path == "replaced":  # a START on a live sequence id: the new stream is not touched by the old one's end
+        stages.end_delay_s = 0.1  # the old stream's ends arrive after the new stream started
+        replacing = Speaker(pipeline, clock, 4, session="other")
+        replacing.say(3, 4)
+        assert not [e for e in replacing.end() if e.error or e.kind == EventKind.ERROR]
+        assert [e.text for e in kinds(replacing.events, EventKind.TRANSCRIPT)] == ["Guten.", "Morgen."]
     elif path == "store failure":
         store.ok = 0
         speaker.say(3)

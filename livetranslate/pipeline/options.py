@@ -3,6 +3,7 @@ share, and what every worker of one stream knows."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -43,13 +44,16 @@ class Shared:
     breaker: LlmBreaker
     ids: SegmentIds
     clock: Callable[[], float] = time.monotonic  # stream TTLs and keep-alives
+    # ids for the sequences streams hold in `vad` and `enhance`, one per stream
+    sequence_ids: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
 
 
 @dataclass(frozen=True)
 class StreamContext:
     """What every worker of one stream knows: set at start, never changed."""
 
-    stream_id: int
+    stream_id: int  # the client's sequence id
+    sequence_id: int  # this stream's sequences in `vad` and `enhance`
     options: SessionOptions
     popts: PipelineOptions
     stages: Stages

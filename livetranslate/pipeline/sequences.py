@@ -4,7 +4,9 @@ Triton drops a sequence that idles past its model's `max_sequence_idle_microseco
 telling anyone, and the next request of that sequence then fails. A stream's sequence is
 therefore started by its first request, touched by the stream whenever it has been quiet for
 `keepalive_s` (well under every idle timeout), and ended explicitly when the stream closes,
-on every path. Each sequence is used by one worker thread only.
+on every path. Each sequence is used by one worker thread only, under an id of its stream's
+own (never the client's sequence id: a client may START a new stream under the id of one
+still ending).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ log = logging.getLogger("livetranslate.pipeline")
 
 
 class StageSequence:
-    def __init__(self, stream_id: int, clock: Callable[[], float], keepalive_s: float):
-        self.stream_id, self._clock, self.keepalive_s = stream_id, clock, keepalive_s
+    def __init__(self, sequence_id: int, clock: Callable[[], float], keepalive_s: float):
+        self.sequence_id, self._clock, self.keepalive_s = sequence_id, clock, keepalive_s
         self.started = self.ended = False
         self._used = clock()
 
@@ -40,13 +42,13 @@ class StageSequence:
 
 
 class VadSequence(StageSequence):
-    def __init__(self, stages, stream_id: int, clock: Callable[[], float], keepalive_s: float):
-        super().__init__(stream_id, clock, keepalive_s)
+    def __init__(self, stages, sequence_id: int, clock: Callable[[], float], keepalive_s: float):
+        super().__init__(sequence_id, clock, keepalive_s)
         self._stages = stages
 
     def feed(self, audio: np.ndarray, end: bool = False) -> Boundaries:
         start, end = self._flags(end)
-        return self._stages.vad(self.stream_id, audio, start=start, end=end)
+        return self._stages.vad(self.sequence_id, audio, start=start, end=end)
 
     def touch(self) -> None:
         self.feed(np.zeros(0, np.float32))
@@ -57,7 +59,7 @@ class VadSequence(StageSequence):
             try:
                 self.feed(np.zeros(0, np.float32), end=True)
             except Exception as exc:  # the stage may be gone (server shutdown)
-                log.info("stream %s: ending its vad sequence: %s", self.stream_id, exc)
+                log.info("sequence %s: ending its vad sequence: %s", self.sequence_id, exc)
 
 
 class EnhanceSequence(StageSequence):
@@ -65,9 +67,9 @@ class EnhanceSequence(StageSequence):
     through the breaker. `bounded(fn, *args)` runs one that cannot (a touch, an end without
     flush): within the time limit only, so a paused LLM never lets the sequence idle out."""
 
-    def __init__(self, stages, stream_id: int, target: str, clock: Callable[[], float], keepalive_s: float,
+    def __init__(self, stages, sequence_id: int, target: str, clock: Callable[[], float], keepalive_s: float,
                  call: Callable, bounded: Callable):
-        super().__init__(stream_id, clock, keepalive_s)
+        super().__init__(sequence_id, clock, keepalive_s)
         self._stages, self._target, self._call, self._bounded = stages, target, call, bounded
         self.source = ""  # set before the first step: the language of the stream's first transcript
         self._now_s = 0.0  # the latest audio time the window has heard
@@ -77,7 +79,7 @@ class EnhanceSequence(StageSequence):
         self._now_s = max(self._now_s, step.end_s if isinstance(step, Piece) else step.now_s)
         start, end = self._flags(end)
         return (self._call if llm else self._bounded)(
-            self._stages.enhance, self.stream_id, step, self.source, self._target, start, end, check_complete, flush)
+            self._stages.enhance, self.sequence_id, step, self.source, self._target, start, end, check_complete, flush)
 
     def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
         return self._step(piece, check_complete=check_complete)
@@ -100,4 +102,4 @@ class EnhanceSequence(StageSequence):
             try:
                 self._step(Tick(self._now_s), end=True, flush=False, llm=False)
             except Exception as exc:
-                log.info("stream %s: ending its enhance sequence: %s", self.stream_id, exc)
+                log.info("sequence %s: ending its enhance sequence: %s", self.sequence_id, exc)

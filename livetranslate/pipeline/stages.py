@@ -14,16 +14,16 @@ from livetranslate.whisper import AsrRequest, Transcription
 
 
 class Stages(Protocol):
-    """`vad` and `enhance` are sequence-stateful: `start` opens the stream's sequence, `end`
+    """`vad` and `enhance` are sequence-stateful: `start` opens a stream's sequence, `end`
     ends it (and for `enhance`, flushes the window unless `flush` is false)."""
 
-    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries: ...
+    def vad(self, sequence_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries: ...
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription: ...
 
     def translate(self, text: str, source: str, target: str, context: str = "") -> str: ...
 
-    def enhance(self, stream_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
+    def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
                 check_complete: bool = True, flush: bool = True) -> list[Enhanced]: ...
 
 
@@ -40,12 +40,12 @@ class LocalStages:
         self._segmenters: dict[int, Segmenter] = {}
         self._enhancers: dict[int, Enhancer] = {}
 
-    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries:
+    def vad(self, sequence_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries:
         if start:
-            self._segmenters[stream_id] = Segmenter(self.vad_options)
-        boundaries = self._segmenters[stream_id].process(audio, end)
+            self._segmenters[sequence_id] = Segmenter(self.vad_options)
+        boundaries = self._segmenters[sequence_id].process(audio, end)
         if end:
-            del self._segmenters[stream_id]
+            del self._segmenters[sequence_id]
         return boundaries
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
@@ -54,14 +54,14 @@ class LocalStages:
     def translate(self, text: str, source: str, target: str, context: str = "") -> str:
         return self.translator.translate(text, source, target, context)
 
-    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
+    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True):
         if start:
-            self._enhancers[stream_id] = Enhancer(
+            self._enhancers[sequence_id] = Enhancer(
                 self.window, lambda text, ctx: self.translate(text, source, target, ctx),
                 lambda text: self.checker.check(text, source)[0])
-        enhancer = self._enhancers[stream_id]
+        enhancer = self._enhancers[sequence_id]
         out = enhancer.step(step, check_complete)
         if end:
             out += enhancer.flush() if flush else []
-            del self._enhancers[stream_id]
+            del self._enhancers[sequence_id]
         return out

@@ -45,7 +45,8 @@ class Stream:
         self._released = False
         self._final: SharedReply | None = None  # the last request's reply, for `end`
         shared.ids.open(options.session, options.segment_base)
-        ctx = StreamContext(stream_id, options, popts, stages, shared, lambda: self.failure, self.abandon)
+        ctx = StreamContext(stream_id, shared.sequence_ids(), options, popts, stages, shared, lambda: self.failure,
+                            self.abandon)
         self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate,
                                  shared.clock)
         partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None

@@ -41,7 +41,7 @@ class Transcriber:
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
         self._decoder = StreamDecoder(ctx.popts.decode, ctx.options.whisper_language)
         self._clock = ctx.shared.clock
-        self._vad = VadSequence(ctx.stages, ctx.stream_id, self._clock, ctx.popts.keepalive_s)
+        self._vad = VadSequence(ctx.stages, ctx.sequence_id, self._clock, ctx.popts.keepalive_s)
         self._utterance: LiveUtterance | None = None  # the one open, while partials are on
         self._ticks: list[float] = []  # audio times (session clock) at which to tick enhance
         self._told = self._clock()  # when the translation worker last got a message

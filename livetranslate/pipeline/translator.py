@@ -28,7 +28,7 @@ class Translator:
     def __init__(self, ctx: StreamContext, inbox: queue.Queue):
         self._ctx, self._inbox = ctx, inbox
         self._llm_calls = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"llm-{ctx.stream_id}")
-        self._enhance = EnhanceSequence(ctx.stages, ctx.stream_id, ctx.options.target_language, ctx.shared.clock,
+        self._enhance = EnhanceSequence(ctx.stages, ctx.sequence_id, ctx.options.target_language, ctx.shared.clock,
                                         ctx.popts.keepalive_s, self._in_time, self._bounded)
         self._enhance.source = ctx.options.source_language  # with `auto`: set by the first transcript
         self._spoken_at: dict[int, float] = {}  # segment id -> arrival of its end, for latency

@@ -107,9 +107,9 @@ def _call(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequenc
     return _outputs(_request(model, tensors, outputs, **sequence).exec(), outputs).get
 
 
-def _sequence(stream_id: int, start: bool, end: bool) -> dict:
+def _sequence(sequence_id: int, start: bool, end: bool) -> dict:
     flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
-    return {"correlation_id": stream_id, "flags": flags}
+    return {"correlation_id": sequence_id, "flags": flags}
 
 
 def _decoupled(request, names: Iterable[str]) -> list[dict[str, np.ndarray]]:
@@ -151,8 +151,8 @@ class TritonStages:
     def __init__(self):
         self._partial_model = P.WHISPER_PARTIAL  # until Triton says it has none
 
-    def vad(self, stream_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries:
-        out = _call(P.VAD, codecs.vad_request(audio), self.BOUNDARY_OUTPUTS, **_sequence(stream_id, start, end))
+    def vad(self, sequence_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries:
+        out = _call(P.VAD, codecs.vad_request(audio), self.BOUNDARY_OUTPUTS, **_sequence(sequence_id, start, end))
         return codecs.boundaries_from_tensors(out)
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
@@ -179,8 +179,8 @@ class TritonStages:
         tensors = codecs.completeness_request_to_tensors(codecs.TextRequest(text, source))
         return bool(codecs.scalar(_call(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
 
-    def enhance(self, stream_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
+    def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
                 check_complete: bool = True, flush: bool = True) -> list[Enhanced]:
         tensors = codecs.enhance_request_to_tensors(codecs.EnhanceRequest(step, source, target, check_complete, flush))
-        out = _call(P.ENHANCE, tensors, codecs.ENHANCED_OUTPUTS, **_sequence(stream_id, start, end))
+        out = _call(P.ENHANCE, tensors, codecs.ENHANCED_OUTPUTS, **_sequence(sequence_id, start, end))
         return codecs.enhanced_from_tensors(out)
