@@ -172,15 +172,37 @@ def test_a_long_silence_expires_nothing_under_the_stream(stages, clock):
     assert_all_freed(pipeline, stages)
 
 
-def test_without_its_keepalive_the_enhance_sequence_would_expire(stages, clock):
-    """The scripted stages do drop an idle sequence: the keep-alive is what saves it."""
+def test_without_its_keepalive_the_enhance_sequence_would_expire_and_be_started_again(stages, clock):
+    """The scripted stages do drop an idle sequence: with the keep-alive off, the stream meets
+    Triton's error and starts the sequence again (its window was published already)."""
     pipeline = make_pipeline(stages, clock, keepalive_s=10_000.0)
     speaker = Speaker(pipeline, clock, 7)
     speaker.say(1)
     speaker.quiet(15 * 60)
     speaker.say(2)
     events = speaker.end()
-    assert any("must specify the START flag" in e.error for e in kinds(events, EventKind.ENHANCED))
+    assert not [e for e in events if e.error or e.kind == EventKind.ERROR]
+    assert [(e.first_segment_id, e.segment_id) for e in kinds(events, EventKind.ENHANCED)] == [(0, 0), (1, 1)]
+    starts = [start for _, start, _ in stages.enhance_sequences.flags]
+    assert starts.count(True) == 2
+
+
+def test_a_stage_that_lost_the_streams_sequences_gets_them_again(stages, clock):
+    """A stage whose process died is reloaded empty: the stream starts its sequences again,
+    and the audio clock goes on where it was."""
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 11)
+    speaker.say(1, 2)
+    stages.vad_sequences.held.clear()
+    stages.enhance_sequences.held.clear()
+    speaker.say(3, 4)
+    events = speaker.end()
+    assert not [e for e in events if e.error or e.kind == EventKind.ERROR]
+    transcripts = kinds(events, EventKind.TRANSCRIPT)
+    assert [(t.text, t.start_s, t.end_s) for t in transcripts] == [
+        ("Hallo.", 0.0, 2.0), ("Welt.", 2.0, 4.0), ("Guten.", 4.0, 6.0), ("Morgen.", 6.0, 8.0)]
+    assert kinds(events, EventKind.ENHANCED)[-1].segment_id == 3
+    assert_all_freed(pipeline, stages)
 
 
 def test_a_restarted_viewer_gets_the_history_then_the_live_events(stages, clock, tmp_path):

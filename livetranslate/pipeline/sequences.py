@@ -4,7 +4,9 @@ Triton drops a sequence that idles past its model's `max_sequence_idle_microseco
 telling anyone, and the next request of that sequence then fails. A stream's sequence is
 therefore started by its first request, touched by the stream whenever it has been quiet for
 `keepalive_s` (well under every idle timeout), and ended explicitly when the stream closes,
-on every path. Each sequence is used by one worker thread only, under an id of its stream's
+on every path. Should a stage lose it all the same (a stage whose process died is reloaded
+empty), the next request starts it again: `vad` from where the audio is, `enhance` with an
+empty window. Each sequence is used by one worker thread only, under an id of its stream's
 own (never the client's sequence id: a client may START a new stream under the id of one
 still ending).
 """
@@ -12,28 +14,45 @@ still ending).
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
 from livetranslate.enhance import Enhanced, Piece, Tick
-from livetranslate.vad import Boundaries
+from livetranslate.vad import Boundaries, Ongoing, Utterance
 
 log = logging.getLogger("livetranslate.pipeline")
 
+T = TypeVar("T")
+# what a stage answers for a sequence it does not hold: Triton's sequence batcher, our models
+LOST = ("must specify the START flag", "no open vad stream", "no open enhance stream")
+
 
 class StageSequence:
-    def __init__(self, sequence_id: int, clock: Callable[[], float], keepalive_s: float):
-        self.sequence_id, self._clock, self.keepalive_s = sequence_id, clock, keepalive_s
-        self.started = self.ended = False
+    def __init__(self, stage: str, sequence_id: int, clock: Callable[[], float], keepalive_s: float):
+        self.stage, self.sequence_id, self._clock, self.keepalive_s = stage, sequence_id, clock, keepalive_s
+        self.started = self.ended = False  # as far as the stage answered
+        self.restarts = 0
         self._used = clock()
 
-    def _flags(self, end: bool) -> tuple[bool, bool]:
-        """(start, end) for the next request; marks the sequence used now."""
-        start, self.started = not self.started, True
-        self.ended = self.ended or end
-        self._used = self._clock()
-        return start, end
+    def _send(self, request: Callable[[bool, bool], T], end: bool = False, recover: bool = True) -> T:
+        """`request(start, end)` with this sequence's flags: START until the stage answered one.
+        A sequence the stage lost is started again (`_restarted` first), once per request."""
+        start = not self.started
+        try:
+            answer = request(start, end)
+        except Exception as exc:
+            if start or not recover or not any(lost in str(exc) for lost in LOST):
+                raise
+            log.warning("sequence %s: %s lost it (%s); starting it again", self.sequence_id, self.stage, exc)
+            self.restarts += 1
+            self._restarted()
+            answer = request(True, end)
+        self.started, self.ended, self._used = True, self.ended or end, self._clock()
+        return answer
+
+    def _restarted(self) -> None:
+        pass
 
     @property
     def due(self) -> bool:
@@ -43,12 +62,24 @@ class StageSequence:
 
 class VadSequence(StageSequence):
     def __init__(self, stages, sequence_id: int, clock: Callable[[], float], keepalive_s: float):
-        super().__init__(sequence_id, clock, keepalive_s)
+        super().__init__("vad", sequence_id, clock, keepalive_s)
         self._stages = stages
+        self._sent = 0  # samples sent, all told
+        self._base = 0  # where the stage's sample clock starts on the stream's (moves when restarted)
 
-    def feed(self, audio: np.ndarray, end: bool = False) -> Boundaries:
-        start, end = self._flags(end)
-        return self._stages.vad(self.sequence_id, audio, start=start, end=end)
+    def _restarted(self) -> None:
+        self._base = self._sent
+
+    def feed(self, audio: np.ndarray, end: bool = False, recover: bool = True) -> Boundaries:
+        found = self._send(lambda start, end: self._stages.vad(self.sequence_id, audio, start, end), end, recover)
+        self._sent += len(audio)
+        if not self._base:
+            return found
+        b = self._base
+        return Boundaries(tuple(Utterance(u.start_sample + b, u.end_sample + b, u.speech_end_sample + b)
+                                for u in found.closed),
+                          Ongoing(found.ongoing.start_sample + b, found.ongoing.speech_end_sample + b)
+                          if found.ongoing is not None else None)
 
     def touch(self) -> None:
         self.feed(np.zeros(0, np.float32))
@@ -57,9 +88,9 @@ class VadSequence(StageSequence):
         """Ends the sequence without using what it still holds."""
         if self.started and not self.ended:
             try:
-                self.feed(np.zeros(0, np.float32), end=True)
+                self.feed(np.zeros(0, np.float32), end=True, recover=False)
             except Exception as exc:  # the stage may be gone (server shutdown)
-                log.info("sequence %s: ending its vad sequence: %s", self.sequence_id, exc)
+                log.info("sequence %s: ending it in vad: %s", self.sequence_id, exc)
 
 
 class EnhanceSequence(StageSequence):
@@ -69,17 +100,17 @@ class EnhanceSequence(StageSequence):
 
     def __init__(self, stages, sequence_id: int, target: str, clock: Callable[[], float], keepalive_s: float,
                  call: Callable, bounded: Callable):
-        super().__init__(sequence_id, clock, keepalive_s)
+        super().__init__("enhance", sequence_id, clock, keepalive_s)
         self._stages, self._target, self._call, self._bounded = stages, target, call, bounded
         self.source = ""  # set before the first step: the language of the stream's first transcript
         self._now_s = 0.0  # the latest audio time the window has heard
 
     def _step(self, step: Piece | Tick, end: bool = False, check_complete: bool = True,
-              flush: bool = True, llm: bool = True) -> list[Enhanced]:
+              flush: bool = True, llm: bool = True, recover: bool = True) -> list[Enhanced]:
         self._now_s = max(self._now_s, step.end_s if isinstance(step, Piece) else step.now_s)
-        start, end = self._flags(end)
-        return (self._call if llm else self._bounded)(
-            self._stages.enhance, self.sequence_id, step, self.source, self._target, start, end, check_complete, flush)
+        run = self._call if llm else self._bounded
+        return self._send(lambda start, end: run(self._stages.enhance, self.sequence_id, step, self.source,
+                                                 self._target, start, end, check_complete, flush), end, recover)
 
     def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
         return self._step(piece, check_complete=check_complete)
@@ -100,6 +131,6 @@ class EnhanceSequence(StageSequence):
         """Ends the sequence; the window still open is dropped untranslated."""
         if self.started and not self.ended:
             try:
-                self._step(Tick(self._now_s), end=True, flush=False, llm=False)
+                self._step(Tick(self._now_s), end=True, flush=False, llm=False, recover=False)
             except Exception as exc:
-                log.info("sequence %s: ending its enhance sequence: %s", self.sequence_id, exc)
+                log.info("sequence %s: ending it in enhance: %s", self.sequence_id, exc)
