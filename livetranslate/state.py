@@ -1,4 +1,4 @@
-"""Per-stream state with an owner and a lifetime.
+"""Per-stream state with an owner and a lifetime, in the sequence-stateful models.
 
 Triton drops a sequence that idles past `max_sequence_idle_microseconds` without telling
 the model, so every stateful model keeps its streams here: created on sequence start,

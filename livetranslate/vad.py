@@ -1,4 +1,5 @@
-"""Speech segmentation with webrtcvad: one stateful Segmenter per stream.
+"""Speech segmentation with webrtcvad, the `vad` model's logic (model_repository/vad): one
+stateful Segmenter per stream.
 
 Frames of 30 ms go through a padding ring buffer. An utterance starts when more than
 `trigger_ratio` of the ring is voiced (the ring becomes its pre-roll) and closes when more

@@ -1,5 +1,6 @@
-"""LLM engines behind one interface (llama.cpp on CPU; TensorRT-LLM in the gpu profile is
-a Triton ensemble with the same I/O), and the prompts per model family."""
+"""The `llm` model's logic (model_repository/llm): LLM engines behind one interface
+(llama.cpp on CPU; TensorRT-LLM in the gpu profile is a Triton ensemble with the same I/O),
+and the prompts per model family."""
 
 from __future__ import annotations
 

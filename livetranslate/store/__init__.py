@@ -1,4 +1,5 @@
-"""Durable per-session event log, and live fan-out to viewers.
+"""Durable per-session event log, and live fan-out to viewers; its read side is the
+`sessions` model's logic (model_repository/sessions).
 
 Each session is `<data_dir>/<name>.jsonl`: a first line that names the session, then one event
 per line, written and fsync'ed before the event is sent, so neither a crash of this process nor

@@ -1,4 +1,5 @@
-"""Whisper engines behind one interface: audio segment in, Transcription out."""
+"""The `whisper` and `whisper_partial` models' logic (model_repository/whisper): Whisper
+engines behind one interface, audio window in, Transcription out."""
 
 from __future__ import annotations
 
