@@ -112,6 +112,9 @@ STREAM = "stream"
 TEXT_OUTPUT = "text_output"
 RETURN_YES_PROBABILITY = "return_yes_probability"  # cpu profile extra (BOOL)
 YES_PROBABILITY = "yes_probability"  # cpu profile extra (FP32)
+# gpu profile: tensorrt_llm's outputs as the `llm` ensemble maps them into `yes_probability`
+GENERATION_LOGITS = "generation_logits"  # [beam, generated tokens, vocab] per request
+SEQUENCE_LENGTH = "sequence_length"  # always produced: the step runs for every response
 
 # --- translate / completeness / enhance tensors (besides TEXT, languages, segment fields)
 CONTEXT = "CONTEXT"  # previous translation, for context

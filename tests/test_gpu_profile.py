@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine_build import build, llm_configs, versions
+from livetranslate import protocol as P
 from livetranslate.whisper import create_engine
 from livetranslate.whisper import features as F
 from livetranslate.whisper import tensorrt_llm as trt
@@ -105,8 +106,8 @@ def test_the_optional_logits_reach_yes_probability_only_as_an_optional_input():
     """The tensorrt_llm backend leaves generation_logits out unless asked; Triton (2.54) then
     runs the next step without that input only if it is optional there."""
     config = io(parse(REPOSITORY / "yes_probability" / "configs" / "gpu.pbtxt"))
-    assert config["inputs"][llm_trt.GENERATION_LOGITS].get("optional")
-    assert not config["inputs"][llm_trt.SEQUENCE_LENGTH].get("optional")
+    assert config["inputs"][P.GENERATION_LOGITS].get("optional")
+    assert not config["inputs"][P.SEQUENCE_LENGTH].get("optional")
 
 
 def test_gpu_paths_agree_with_the_engine_build_defaults():

@@ -15,11 +15,6 @@ import numpy as np
 
 from livetranslate.llm import NO_WORDS, YES_WORDS
 
-# tensorrt_llm's output names as the ensemble maps them into `yes_probability`
-GENERATION_LOGITS = "generation_logits"  # [beam, generated tokens, vocab] per request
-SEQUENCE_LENGTH = "sequence_length"  # always produced: the step runs for every response
-
-
 def first_token_ids(encode, words: tuple[str, ...]) -> list[int]:
     """The first token of each word (" Yes" and "Yes" are different tokens), deduplicated."""
     ids = []

@@ -5,7 +5,7 @@ import numpy as np
 
 from livetranslate import protocol as P
 from livetranslate.triton import glue
-from livetranslate.llm.tensorrt_llm import GENERATION_LOGITS, YesNoScorer
+from livetranslate.llm.tensorrt_llm import YesNoScorer
 
 
 class TritonPythonModel:
@@ -17,7 +17,7 @@ class TritonPythonModel:
         for request in requests:
             try:
                 glue.check_internal(request, "yes_probability")
-                p = self.scorer(glue.get(request, GENERATION_LOGITS))
+                p = self.scorer(glue.get(request, P.GENERATION_LOGITS))
                 responses.append(glue.response({P.YES_PROBABILITY: np.array([[p]], dtype=np.float32)}))
             except Exception as exc:
                 responses.append(glue.error_response(f"yes_probability: {exc}"))
