@@ -52,7 +52,9 @@ class Stream:
         partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
         jobs: queue.Queue | None = queue.Queue() if options.translate else None
         self._transcriber = Transcriber(ctx, self._inbox, partials, jobs)
-        runs = [("stream", self._transcriber.run)] + ([("translate", Translator(ctx, jobs).run)] if jobs else [])
+        runs = [("stream", self._transcriber.run)]
+        if jobs is not None:
+            runs.append(("translate", Translator(ctx, jobs).run))
         self._running = len(runs)  # the workers that may answer last; close() runs when none is left
         self._threads = [threading.Thread(target=self._work, args=(run,), name=f"{name}-{stream_id}", daemon=True)
                          for name, run in runs]
