@@ -17,14 +17,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
+from common import (DATA, machine, percentiles, start_server, stream_in_process, stream_timed,  # noqa: E402
+                    write_report)
 
 from livetranslate.whisper import create_engine  # noqa: E402
-from livetranslate.audio import chunks, read_audio  # noqa: E402
+from livetranslate.audio import read_audio  # noqa: E402
 from livetranslate.evaluation import wer  # noqa: E402
 from livetranslate.models import resolve  # noqa: E402
 from livetranslate.pipeline import LocalStages, Pipeline  # noqa: E402
-from livetranslate.protocol import AUDIO, EventKind, SessionOptions  # noqa: E402
+from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
 from livetranslate.samples import load_reference, make_meeting  # noqa: E402
 from livetranslate.server import PROFILE_MODELS  # noqa: E402
 
@@ -35,29 +36,11 @@ def transcript_text(received) -> str:
 
 def run_direct(path: Path) -> tuple[float, str]:
     """The same stream logic in-process, faster-whisper called directly: no Triton."""
-    import threading
-
     engine = create_engine("ctranslate2", resolve("whisper-base"))
     pipeline = Pipeline(LocalStages(engine))
     pcm, rate = read_audio(path)
-    events, done = [], threading.Event()
-
-    class Reply:
-        def send(self, event):
-            events.append(event)
-            if event.kind == EventKind.END:
-                done.set()
-
-        def close(self):
-            pass
-
-    options = SessionOptions("direct", rate, translate=False).to_tensors()
-    parts = list(chunks(pcm, rate // 10))
     started = time.monotonic()
-    for i, part in enumerate(parts):
-        tensors = {AUDIO: part, **(options if i == 0 else {})}
-        pipeline.handle(1, i == 0, i == len(parts) - 1, tensors.get, Reply())
-    done.wait(600)
+    events = stream_in_process(pipeline, pcm, rate, SessionOptions("direct", rate, translate=False))
     return time.monotonic() - started, " ".join(e.text for e in events if e.kind == EventKind.TRANSCRIPT)
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
+from common import (DATA, RESULTS, machine, percentiles, start_server, stream_in_process,  # noqa: E402
+                    stream_timed, write_report)
 
 from livetranslate.whisper import AsrRequest, create_engine  # noqa: E402
 from livetranslate.audio import read_audio, resample  # noqa: E402
@@ -106,27 +107,13 @@ def in_process(path: Path, engine, reference: str, decode) -> tuple[float, list[
     """The pipeline's stream logic in this process (no server) with one DecodeOptions,
     audio as fast as it goes: (WER, seconds of each Whisper call)."""
     from livetranslate.pipeline import LocalStages, Pipeline, PipelineOptions
-    from livetranslate.protocol import AUDIO, SessionOptions
-    from livetranslate.audio import chunks
+    from livetranslate.protocol import SessionOptions
 
     timed = TimedEngine(engine)
     pipeline = Pipeline(LocalStages(timed), PipelineOptions(decode=decode))
     pcm, rate = read_audio(path)
-    events, done = [], threading.Event()
-
-    class Reply:
-        def send(self, event):
-            events.append(event)
-            done.set() if event.kind == EventKind.END else None
-
-        def close(self):
-            pass
-
-    options = SessionOptions(decode.policy, rate, translate=False, partials=False).to_tensors()
-    parts = list(chunks(pcm, rate // 10))
-    for i, part in enumerate(parts):
-        pipeline.handle(1, i == 0, i == len(parts) - 1, {AUDIO: part, **(options if i == 0 else {})}.get, Reply())
-    done.wait(1200)
+    events = stream_in_process(pipeline, pcm, rate, SessionOptions(decode.policy, rate, translate=False,
+                                                                   partials=False))
     return wer(reference, " ".join(e.text for e in events if e.kind == EventKind.TRANSCRIPT)), timed.seconds
 
 

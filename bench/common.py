@@ -58,6 +58,42 @@ def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language
     return received, stats, len(pcm) / rate
 
 
+def stream_in_process(pipeline, pcm: np.ndarray, rate: int, options: SessionOptions) -> list:
+    """Streams audio through a Pipeline in this process as fast as it goes, paced as the
+    client paces itself: at most client.WINDOW_S of audio whose requests are not answered
+    yet (a stream refuses a client that queues far more). Returns the events, up to `end`."""
+    import threading
+
+    from livetranslate.client import WINDOW_S
+    from livetranslate.protocol import AUDIO, EventKind
+
+    events, done = [], threading.Event()
+
+    class Reply:
+        def __init__(self, samples: int):
+            self.samples, self.closed = samples, threading.Event()
+
+        def send(self, event):
+            events.append(event)
+            if event.kind == EventKind.END:
+                done.set()
+
+        def close(self):
+            self.closed.set()
+
+    tensors, parts, unanswered = options.to_tensors(), list(chunks(pcm, rate // 10)), []
+    for i, part in enumerate(parts):
+        unanswered = [r for r in unanswered if not r.closed.is_set()]
+        while unanswered and sum(r.samples for r in unanswered) + len(part) > WINDOW_S * rate:
+            unanswered[0].closed.wait(60)
+            unanswered = [r for r in unanswered if not r.closed.is_set()]
+        reply = Reply(len(part))
+        unanswered.append(reply)
+        pipeline.handle(1, i == 0, i == len(parts) - 1, {AUDIO: part, **(tensors if i == 0 else {})}.get, reply)
+    done.wait(1200)
+    return events
+
+
 def percentiles(values) -> dict:
     values = sorted(values)
     if not values:
