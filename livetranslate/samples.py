@@ -228,7 +228,7 @@ def make_all(directory: Path) -> dict[str, Path]:
 
 
 def make_bench_recording(directory: Path) -> Path:
-    """The streaming bench recording (issue 6): 44 sentences, over 3 minutes, 3 voices,
+    """The streaming bench recording: 44 sentences, over 3 minutes, 3 voices,
     pauses of 0.6-2.0 s, noise at -45 dBFS."""
     path = directory / "de_meeting_3min.wav"
     if not path.exists():
