@@ -11,7 +11,8 @@ import json
 import os
 import re
 import threading
-from typing import Callable, Iterable
+import time
+from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -225,6 +226,37 @@ def stub_alive(instance: str) -> bool:
 
 HEALER = StageHealer()
 
+T = TypeVar("T")
+
+
+def retry_unhealthy(model: str, call: Callable[[], T], attempts: int = 3, ready_within_s: float = 30.0) -> T:
+    """A call to a stateless stage, asked again when Triton answers that the stage's own stub
+    "is not healthy". Triton says that of a live stub that missed one 1 s heartbeat on a
+    starved CPU as well as of a dead one: a live one is asked again at once, a dead one once
+    HEALER's reload has started a new stub. Stateful stages (vad, enhance) are never retried:
+    the failed request may have been applied."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except StageError as exc:
+            match = StageHealer.UNHEALTHY.search(str(exc))
+            if match is None or match.group(2) != model or attempt == attempts:
+                raise
+            pb_utils.Logger.log_warn(f"livetranslate: {model} answered 'not healthy', asking again: {exc}")
+            deadline = time.monotonic() + ready_within_s
+            while not stub_alive(match.group(1)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            while not _ready(model) and time.monotonic() < deadline:
+                time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def _ready(model: str) -> bool:
+    try:
+        return bool(pb_utils.is_model_ready(model_name=model))
+    except Exception:
+        return False
+
 
 def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
     if result.has_error():
@@ -263,13 +295,15 @@ class TritonLlm:
         }
         if request.stop:
             extra[P.STOP_WORDS] = np.array([[w.encode() for w in request.stop]], dtype=np.object_)
-        outs = _decoupled(self._request(request.prompt, request.max_tokens, extra, [P.TEXT_OUTPUT]), [P.TEXT_OUTPUT])
+        outs = retry_unhealthy(P.LLM, lambda: _decoupled(
+            self._request(request.prompt, request.max_tokens, extra, [P.TEXT_OUTPUT]), [P.TEXT_OUTPUT]))
         return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
 
     def yes_probability(self, prompt: str) -> float:
         extra = {P.RETURN_YES_PROBABILITY: np.array([[True]], dtype=bool)}
-        request = self._request(prompt, 1, extra, [P.TEXT_OUTPUT, P.YES_PROBABILITY])
-        for out in _decoupled(request, [P.YES_PROBABILITY]):
+        outs = retry_unhealthy(P.LLM, lambda: _decoupled(
+            self._request(prompt, 1, extra, [P.TEXT_OUTPUT, P.YES_PROBABILITY]), [P.YES_PROBABILITY]))
+        for out in outs:
             if P.YES_PROBABILITY in out:
                 return float(out[P.YES_PROBABILITY].reshape(-1)[0])
         raise StageError("llm returned no yes_probability")
@@ -310,34 +344,41 @@ class TritonStages:
             return self._whisper(P.WHISPER, request)
 
     def _whisper(self, model: str, request: AsrRequest) -> Transcription:
-        bls = pb_utils.InferenceRequest(
-            model_name=model,
-            inputs=[
-                pb_utils.Tensor(P.AUDIO, request.audio.astype(np.float32)[None, :]),
-                pb_utils.Tensor(P.LANGUAGE, np.array([[request.language.encode()]], dtype=np.object_)),
-                pb_utils.Tensor(P.PROMPT, np.array([[request.prompt.encode("utf-8")]], dtype=np.object_)),
-                pb_utils.Tensor(P.PREFIX, np.array([[request.prefix.encode("utf-8")]], dtype=np.object_)),
-                pb_utils.Tensor(P.BEAM_SIZE, np.array([[request.beam_size]], dtype=np.int32)),
-            ],
-            requested_output_names=list(self.WHISPER_OUTPUTS),
-            parameters=internal_parameters(),
-        )
-        out = _outputs(bls.exec(), self.WHISPER_OUTPUTS)
-        return transcription_from_tensors(out)
+        def call() -> dict[str, np.ndarray]:
+            bls = pb_utils.InferenceRequest(
+                model_name=model,
+                inputs=[
+                    pb_utils.Tensor(P.AUDIO, request.audio.astype(np.float32)[None, :]),
+                    pb_utils.Tensor(P.LANGUAGE, np.array([[request.language.encode()]], dtype=np.object_)),
+                    pb_utils.Tensor(P.PROMPT, np.array([[request.prompt.encode("utf-8")]], dtype=np.object_)),
+                    pb_utils.Tensor(P.PREFIX, np.array([[request.prefix.encode("utf-8")]], dtype=np.object_)),
+                    pb_utils.Tensor(P.BEAM_SIZE, np.array([[request.beam_size]], dtype=np.int32)),
+                ],
+                requested_output_names=list(self.WHISPER_OUTPUTS),
+                parameters=internal_parameters(),
+            )
+            return _outputs(bls.exec(), self.WHISPER_OUTPUTS)
+
+        return transcription_from_tensors(retry_unhealthy(model, call))
+
+    def _call(self, model: str, tensors: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        """One request to a stateless stage, asked again while its stub is 'not healthy'."""
+        def call() -> dict[str, np.ndarray]:
+            bls = pb_utils.InferenceRequest(model_name=model, inputs=_tensors(tensors),
+                                            requested_output_names=outputs, parameters=internal_parameters())
+            return _outputs(bls.exec(), outputs)
+
+        return retry_unhealthy(model, call)
 
     def translate(self, text: str, source: str, target: str, context: str = "") -> str:
         tensors = {P.TEXT: text_tensor(text), P.SOURCE_LANGUAGE: text_tensor(source),
                    P.TARGET_LANGUAGE: text_tensor(target), P.CONTEXT: text_tensor(context)}
-        bls = pb_utils.InferenceRequest(model_name=P.TRANSLATE, inputs=_tensors(tensors),
-                                        requested_output_names=[P.TRANSLATION], parameters=internal_parameters())
-        return P.decode_text(_outputs(bls.exec(), [P.TRANSLATION])[P.TRANSLATION])
+        return P.decode_text(self._call(P.TRANSLATE, tensors, [P.TRANSLATION])[P.TRANSLATION])
 
     def is_complete(self, text: str, source: str) -> bool:
         tensors = {P.TEXT: text_tensor(text), P.SOURCE_LANGUAGE: text_tensor(source)}
-        bls = pb_utils.InferenceRequest(model_name=P.COMPLETENESS, inputs=_tensors(tensors),
-                                        requested_output_names=[P.COMPLETE, P.PROBABILITY],
-                                        parameters=internal_parameters())
-        return bool(_outputs(bls.exec(), [P.COMPLETE])[P.COMPLETE].reshape(-1)[0])
+        out = self._call(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY])
+        return bool(out[P.COMPLETE].reshape(-1)[0])
 
     ENHANCE_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)
 
