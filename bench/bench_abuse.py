@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,10 +79,15 @@ def main() -> None:
     try:
         calm, _, audio_s = stream_timed(server.grpc_url, path, realtime=True, session="calm", translate=False,
                                         seconds=args.seconds)
+        # the speaker holds its place first; then every attack starts beside it
+        result: dict = {}
+        speaker = threading.Thread(target=lambda: result.update(attacked=stream_timed(
+            server.grpc_url, path, realtime=True, session="attacked", translate=False, seconds=args.seconds)[0]))
+        speaker.start()
+        time.sleep(1.0)
         attack = Attack(server.grpc_url, idle_streams=12).start()
-        attack.idle_admitted.wait(60)
-        attacked, _, _ = stream_timed(server.grpc_url, path, realtime=True, session="attacked", translate=False,
-                                      seconds=args.seconds)
+        speaker.join()
+        attacked = result["attacked"]
         tally = attack.stop().outcomes
         full = full_point(server.grpc_url)
         ready = server.is_ready()

@@ -129,8 +129,8 @@ def serve(tls_cert, tls_key, retention_days, retention_max_mb, **kw):
         if value is not None:
             server.options.env[f"LIVETRANSLATE_RETENTION_{name}"] = str(value)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    _start(server)
-    try:
+    try:  # a SIGTERM while Triton is still starting stops it too
+        _start(server)
         while server.process.poll() is None:
             time.sleep(0.5)
         raise click.ClickException(f"tritonserver exited with code {server.process.returncode}")
@@ -640,8 +640,8 @@ def run(source, grpc_port, http_port, metrics_port, profile, model_repository, m
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
                           host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=kw["api_key"])
     _quiet(server)
-    _start(server)
-    try:
+    try:  # Ctrl-C while Triton starts stops it too (it runs in a session of its own)
+        _start(server)
         code = _stream(source, url=server.grpc_url, **kw)
     finally:
         server.stop()
@@ -663,8 +663,8 @@ def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repositor
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
                           host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key)
     _quiet(server)
-    _start(server)
     try:
+        _start(server)
         code = _stream(str(sample), server.grpc_url, None, "de", "en", not fast, fmt,
                        P.SAMPLE_RATE_HZ, 100, api_key=api_key)
     finally:

@@ -272,6 +272,9 @@ class TritonServer:
                     raise ServerError(f"port {port} is in use: is another server running? "
                                       f"Choose other ports (--grpc-port, --http-port, --metrics-port)") from None
         from livetranslate.native import NativeBuildError, hide_secrets_library
+        from livetranslate.shm import remove_stale_regions
+
+        remove_stale_regions()
 
         backends = system_triton()[1] if system_triton() else prepare_backends(self.options.cache_dir)
         cmd = self.options.command(backends)

@@ -1,3 +1,4 @@
+import re
 import socket
 from pathlib import Path
 
@@ -42,3 +43,28 @@ def whisper_engine():
     from livetranslate.models import resolve
 
     return create_engine("ctranslate2", resolve("whisper-base"))
+
+
+_LOG_SIZES: dict[Path, int] = {}
+_WORTH_SEEING = ("not healthy", "reloaded", "died", "Signal", "Illegal", "Segmentation", "Killed")
+_ORDERLY_STOP = re.compile(r"Signal \((2|15)\) received")
+
+
+def pytest_sessionstart(session):
+    _LOG_SIZES.update({log: log.stat().st_size for log in ARTIFACTS.glob("triton-*.log")})
+
+
+def pytest_terminal_summary(terminalreporter):
+    """What Triton said about its stub processes in this run (a crash or a starved stub),
+    so that a failure on a CI host can be told from a wrong answer."""
+    lines = []
+    for log in sorted(ARTIFACTS.glob("triton-*.log")):
+        with open(log, "rb") as f:
+            f.seek(_LOG_SIZES.get(log, 0) if log.stat().st_size >= _LOG_SIZES.get(log, 0) else 0)
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if any(word in line for word in _WORTH_SEEING) and not _ORDERLY_STOP.search(line):
+                    lines.append(f"{log.name}: {line[:300]}")
+    if lines:
+        terminalreporter.section("Triton stub events in this run")
+        for line in lines[-40:]:
+            terminalreporter.write_line(line)

@@ -106,7 +106,10 @@ def stub_pids(server, model):
     return [int(pid) for pid in out if pid in children]
 
 
-def test_a_killed_stage_fails_its_utterances_clearly_and_is_reloaded(fault_server, audio_files):
+def test_a_killed_stage_is_reloaded_and_its_utterances_are_transcribed_after_all(fault_server, audio_files):
+    """SIGKILL of whisper's stub in the middle of a stream: Triton answers the request in
+    flight with "Stub process 'whisper_0_0' is not healthy"; the pipeline reloads the stage
+    and asks again, so the speaker loses no utterance and sees no error."""
     events, killed = [], []
 
     def kill():
@@ -116,8 +119,11 @@ def test_a_killed_stage_fails_its_utterances_clearly_and_is_reloaded(fault_serve
             killed.append(pid)
 
     speak(fault_server, audio_files["speech"], "stage-killed", events, on_transcript=kill)
-    errors = [e for e in events if e.kind == EventKind.ERROR]
-    assert errors and all("whisper failed" in e.text for e in errors)
+    assert killed
+    assert not [e for e in events if e.kind == EventKind.ERROR]
+    transcripts = [e for e in events if e.kind == EventKind.TRANSCRIPT]
+    assert [t.segment_id for t in transcripts] == list(range(5))
+    assert all(t.text for t in transcripts)
     assert events[-1].kind == EventKind.END
     assert not stream_threads()
     # the dead stub was replaced by a new one, and transcription works again

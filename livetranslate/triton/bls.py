@@ -9,7 +9,7 @@ import os
 import re
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -81,6 +81,37 @@ def stub_alive(instance: str) -> bool:
 
 HEALER = StageHealer()
 
+T = TypeVar("T")
+
+
+def retry_unhealthy(model: str, call: Callable[[], T], attempts: int = 3, ready_within_s: float = 30.0) -> T:
+    """A call to a stateless stage, asked again when Triton answers that the stage's own stub
+    "is not healthy". Triton says that of a live stub that missed one 1 s heartbeat on a
+    starved CPU as well as of a dead one: a live one is asked again at once, a dead one once
+    HEALER's reload has started a new stub. Stateful stages (vad, enhance) are never retried:
+    the failed request may have been applied."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except StageError as exc:
+            match = StageHealer.UNHEALTHY.search(str(exc))
+            if match is None or match.group(2) != model or attempt == attempts:
+                raise
+            pb_utils.Logger.log_warn(f"livetranslate: {model} answered 'not healthy', asking again: {exc}")
+            deadline = time.monotonic() + ready_within_s
+            while not stub_alive(match.group(1)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            while not _ready(model) and time.monotonic() < deadline:
+                time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
+def _ready(model: str) -> bool:
+    try:
+        return bool(pb_utils.is_model_ready(model_name=model))
+    except Exception:
+        return False
+
 
 def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
     if result.has_error():
@@ -107,6 +138,11 @@ def _call(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequenc
     return _outputs(_request(model, tensors, outputs, **sequence).exec(), outputs).get
 
 
+def _stateless(model: str, tensors: codecs.Tensors, outputs: Iterable[str]) -> codecs.Get:
+    """A call to a stage without sequence state, asked again while its stub is 'not healthy'."""
+    return retry_unhealthy(model, lambda: _call(model, tensors, outputs))
+
+
 def _sequence(sequence_id: int, start: bool, end: bool) -> dict:
     flags = (P.FLAG_SEQUENCE_START if start else 0) | (P.FLAG_SEQUENCE_END if end else 0)
     return {"correlation_id": sequence_id, "flags": flags}
@@ -131,13 +167,15 @@ class TritonLlm:
     """`llm` through BLS, with the TensorRT-LLM ensemble's I/O."""
 
     def generate(self, request: GenerationRequest) -> str:
-        call = _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT])
-        return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in _decoupled(call, [P.TEXT_OUTPUT])
-                       if P.TEXT_OUTPUT in out)
+        outs = retry_unhealthy(P.LLM, lambda: _decoupled(
+            _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT]), [P.TEXT_OUTPUT]))
+        return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
 
     def yes_probability(self, prompt: str) -> float:
-        call = _request(P.LLM, codecs.yes_probability_request(prompt), [P.TEXT_OUTPUT, P.YES_PROBABILITY])
-        for out in _decoupled(call, [P.YES_PROBABILITY]):
+        outs = retry_unhealthy(P.LLM, lambda: _decoupled(
+            _request(P.LLM, codecs.yes_probability_request(prompt), [P.TEXT_OUTPUT, P.YES_PROBABILITY]),
+            [P.YES_PROBABILITY]))
+        for out in outs:
             if P.YES_PROBABILITY in out:
                 return float(out[P.YES_PROBABILITY].reshape(-1)[0])
         raise StageError("llm returned no yes_probability")
@@ -168,16 +206,16 @@ class TritonStages:
             return self._whisper(P.WHISPER, request)
 
     def _whisper(self, model: str, request: AsrRequest) -> Transcription:
-        out = _call(model, codecs.asr_request_to_tensors(request), codecs.TRANSCRIPTION_OUTPUTS)
+        out = _stateless(model, codecs.asr_request_to_tensors(request), codecs.TRANSCRIPTION_OUTPUTS)
         return codecs.transcription_from_tensors(out)
 
     def translate(self, text: str, source: str, target: str, context: str = "") -> str:
         tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target, context))
-        return codecs.text(_call(P.TRANSLATE, tensors, [P.TRANSLATION]), P.TRANSLATION)
+        return codecs.text(_stateless(P.TRANSLATE, tensors, [P.TRANSLATION]), P.TRANSLATION)
 
     def is_complete(self, text: str, source: str) -> bool:
         tensors = codecs.completeness_request_to_tensors(codecs.TextRequest(text, source))
-        return bool(codecs.scalar(_call(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
+        return bool(codecs.scalar(_stateless(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
 
     def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
                 check_complete: bool = True, flush: bool = True) -> list[Enhanced]:
