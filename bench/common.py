@@ -38,7 +38,11 @@ def start_server(log_name: str, **options):
                          host="127.0.0.1", **options)
     server = TritonServer(opts, log_file=ROOT / ".cache" / f"{log_name}.log")
     server.start()
-    server.wait_ready()
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
