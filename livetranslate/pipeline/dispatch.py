@@ -20,7 +20,8 @@ from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.stream import Stream
 from livetranslate.pipeline.viewers import Viewers
-from livetranslate.protocol import AUDIO, SUBSCRIBE, Event, EventKind, ProtocolError, SessionOptions, validate_audio_chunk
+from livetranslate.protocol import (AUDIO, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind, ProtocolError, SessionOptions,
+                                   validate_audio_chunk)
 from livetranslate.state import StreamTable
 
 log = logging.getLogger("livetranslate.pipeline")
@@ -36,7 +37,7 @@ class Pipeline:
                              SegmentIds(), clock)
         self.admission = Admission(options.limits)
         self.sessions = SessionKeeper(store) if store is not None else None
-        self.viewers = Viewers(store, self.admission)
+        self.viewers = Viewers(store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
         self._open_lock = threading.Lock()
@@ -104,7 +105,7 @@ class Pipeline:
         try:
             subscribe = get(SUBSCRIBE)
             if subscribe is not None:
-                self.viewers.subscribe(stream_id, subscribe, reply)
+                self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
                 return
             if start:
                 try:
