@@ -9,7 +9,7 @@ import pytest
 
 from livetranslate import protocol as P
 from livetranslate.export import export, languages
-from livetranslate.pipeline import Pipeline, PipelineOptions, translator
+from livetranslate.pipeline import Limits, Pipeline, PipelineOptions, translator
 from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
@@ -219,3 +219,33 @@ def test_exports_offer_every_stored_language(pipeline, stages, clock, store, tmp
     for meta in store.data_dir.glob("*.meta.json"):
         meta.unlink()
     assert SessionStore(store.data_dir).info("talk").languages == ["en", "fr"]
+
+
+def test_the_dashboard_shows_the_speakers_translations_beside_the_transcripts(pipeline, stages, clock, store):
+    from livetranslate.dashboard import session_rows
+
+    speaker = started(pipeline, clock, 9)
+    french = Watcher(pipeline, "fr")
+    speaker.say(1)
+    speaker.end()
+    french.finished()
+    events = store.events("talk")
+    assert [r["translation"] for r in session_rows(events)[0]] == ["EN Hallo."]
+    assert [r["translation"] for r in session_rows(events, "fr")[0]] == ["FR Hallo."]
+
+
+def test_a_session_is_read_in_a_bounded_number_of_languages(stages, clock, store):
+    pipeline = Pipeline(stages, PipelineOptions(decode=DECODE, limits=Limits(max_viewer_languages=1)), store=store,
+                        clock=clock)
+    speaker = started(pipeline, clock, 10)
+    french, spanish = Watcher(pipeline, "fr"), Watcher(pipeline, "es")
+    more_french, english = Watcher(pipeline, "fr"), Watcher(pipeline, "en")  # a language read already; the speaker's
+    (refused,) = spanish.finished()
+    assert refused.error == ("session 'talk' is already read in 1 language(s) besides the speaker's (fr), the most one "
+                             "session takes: read one of those")
+    speaker.say(1)
+    speaker.end()
+    assert calls(stages, "es") == [] and calls(stages, "fr") == ["Hallo."]
+    for viewer in (french, more_french, english):
+        assert viewer.finished() and viewer.translations()
+    assert wait_for(lambda: pipeline.shared.languages.of("talk") == frozenset())

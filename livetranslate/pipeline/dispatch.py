@@ -16,7 +16,7 @@ from livetranslate.pipeline.guards import Admission, LlmBreaker, ServerFull, Whi
 from livetranslate.pipeline.messages import Chunk, LastChunk
 from livetranslate.pipeline.options import PipelineOptions, Shared
 from livetranslate.pipeline.replies import Reply
-from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper
+from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.stream import Stream
 from livetranslate.pipeline.viewers import Viewers
@@ -34,7 +34,7 @@ class Pipeline:
                  clock: Callable[[], float] = time.monotonic):
         self.stages, self.options, self.store = stages, options, store
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
-                             SegmentIds(), clock)
+                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages))
         self.admission = Admission(options.limits)
         self.sessions = SessionKeeper(store) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)

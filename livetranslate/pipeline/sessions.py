@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Callable
 
+from livetranslate.pipeline.guards import ServerFull
 from livetranslate.pipeline.replies import Reply
 from livetranslate.protocol import Event, EventKind
 
@@ -53,13 +54,24 @@ class ViewerLanguages:
     session's live streams translate each transcript into each of them once, however many
     viewers share a language, and stop when the last viewer of one leaves."""
 
-    def __init__(self):
+    def __init__(self, most: int = 4):
+        self.most = most  # languages besides the speaker's, per session
         self._lock = threading.Lock()
         self._viewers: dict[str, collections.Counter[str]] = {}  # session -> language -> viewers
 
-    def join(self, session: str, language: str) -> None:
+    def join(self, session: str, language: str, speakers: str = "") -> None:
+        """A viewer of `language`; ServerFull when the session's viewers read `most` other
+        languages than the speaker's (`speakers`) already."""
         with self._lock:
-            self._viewers.setdefault(session, collections.Counter())[language] += 1
+            counts = self._viewers.setdefault(session, collections.Counter())
+            others = set(counts) - {speakers}
+            if language not in counts and language != speakers and len(others) >= self.most:
+                if not counts:
+                    del self._viewers[session]
+                raise ServerFull(f"session {session!r} is already read in {self.most} language(s) besides the "
+                                 f"speaker's ({', '.join(sorted(others))}), the most one session takes: read one "
+                                 f"of those")
+            counts[language] += 1
 
     def leave(self, session: str, language: str) -> None:
         with self._lock:

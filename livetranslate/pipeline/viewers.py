@@ -41,9 +41,14 @@ def follow(store, session: str, reply: Reply, *, language: str | None = None,
         if info is None:
             stop(f"no session named {session!r}")
             return
-        viewer.language = language or info.target_language or None
-        if languages is not None and viewer.language:
-            languages.join(session, viewer.language)
+        wanted = language or info.target_language or None
+        if languages is not None and wanted:
+            try:
+                languages.join(session, wanted, info.target_language)
+            except ProtocolError as exc:  # too many languages in this session
+                stop(str(exc))
+                return
+        viewer.language = wanted  # counted in `languages` from here
         # `end` events in the history close earlier runs of a resumed session: the viewer's
         # one `end` is the session's last
         for event in store.attach(session, viewer):
