@@ -249,3 +249,21 @@ def test_a_session_is_read_in_a_bounded_number_of_languages(stages, clock, store
     for viewer in (french, more_french, english):
         assert viewer.finished() and viewer.translations()
     assert wait_for(lambda: pipeline.shared.languages.of("talk") == frozenset())
+
+
+def test_watch_refuses_an_unknown_language_before_connecting():
+    from click.testing import CliRunner
+
+    from livetranslate.cli import main
+
+    result = CliRunner().invoke(main, ["watch", "talk", "--lang", "klingon", "--url", "127.0.0.1:9"])
+    assert result.exit_code == 2 and "unknown TARGET_LANGUAGE 'klingon'" in result.output
+
+
+def test_a_small_base_model_sees_its_examples_in_the_viewers_language():
+    from livetranslate.llm.prompts import translation_prompt
+
+    french = translation_prompt("fewshot", "Hallo  zusammen.", "de", "fr").text
+    assert "French: Où est la gare la plus proche ?" in french and "English" not in french
+    assert french.endswith("German: Hallo zusammen.\nFrench:")
+    assert "English: Where is the nearest train station?" in translation_prompt("fewshot", "x", "de", "en").text
