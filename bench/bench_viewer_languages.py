@@ -98,8 +98,8 @@ def report(rows: list[dict], llm: str, seconds: float) -> str:
         f"Measured {machine()['date']} on {machine()['cpus']} CPUs, LLM `{llm}`: a speaker streams the first "
         f"{seconds:.0f} s of the bench recording (German, 3 voices, noise at -45 dBFS) in real time, translated "
         f"into English; with each extra language one viewer reads the session in it, so every transcript is "
-        f"translated once more. Same recording, same server, one run (levels in order 0, 1, 2); ratios are to "
-        f"the row without extra languages. The speaker's own translations are made first; extra-language "
+        f"translated once more. Same recording, same server, one run (levels in order 0, 1, 2, then 0 again to "
+        f"show how much the machine itself drifted meanwhile); ratios are to the first row. The speaker's own translations are made first; extra-language "
         f"ones wait for the LLM's idle time and are stored as failed after 20 s of waiting.\n",
         "| extra languages | speaker translation p50 ms | p95 ms | p50 ratio | p95 ratio "
         "| speaker transcript p50 ms | p95 ms | p95 ratio | extra translations made / transcripts "
@@ -108,7 +108,7 @@ def report(rows: list[dict], llm: str, seconds: float) -> str:
     ]
     for r in rows:
         tr, ts = r["translation_latency_ms"], r["transcript_latency_ms"]
-        extra = ", ".join(r["extra_languages"]) or "none"
+        extra = ", ".join(r["extra_languages"]) or ("none" if r is base else "none (again)")
         made = " · ".join(f"{lang} {v['translations']}/{r['transcripts']}" for lang, v in r["viewers"].items()) or "-"
         lat = [v["latency_ms"] for v in r["viewers"].values() if v["latency_ms"]]
         p50 = " · ".join(str(x["p50"]) for x in lat) or "-"
@@ -135,7 +135,8 @@ def main():
     llm = args.llm or "qwen2.5-1.5b (default)"
     try:
         rows = []
-        for k in range(len(EXTRA) + 1):
+        # 0, 1, 2 extra languages, then 0 again: how far the machine itself drifted meanwhile
+        for k in list(range(len(EXTRA) + 1)) + [0]:
             rows.append(run(server.grpc_url, path, args.seconds, EXTRA[:k], f"languages-{k}-{int(time.time())}"))
             print(rows[-1], flush=True)
     finally:
