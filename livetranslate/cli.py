@@ -389,22 +389,39 @@ def _client(url, tls, ca, api_key):
         raise click.ClickException(str(exc))
 
 
+# `watch --only`: the kinds each choice prints (errors and the end always)
+ONLY = {"translation": {EventKind.TRANSLATION, EventKind.ENHANCED, EventKind.ERROR, EventKind.END},
+        "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.ERROR, EventKind.END}}
+
+
 @main.command()
 @click.argument("session")
 @connection_options
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-def watch(session, url, tls, ca, api_key, fmt):
+@click.option("--lang", "language", default=None,
+              help="the language to read translations in (default: the speaker's target); the server "
+                   "translates into it while you watch")
+@click.option("--only", type=click.Choice(["translation", "transcript"]), default=None,
+              help="print only the translations (of --lang) or only the transcripts")
+def watch(session, url, tls, ca, api_key, fmt, language, only):
     """Follow SESSION as a viewer: its history so far, then live events until it ends."""
+    try:
+        language = P.check_language(language) if language else None
+    except P.ProtocolError as exc:
+        raise click.BadParameter(str(exc), param_hint="--lang")
     failed = False
     outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION)
     outputs.session, outputs.state = session, "watching"
+    if only is not None:
+        outputs.view = None  # one kind: a line per event, not side-by-side columns
     with _client(url, tls, ca, api_key) as client:
         outputs.start_ticker()
         try:
-            for event in client.watch(session):
+            for event in client.watch(session, language=language):
                 # an `end` with an error: the viewer itself failed (no such session, dropped)
                 failed = event.kind == EventKind.END and bool(event.error)
-                outputs.event(event)
+                if only is None or event.kind in ONLY[only]:
+                    outputs.event(event)
         except ClientError as exc:
             raise click.ClickException(str(exc))
         finally:
@@ -452,15 +469,19 @@ def sessions_list(url, tls, ca, api_key):
         for info in client.sessions("list"):
             started = datetime.datetime.fromtimestamp(info["started_at"]).strftime("%Y-%m-%d %H:%M")
             counts = ", ".join(f"{v} {k}" for k, v in sorted(info["counts"].items()))
+            extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
+            more = f" (+{','.join(extra)})" if extra else ""
             click.echo(f"{info['name']:<30} {info['state']:<6} {started}  "
-                       f"{info['source_language']}->{info['target_language']}  {counts}")
+                       f"{info['source_language']}->{info['target_language']}{more}  {counts}")
 
 
 @main.command()
 @click.argument("session")
 @connection_options
 @click.option("--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "jsonl"]), default="txt", show_default=True)
-@click.option("--lang", type=click.Choice(["source", "target", "both"]), default="both", show_default=True)
+@click.option("--lang", default="both", show_default=True,
+              help="source, target (the speaker's), both, or a language code the session was translated into "
+                   "for its viewers (`livetranslate sessions` lists them)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="file to write (default: standard output)")
 def export(session, url, tls, ca, api_key, fmt, lang, output):
@@ -469,10 +490,13 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
 
     with _client(url, tls, ca, api_key) as client:
         try:
-            events = client.sessions("get", session)["events"]
+            stored = client.sessions("get", session)
         except ClientError as exc:
             raise click.ClickException(str(exc))
-    text = render(events, fmt, lang)
+    try:
+        text = render(stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""))
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)

@@ -190,8 +190,14 @@ class PipelineClient:
     def __exit__(self, *exc):
         self.close()
 
-    def watch(self, session: str, idle_timeout_s: float = 3600.0) -> Iterator[Event]:
-        """Follows a session as a viewer: its history, then live events, until `end`."""
+    def watch(self, session: str, idle_timeout_s: float = 3600.0, language: str | None = None) -> Iterator[Event]:
+        """Follows a session as a viewer: its history, then live events, until `end`. With a
+        `language` (a Whisper code; ProtocolError when unknown) the translations come in that
+        language, made by the server while anyone watches in it; None: the speaker's target."""
+        language = P.check_language(language) if language is not None else None
+        return self._watch(session, idle_timeout_s, language)
+
+    def _watch(self, session: str, idle_timeout_s: float, language: str | None) -> Iterator[Event]:
         events: queue.Queue = queue.Queue()
         self.client.start_stream(
             callback=lambda result, error: events.put(ClientError(_plain(error)) if error else
@@ -201,7 +207,11 @@ class PipelineClient:
         tensor.set_data_from_numpy(np.array([session.encode("utf-8")], dtype=np.object_))
         audio = self._grpc.InferInput(P.AUDIO, [0], "INT16")
         audio.set_data_from_numpy(np.zeros(0, np.int16))
-        self.client.async_stream_infer(P.PIPELINE, [audio, tensor], sequence_id=random.randint(1, 2**63 - 1),
+        inputs = [audio, tensor]
+        if language is not None:
+            inputs.append(self._grpc.InferInput(P.TARGET_LANGUAGE, [1], "BYTES"))
+            inputs[-1].set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
+        self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=random.randint(1, 2**63 - 1),
                                        sequence_start=True, sequence_end=True)
         try:
             # a viewer's own failure (no such session, dropped) comes as an `end` that

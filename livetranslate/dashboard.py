@@ -164,17 +164,20 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-def session_rows(events: list[Event]) -> tuple[list[dict], list[Event]]:
-    """Rows of (segment, time, transcript, translation), and the enhanced events."""
+def session_rows(events: list[Event], language: str = "") -> tuple[list[dict], list[Event]]:
+    """Rows of (segment, time, transcript, translation), and the enhanced events. The
+    translations are those into `language` (default: the first translated, the speaker's
+    target; a session also stores the languages its viewers asked for)."""
+    language = language or next((e.language for e in events if e.kind == EventKind.TRANSLATION), "")
     rows: dict[int, dict] = {}
     for e in events:
         if e.kind == EventKind.TRANSCRIPT:
             rows.setdefault(e.segment_id, {"segment": e.segment_id, "time": f"{int(e.start_s // 60):02d}:"
                                            f"{e.start_s % 60:04.1f}", "transcript": "", "translation": ""})
             rows[e.segment_id]["transcript"] = e.text
-        elif e.kind == EventKind.TRANSLATION and e.segment_id in rows:
+        elif e.kind == EventKind.TRANSLATION and e.segment_id in rows and e.language == language:
             rows[e.segment_id]["translation"] = e.text or f"(failed: {e.error})"
-    enhanced = [e for e in events if e.kind == EventKind.ENHANCED and e.text]
+    enhanced = [e for e in events if e.kind == EventKind.ENHANCED and e.text]  # the speaker's language only
     return [rows[k] for k in sorted(rows)], enhanced
 
 

@@ -45,6 +45,7 @@ TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
 PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events; default true
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
+# ... and may carry TARGET_LANGUAGE: its translations in that language (default: the speaker's)
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON
@@ -286,6 +287,15 @@ def validate_audio_chunk(audio: np.ndarray | None, sample_rate: int, *, last: bo
     if audio.size > MAX_CHUNK_SECONDS * sample_rate:
         raise ProtocolError(f"AUDIO chunk is longer than {MAX_CHUNK_SECONDS:.0f} s: send smaller chunks")
     return audio
+
+
+def check_language(code: str, tensor: str = TARGET_LANGUAGE) -> str:
+    """A translation language (a Whisper code), normalised: a speaker's target, or the
+    language a viewer asks for (SUBSCRIBE with TARGET_LANGUAGE). ProtocolError when unknown."""
+    normal = code.strip().lower()
+    if normal not in WHISPER_LANGUAGES:
+        raise ProtocolError(f"unknown {tensor} {code!r}: use a Whisper language code such as 'en' or 'fr'")
+    return normal
 
 
 def decode_text(value: np.ndarray | None, default: str = "") -> str:

@@ -114,6 +114,7 @@ class ScriptedStages:
         self.vad_sequences = Sequences("vad", vad_idle_s, clock)
         self.enhance_sequences = Sequences("enhance", enhance_idle_s, clock)
         self.calls = itertools.count()
+        self.translations: list[tuple[str, str]] = []  # (text, target) of every translate call, as it began
 
     def _arrive(self, start: bool, end: bool) -> None:
         if end and not start and self.end_delay_s:
@@ -132,8 +133,9 @@ class ScriptedStages:
 
     def translate(self, text, source, target, context=""):
         next(self.calls)
+        self.translations.append((text, target))
         assert self.llm_gate.wait(30)
-        return f"EN {text}"
+        return f"{target.upper()} {text}"
 
     def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True):
         self._arrive(start, end)

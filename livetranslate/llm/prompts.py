@@ -51,10 +51,25 @@ _FEWSHOT_TRANSLATIONS = [
 ]
 
 
+# the same examples in other targets: a base model follows the examples' language more than the label
+_FEWSHOT_TARGETS = {
+    "fr": ("Malheureusement, je n'ai pas le temps aujourd'hui.", "Où est la gare la plus proche ?",
+           "Nous nous retrouvons demain à dix heures au bureau."),
+    "es": ("Lamentablemente, hoy no tengo tiempo.", "¿Dónde está la estación de tren más cercana?",
+           "Nos vemos mañana a las diez en la oficina."),
+    "it": ("Purtroppo oggi non ho tempo.", "Dov'è la stazione ferroviaria più vicina?",
+           "Ci vediamo domani alle dieci in ufficio."),
+}
+
+
 def translation_prompt(family: str, text: str, source: str, target: str, context: str = "") -> Prompt:
     src, tgt = language_name(source), language_name(target)
     if family == "fewshot":
-        shots = "".join(f"German: {de}\nEnglish: {en}\n\n" for de, en in _FEWSHOT_TRANSLATIONS)
+        if target in _FEWSHOT_TARGETS:
+            pairs = zip((de for de, _ in _FEWSHOT_TRANSLATIONS), _FEWSHOT_TARGETS[target])
+            shots = "".join(f"German: {de}\n{tgt}: {out}\n\n" for de, out in pairs)
+        else:
+            shots = "".join(f"German: {de}\nEnglish: {en}\n\n" for de, en in _FEWSHOT_TRANSLATIONS)
         return Prompt(f"{shots}{src}: {' '.join(text.split())}\n{tgt}:", ("\n",))
     system = (
         f"You are a professional interpreter. Translate the {src} text the user gives you into "

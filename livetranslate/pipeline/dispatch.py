@@ -16,11 +16,12 @@ from livetranslate.pipeline.guards import Admission, LlmBreaker, ServerFull, Whi
 from livetranslate.pipeline.messages import Chunk, LastChunk
 from livetranslate.pipeline.options import PipelineOptions, Shared
 from livetranslate.pipeline.replies import Reply
-from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper
+from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.stream import Stream
 from livetranslate.pipeline.viewers import Viewers
-from livetranslate.protocol import AUDIO, SUBSCRIBE, Event, EventKind, ProtocolError, SessionOptions, validate_audio_chunk
+from livetranslate.protocol import (AUDIO, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind, ProtocolError, SessionOptions,
+                                   validate_audio_chunk)
 from livetranslate.state import StreamTable
 
 log = logging.getLogger("livetranslate.pipeline")
@@ -33,10 +34,10 @@ class Pipeline:
                  clock: Callable[[], float] = time.monotonic):
         self.stages, self.options, self.store = stages, options, store
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
-                             SegmentIds(), clock)
+                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages))
         self.admission = Admission(options.limits)
         self.sessions = SessionKeeper(store) if store is not None else None
-        self.viewers = Viewers(store, self.admission)
+        self.viewers = Viewers(store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
         self._open_lock = threading.Lock()
@@ -104,7 +105,7 @@ class Pipeline:
         try:
             subscribe = get(SUBSCRIBE)
             if subscribe is not None:
-                self.viewers.subscribe(stream_id, subscribe, reply)
+                self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
                 return
             if start:
                 try:

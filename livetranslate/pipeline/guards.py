@@ -22,6 +22,9 @@ class Limits:
     max_streams_per_session: int = 2  # a reconnecting client overlaps its old stream
     max_viewers: int = 200
     max_viewers_per_session: int = 100
+    # languages besides the speaker's that one session's viewers may read at once: each costs
+    # an LLM call per transcript
+    max_viewer_languages: int = 4
     # audio a stream may have waiting to be processed; the client paces itself on the
     # replies (see client.py), so only a client that ignores them meets this
     max_queued_s: float = 60.0

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from livetranslate.pipeline.guards import Limits, LlmBreaker, WhisperLoad
-from livetranslate.pipeline.sessions import SegmentIds
+from livetranslate.pipeline.sessions import SegmentIds, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
-from livetranslate.protocol import SessionOptions
+from livetranslate.protocol import Event, SessionOptions
 from livetranslate.streaming import DecodeOptions
 from livetranslate.whisper import SpeechFilter
 
@@ -46,6 +46,8 @@ class Shared:
     clock: Callable[[], float] = time.monotonic  # stream TTLs and keep-alives
     # ids for the sequences streams hold in `vad` and `enhance`, one per stream
     sequence_ids: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
+    # the languages each session's viewers asked for: streams translate into those too
+    languages: ViewerLanguages = field(default_factory=ViewerLanguages)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class StreamContext:
     shared: Shared
     failure: Callable[[], str]  # why the stream was stopped; "" while it runs
     abandon: Callable[[str], None]  # the stream stops itself (its client went silent)
+    # stores an event for the session's viewers only (not sent to the speaker); None when
+    # the stream has no stored session (then it has no viewers either)
+    record: Callable[[Event], None] | None = None
 
     @property
     def t0(self) -> float:

@@ -1,12 +1,15 @@
-"""A stream's part in its session: segment ids shared with the session's other streams, and
-the stored event log (an event is stored before it is sent; a store failure stops the stream)."""
+"""A stream's part in its session: segment ids shared with the session's other streams, the
+languages its viewers asked for, and the stored event log (an event is stored before it is
+sent; a store failure stops the stream)."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from typing import Callable
 
+from livetranslate.pipeline.guards import ServerFull
 from livetranslate.pipeline.replies import Reply
 from livetranslate.protocol import Event, EventKind
 
@@ -44,6 +47,46 @@ class SegmentIds:
             entry = self._next[session]
             entry[0] += 1
             return entry[0] - 1
+
+
+class ViewerLanguages:
+    """The languages each session's viewers asked for, with how many viewers ask: the
+    session's live streams translate each transcript into each of them once, however many
+    viewers share a language, and stop when the last viewer of one leaves."""
+
+    def __init__(self, most: int = 4):
+        self.most = most  # languages besides the speaker's, per session
+        self._lock = threading.Lock()
+        self._viewers: dict[str, collections.Counter[str]] = {}  # session -> language -> viewers
+
+    def join(self, session: str, language: str, speakers: str = "") -> None:
+        """A viewer of `language`; ServerFull when the session's viewers read `most` other
+        languages than the speaker's (`speakers`) already."""
+        with self._lock:
+            counts = self._viewers.setdefault(session, collections.Counter())
+            others = set(counts) - {speakers}
+            if language not in counts and language != speakers and len(others) >= self.most:
+                if not counts:
+                    del self._viewers[session]
+                raise ServerFull(f"session {session!r} is already read in {self.most} language(s) besides the "
+                                 f"speaker's ({', '.join(sorted(others))}), the most one session takes: read one "
+                                 f"of those")
+            counts[language] += 1
+
+    def leave(self, session: str, language: str) -> None:
+        with self._lock:
+            counts = self._viewers.get(session)
+            if counts is None:
+                return
+            counts[language] -= 1
+            if counts[language] <= 0:
+                del counts[language]
+            if not counts:
+                del self._viewers[session]
+
+    def of(self, session: str) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._viewers.get(session, ()))
 
 
 class SessionKeeper:

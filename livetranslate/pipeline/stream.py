@@ -46,7 +46,7 @@ class Stream:
         self._final: SharedReply | None = None  # the last request's reply, for `end`
         shared.ids.open(options.session, options.segment_base)
         ctx = StreamContext(stream_id, shared.sequence_ids(), options, popts, stages, shared, lambda: self.failure,
-                            self.abandon)
+                            self.abandon, self._for_viewers if session is not None else None)
         self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate,
                                  shared.clock)
         partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
@@ -77,6 +77,17 @@ class Stream:
         if self._session is None:
             return reply
         return RecordingReply(reply, self._session, lambda: self.failure, self.fail)
+
+    def _for_viewers(self, event: Event) -> None:
+        """Stores an event only the session's viewers get (a translation into a viewer's
+        language); when the store fails, the stream is stopped, as for its own events."""
+        if self.failure:
+            return
+        try:
+            self._session.record(event)
+        except Exception as exc:
+            log.error("session %s: storing an event failed: %s", self._session.name, exc)
+            self.fail(f"the session could not be stored ({exc}); the stream was stopped")
 
     def submit(self, chunk: Chunk) -> None:
         """Queues a chunk (a LastChunk ends the stream); ProtocolError when the client sends

@@ -1,7 +1,9 @@
 """Viewers: a request that names a session gets its stored history, then its live events,
 until the session ends, the viewer cancels, or it falls too far behind. Many viewers per
 session; a slow viewer never slows the speaker (each has its own bounded queue, filled by
-the store as events are stored)."""
+the store as events are stored). Each viewer reads one language: the one it named
+(TARGET_LANGUAGE), else the speaker's target; it gets the translations of that language
+only, and the session's live streams translate into it while it watches."""
 
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ import numpy as np
 
 from livetranslate.pipeline.guards import Admission, ServerFull
 from livetranslate.pipeline.replies import Reply
-from livetranslate.protocol import MAX_SESSION_NAME, Event, EventKind, ProtocolError, decode_text
+from livetranslate.pipeline.sessions import ViewerLanguages
+from livetranslate.protocol import MAX_SESSION_NAME, Event, EventKind, ProtocolError, check_language, decode_text
 from livetranslate.store import Viewer
 
 
-def follow(store, session: str, reply: Reply, *, max_events: int = 500,
+def follow(store, session: str, reply: Reply, *, language: str | None = None,
+           languages: ViewerLanguages | None = None, max_events: int = 500,
            cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.5) -> None:
     """One viewer: the stored history of `session`, then its live events, until `end`, the
-    viewer cancels, or it falls `max_events` behind (then it is told and dropped)."""
+    viewer cancels, or it falls `max_events` behind (then it is told and dropped). It reads
+    `language` (None: the speaker's target), counted in `languages` while it watches."""
     viewer = Viewer(max_events)
 
     def stop(message: str) -> None:  # the viewer's own failure: an `end` that carries it
@@ -32,13 +37,22 @@ def follow(store, session: str, reply: Reply, *, max_events: int = 500,
         return next((e for e in reversed(store.events(session)) if e.kind == EventKind.END), Event(EventKind.END))
 
     try:
-        if store.info(session) is None:
+        info = store.info(session)
+        if info is None:
             stop(f"no session named {session!r}")
             return
+        wanted = language or info.target_language or None
+        if languages is not None and wanted:
+            try:
+                languages.join(session, wanted, info.target_language)
+            except ProtocolError as exc:  # too many languages in this session
+                stop(str(exc))
+                return
+        viewer.language = wanted  # counted in `languages` from here
         # `end` events in the history close earlier runs of a resumed session: the viewer's
         # one `end` is the session's last
         for event in store.attach(session, viewer):
-            if event.kind != EventKind.END:
+            if event.kind != EventKind.END and viewer.wants(event):
                 reply.send(event)
         while not cancelled():
             event = viewer.take(poll_s)
@@ -56,6 +70,8 @@ def follow(store, session: str, reply: Reply, *, max_events: int = 500,
                     return
     finally:
         store.hub.unsubscribe(session, viewer)
+        if languages is not None and viewer.language:
+            languages.leave(session, viewer.language)
         reply.close()
 
 
@@ -63,15 +79,18 @@ class Viewers:
     """The viewers of every session this pipeline serves: admitted, each followed by its
     own thread, counted out when it ends."""
 
-    def __init__(self, store, admission: Admission):
-        self.store, self.admission = store, admission
+    def __init__(self, store, admission: Admission, languages: ViewerLanguages):
+        self.store, self.admission, self.languages = store, admission, languages
 
-    def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply) -> None:
+    def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply,
+                  language: np.ndarray | None = None) -> None:
         if self.store is None:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
         name = decode_text(subscribe).strip()
         if not name or len(name) > MAX_SESSION_NAME or not name.isprintable():
             raise ProtocolError(f"SUBSCRIBE must name a session: 1 to {MAX_SESSION_NAME} printable characters")
+        wanted = decode_text(language).strip()
+        wanted = check_language(wanted) if wanted else None
         try:
             self.admission.admit_viewer(name)
         except ServerFull as exc:  # a viewer's own failure is an `end` that carries it
@@ -81,7 +100,8 @@ class Viewers:
 
         def run():
             try:
-                follow(self.store, name, reply, cancelled=getattr(reply, "is_cancelled", lambda: False))
+                follow(self.store, name, reply, language=wanted, languages=self.languages,
+                       cancelled=getattr(reply, "is_cancelled", lambda: False))
             finally:
                 self.admission.viewer_left(name)
 

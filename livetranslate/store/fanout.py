@@ -5,20 +5,29 @@ from __future__ import annotations
 import collections
 import threading
 
-from livetranslate.protocol import Event
+from livetranslate.protocol import Event, EventKind
+
+TRANSLATED = (EventKind.TRANSLATION, EventKind.ENHANCED)
 
 
 class Viewer:
     """One subscriber's bounded queue. A viewer that falls `max_events` behind is dropped
-    (told so), never the speaker."""
+    (told so), never the speaker. A viewer of one `language` gets the translations of that
+    language only (and everything that is not a translation)."""
 
-    def __init__(self, max_events: int = 500):
+    def __init__(self, max_events: int = 500, language: str | None = None):
         self.queue: collections.deque[Event] = collections.deque()
         self.max_events = max_events
+        self.language = language
         self.overflowed = False
         self.cond = threading.Condition()
 
+    def wants(self, event: Event) -> bool:
+        return self.language is None or event.kind not in TRANSLATED or event.language == self.language
+
     def offer(self, event: Event) -> None:
+        if not self.wants(event):
+            return
         with self.cond:
             if len(self.queue) >= self.max_events:
                 self.overflowed = True

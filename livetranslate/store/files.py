@@ -64,6 +64,8 @@ class SessionInfo:
     ended_at: float | None = None
     state: str = "live"  # live | ended
     counts: dict[str, int] = field(default_factory=dict)
+    # the languages of its stored translations: the speaker's target, then those viewers asked for
+    languages: list[str] = field(default_factory=list)
     size_bytes: int = 0  # log and metadata on disk, as last listed (not stored)
 
     def to_dict(self) -> dict:
@@ -126,7 +128,11 @@ def _load_info(meta: Path) -> SessionInfo | None:
         info = SessionInfo(**{k: v for k, v in d.items() if k in _INFO_FIELDS})
     except (TypeError, ValueError, AttributeError):
         return None  # missing or corrupt: rebuilt from the log
-    return info if isinstance(info.name, str) and info.state in ("live", "ended") else None
+    if not isinstance(info.name, str) or info.state not in ("live", "ended") or not isinstance(info.languages, list):
+        return None
+    if not info.languages and info.target_language and info.counts.get(EventKind.TRANSLATION.value):
+        info.languages = [info.target_language]  # metadata written before languages were kept
+    return info
 
 
 def _info_from_log(name: str, header: dict, events: list[Event], mtime: float) -> SessionInfo:
@@ -143,8 +149,11 @@ def _info_from_log(name: str, header: dict, events: list[Event], mtime: float) -
         # no header: the last write less the audio it holds
         started = mtime - max((e.end_s for e in events if isinstance(e.end_s, (int, float))), default=0.0)
     ended = bool(events) and events[-1].kind == EventKind.END
+    languages = list(dict.fromkeys(e.language for e in events if e.kind == EventKind.TRANSLATION
+                                   and isinstance(e.language, str) and e.language))
     return SessionInfo(name, str(source), str(target), float(started), mtime if ended else None,
-                       "ended" if ended else "live", dict(collections.Counter(e.kind.value for e in events)))
+                       "ended" if ended else "live", dict(collections.Counter(e.kind.value for e in events)),
+                       languages)
 
 
 def _fsync_dir(path: Path) -> None:

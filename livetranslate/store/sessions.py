@@ -123,6 +123,8 @@ class SessionStore(DataDirectory):
             info = self._infos.get(session)
             if info is not None:
                 info.counts[event.kind.value] = info.counts.get(event.kind.value, 0) + 1
+                if event.kind == EventKind.TRANSLATION and event.language and event.language not in info.languages:
+                    info.languages.append(event.language)
             if self.hub is not None:  # under the lock: a viewer attaching sees each event once
                 self.hub.publish(session, event)
 
@@ -182,6 +184,7 @@ class SessionStore(DataDirectory):
                 continue
             if info.name in self._infos:  # a live session of this process has fresher counts
                 info.counts = dict(self._infos[info.name].counts)
+                info.languages = list(self._infos[info.name].languages)
             info.size_bytes = _size(log) + _size(meta)
             found.append((stem, info))
         return found

@@ -45,6 +45,7 @@ class TritonPythonModel:
                     max_streams_per_session=int(params["max_streams_per_session"]),
                     max_viewers=int(params["max_viewers"]),
                     max_viewers_per_session=int(params["max_viewers_per_session"]),
+                    max_viewer_languages=int(params["max_viewer_languages"]),
                     max_queued_s=float(params["max_queued_s"]),
                 ),
                 speech_filter=SpeechFilter(
