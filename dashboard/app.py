@@ -35,9 +35,9 @@ st.set_page_config(page_title="livetranslate", layout="wide")
 endpoints = Endpoints()
 
 
-def require_login() -> None:
+def require_login(why: str = "") -> None:
     """Returns for a logged-in visitor (or a --no-login dashboard on loopback); anyone else
-    sees the login form and nothing else: the script stops here."""
+    sees the login form (and WHY it is asked for) and nothing else: the script stops here."""
     try:
         if access_mode(st.get_option("server.address")) == "open":
             return
@@ -60,6 +60,8 @@ def require_login() -> None:
     if not status:
         if status is False:
             st.error("Wrong user name or password")
+        if why:
+            st.info(why)
         st.stop()
     with st.sidebar:
         st.caption(f"Logged in as {escape_markdown(st.session_state.get('username') or '')}")
@@ -97,8 +99,7 @@ def captions_page() -> None:
                          "Ask the speaker for a new one: livetranslate share SESSION")
                 st.stop()
         else:
-            st.info("These captions need a share link (`livetranslate share SESSION`) or a login.")
-            require_login()
+            require_login("These captions need a share link (`livetranslate share SESSION`) or a login.")
     captions(session, lang)
 
 
@@ -324,7 +325,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
     live = info["state"] == "live"
     cols = st.columns([1, 6])
     if live:
-        cols[0].badge("LIVE", icon=":material/radio_button_checked:", color="red")
+        cols[0].badge("LIVE", color="red")
     else:
         cols[0].badge(info["state"], color="gray")
     cols[1].caption(escape_markdown(f"{info['source_language']} → {info['target_language']} · "
