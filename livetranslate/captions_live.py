@@ -55,8 +55,11 @@ class Follower:
     def stop(self) -> None:
         self._stop.set()
         client = self._client
-        if client is not None:
-            client.close()  # ends the watch at once: its stream fails, the thread sees _stop
+        if client is not None:  # ends the watch at once: its stream fails, the thread sees _stop
+            try:
+                client.client.stop_stream(cancel_requests=True)  # (close() would wait for the session's end)
+            except Exception as exc:
+                log.info("captions %s: stopping: %s", self.session, exc)
 
     @property
     def stopped(self) -> bool:

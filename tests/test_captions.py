@@ -244,3 +244,142 @@ def test_a_captions_link_with_its_token_shows_the_captions_without_a_login(capti
                       token=share.share_token("standup", "the-dashboard-secret"))
     assert not at.exception and not at.error and not at.text_input and not at.radio and not at.sidebar.children
     assert 'class="lt-captions"' in html_of(at) and "standup" in html_of(at)
+
+
+# --- the followers behind the page (a scripted server through the connect seam) -----------------
+class ScriptedServer:
+    """Sessions listed newest first; each viewer's stream gets the session's history, then
+    what is said while it watches."""
+
+    def __init__(self):
+        self.infos, self.history, self.viewers, self.watches = [], {}, {}, []
+        self.lock = threading.Lock()
+
+    def start(self, name):
+        self.infos.insert(0, {"name": name, "state": "live", "target_language": "en"})
+        self.history[name], self.viewers[name] = [], []
+
+    def say(self, name, *events):
+        with self.lock:
+            for e in events:
+                self.history[name].append(e)
+                for feed in self.viewers[name]:
+                    feed.put(e)
+
+    def end(self, name):
+        next(i for i in self.infos if i["name"] == name)["state"] = "ended"
+        self.say(name, Event(END))
+
+    def connect(self):
+        import queue
+
+        server = self
+
+        class Client:
+            def __init__(self):
+                self.client, self.feed = self, queue.Queue()
+
+            def sessions(self, action):
+                return [dict(i) for i in server.infos]
+
+            def watch(self, session, idle_timeout_s):
+                with server.lock:
+                    server.watches.append(session)
+                    for e in server.history[session]:
+                        self.feed.put(e)
+                    server.viewers[session].append(self.feed)
+                while True:
+                    e = self.feed.get()
+                    if isinstance(e, Exception):
+                        raise e
+                    yield e
+                    if e.kind == END:
+                        return
+
+            def stop_stream(self, cancel_requests):
+                from livetranslate.client import ClientError
+
+                self.feed.put(ClientError("cancelled"))
+
+            def close(self):
+                pass
+
+        return Client()
+
+
+def until(condition, timeout_s=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def fast_poll(monkeypatch):
+    from livetranslate import captions_live
+
+    monkeypatch.setattr(captions_live, "POLL_S", 0.05)
+
+
+def test_a_follower_waits_for_its_session_then_shows_it_live_and_ended(fast_poll):
+    from livetranslate.captions_live import Followers
+
+    server = ScriptedServer()
+    followers = Followers(server.connect)
+    try:
+        follower = followers.get("standup", None)
+        assert until(lambda: follower.snapshot().state == "waiting")
+        assert "standup" in follower.snapshot().message
+        server.start("standup")
+        server.say("standup", ev(T, "Hallo.", 0, "de"), ev(TR, "Hello.", 0, "en"), ev(P, "Wie", 1, "de"))
+        assert until(lambda: [ln.text for ln in follower.snapshot().lines] == ["Hello."])
+        snap = follower.snapshot()
+        assert snap.state == "live" and snap.lang == "en" and snap.interim == ""  # the session's target language
+        assert followers.get("standup", None) is follower  # one connection for every page
+        server.end("standup")
+        assert until(lambda: follower.snapshot().state == "ended")
+        assert [ln.text for ln in follower.snapshot().lines] == ["Hello."]
+    finally:
+        followers.close()
+    assert until(lambda: not follower._thread.is_alive())
+
+
+def test_the_newest_live_session_is_followed_and_a_new_one_takes_over(fast_poll):
+    from livetranslate.captions_live import Followers
+
+    server = ScriptedServer()
+    followers = Followers(server.connect)
+    try:
+        newest = followers.get(None, "de")
+        assert until(lambda: newest.snapshot().state == "waiting")
+        server.start("first")
+        server.say("first", ev(T, "Erstens.", 0, "de"), ev(P, "Zwei", 1, "de"))
+        assert until(lambda: newest.snapshot().session == "first" and newest.snapshot().interim == "Zwei")
+        server.start("second")
+        server.say("second", ev(T, "Zweitens.", 0, "de"))
+        assert until(lambda: [ln.text for ln in newest.snapshot().lines] == ["Zweitens."])
+        assert newest.snapshot().session == "second"
+    finally:
+        followers.close()
+
+
+def test_a_follower_nobody_reads_is_stopped_and_its_watch_cancelled(fast_poll):
+    import time
+
+    from livetranslate.captions_live import Followers
+
+    server = ScriptedServer()
+    server.start("s")
+    followers = Followers(server.connect, idle_s=0.2)
+    old = followers.get("s", "de")
+    assert until(lambda: server.watches == ["s"])
+    time.sleep(0.3)
+    fresh = followers.get("s", "de")  # the old one went unread: stopped, a new one made
+    assert fresh is not old and old.stopped
+    assert until(lambda: not old._thread.is_alive(), 5)
+    followers.close()
+    assert until(lambda: not fresh._thread.is_alive(), 5)
