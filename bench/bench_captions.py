@@ -56,17 +56,21 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
         pages.append((lang, page))
     received, spoken, started = [], [], threading.Event()
 
-    def view():
-        started.wait(120)
+    def view():  # joins as the session starts: every event it gets is live, none from the history
         with PipelineClient(server.grpc_url) as client:
-            for event in client.watch(name):
-                received.append((time.time() * 1000, event))
+            while not received:
+                for event in client.watch(name):
+                    if event.kind == EventKind.END and event.error and not received:
+                        time.sleep(0.02)  # no such session yet
+                        break
+                    received.append((time.time() * 1000, event))
 
     def speak_partials():  # partials go to viewers live (not stored): the watcher sees them too
         speak(server.grpc_url, audio, name, spoken, started)
 
     viewer = threading.Thread(target=view, daemon=True)
     viewer.start()
+    time.sleep(0.5)
     speaker = threading.Thread(target=speak_partials)
     speaker.start()
     speaker.join(600)
@@ -76,12 +80,11 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
     for lang, page in pages:
         shown[lang].append((page.evaluate("window.__seen"), page.evaluate("window.__interims")))
         page.close()
-    t_first = next((t for t, e in received if e.kind == EventKind.TRANSCRIPT), 0)
     delays: dict[str, list[float]] = {"transcript": [], "translation": [], "partial": []}
     missing = 0
     for at_ms, event in received:
-        if at_ms < t_first or not event.text or event.kind.value not in delays:
-            continue  # the history replayed to a viewer that joined late: not live
+        if not event.text or event.kind.value not in delays:
+            continue
         lang = "en" if event.kind == EventKind.TRANSLATION else "de"
         for seen, interims in shown[lang]:
             table = interims if event.kind == EventKind.PARTIAL else seen

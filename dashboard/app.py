@@ -300,10 +300,18 @@ def sessions_page() -> None:
         st.info("No sessions yet: stream one with `livetranslate stream FILE` or start one from a file.")
         return
     names = sorted(infos, key=lambda n: infos[n]["state"] != "starting")  # the server lists newest first
-    if st.session_state.get("session") not in infos:
-        st.session_state.pop("session", None)
-    chosen = st.selectbox("Session", names, key="session", format_func=lambda n: label(infos[n]),
-                          bind="query-params")
+    live = [n for n in names if infos[n]["state"] == "live"]
+    if live:
+        st.caption(escape_markdown("● LIVE now: " + ", ".join(live)))
+    # the chosen session is always in the address (a bookmark, a reload keep it): nothing
+    # chosen yet is the newest, chosen here rather than as the widget's default
+    wanted = st.session_state.get("session") or st.query_params.get("session")
+    st.session_state["session"] = wanted if wanted in infos else names[0]
+    chosen = st.selectbox("Session", names, index=None, key="session", format_func=lambda n: label(infos[n]),
+                          bind="query-params", placeholder="Choose a session")
+    if chosen is None:
+        c.close()
+        return
     try:
         session_view(c, infos[chosen])
     finally:
