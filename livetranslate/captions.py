@@ -27,7 +27,9 @@ def in_language(event: Event, lang: str) -> bool:
 
 
 def caption_events(client, session: str, lang: str, idle_timeout_s: float = 3600.0) -> Iterator[Event]:
-    """SESSION's events in LANG: its history, then live, until `end`."""
+    """SESSION's events in LANG: its history, then live, until `end`. (With viewers in their
+    own language on the server, the one line to change: ask `client.watch` for LANG when it
+    is not the spoken language, so the server translates into it while this page watches.)"""
     for event in client.watch(session, idle_timeout_s):
         if in_language(event, lang):
             yield event
