@@ -28,7 +28,8 @@ _PURPOSE = b"livetranslate captions share link v1"  # the cookie key signs cooki
 
 
 def share_token(session: str, secret: str) -> str:
-    key = hmac.new(secret.encode("utf-8"), _PURPOSE, hashlib.sha256).digest()
+    # stripped: a key read from a file or a Secret often ends with a newline, one from $(...) not
+    key = hmac.new(secret.strip().encode("utf-8"), _PURPOSE, hashlib.sha256).digest()
     return hmac.new(key, session.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 

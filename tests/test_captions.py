@@ -30,6 +30,7 @@ def test_a_token_opens_its_own_session_only_and_depends_on_the_secret():
     assert len(token) == 32 and token == share.share_token("standup", "secret-1")
     assert share.token_valid("standup", token, "secret-1")
     assert share.token_valid("standup", token.upper(), "secret-1")  # a link retyped in capitals
+    assert share.token_valid("standup", token, "secret-1\n")  # the key as a file or a Secret holds it
     assert not share.token_valid("standup2", token, "secret-1")
     assert not share.token_valid("standup", token, "secret-2")
     assert not share.token_valid("standup", token[:-1] + ("0" if token[-1] != "0" else "1"), "secret-1")
