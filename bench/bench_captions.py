@@ -51,7 +51,7 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
         lang = "de" if i % 2 == 0 else "en"
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(f"{board_url}/?view=captions&session={name}&lang={lang}")
-        page.wait_for_selector(".lt-status", timeout=60_000)
+        page.wait_for_selector(".lt-status", state="attached", timeout=60_000)
         page.evaluate(OBSERVE)
         pages.append((lang, page))
     received, spoken, started = [], [], threading.Event()
@@ -94,6 +94,9 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
             elif event.kind != EventKind.PARTIAL:
                 missing += 1  # a partial replaced within one refresh is never drawn: not counted
     return {"pages": n_pages, "delay_ms": {k: percentiles(v) for k, v in delays.items()},
+            "speaker_partials": sum(e.kind == EventKind.PARTIAL for e in spoken),
+            "speaker_transcript_latency_ms": percentiles([e.latency_ms for e in spoken
+                                                          if e.kind == EventKind.TRANSCRIPT]),
             "lines_missing": missing,
             "partials_drawn": f"{len(delays['partial'])}/{sum(e.kind == EventKind.PARTIAL for _, e in received) * max(1, n_pages // 2)}"}
 
@@ -102,7 +105,7 @@ def main():
     from playwright.sync_api import sync_playwright
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pages", type=int, nargs="+", default=[2, 8])
+    parser.add_argument("--pages", type=int, nargs="+", default=[0, 2, 8])
     args = parser.parse_args()
     audio = make_all(ROOT / ".cache" / "test-audio")["speech"]
     server = start_server("bench-captions", llm="gemma3-270m")
@@ -139,11 +142,14 @@ def main():
              f"Streamlit fragment rerun); pages of one session and language share one viewer connection. "
              f"{MAX_LINES} lines on screen.", "",
              "| pages | transcript p50 / p95 ms | translation p50 / p95 ms | partial p50 / p95 ms | lines missing | "
-             "partials drawn |", "|---|---|---|---|---|---|"]
+             "partials drawn | partials the speaker got | speaker transcript latency p50 / p95 ms |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d = r["delay_ms"]
         cell = [f"{d[k].get('p50', '–')} / {d[k].get('p95', '–')}" for k in ("transcript", "translation", "partial")]
-        lines.append(f"| {r['pages']} | {' | '.join(cell)} | {r['lines_missing']} | {r['partials_drawn']} |")
+        lat = r["speaker_transcript_latency_ms"]
+        lines.append(f"| {r['pages']} | {' | '.join(cell)} | {r['lines_missing']} | {r['partials_drawn']} | "
+                     f"{r['speaker_partials']} | {lat.get('p50', '–')} / {lat.get('p95', '–')} |")
     lines += ["", "A partial replaced by the next one (or by its transcript) within one refresh is never drawn: "
               "'partials drawn' counts how many were, over all pages. Reproduce: `.venv/bin/python "
               "bench/bench_captions.py`.", ""]

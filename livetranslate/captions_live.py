@@ -20,16 +20,28 @@ log = logging.getLogger(__name__)
 POLL_S = 2.0  # how often a waiting follower, and the newest-session follower, look at the list
 
 
-def session_info(connect: Callable[[], PipelineClient], name: str | None) -> dict | None:
-    """The listed info of session NAME, or of the newest live session when NAME is None."""
-    client = connect()
-    try:
-        for info in client.sessions("list"):
-            if (info["name"] == name) if name is not None else info["state"] == "live":
-                return info
-        return None
-    finally:
-        client.close()
+class Lister:
+    """Asks the server's session list, over one connection kept between polls (a follower
+    that waits asks every POLL_S)."""
+
+    def __init__(self, connect: Callable[[], PipelineClient]):
+        self.connect, self._client = connect, None
+
+    def info(self, name: str | None) -> dict | None:
+        """The listed info of session NAME, or of the newest live session when NAME is None."""
+        if self._client is None:
+            self._client = self.connect()
+        try:
+            listed = self._client.sessions("list")
+        except ClientError:
+            self.close()  # a new connection next time
+            raise
+        return next((i for i in listed if ((i["name"] == name) if name is not None else i["state"] == "live")), None)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
 
 class Follower:
@@ -40,6 +52,7 @@ class Follower:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._client: PipelineClient | None = None
+        self._lister = Lister(connect)
         self._thread = threading.Thread(target=self._run, name=f"captions-{session}", daemon=True)
         self._thread.start()
 
@@ -66,9 +79,15 @@ class Follower:
         return self._stop.is_set()
 
     def _run(self) -> None:
+        try:
+            self._watch_while_shown()
+        finally:
+            self._lister.close()
+
+    def _watch_while_shown(self) -> None:
         while not self._stop.is_set():
             try:
-                info = session_info(self.connect, self.session)
+                info = self._lister.info(self.session)
                 if info is None:
                     self._publish(state="waiting", message=f"Waiting for “{self.session}” to start…")
                 elif info["state"] == "live" or self._snapshot.state in ("connecting", "waiting", "unreachable"):
@@ -112,6 +131,7 @@ class NewestFollower:
         self.followers, self.lang = followers, lang
         self.last_used = time.monotonic()
         self.current: str | None = None
+        self._lister = Lister(followers.connect)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="captions-newest", daemon=True)
         self._thread.start()
@@ -132,7 +152,7 @@ class NewestFollower:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                info = session_info(self.followers.connect, None)
+                info = self._lister.info(None)
                 if info is not None and info["name"] != self.current:
                     self.current = info["name"]
                     self.followers.get(self.current, self.lang)  # starts watching before a page asks
@@ -141,6 +161,7 @@ class NewestFollower:
             except Exception:
                 log.exception("captions (newest live session)")
             self._stop.wait(POLL_S)
+        self._lister.close()
 
 
 class Followers:
