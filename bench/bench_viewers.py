@@ -45,7 +45,7 @@ def run(url: str, path: Path, n_viewers: int, name: str) -> dict:
         with PipelineClient(url) as client:
             for e in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True):
                 if e.kind == EventKind.PARTIAL:
-                    continue  # the speaker's own preview: not stored, not sent to viewers
+                    continue  # the interim text: not stored, not compared
                 spoken[key(e)] = time.monotonic()
                 speaker_events.append(e)
                 started.set()
@@ -55,7 +55,8 @@ def run(url: str, path: Path, n_viewers: int, name: str) -> dict:
     def view(i):
         with PipelineClient(url) as client:
             for e in client.watch(name):
-                views[i][key(e)] = time.monotonic()
+                if e.kind != EventKind.PARTIAL:  # the interim text (live only): not compared
+                    views[i][key(e)] = time.monotonic()
 
     speaker = threading.Thread(target=speak)
     speaker.start()

@@ -1,8 +1,10 @@
 """livetranslate dashboard: follow live and past sessions, start one from an audio file,
-watch server health. Run with `livetranslate dashboard`.
+watch server health; and the captions page (`/?view=captions&session=NAME&lang=en`) that
+coworkers open from a share link. Run with `livetranslate dashboard`.
 
-Nothing shows before a login (the server's API key lives in this process). Text that
-came from speech or the LLM is shown as plain text, never as Markdown or HTML."""
+Nothing shows before a login (the server's API key lives in this process), except the
+captions of the one session a share link's token names. Text that came from speech or the
+LLM is shown as plain text (or escaped HTML on the captions page), never as Markdown."""
 
 from __future__ import annotations
 
@@ -14,20 +16,28 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from livetranslate import readable
+from livetranslate.captions import page_css, render_html
+from livetranslate.captions_live import Followers
 from livetranslate.client import ClientError, PipelineClient, ResilientSession
 from livetranslate.dashboard import (COOKIE_EXPIRY_DAYS, COOKIE_NAME, CREDENTIALS_ENV, AccessError, CredentialsError,
-                                     Endpoints, UploadedAudio, UploadError, access_mode, cookie_key, escape_markdown,
-                                     fetch_metrics, health, load_credentials, max_upload_mb, rates, session_rows,
-                                     stage_table)
+                                     Endpoints, UploadedAudio, UploadError, access_mode, cookie_key, delays,
+                                     escape_markdown, fetch_metrics, health, load_credentials, max_upload_mb,
+                                     model_problems, rates, session_rows, stage_table)
 from livetranslate.export import export
-from livetranslate.protocol import SessionOptions
+from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
+from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
+
+CAPTIONS_REFRESH_S = 0.5  # how often a captions page takes the newest text (one small rerun)
+PAGES = ("Sessions", "New session from a file")
 
 st.set_page_config(page_title="livetranslate", layout="wide")
+endpoints = Endpoints()
 
 
-def require_login() -> None:
+def require_login(why: str = "") -> None:
     """Returns for a logged-in visitor (or a --no-login dashboard on loopback); anyone else
-    sees the login form and nothing else: the script stops here."""
+    sees the login form (and WHY it is asked for) and nothing else: the script stops here."""
     try:
         if access_mode(st.get_option("server.address")) == "open":
             return
@@ -50,6 +60,8 @@ def require_login() -> None:
     if not status:
         if status is False:
             st.error("Wrong user name or password")
+        if why:
+            st.info(why)
         st.stop()
     with st.sidebar:
         st.caption(f"Logged in as {escape_markdown(st.session_state.get('username') or '')}")
@@ -58,14 +70,56 @@ def require_login() -> None:
         st.rerun()  # just logged out
 
 
-require_login()
-endpoints = Endpoints()
-
-
 @st.cache_resource
+def followers() -> Followers:
+    """The viewer connections of this dashboard process, shared by every page."""
+    found = Endpoints()
+    return Followers(lambda: PipelineClient(found.connection(), timeout_s=3))
+
+
+def needs_login() -> bool:
+    try:
+        return access_mode(st.get_option("server.address")) != "open"
+    except AccessError:
+        return True
+
+
+# --- the captions page -----------------------------------------------------------------------
+def captions_page() -> None:
+    """Only the text of one language, large, the newest line at the bottom: for a phone, a
+    projector or OBS. A share link's token opens it without a login, for its session only."""
+    params = st.query_params
+    session, lang = params.get("session") or None, (params.get("lang") or "").strip().lower() or None
+    st.html(page_css(params.get("style", "dark")))
+    token = params.get("token")
+    if needs_login():
+        if token is not None:
+            if not (session and token_valid(session, token, cookie_key())):
+                st.error("This captions link is not valid (its token does not match). "
+                         "Ask the speaker for a new one: livetranslate share SESSION")
+                st.stop()
+        else:
+            require_login("These captions need a share link (`livetranslate share SESSION`) or a login.")
+    captions(session, lang)
+
+
+@st.fragment(run_every=CAPTIONS_REFRESH_S)
+def captions(session: str | None, lang: str | None) -> None:
+    st.html(render_html(followers().get(session, lang).snapshot()))
+
+
+if st.query_params.get("view") == CAPTIONS_VIEW:
+    captions_page()
+    st.stop()
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+require_login()
+
+
 def uploads() -> dict:
-    """Sessions started from this dashboard: name -> progress dict (shared across reruns)."""
-    return {}
+    """Sessions started from this browser: name -> progress (a thread updates it)."""
+    return st.session_state.setdefault("uploads", {})
 
 
 def client() -> PipelineClient | None:
@@ -77,9 +131,11 @@ def client() -> PipelineClient | None:
 
 
 def start_upload(name: str, upload, translate: bool) -> None:
-    """Streams UPLOAD to the server as session NAME in a thread; raises UploadError for a
-    file that is too large or not audio. The temporary copy goes when the stream ends or fails."""
-    audio = UploadedAudio(upload, Path(upload.name).suffix or ".wav", max_bytes=max_upload_mb() * 2**20)
+    """Streams UPLOAD to the server as session NAME in a thread, as fast as the server takes
+    it; raises UploadError for a file that is too large or not audio. The temporary copy goes
+    when the stream ends or fails."""
+    audio = UploadedAudio(upload, Path(upload.name).suffix or ".wav", max_bytes=max_upload_mb() * 2**20,
+                          realtime=False)
     progress = uploads()[name] = {"status": "starting", "events": 0, "done_s": 0.0, "total_s": audio.seconds}
 
     def run():
@@ -106,130 +162,212 @@ def start_upload(name: str, upload, translate: bool) -> None:
         raise
 
 
-@st.fragment(run_every=2)
-def upload_progress() -> None:
-    for session_name, progress in uploads().items():
+def show_progress(names) -> None:
+    for session_name in names:
+        progress = uploads()[session_name]
         total = progress["total_s"]
         share = min(progress["done_s"] / total, 1.0) if total else 0.0
         st.progress(share, text=escape_markdown(f"{session_name}: {progress['status']} ({progress['events']} events)"))
 
 
+def start_clicked() -> None:
+    """The Start button: runs before the next script run, so it may turn the page to the
+    session it started."""
+    st.session_state.pop("upload-error", None)
+    upload = st.session_state.get("upload-file") or st.session_state.get("upload-mic")
+    name = (st.session_state.get("upload-name") or "").strip()
+    try:
+        SessionOptions(name)
+        start_upload(name, upload, st.session_state.get("upload-translate", True))
+    except (ProtocolError, UploadError) as exc:
+        st.session_state["upload-error"] = f"Cannot start: {str(exc).replace('SESSION', 'the session name')}"
+        return
+    st.session_state["session"] = name
+    st.session_state["page"] = PAGES[0]
+    for key in ("upload-name", "upload-name-kept"):  # the next upload gets a new default name
+        st.session_state.pop(key, None)
+
+
 # --- sidebar: health -------------------------------------------------------------------
+def recent_delays() -> dict:
+    """Delays over the newest live session (or the newest session)."""
+    c = client()
+    if c is None:
+        return {}
+    try:
+        listed = c.sessions("list")
+        chosen = next((s for s in listed if s["state"] == "live"), listed[0] if listed else None)
+        return delays(c.sessions("get", chosen["name"])["events"]) if chosen else {}
+    except ClientError:
+        return {}
+    finally:
+        c.close()
+
+
 @st.fragment(run_every=5)
 def health_panel() -> None:
     st.header("Server")
     state = health(endpoints)
     if state["error"]:
-        st.error(escape_markdown(state["error"]))
+        st.error(escape_markdown(f"Server unavailable: {state['error']}"))
+        return
+    problems = model_problems(state["models"])
+    if state["ready"] and not problems:
+        st.success("Ready")
     else:
-        st.success("ready" if state["ready"] else "up, pipeline not ready")
-        st.dataframe(pd.DataFrame([{"model": k, "state": v} for k, v in sorted(state["models"].items())]),
-                     hide_index=True)
+        st.warning(escape_markdown("Not ready: " + (", ".join(problems) or "the pipeline is loading")))
+    st.subheader("Delays")
+    st.caption("From the end of a spoken sentence until readers see it: median (and 95th percentile) "
+               "over the sentences of the current session.")
+    measured = recent_delays()
+    if not measured:
+        st.caption("No sentences yet.")
+    for label, d in measured.items():
+        st.metric(label.capitalize(), f"{d['median s']:.1f} s", help=f"95th percentile {d['p95 s']:.1f} s, "
+                  f"{d['sentences']} sentences", delta=None)
     metrics = fetch_metrics(endpoints)
-    # samples of the counters over time, for throughput: the last 5 minutes
-    history = st.session_state.setdefault("metrics_history", [])
+    history = st.session_state.setdefault("metrics_history", [])  # counter samples: the last 5 minutes
     if metrics:
         history.append((time.time(), metrics))
         del history[:-60]
-    table = stage_table(metrics)
-    if table:
-        st.subheader("Per-stage latency")
-        frame = pd.DataFrame(table).set_index("stage")
-        st.bar_chart(frame[["mean request ms"]])
-        st.dataframe(frame)
-    throughput = rates(history)
-    if throughput:
-        st.subheader("Throughput (requests/s)")
-        frame = pd.DataFrame(throughput).set_index("t")
-        st.line_chart(frame[[c for c in ("pipeline", "whisper", "translate", "llm") if c in frame]],
-                      x_label="seconds", y_label="requests/s")
+    with st.expander("Details for operators"):
+        st.caption("Per model since the server started: requests answered, failed, and the mean time "
+                   "a request took in milliseconds (of which computing).")
+        table = stage_table(metrics)
+        if table:
+            st.table(pd.DataFrame(table).set_index("stage"))
+        throughput = rates(history)
+        if throughput:
+            st.caption("Requests per second, per model, since this page opened.")
+            frame = pd.DataFrame(throughput).set_index("t")
+            st.line_chart(frame[[c for c in ("pipeline", "whisper", "translate", "llm") if c in frame]],
+                          x_label="seconds since this page opened", y_label="requests/s")
 
 
 with st.sidebar:
     health_panel()
 
 st.title("livetranslate")
-tab_watch, tab_new = st.tabs(["Sessions", "New session from a file"])
+page = st.radio("Page", PAGES, key="page", horizontal=True, label_visibility="collapsed")
 
-with tab_new:
+
+def new_session_page() -> None:
     limit_mb = max_upload_mb()
-    upload = st.file_uploader(f"Audio file (wav, mp3, m4a, ogg, flac …), up to {limit_mb} MB")
-    # the default made once per visitor: a default that changed on every rerun made a new
-    # widget each time, dropping the name typed in it
-    st.session_state.setdefault("upload-name", f"upload-{time.strftime('%H%M%S')}")
-    name = st.text_input("Session name", key="upload-name")
-    translate = st.checkbox("Translate", value=True)
-    recording = st.audio_input("…or record with the browser microphone")
-    if recording is not None and upload is None:
-        upload = recording
+    upload = st.file_uploader(f"Audio file (wav, mp3, m4a, ogg, flac …), up to {limit_mb} MB", key="upload-file")
+    # the name typed is kept in a key of our own: Streamlit forgets a widget's value when the
+    # widget is not drawn in a run (another page, a rerun cut short by another input)
+    if "upload-name" not in st.session_state:
+        st.session_state["upload-name"] = st.session_state.get("upload-name-kept") or f"upload-{time.strftime('%H%M%S')}"
+    st.session_state["upload-name-kept"] = st.text_input("Session name", key="upload-name")
+    st.checkbox("Translate", value=True, key="upload-translate")
+    recording = st.audio_input("…or record with the browser microphone", key="upload-mic")
+    upload = upload if upload is not None else recording
     too_large = upload is not None and upload.size > limit_mb * 2**20
     if too_large:
         st.error(f"The file is {upload.size / 2**20:.0f} MB; this dashboard takes files up to {limit_mb} MB.")
-    if st.button("Start", disabled=upload is None or too_large):
-        try:
-            start_upload(name, upload, translate)
-            st.session_state["session"] = name
-            st.success(escape_markdown(f"Session {name} started: follow it in the Sessions tab"))
-        except UploadError as exc:
-            st.error(escape_markdown(f"Cannot start: {exc}"))
+    st.button("Start", disabled=upload is None or too_large, on_click=start_clicked)
+    if st.session_state.get("upload-error"):
+        st.error(escape_markdown(st.session_state["upload-error"]))
     upload_progress()
 
 
 @st.fragment(run_every=2)
-def live_view(session: str) -> None:
+def upload_progress() -> None:
+    show_progress(list(uploads()))
+
+
+def label(info: dict) -> str:
+    return f"{info['name']}  ● LIVE" if info["state"] == "live" else f"{info['name']} ({info['state']})"
+
+
+@st.fragment(run_every=2)
+def sessions_page() -> None:
+    """The session list (new sessions appear by themselves) and the chosen one, in the URL."""
     c = client()
     if c is None:
         return
     try:
-        data = c.sessions("get", session)
+        listed = c.sessions("list")
     except ClientError as exc:
-        st.warning(escape_markdown(f"No session named {session!r}: {exc}"))
+        st.error(escape_markdown(str(exc)))
+        c.close()
         return
+    infos = {s["name"]: s for s in listed}
+    for name in uploads():  # started here, not on the server yet
+        infos.setdefault(name, {"name": name, "state": "starting"})
+    if not infos:
+        c.close()
+        st.info("No sessions yet: stream one with `livetranslate stream FILE` or start one from a file.")
+        return
+    names = sorted(infos, key=lambda n: infos[n]["state"] != "starting")  # the server lists newest first
+    live = [n for n in names if infos[n]["state"] == "live"]
+    if live:
+        st.caption(escape_markdown("● LIVE now: " + ", ".join(live)))
+    # the chosen session is always in the address (a bookmark, a reload keep it): nothing
+    # chosen yet is the newest, chosen here rather than as the widget's default
+    wanted = st.session_state.get("session") or st.query_params.get("session")
+    st.session_state["session"] = wanted if wanted in infos else names[0]
+    chosen = st.selectbox("Session", names, index=None, key="session", format_func=lambda n: label(infos[n]),
+                          bind="query-params", placeholder="Choose a session")
+    if chosen is None:
+        c.close()
+        return
+    try:
+        session_view(c, infos[chosen])
     finally:
         c.close()
-    info, events = data["info"], data["events"]
-    st.caption(escape_markdown(f"{info['state']} · {info['source_language']} → {info['target_language']} · "
-                               f"{info['counts'].get('transcript', 0)} segments"))
-    rows, enhanced = session_rows(events)
+
+
+def session_view(c: PipelineClient, info: dict) -> None:
+    name = info["name"]
+    if name in uploads():
+        show_progress([name])
+    if info["state"] == "starting":
+        st.info("Starting…")
+        return
+    try:
+        events = c.sessions("get", name)["events"]
+    except ClientError as exc:
+        st.warning(escape_markdown(f"No session named {name!r}: {exc}"))
+        return
     live = info["state"] == "live"
-    # following a live session: the newest text on top, always in view without scrolling
-    newest_first = st.toggle("Newest first", value=live, key=f"newest-{session}")
-    for e in enhanced[-5:][::-1] if newest_first else enhanced[-5:]:
-        segs = f"#{e.first_segment_id}–{e.segment_id}" if e.first_segment_id != e.segment_id else f"#{e.segment_id}"
-        with st.container(border=True):
-            st.caption(f"enhanced {segs}")
-            st.text(e.text)
+    cols = st.columns([1, 6])
+    if live:
+        cols[0].badge("LIVE", color="red")
+    else:
+        cols[0].badge(info["state"], color="gray")
+    cols[1].caption(escape_markdown(f"{info['source_language']} → {info['target_language']} · "
+                                    f"{info['counts'].get('transcript', 0)} sentences"))
+    token = share_token(name, cookie_key()) if needs_login() else None
+    link = share_link(st.context.url or "", name, info["target_language"], token)
+    with st.expander("Captions for coworkers: share this link"):
+        st.code(link, language=None)
+        st.link_button("Open the captions page", link)
+    if live:  # what is being said now, replaced as it grows (not stored: only a viewer sees it)
+        spoken = info["source_language"]
+        if spoken == AUTO_LANGUAGE:
+            spoken = next((e.language for e in reversed(events) if e.kind == EventKind.TRANSCRIPT), None)
+        interim = followers().get(name, spoken).snapshot().interim if spoken else ""
+        st.text(f"… {interim}" if interim else "…")
+    rows = session_rows(events)
+    newest_first = st.toggle("Newest first", value=live, key=f"newest-{name}")
     if rows:
         # st.table puts the text in the page as text (the dataframe grid draws on a canvas and
         # cuts long cells); it reads cells as Markdown, so the text goes in escaped
         table = pd.DataFrame(rows[::-1] if newest_first else rows).set_index("segment")
-        for column in ("transcript", "translation"):
-            table[column] = table[column].map(escape_markdown)
+        for column in ("transcript", "translation", readable.COMBINED_NAME):
+            if column in table:
+                table[column] = table[column].map(escape_markdown)
         st.table(table)
-    lang = st.radio("Download", ["both", "source", "target"], horizontal=True, key=f"lang-{session}",
+    lang = st.radio("Download", ["both", "source", "target"], horizontal=True, key=f"lang-{name}",
                     format_func={"both": "transcript + translation", "source": "transcript only",
                                  "target": "translation only"}.get)
     cols = st.columns(4)
     for col, fmt in zip(cols, ("txt", "srt", "vtt", "jsonl")):
-        col.download_button(f"Download {fmt}", export(events, fmt, lang), file_name=f"{session}.{fmt}",
-                            key=f"dl-{fmt}")
+        col.download_button(f"Download {fmt}", export(events, fmt, lang), file_name=f"{name}.{fmt}", key=f"dl-{fmt}")
 
 
-with tab_watch:
-    c = client()
-    sessions = []
-    if c is not None:
-        try:
-            sessions = c.sessions("list")
-        except ClientError as exc:
-            st.error(escape_markdown(str(exc)))
-        finally:
-            c.close()
-    if not sessions:
-        st.info("No sessions yet: stream one with `livetranslate stream FILE` or start one from a file.")
-    else:
-        names = [s["name"] for s in sessions]
-        labels = {s["name"]: f"{s['name']} ({s['state']})" for s in sessions}
-        default = names.index(st.session_state["session"]) if st.session_state.get("session") in names else 0
-        chosen = st.selectbox("Session", names, index=default, format_func=labels.get)
-        live_view(chosen)
+if page == PAGES[1]:
+    new_session_page()
+else:
+    sessions_page()

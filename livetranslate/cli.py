@@ -603,6 +603,8 @@ def dashboard(host, port, url, http_url, metrics_url, tls, ca, api_key, credenti
         env[_board.NO_LOGIN_ENV] = "1"
     else:
         env[_board.CREDENTIALS_ENV] = str(credentials.resolve())
+        # one secret for the login cookie and the share links, kept across restarts
+        env[_board.COOKIE_KEY_ENV] = _share.ensure_dashboard_secret(env)
     if ca:
         env[_board.CA_ENV] = str(Path(ca).resolve())
     if api_key:
@@ -610,11 +612,41 @@ def dashboard(host, port, url, http_url, metrics_url, tls, ca, api_key, credenti
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
            "--server.maxUploadSize", str(max_upload_mb), "--server.enableXsrfProtection", "true",
            # an error shows its type only: messages and tracebacks (paths, server replies) stay in the log
-           "--client.showErrorDetails", "type",
+           "--client.showErrorDetails", "type", "--client.toolbarMode", "minimal",  # no "Deploy" button
            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     # streamlit takes this process's place: Ctrl-C and SIGTERM (a test, a container runtime)
     # reach it directly, and no orphaned server is left behind
     os.execve(sys.executable, cmd, env)
+
+
+from livetranslate import share as _share  # noqa: E402
+
+
+@main.command()
+@click.argument("session")
+@click.option("--lang", default=None, help="the language to show (default: the session's translation)")
+@click.option("--dashboard", "dashboard_url", envvar=_share.DASHBOARD_URL_ENV, default=_share.DEFAULT_DASHBOARD_URL,
+              show_default=True, help=f"the dashboard's address as coworkers reach it (or ${_share.DASHBOARD_URL_ENV})")
+@click.option("--style", type=click.Choice(_share.STYLES), default=None,
+              help="dark (default) or transparent (an OBS browser source)")
+def share(session, lang, dashboard_url, style):
+    """Print a link to SESSION's captions page to paste into the meeting's chat. With the
+    dashboard's secret at hand (it has a login) the link carries a read-only token for that
+    one session, so nobody needs an account."""
+    from livetranslate.protocol import WHISPER_LANGUAGES, ProtocolError, SessionOptions
+
+    try:
+        SessionOptions(session)
+    except ProtocolError as exc:
+        raise click.BadParameter(str(exc).replace("SESSION", "the session"), param_hint="SESSION")
+    if lang is not None and lang.lower() not in WHISPER_LANGUAGES:
+        raise click.BadParameter(f"unknown language {lang!r}: use a code such as en, de, fr", param_hint="--lang")
+    secret = _share.dashboard_secret()
+    if secret is None:
+        click.echo(f"note: no dashboard secret here (${_share.COOKIE_KEY_ENV} or {_share.key_file()}): the link has "
+                   f"no token and opens only a dashboard without login", err=True)
+    token = _share.share_token(session, secret) if secret else None
+    click.echo(_share.share_link(dashboard_url, session, lang.lower() if lang else None, token, style))
 
 
 @main.command()

@@ -23,13 +23,14 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from livetranslate import protocol as P
+from livetranslate import readable
 from livetranslate.protocol import API_KEY_ENV, API_KEY_HEADER, PIPELINE, SAMPLE_RATE_HZ, Event, EventKind
+from livetranslate.share import COOKIE_KEY_ENV  # signs the login cookie; the share links' secret too
 
 URL_ENV, HTTP_ENV, METRICS_ENV = "LIVETRANSLATE_URL", "LIVETRANSLATE_HTTP_URL", "LIVETRANSLATE_METRICS_URL"
 TLS_ENV, CA_ENV = "LIVETRANSLATE_TLS", "LIVETRANSLATE_CA"
 # who may see the dashboard: `livetranslate dashboard` sets these from its options
 CREDENTIALS_ENV = "LIVETRANSLATE_DASHBOARD_CREDENTIALS"  # YAML: usernames with bcrypt-hashed passwords
-COOKIE_KEY_ENV = "LIVETRANSLATE_DASHBOARD_COOKIE_KEY"  # signs the login cookie
 NO_LOGIN_ENV = "LIVETRANSLATE_DASHBOARD_NO_LOGIN"  # "1": open to whoever reaches it (loopback only)
 MAX_UPLOAD_ENV = "LIVETRANSLATE_DASHBOARD_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -164,21 +165,55 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-def session_rows(events: list[Event], language: str = "") -> tuple[list[dict], list[Event]]:
-    """Rows of (segment, time, transcript, translation), and the enhanced events. The
-    translations are those into `language` (default: the first translated, the speaker's
-    target; a session also stores the languages its viewers asked for)."""
+def session_rows(events: list[Event], language: str = "") -> list[dict]:
+    """Rows of (segment, time, transcript, translation), and a column of the translations
+    made in context (readable.COMBINED_NAME) when one of them adds something: each on the
+    row of the last sentence it covers. The translations are those into `language` (default:
+    the first translated, the speaker's target; a session also stores the languages its
+    viewers asked for)."""
     language = language or next((e.language for e in events if e.kind == EventKind.TRANSLATION), "")
     rows: dict[int, dict] = {}
+    translations: dict[int, Event] = {}
+    combined: dict[int, str] = {}
     for e in events:
         if e.kind == EventKind.TRANSCRIPT:
             rows.setdefault(e.segment_id, {"segment": e.segment_id, "time": f"{int(e.start_s // 60):02d}:"
                                            f"{e.start_s % 60:04.1f}", "transcript": "", "translation": ""})
             rows[e.segment_id]["transcript"] = e.text
         elif e.kind == EventKind.TRANSLATION and e.segment_id in rows and e.language == language:
+            translations[e.segment_id] = e
             rows[e.segment_id]["translation"] = e.text or f"(failed: {e.error})"
-    enhanced = [e for e in events if e.kind == EventKind.ENHANCED and e.text]  # the speaker's language only
-    return [rows[k] for k in sorted(rows)], enhanced
+        elif e.kind == EventKind.ENHANCED and e.language == language and readable.adds_something(e, translations):
+            ids = readable.covered_ids(e)
+            combined[e.segment_id] = e.text if len(ids) == 1 else f"(#{ids.start}–{ids.stop - 1}) {e.text}"
+    out = [rows[k] for k in sorted(rows)]
+    if combined:
+        for row in out:
+            row[readable.COMBINED_NAME] = combined.get(row["segment"], "")
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def delays(events: list[Event]) -> dict[str, dict]:
+    """What a reader waits, from the end of a sentence being spoken: until its caption
+    (transcript) and until its translation, in seconds (median, 95th percentile, count)."""
+    out = {}
+    for label, kind in (("speech to caption", EventKind.TRANSCRIPT), ("speech to translation", EventKind.TRANSLATION)):
+        values = [e.latency_ms / 1000 for e in events if e.kind == kind and not e.error and e.latency_ms > 0]
+        if values:
+            out[label] = {"median s": round(percentile(values, 0.5), 1), "p95 s": round(percentile(values, 0.95), 1),
+                          "sentences": len(values)}
+    return out
+
+
+def model_problems(models: dict[str, str]) -> list[str]:
+    """The models of this server that are not ready. A model the index lists without a state
+    is not loaded in this profile (e.g. a gpu model on the cpu profile): no problem."""
+    return sorted(f"{name}: {state.lower()}" for name, state in models.items() if state not in ("READY", "?", ""))
 
 
 # --- who may see it ------------------------------------------------------------------------

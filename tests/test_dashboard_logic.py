@@ -83,12 +83,13 @@ def test_a_plain_text_password_in_the_credentials_file_is_refused(tmp_path):
 
 
 @pytest.fixture
-def exec_calls(monkeypatch):
+def exec_calls(monkeypatch, tmp_path):
     """`livetranslate dashboard` execs streamlit: record what it would run instead."""
     calls = []
     monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((argv, env)))
-    for name in (D.CREDENTIALS_ENV, D.NO_LOGIN_ENV, "LIVETRANSLATE_API_KEY"):
+    for name in (D.CREDENTIALS_ENV, D.NO_LOGIN_ENV, "LIVETRANSLATE_API_KEY", D.COOKIE_KEY_ENV):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIVETRANSLATE_DASHBOARD_KEY_FILE", str(tmp_path / "dashboard.key"))  # not the user's
     return calls
 
 
@@ -172,14 +173,14 @@ def test_before_a_login_the_page_is_the_login_form_and_nothing_reaches_the_serve
     assert not at.exception
     assert [t.label for t in at.text_input] == ["User name", "Password"]
     assert not at.sidebar.children  # no health, no model states
-    assert not at.tabs and not at.selectbox
+    assert not at.radio and not at.selectbox
     log_in(at, "alice", "wrong-password")
     assert not at.exception and [e.value for e in at.error] == ["Wrong user name or password"]
-    assert not at.tabs and not at.selectbox and not at.sidebar.children
+    assert not at.radio and not at.selectbox and not at.sidebar.children
     assert connections == []  # the server was not asked anything on the visitor's behalf
     log_in(at, "alice", "right-password")  # (the stand-in server then fails the app's requests)
     assert not at.exception and "Wrong user name or password" not in [e.value for e in at.error]
-    assert [t.label for t in at.tabs] == ["Sessions", "New session from a file"]
+    assert [r.options for r in at.radio] == [["Sessions", "New session from a file"]]
     assert any("alice" in c.value for c in at.sidebar.caption)
     assert connections  # now it asks the server
 
@@ -190,7 +191,7 @@ def test_no_login_is_refused_unless_the_dashboard_listens_on_loopback(monkeypatc
     monkeypatch.delenv(D.CREDENTIALS_ENV, raising=False)
     monkeypatch.setenv(D.NO_LOGIN_ENV, "1")  # as if started by hand with `streamlit run`, on every interface
     at = AppTest.from_file(str(APP), default_timeout=30).run()
-    assert not at.exception and not at.tabs and not at.text_input
+    assert not at.exception and not at.radio and not at.text_input
     assert "loopback" in " ".join(t.value for t in at.text)
 
 

@@ -227,6 +227,31 @@ def test_a_restarted_viewer_gets_the_history_then_the_live_events(stages, clock,
     assert_all_freed(pipeline, stages)
 
 
+def test_a_live_viewer_reads_the_interim_text_which_is_never_stored(stages, clock, tmp_path):
+    """The captions page shows what is being said before it is final: a viewer gets the
+    speaker's partials live; the stored session, and so a later viewer's history, has none."""
+    store = SessionStore(tmp_path, hub=Hub(), fsync=False)
+    decode = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0,
+                           partial_min_s=1.0)
+    pipeline = make_pipeline(stages, clock, store=store, decode=decode)
+    speaker = Speaker(pipeline, clock, 12, session="interim", translate=False, partials=True)
+    speaker.say(1)
+    seen = []
+    viewer = Collect(seen)
+    pipeline.handle(102, True, True, {"SUBSCRIBE": np.array([b"interim"], dtype=np.object_)}.get, viewer)
+    assert wait_for(lambda: len(kinds(seen, EventKind.TRANSCRIPT)) == 1)
+    for _ in range(4):  # 2 s of one word: a partial every second
+        speaker.send(speech(2, 0.5))
+    speaker.send(silence())
+    spoken = speaker.end()
+    assert viewer.closed.wait(5)
+    live = kinds(seen, EventKind.PARTIAL)
+    assert live and all(p.segment_id == 1 for p in live) and set(live) <= set(kinds(spoken, EventKind.PARTIAL))
+    assert seen.index(live[-1]) < seen.index(kinds(seen, EventKind.TRANSCRIPT)[1])
+    assert not kinds(store.events("interim"), EventKind.PARTIAL)
+    assert_all_freed(pipeline, stages)
+
+
 def test_a_reconnecting_client_continues_its_session(stages, clock, tmp_path):
     """The connection drops mid-session; the client reconnects on a new sequence with the
     same session name and goes on. The old stream times out while the new one is live: that

@@ -230,8 +230,8 @@ def test_the_dashboard_shows_the_speakers_translations_beside_the_transcripts(pi
     speaker.end()
     french.finished()
     events = store.events("talk")
-    assert [r["translation"] for r in session_rows(events)[0]] == ["EN Hallo."]
-    assert [r["translation"] for r in session_rows(events, "fr")[0]] == ["FR Hallo."]
+    assert [r["translation"] for r in session_rows(events)] == ["EN Hallo."]
+    assert [r["translation"] for r in session_rows(events, "fr")] == ["FR Hallo."]
 
 
 def test_a_session_is_read_in_a_bounded_number_of_languages(stages, clock, store):

@@ -135,6 +135,12 @@ class SessionHandle:
         if event.kind == EventKind.TRANSCRIPT:
             self.store.sync_info(self.name)  # counts for `sessions list`
 
+    def preview(self, event: Event) -> None:
+        """An event for the live viewers only (the interim text): not stored, not replayed."""
+        hub = getattr(self.store, "hub", None)
+        if hub is not None:
+            hub.publish(self.name, event)
+
     def release(self, abandoned: str, end_s: float) -> None:
         """The stream is over (once; later calls do nothing). One abandoned (no `end` from its
         client) stores an `end` that tells the viewers why, unless another stream (the
@@ -162,7 +168,8 @@ class RecordingReply:
         self._reply, self._session, self._failure, self._fail = reply, session, failure, fail
 
     def send(self, event: Event) -> None:
-        if event.kind == EventKind.PARTIAL:  # interim: for the speaker's live view only
+        if event.kind == EventKind.PARTIAL:  # interim: the speaker and live viewers see it, never stored
+            self._session.preview(event)
             self._reply.send(event)
             return
         if self._failure():

@@ -1,0 +1,386 @@
+"""The captions page without a server: share tokens and links, `livetranslate share`, the
+lines a viewer reads (newest pinned, interim replaced, the in-context translation only when
+it adds something), the page's HTML, and the dashboard's table and delays."""
+
+import html
+import os
+import stat
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from livetranslate import cli, readable, share
+from livetranslate import dashboard as D
+from livetranslate.captions import CaptionLines, Snapshot, caption_events, in_language, page_css, render_html
+from livetranslate.protocol import Event, EventKind
+
+T, TR, P, EN, END = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.PARTIAL, EventKind.ENHANCED,
+                     EventKind.END)
+HOSTILE = "![x](http://evil/x.png) <img src=x onerror=alert(1)> [link](http://evil)"
+
+
+def ev(kind, text, seg, lang, first=-1, error=""):
+    return Event(kind, text, seg, float(seg), seg + 1.0, lang, first_segment_id=first, error=error)
+
+
+# --- tokens and links ---------------------------------------------------------------------------
+def test_a_token_opens_its_own_session_only_and_depends_on_the_secret():
+    token = share.share_token("standup", "secret-1")
+    assert len(token) == 32 and token == share.share_token("standup", "secret-1")
+    assert share.token_valid("standup", token, "secret-1")
+    assert share.token_valid("standup", token.upper(), "secret-1")  # a link retyped in capitals
+    assert share.token_valid("standup", token, "secret-1\n")  # the key as a file or a Secret holds it
+    assert not share.token_valid("standup2", token, "secret-1")
+    assert not share.token_valid("standup", token, "secret-2")
+    assert not share.token_valid("standup", token[:-1] + ("0" if token[-1] != "0" else "1"), "secret-1")
+    for missing in (None, "", " "):
+        assert not share.token_valid("standup", missing, "secret-1")
+    assert not share.token_valid("standup", token, None) and not share.token_valid("", token, "secret-1")
+
+
+def test_a_share_link_names_the_view_session_language_and_token():
+    link = share.share_link("https://board.example/", "Team Sync & Co/1", "en", "abc", "transparent")
+    assert link == ("https://board.example/?view=captions&session=Team%20Sync%20%26%20Co%2F1&lang=en"
+                    "&style=transparent&token=abc")
+    assert share.share_link("http://h:8501", "s") == "http://h:8501/?view=captions&session=s"
+
+
+def test_the_secret_comes_from_the_environment_or_an_owner_only_key_file(tmp_path):
+    env = {share.KEY_FILE_ENV: str(tmp_path / "cfg" / "dashboard.key")}
+    assert share.dashboard_secret(env) is None
+    made = share.ensure_dashboard_secret(env)
+    assert len(made) >= 32 and share.dashboard_secret(env) == made == share.ensure_dashboard_secret(env)
+    assert stat.S_IMODE(os.stat(tmp_path / "cfg" / "dashboard.key").st_mode) == 0o600
+    assert share.dashboard_secret({**env, share.COOKIE_KEY_ENV: "from-env"}) == "from-env"
+    assert share.key_file({"XDG_CONFIG_HOME": "/x"}) == share.Path("/x/livetranslate/dashboard.key")
+
+
+def test_livetranslate_share_prints_the_link_with_the_token_the_dashboard_checks(tmp_path):
+    env = {share.KEY_FILE_ENV: str(tmp_path / "k"), share.COOKIE_KEY_ENV: "the-dashboard-secret",
+           share.DASHBOARD_URL_ENV: ""}
+    out = CliRunner().invoke(cli.main, ["share", "standup", "--lang", "DE", "--dashboard", "https://b.example"], env=env)
+    assert out.exit_code == 0, out.output
+    token = share.share_token("standup", "the-dashboard-secret")
+    assert out.output.strip() == f"https://b.example/?view=captions&session=standup&lang=de&token={token}"
+    # the dashboard's own check, with the secret it signs its cookies with
+    assert share.token_valid("standup", token, D.cookie_key({D.COOKIE_KEY_ENV: "the-dashboard-secret"}))
+    # no secret here: a link without token, and a note on stderr saying why
+    out = CliRunner().invoke(cli.main, ["share", "standup"], env={**env, share.COOKIE_KEY_ENV: ""})
+    assert out.exit_code == 0 and "token" not in out.stdout and "no dashboard secret" in out.stderr
+    assert out.stdout.strip() == "http://127.0.0.1:8501/?view=captions&session=standup"
+    for bad in (["share", "standup", "--lang", "xx"], ["share", "bad\nname"], ["share", "s", "--style", "pink"]):
+        out = CliRunner().invoke(cli.main, bad, env=env)
+        assert out.exit_code == 2 and "Error" in out.output
+
+
+def test_the_dashboard_command_keeps_one_secret_for_logins_and_links(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((argv, env)))
+    monkeypatch.setenv(share.KEY_FILE_ENV, str(tmp_path / "dashboard.key"))
+    monkeypatch.delenv(share.COOKIE_KEY_ENV, raising=False)
+    users = tmp_path / "users.yaml"
+    D.add_user(users, "alice", "pw-123456")
+    for _ in range(2):  # a restart keeps it: logins and links survive
+        assert CliRunner().invoke(cli.main, ["dashboard", "--credentials", str(users)]).exit_code == 0
+    (argv, first), (_, second) = calls
+    assert first[share.COOKIE_KEY_ENV] == second[share.COOKIE_KEY_ENV] == share.dashboard_secret()
+    assert first[share.COOKIE_KEY_ENV] not in " ".join(argv)
+    assert "--client.toolbarMode minimal" in " ".join(argv)  # no "Deploy" button
+
+
+# --- the lines ---------------------------------------------------------------------------------
+def test_a_viewer_reads_the_events_of_its_language_only():
+    assert in_language(ev(T, "Hallo", 0, "de"), "de") and in_language(ev(P, "Hal", 0, "de"), "de")
+    assert not in_language(ev(TR, "Hello", 0, "en"), "de") and in_language(ev(TR, "Hello", 0, "en"), "en")
+    assert not in_language(ev(T, "Hallo", 0, "de"), "en") and in_language(Event(END), "fr")
+    assert not in_language(Event(EventKind.ERROR, "x", language="en"), "en")
+
+    class Client:
+        def watch(self, session, idle_timeout_s):
+            assert session == "s"
+            yield from [ev(P, "Hal", 0, "de"), ev(T, "Hallo", 0, "de"), ev(TR, "Hello", 0, "en"), Event(END)]
+
+    assert [e.text for e in caption_events(Client(), "s", "en")] == ["Hello", ""]
+
+
+def test_the_newest_line_is_last_and_only_the_last_few_are_kept():
+    lines = CaptionLines(max_lines=3)
+    for i in range(5):
+        assert lines.add(ev(T, f"Satz {i}.", i, "de"))
+    assert [ln.text for ln in lines.lines] == ["Satz 2.", "Satz 3.", "Satz 4."]
+    # a translation arriving later of a segment on screen keeps the order
+    lines = CaptionLines()
+    lines.add(ev(TR, "two", 2, "en"))
+    lines.add(ev(TR, "one", 1, "en"))
+    assert [ln.text for ln in lines.lines] == ["one", "two"]
+
+
+def test_the_interim_text_is_replaced_as_it_grows_and_goes_when_its_sentence_is_final():
+    lines = CaptionLines()
+    assert lines.add(ev(P, "Guten", 0, "de")) and lines.interim.text == "Guten"
+    assert lines.add(ev(P, "Guten Morgen", 0, "de")) and lines.interim.text == "Guten Morgen"
+    assert not lines.add(ev(P, "Guten Morgen", 0, "de"))  # nothing new
+    assert lines.add(ev(T, "Guten Morgen allerseits.", 0, "de"))
+    assert lines.interim is None and [ln.text for ln in lines.lines] == ["Guten Morgen allerseits."]
+    assert not lines.add(ev(P, "Guten Morgen all", 0, "de"))  # late: its sentence is final
+    assert lines.interim is None
+    lines.add(ev(P, "Wie", 1, "de"))
+    assert lines.interim.text == "Wie" and [ln.text for ln in lines.lines] == ["Guten Morgen allerseits."]
+
+
+def test_the_translation_in_context_replaces_its_sentences_only_when_it_adds_something():
+    lines = CaptionLines()
+    for i, text in enumerate(["It is.", "Raining.", "Today."]):
+        lines.add(ev(TR, text, i, "en"))
+    # one sentence, the same words: nothing added, nothing changes
+    assert not lines.add(ev(EN, "it is", 0, "en", first=0))
+    assert not lines.add(ev(EN, "", 1, "en", first=0))  # empty
+    assert not lines.add(ev(EN, "x", 1, "en", first=0, error="enhanced translation failed"))
+    assert [ln.text for ln in lines.lines] == ["It is.", "Raining.", "Today."]
+    # several sentences: one line in their place, named as readers know it
+    assert lines.add(ev(EN, "It is raining.", 1, "en", first=0))
+    assert [(ln.text, ln.combined) for ln in lines.lines] == [("It is raining.", True), ("Today.", False)]
+    assert readable.COMBINED_NAME in render_html(Snapshot(lines=tuple(lines.lines)))
+    # one sentence said otherwise: it replaces that sentence
+    assert lines.add(ev(EN, "Today, too.", 2, "en", first=2))
+    assert [ln.text for ln in lines.lines] == ["It is raining.", "Today, too."]
+    # of sentences no longer on screen: nothing to replace
+    lines = CaptionLines(max_lines=2)
+    for i in range(4):
+        lines.add(ev(TR, f"s{i}", i, "en"))
+    assert not lines.add(ev(EN, "s0 and s1", 1, "en", first=0))
+    assert [ln.text for ln in lines.lines] == ["s2", "s3"]
+
+
+def test_a_failed_translation_shows_nothing_and_clears_nothing_else():
+    lines = CaptionLines()
+    lines.add(ev(TR, "one", 0, "en"))
+    assert lines.add(ev(TR, "", 1, "en", error="translation failed: timeout"))
+    assert [ln.text for ln in lines.lines] == ["one"]
+
+
+def test_the_page_escapes_every_text_and_pins_the_newest_line():
+    lines = CaptionLines()
+    lines.add(ev(TR, "older " + HOSTILE, 0, "en"))
+    lines.add(ev(TR, "newest " + HOSTILE, 1, "en"))
+    page = render_html(Snapshot(session="s<b>", lang="en", state="live", lines=tuple(lines.lines),
+                                interim=HOSTILE))
+    assert "<img" not in page and "<b>" not in page and html.escape(HOSTILE) in page
+    assert page.index("older") < page.index('lt-newest') < page.index("newest ") < page.index("lt-interim")
+    assert "● LIVE · s&lt;b&gt; · en" in page
+    assert "Waiting" in render_html(Snapshot(state="waiting", message="Waiting for a live session…"))
+    assert "transparent" in page_css("transparent") and "#000" in page_css("dark")
+    assert page_css("</style><script>") == page_css("dark")  # an unknown style is the dark one
+
+
+# --- the dashboard's table and health ------------------------------------------------------------
+def test_the_session_table_shows_the_translation_in_context_only_when_it_adds_something():
+    events = [ev(T, "Es ist.", 0, "de"), ev(TR, "It is.", 0, "en"), ev(EN, "It is", 0, "en", first=0)]
+    rows = D.session_rows(events)
+    assert rows == [{"segment": 0, "time": "00:00.0", "transcript": "Es ist.", "translation": "It is."}]
+    events += [ev(T, "Regnet.", 1, "de"), ev(TR, "Raining.", 1, "en"), ev(EN, "It is raining.", 1, "en", first=0)]
+    rows = D.session_rows(events)
+    assert [r[readable.COMBINED_NAME] for r in rows] == ["", "(#0–1) It is raining."]
+
+
+def test_delays_are_what_readers_wait_in_seconds():
+    events = [Event(T, "x", i, latency_ms=ms) for i, ms in enumerate([800, 1000, 1200, 3000])]
+    events += [Event(TR, "y", i, latency_ms=ms) for i, ms in enumerate([2000, 2500])]
+    events.append(Event(TR, "", 5, latency_ms=99_000, error="translation failed"))
+    d = D.delays(events)
+    assert d["speech to caption"] == {"median s": 1.2, "p95 s": 3.0, "sentences": 4}
+    assert d["speech to translation"]["sentences"] == 2 and D.delays([]) == {}
+
+
+def test_models_without_a_state_are_not_reported_as_problems():
+    models = {"pipeline": "READY", "yes_probability": "?", "llm": "UNAVAILABLE", "whisper": "LOADING"}
+    assert D.model_problems(models) == ["llm: unavailable", "whisper: loading"]
+    assert D.model_problems({"pipeline": "READY"}) == []
+
+
+# --- the captions page behind a login (AppTest; a stand-in port, no server) --------------------
+@pytest.fixture
+def captions_app(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from test_dashboard_logic import APP
+
+    users = tmp_path / "users.yaml"
+    D.add_user(users, "alice", "right-password")
+    monkeypatch.setenv(D.CREDENTIALS_ENV, str(users))
+    monkeypatch.setenv(D.COOKIE_KEY_ENV, "the-dashboard-secret")
+    monkeypatch.delenv(D.NO_LOGIN_ENV, raising=False)
+    monkeypatch.setenv("LIVETRANSLATE_URL", "127.0.0.1:9")  # nothing listens: the page must not need it
+
+    def make(**params):
+        at = AppTest.from_file(str(APP), default_timeout=30)
+        for k, v in params.items():
+            at.query_params[k] = v
+        return at.run()
+    return make
+
+
+def html_of(at) -> str:
+    return " ".join(e.proto.body for e in at.get("html"))
+
+
+def test_a_captions_link_with_a_wrong_token_shows_a_clear_message_and_nothing_else(captions_app):
+    good = share.share_token("standup", "the-dashboard-secret")
+    for session, token in (("standup", "0" * 32), ("other", good), ("standup", ""), ("", good)):
+        at = captions_app(view="captions", session=session, token=token)
+        assert not at.exception
+        assert [e.value for e in at.error] == [
+            "This captions link is not valid (its token does not match). "
+            "Ask the speaker for a new one: livetranslate share SESSION"]
+        assert 'class="lt-captions"' not in html_of(at) and not at.text_input and not at.sidebar.children
+    # no token at all: a login, as for the dashboard
+    at = captions_app(view="captions", session="standup")
+    assert [t.label for t in at.text_input] == ["User name", "Password"] and 'class="lt-captions"' not in html_of(at)
+    assert "share link" in at.info[0].value
+
+
+def test_a_captions_link_with_its_token_shows_the_captions_without_a_login(captions_app):
+    at = captions_app(view="captions", session="standup", lang="en",
+                      token=share.share_token("standup", "the-dashboard-secret"))
+    assert not at.exception and not at.error and not at.text_input and not at.radio and not at.sidebar.children
+    assert 'class="lt-captions"' in html_of(at) and "standup" in html_of(at)
+
+
+# --- the followers behind the page (a scripted server through the connect seam) -----------------
+class ScriptedServer:
+    """Sessions listed newest first; each viewer's stream gets the session's history, then
+    what is said while it watches."""
+
+    def __init__(self):
+        self.infos, self.history, self.viewers, self.watches = [], {}, {}, []
+        self.lock = threading.Lock()
+
+    def start(self, name):
+        self.infos.insert(0, {"name": name, "state": "live", "target_language": "en"})
+        self.history[name], self.viewers[name] = [], []
+
+    def say(self, name, *events):
+        with self.lock:
+            for e in events:
+                self.history[name].append(e)
+                for feed in self.viewers[name]:
+                    feed.put(e)
+
+    def end(self, name):
+        next(i for i in self.infos if i["name"] == name)["state"] = "ended"
+        self.say(name, Event(END))
+
+    def connect(self):
+        import queue
+
+        server = self
+
+        class Client:
+            def __init__(self):
+                self.client, self.feed = self, queue.Queue()
+
+            def sessions(self, action):
+                return [dict(i) for i in server.infos]
+
+            def watch(self, session, idle_timeout_s):
+                with server.lock:
+                    server.watches.append(session)
+                    for e in server.history[session]:
+                        self.feed.put(e)
+                    server.viewers[session].append(self.feed)
+                while True:
+                    e = self.feed.get()
+                    if isinstance(e, Exception):
+                        raise e
+                    yield e
+                    if e.kind == END:
+                        return
+
+            def stop_stream(self, cancel_requests):
+                from livetranslate.client import ClientError
+
+                self.feed.put(ClientError("cancelled"))
+
+            def close(self):
+                pass
+
+        return Client()
+
+
+def until(condition, timeout_s=10.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def fast_poll(monkeypatch):
+    from livetranslate import captions_live
+
+    monkeypatch.setattr(captions_live, "POLL_S", 0.05)
+
+
+def test_a_follower_waits_for_its_session_then_shows_it_live_and_ended(fast_poll):
+    from livetranslate.captions_live import Followers
+
+    server = ScriptedServer()
+    followers = Followers(server.connect)
+    try:
+        follower = followers.get("standup", None)
+        assert until(lambda: follower.snapshot().state == "waiting")
+        assert "standup" in follower.snapshot().message
+        server.start("standup")
+        server.say("standup", ev(T, "Hallo.", 0, "de"), ev(TR, "Hello.", 0, "en"), ev(P, "Wie", 1, "de"))
+        assert until(lambda: [ln.text for ln in follower.snapshot().lines] == ["Hello."])
+        snap = follower.snapshot()
+        assert snap.state == "live" and snap.lang == "en" and snap.interim == ""  # the session's target language
+        assert followers.get("standup", None) is follower  # one connection for every page
+        server.end("standup")
+        assert until(lambda: follower.snapshot().state == "ended")
+        assert [ln.text for ln in follower.snapshot().lines] == ["Hello."]
+    finally:
+        followers.close()
+    assert until(lambda: not follower._thread.is_alive())
+
+
+def test_the_newest_live_session_is_followed_and_a_new_one_takes_over(fast_poll):
+    from livetranslate.captions_live import Followers
+
+    server = ScriptedServer()
+    followers = Followers(server.connect)
+    try:
+        newest = followers.get(None, "de")
+        assert until(lambda: newest.snapshot().state == "waiting")
+        server.start("first")
+        server.say("first", ev(T, "Erstens.", 0, "de"), ev(P, "Zwei", 1, "de"))
+        assert until(lambda: newest.snapshot().session == "first" and newest.snapshot().interim == "Zwei")
+        server.start("second")
+        server.say("second", ev(T, "Zweitens.", 0, "de"))
+        assert until(lambda: [ln.text for ln in newest.snapshot().lines] == ["Zweitens."])
+        assert newest.snapshot().session == "second"
+    finally:
+        followers.close()
+
+
+def test_a_follower_nobody_reads_is_stopped_and_its_watch_cancelled(fast_poll):
+    import time
+
+    from livetranslate.captions_live import Followers
+
+    server = ScriptedServer()
+    server.start("s")
+    followers = Followers(server.connect, idle_s=0.2)
+    old = followers.get("s", "de")
+    assert until(lambda: server.watches == ["s"])
+    time.sleep(0.3)
+    fresh = followers.get("s", "de")  # the old one went unread: stopped, a new one made
+    assert fresh is not old and old.stopped
+    assert until(lambda: not old._thread.is_alive(), 5)
+    followers.close()
+    assert until(lambda: not fresh._thread.is_alive(), 5)
