@@ -67,6 +67,12 @@ class ServerError(RuntimeError):
     pass
 
 
+def default_log_file(grpc_port: int) -> Path:
+    """Where `serve`, `run` and `demo` write Triton's own log (one file per gRPC port)."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "livetranslate" / f"triton-{grpc_port}.log"
+
+
 def pytriton_dir() -> Path:
     import importlib.util
 
@@ -285,6 +291,8 @@ class TritonServer:
             raise ServerError(str(exc)) from None
         env["LD_PRELOAD"] = " ".join(filter(None, [str(shim), env.get("LD_PRELOAD")]))
         env.update(self.options.secrets())
+        if self.log_file:
+            Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else None
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
@@ -339,12 +347,29 @@ class TritonServer:
         return {name: state for name, state in self.model_states().items()
                 if name in wanted and not state.startswith("READY")}
 
+    def log_tail(self, lines: int = 6) -> str:
+        """The last lines of Triton's log file, for a message about why it stopped."""
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+                text = log.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def exit_message(self, when: str) -> str:
+        """Triton exited on its own: its code, where the log is, and the log's last lines."""
+        message = f"tritonserver exited with code {self.process.returncode} {when}"
+        if self.log_file:
+            tail = self.log_tail()
+            message += f"; its log is {self.log_file}" + (f", ending:\n{tail}" if tail else "")
+        return message
+
     def wait_ready(self, timeout_s: float = 300.0) -> float:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                hint = f" (log: {self.log_file})" if self.log_file else ""
-                raise ServerError(f"tritonserver exited with code {self.process.returncode} while starting{hint}")
+                raise ServerError(self.exit_message("while starting"))
             if self.is_ready() and self._get("/v2/health/live") == 200 and self._all_settled():
                 self.ready_after_s = time.monotonic() - self.started_at
                 return self.ready_after_s
@@ -356,15 +381,19 @@ class TritonServer:
         states = self.model_states()
         return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 30.0) -> float:
+        """SIGTERM (Triton unloads the models and exits), SIGKILL after `timeout_s`; the
+        seconds it took."""
         if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # Triton unloads models and exits
+            return 0.0
+        began = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        return time.monotonic() - began
 
     def kill(self) -> None:
         """kill -9 of the whole process group (server and stubs), for crash tests."""
