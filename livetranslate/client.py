@@ -45,6 +45,8 @@ def _plain(exc: Exception) -> str:
     if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "tls" in lowered:
         return ("secure connection failed: the server and client disagree about TLS "
                 "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")
+    if "must specify the START flag" in message:  # its sequence was ended by a stopping server
+        return "the server ended this stream: it stopped or restarted"
     import re
 
     return re.sub(r"^\[StatusCode\.[A-Z_]+\] ", "", message.strip()).strip()

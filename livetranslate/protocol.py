@@ -45,6 +45,9 @@ TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
 PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events; default true
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
+# BOOL [1], the launcher's only (internal token): before it stops the server, `pipeline` ends
+# every stream, viewer and sequence it holds, so that Triton finds nothing in flight
+DRAIN = "DRAIN"
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON

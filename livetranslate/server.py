@@ -142,6 +142,9 @@ class ServerOptions:
     data_dir: Path = field(default_factory=default_data_dir)  # session transcripts
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
     log_verbose: int = 0
+    # Triton waits this long at most for open sequences and unloading models when it stops;
+    # `stop` drains `pipeline` first, so normally nothing is left to wait for
+    exit_timeout_s: int = 10
     llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
     tls_cert: Path | None = None  # gRPC TLS: server certificate and key (PEM)
     tls_key: Path | None = None
@@ -198,6 +201,7 @@ class ServerOptions:
             "--grpc-http2-min-recv-ping-interval-without-data=10000",
             "--grpc-keepalive-time=60000",
             f"--log-verbose={self.log_verbose}",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
         ]
         if self.profile != "cpu":
             cmd.append(f"--model-config-name={self.profile}")
@@ -381,12 +385,61 @@ class TritonServer:
         states = self.model_states()
         return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
+    def drain(self, timeout_s: float = 10.0) -> bool:
+        """Asks `pipeline` to end everything it holds (speakers and viewers told why, every
+        open sequence ended), so that Triton, which waits for open sequences when it stops,
+        finds none. True when it answered in time."""
+        import queue
+
+        import numpy as np
+        import tritonclient.grpc as grpcclient
+
+        from livetranslate.protocol import AUDIO, DRAIN, GRPC_API_KEY_HEADER, INTERNAL_PARAMETER, PIPELINE
+
+        answers: queue.Queue = queue.Queue()
+        headers = {GRPC_API_KEY_HEADER: self.options.api_key} if self.options.api_key else None
+        try:
+            client = grpcclient.InferenceServerClient(self.grpc_url, **self._tls_client_options())
+        except Exception:
+            return False
+        try:
+            client.start_stream(callback=lambda result, error: answers.put(error or result), headers=headers)
+            inputs = [grpcclient.InferInput(AUDIO, [0], "INT16"), grpcclient.InferInput(DRAIN, [1], "BOOL")]
+            inputs[0].set_data_from_numpy(np.zeros(0, np.int16))
+            inputs[1].set_data_from_numpy(np.array([True]))
+            client.async_stream_infer(PIPELINE, inputs, sequence_id=2**63 - 1, sequence_start=True, sequence_end=True,
+                                      parameters={INTERNAL_PARAMETER: self.options.internal_token})
+            answer = answers.get(timeout=timeout_s)
+            return not isinstance(answer, Exception)
+        except Exception:
+            return False
+        finally:
+            client.stop_stream(cancel_requests=True)
+            client.close()
+
+    def _tls_client_options(self) -> dict:
+        """How the launcher itself reaches a TLS server: trusting its own certificate, under
+        the name the certificate gives."""
+        if not self.options.tls_cert:
+            return {}
+        import ssl
+
+        cert = ssl._ssl._test_decode_cert(str(self.options.tls_cert))  # noqa: SLF001 (stdlib's own PEM reader)
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        names += [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        options = {"ssl": True, "root_certificates": str(self.options.tls_cert)}
+        if names:
+            options["channel_args"] = [("grpc.ssl_target_name_override", names[0])]
+        return options
+
     def stop(self, timeout_s: float = 30.0) -> float:
-        """SIGTERM (Triton unloads the models and exits), SIGKILL after `timeout_s`; the
-        seconds it took."""
+        """Drains `pipeline` (when the server got ready), then SIGTERM (Triton unloads the
+        models and exits), SIGKILL after `timeout_s`; the seconds it took."""
         if self.process is None or self.process.poll() is not None:
             return 0.0
         began = time.monotonic()
+        if self.ready_after_s is not None:
+            self.drain()
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout_s)
