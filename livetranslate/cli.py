@@ -104,11 +104,11 @@ def _log_to_file(server, path: Path | None = None) -> None:
 
 
 def _start(server) -> None:
-    from livetranslate.models import DEFAULT_LLM
+    from livetranslate.models import DEFAULT_LLM, LLM_ENV
     from livetranslate.server import PROFILE_MODELS, ServerError
 
     o = server.options
-    llm = f", LLM {o.llm or os.environ.get('LIVETRANSLATE_LLM') or DEFAULT_LLM}" if o.profile == "cpu" else ""
+    llm = f", LLM {o.llm or os.environ.get(LLM_ENV) or DEFAULT_LLM}" if o.profile == "cpu" else ""
     click.echo(f"starting Triton: {o.profile} profile{llm}; its log: {server.log_file or 'this terminal'}", err=True)
     try:
         server.start()
