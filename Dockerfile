@@ -39,7 +39,9 @@ COPY . .
 RUN bash scripts/setup.sh \
     && .venv/bin/python -c "import sys; from pathlib import Path; from livetranslate.server import prepare_backends; prepare_backends(Path(sys.prefix) / 'share' / 'livetranslate')" \
     && apt-get purge -y build-essential && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* /root/.cache
-ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions
+# Triton's log on standard output, where the container runtime collects it
+ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions \
+    LIVETRANSLATE_TRITON_LOG=-
 USER 10001:10001
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
@@ -74,7 +76,7 @@ RUN python3 -m venv --system-site-packages .venv \
     && .venv/bin/python -m engine_build llm-configs \
     && rm -rf /root/.cache
 ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions \
-    LIVETRANSLATE_ENGINES_DIR=/models/engines LIVETRANSLATE_BUILD_DIR=/models/build
+    LIVETRANSLATE_ENGINES_DIR=/models/engines LIVETRANSLATE_BUILD_DIR=/models/build LIVETRANSLATE_TRITON_LOG=-
 # our own user, as in the cpu image (the base image's triton-server is uid 1000, often a
 # host's first account); session transcripts go to /data (a volume in Kubernetes; without
 # one, the image's own folder)

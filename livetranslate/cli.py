@@ -15,9 +15,12 @@ import click
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
-from livetranslate.textview import clock, end_line, segments_label
+from livetranslate.textview import SentenceTranslations, clock, combined_label, end_line, segments_label
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+# Where `serve` writes Triton's own log ("-": the terminal, e.g. in a container whose runtime
+# collects standard output); default: server.default_log_file
+TRITON_LOG_ENV = "LIVETRANSLATE_TRITON_LOG"
 
 
 @click.group()
@@ -84,27 +87,54 @@ def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, 
     return TritonServer(opts, log_file=log_file)
 
 
-def _quiet(server) -> None:
-    """run/demo: Triton's own log goes to a file, the terminal shows the stream."""
-    server.log_file = server.options.cache_dir / "triton-run.log"
-    server.log_file.parent.mkdir(parents=True, exist_ok=True)
-    server.log_file.unlink(missing_ok=True)
-    click.echo(f"Triton log: {server.log_file}", err=True)
+def _log_to_file(server, path: Path | None = None) -> None:
+    """Triton's own log goes to a file (the previous run's kept as .1); the terminal gets a
+    short status. Without a path: the default one for this gRPC port."""
+    from livetranslate.server import default_log_file
+
+    path = path or default_log_file(server.options.grpc_port)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.replace(path.with_name(path.name + ".1"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write Triton's log to {path}: {exc.strerror or exc} "
+                                   f"(choose another with --log-file, or --log-file - for this terminal)")
+    server.log_file = path
 
 
 def _start(server) -> None:
-    from livetranslate.server import ServerError
+    from livetranslate.models import DEFAULT_LLM, LLM_ENV
+    from livetranslate.server import PROFILE_MODELS, ServerError
 
-    click.echo(f"starting Triton ({server.options.profile} profile) on gRPC :{server.options.grpc_port} ...", err=True)
+    o = server.options
+    llm = f", LLM {o.llm or os.environ.get(LLM_ENV) or DEFAULT_LLM}" if o.profile == "cpu" else ""
+    click.echo(f"starting Triton: {o.profile} profile{llm}; its log: {server.log_file or 'this terminal'}", err=True)
     try:
         server.start()
         took = server.wait_ready()
     except ServerError as exc:
         server.stop()
         raise click.ClickException(str(exc))
-    click.echo(f"Triton ready in {took:.1f} s", err=True)
-    for name, state in server.failed_models().items():
-        click.echo(f"warning: model {name} is not available: {state}", err=True)
+    wanted, states = PROFILE_MODELS[o.profile], server.model_states()
+    ready = [name for name in wanted if states.get(name, "").startswith("READY")]
+    click.echo(f"ready in {took:.1f} s: {len(ready)} of {len(wanted)} models loaded", err=True)
+    for name in wanted:
+        if name not in ready:
+            where = f"; details in {server.log_file}" if server.log_file else ""
+            click.echo(f"warning: model {name} is not available: {states.get(name) or 'not loaded'}{where}", err=True)
+
+
+def _addresses(server) -> None:
+    """Where clients reach a started server, and how to stop it."""
+    o, host = server.options, server.connect_host
+    click.echo(f"  gRPC     {host}:{o.grpc_port}   clients: livetranslate stream FILE --url {host}:{o.grpc_port}"
+               + (" --tls" if o.tls_cert else ""), err=True)
+    click.echo(f"  HTTP     http://{host}:{o.http_port}", err=True)
+    click.echo(f"  metrics  http://{host}:{o.metrics_port}/metrics", err=True)
+    if host != o.host:
+        click.echo(f"  (listening on {o.host}: every interface)", err=True)
+    click.echo("Ctrl-C (or SIGTERM) stops it", err=True)
 
 
 @main.command()
@@ -121,21 +151,30 @@ def _start(server) -> None:
               help="at start, remove ended sessions older than this (default: keep all)")
 @click.option("--retention-max-mb", type=click.FloatRange(min=0), default=None,
               help="at start, remove the oldest ended sessions until the data holds at most this")
-def serve(tls_cert, tls_key, retention_days, retention_max_mb, **kw):
-    """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly."""
+@click.option("--log-file", envvar=TRITON_LOG_ENV, default=None, metavar="PATH",
+              help="where Triton's own log goes (default: ~/.local/state/livetranslate/triton-GRPC_PORT.log; "
+                   f"'-': this terminal, e.g. in a container; or ${TRITON_LOG_ENV})")
+def serve(tls_cert, tls_key, retention_days, retention_max_mb, log_file, **kw):
+    """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly.
+    The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
     server = _make_server(**kw)
     server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
     for name, value in (("DAYS", retention_days), ("MAX_MB", retention_max_mb)):
         if value is not None:
             server.options.env[f"LIVETRANSLATE_RETENTION_{name}"] = str(value)
+    if log_file != "-":
+        _log_to_file(server, Path(log_file) if log_file else None)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:  # a SIGTERM while Triton is still starting stops it too
         _start(server)
+        _addresses(server)
         while server.process.poll() is None:
             time.sleep(0.5)
-        raise click.ClickException(f"tritonserver exited with code {server.process.returncode}")
+        raise click.ClickException(server.exit_message("unexpectedly"))
     except KeyboardInterrupt:
-        click.echo("stopping Triton ...", err=True)
+        click.echo("stopping ...", err=True)
+        took = server.stop()
+        click.echo(f"stopped in {took:.1f} s", err=True)
     finally:
         server.stop()
 
@@ -153,13 +192,27 @@ def connection_options(f):
     return f
 
 
+def _language(allow_auto: bool):
+    """A click callback: a language code or name (de, German, Deutsch, de-DE) as its code."""
+    def callback(ctx, param, value):
+        from livetranslate.languages import UnknownLanguage, code_for
+
+        try:
+            return code_for(value, allow_auto=allow_auto)
+        except UnknownLanguage as exc:
+            raise click.BadParameter(str(exc)) from None
+    return callback
+
+
 def stream_options(f):
     f = connection_options(f)
     f = click.option("--session", default=None,
                      help="session name; an existing session goes on (default: the source's name and the time)")(f)
     f = click.option("--language", "source_language", default=P.DEFAULT_SOURCE_LANGUAGE, show_default=True,
-                     help="spoken language (Whisper code) or 'auto'")(f)
-    f = click.option("--target", "target_language", default=P.DEFAULT_TARGET_LANGUAGE, show_default=True)(f)
+                     callback=_language(allow_auto=True),
+                     help="spoken language: a code or name (de, German, Deutsch), or 'auto' to detect it")(f)
+    f = click.option("--target", "target_language", default=P.DEFAULT_TARGET_LANGUAGE, show_default=True,
+                     callback=_language(allow_auto=False), help="language to translate into: a code or name")(f)
     f = click.option("--realtime", is_flag=True, help="send a file no faster than it plays")(f)
     f = click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)(f)
     f = click.option("--rate", default=P.SAMPLE_RATE_HZ, show_default=True,
@@ -194,10 +247,10 @@ def format_event(event: Event, fmt: str) -> str:
     if event.kind == EventKind.TRANSCRIPT:
         span = f"[{clock(event.start_s)}-{clock(event.end_s)}]"
         return f"{span} #{event.segment_id:<3} {event.language or '??':>3} | {event.text}  {latency}"
-    ids = segments_label(event)
-    label = f"{event.language}+" if event.kind == EventKind.ENHANCED else event.language
     text = f"(failed: {event.error})" if event.error else event.text
-    return f"{'':>16}{ids:<5}{label:>4} | {text}  {latency}"
+    if event.kind == EventKind.ENHANCED:  # several sentences translated together
+        return f"{'':>16}{combined_label(event)} {event.language} | {text}  {latency}"
+    return f"{'':>16}{segments_label(event):<5}{event.language:>4} | {text}  {latency}"
 
 
 class Outputs:
@@ -214,6 +267,8 @@ class Outputs:
 
             self.view = SideBySideView(translate=translate, status=self._status_line)
         self.errors = 0
+        # the human text shows a combined translation only when it adds something; jsonl has every event
+        self.sentences = SentenceTranslations()
         self.jsonl = open(out, "w", encoding="utf-8") if out else None
         kinds = (subtitle_kind,)
         self.subtitles = [SubtitleWriter(p, f, kinds) for p, f in ((srt_path, "srt"), (vtt_path, "vtt")) if p]
@@ -265,6 +320,10 @@ class Outputs:
             return
         if event.kind == EventKind.TRANSCRIPT:
             self.partial = ""  # the final text replaces it
+        self.sentences.note(event)
+        if self.fmt == "text" and event.kind == EventKind.ENHANCED and not self.sentences.worth_showing(event):
+            self._record(event)
+            return
         if self.live_status:
             sys.stderr.write("\r\033[2K")
         failure = event.kind == EventKind.ERROR or (event.kind == EventKind.END and event.error)
@@ -338,8 +397,11 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
         raise click.ClickException(str(exc))
     if subtitle_text == "auto":
         subtitle_text = "transcript" if no_translate else "translation"
+    try:
+        connection = Connection(url, tls=tls, ca=ca, api_key=api_key)
+    except ClientError as exc:
+        raise click.ClickException(str(exc))
     outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text), translate=not no_translate)
-    connection = Connection(url, tls=tls, ca=ca, api_key=api_key)
     session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
                                       reconnect=reconnect, max_buffer_s=buffer_s)
     outputs.session, outputs.runner = options.session, session_runner
@@ -405,9 +467,11 @@ ONLY = {"translation": {EventKind.TRANSLATION, EventKind.ENHANCED, EventKind.ERR
               help="print only the translations (of --lang) or only the transcripts")
 def watch(session, url, tls, ca, api_key, fmt, language, only):
     """Follow SESSION as a viewer: its history so far, then live events until it ends."""
+    from livetranslate.languages import UnknownLanguage, code_for
+
     try:
-        language = P.check_language(language) if language else None
-    except P.ProtocolError as exc:
+        language = code_for(language) if language else None
+    except UnknownLanguage as exc:
         raise click.BadParameter(str(exc), param_hint="--lang")
     failed = False
     outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION)
@@ -417,16 +481,25 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
     with _client(url, tls, ca, api_key) as client:
         outputs.start_ticker()
         try:
-            for event in client.watch(session, language=language):
+            for count, event in enumerate(client.watch(session, language=language)):
                 # an `end` with an error: the viewer itself failed (no such session, dropped)
                 failed = event.kind == EventKind.END and bool(event.error)
+                if failed and count == 0:  # refused before anything was shown: an error like any other
+                    raise click.ClickException(_session_hint(event.error))
                 if only is None or event.kind in ONLY[only]:
                     outputs.event(event)
         except ClientError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(_session_hint(str(exc)))
         finally:
             outputs.close()
     sys.exit(1 if failed else 0)
+
+
+def _session_hint(message: str) -> str:
+    """A missing session's message, with where to find the right name."""
+    if "no session named" in message:
+        return f"{message}: `livetranslate sessions` lists the stored sessions"
+    return message
 
 
 @main.command()
@@ -466,7 +539,13 @@ def sessions_list(url, tls, ca, api_key):
     import datetime
 
     with _client(url, tls, ca, api_key) as client:
-        for info in client.sessions("list"):
+        try:
+            infos = client.sessions("list")
+        except ClientError as exc:
+            raise click.ClickException(str(exc))
+        if not infos:
+            click.echo("no sessions stored yet: `livetranslate stream` starts one", err=True)
+        for info in infos:
             started = datetime.datetime.fromtimestamp(info["started_at"]).strftime("%Y-%m-%d %H:%M")
             counts = ", ".join(f"{v} {k}" for k, v in sorted(info["counts"].items()))
             extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
@@ -492,7 +571,7 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
         try:
             stored = client.sessions("get", session)
         except ClientError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(_session_hint(str(exc)))
     try:
         text = render(stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""))
     except ValueError as exc:
@@ -633,20 +712,34 @@ def share(session, lang, dashboard_url, style):
     """Print a link to SESSION's captions page to paste into the meeting's chat. With the
     dashboard's secret at hand (it has a login) the link carries a read-only token for that
     one session, so nobody needs an account."""
-    from livetranslate.protocol import WHISPER_LANGUAGES, ProtocolError, SessionOptions
+    from livetranslate.languages import UnknownLanguage, code_for
+    from livetranslate.protocol import ProtocolError, SessionOptions
 
     try:
         SessionOptions(session)
     except ProtocolError as exc:
         raise click.BadParameter(str(exc).replace("SESSION", "the session"), param_hint="SESSION")
-    if lang is not None and lang.lower() not in WHISPER_LANGUAGES:
-        raise click.BadParameter(f"unknown language {lang!r}: use a code such as en, de, fr", param_hint="--lang")
+    try:
+        lang = code_for(lang) if lang is not None else None
+    except UnknownLanguage as exc:
+        raise click.BadParameter(str(exc), param_hint="--lang")
     secret = _share.dashboard_secret()
     if secret is None:
         click.echo(f"note: no dashboard secret here (${_share.COOKIE_KEY_ENV} or {_share.key_file()}): the link has "
                    f"no token and opens only a dashboard without login", err=True)
     token = _share.share_token(session, secret) if secret else None
     click.echo(_share.share_link(dashboard_url, session, lang.lower() if lang else None, token, style))
+
+
+@main.command()
+def languages():
+    """Languages Whisper hears and the LLM translates into: a code or a name works for
+    --language and --target (German, Deutsch, de and de-DE are the same)."""
+    from livetranslate.languages import NAMES
+
+    for code, name in sorted(NAMES.items(), key=lambda item: item[1]):
+        click.echo(f"{code:<4} {name}")
+    click.echo(f"{P.AUTO_LANGUAGE:<4} detect the spoken language (--language only)")
 
 
 @main.command()
@@ -695,7 +788,7 @@ def run(source, grpc_port, http_port, metrics_port, profile, model_repository, m
     """Start the server, stream SOURCE through it, print events, stop the server."""
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
                           host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=kw["api_key"])
-    _quiet(server)
+    _log_to_file(server)
     try:  # Ctrl-C while Triton starts stops it too (it runs in a session of its own)
         _start(server)
         code = _stream(source, url=server.grpc_url, **kw)
@@ -718,7 +811,7 @@ def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repositor
     api_key = os.environ.get(P.API_KEY_ENV) or None
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
                           host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key)
-    _quiet(server)
+    _log_to_file(server)
     try:
         _start(server)
         code = _stream(str(sample), server.grpc_url, None, "de", "en", not fast, fmt,

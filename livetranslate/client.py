@@ -45,19 +45,116 @@ def _plain(exc: Exception) -> str:
     if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "tls" in lowered:
         return ("secure connection failed: the server and client disagree about TLS "
                 "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")
-    return message.replace("[StatusCode.UNAVAILABLE] ", "").strip()
+    if "must specify the START flag" in message:  # its sequence was ended by a stopping server
+        return "the server ended this stream: it stopped or restarted"
+    import re
+
+    return re.sub(r"^\[StatusCode\.[A-Z_]+\] ", "", message.strip()).strip()
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.rpartition(":")
+    return host.strip("[]") or "localhost", int(port)
 
 
 def _port_open(url: str, timeout_s: float = 2.0) -> bool:
     """Whether something listens at host:port (to tell "not running" from "speaks TLS")."""
     import socket
 
-    host, _, port = url.rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout_s):
+        with socket.create_connection(_host_port(url), timeout=timeout_s):
             return True
     except (OSError, ValueError):
         return False
+
+
+def _answers_http(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the port answers a plain HTTP/1.1 request (Triton's HTTP or metrics port)."""
+    import socket
+
+    try:
+        with socket.create_connection(_host_port(url), timeout=timeout_s) as sock:
+            sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: livetranslate\r\nConnection: close\r\n\r\n")
+            return sock.recv(5) == b"HTTP/"
+    except (OSError, ValueError):
+        return False
+
+
+def _speaks_tls(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the port completes a TLS handshake (its certificate not checked: only the protocol)."""
+    import socket
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection(_host_port(url), timeout=timeout_s) as sock:
+            with context.wrap_socket(sock, server_hostname=_host_port(url)[0]):
+                return True
+    except (OSError, ValueError):
+        return False
+
+
+def normalize_url(url: str, tls: bool = False) -> tuple[str, bool]:
+    """`host:port` for gRPC, and whether to use TLS, from what users write: `host`, `host:port`,
+    `grpc://host:port`, `http://host:port` (plain) or `grpcs://` / `https://` (TLS)."""
+    import re
+
+    text = url.strip()
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme:
+        name = scheme.group(1).lower()
+        if name not in ("grpc", "http", "grpcs", "https"):
+            raise ClientError(f"--url {url!r}: unknown scheme {name}://; give the gRPC address as host:port, "
+                              f"e.g. {DEFAULT_URL}")
+        tls = tls or name in ("grpcs", "https")
+        text = text[scheme.end():]
+    address, _, path = text.partition("/")
+    if path.strip("/"):
+        raise ClientError(f"--url {url!r}: a gRPC address has no path; give host:port, e.g. {DEFAULT_URL}")
+    host, port = address, ""
+    if address.startswith("["):  # [::1]:8001
+        host, _, rest = address.partition("]")
+        host += "]"
+        port = rest[1:] if rest.startswith(":") else rest
+    elif address.count(":") == 1:
+        host, port = address.split(":")
+    if not host or host == "[]":
+        raise ClientError(f"--url {url!r}: no host; give host:port, e.g. {DEFAULT_URL}")
+    if not port:
+        port = DEFAULT_URL.rpartition(":")[2]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ClientError(f"--url {url!r}: the port must be a number from 1 to 65535, e.g. {DEFAULT_URL}")
+    return f"{host}:{int(port)}", tls
+
+
+def _diagnose(url: str, tls: bool, exc: Exception) -> str:
+    """Why a connection to `url` failed, in words a user can act on."""
+    import socket
+
+    http_port = (f"{url} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. Point --url at "
+                 f"the gRPC port ({_host_port(url)[0]}:8001 unless the server was started with another --grpc-port)")
+    reason = _plain(exc)
+    if reason.startswith("the server refused the request"):  # a key problem: the connection itself is fine
+        return reason
+    try:
+        socket.getaddrinfo(_host_port(url)[0], None)
+    except OSError:
+        return f"cannot reach the livetranslate server at {url}: no host named {_host_port(url)[0]!r} (check --url)"
+    if not _port_open(url):
+        return (f"cannot reach the livetranslate server at {url}: nothing answers there. "
+                f"Is it running? Start it with `livetranslate serve`, or check --url")
+    if _answers_http(url):
+        return http_port
+    if not tls and _speaks_tls(url):
+        return (f"the server at {url} uses TLS: connect with --tls (and --ca with the CA certificate that signed "
+                f"the server's)")
+    if tls and not _speaks_tls(url):
+        return f"the server at {url} does not use TLS: connect without --tls"
+    if tls and reason.startswith("secure connection failed"):
+        return (f"the server at {url} uses TLS but its certificate is not trusted: give --ca with the CA "
+                f"certificate that signed it, and reach it by the host name the certificate names")
+    return f"the server at {url} accepts connections but did not answer as a livetranslate server: {reason}"
 
 
 def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple,
@@ -142,6 +239,11 @@ class Connection:
     ca: str | None = None  # PEM file of the CA that signed the server's certificate
     api_key: str | None = None
 
+    def __post_init__(self):  # `http://host:8001`, `host` alone: what users write (ClientError if unusable)
+        url, tls = normalize_url(self.url, self.tls)
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "tls", tls)
+
     @property
     def headers(self) -> dict[str, str] | None:
         return {P.GRPC_API_KEY_HEADER: self.api_key} if self.api_key else None
@@ -169,15 +271,7 @@ class PipelineClient:
             ready = live and self.client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
                                                         headers=self.connection.headers)
         except Exception as exc:
-            if not self.connection.tls and _port_open(url):
-                raise ClientError(
-                    f"the server at {url} accepts connections but does not answer plain-text gRPC: it probably "
-                    f"runs with TLS (use --tls, and --ca with the CA certificate that signed the server's)"
-                ) from None
-            raise ClientError(
-                f"cannot reach the livetranslate server at {url}: {_plain(exc)}. "
-                f"Is it running? Start it with `livetranslate serve`."
-            ) from None
+            raise ClientError(_diagnose(url, self.connection.tls, exc)) from None
         if not ready:
             raise ClientError(f"the server at {url} is up but the `{P.PIPELINE}` model is not ready")
 

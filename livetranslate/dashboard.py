@@ -335,6 +335,26 @@ def _remove_open_uploads() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+UPLOAD_FORMATS = "Upload a recording such as wav, mp3, m4a, ogg, flac or webm."
+
+
+def _has_sound(path: Path) -> bool:
+    """Whether the file's first audio track decodes to at least 10 ms of audio (a header
+    alone, or a track ffmpeg cannot decode, would make a session with nothing in it)."""
+    import av
+
+    heard = 0.0
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(audio=0):
+                heard += frame.samples / (frame.sample_rate or SAMPLE_RATE_HZ)
+                if heard >= 0.01:
+                    return True
+    except Exception:
+        pass
+    return False
+
+
 class UploadedAudio:
     """An uploaded file on its way to the server. It lies in a private temporary folder only
     while it streams; it is decoded a packet at a time (never whole in memory), resampled to
@@ -364,12 +384,15 @@ class UploadedAudio:
                         out.write(block)
             except OSError as exc:  # the temporary folder is full, or gone
                 raise UploadError(f"cannot keep the upload while it streams: {exc.strerror or exc}") from None
+            # messages name the file's kind, never its temporary path (PyAV's errors carry it)
             try:
                 self._container = av.open(str(path))
-            except av.FFmpegError:
-                raise UploadError("not an audio file (ffmpeg cannot read it)") from None
+            except Exception:
+                raise UploadError(f"not an audio file: ffmpeg cannot read it. {UPLOAD_FORMATS}") from None
             if not self._container.streams.audio:
-                raise UploadError("the file has no audio track")
+                raise UploadError(f"the file has no sound (no audio track). {UPLOAD_FORMATS}")
+            if not _has_sound(path):
+                raise UploadError(f"the file's audio track holds no sound ffmpeg can decode. {UPLOAD_FORMATS}")
             duration = self._container.duration  # in av.time_base units, when the file says
             self.seconds = duration / av.time_base if duration else None
         except BaseException:
@@ -414,7 +437,10 @@ class UploadedAudio:
             with self._lock:
                 if self._container is None:
                     return  # closed while streaming: stop quietly
-                packet = next(packets, None)
+                try:
+                    packet = next(packets, None)
+                except Exception:  # damaged past this point: end with what was read
+                    packet = None
                 frames = []
                 try:
                     for frame in packet.decode() if packet is not None else ():

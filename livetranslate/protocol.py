@@ -46,6 +46,9 @@ PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events;
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
 # ... and may carry TARGET_LANGUAGE: its translations in that language (default: the speaker's)
+# BOOL [1], the launcher's only (internal token): before it stops the server, `pipeline` ends
+# every stream, viewer and sequence it holds, so that Triton finds nothing in flight
+DRAIN = "DRAIN"
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON
@@ -225,13 +228,17 @@ class SessionOptions:
                 f"SAMPLE_RATE {self.sample_rate} Hz is out of range "
                 f"({MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz)"
             )
-        if self.source_language != AUTO_LANGUAGE and self.source_language not in WHISPER_LANGUAGES:
-            raise ProtocolError(
-                f"unknown SOURCE_LANGUAGE {self.source_language!r}: use a Whisper language code "
-                f"such as 'de' or 'auto'"
-            )
-        if self.target_language not in WHISPER_LANGUAGES:
-            raise ProtocolError(f"unknown TARGET_LANGUAGE {self.target_language!r}")
+        from livetranslate.languages import UnknownLanguage, code_for
+
+        # names (German, Deutsch) and tags (de-DE) become codes; anything else says how to write it
+        try:
+            object.__setattr__(self, "source_language", code_for(self.source_language, allow_auto=True))
+        except UnknownLanguage as exc:
+            raise ProtocolError(f"spoken language (SOURCE_LANGUAGE): {exc}") from None
+        try:
+            object.__setattr__(self, "target_language", code_for(self.target_language))
+        except UnknownLanguage as exc:
+            raise ProtocolError(f"translation language (TARGET_LANGUAGE): {exc}") from None
         if not 0 <= self.segment_base <= MAX_SEGMENT_BASE:
             raise ProtocolError(f"SEGMENT_BASE must be 0 to {MAX_SEGMENT_BASE}, got {self.segment_base}")
         if not math.isfinite(self.time_base_s) or not 0 <= self.time_base_s <= MAX_TIME_BASE_S:

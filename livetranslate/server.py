@@ -67,6 +67,12 @@ class ServerError(RuntimeError):
     pass
 
 
+def default_log_file(grpc_port: int) -> Path:
+    """Where `serve`, `run` and `demo` write Triton's own log (one file per gRPC port)."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "livetranslate" / f"triton-{grpc_port}.log"
+
+
 def pytriton_dir() -> Path:
     import importlib.util
 
@@ -136,6 +142,9 @@ class ServerOptions:
     data_dir: Path = field(default_factory=default_data_dir)  # session transcripts
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
     log_verbose: int = 0
+    # Triton waits this long at most for open sequences and unloading models when it stops;
+    # `stop` drains `pipeline` first, so normally nothing is left to wait for
+    exit_timeout_s: int = 10
     llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
     tls_cert: Path | None = None  # gRPC TLS: server certificate and key (PEM)
     tls_key: Path | None = None
@@ -192,6 +201,7 @@ class ServerOptions:
             "--grpc-http2-min-recv-ping-interval-without-data=10000",
             "--grpc-keepalive-time=60000",
             f"--log-verbose={self.log_verbose}",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
         ]
         if self.profile != "cpu":
             cmd.append(f"--model-config-name={self.profile}")
@@ -285,6 +295,8 @@ class TritonServer:
             raise ServerError(str(exc)) from None
         env["LD_PRELOAD"] = " ".join(filter(None, [str(shim), env.get("LD_PRELOAD")]))
         env.update(self.options.secrets())
+        if self.log_file:
+            Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else None
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
@@ -339,12 +351,29 @@ class TritonServer:
         return {name: state for name, state in self.model_states().items()
                 if name in wanted and not state.startswith("READY")}
 
+    def log_tail(self, lines: int = 6) -> str:
+        """The last lines of Triton's log file, for a message about why it stopped."""
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+                text = log.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def exit_message(self, when: str) -> str:
+        """Triton exited on its own: its code, where the log is, and the log's last lines."""
+        message = f"tritonserver exited with code {self.process.returncode} {when}"
+        if self.log_file:
+            tail = self.log_tail()
+            message += f"; its log is {self.log_file}" + (f", ending:\n{tail}" if tail else "")
+        return message
+
     def wait_ready(self, timeout_s: float = 300.0) -> float:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                hint = f" (log: {self.log_file})" if self.log_file else ""
-                raise ServerError(f"tritonserver exited with code {self.process.returncode} while starting{hint}")
+                raise ServerError(self.exit_message("while starting"))
             if self.is_ready() and self._get("/v2/health/live") == 200 and self._all_settled():
                 self.ready_after_s = time.monotonic() - self.started_at
                 return self.ready_after_s
@@ -356,15 +385,68 @@ class TritonServer:
         states = self.model_states()
         return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def drain(self, timeout_s: float = 10.0) -> bool:
+        """Asks `pipeline` to end everything it holds (speakers and viewers told why, every
+        open sequence ended), so that Triton, which waits for open sequences when it stops,
+        finds none. True when it answered in time."""
+        import queue
+
+        import numpy as np
+        import tritonclient.grpc as grpcclient
+
+        from livetranslate.protocol import AUDIO, DRAIN, GRPC_API_KEY_HEADER, INTERNAL_PARAMETER, PIPELINE
+
+        answers: queue.Queue = queue.Queue()
+        headers = {GRPC_API_KEY_HEADER: self.options.api_key} if self.options.api_key else None
+        try:
+            client = grpcclient.InferenceServerClient(self.grpc_url, **self._tls_client_options())
+        except Exception:
+            return False
+        try:
+            client.start_stream(callback=lambda result, error: answers.put(error or result), headers=headers)
+            inputs = [grpcclient.InferInput(AUDIO, [0], "INT16"), grpcclient.InferInput(DRAIN, [1], "BOOL")]
+            inputs[0].set_data_from_numpy(np.zeros(0, np.int16))
+            inputs[1].set_data_from_numpy(np.array([True]))
+            client.async_stream_infer(PIPELINE, inputs, sequence_id=2**63 - 1, sequence_start=True, sequence_end=True,
+                                      parameters={INTERNAL_PARAMETER: self.options.internal_token})
+            answer = answers.get(timeout=timeout_s)
+            return not isinstance(answer, Exception)
+        except Exception:
+            return False
+        finally:
+            client.stop_stream(cancel_requests=True)
+            client.close()
+
+    def _tls_client_options(self) -> dict:
+        """How the launcher itself reaches a TLS server: trusting its own certificate, under
+        the name the certificate gives."""
+        if not self.options.tls_cert:
+            return {}
+        import ssl
+
+        cert = ssl._ssl._test_decode_cert(str(self.options.tls_cert))  # noqa: SLF001 (stdlib's own PEM reader)
+        names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        names += [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        options = {"ssl": True, "root_certificates": str(self.options.tls_cert)}
+        if names:
+            options["channel_args"] = [("grpc.ssl_target_name_override", names[0])]
+        return options
+
+    def stop(self, timeout_s: float = 30.0) -> float:
+        """Drains `pipeline` (when the server got ready), then SIGTERM (Triton unloads the
+        models and exits), SIGKILL after `timeout_s`; the seconds it took."""
         if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # Triton unloads models and exits
+            return 0.0
+        began = time.monotonic()
+        if self.ready_after_s is not None:
+            self.drain()
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        return time.monotonic() - began
 
     def kill(self) -> None:
         """kill -9 of the whole process group (server and stubs), for crash tests."""

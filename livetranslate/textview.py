@@ -4,8 +4,9 @@ its translation on the right, side by side.
 A transcript arrives before its translation. Rows still waiting for their translation stay
 in a live area at the bottom of the terminal (with the dimmed partial of the utterance being
 spoken and the status line) and move up into the scrollback, complete, as their translations
-arrive. Enhanced translations of whole windows follow as highlighted full-width rows.
-Rendering is rich's (`Live`): this module only decides what goes where.
+arrive. A translation of several sentences together (`enhanced`) follows as a highlighted
+full-width row, named for readers as `readable.COMBINED_NAME`, only when it adds something to
+the sentence translations (see `livetranslate.readable`). Rendering is rich's (`Live`): this module only decides what goes where.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from livetranslate.protocol import Event, EventKind
+from livetranslate.readable import COMBINED_NAME, adds_something
 
 # rows waiting longer than this many newer transcripts go up without their translation
 # (it then follows as a row of its own): the live area stays a few lines high
@@ -32,7 +34,7 @@ def clock(seconds: float) -> str:
 
 def segments_label(event: Event) -> str:
     """#3, or #3-5 for an enhanced translation of several segments."""
-    if event.kind == EventKind.ENHANCED and event.first_segment_id != event.segment_id:
+    if event.kind == EventKind.ENHANCED and 0 <= event.first_segment_id != event.segment_id:
         return f"#{event.first_segment_id}-{event.segment_id}"
     return f"#{event.segment_id}"
 
@@ -40,6 +42,30 @@ def segments_label(event: Event) -> str:
 def end_line(event: Event) -> str:
     """The `end` event: how much audio, or why the stream (or a viewer) ended early."""
     return f"!! {event.error}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)"
+
+
+class SentenceTranslations:
+    """The recent sentence translations by segment: what a combined translation is compared with."""
+
+    KEEP = 500  # a combined translation covers a few recent sentences, never old ones
+
+    def __init__(self):
+        self._by_id: dict[int, Event] = {}
+
+    def note(self, event: Event) -> None:
+        if event.kind == EventKind.TRANSLATION:
+            self._by_id.pop(event.segment_id, None)
+            self._by_id[event.segment_id] = event
+            while len(self._by_id) > self.KEEP:
+                del self._by_id[next(iter(self._by_id))]
+
+    def worth_showing(self, enhanced: Event) -> bool:
+        return adds_something(enhanced, self._by_id)
+
+
+def combined_label(event: Event) -> str:
+    """`in context #3-5`: what a reader sees before a combined translation."""
+    return f"{COMBINED_NAME} {segments_label(event)}"
 
 
 @dataclass
@@ -56,6 +82,7 @@ class SideBySideView:
         self.status = status
         self.partial: Event | None = None
         self._pending: list[Row] = []
+        self._sentences = SentenceTranslations()
         self._lock = threading.Lock()
         self._live = Live(console=self.console, get_renderable=self._live_area, refresh_per_second=4,
                           transient=True, redirect_stdout=False, redirect_stderr=False)
@@ -127,6 +154,7 @@ class SideBySideView:
                 else:
                     done.append(self._row(row))
             elif event.kind == EventKind.TRANSLATION:
+                self._sentences.note(event)
                 row = next((r for r in self._pending if r.transcript.segment_id == event.segment_id), None)
                 if row is None:  # its row went up already: the translation on its own, right
                     done.append(self._two_columns(Text(f"#{event.segment_id}", style="dim"), self._target(event)))
@@ -134,10 +162,9 @@ class SideBySideView:
                     row.translation = event
                 while self._pending and self._pending[0].translation is not None:
                     done.append(self._row(self._pending.pop(0)))
-            elif event.kind == EventKind.ENHANCED:
-                text = Text(f"{event.language}+ {segments_label(event)} ", style="bold cyan")
-                text.append(f"(failed: {event.error})" if event.error else event.text,
-                            style="red" if event.error else "bold")
+            elif event.kind == EventKind.ENHANCED and self._sentences.worth_showing(event):
+                text = Text(f"{combined_label(event)} ", style="bold cyan")
+                text.append(event.text, style="bold")
                 done.append(text)
             elif event.kind == EventKind.ERROR:
                 done.append(Text(f"!! {event.text}", style="bold red"))

@@ -272,7 +272,7 @@ def test_triton_rejects_malformed_tensors(server, audio_files, tensors, expected
     [
         ({P.SAMPLE_RATE: np.array([3], np.int32)}, "SAMPLE_RATE 3 Hz is out of range"),
         ({P.SAMPLE_RATE: np.array([50_000_000], np.int32)}, "out of range"),
-        ({P.SOURCE_LANGUAGE: np.array([b"xx"], np.object_)}, "unknown SOURCE_LANGUAGE 'xx'"),
+        ({P.SOURCE_LANGUAGE: np.array([b"xx"], np.object_)}, "SOURCE_LANGUAGE): unknown language 'xx'"),
     ],
     ids=["rate-too-low", "rate-absurd", "unknown-language"],
 )
@@ -328,7 +328,7 @@ def test_cli_errors_are_plain_and_non_zero(server, tmp_path):
     assert "Traceback" not in out.stderr
     out = subprocess.run(CLI + ["stream", str(wav), "--url", server.grpc_url, "--language", "xx"],
                          capture_output=True, text=True)
-    assert out.returncode != 0 and "unknown SOURCE_LANGUAGE" in out.stderr
+    assert out.returncode != 0 and "Invalid value for '--language': unknown language 'xx'" in out.stderr
 
 
 def test_client_reports_unreachable_server():

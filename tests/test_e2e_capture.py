@@ -205,7 +205,7 @@ def test_tls_and_api_key(audio_files, tmp_path):
             assert refused.returncode != 0 and "needs an API key" in refused.stderr, refused.stderr
             assert "StatusCode" not in refused.stderr and "Traceback" not in refused.stderr
         plain = run("--api-key-file", str(key_file))
-        assert plain.returncode != 0 and "probably runs with TLS (use --tls" in plain.stderr, plain.stderr
+        assert plain.returncode != 0 and "uses TLS: connect with --tls" in plain.stderr, plain.stderr
         assert "StatusCode" not in plain.stderr and "Traceback" not in plain.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{options.http_port}/v2/health/ready") as health:
             assert health.status == 200  # probes need no key

@@ -89,10 +89,11 @@ def test_a_viewer_that_never_reads_does_not_stall_the_speaker(server, audio_file
 def test_unknown_session_is_a_clear_error(server):
     out = subprocess.run(CLI + ["watch", "no-such-session", "--url", server.grpc_url], capture_output=True, text=True,
                          timeout=60)
-    assert out.returncode != 0 and "no session named 'no-such-session'" in out.stderr
+    hint = "Error: no session named 'no-such-session': `livetranslate sessions` lists the stored sessions\n"
+    assert out.returncode == 1 and out.stderr == hint  # like every other error, with where to look
     out = subprocess.run(CLI + ["export", "no-such-session", "--url", server.grpc_url], capture_output=True,
                          text=True, timeout=60)
-    assert out.returncode != 0 and "no session named 'no-such-session'" in out.stderr
+    assert out.returncode == 1 and out.stderr == hint
 
 
 def test_export_and_list(server, audio_files, tmp_path):

@@ -60,7 +60,7 @@ def test_pipeline_io_matches_the_event_and_session_tensors():
     event = P.Event(P.EventKind.END).to_tensors()
     assert outputs == set(event)
     inputs = {t.name for t in config.input}
-    assert set(P.SessionOptions("s").to_tensors()) | {P.AUDIO, P.SUBSCRIBE} == inputs
+    assert set(P.SessionOptions("s").to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.DRAIN} == inputs
     assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
 
 

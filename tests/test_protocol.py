@@ -39,8 +39,8 @@ def test_session_options_from_tensors_and_defaults():
     [
         (dict(sample_rate=100), "SAMPLE_RATE 100 Hz is out of range"),
         (dict(sample_rate=10_000_000), "out of range"),
-        (dict(source_language="klingon"), "unknown SOURCE_LANGUAGE 'klingon'"),
-        (dict(target_language="xx"), "unknown TARGET_LANGUAGE"),
+        (dict(source_language="klingon"), r"spoken language \(SOURCE_LANGUAGE\): unknown language 'klingon'"),
+        (dict(target_language="xx"), r"translation language \(TARGET_LANGUAGE\): unknown language 'xx'"),
         (dict(session=""), "SESSION must be"),
     ],
 )

@@ -46,12 +46,13 @@ def test_enhanced_errors_and_end():
     v.event(t(0, "Eins."))
     v.event(tr(0, "", error="timed out"))
     v.event(Event(K.ENHANCED, "One, two.", 1, 0.0, 3.5, "en", first_segment_id=0))
+    v.event(Event(K.ENHANCED, "", 2, 0.0, 3.5, "en", first_segment_id=0, error="timed out"))  # nothing to add
     v.event(Event(K.ERROR, "whisper failed on 4.00-5.00 s"))
     v.event(t(2, "Drei."))  # its translation never comes: the end lets it go up
     v.event(Event(K.END, end_s=7.0))
     row, enhanced, error, pending, end = lines(out)
     assert row.startswith("00:00.0 #0 Eins.") and row.endswith("(failed: timed out)")
-    assert enhanced == "en+ #0-1 One, two." and error == "!! whisper failed on 4.00-5.00 s"
+    assert enhanced == "in context #0-1 One, two." and error == "!! whisper failed on 4.00-5.00 s"
     assert pending.startswith("00:04.0 #2 Drei.") and pending.endswith("…")
     assert end == "-- end of stream (00:07.0 of audio)"
 
@@ -70,3 +71,17 @@ def test_without_translation_transcripts_go_up_at_once():
     v, out = view(translate=False)
     v.event(t(0, "Nur Deutsch."))
     assert lines(out) == ["00:00.0 #0 Nur Deutsch."]
+
+
+def test_a_combined_translation_shows_only_when_it_adds_something():
+    v, out = view()
+    for seg, (de, en) in enumerate([("Eins.", "One."), ("Zwei.", "Two."), ("Drei.", "Three.")]):
+        v.event(t(seg, de))
+        v.event(tr(seg, en))
+    rows = len(lines(out))
+    v.event(Event(K.ENHANCED, "one", 0, 0.0, 1.5, "en", first_segment_id=0))  # the same sentence again
+    v.event(Event(K.ENHANCED, "Two!", 1, 2.0, 3.5, "en"))  # old form: no FIRST_SEGMENT_ID, same text
+    assert len(lines(out)) == rows
+    v.event(Event(K.ENHANCED, "Three, then.", 2, 4.0, 5.5, "en", first_segment_id=2))  # says something else
+    v.event(Event(K.ENHANCED, "One. Two.", 1, 0.0, 3.5, "en", first_segment_id=0))  # covers two sentences
+    assert lines(out)[rows:] == ["in context #2 Three, then.", "in context #0-1 One. Two."]

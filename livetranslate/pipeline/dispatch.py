@@ -20,8 +20,8 @@ from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper, ViewerLan
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.stream import Stream
 from livetranslate.pipeline.viewers import Viewers
-from livetranslate.protocol import (AUDIO, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind, ProtocolError, SessionOptions,
-                                   validate_audio_chunk)
+from livetranslate.protocol import (AUDIO, DRAIN, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind, ProtocolError,
+                                   SessionOptions, validate_audio_chunk)
 from livetranslate.state import StreamTable
 
 log = logging.getLogger("livetranslate.pipeline")
@@ -31,8 +31,15 @@ class Pipeline:
     """All open streams of one `pipeline` instance."""
 
     def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions(), store=None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 end_sequence: Callable[[int], None] | None = None):
         self.stages, self.options, self.store = stages, options, store
+        # ends one of this model's own sequences in Triton (a drain, for clients that will not)
+        self.end_sequence = end_sequence
+        self.stopping = ""  # why new streams and viewers are refused: the server is stopping
+        # every sequence Triton holds open for this model (started, not ended), streams or not:
+        # Triton's shutdown waits for each one
+        self.sequences: StreamTable[bool] = StreamTable(options.session_ttl_s, clock=clock)
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
                              SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages))
         self.admission = Admission(options.limits)
@@ -59,15 +66,51 @@ class Pipeline:
     def shutdown(self, wait_s: float = 10.0) -> None:
         """The server stops: every live stream ends (its sequences ended, its session told),
         within `wait_s`; a stream whose worker is stuck in a call is closed without it."""
+        self.drain("the server shut down", wait_s, end_sequences=False)
+
+    def drain(self, reason: str = "the server is shutting down", wait_s: float = 10.0,
+              end_sequences: bool = True) -> int:
+        """Ends everything this pipeline holds, so that a stopping Triton finds nothing in
+        flight and unloads it at once: new streams and viewers are refused, every viewer
+        gets an `end` saying why, every stream is abandoned (its vad and enhance sequences
+        ended, its session told), and every sequence Triton still holds open for this model
+        is ended as its client would (`end_sequence`). Returns how many sequences it ended."""
+        self.stopping = reason
+        self.viewers.stop(reason)
         for stream_id in self.streams.keys():
             stream = self.streams.pop(stream_id)
             if stream is not None:
-                stream.abandon("the server shut down")
+                stream.abandon(reason)
         deadline = time.monotonic() + wait_s
         for stream in self.open_streams():
             if not stream.join(max(0.0, deadline - time.monotonic())):
                 log.warning("stream %s: workers still busy at shutdown; closed without them", stream.stream_id)
                 stream.close()
+        ended = 0
+        for sequence_id in self.sequences.keys() if end_sequences and self.end_sequence else ():
+            self.sequences.pop(sequence_id)
+            try:
+                self.end_sequence(sequence_id)
+                ended += 1
+            except Exception as exc:  # e.g. Triton had dropped it as idle already
+                log.warning("sequence %s: could not end it: %s", sequence_id, exc)
+        return ended
+
+    def _drain_request(self, reply: Reply, internal: bool) -> None:
+        if not internal:
+            raise ProtocolError(f"{DRAIN} is for the server's own launcher")
+
+        def run():  # a thread: the drain ends sequences through this model's own execute()
+            try:
+                ended = self.drain()
+                reply.send(Event(EventKind.END, text=f"drained: {ended} sequences ended"))
+            except Exception as exc:
+                log.exception("drain failed")
+                reply.send(Event(EventKind.END, error=f"drain failed: {exc}"))
+            finally:
+                reply.close()
+
+        threading.Thread(target=run, name="drain", daemon=True).start()
 
     def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool) -> Stream:
         options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
@@ -96,16 +139,31 @@ class Pipeline:
         return stream
 
     def handle(self, stream_id: int, start: bool, end: bool, get: Callable[[str], np.ndarray | None],
-               reply: Reply, arrived: float | None = None) -> None:
-        """One request. Never raises: problems become `error` events on `reply`."""
+               reply: Reply, arrived: float | None = None, internal: Callable[[], bool] = lambda: False) -> None:
+        """One request. Never raises: problems become `error` events on `reply`. `internal()`:
+        whether the request carries the server's own token."""
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
+        self.sequences.expire()  # Triton drops an idle sequence as late as the streams expire
+        if end:
+            self.sequences.pop(stream_id)
+        elif start:
+            self.sequences.put(stream_id, True)
+        else:
+            self.sequences.get(stream_id)  # still in use
         if self.sessions is not None:
             self.sessions.retry()
         try:
+            if get(DRAIN) is not None:
+                self._drain_request(reply, internal())
+                return
             subscribe = get(SUBSCRIBE)
             if subscribe is not None:
                 self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
+                return
+            if start and self.stopping:  # the stream is over before it began: say so with its end
+                reply.send(Event(EventKind.END, error=f"{self.stopping}: try again in a moment"))
+                reply.close()
                 return
             if start:
                 try:
@@ -118,6 +176,8 @@ class Pipeline:
             if stream is not None and (stream.closed or stream.abandoned):
                 self.streams.pop(stream_id)
                 stream = None
+            if stream is None and self.stopping:
+                raise ProtocolError(f"{self.stopping}: this stream has ended; reconnect in a moment")
             if stream is None:
                 raise ProtocolError(
                     "no open stream for this sequence: it was never started, failed to start, "

@@ -21,10 +21,12 @@ from livetranslate.store import Viewer
 
 def follow(store, session: str, reply: Reply, *, language: str | None = None,
            languages: ViewerLanguages | None = None, max_events: int = 500,
-           cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.5) -> None:
+           cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.5,
+           stopping: Callable[[], str] = lambda: "") -> None:
     """One viewer: the stored history of `session`, then its live events, until `end`, the
-    viewer cancels, or it falls `max_events` behind (then it is told and dropped). It reads
-    `language` (None: the speaker's target), counted in `languages` while it watches."""
+    viewer cancels, it falls `max_events` behind (then it is told and dropped), or the
+    server stops (`stopping()` says why; the viewer is told). It reads `language` (None: the
+    speaker's target), counted in `languages` while it watches."""
     viewer = Viewer(max_events)
 
     def stop(message: str) -> None:  # the viewer's own failure: an `end` that carries it
@@ -55,6 +57,9 @@ def follow(store, session: str, reply: Reply, *, language: str | None = None,
             if event.kind != EventKind.END and viewer.wants(event):
                 reply.send(event)
         while not cancelled():
+            if stopping():
+                stop(f"{stopping()}: follow the session again in a moment")
+                return
             event = viewer.take(poll_s)
             if viewer.overflowed:
                 stop(f"viewer fell more than {max_events} events behind and was dropped; subscribe again to catch up")
@@ -81,11 +86,20 @@ class Viewers:
 
     def __init__(self, store, admission: Admission, languages: ViewerLanguages):
         self.store, self.admission, self.languages = store, admission, languages
+        self.stopping = ""  # the server is stopping: why every viewer ends
+
+    def stop(self, reason: str) -> None:
+        """Every viewer gets an `end` saying why (within a poll) and no new one is admitted."""
+        self.stopping = reason
 
     def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply,
                   language: np.ndarray | None = None) -> None:
         if self.store is None:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
+        if self.stopping:
+            reply.send(Event(EventKind.END, error=f"{self.stopping}: try again in a moment"))
+            reply.close()
+            return
         name = decode_text(subscribe).strip()
         if not name or len(name) > MAX_SESSION_NAME or not name.isprintable():
             raise ProtocolError(f"SUBSCRIBE must name a session: 1 to {MAX_SESSION_NAME} printable characters")
@@ -101,7 +115,7 @@ class Viewers:
         def run():
             try:
                 follow(self.store, name, reply, language=wanted, languages=self.languages,
-                       cancelled=getattr(reply, "is_cancelled", lambda: False))
+                       cancelled=getattr(reply, "is_cancelled", lambda: False), stopping=lambda: self.stopping)
             finally:
                 self.admission.viewer_left(name)
 

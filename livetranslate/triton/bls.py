@@ -163,6 +163,15 @@ def _decoupled(request, names: Iterable[str]) -> list[dict[str, np.ndarray]]:
     return results
 
 
+def end_pipeline_sequence(sequence_id: int) -> None:
+    """Ends a sequence of `pipeline` itself in Triton's sequence batcher, as its client would
+    with its last request: a stopping server's drain does this for the clients still
+    connected or gone without a last request (Triton waits for every open sequence)."""
+    request = _request(P.PIPELINE, {P.AUDIO: np.zeros(0, np.int16)}, [P.KIND], **_sequence(sequence_id, False, True))
+    for _ in request.exec(decoupled=True):  # to the final marker (see _decoupled)
+        pass
+
+
 class TritonLlm:
     """`llm` through BLS, with the TensorRT-LLM ensemble's I/O."""
 

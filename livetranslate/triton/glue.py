@@ -86,6 +86,15 @@ def check_internal(request, model: str) -> None:
                               f"'{P.PIPELINE}' and read sessions from '{P.SESSIONS}'")
 
 
+def is_internal(request) -> bool:
+    """Whether the request carries the server's own token (a BLS call, or the launcher)."""
+    try:
+        check_internal(request, P.PIPELINE)
+        return True
+    except P.ProtocolError:
+        return False
+
+
 def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str,
                  internal: bool = True) -> list:
     """One plain response per request: `answer(request)`'s tensors, or an error response

@@ -7,7 +7,7 @@ from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 from livetranslate.triton import glue
-from livetranslate.triton.bls import TritonStages
+from livetranslate.triton.bls import TritonStages, end_pipeline_sequence
 from livetranslate.whisper import SpeechFilter
 
 
@@ -54,6 +54,7 @@ class TritonPythonModel:
                 ),
             ),
             store=store,
+            end_sequence=end_pipeline_sequence,
         )
 
     def finalize(self):
@@ -64,5 +65,6 @@ class TritonPythonModel:
         arrived = time.monotonic()
         for request in requests:
             stream_id, start, end = glue.sequence_flags(request)
-            self.pipeline.handle(stream_id, start, end, glue.inputs(request), glue.DecoupledReply(request), arrived)
+            self.pipeline.handle(stream_id, start, end, glue.inputs(request), glue.DecoupledReply(request), arrived,
+                                 internal=lambda request=request: glue.is_internal(request))
         return None

@@ -1,0 +1,140 @@
+"""`livetranslate serve` as a user runs it: a short status on the terminal and Triton's log
+in a file; the messages a client gets from it when pointed at the wrong port or a missing
+session; and SIGTERM stopping it within seconds while a speaker streams, a speaker has gone
+without ending its stream, and a viewer follows. A real server (slow)."""
+
+import os
+import queue
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from livetranslate import protocol as P
+from livetranslate.audio import read_audio
+from livetranslate.store import SessionStore
+
+from conftest import free_port
+
+CLI = [sys.executable, "-m", "livetranslate.cli"]
+STOPS_WITHIN_S = 8.0  # "a few seconds" on a busy 2-core machine; Triton's own exit timeout is 10 s
+
+
+class Raw:
+    def __init__(self, url):
+        self.client = grpcclient.InferenceServerClient(url)
+        self.events = queue.Queue()
+        self.client.start_stream(callback=lambda result, error: self.events.put(error or result))
+        self.sequence_id = random.randint(1, 2**62)
+
+    def send(self, tensors, start=False, end=False):
+        inputs = []
+        for name, value in tensors.items():
+            dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
+            tensor = grpcclient.InferInput(name, list(value.shape), dtype)
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=self.sequence_id,
+                                       sequence_start=start, sequence_end=end)
+
+    def received(self):
+        out = []
+        while not self.events.empty():
+            item = self.events.get()
+            out.append(item if isinstance(item, Exception) else P.Event.from_tensors(item.as_numpy))
+        return out
+
+    def close(self):
+        self.client.stop_stream(cancel_requests=True)
+        self.client.close()
+
+
+@pytest.mark.slow
+def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
+    grpc, http, metrics = free_port(), free_port(), free_port()
+    log = tmp_path / "triton.log"
+    env = {**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions")}
+    began = time.monotonic()
+    proc = subprocess.Popen(CLI + ["serve", "--grpc-port", str(grpc), "--http-port", str(http), "--metrics-port",
+                                   str(metrics), "--llm", "gemma3-270m", "--log-file", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True)
+    reader.start()
+    try:
+        while not any(line.startswith("Ctrl-C") for line in lines):
+            assert proc.poll() is None, "\n".join(lines)
+            assert time.monotonic() - began < 400, "\n".join(lines)
+            time.sleep(0.2)
+        ready_s = time.monotonic() - began
+        url = f"127.0.0.1:{grpc}"
+        # the short status: profile, where the log is, models ready, addresses, how to stop
+        assert lines[0] == f"starting Triton: cpu profile, LLM gemma3-270m; its log: {log}"
+        assert re.fullmatch(r"ready in \d+\.\d s: 9 of 9 models loaded", lines[1]), lines
+        assert lines[2].split() [:2] == ["gRPC", url] and f"--url {url}" in lines[2]
+        assert lines[3].split() == ["HTTP", f"http://127.0.0.1:{http}"]
+        assert lines[4].split() == ["metrics", f"http://127.0.0.1:{metrics}/metrics"]
+        assert lines[5] == "Ctrl-C (or SIGTERM) stops it" and len(lines) == 6
+        text = log.read_text()
+        assert "Started GRPCInferenceService" in text  # Triton's own log went to the file ...
+        assert not [line for line in lines if "CUDA" in line or "I1" in line[:3]]  # ... and not to the terminal
+
+        # what clients pointed at the wrong place are told
+        def cli(*args):
+            return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=120, env=env)
+
+        wrong = cli("sessions", "--url", f"127.0.0.1:{http}")
+        assert wrong.returncode == 1 and wrong.stderr.startswith(
+            f"Error: 127.0.0.1:{http} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. "
+            f"Point --url at the gRPC port"), wrong.stderr
+        assert "TLS" not in wrong.stderr
+        scheme = cli("sessions", "--url", f"http://{url}")
+        assert scheme.returncode == 0 and "Misformatted" not in scheme.stderr, scheme.stderr
+        missing = cli("watch", "no-such-session", "--url", url)
+        assert missing.returncode == 1 and missing.stderr == (
+            "Error: no session named 'no-such-session': `livetranslate sessions` lists the stored sessions\n")
+
+        # then SIGTERM while a speaker streams, another has gone without its end, a viewer follows
+        pcm, rate = read_audio(audio_files["speech_b"])
+        options = P.SessionOptions("live", rate, translate=False).to_tensors()
+        speaker, gone, viewer = Raw(url), Raw(url), Raw(url)
+        speaker.send({P.AUDIO: pcm[: rate // 10], **options}, start=True)
+        gone.send({P.AUDIO: pcm[: rate // 10], **P.SessionOptions("gone", rate, translate=False).to_tensors()},
+                  start=True)
+        for i in range(rate // 10, 3 * rate, rate // 10):
+            speaker.send({P.AUDIO: pcm[i: i + rate // 10]})
+        gone.close()
+        viewer.send({P.AUDIO: np.zeros(0, np.int16), P.SUBSCRIBE: np.array([b"live"], np.object_)},
+                    start=True, end=True)
+        time.sleep(2.0)
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        stop_s = time.monotonic() - stopping
+        reader.join(5)
+        print(f"serve: ready after {ready_s:.1f} s; SIGTERM to exit {stop_s:.1f} s")
+        assert code == 0, lines
+        assert lines[-2] == "stopping ..." and re.fullmatch(r"stopped in \d+\.\d s", lines[-1]), lines
+        assert stop_s < STOPS_WITHIN_S, (stop_s, lines)
+        text = log.read_text()
+        assert "Exit timeout expired" not in text and "in-flight inferences" not in text
+        assert "successfully unloaded" in text or "unloaded" in text
+        told = [e for e in viewer.received() if isinstance(e, P.Event) and e.kind == P.EventKind.END]
+        assert told and "the server is shutting down" in told[-1].error, told
+        store = SessionStore(tmp_path / "sessions")
+        for name in ("live", "gone"):  # both sessions ended cleanly, saying why
+            assert store.info(name).state == "ended"
+            assert "shutting down" in store.events(name)[-1].error
+        speaker.close()
+        viewer.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
