@@ -257,7 +257,10 @@ def test_watch_refuses_an_unknown_language_before_connecting():
     from livetranslate.cli import main
 
     result = CliRunner().invoke(main, ["watch", "talk", "--lang", "klingon", "--url", "127.0.0.1:9"])
-    assert result.exit_code == 2 and "unknown TARGET_LANGUAGE 'klingon'" in result.output
+    assert result.exit_code == 2 and "unknown language 'klingon'" in result.output
+    assert "livetranslate languages" in result.output
+    french = CliRunner().invoke(main, ["watch", "talk", "--lang", "French", "--url", "127.0.0.1:9"])
+    assert "unknown language" not in french.output  # a name works: it got as far as connecting
 
 
 def test_a_small_base_model_sees_its_examples_in_the_viewers_language():
