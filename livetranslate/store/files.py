@@ -64,6 +64,8 @@ class SessionInfo:
     ended_at: float | None = None
     state: str = "live"  # live | ended
     counts: dict[str, int] = field(default_factory=dict)
+    # the glossary of its latest stream: [{"term": ..., "translation": ...}] (livetranslate.glossary)
+    glossary: list[dict] = field(default_factory=list)
     size_bytes: int = 0  # log and metadata on disk, as last listed (not stored)
 
     def to_dict(self) -> dict:
@@ -143,8 +145,10 @@ def _info_from_log(name: str, header: dict, events: list[Event], mtime: float) -
         # no header: the last write less the audio it holds
         started = mtime - max((e.end_s for e in events if isinstance(e.end_s, (int, float))), default=0.0)
     ended = bool(events) and events[-1].kind == EventKind.END
+    glossary = header.get("glossary")
     return SessionInfo(name, str(source), str(target), float(started), mtime if ended else None,
-                       "ended" if ended else "live", dict(collections.Counter(e.kind.value for e in events)))
+                       "ended" if ended else "live", dict(collections.Counter(e.kind.value for e in events)),
+                       glossary if isinstance(glossary, list) else [])
 
 
 def _fsync_dir(path: Path) -> None:

@@ -20,6 +20,13 @@ class AsrRequest:
     # returns only what follows (context decoding: the audio before the new utterance).
     prefix: str = ""
     beam_size: int = 0  # 0: the engine's default; partials ask for 1 (greedy, cheaper)
+    # Terms of the session's glossary ("Zorvexa, Tranovix Hub"): heard before the prompt,
+    # kept when a decode that copied its prompt is done again without it
+    hotwords: str = ""
+
+    def previous_text(self) -> str:
+        """What goes into Whisper's previous-text slot: the terms, then the prompt."""
+        return " ".join(part for part in (self.hotwords.strip(), self.prompt.strip()) if part)
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,26 @@ def copies_prompt(text: str, prompt: str) -> bool:
     data = text.encode("utf-8")
     looping = len(data) / max(1, len(zlib.compress(data))) > 1.8
     return looping or fuzz.partial_ratio(_normalise(text), _normalise(prompt)) > 80
+
+
+def lists_hotwords(text: str, hotwords: str) -> bool:
+    """Whisper, unsure of the audio, may read back the glossary terms it was given: three or
+    more of them making up most of the text."""
+    words = _normalise(text).split()
+    found = [t for t in map(_normalise, hotwords.split(",")) if t and f" {t} " in f" {' '.join(words)} "]
+    return len(found) >= 3 and sum(len(t.split()) for t in found) >= 0.6 * len(words)
+
+
+def decode_again(request: AsrRequest, text: str) -> AsrRequest | None:
+    """The request to decode again when Whisper's answer copied its prompt (then without the
+    prompt, terms kept) or read back its terms (then without either); None when it is fine."""
+    from dataclasses import replace
+
+    if request.hotwords and lists_hotwords(text, request.hotwords):
+        return replace(request, prompt="", hotwords="")
+    if request.prompt and copies_prompt(text, request.prompt):
+        return replace(request, prompt="")
+    return None
 
 
 def dedupe_boundary(previous: str, new: str, max_words: int = 6) -> str:
