@@ -199,3 +199,14 @@ def test_a_stream_carries_its_glossary_to_whisper_the_translator_enhance_and_the
     assert stages.glossaries.count(g) == 2 and stages.enhance_starts == [g]
     assert store.info("launch").glossary == g.to_list()
     pipeline.shutdown()
+
+
+def test_the_cli_refuses_a_bad_glossary_file_before_connecting(tmp_path):
+    from click.testing import CliRunner
+
+    from livetranslate.cli import main
+
+    bad = tmp_path / "terms.txt"
+    bad.write_text("Zorvexa\nKelvaro =\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["stream", "--glossary", str(bad), "--url", "127.0.0.1:1", "-"])
+    assert result.exit_code == 2 and "line 2 has nothing after '='" in result.output, result.output
