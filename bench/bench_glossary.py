@@ -12,7 +12,9 @@ A. Whisper alone (whisper-base, CTranslate2, in this process), the reference utt
    the audio before as prefix): no glossary; the terms as faster-whisper's `hotwords` would
    give them (only to requests without a prefix, its rule); the terms before the prompt of
    every request (what livetranslate does).
-B. Live, through Triton: the recording streamed with and without `--glossary`; term accuracy
+B. The translator alone (each LLM, in this process) on the correct German sentences, with
+   and without the glossary's pairs: what the translation prompt does by itself.
+C. Live, through Triton: the recording streamed with and without `--glossary`; term accuracy
    of transcripts, translations and enhanced translations, WER and chrF beside it.
 
     .venv/bin/python bench/bench_glossary.py [--llm qwen2.5-1.5b]
@@ -40,6 +42,7 @@ from livetranslate.protocol import SAMPLE_RATE_HZ, EventKind, SessionOptions  # 
 from livetranslate.samples import load_reference  # noqa: E402
 from livetranslate.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording  # noqa: E402
 from livetranslate.streaming import AudioHistory, DecodeOptions, StreamDecoder  # noqa: E402
+from livetranslate.whisper import SpeechFilter  # noqa: E402
 
 
 def whisper_alone(path: Path, glossary: G.Glossary) -> dict:
@@ -56,17 +59,46 @@ def whisper_alone(path: Path, glossary: G.Glossary) -> dict:
     for name, (hint, only_without_prefix) in variants.items():
         decoder = StreamDecoder(DecodeOptions(), "de", hint)
         texts, started = [], time.monotonic()
-        for u in load_reference(path):
+        for u in load_reference(path):  # as the pipeline's audio worker does (transcriber.py)
             start, end = int(u.start_s * SAMPLE_RATE_HZ), int((u.end_s + 0.3) * SAMPLE_RATE_HZ)
-            plan = decoder.plan(history, start, end)
-            request = plan.request
-            if only_without_prefix and request.prefix:
-                request = dataclasses.replace(request, hotwords="")
-            text = decoder.clean(plan, engine.transcribe([request])[0].text)
+            result, text = decode(engine, decoder, history, start, end, only_without_prefix)
+            text = text if SpeechFilter().keep(result) else ""
             decoder.commit(start, end, text)
             texts.append(text)
         out[name] = {**term_accuracy(terms, TERMS_DE, texts), "wer": round(wer(" ".join(TERMS_DE), " ".join(texts)), 3),
                      "s": round(time.monotonic() - started, 1), "transcripts": texts}
+    return out
+
+
+def decode(engine, decoder: StreamDecoder, history: AudioHistory, start: int, end: int, only_without_prefix: bool):
+    """One utterance decoded as the pipeline decodes it: with context, again without when
+    Whisper copied its prefix. `only_without_prefix`: faster-whisper's rule for `hotwords`."""
+    for use_context in (True, False):
+        plan = decoder.plan(history, start, end, use_context=use_context)
+        request = plan.request
+        if only_without_prefix and request.prefix:
+            request = dataclasses.replace(request, hotwords="")
+        result = engine.transcribe([request])[0]
+        if not use_context or not decoder.retry_without_context(plan, result.text):
+            return result, decoder.clean(plan, result.text)
+    raise AssertionError("unreachable")
+
+
+def translator_alone(model: str, glossary: G.Glossary) -> dict:
+    from livetranslate.llm import create_engine
+    from livetranslate.models import MODELS
+    from livetranslate.translate import Translator
+
+    engine = create_engine("llama_cpp", str(resolve(model)))
+    translator = Translator(lambda r: "".join(engine.generate(r)), MODELS[model].prompt_family)
+    targets = [t.translation for t in glossary.terms]
+    out = {}
+    for name, given in (("without", G.NO_GLOSSARY), ("with", glossary)):
+        started = time.monotonic()
+        texts = [translator.translate(s, "de", "en", "", given) for s in TERMS_DE]
+        out[name] = {**term_accuracy(targets, TERMS_EN, texts),
+                     "chrf": round(sacrebleu.corpus_chrf([" ".join(texts)], [[" ".join(TERMS_EN)]]).score, 1),
+                     "ms_per_sentence": round((time.monotonic() - started) * 1000 / len(texts)), "translations": texts}
     return out
 
 
@@ -105,6 +137,7 @@ def main():
     data = {"machine": machine(), "llm": args.llm, "glossary": glossary.to_list()}
     if not args.skip_alone:
         data["whisper_alone"] = whisper_alone(path, glossary)
+        data["translator_alone"] = {m: translator_alone(m, glossary) for m in ("qwen2.5-1.5b", "gemma3-270m")}
     server = start_server("bench-glossary", llm=args.llm)
     try:
         data["live"] = {"without": live(server.grpc_url, path, G.NO_GLOSSARY, "terms-without"),
@@ -131,8 +164,15 @@ def write(data: dict) -> None:
         lines += ["## A. Whisper alone (whisper-base, CTranslate2, the pipeline's context decoding)\n",
                   "| terms given to Whisper | terms right | WER |", "|---|---|---|",
                   *[f"| {name} | {pct(r)} | {r['wer']:.3f} |" for name, r in data["whisper_alone"].items()], ""]
+    if "translator_alone" in data:
+        lines += ["## B. The translator alone, on the correct German sentences\n",
+                  "| LLM | glossary | terms right | Kelvaro Probe right | chrF | ms per sentence |",
+                  "|---|---|---|---|---|---|",
+                  *[f"| {m} | {name} | {pct(r)} | {r['terms']['Kelvaro Probe']['right']}/3 | {r['chrf']} | "
+                    f"{r['ms_per_sentence']} |" for m, runs in data["translator_alone"].items()
+                    for name, r in runs.items()], ""]
     live = data["live"]
-    lines += [f"## B. Live, through Triton (whisper-base, {data['llm']}), streamed as fast as it goes\n",
+    lines += [f"## C. Live, through Triton (whisper-base, {data['llm']}), streamed as fast as it goes\n",
               "| glossary | transcripts: terms right | translations: terms right | enhanced: terms right "
               "| transcript WER | translation chrF |", "|---|---|---|---|---|---|",
               *[f"| {name} | {pct(r['transcript'])} | {pct(r['translation'])} | {pct(r['enhanced'])} | "

@@ -140,21 +140,27 @@ def test_whisper_hears_terms_before_its_prompt_and_a_readback_is_decoded_again()
     request = AsrRequest(np.zeros(160, np.float32), "de", prompt="Guten Morgen.", hotwords=hint)
     assert request.previous_text() == f"{hint} Guten Morgen."
     assert lists_hotwords("Mirelda Oskavit, Tranovix Hub, Kelvaro Fühler.", hint)
+    assert lists_hotwords("Dorsin Wexley, Quillbrand, Zorvexa Cloud", "Dorsin Wexley, Quillbrand, Zorvexa Cloud")
+    # terms in a sentence of other words are speech, even as a list
+    assert not lists_hotwords("Mit Tranovix Hub für Wind in Bura mit Wexley, Tranovix Hub, Kelvaro Fühler.", hint)
     assert not lists_hotwords("Heute stellt Mirelda Oskavit den neuen Tranovix Hub vor.", hint)
+    assert not lists_hotwords("Mirelda Oskavit und Tranovix Hub.", hint)
     assert decode_again(request, "Mirelda Oskavit, Tranovix Hub, Zorvexa Cloud") == AsrRequest(
         request.audio, "de", prompt="", hotwords="")
     # a copied prompt is dropped; the terms stay
     again = decode_again(request, "Guten Morgen. Guten Morgen. Guten Morgen.")
     assert again is not None and again.prompt == "" and again.hotwords == hint
     assert decode_again(request, "Der Tranovix Hub verbindet alle Geräte.") is None
+    loop = "Vornin mit Zorvexa aus dem Fettrieb, " * 6  # a loop with terms given: decoded without them
+    assert decode_again(request, loop) == AsrRequest(request.audio, "de", prompt="", hotwords="")
 
 
 def test_term_accuracy_counts_exact_spellings_per_reference_occurrence():
     refs = ["Mirelda Oskavit zeigt den Tranovix Hub.", "Der Tranovix Hub ist neu."]
     hyps = ["Mirelda Oscavit zeigt den Tranovix Hub.", "Der Tranovix Hub ist neu. Tranovix Hub!"]
     score = term_accuracy(["Mirelda Oskavit", "Tranovix Hub"], refs, hyps)
-    assert (score["right"], score["expected"], score["accuracy"]) == (2, 3, 0.667)
-    assert score["terms"]["Mirelda Oskavit"] == {"expected": 1, "right": 0}
+    assert (score["right"], score["expected"], score["accuracy"], score["extra"]) == (2, 3, 0.667, 1)
+    assert score["terms"]["Mirelda Oskavit"] == {"expected": 1, "right": 0, "extra": 0}
 
 
 def test_a_stream_carries_its_glossary_to_whisper_the_translator_enhance_and_the_store(tmp_path):
