@@ -233,7 +233,18 @@ def stream_options(f):
                      help="on a lost connection, reconnect and continue the session")(f)
     f = click.option("--buffer-s", default=30.0, show_default=True,
                      help="audio kept while disconnected; older audio is dropped with a warning")(f)
+    f = click.option("--glossary", type=click.Path(dir_okay=False), default=None, callback=_read_glossary,
+                     help="names and terms to get right: one per line, optionally `term = translation`")(f)
     return f
+
+
+def _read_glossary(ctx, param, path):
+    from livetranslate import glossary
+
+    try:
+        return glossary.load(path) if path else glossary.NO_GLOSSARY
+    except glossary.GlossaryError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def format_event(event: Event, fmt: str) -> str:
@@ -380,7 +391,7 @@ class Outputs:
 
 def _stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms,
             no_translate=False, out=None, srt=None, vtt=None, subtitle_text="auto", reconnect=True,
-            buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True) -> int:
+            buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True, glossary=None) -> int:
     from livetranslate.capture import SourceError, open_source
     from livetranslate.client import Connection, ResilientSession
 
@@ -392,7 +403,8 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
         # without --session, a new session each run (a stored name would continue it)
         name = session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         options = SessionOptions(name, src.rate, source_language.lower(), target_language.lower(),
-                                 translate=not no_translate, partials=partials)
+                                 translate=not no_translate, partials=partials,
+                                 **({"glossary": glossary} if glossary else {}))
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc))
     if subtitle_text == "auto":
@@ -550,8 +562,10 @@ def sessions_list(url, tls, ca, api_key):
             counts = ", ".join(f"{v} {k}" for k, v in sorted(info["counts"].items()))
             extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
             more = f" (+{','.join(extra)})" if extra else ""
+            terms = len(info.get("glossary") or [])
             click.echo(f"{info['name']:<30} {info['state']:<6} {started}  "
-                       f"{info['source_language']}->{info['target_language']}{more}  {counts}")
+                       f"{info['source_language']}->{info['target_language']}{more}  {counts}"
+                       + (f"  glossary: {terms} terms" if terms else ""))
 
 
 @main.command()

@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from livetranslate.glossary import NO_GLOSSARY, Glossary, GlossaryError, parse_bytes
+
 # --- models ---------------------------------------------------------------------------
 PIPELINE = "pipeline"
 VAD = "vad"
@@ -43,6 +45,10 @@ TRANSLATE_FLAG = "TRANSLATE"  # BOOL [1], first request only; default true
 SEGMENT_BASE = "SEGMENT_BASE"  # INT64 [1], first request only; default 0
 TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
 PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events; default true
+# BYTES [1], first request only: the session's glossary as file text (livetranslate.glossary);
+# also an optional input of `whisper` (HOTWORDS: the terms Whisper hears) and `translate`
+# (the pairs for that text)
+GLOSSARY = "GLOSSARY"
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
 # ... and may carry TARGET_LANGUAGE: its translations in that language (default: the speaker's)
@@ -100,6 +106,7 @@ OPEN_SEGMENT_END = -1
 # request: AUDIO (FP32 [n] at 16 kHz), LANGUAGE (BYTES, "" or "auto" detects), PROMPT
 PROMPT = "PROMPT"
 PREFIX = "PREFIX"  # BYTES: committed text of the audio's start; the answer is what follows
+HOTWORDS = "HOTWORDS"  # BYTES: glossary terms Whisper hears before the prompt, kept when it is dropped
 BEAM_SIZE = "BEAM_SIZE"  # INT32: 0 for the model's default; partials ask for 1
 MAX_BEAM_SIZE = 10  # larger beams are refused: the gpu engines are built for 4, and CPU time
 NO_SPEECH_PROB = "NO_SPEECH_PROB"
@@ -219,6 +226,7 @@ class SessionOptions:
     partials: bool = True
     segment_base: int = 0
     time_base_s: float = 0.0
+    glossary: Glossary = NO_GLOSSARY
 
     def __post_init__(self):
         if not self.session or len(self.session) > MAX_SESSION_NAME or not self.session.isprintable():
@@ -258,6 +266,7 @@ class SessionOptions:
         rate, translate, partials = get(SAMPLE_RATE), get(TRANSLATE_FLAG), get(PARTIALS)
         base, time_base = get(SEGMENT_BASE), get(TIME_BASE_S)
         return cls(
+            glossary=decode_glossary(get(GLOSSARY)),
             session=text(SESSION, default_session),
             sample_rate=SAMPLE_RATE_HZ if rate is None or rate.size == 0 else int(rate.reshape(-1)[0]),
             source_language=text(SOURCE_LANGUAGE, DEFAULT_SOURCE_LANGUAGE).lower(),
@@ -278,7 +287,21 @@ class SessionOptions:
             PARTIALS: np.array([self.partials], dtype=bool),
             SEGMENT_BASE: np.array([self.segment_base], dtype=np.int64),
             TIME_BASE_S: np.array([self.time_base_s], dtype=np.float32),
+            **({GLOSSARY: np.array([self.glossary.to_text().encode()], dtype=np.object_)} if self.glossary else {}),
         }
+
+
+def decode_glossary(value: np.ndarray | None) -> Glossary:
+    """A GLOSSARY tensor, checked as strictly as the file it came from."""
+    if value is None or value.size == 0:
+        return NO_GLOSSARY
+    if value.size != 1:
+        raise ProtocolError(f"GLOSSARY must be one text (the glossary file), got {value.size} elements")
+    item = value.reshape(-1)[0]
+    try:
+        return parse_bytes(item if isinstance(item, bytes) else str(item).encode("utf-8", "surrogatepass"))
+    except GlossaryError as exc:
+        raise ProtocolError(f"GLOSSARY: {exc}") from None
 
 
 def validate_audio_chunk(audio: np.ndarray | None, sample_rate: int, *, last: bool) -> np.ndarray:

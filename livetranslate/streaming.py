@@ -134,9 +134,10 @@ class Plan:
 class StreamDecoder:
     """One stream's decoding state: committed utterances and the policy."""
 
-    def __init__(self, options: DecodeOptions, language: str):
+    def __init__(self, options: DecodeOptions, language: str, hotwords: str = ""):
         self.options = options
         self.language = language
+        self.hotwords = hotwords  # the session glossary's terms, heard with every request
         self.committed: collections.deque[Committed] | tuple[Committed, ...] = collections.deque(maxlen=64)
 
     # --- requests -------------------------------------------------------------------------
@@ -152,14 +153,15 @@ class StreamDecoder:
             earlier = [c.text for c in self.committed if c.end_sample <= window_start and c.text]
             request = AsrRequest(history.slice(window_start, end), self.language,
                                  prompt=" ".join(earlier[-opts.prompt_segments:]) if opts.prompt_segments else "",
-                                 prefix=" ".join(c.text for c in context), beam_size=beam)
+                                 prefix=" ".join(c.text for c in context), beam_size=beam,
+                                 hotwords=self.hotwords)
             return Plan(request, request.prefix, partial)
         lead_start = max(start - int(opts.lead_in_s * SAMPLE_RATE_HZ), history.start)
         own = history.slice(start, end)
         audio = np.concatenate([history.slice(lead_start, start), own]) if lead_start < start else own
         texts = [c.text for c in self.committed if c.text]
         request = AsrRequest(audio, self.language, prompt=" ".join(texts[-opts.prompt_segments:])
-                             if opts.prompt_segments else "", beam_size=beam)
+                             if opts.prompt_segments else "", beam_size=beam, hotwords=self.hotwords)
         # the lead-in may hold the end of the previous utterance: its words are dropped
         heard_before = self.committed and lead_start < self.committed[-1].end_sample
         return Plan(request, texts[-1] if texts and heard_before else "", partial)
@@ -195,7 +197,7 @@ class StreamDecoder:
 
     def snapshot(self) -> "StreamDecoder":
         """This decoder as it is now, for another thread: it plans, it cannot commit."""
-        frozen = StreamDecoder(self.options, self.language)
+        frozen = StreamDecoder(self.options, self.language, self.hotwords)
         frozen.committed = tuple(self.committed)
         return frozen
 

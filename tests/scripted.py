@@ -131,13 +131,14 @@ class ScriptedStages:
         text = " ".join(words).capitalize() + ("" if partial else ".")
         return Transcription(text, "de", 0.0, -0.1)
 
-    def translate(self, text, source, target, context=""):
+    def translate(self, text, source, target, context="", glossary=None):
         next(self.calls)
         self.translations.append((text, target))
         assert self.llm_gate.wait(30)
         return f"{target.upper()} {text}"
 
-    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True):
+    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
+                glossary=None):
         self._arrive(start, end)
         enhancer = self.enhance_sequences.request(sequence_id, start, end, lambda: Enhancer(
             self.window, lambda text, ctx: self.translate(text, source, target), lambda text: False))

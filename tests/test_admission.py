@@ -43,10 +43,11 @@ class FakeStages:
     def whisper(self, request, partial=False):
         return Transcription(self.WORDS[next(self._calls) % len(self.WORDS)].capitalize() + ".", "de", 0.0, -0.1)
 
-    def translate(self, text, source, target, context=""):
+    def translate(self, text, source, target, context="", glossary=None):
         return "hello"
 
-    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True):
+    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True,
+                glossary=None):
         return []
 
 

@@ -7,6 +7,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from livetranslate import glossary
 from livetranslate import protocol as P
 from livetranslate.server import PROFILE_MODELS
 
@@ -60,7 +61,10 @@ def test_pipeline_io_matches_the_event_and_session_tensors():
     event = P.Event(P.EventKind.END).to_tensors()
     assert outputs == set(event)
     inputs = {t.name for t in config.input}
-    assert set(P.SessionOptions("s").to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.DRAIN} == inputs
+    # a glossary is sent only when there is one: a client without one still talks to older servers
+    with_glossary = P.SessionOptions("s", glossary=glossary.parse("Zorvexa"))
+    assert set(with_glossary.to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.DRAIN} == inputs
+    assert P.GLOSSARY not in P.SessionOptions("s").to_tensors()
     assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
 
 

@@ -59,7 +59,7 @@ def test_a_hanging_llm_times_out_and_the_stream_goes_on(whisper_engine, audio_fi
     release = threading.Event()
 
     class Hanging:
-        def translate(self, text, source, target, context=""):
+        def translate(self, text, source, target, context="", glossary=None):
             release.wait(30)
             return "too late"
 
@@ -131,7 +131,7 @@ def test_a_pause_publishes_the_enhanced_window_before_the_speaker_goes_on(whispe
     the next utterance (or the end of the stream) arrives."""
 
     class Echo:
-        def translate(self, text, source, target, context=""):
+        def translate(self, text, source, target, context="", glossary=None):
             return f"EN {text}"
 
     class NeverComplete:

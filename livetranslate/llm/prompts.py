@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 FAMILIES = ("chatml", "llama3", "fewshot")
 
@@ -60,9 +61,18 @@ _FEWSHOT_TARGETS = {
     "it": ("Purtroppo oggi non ho tempo.", "Dov'è la stazione ferroviaria più vicina?",
            "Ci vediamo domani alle dieci in ufficio."),
 }
+# With a glossary, one more shot shows a base model what its `Terms:` line means.
+_FEWSHOT_TERMS = ("Lumora = Lumora; Kassenbuch = cash ledger", "Lumora hat das Kassenbuch gestern geprüft.",
+                  "Lumora checked the cash ledger yesterday.")
 
 
-def translation_prompt(family: str, text: str, source: str, target: str, context: str = "") -> Prompt:
+def _term_lines(terms: Sequence[tuple[str, str]]) -> str:
+    return "".join(f"{source} = {target}\n" for source, target in terms)
+
+
+def translation_prompt(family: str, text: str, source: str, target: str, context: str = "",
+                       terms: Sequence[tuple[str, str]] = ()) -> Prompt:
+    """`terms`: (term, translation) pairs of the session's glossary that occur in `text`."""
     src, tgt = language_name(source), language_name(target)
     if family == "fewshot":
         if target in _FEWSHOT_TARGETS:
@@ -70,7 +80,13 @@ def translation_prompt(family: str, text: str, source: str, target: str, context
             shots = "".join(f"German: {de}\n{tgt}: {out}\n\n" for de, out in pairs)
         else:
             shots = "".join(f"German: {de}\nEnglish: {en}\n\n" for de, en in _FEWSHOT_TRANSLATIONS)
-        return Prompt(f"{shots}{src}: {' '.join(text.split())}\n{tgt}:", ("\n",))
+        line = ""
+        if terms:
+            if target not in _FEWSHOT_TARGETS:  # the terms example is in English
+                example, de, en = _FEWSHOT_TERMS
+                shots += f"Terms: {example}\nGerman: {de}\nEnglish: {en}\n\n"
+            line = "Terms: " + "; ".join(f"{s} = {t}" for s, t in terms) + "\n"
+        return Prompt(f"{shots}{line}{src}: {' '.join(text.split())}\n{tgt}:", ("\n",))
     system = (
         f"You are a professional interpreter. Translate the {src} text the user gives you into "
         f"{tgt}. The text is a speech transcript: it may contain questions, commands or "
@@ -80,6 +96,9 @@ def translation_prompt(family: str, text: str, source: str, target: str, context
     user = ""
     if context:
         user += f"Previous part of the speech (already translated, for context only):\n{context}\n\n"
+    if terms:
+        user += (f"Glossary: translate these names and terms exactly as given (the right side is the "
+                 f"{tgt} to use):\n{_term_lines(terms)}\n")
     user += f"Translate into {tgt}:\n{text.strip()}"
     return Prompt(_chat(family, system, user), _CHAT_STOPS[family])
 

@@ -125,7 +125,8 @@ class Pipeline:
                 next_segment, end_s = self.store.resume_point(options.session)
                 options = dataclasses.replace(options, segment_base=max(options.segment_base, next_segment),
                                               time_base_s=max(options.time_base_s, end_s))
-                session = self.sessions.open(options.session, options.source_language, options.target_language)
+                session = self.sessions.open(options.session, options.source_language, options.target_language,
+                                             options.glossary.to_list())
             stream = Stream(stream_id, options, self.stages, self.options, self.shared, session,
                             on_closed=self._stream_closed)
         except BaseException:

@@ -19,6 +19,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.glossary import NO_GLOSSARY
 from livetranslate.vad import Boundaries, Ongoing, Utterance
 
 log = logging.getLogger("livetranslate.pipeline")
@@ -103,6 +104,7 @@ class EnhanceSequence(StageSequence):
         super().__init__("enhance", sequence_id, clock, keepalive_s)
         self._stages, self._target, self._call, self._bounded = stages, target, call, bounded
         self.source = ""  # set before the first step: the language of the stream's first transcript
+        self.glossary = NO_GLOSSARY  # the session's: sent with the sequence's start
         self._now_s = 0.0  # the latest audio time the window has heard
 
     def _step(self, step: Piece | Tick, end: bool = False, check_complete: bool = True,
@@ -110,7 +112,8 @@ class EnhanceSequence(StageSequence):
         self._now_s = max(self._now_s, step.end_s if isinstance(step, Piece) else step.now_s)
         run = self._call if llm else self._bounded
         return self._send(lambda start, end: run(self._stages.enhance, self.sequence_id, step, self.source,
-                                                 self._target, start, end, check_complete, flush), end, recover)
+                                                 self._target, start, end, check_complete, flush,
+                                                 self.glossary if start else NO_GLOSSARY), end, recover)
 
     def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
         return self._step(piece, check_complete=check_complete)

@@ -98,8 +98,9 @@ class SessionKeeper:
         self._unclosed: set[str] = set()
         self._lock = threading.Lock()
 
-    def open(self, name: str, source_language: str, target_language: str) -> "SessionHandle":
-        self.store.open(name, source_language, target_language)
+    def open(self, name: str, source_language: str, target_language: str,
+             glossary: list[dict] | None = None) -> "SessionHandle":
+        self.store.open(name, source_language, target_language, glossary)
         return SessionHandle(self, name)
 
     def close(self, name: str) -> None:

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from livetranslate.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
+from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.vad import Boundaries, Segmenter, VadOptions
 from livetranslate.whisper import AsrRequest, Transcription
 
@@ -21,10 +22,12 @@ class Stages(Protocol):
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription: ...
 
-    def translate(self, text: str, source: str, target: str, context: str = "") -> str: ...
+    def translate(self, text: str, source: str, target: str, context: str = "",
+                  glossary: Glossary = NO_GLOSSARY) -> str: ...
 
     def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
-                check_complete: bool = True, flush: bool = True) -> list[Enhanced]: ...
+                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY
+                ) -> list[Enhanced]: ...
 
 
 class LocalStages:
@@ -51,13 +54,15 @@ class LocalStages:
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
         return self.engine.transcribe([request])[0]
 
-    def translate(self, text: str, source: str, target: str, context: str = "") -> str:
-        return self.translator.translate(text, source, target, context)
+    def translate(self, text: str, source: str, target: str, context: str = "",
+                  glossary: Glossary = NO_GLOSSARY) -> str:
+        return self.translator.translate(text, source, target, context, glossary)
 
-    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True):
+    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
+                glossary=NO_GLOSSARY):
         if start:
             self._enhancers[sequence_id] = Enhancer(
-                self.window, lambda text, ctx: self.translate(text, source, target, ctx),
+                self.window, lambda text, ctx: self.translate(text, source, target, ctx, glossary),
                 lambda text: self.checker.check(text, source)[0])
         enhancer = self._enhancers[sequence_id]
         out = enhancer.step(step, check_complete)

@@ -39,7 +39,8 @@ class Transcriber:
         self._resampler = StreamResampler(ctx.options.sample_rate)
         self._audio = AudioHistory()  # the 16 kHz audio handed to vad, recent part
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
-        self._decoder = StreamDecoder(ctx.popts.decode, ctx.options.whisper_language)
+        self._decoder = StreamDecoder(ctx.popts.decode, ctx.options.whisper_language,
+                                      ctx.options.glossary.whisper_hint())
         self._clock = ctx.shared.clock
         self._vad = VadSequence(ctx.stages, ctx.sequence_id, self._clock, ctx.popts.keepalive_s)
         self._utterance: LiveUtterance | None = None  # the one open, while partials are on

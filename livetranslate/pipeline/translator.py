@@ -56,6 +56,7 @@ class Translator:
         self._enhance = EnhanceSequence(ctx.stages, ctx.sequence_id, ctx.options.target_language, ctx.shared.clock,
                                         ctx.popts.keepalive_s, self._in_time, self._bounded)
         self._enhance.source = ctx.options.source_language  # with `auto`: set by the first transcript
+        self._enhance.glossary = ctx.options.glossary
         self._spoken_at: dict[int, float] = {}  # segment id -> arrival of its end, for latency
         self._for_viewers: collections.deque[ForViewers] = collections.deque()
 
@@ -111,7 +112,7 @@ class Translator:
             self._enhance.source = source
         base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
         try:
-            text, error = self._in_time(self._ctx.stages.translate, t.text, source, target), ""
+            text, error = self._in_time(self._ctx.stages.translate, t.text, source, target, "", options.glossary), ""
         except Exception as exc:
             text, error = "", f"translation failed: {exc}"
         latency = (time.monotonic() - job.spoken_at) * 1000

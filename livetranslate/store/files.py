@@ -66,6 +66,8 @@ class SessionInfo:
     counts: dict[str, int] = field(default_factory=dict)
     # the languages of its stored translations: the speaker's target, then those viewers asked for
     languages: list[str] = field(default_factory=list)
+    # the glossary of its latest stream: [{"term": ..., "translation": ...}] (livetranslate.glossary)
+    glossary: list[dict] = field(default_factory=list)
     size_bytes: int = 0  # log and metadata on disk, as last listed (not stored)
 
     def to_dict(self) -> dict:
@@ -151,9 +153,10 @@ def _info_from_log(name: str, header: dict, events: list[Event], mtime: float) -
     ended = bool(events) and events[-1].kind == EventKind.END
     languages = list(dict.fromkeys(e.language for e in events if e.kind == EventKind.TRANSLATION
                                    and isinstance(e.language, str) and e.language))
+    glossary = header.get("glossary")
     return SessionInfo(name, str(source), str(target), float(started), mtime if ended else None,
                        "ended" if ended else "live", dict(collections.Counter(e.kind.value for e in events)),
-                       languages)
+                       languages=languages, glossary=glossary if isinstance(glossary, list) else [])
 
 
 def _fsync_dir(path: Path) -> None:

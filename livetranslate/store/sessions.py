@@ -41,11 +41,14 @@ class SessionStore(DataDirectory):
             self._files.clear()
             self._let_go()
 
-    def open(self, session: str, source_language: str, target_language: str) -> SessionInfo:
-        """Starts (or, for a reconnecting client, resumes) a session."""
+    def open(self, session: str, source_language: str, target_language: str,
+             glossary: list[dict] | None = None) -> SessionInfo:
+        """Starts (or, for a reconnecting client, resumes) a session. `glossary`: the stream's
+        (Glossary.to_list()), kept in the session's metadata."""
         with self._lock:
             info = self.info(session) or SessionInfo(session, source_language, target_language, time.time())
             info.state, info.ended_at = "live", None
+            info.glossary = list(glossary or [])
             if session not in self._files:  # a new log's header keeps the name and languages
                 try:
                     self._files[session] = self._open_log(session, info)
@@ -93,7 +96,7 @@ class SessionStore(DataDirectory):
                 header = {HEADER_KEY: session}
                 if info is not None:
                     header.update(source_language=info.source_language, target_language=info.target_language,
-                                  started_at=info.started_at)
+                                  started_at=info.started_at, **({"glossary": info.glossary} if info.glossary else {}))
                 _append_line(fd, _line(header), self.fsync)
                 if self.fsync:
                     _fsync_dir(self.data_dir)  # the new file's name, too

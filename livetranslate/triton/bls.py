@@ -16,6 +16,7 @@ import triton_python_backend_utils as pb_utils
 
 from livetranslate import protocol as P
 from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.llm import GenerationRequest
 from livetranslate.triton import codecs
 from livetranslate.triton.glue import internal_parameters
@@ -218,8 +219,9 @@ class TritonStages:
         out = _stateless(model, codecs.asr_request_to_tensors(request), codecs.TRANSCRIPTION_OUTPUTS)
         return codecs.transcription_from_tensors(out)
 
-    def translate(self, text: str, source: str, target: str, context: str = "") -> str:
-        tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target, context))
+    def translate(self, text: str, source: str, target: str, context: str = "",
+                  glossary: Glossary = NO_GLOSSARY) -> str:
+        tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target, context, glossary))
         return codecs.text(_stateless(P.TRANSLATE, tensors, [P.TRANSLATION]), P.TRANSLATION)
 
     def is_complete(self, text: str, source: str) -> bool:
@@ -227,7 +229,8 @@ class TritonStages:
         return bool(codecs.scalar(_stateless(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
 
     def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
-                check_complete: bool = True, flush: bool = True) -> list[Enhanced]:
-        tensors = codecs.enhance_request_to_tensors(codecs.EnhanceRequest(step, source, target, check_complete, flush))
+                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY) -> list[Enhanced]:
+        tensors = codecs.enhance_request_to_tensors(
+            codecs.EnhanceRequest(step, source, target, check_complete, flush, glossary))
         out = _call(P.ENHANCE, tensors, codecs.ENHANCED_OUTPUTS, **_sequence(sequence_id, start, end))
         return codecs.enhanced_from_tensors(out)

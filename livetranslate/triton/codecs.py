@@ -15,6 +15,7 @@ import numpy as np
 
 from livetranslate import protocol as P
 from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.llm import GenerationRequest
 from livetranslate.vad import Boundaries, Ongoing, Utterance
 from livetranslate.whisper import AsrRequest, Transcription
@@ -80,6 +81,7 @@ def asr_request_to_tensors(request: AsrRequest) -> Tensors:
         P.LANGUAGE: text_tensor(request.language, batch=True),
         P.PROMPT: text_tensor(request.prompt, batch=True),
         P.PREFIX: text_tensor(request.prefix, batch=True),
+        P.HOTWORDS: text_tensor(request.hotwords, batch=True),  # always: batches mix streams with and without
         P.BEAM_SIZE: np.array([[request.beam_size]], dtype=np.int32),
     }
 
@@ -97,6 +99,7 @@ def asr_request_from(get: Get) -> AsrRequest:
         prompt=text(get, P.PROMPT),
         prefix=text(get, P.PREFIX),
         beam_size=beam_size,
+        hotwords=text(get, P.HOTWORDS),
     )
 
 
@@ -127,11 +130,15 @@ class TextRequest:
     source: str
     target: str = P.DEFAULT_TARGET_LANGUAGE
     context: str = ""
+    glossary: Glossary = NO_GLOSSARY  # translate: the session's
 
 
 def translate_request_to_tensors(request: TextRequest) -> Tensors:
-    return {P.TEXT: text_tensor(request.text), P.SOURCE_LANGUAGE: text_tensor(request.source),
-            P.TARGET_LANGUAGE: text_tensor(request.target), P.CONTEXT: text_tensor(request.context)}
+    tensors = {P.TEXT: text_tensor(request.text), P.SOURCE_LANGUAGE: text_tensor(request.source),
+               P.TARGET_LANGUAGE: text_tensor(request.target), P.CONTEXT: text_tensor(request.context)}
+    if request.glossary:
+        tensors[P.GLOSSARY] = text_tensor(request.glossary.to_text())
+    return tensors
 
 
 def completeness_request_to_tensors(request: TextRequest) -> Tensors:
@@ -141,7 +148,8 @@ def completeness_request_to_tensors(request: TextRequest) -> Tensors:
 def text_request_from(get: Get) -> TextRequest:
     """A `translate` or `completeness` request (completeness has no target or context)."""
     return TextRequest(text(get, P.TEXT), text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
-                       text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE), text(get, P.CONTEXT))
+                       text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE), text(get, P.CONTEXT),
+                       P.decode_glossary(get(P.GLOSSARY)))
 
 
 def translation_to_tensors(translation: str) -> Tensors:
@@ -161,6 +169,7 @@ class EnhanceRequest:
     target: str
     check_complete: bool = True  # false while the stream's LLM calls are behind
     flush: bool = True  # on the sequence's end: translate the window left (false: drop it)
+    glossary: Glossary = NO_GLOSSARY  # the session's, with the sequence's start
 
 
 def enhance_request_to_tensors(request: EnhanceRequest) -> Tensors:
@@ -175,6 +184,7 @@ def enhance_request_to_tensors(request: EnhanceRequest) -> Tensors:
         P.TARGET_LANGUAGE: text_tensor(request.target),
         P.CHECK_COMPLETE: np.array([request.check_complete], dtype=bool),
         P.FLUSH: np.array([request.flush], dtype=bool),
+        **({P.GLOSSARY: text_tensor(request.glossary.to_text())} if request.glossary else {}),
     }
 
 
@@ -184,7 +194,8 @@ def enhance_request_from(get: Get) -> EnhanceRequest:
             if words.strip() else Tick(end_s))
     return EnhanceRequest(step, text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
                           text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
-                          bool(scalar(get, P.CHECK_COMPLETE, True)), bool(scalar(get, P.FLUSH, True)))
+                          bool(scalar(get, P.CHECK_COMPLETE, True)), bool(scalar(get, P.FLUSH, True)),
+                          P.decode_glossary(get(P.GLOSSARY)))
 
 
 ENHANCED_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)

@@ -20,6 +20,13 @@ class AsrRequest:
     # returns only what follows (context decoding: the audio before the new utterance).
     prefix: str = ""
     beam_size: int = 0  # 0: the engine's default; partials ask for 1 (greedy, cheaper)
+    # Terms of the session's glossary ("Zorvexa, Tranovix Hub"): heard before the prompt,
+    # kept when a decode that copied its prompt is done again without it
+    hotwords: str = ""
+
+    def previous_text(self) -> str:
+        """What goes into Whisper's previous-text slot: the terms, then the prompt."""
+        return " ".join(part for part in (self.hotwords.strip(), self.prompt.strip()) if part)
 
 
 @dataclass(frozen=True)
@@ -126,15 +133,42 @@ _HALLUCINATIONS = (
 def copies_prompt(text: str, prompt: str) -> bool:
     """Whisper, unsure of the audio (an unfamiliar voice), tends to repeat its prompt (the
     previous transcripts), often in a loop."""
-    import zlib
-
     from rapidfuzz import fuzz
 
     if not prompt or len(text) < 10:
         return False
+    return _looping(text) or fuzz.partial_ratio(_normalise(text), _normalise(prompt)) > 80
+
+
+def _looping(text: str) -> bool:
+    """A repetition loop: text that compresses far better than speech does."""
+    import zlib
+
     data = text.encode("utf-8")
-    looping = len(data) / max(1, len(zlib.compress(data))) > 1.8
-    return looping or fuzz.partial_ratio(_normalise(text), _normalise(prompt)) > 80
+    return len(text) >= 10 and len(data) / max(1, len(zlib.compress(data))) > 1.8
+
+
+def lists_hotwords(text: str, hotwords: str) -> bool:
+    """Whisper, unsure of the audio, may read back the glossary terms it was given: three or
+    more of them making up most of the text. (A stricter rule, two terms in the list's
+    order, also caught speech that had them and lost more terms than it saved:
+    bench/results/glossary.md.)"""
+    said = f" {_normalise(text)} "
+    found = [t for t in map(_normalise, hotwords.split(",")) if t.strip() and f" {t} " in said]
+    return len(found) >= 3 and sum(len(t.split()) for t in found) >= 0.6 * len(said.split())
+
+
+def decode_again(request: AsrRequest, text: str) -> AsrRequest | None:
+    """The request to decode again when Whisper's answer read back its terms or looped (then
+    without terms and prompt) or copied its prompt (then without the prompt, terms kept);
+    None when it is fine."""
+    from dataclasses import replace
+
+    if request.hotwords and (lists_hotwords(text, request.hotwords) or _looping(text)):
+        return replace(request, prompt="", hotwords="")
+    if request.prompt and copies_prompt(text, request.prompt):
+        return replace(request, prompt="")
+    return None
 
 
 def dedupe_boundary(previous: str, new: str, max_words: int = 6) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livetranslate.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
+from livetranslate.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, decode_again
 
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees 30 s; a longer request keeps its last 30 s
 ENCODER_TAIL_S = 5.0  # silence the encoder hears after the audio, at least (up to 30 s in all)
@@ -49,11 +49,10 @@ class CTranslate2Engine(WhisperEngine):
             return []
         results = self._decode_batch(requests)
         # Whisper, unsure of the audio, tends to repeat its prompt: decode those again without it.
-        again = [i for i, (r, out) in enumerate(zip(requests, results))
-                 if r.prompt and copies_prompt(out.text, r.prompt)]
+        again = {i: retry for i, (r, out) in enumerate(zip(requests, results))
+                 if (retry := decode_again(r, out.text)) is not None}
         if again:
-            retried = self._decode_batch([_without_prompt(requests[i]) for i in again])
-            for i, result in zip(again, retried):
+            for i, result in zip(again, self._decode_batch(list(again.values()))):
                 results[i] = result
         return results
 
@@ -146,7 +145,7 @@ class CTranslate2Engine(WhisperEngine):
         return self._tokenizers[language]
 
     def _prompt(self, tokenizer, request: AsrRequest) -> list[int]:
-        previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
+        previous = tokenizer.encode(" " + request.previous_text()) if request.previous_text() else []
         return self.model.get_prompt(tokenizer, previous, without_timestamps=True,
                                      prefix=request.prefix or None)
 
@@ -163,12 +162,6 @@ def _rows(encoded, indices: list[int]):
     import ctranslate2
 
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[indices]))
-
-
-def _without_prompt(request: AsrRequest) -> AsrRequest:
-    from dataclasses import replace
-
-    return replace(request, prompt="")
 
 
 def _compression_ratio(text: str) -> float:

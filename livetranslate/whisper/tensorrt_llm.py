@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from livetranslate.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, copies_prompt
+from livetranslate.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, decode_again
 from livetranslate.whisper.features import ENCODER_DOWNSAMPLING, N_FRAMES, WhisperTokenizer, encoder_features
 
 MAX_NEW_TOKENS = 96  # one utterance of up to 30 s; also bounded by the decoder's max_seq_len
@@ -142,10 +142,10 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
         languages = self._languages(requests, features)
         results = self._decode(requests, features, languages)
         # Whisper, unsure of the audio, tends to repeat its prompt: decode those again without it.
-        again = [i for i, (r, out) in enumerate(zip(requests, results)) if r.prompt and copies_prompt(out.text, r.prompt)]
+        again = {i: retry for i, (r, out) in enumerate(zip(requests, results))
+                 if (retry := decode_again(r, out.text)) is not None}
         if again:
-            retried = self._decode([replace(requests[i], prompt="") for i in again],
-                                   [features[i] for i in again], [languages[i] for i in again])
+            retried = self._decode(list(again.values()), [features[i] for i in again], [languages[i] for i in again])
             for i, result in zip(again, retried):
                 results[i] = result
         return results
@@ -171,7 +171,7 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
             beam = min(r.beam_size or self.options.beam_size, self.limits.max_beam_width)
             groups.setdefault(max(1, beam), []).append(i)
         for beam, indices in groups.items():
-            prompts = [self.tokenizer.prompt(languages[i], requests[i].prompt, requests[i].prefix,
+            prompts = [self.tokenizer.prompt(languages[i], requests[i].previous_text(), requests[i].prefix,
                                              self.limits.max_input_len) for i in indices]
             max_new = min(MAX_NEW_TOKENS, self.limits.max_seq_len - max(len(p.tokens) for p in prompts))
             out = self._generate([p.tokens for p in prompts], [features[i] for i in indices], beam, max_new)

@@ -31,10 +31,10 @@ class TritonPythonModel:
         stream_id, start, end = glue.sequence_flags(request)
         asked = codecs.enhance_request_from(glue.inputs(request))
         if start:
-            source, target = asked.source, asked.target
+            source, target, glossary = asked.source, asked.target, asked.glossary
             self.streams.put(stream_id, Enhancer(
                 self.options,
-                translate=lambda text, context: self.stages.translate(text, source, target, context),
+                translate=lambda text, context: self.stages.translate(text, source, target, context, glossary),
                 is_complete=lambda text: self.stages.is_complete(text, source),
             ))
         enhancer = self.streams.pop(stream_id) if end else self.streams.get(stream_id)

@@ -19,4 +19,4 @@ class TritonPythonModel:
     def _translate(self, request):
         asked = codecs.text_request_from(glue.inputs(request))
         return codecs.translation_to_tensors(
-            self.translator.translate(asked.text, asked.source, asked.target, asked.context))
+            self.translator.translate(asked.text, asked.source, asked.target, asked.context, asked.glossary))
