@@ -86,6 +86,11 @@ class Glossary:
         (a transcript that misspelled a name still gets its pair)."""
         return Glossary(tuple(t for t in self.terms if occurs(t.source, text)))
 
+    def kept_as_is(self) -> "Glossary":
+        """The terms without a translation of their own (names): right in any target language,
+        unlike pairs written for the speaker's target."""
+        return Glossary(tuple(t for t in self.terms if not t.target))
+
     def pairs(self) -> list[tuple[str, str]]:
         """(term, translation) for a translation prompt."""
         return [(t.source, t.translation) for t in self.terms]

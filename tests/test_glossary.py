@@ -216,3 +216,10 @@ def test_the_cli_refuses_a_bad_glossary_file_before_connecting(tmp_path):
     bad.write_text("Zorvexa\nKelvaro =\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["stream", "--glossary", str(bad), "--url", "127.0.0.1:1", "-"])
     assert result.exit_code == 2 and "line 2 has nothing after '='" in result.output, result.output
+
+
+def test_only_the_names_hold_in_other_languages():
+    from livetranslate.glossary import parse
+
+    g = parse("Zorvexa\nKassenbuch = cash ledger\n")
+    assert [t.source for t in g.kept_as_is().terms] == ["Zorvexa"]

@@ -138,7 +138,9 @@ class Translator:
             text, error = "", f"not translated: the translations were {waited:.0f} s behind the speaker"
         else:
             try:
-                text, error = self._in_time(self._ctx.stages.translate, t.text, job.source, job.language), ""
+                # the glossary's names hold in any language; its pairs were written for the speaker's
+                text, error = self._in_time(self._ctx.stages.translate, t.text, job.source, job.language, "",
+                                            self._ctx.options.glossary.kept_as_is()), ""
             except Exception as exc:
                 text, error = "", f"translation failed: {exc}"
         try:
