@@ -108,6 +108,8 @@ class ScriptedStages:
         self.clock = clock
         self.llm_gate = threading.Event()
         self.llm_gate.set()
+        self.whisper_gate = threading.Event()  # whisper waits while it is clear
+        self.whisper_gate.set()
         self.whisper_fails: set[str] = set()
         self.end_delay_s = 0.0  # an END request takes this long (wall time) before it arrives
         self.window = WindowOptions(min_words=100)  # published when full, at a pause, or at the end
@@ -125,6 +127,7 @@ class ScriptedStages:
         return self.vad_sequences.request(sequence_id, start, end, Segmenter).process(audio, end)
 
     def whisper(self, request, partial=False):
+        assert self.whisper_gate.wait(30)
         words = words_in(request.audio)
         if self.whisper_fails & set(words):
             raise RuntimeError("scripted whisper failure")

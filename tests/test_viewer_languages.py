@@ -134,6 +134,26 @@ def test_the_speakers_language_goes_first(pipeline, stages, clock):
     french.finished()
 
 
+def test_viewer_languages_wait_while_whisper_decodes_a_transcript(pipeline, stages, clock):
+    speaker = started(pipeline, clock, 11)
+    french = Watcher(pipeline, "fr")
+    stages.llm_gate.clear()
+    speaker.say(1, wait=False)
+    assert wait_for(lambda: stages.translations == [("Hallo.", "en")])
+    stages.whisper_gate.clear()  # the next utterance's final decode is under way
+    speaker.say(2, wait=False)
+    assert wait_for(lambda: pipeline.shared.load.final_under_way)
+    stages.llm_gate.set()
+    assert wait_for(lambda: kinds(speaker.events, EventKind.TRANSLATION))
+    threading.Event().wait(0.3)
+    assert calls(stages, "fr") == []  # the LLM is free, but Whisper has the CPU
+    stages.whisper_gate.set()
+    assert wait_for(lambda: len(french.translations()) == 2)
+    assert stages.translations[:4] == [("Hallo.", "en"), ("Welt.", "en"), ("Hallo.", "fr"), ("Welt.", "fr")]
+    speaker.end()
+    french.finished()
+
+
 def test_a_language_stops_when_its_last_viewer_leaves(pipeline, stages, clock):
     speaker = started(pipeline, clock, 4)
     first, second = Watcher(pipeline, "fr"), Watcher(pipeline, "fr")

@@ -102,6 +102,11 @@ class WhisperLoad:
                 self._finals -= final
                 self._calls.append((started, time.monotonic()))
 
+    @property
+    def final_under_way(self) -> bool:
+        with self._lock:
+            return self._finals > 0
+
     def allows_partial(self, max_busy: float) -> bool:
         now = time.monotonic()
         horizon = now - self.window_s

@@ -6,7 +6,8 @@ the pipeline's breaker: a hung LLM costs failed translations, not a stalled stre
 Viewers may ask for other languages than the speaker's target. Each transcript is then also
 translated into each of them, once per language however many viewers share it, and stored
 for the viewers (the speaker never gets these). That work waits in the worker's own backlog
-and is done only when no message of the speaker's waits: the speaker's language goes first.
+and is done only when no message of the speaker's waits and no final Whisper decode runs:
+the speaker's language and transcripts go first.
 Extra languages get sentence translations only, no enhanced window: a window per language
 would add its completeness checks and window translations to the LLM's load, and the LLM is
 what limits a stream on a small machine."""
@@ -94,12 +95,19 @@ class Translator:
             self._llm_calls.shutdown(wait=False)
 
     def _next(self):
-        """The speaker's next message; while none waits, the viewers' translations are made."""
+        """The speaker's next message; while none waits and no final Whisper decode runs (the
+        LLM and Whisper share the CPU), the viewers' translations are made."""
         while self._for_viewers:
             try:
                 return self._inbox.get_nowait()
             except queue.Empty:
-                self._viewer_translation(self._for_viewers.popleft())
+                pass
+            if self._ctx.shared.load.final_under_way:
+                try:
+                    return self._inbox.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+            self._viewer_translation(self._for_viewers.popleft())
         return self._inbox.get()
 
     def _translate(self, job: Translate) -> None:
