@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, machine, start_server, write_report  # noqa: E402
+from common import DATA, RESULTS, machine, start_server, write_report  # noqa: E402
 
 import sacrebleu  # noqa: E402
 
@@ -131,7 +132,11 @@ def main():
     parser.add_argument("--llm", nargs="+", default=["qwen2.5-1.5b", "gemma3-270m"])
     parser.add_argument("--skip-alone", action="store_true", help="only the live part")
     parser.add_argument("--fast", action="store_true", help="stream as fast as the server takes it, not in real time")
+    parser.add_argument("--report-only", action="store_true", help="write glossary.md again from glossary.json")
     args = parser.parse_args()
+    if args.report_only:
+        write(json.loads((RESULTS / "glossary.json").read_text()))
+        return
 
     path, glossary_file = make_terms_recording(DATA)
     glossary = G.load(glossary_file)
@@ -162,7 +167,9 @@ def write(data: dict) -> None:
              "```", G.Glossary(tuple(G.Term(t["term"], t["translation"]) for t in data["glossary"])).to_text().rstrip(),
              "```\n",
              "Term accuracy: occurrences of the terms spelled exactly right (case included) out of the 18 in the "
-             "reference (German sentences for transcripts, hand-written English for translations).\n"]
+             "reference (German sentences for transcripts, hand-written English for translations). Whisper base "
+             "on espeak-ng's voices is weak (the WER columns), which is what makes the names hard. Times are from "
+             "a machine shared with other servers: compare them within one run only.\n"]
     if "whisper_alone" in data:
         lines += ["## A. Whisper alone (whisper-base, CTranslate2, decoded as the pipeline's audio worker does)\n",
                   "| terms given to Whisper | terms right | read back beyond the reference | WER |", "|---|---|---|---|",
