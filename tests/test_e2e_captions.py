@@ -209,10 +209,15 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
 
 def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_speed(server, audio_files, board):
     tmp = board["tmp"]
-    upload = tmp / "long.ogg"  # three files back to back: 60 s of speech
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(audio_files["speech"]), "-i", str(audio_files["speech_b"]),
-                    "-i", str(audio_files["speech"]), "-filter_complex", "concat=n=3:v=0:a=1", "-c:a", "libvorbis",
-                    str(upload)], check=True, timeout=60)
+    # speech, a long pause, speech: the pause costs the server next to nothing, so a file sent
+    # as fast as the server takes it is done well before its length (one paced in real time
+    # cannot be), even on a busy machine
+    upload = tmp / "long.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(audio_files["speech_b"]), "-f", "lavfi", "-t", "60",
+                    "-i", "anullsrc=r=22050:cl=mono", "-i", str(audio_files["speech_b"]), "-filter_complex",
+                    "[0:a]aformat=sample_rates=22050:channel_layouts=mono[a];[2:a]aformat=sample_rates=22050:"
+                    "channel_layouts=mono[c];[a][1:a][c]concat=n=3:v=0:a=1", "-c:a", "libvorbis", str(upload)],
+                   check=True, timeout=60)
     seconds = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
                                     str(upload)], capture_output=True, text=True, check=True).stdout)
     page = board["browser"].new_page(viewport={"width": 1400, "height": 1000})
@@ -238,7 +243,7 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
     finally:
         page.screenshot(path=str(ARTIFACTS / "dashboard-upload.png"), full_page=True)
         page.close()
-    assert took < seconds, f"{took:.1f} s for {seconds:.1f} s of audio: paced in real time?"
+    assert took < 0.8 * seconds, f"{took:.1f} s for {seconds:.1f} s of audio: paced in real time?"
     with PipelineClient(server.grpc_url) as client:
         stored = client.sessions("get", "cap-upload")["events"]
-    assert sum(e.kind == EventKind.TRANSCRIPT for e in stored) >= 10
+    assert sum(e.kind == EventKind.TRANSCRIPT for e in stored) >= 5  # the speech on both sides of the pause
