@@ -189,17 +189,20 @@ def start_clicked() -> None:
 
 
 # --- sidebar: health -------------------------------------------------------------------
-def recent_delays() -> dict:
-    """Delays over the newest live session (or the newest session)."""
+def recent_delays() -> tuple[str, dict]:
+    """The newest live session (or the newest session), and its delays."""
     c = client()
     if c is None:
-        return {}
+        return "", {}
     try:
         listed = c.sessions("list")
         chosen = next((s for s in listed if s["state"] == "live"), listed[0] if listed else None)
-        return delays(c.sessions("get", chosen["name"])["events"]) if chosen else {}
+        if chosen is None:
+            return "", {}
+        name = chosen["name"] + (", live" if chosen["state"] == "live" else "")
+        return name, delays(c.sessions("get", chosen["name"])["events"])
     except ClientError:
-        return {}
+        return "", {}
     finally:
         c.close()
 
@@ -217,9 +220,11 @@ def health_panel() -> None:
     else:
         st.warning(escape_markdown("Not ready: " + (", ".join(problems) or "the pipeline is loading")))
     st.subheader("Delays")
-    st.caption("From the end of a spoken sentence until readers see it: median (and 95th percentile) "
-               "over the sentences of the current session.")
-    measured = recent_delays()
+    name, measured = recent_delays()
+    st.caption(escape_markdown(
+        "From the end of a spoken sentence until readers see it: median (and 95th percentile) over the "
+        f"sentences of the newest session ({name or 'none yet'}). A file is sent faster than it plays and "
+        "its sentences wait their turn: long delays there are that queue."))
     if not measured:
         st.caption("No sentences yet.")
     for label, d in measured.items():
