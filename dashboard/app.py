@@ -28,7 +28,9 @@ from livetranslate.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
 
-CAPTIONS_REFRESH_S = 0.5  # how often a captions page takes the newest text (one small rerun)
+# how often a captions page takes the newest text: one small rerun each, for every open page
+CAPTIONS_REFRESH_S = float(os.environ.get("LIVETRANSLATE_CAPTIONS_REFRESH_S") or 0.5)
+IDLE_REFRESH_S = 2.0  # the same while no session is live there
 PAGES = ("Sessions", "New session from a file")
 
 st.set_page_config(page_title="livetranslate", layout="wide")
@@ -103,9 +105,30 @@ def captions_page() -> None:
     captions(session, lang)
 
 
-@st.fragment(run_every=CAPTIONS_REFRESH_S)
 def captions(session: str | None, lang: str | None) -> None:
-    st.html(render_html(followers().get(session, lang).snapshot()))
+    """While the session is live the page takes the newest text every CAPTIONS_REFRESH_S;
+    otherwise (waiting, ended) it looks every IDLE_REFRESH_S, which costs the server less."""
+    if followers().get(session, lang).snapshot().state == "live":
+        captions_live(session, lang)
+    else:
+        captions_idle(session, lang)
+
+
+@st.fragment(run_every=CAPTIONS_REFRESH_S)
+def captions_live(session: str | None, lang: str | None) -> None:
+    draw_captions(session, lang, live=True)
+
+
+@st.fragment(run_every=IDLE_REFRESH_S)
+def captions_idle(session: str | None, lang: str | None) -> None:
+    draw_captions(session, lang, live=False)
+
+
+def draw_captions(session: str | None, lang: str | None, live: bool) -> None:
+    snapshot = followers().get(session, lang).snapshot()
+    st.html(render_html(snapshot))
+    if (snapshot.state == "live") != live:
+        st.rerun()  # the other pace
 
 
 if st.query_params.get("view") == CAPTIONS_VIEW:
