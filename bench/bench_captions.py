@@ -65,8 +65,13 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
                         break
                     received.append((time.time() * 1000, event))
 
+    errors = []
+
     def speak_partials():  # partials go to viewers live (not stored): the watcher sees them too
-        speak(server.grpc_url, audio, name, spoken, started)
+        try:
+            speak(server.grpc_url, audio, name, spoken, started)
+        except Exception as exc:  # reported with the run
+            errors.append(f"{type(exc).__name__}: {exc}")
 
     viewer = threading.Thread(target=view, daemon=True)
     viewer.start()
@@ -94,7 +99,7 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
             elif event.kind != EventKind.PARTIAL:
                 missing += 1  # a partial replaced within one refresh is never drawn: not counted
     return {"pages": n_pages, "delay_ms": {k: percentiles(v) for k, v in delays.items()},
-            "speaker_partials": sum(e.kind == EventKind.PARTIAL for e in spoken),
+            "speaker_partials": sum(e.kind == EventKind.PARTIAL for e in spoken), "speaker_errors": errors,
             "speaker_transcript_latency_ms": percentiles([e.latency_ms for e in spoken
                                                           if e.kind == EventKind.TRANSCRIPT]),
             "lines_missing": missing,
