@@ -240,6 +240,13 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
         page.get_by_text("LIVE", exact=True).first.wait_for(timeout=30_000)
         page.get_by_text("cap-upload: done").wait_for(timeout=120_000)
         took = time.monotonic() - started
+        assert "Deploy" not in page.inner_text("body")  # no Streamlit chrome
+        # another browser, another user's view: the progress of this upload is not theirs
+        other = board["browser"].new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        log_in(other, f"{board['url']}/?session=cap-upload")
+        other.get_by_text("sentences").first.wait_for(timeout=30_000)
+        assert "cap-upload:" not in other.inner_text("body") and "cap-upload" in other.inner_text("body")
+        other.close()
     finally:
         page.screenshot(path=str(ARTIFACTS / "dashboard-upload.png"), full_page=True)
         page.close()
