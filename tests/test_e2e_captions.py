@@ -198,7 +198,9 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
     assert partials, f"no interim text reached a viewer (the speaker got {sum(e.kind == EventKind.PARTIAL for e in spoken)})"
     texts = [t for t in interims if t]
     assert texts, (interims, partials)
-    assert len(set(texts)) >= 2 and interims[-1] == ""  # replaced in place, gone at the end
+    # replaced: by more words, or by its sentence made final (shown as a line), and gone at the end
+    assert interims[-1] == ""
+    assert all(any(line.startswith(t.split()[0]) for line in seen_de) for t in texts), (texts, list(seen_de))
     # a tampered token: a clear message and nothing of any session
     body = tampered.inner_text("body")
     assert "This captions link is not valid" in body and "cap-" not in body
@@ -229,7 +231,9 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
         page.get_by_text("Translate", exact=True).click()
         page.get_by_text("Translate", exact=True).click()
         page.locator("input[type=file]").set_input_files(str(upload))
-        page.get_by_role("button", name="Start").wait_for(timeout=30_000)
+        # the upload is in when Start is enabled (every rerun its inputs caused is done)
+        page.wait_for_function("[...document.querySelectorAll('button')].some(b => b.innerText.trim() == 'Start' "
+                               "&& !b.disabled)", timeout=120_000)
         page.wait_for_timeout(1500)
         assert name_box.input_value() == "cap-upload"
         started = time.monotonic()
