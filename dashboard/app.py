@@ -28,7 +28,9 @@ from livetranslate.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
 
-CAPTIONS_REFRESH_S = 0.5  # how often a captions page takes the newest text (one small rerun)
+# how often a captions page takes the newest text: one small rerun each, for every open page
+CAPTIONS_REFRESH_S = float(os.environ.get("LIVETRANSLATE_CAPTIONS_REFRESH_S") or 0.5)
+IDLE_REFRESH_S = 2.0  # the same while no session is live there
 PAGES = ("Sessions", "New session from a file")
 
 st.set_page_config(page_title="livetranslate", layout="wide")
@@ -103,9 +105,30 @@ def captions_page() -> None:
     captions(session, lang)
 
 
-@st.fragment(run_every=CAPTIONS_REFRESH_S)
 def captions(session: str | None, lang: str | None) -> None:
-    st.html(render_html(followers().get(session, lang).snapshot()))
+    """While the session is live the page takes the newest text every CAPTIONS_REFRESH_S;
+    otherwise (waiting, ended) it looks every IDLE_REFRESH_S, which costs the server less."""
+    if followers().get(session, lang).snapshot().state == "live":
+        captions_live(session, lang)
+    else:
+        captions_idle(session, lang)
+
+
+@st.fragment(run_every=CAPTIONS_REFRESH_S)
+def captions_live(session: str | None, lang: str | None) -> None:
+    draw_captions(session, lang, live=True)
+
+
+@st.fragment(run_every=IDLE_REFRESH_S)
+def captions_idle(session: str | None, lang: str | None) -> None:
+    draw_captions(session, lang, live=False)
+
+
+def draw_captions(session: str | None, lang: str | None, live: bool) -> None:
+    snapshot = followers().get(session, lang).snapshot()
+    st.html(render_html(snapshot))
+    if (snapshot.state == "live") != live:
+        st.rerun()  # the other pace
 
 
 if st.query_params.get("view") == CAPTIONS_VIEW:
@@ -189,17 +212,20 @@ def start_clicked() -> None:
 
 
 # --- sidebar: health -------------------------------------------------------------------
-def recent_delays() -> dict:
-    """Delays over the newest live session (or the newest session)."""
+def recent_delays() -> tuple[str, dict]:
+    """The newest live session (or the newest session), and its delays."""
     c = client()
     if c is None:
-        return {}
+        return "", {}
     try:
         listed = c.sessions("list")
         chosen = next((s for s in listed if s["state"] == "live"), listed[0] if listed else None)
-        return delays(c.sessions("get", chosen["name"])["events"]) if chosen else {}
+        if chosen is None:
+            return "", {}
+        name = chosen["name"] + (", live" if chosen["state"] == "live" else "")
+        return name, delays(c.sessions("get", chosen["name"])["events"])
     except ClientError:
-        return {}
+        return "", {}
     finally:
         c.close()
 
@@ -217,9 +243,11 @@ def health_panel() -> None:
     else:
         st.warning(escape_markdown("Not ready: " + (", ".join(problems) or "the pipeline is loading")))
     st.subheader("Delays")
-    st.caption("From the end of a spoken sentence until readers see it: median (and 95th percentile) "
-               "over the sentences of the current session.")
-    measured = recent_delays()
+    name, measured = recent_delays()
+    st.caption(escape_markdown(
+        "From the end of a spoken sentence until readers see it: median (and 95th percentile) over the "
+        f"sentences of the newest session ({name or 'none yet'}). A file is sent faster than it plays and "
+        "its sentences wait their turn: long delays there are that queue."))
     if not measured:
         st.caption("No sentences yet.")
     for label, d in measured.items():

@@ -181,6 +181,9 @@ def test_before_a_login_the_page_is_the_login_form_and_nothing_reaches_the_serve
     log_in(at, "alice", "right-password")  # (the stand-in server then fails the app's requests)
     assert not at.exception and "Wrong user name or password" not in [e.value for e in at.error]
     assert [r.options for r in at.radio] == [["Sessions", "New session from a file"]]
+    # the stand-in is no server: said once, plainly, and not as "no sessions yet"
+    assert [e.value for e in at.main.error if e.value.startswith("Server unavailable")]
+    assert not [i for i in at.info if "No sessions yet" in i.value]
     assert any("alice" in c.value for c in at.sidebar.caption)
     assert connections  # now it asks the server
 

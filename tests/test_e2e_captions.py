@@ -198,7 +198,9 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
     assert partials, f"no interim text reached a viewer (the speaker got {sum(e.kind == EventKind.PARTIAL for e in spoken)})"
     texts = [t for t in interims if t]
     assert texts, (interims, partials)
-    assert len(set(texts)) >= 2 and interims[-1] == ""  # replaced in place, gone at the end
+    # replaced: by more words, or by its sentence made final (shown as a line), and gone at the end
+    assert interims[-1] == ""
+    assert all(any(line.startswith(t.split()[0]) for line in seen_de) for t in texts), (texts, list(seen_de))
     # a tampered token: a clear message and nothing of any session
     body = tampered.inner_text("body")
     assert "This captions link is not valid" in body and "cap-" not in body
@@ -209,10 +211,15 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
 
 def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_speed(server, audio_files, board):
     tmp = board["tmp"]
-    upload = tmp / "long.ogg"  # three files back to back: 60 s of speech
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(audio_files["speech"]), "-i", str(audio_files["speech_b"]),
-                    "-i", str(audio_files["speech"]), "-filter_complex", "concat=n=3:v=0:a=1", "-c:a", "libvorbis",
-                    str(upload)], check=True, timeout=60)
+    # speech, a long pause, speech: the pause costs the server next to nothing, so a file sent
+    # as fast as the server takes it is done well before its length (one paced in real time
+    # cannot be), even on a busy machine
+    upload = tmp / "long.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(audio_files["speech_b"]), "-f", "lavfi", "-t", "60",
+                    "-i", "anullsrc=r=22050:cl=mono", "-i", str(audio_files["speech_b"]), "-filter_complex",
+                    "[0:a]aformat=sample_rates=22050:channel_layouts=mono[a];[2:a]aformat=sample_rates=22050:"
+                    "channel_layouts=mono[c];[a][1:a][c]concat=n=3:v=0:a=1", "-c:a", "libvorbis", str(upload)],
+                   check=True, timeout=60)
     seconds = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
                                     str(upload)], capture_output=True, text=True, check=True).stdout)
     page = board["browser"].new_page(viewport={"width": 1400, "height": 1000})
@@ -224,7 +231,9 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
         page.get_by_text("Translate", exact=True).click()
         page.get_by_text("Translate", exact=True).click()
         page.locator("input[type=file]").set_input_files(str(upload))
-        page.get_by_role("button", name="Start").wait_for(timeout=30_000)
+        # the upload is in when Start is enabled (every rerun its inputs caused is done)
+        page.wait_for_function("[...document.querySelectorAll('button')].some(b => b.innerText.trim() == 'Start' "
+                               "&& !b.disabled)", timeout=120_000)
         page.wait_for_timeout(1500)
         assert name_box.input_value() == "cap-upload"
         started = time.monotonic()
@@ -235,10 +244,17 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
         page.get_by_text("LIVE", exact=True).first.wait_for(timeout=30_000)
         page.get_by_text("cap-upload: done").wait_for(timeout=120_000)
         took = time.monotonic() - started
+        assert "Deploy" not in page.inner_text("body")  # no Streamlit chrome
+        # another browser, another user's view: the progress of this upload is not theirs
+        other = board["browser"].new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        log_in(other, f"{board['url']}/?session=cap-upload")
+        other.get_by_text("sentences").first.wait_for(timeout=30_000)
+        assert "cap-upload:" not in other.inner_text("body") and "cap-upload" in other.inner_text("body")
+        other.close()
     finally:
         page.screenshot(path=str(ARTIFACTS / "dashboard-upload.png"), full_page=True)
         page.close()
-    assert took < seconds, f"{took:.1f} s for {seconds:.1f} s of audio: paced in real time?"
+    assert took < 0.8 * seconds, f"{took:.1f} s for {seconds:.1f} s of audio: paced in real time?"
     with PipelineClient(server.grpc_url) as client:
         stored = client.sessions("get", "cap-upload")["events"]
-    assert sum(e.kind == EventKind.TRANSCRIPT for e in stored) >= 10
+    assert sum(e.kind == EventKind.TRANSCRIPT for e in stored) >= 5  # the speech on both sides of the pause

@@ -60,9 +60,9 @@ def test_two_viewers_mid_session_see_exactly_what_the_speaker_saw(server, audio_
     assert spoken[-1].kind == EventKind.END
     for seen in views:
         assert [key(e) for e in seen if e.kind != EventKind.PARTIAL] == [key(e) for e in spoken]
-        # the interim text of what was said after they joined, as the speaker saw it
-        live = [key(e) for e in seen if e.kind == EventKind.PARTIAL]
-        assert live and set(live) <= {key(e) for e in interim}
+        # interim text only as the speaker saw it (whether there is any depends on the load:
+        # test_stream_spec and test_e2e_captions check that viewers get it)
+        assert {key(e) for e in seen if e.kind == EventKind.PARTIAL} <= {key(e) for e in interim}
 
 
 def test_a_viewer_that_never_reads_does_not_stall_the_speaker(server, audio_files):
