@@ -91,8 +91,16 @@ def captions_page() -> None:
     """Only the text of one language, large, the newest line at the bottom: for a phone, a
     projector or OBS. A share link's token opens it without a login, for its session only."""
     params = st.query_params
-    session, lang = params.get("session") or None, (params.get("lang") or "").strip().lower() or None
+    session, lang = params.get("session") or None, (params.get("lang") or "").strip() or None
     st.html(page_css(params.get("style", "dark")))
+    if lang is not None:
+        from livetranslate.languages import UnknownLanguage, code_for
+
+        try:
+            lang = code_for(lang)
+        except UnknownLanguage as exc:
+            st.error(f"This captions link names no language the server knows: {exc}")
+            st.stop()
     token = params.get("token")
     if needs_login():
         if token is not None:

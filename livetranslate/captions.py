@@ -27,10 +27,9 @@ def in_language(event: Event, lang: str) -> bool:
 
 
 def caption_events(client, session: str, lang: str, idle_timeout_s: float = 3600.0) -> Iterator[Event]:
-    """SESSION's events in LANG: its history, then live, until `end`. (With viewers in their
-    own language on the server, the one line to change: ask `client.watch` for LANG when it
-    is not the spoken language, so the server translates into it while this page watches.)"""
-    for event in client.watch(session, idle_timeout_s):
+    """SESSION's events in LANG: its history, then live, until `end`. The server translates
+    into LANG while someone watches in it (the spoken language costs nothing: its transcripts)."""
+    for event in client.watch(session, idle_timeout_s, language=lang):
         if in_language(event, lang):
             yield event
 

@@ -97,8 +97,8 @@ def test_a_viewer_reads_the_events_of_its_language_only():
     assert not in_language(Event(EventKind.ERROR, "x", language="en"), "en")
 
     class Client:
-        def watch(self, session, idle_timeout_s):
-            assert session == "s"
+        def watch(self, session, idle_timeout_s, language=None):
+            assert session == "s" and language == "en"  # the server is asked for the page's language
             yield from [ev(P, "Hal", 0, "de"), ev(T, "Hallo", 0, "de"), ev(TR, "Hello", 0, "en"), Event(END)]
 
     assert [e.text for e in caption_events(Client(), "s", "en")] == ["Hello", ""]
@@ -283,7 +283,7 @@ class ScriptedServer:
             def sessions(self, action):
                 return [dict(i) for i in server.infos]
 
-            def watch(self, session, idle_timeout_s):
+            def watch(self, session, idle_timeout_s, language=None):
                 with server.lock:
                     server.watches.append(session)
                     for e in server.history[session]:
