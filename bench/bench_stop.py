@@ -61,12 +61,12 @@ class Raw:
 
 
 def speech(seconds: float) -> np.ndarray:
-    from livetranslate.audio import read_audio
+    """German speech at 16 kHz."""
+    from livetranslate.audio import float_to_pcm16, pcm16_to_float, read_audio, resample
     from livetranslate.samples import make_all
 
     pcm, rate = read_audio(make_all(ROOT / ".cache" / "test-audio")["speech_b"])
-    assert rate == 16000
-    return pcm[: int(seconds * rate)]
+    return float_to_pcm16(resample(pcm16_to_float(pcm), rate))[: int(seconds * 16000)]
 
 
 def open_speaker(url: str, session: str, seconds: float = 3.0) -> Raw:
@@ -88,7 +88,7 @@ def run(code: Path, scenario: str, llm: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code), "LIVETRANSLATE_DATA_DIR": str(data / "sessions")}
     cmd = [sys.executable, "-m", "livetranslate.cli", "serve", "--grpc-port", str(grpc), "--http-port", str(http),
            "--metrics-port", str(metrics), "--llm", llm]
-    help_text = subprocess.run(cmd[:4] + ["--help"], env=env, capture_output=True, text=True).stdout
+    help_text = subprocess.run(cmd[:4] + ["--help"], env=env, capture_output=True, text=True, cwd=code).stdout
     if "--log-file" in help_text:
         cmd += ["--log-file", str(data / "triton.log")]
     began = time.monotonic()
@@ -104,6 +104,15 @@ def run(code: Path, scenario: str, llm: str) -> dict:
     if ready_s is None:
         proc.kill()
         raise RuntimeError(f"serve did not get ready:\n{log.read_text()[-3000:]}")
+    try:
+        return _scenario(proc, out, data, log, url, scenario, ready_s)
+    finally:
+        if proc.poll() is None:  # a failed run: the launcher stops its Triton (a kill would orphan it)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+
+
+def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s: float) -> dict:
     held = []
     if scenario == "after-stream":
         from livetranslate.audio import chunks

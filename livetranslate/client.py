@@ -297,12 +297,18 @@ class PipelineClient:
         audio.set_data_from_numpy(np.zeros(0, np.int16))
         self.client.async_stream_infer(P.PIPELINE, [audio, tensor], sequence_id=random.randint(1, 2**63 - 1),
                                        sequence_start=True, sequence_end=True)
+        ended = False
         try:
             # a viewer's own failure (no such session, dropped) comes as an `end` that
             # carries it in ERROR; errors in the history are just events
-            yield from _read_events(events, idle_timeout_s, (EventKind.END,))
+            for event in _read_events(events, idle_timeout_s, (EventKind.END,)):
+                ended = ended or event.kind == EventKind.END
+                yield event
         finally:
-            self.client.stop_stream(cancel_requests=True)
+            # after `end` the stream closes as it should; cancelling a finished request
+            # instead leaves it unreleased in Triton 2.51, and the server then cannot
+            # unload `pipeline` when it stops (it waits out its exit timeout)
+            self.client.stop_stream(cancel_requests=not ended)
 
     def sessions(self, action: str = "list", session: str = ""):
         """`sessions` model: the list of sessions, or one session's info and events."""

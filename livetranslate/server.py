@@ -410,12 +410,14 @@ class TritonServer:
             client.async_stream_infer(PIPELINE, inputs, sequence_id=2**63 - 1, sequence_start=True, sequence_end=True,
                                       parameters={INTERNAL_PARAMETER: self.options.internal_token})
             answer = answers.get(timeout=timeout_s)
-            return not isinstance(answer, Exception)
+            drained = not isinstance(answer, Exception)
         except Exception:
-            return False
-        finally:
-            client.stop_stream(cancel_requests=True)
-            client.close()
+            drained = False
+        # a request cancelled after its last answer stays unreleased in Triton 2.51 (and
+        # `pipeline` could not unload): close the stream normally when it answered
+        client.stop_stream(cancel_requests=not drained)
+        client.close()
+        return drained
 
     def _tls_client_options(self) -> dict:
         """How the launcher itself reaches a TLS server: trusting its own certificate, under
