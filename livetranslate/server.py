@@ -385,7 +385,7 @@ class TritonServer:
         states = self.model_states()
         return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
-    def drain(self, timeout_s: float = 10.0) -> bool:
+    def drain(self, timeout_s: float = 15.0) -> bool:
         """Asks `pipeline` to end everything it holds (speakers and viewers told why, every
         open sequence ended), so that Triton, which waits for open sequences when it stops,
         finds none. True when it answered in time."""
