@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, free_port  # noqa: E402
 
-SCENARIOS = ("idle", "after-stream", "speaker", "gone-speaker", "viewer")
+SCENARIOS = ("idle", "after-stream", "speaker", "viewer", "gone-speaker", "frozen-speaker")
 
 
 class Raw:
@@ -113,7 +113,7 @@ def run(code: Path, scenario: str, llm: str) -> dict:
 
 
 def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s: float) -> dict:
-    held = []
+    held, clients = [], []
     if scenario == "after-stream":
         from livetranslate.audio import chunks
         from livetranslate.client import PipelineClient
@@ -122,19 +122,26 @@ def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s
         with PipelineClient(url) as client:
             for _ in client.stream(chunks(speech(4.0), 1600), SessionOptions("done", 16000, translate=False)):
                 pass
-    elif scenario in ("speaker", "gone-speaker", "viewer"):
+    elif scenario in ("speaker", "viewer"):  # `livetranslate stream` (and `watch`), as users run them
+        from livetranslate.samples import make_all
+
+        talk = make_all(ROOT / ".cache" / "test-audio")["speech"]
+        cli = [sys.executable, "-m", "livetranslate.cli"]
+        clients.append(subprocess.Popen(cli + ["stream", str(talk), "--realtime", "--no-translate", "--session", "live",
+                                               "--url", url, "--format", "jsonl"], stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, text=True, cwd=ROOT))
+        time.sleep(5.0)  # the stream is under way: its vad (and enhance) sequences are open
+        if scenario == "viewer":
+            clients.append(subprocess.Popen(cli + ["watch", "live", "--url", url, "--format", "jsonl"],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+            time.sleep(2.0)
+    elif scenario in ("gone-speaker", "frozen-speaker"):  # a raw client: gone, or connected and silent
         speaker = open_speaker(url, "live")
         held.append(speaker)
-        time.sleep(3.0)  # the stream is under way: its vad (and enhance) sequences are open
+        time.sleep(3.0)
         if scenario == "gone-speaker":
             speaker.drop()
             held.clear()
-        if scenario == "viewer":
-            viewer = Raw(url)
-            viewer.send({"AUDIO": np.zeros(0, np.int16), "SUBSCRIBE": np.array([b"live"], np.object_)},
-                        start=True, end=True)
-            held.append(viewer)
-            time.sleep(1.0)
     terminated = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
@@ -145,6 +152,16 @@ def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s
     stop_s = time.monotonic() - terminated
     out.close()
     told = []
+    for client in clients:  # what `stream` and `watch` printed (they go on reconnecting: stopped here)
+        time.sleep(1.0)
+        client.send_signal(signal.SIGINT)
+        try:
+            _, err = client.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            _, err = client.communicate()
+        told += [line.strip()[:120] for line in err.splitlines()
+                 if "shutting down" in line or "connection lost" in line or "ended this stream" in line][:2]
     for raw in held:  # what the clients still connected were told
         while True:
             try:
@@ -188,8 +205,10 @@ def main() -> None:
     lines = ["# `serve`: start-up and stop", "",
              "`bench/bench_stop.py`: `livetranslate serve` started as a user starts it, ready = the line",
              "that says so; then SIGTERM, and the time until the command has exited. Scenarios: nothing",
-             "connected (`idle`), after one finished stream, while a speaker streams (`speaker`), after a",
-             "speaker vanished without ending its stream (`gone-speaker`), a speaker and a viewer (`viewer`).",
+             "connected (`idle`), after one finished stream, while `livetranslate stream` streams a file in real",
+             "time (`speaker`), the same and `livetranslate watch` following it (`viewer`), after a raw client",
+             "vanished without ending its stream (`gone-speaker`), and a raw client that stays connected without",
+             "sending (`frozen-speaker`: Triton cannot unload `pipeline` while it holds its stream open).",
              "This 2-core machine is shared: compare rows of one run, not across days.", "",
              "| code | LLM | scenario | start to ready (s) | SIGTERM to exit (s) | exit code | Triton's exit timeout ran out | what connected clients were told |",
              "|---|---|---|---|---|---|---|---|"]

@@ -444,7 +444,9 @@ class TritonServer:
             self.drain()
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout_s)
+            # past its exit timeout Triton says it exits "immediately" but may still wait
+            # for a model that could not unload (a client that keeps a finished stream open)
+            self.process.wait(min(timeout_s, self.options.exit_timeout_s + 5))
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
