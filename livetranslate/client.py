@@ -47,6 +47,8 @@ def _plain(exc: Exception) -> str:
                 "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")
     if "must specify the START flag" in message:  # its sequence was ended by a stopping server
         return "the server ended this stream: it stopped or restarted"
+    if "server exiting" in lowered or "has no available versions" in lowered:
+        return "the server is shutting down (or still starting)"
     import re
 
     return re.sub(r"^\[StatusCode\.[A-Z_]+\] ", "", message.strip()).strip()
@@ -135,8 +137,8 @@ def _diagnose(url: str, tls: bool, exc: Exception) -> str:
     http_port = (f"{url} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. Point --url at "
                  f"the gRPC port ({_host_port(url)[0]}:8001 unless the server was started with another --grpc-port)")
     reason = _plain(exc)
-    if reason.startswith("the server refused the request"):  # a key problem: the connection itself is fine
-        return reason
+    if reason.startswith(("the server refused the request", "the server is shutting down")):
+        return reason  # the connection itself is fine
     try:
         socket.getaddrinfo(_host_port(url)[0], None)
     except OSError:
