@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, free_port  # noqa: E402
 
-SCENARIOS = ("idle", "after-stream", "speaker", "gone-speaker", "viewer")
+SCENARIOS = ("idle", "after-stream", "speaker", "viewer", "gone-speaker", "frozen-speaker")
 
 
 class Raw:
@@ -61,12 +61,12 @@ class Raw:
 
 
 def speech(seconds: float) -> np.ndarray:
-    from livetranslate.audio import read_audio
+    """German speech at 16 kHz."""
+    from livetranslate.audio import float_to_pcm16, pcm16_to_float, read_audio, resample
     from livetranslate.samples import make_all
 
     pcm, rate = read_audio(make_all(ROOT / ".cache" / "test-audio")["speech_b"])
-    assert rate == 16000
-    return pcm[: int(seconds * rate)]
+    return float_to_pcm16(resample(pcm16_to_float(pcm), rate))[: int(seconds * 16000)]
 
 
 def open_speaker(url: str, session: str, seconds: float = 3.0) -> Raw:
@@ -88,7 +88,7 @@ def run(code: Path, scenario: str, llm: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code), "LIVETRANSLATE_DATA_DIR": str(data / "sessions")}
     cmd = [sys.executable, "-m", "livetranslate.cli", "serve", "--grpc-port", str(grpc), "--http-port", str(http),
            "--metrics-port", str(metrics), "--llm", llm]
-    help_text = subprocess.run(cmd[:4] + ["--help"], env=env, capture_output=True, text=True).stdout
+    help_text = subprocess.run(cmd[:4] + ["--help"], env=env, capture_output=True, text=True, cwd=code).stdout
     if "--log-file" in help_text:
         cmd += ["--log-file", str(data / "triton.log")]
     began = time.monotonic()
@@ -104,7 +104,16 @@ def run(code: Path, scenario: str, llm: str) -> dict:
     if ready_s is None:
         proc.kill()
         raise RuntimeError(f"serve did not get ready:\n{log.read_text()[-3000:]}")
-    held = []
+    try:
+        return _scenario(proc, out, data, log, url, scenario, ready_s)
+    finally:
+        if proc.poll() is None:  # a failed run: the launcher stops its Triton (a kill would orphan it)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+
+
+def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s: float) -> dict:
+    held, clients = [], []
     if scenario == "after-stream":
         from livetranslate.audio import chunks
         from livetranslate.client import PipelineClient
@@ -113,19 +122,26 @@ def run(code: Path, scenario: str, llm: str) -> dict:
         with PipelineClient(url) as client:
             for _ in client.stream(chunks(speech(4.0), 1600), SessionOptions("done", 16000, translate=False)):
                 pass
-    elif scenario in ("speaker", "gone-speaker", "viewer"):
+    elif scenario in ("speaker", "viewer"):  # `livetranslate stream` (and `watch`), as users run them
+        from livetranslate.samples import make_all
+
+        talk = make_all(ROOT / ".cache" / "test-audio")["speech"]
+        cli = [sys.executable, "-m", "livetranslate.cli"]
+        clients.append(subprocess.Popen(cli + ["stream", str(talk), "--realtime", "--no-translate", "--session", "live",
+                                               "--url", url, "--format", "jsonl"], stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, text=True, cwd=ROOT))
+        time.sleep(5.0)  # the stream is under way: its vad (and enhance) sequences are open
+        if scenario == "viewer":
+            clients.append(subprocess.Popen(cli + ["watch", "live", "--url", url, "--format", "jsonl"],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+            time.sleep(2.0)
+    elif scenario in ("gone-speaker", "frozen-speaker"):  # a raw client: gone, or connected and silent
         speaker = open_speaker(url, "live")
         held.append(speaker)
-        time.sleep(3.0)  # the stream is under way: its vad (and enhance) sequences are open
+        time.sleep(3.0)
         if scenario == "gone-speaker":
             speaker.drop()
             held.clear()
-        if scenario == "viewer":
-            viewer = Raw(url)
-            viewer.send({"AUDIO": np.zeros(0, np.int16), "SUBSCRIBE": np.array([b"live"], np.object_)},
-                        start=True, end=True)
-            held.append(viewer)
-            time.sleep(1.0)
     terminated = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
@@ -136,6 +152,16 @@ def run(code: Path, scenario: str, llm: str) -> dict:
     stop_s = time.monotonic() - terminated
     out.close()
     told = []
+    for client in clients:  # what `stream` and `watch` printed (they go on reconnecting: stopped here)
+        time.sleep(1.0)
+        client.send_signal(signal.SIGINT)
+        try:
+            _, err = client.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            _, err = client.communicate()
+        told += [line.strip()[:120] for line in err.splitlines()
+                 if "shutting down" in line or "connection lost" in line or "ended this stream" in line][:2]
     for raw in held:  # what the clients still connected were told
         while True:
             try:
@@ -179,8 +205,10 @@ def main() -> None:
     lines = ["# `serve`: start-up and stop", "",
              "`bench/bench_stop.py`: `livetranslate serve` started as a user starts it, ready = the line",
              "that says so; then SIGTERM, and the time until the command has exited. Scenarios: nothing",
-             "connected (`idle`), after one finished stream, while a speaker streams (`speaker`), after a",
-             "speaker vanished without ending its stream (`gone-speaker`), a speaker and a viewer (`viewer`).",
+             "connected (`idle`), after one finished stream, while `livetranslate stream` streams a file in real",
+             "time (`speaker`), the same and `livetranslate watch` following it (`viewer`), after a raw client",
+             "vanished without ending its stream (`gone-speaker`), and a raw client that stays connected without",
+             "sending (`frozen-speaker`: Triton cannot unload `pipeline` while it holds its stream open).",
              "This 2-core machine is shared: compare rows of one run, not across days.", "",
              "| code | LLM | scenario | start to ready (s) | SIGTERM to exit (s) | exit code | Triton's exit timeout ran out | what connected clients were told |",
              "|---|---|---|---|---|---|---|---|"]

@@ -47,6 +47,8 @@ def _plain(exc: Exception) -> str:
                 "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")
     if "must specify the START flag" in message:  # its sequence was ended by a stopping server
         return "the server ended this stream: it stopped or restarted"
+    if "server exiting" in lowered or "has no available versions" in lowered:
+        return "the server is shutting down (or still starting)"
     import re
 
     return re.sub(r"^\[StatusCode\.[A-Z_]+\] ", "", message.strip()).strip()
@@ -135,8 +137,8 @@ def _diagnose(url: str, tls: bool, exc: Exception) -> str:
     http_port = (f"{url} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. Point --url at "
                  f"the gRPC port ({_host_port(url)[0]}:8001 unless the server was started with another --grpc-port)")
     reason = _plain(exc)
-    if reason.startswith("the server refused the request"):  # a key problem: the connection itself is fine
-        return reason
+    if reason.startswith(("the server refused the request", "the server is shutting down")):
+        return reason  # the connection itself is fine
     try:
         socket.getaddrinfo(_host_port(url)[0], None)
     except OSError:
@@ -307,12 +309,18 @@ class PipelineClient:
             inputs[-1].set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
         self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=random.randint(1, 2**63 - 1),
                                        sequence_start=True, sequence_end=True)
+        ended = False
         try:
             # a viewer's own failure (no such session, dropped) comes as an `end` that
             # carries it in ERROR; errors in the history are just events
-            yield from _read_events(events, idle_timeout_s, (EventKind.END,))
+            for event in _read_events(events, idle_timeout_s, (EventKind.END,)):
+                ended = ended or event.kind == EventKind.END
+                yield event
         finally:
-            self.client.stop_stream(cancel_requests=True)
+            # after `end` the stream closes as it should; cancelling a finished request
+            # instead leaves it unreleased in Triton 2.51, and the server then cannot
+            # unload `pipeline` when it stops (it waits out its exit timeout)
+            self.client.stop_stream(cancel_requests=not ended)
 
     def sessions(self, action: str = "list", session: str = ""):
         """`sessions` model: the list of sessions, or one session's info and events."""

@@ -385,7 +385,7 @@ class TritonServer:
         states = self.model_states()
         return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
-    def drain(self, timeout_s: float = 10.0) -> bool:
+    def drain(self, timeout_s: float = 15.0) -> bool:
         """Asks `pipeline` to end everything it holds (speakers and viewers told why, every
         open sequence ended), so that Triton, which waits for open sequences when it stops,
         finds none. True when it answered in time."""
@@ -410,12 +410,14 @@ class TritonServer:
             client.async_stream_infer(PIPELINE, inputs, sequence_id=2**63 - 1, sequence_start=True, sequence_end=True,
                                       parameters={INTERNAL_PARAMETER: self.options.internal_token})
             answer = answers.get(timeout=timeout_s)
-            return not isinstance(answer, Exception)
+            drained = not isinstance(answer, Exception)
         except Exception:
-            return False
-        finally:
-            client.stop_stream(cancel_requests=True)
-            client.close()
+            drained = False
+        # a request cancelled after its last answer stays unreleased in Triton 2.51 (and
+        # `pipeline` could not unload): close the stream normally when it answered
+        client.stop_stream(cancel_requests=not drained)
+        client.close()
+        return drained
 
     def _tls_client_options(self) -> dict:
         """How the launcher itself reaches a TLS server: trusting its own certificate, under
@@ -442,7 +444,9 @@ class TritonServer:
             self.drain()
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout_s)
+            # past its exit timeout Triton says it exits "immediately" but may still wait
+            # for a model that could not unload (a client that keeps a finished stream open)
+            self.process.wait(min(timeout_s, self.options.exit_timeout_s + 5))
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

@@ -78,3 +78,35 @@ def test_sequences_ended_by_their_clients_or_expired_are_not_ended_again(tmp_pat
     clock.advance(61)  # Triton drops an idle sequence; so does the pipeline's count of them
     answer = drain_request(pipeline, 23, internal=True)
     assert answer[-1].text == "drained: 0 sequences ended" and ended == []
+
+
+class SlowWhisper(ScriptedStages):
+    """Whisper waits for `gate`: a decode in progress on a busy server."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.gate, self.decodes = __import__("threading").Event(), 0
+
+    def whisper(self, request, partial=False):
+        self.decodes += 1
+        assert self.gate.wait(30)
+        return super().whisper(request, partial)
+
+
+def test_an_abandoned_stream_drops_the_audio_still_waiting():
+    """A drain (or any abandon) does not decode what the client had queued: those chunks'
+    replies get their final flag at once, and the stream stops after its current call."""
+    clock = Clock()
+    stages = SlowWhisper(clock)
+    pipeline = Pipeline(stages, PipelineOptions(decode=DECODE), clock=clock, end_sequence=lambda _: None)
+    speaker = Speaker(pipeline, clock, 31, session="queued", translate=False)
+    speaker.say(1, wait=False)  # the utterance closes: its decode waits at the gate
+    assert wait_for(lambda: stages.decodes == 1)
+    queued = [speaker.send(speech(w), wait=False) for w in (2, 0, 3, 0, 4, 0)]
+    assert not any(reply.closed.is_set() for reply in queued)
+    for stream in pipeline.open_streams():
+        stream.abandon("the server is shutting down")
+    assert all(reply.closed.wait(1) for reply in queued)  # let go before the decode finished
+    stages.gate.set()
+    assert wait_for(lambda: not pipeline.open_streams())
+    assert stages.decodes == 1 and stages.unended() == set()

@@ -25,6 +25,9 @@ from livetranslate.protocol import (AUDIO, DRAIN, SUBSCRIBE, TARGET_LANGUAGE, Ev
 from livetranslate.state import StreamTable
 
 log = logging.getLogger("livetranslate.pipeline")
+# A drain waits this long for streams busy in a call (a decode) before it closes them; the
+# launcher waits longer for the drain's answer (server.DRAIN_TIMEOUT_S)
+DRAIN_WAIT_S = 5.0
 
 
 class Pipeline:
@@ -102,7 +105,7 @@ class Pipeline:
 
         def run():  # a thread: the drain ends sequences through this model's own execute()
             try:
-                ended = self.drain()
+                ended = self.drain(wait_s=DRAIN_WAIT_S)
                 reply.send(Event(EventKind.END, text=f"drained: {ended} sequences ended"))
             except Exception as exc:
                 log.exception("drain failed")

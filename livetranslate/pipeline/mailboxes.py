@@ -41,7 +41,19 @@ class AudioInbox:
                 self._samples += len(message.audio)
                 self.last_put = self._clock()
             self._shut = isinstance(message, (LastChunk, Abandon))
+            if isinstance(message, Abandon):  # no flush: audio still waiting is dropped, its replies let go
+                self._drop_waiting()
             self._queue.put(message)
+
+    def _drop_waiting(self) -> None:
+        while True:
+            try:
+                waiting = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(waiting, Chunk):
+                self._samples -= len(waiting.audio)
+                waiting.reply.close()
 
     def get(self, timeout: float):
         try:
