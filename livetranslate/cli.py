@@ -172,7 +172,7 @@ def serve(tls_cert, tls_key, retention_days, retention_max_mb, log_file, **kw):
             time.sleep(0.5)
         raise click.ClickException(server.exit_message("unexpectedly"))
     except KeyboardInterrupt:
-        click.echo("stopping ...", err=True)
+        click.echo("stopping Triton ...", err=True)
         took = server.stop()
         click.echo(f"stopped in {took:.1f} s", err=True)
     finally:

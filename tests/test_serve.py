@@ -121,7 +121,7 @@ def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
         reader.join(5)
         print(f"serve: ready after {ready_s:.1f} s; SIGTERM to exit {stop_s:.1f} s")
         assert code == 0, lines
-        assert lines[-2] == "stopping ..." and re.fullmatch(r"stopped in \d+\.\d s", lines[-1]), lines
+        assert lines[-2] == "stopping Triton ..." and re.fullmatch(r"stopped in \d+\.\d s", lines[-1]), lines
         assert stop_s < STOPS_WITHIN_S, (stop_s, lines)
         watched = viewer.communicate(timeout=30)
         assert viewer.returncode == 1 and "the server is shutting down" in watched[1], watched
