@@ -2,8 +2,6 @@
 
 import json
 import os
-import queue
-import random
 import subprocess
 import sys
 import threading
@@ -21,6 +19,7 @@ from livetranslate.client import ClientError, PipelineClient, StreamStats
 from livetranslate.evaluation import wer
 from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.samples import load_reference
+from raw import RawStream
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -212,36 +211,6 @@ def test_cli_stream_from_stdin(server, audio_files):
 
 
 # --- bad input: a clear error, and the server carries on --------------------------------
-class RawStream:
-    """A gRPC stream to `pipeline` that sends whatever tensors a test wants."""
-
-    def __init__(self, server):
-        self.client = grpcclient.InferenceServerClient(server.grpc_url)
-        self.events = queue.Queue()
-        self.client.start_stream(callback=lambda result, error: self.events.put(error or result))
-        self.sequence_id = random.randint(1, 2**62)
-
-    def send(self, tensors, start=False, end=False):
-        inputs = []
-        for name, value in tensors.items():
-            dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
-            tensor = grpcclient.InferInput(name, list(value.shape), dtype)
-            tensor.set_data_from_numpy(value)
-            inputs.append(tensor)
-        self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=self.sequence_id,
-                                       sequence_start=start, sequence_end=end)
-
-    def next(self, timeout=60):
-        item = self.events.get(timeout=timeout)
-        if isinstance(item, Exception):
-            return item
-        return P.Event.from_tensors(item.as_numpy)
-
-    def close(self):
-        self.client.stop_stream()
-        self.client.close()
-
-
 def assert_server_still_serves(server, audio_files):
     events = stream_file(server, audio_files["speech_b"])
     assert "Bericht" in " ".join(e.text for e in transcripts(events))

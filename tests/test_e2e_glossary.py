@@ -15,7 +15,8 @@ from livetranslate.evaluation import term_accuracy
 from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording
 
-from test_e2e import RawStream, assert_server_still_serves
+from raw import RawStream
+from test_e2e import assert_server_still_serves
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

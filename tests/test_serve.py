@@ -4,8 +4,6 @@ session; and SIGTERM stopping it within seconds while a speaker streams, a speak
 without ending its stream, and a viewer follows. A real server (slow)."""
 
 import os
-import queue
-import random
 import re
 import signal
 import subprocess
@@ -13,47 +11,17 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 
 from livetranslate import protocol as P
 from livetranslate.audio import read_audio
 from livetranslate.store import SessionStore
 
 from conftest import free_port
+from raw import RawStream
 
 CLI = [sys.executable, "-m", "livetranslate.cli"]
 STOPS_WITHIN_S = 12.0  # seconds on a busy 2-core machine (it took 30 before: Triton's exit timeout ran out)
-
-
-class Raw:
-    def __init__(self, url):
-        self.client = grpcclient.InferenceServerClient(url)
-        self.events = queue.Queue()
-        self.client.start_stream(callback=lambda result, error: self.events.put(error or result))
-        self.sequence_id = random.randint(1, 2**62)
-
-    def send(self, tensors, start=False, end=False):
-        inputs = []
-        for name, value in tensors.items():
-            dtype = "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype)
-            tensor = grpcclient.InferInput(name, list(value.shape), dtype)
-            tensor.set_data_from_numpy(value)
-            inputs.append(tensor)
-        self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=self.sequence_id,
-                                       sequence_start=start, sequence_end=end)
-
-    def received(self):
-        out = []
-        while not self.events.empty():
-            item = self.events.get()
-            out.append(item if isinstance(item, Exception) else P.Event.from_tensors(item.as_numpy))
-        return out
-
-    def close(self):
-        self.client.stop_stream(cancel_requests=True)
-        self.client.close()
 
 
 @pytest.mark.slow
@@ -106,11 +74,11 @@ def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
                                           "--session", "live", "--url", url, "--format", "jsonl"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         pcm, rate = read_audio(audio_files["speech_b"])
-        gone = Raw(url)
+        gone = RawStream(url)
         gone.send({P.AUDIO: pcm[: rate // 10], **P.SessionOptions("gone", rate, translate=False).to_tensors()},
                   start=True)
         time.sleep(4.0)
-        gone.close()
+        gone.close(cancel=True)
         viewer = subprocess.Popen(CLI + ["watch", "live", "--url", url], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(3.0)
