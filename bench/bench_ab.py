@@ -93,8 +93,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name, tree in trees:
                 out = Path(tmp) / f"{name}-{round_}.json"
-                env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
-                subprocess.run([sys.executable, __file__, "--child", str(out)], env=env, check=True)
+                tree = str(Path(tree).resolve())
+                # the tree also as the working directory: Triton's stubs put it first on their path
+                env = {**os.environ, "PYTHONPATH": tree}
+                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(out)], env=env,
+                               cwd=tree, check=True)
                 runs[name].append(json.loads(out.read_text()))
                 print(name, round_, runs[name][-1], flush=True)
     (a, _), (b, _) = trees
