@@ -14,6 +14,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from livetranslate.enhance import Enhancer, WindowOptions
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
@@ -244,3 +245,14 @@ class Speaker:
         self.send(np.zeros(0, np.int16), end=True)
         assert wait_for(lambda: self.events and self.events[-1].kind == EventKind.END), self.events[-5:]
         return self.events
+
+
+# fixtures for the spec tests (import them by name)
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def stages(clock):
+    return ScriptedStages(clock)

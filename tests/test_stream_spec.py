@@ -11,22 +11,12 @@ from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 
-from scripted import Clock, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
+from scripted import clock, stages, Clock, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
 
 # the cheap decoding policy: each utterance is decoded alone, so the scripted whisper hears
 # exactly its words
 DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
 BEFORE: set[threading.Thread] = set()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stages(clock):
-    return ScriptedStages(clock)
 
 
 def make_pipeline(stages, clock, store=None, **options):

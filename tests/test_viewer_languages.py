@@ -14,20 +14,10 @@ from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
 from livetranslate.streaming import DecodeOptions
 
-from scripted import Clock, Collect, ScriptedStages, Speaker, kinds, wait_for
+from scripted import clock, stages, Clock, Collect, ScriptedStages, Speaker, kinds, wait_for
 
 DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
 TRANSLATED = (EventKind.TRANSLATION, EventKind.ENHANCED)
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stages(clock):
-    return ScriptedStages(clock)
 
 
 @pytest.fixture
