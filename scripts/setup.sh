@@ -27,7 +27,7 @@ fi
 # exact CPU (a native build used AMX/AVX-512 instructions that a virtual machine refused with
 # SIGILL). Set CMAKE_ARGS yourself to build otherwise.
 if [ "$(uname -m)" = x86_64 ]; then
-  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF}"
 fi
 echo "==> pip install -e '.[$EXTRAS]'"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 \
@@ -46,4 +46,14 @@ echo "==> building the launcher's helper (keeps keys off the process list)"
 .venv/bin/python -m livetranslate.native
 echo "==> assembling models"
 .venv/bin/livetranslate models fetch
+# pip reuses a llama-cpp-python wheel from its cache whatever CMAKE_ARGS say now: one built
+# natively on another CPU dies of SIGILL at its first token. Checked here, rebuilt if so.
+if ! .venv/bin/python -m livetranslate.llm.llamacpp >/dev/null 2>&1; then
+  echo "==> llama.cpp does not run on this CPU (a wheel from pip's cache built for another): rebuilding it (about 10 minutes)"
+  .venv/bin/python -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+    "$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"
+  .venv/bin/python -m livetranslate.llm.llamacpp >/dev/null \
+    || { echo "llama.cpp still does not run on this CPU: set CMAKE_ARGS for it and run this again" >&2; exit 1; }
+fi
 echo "==> setup done"

@@ -85,3 +85,18 @@ class LlamaCppEngine(LlmEngine):
             if ids:
                 out[word] = float(logprobs[ids[0]])
         return out
+
+
+def check_runs(model_path: str | Path) -> str:
+    """Loads a GGUF and generates a few tokens: a llama.cpp built for another CPU dies here of
+    SIGILL (run it in a process of its own). Returns the text."""
+    engine = LlamaCppEngine(model_path, n_ctx=256)
+    return "".join(engine.generate(GenerationRequest("Guten Morgen,", max_tokens=3)))
+
+
+if __name__ == "__main__":  # scripts/setup.sh: does the installed llama.cpp run on this CPU?
+    import sys
+
+    from livetranslate.models import resolve
+
+    print(repr(check_runs(resolve(sys.argv[1] if len(sys.argv) > 1 else "gemma3-270m"))))
