@@ -34,6 +34,8 @@ def server(tmp_path_factory):
     options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
                             host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path_factory.mktemp("sessions"))
     with TritonServer(options, log_file=log) as srv:
+        failed = {name: state for name, state in srv.failed_models().items() if state.startswith("UNAVAILABLE")}
+        assert not failed, f"models failed to load: {failed}; Triton's log ends:\n{srv.log_tail(20)}"
         yield srv
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.llm import create_engine
+from livetranslate.llm import GenerationRequest, create_engine
 from livetranslate.models import llm_choice, resolve
 from livetranslate.triton import codecs, glue
 
@@ -16,6 +16,9 @@ class TritonPythonModel:
             params["engine"], str(resolve(choice.model)),
             n_threads=int(params["n_threads"]), n_ctx=int(params["n_ctx"]),
         )
+        # one token now: a llama.cpp that cannot run on this CPU fails the load (and `serve`
+        # says so), instead of dying at every translation
+        "".join(self.engine.generate(GenerationRequest("Hallo", max_tokens=1)))
 
     def execute(self, requests):
         for request in requests:
