@@ -142,16 +142,20 @@ class SessionHandle:
         if hub is not None:
             hub.publish(self.name, event)
 
-    def release(self, abandoned: str, end_s: float) -> None:
+    def release(self, abandoned: str, end_s: float, move_on: bool = False) -> None:
         """The stream is over (once; later calls do nothing). One abandoned (no `end` from its
         client) stores an `end` that tells the viewers why, unless another stream (the
-        client, reconnected) goes on."""
+        client, reconnected) goes on. One that moves on (its server drains) is handed over
+        instead when the store is shared by several servers: the session stays live for its
+        client to go on elsewhere, and is ended by the store if it does not."""
         with self._lock:
             if self._released:
                 return
             self._released = True
         try:
-            if abandoned and self.store.live_streams(self.name) <= 1:
+            if abandoned and move_on and getattr(self.store, "shared", False):
+                self.store.handover(self.name, abandoned)
+            elif abandoned and self.store.live_streams(self.name) <= 1:
                 self.store.append(self.name, Event(EventKind.END, end_s=end_s, error=abandoned))
         except Exception as exc:
             log.error("session %s: storing its end failed: %s", self.name, exc)

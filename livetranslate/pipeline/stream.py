@@ -40,6 +40,7 @@ class Stream:
         self.stream_id, self.options = stream_id, options
         self.failure = ""  # why the stream was stopped (its session could not be stored)
         self.abandoned = ""  # why it was abandoned: it gets no `end` from its client
+        self.moving = False  # abandoned so that its client goes on on another server (a drain)
         self._shared, self._session, self._on_closed = shared, session, on_closed
         self._lock = threading.Lock()
         self._released = False
@@ -94,12 +95,14 @@ class Stream:
         far faster than the stream works."""
         self._inbox.put(chunk)
 
-    def abandon(self, reason: str) -> None:
-        """Stops the stream without a flush; its session stores an `end` saying why."""
+    def abandon(self, reason: str, move_on: bool = False) -> None:
+        """Stops the stream without a flush; its session stores an `end` saying why. With
+        `move_on` (this server drains) a store shared by several servers keeps the session
+        live for a while instead, so that its client goes on on another one."""
         with self._lock:
             if self.abandoned or self._released:
                 return
-            self.abandoned = reason
+            self.abandoned, self.moving = reason, move_on
         self._inbox.put(Abandon(reason))
 
     def fail(self, reason: str) -> None:
@@ -149,7 +152,8 @@ class Stream:
                 final.send(Event(EventKind.END, end_s=self.audio_end_s))
                 final.close()
             if self._session is not None:  # a failed stream's session gets no stored `end`
-                self._session.release("" if self.failure else self.abandoned, self.audio_end_s)
+                self._session.release("" if self.failure else self.abandoned, self.audio_end_s,
+                                      move_on=self.moving and not self.failure)
         finally:
             if self._on_closed is not None:
                 self._on_closed(self)
