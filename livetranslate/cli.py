@@ -15,6 +15,7 @@ import click
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
+from livetranslate.store import STORE_ENV
 from livetranslate.textview import SentenceTranslations, clock, combined_label, end_line, segments_label
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
@@ -67,15 +68,36 @@ def server_options(f):
                      help="where `models fetch` put the weights")(f)
     f = click.option("--llm", default=None,
                      help="cpu profile LLM: qwen2.5-1.5b (default, best), gemma3-270m (fast) or a GGUF path")(f)
+    f = click.option("--store", default=None, callback=_store_url,
+                     help="keep sessions in Redis, shared by several servers: redis://host:6379/0 (or "
+                          f"${STORE_ENV}); default: files in the data directory")(f)
     return f
 
 
+def _store_url(ctx, param, value):
+    from livetranslate.store import check_store_url
+
+    if value is None:
+        return None
+    try:
+        url = check_store_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+    import urllib.parse
+
+    if urllib.parse.urlsplit(url).password:
+        raise click.BadParameter(f"a password on the command line is visible to every user of this machine: "
+                                 f"put the URL in ${STORE_ENV} instead")
+    return url
+
+
 def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
-                 log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None):
+                 log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None, store=None):
     from livetranslate.server import ServerError, ServerOptions, TritonServer
 
     opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile,
-                         llm=llm, host=host, allow_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key)
+                         llm=llm, host=host, allow_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
+                         store=store)
     try:
         opts.check_exposure()
     except ServerError as exc:
@@ -798,10 +820,11 @@ def sink_remove(name):
 @stream_options
 @server_options
 def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, url, host,
-        insecure_no_key, admin_key, **kw):
+        insecure_no_key, admin_key, store, **kw):
     """Start the server, stream SOURCE through it, print events, stop the server."""
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
-                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=kw["api_key"])
+                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=kw["api_key"],
+                          store=store)
     _log_to_file(server)
     try:  # Ctrl-C while Triton starts stops it too (it runs in a session of its own)
         _start(server)
@@ -816,7 +839,7 @@ def run(source, grpc_port, http_port, metrics_port, profile, model_repository, m
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
 @server_options
 def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, host,
-         insecure_no_key, admin_key):
+         insecure_no_key, admin_key, store):
     """Start the server and stream the bundled German sample through it, live."""
     from livetranslate.samples import make_all
 
@@ -824,7 +847,8 @@ def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repositor
     click.echo(f"sample: {sample}", err=True)
     api_key = os.environ.get(P.API_KEY_ENV) or None
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
-                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key)
+                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
+                          store=store)
     _log_to_file(server)
     try:
         _start(server)

@@ -150,6 +150,12 @@ class ProtocolError(ValueError):
     """A request that breaks the protocol; its message is shown to the user as is."""
 
 
+# The `text` of an `end` that refuses or stops a speaker's stream for a reason of this
+# server's (full, shutting down, the session served by another): the client may go on with
+# the same session on another server, or here after a pause.
+RETRY_ELSEWHERE = "retry elsewhere"
+
+
 class EventKind(str, enum.Enum):
     PARTIAL = "partial"
     TRANSCRIPT = "transcript"

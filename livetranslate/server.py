@@ -23,7 +23,7 @@ from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
 from livetranslate.protocol import ADMIN_KEY_ENV as ADMIN_KEY_ENV_NAME
 from livetranslate.protocol import API_KEY_ENV as API_KEY_ENV_NAME
 from livetranslate.protocol import INTERNAL_TOKEN_ENV as INTERNAL_TOKEN_ENV_NAME
-from livetranslate.store import DATA_DIR_ENV, default_data_dir
+from livetranslate.store import DATA_DIR_ENV, STORE_ENV, default_data_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
@@ -140,6 +140,8 @@ class ServerOptions:
     host: str = LOOPBACK  # gRPC, HTTP and metrics bind here; beyond loopback needs a key
     models_dir: Path = field(default_factory=default_models_dir)
     data_dir: Path = field(default_factory=default_data_dir)  # session transcripts
+    # a Redis URL shared by several servers (else $LIVETRANSLATE_STORE; empty: the data directory)
+    store: str | None = None
     cache_dir: Path = field(default_factory=lambda: Path(sys.prefix) / "share" / "livetranslate")
     log_verbose: int = 0
     # Triton waits this long at most for open sequences and unloading models when it stops;
@@ -234,6 +236,8 @@ class ServerOptions:
             env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), env.get("LD_LIBRARY_PATH")]))
         env[MODELS_DIR_ENV] = str(self.models_dir)
         env[DATA_DIR_ENV] = str(self.data_dir)
+        if self.store is not None:
+            env[STORE_ENV] = self.store
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
         # machine with few cores; passive waiting lets them share it.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The images install less (no browser, no PulseAudio): they set these two.
-read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps}"
+read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server}"
 EXTRAS=${LIVETRANSLATE_EXTRAS:-models,dashboard,test}
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

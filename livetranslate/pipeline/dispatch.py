@@ -20,9 +20,10 @@ from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper, ViewerLan
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.stream import Stream
 from livetranslate.pipeline.viewers import Viewers
-from livetranslate.protocol import (AUDIO, DRAIN, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind, ProtocolError,
-                                   SessionOptions, validate_audio_chunk)
+from livetranslate.protocol import (AUDIO, DRAIN, RETRY_ELSEWHERE, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind,
+                                   ProtocolError, SessionOptions, validate_audio_chunk)
 from livetranslate.state import StreamTable
+from livetranslate.store import SessionBusy
 
 log = logging.getLogger("livetranslate.pipeline")
 # A drain waits this long for streams busy in a call (a decode) before it closes them; the
@@ -124,12 +125,12 @@ class Pipeline:
         self.admission.admit_stream(options.session)
         session = None
         try:
-            if self.store is not None:
+            if self.store is not None:  # the session first: with a shared store, the lease to go on from
+                session = self.sessions.open(options.session, options.source_language, options.target_language,
+                                             options.glossary.to_list())
                 next_segment, end_s = self.store.resume_point(options.session)
                 options = dataclasses.replace(options, segment_base=max(options.segment_base, next_segment),
                                               time_base_s=max(options.time_base_s, end_s))
-                session = self.sessions.open(options.session, options.source_language, options.target_language,
-                                             options.glossary.to_list())
             stream = Stream(stream_id, options, self.stages, self.options, self.shared, session,
                             on_closed=self._stream_closed)
         except BaseException:
@@ -166,14 +167,14 @@ class Pipeline:
                 self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
                 return
             if start and self.stopping:  # the stream is over before it began: say so with its end
-                reply.send(Event(EventKind.END, error=f"{self.stopping}: try again in a moment"))
+                reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=f"{self.stopping}: try again in a moment"))
                 reply.close()
                 return
             if start:
                 try:
                     self._start(stream_id, get, end)
-                except ServerFull as exc:  # the stream is over before it began: say so with its end
-                    reply.send(Event(EventKind.END, error=str(exc)))
+                except (ServerFull, SessionBusy) as exc:  # over before it began: say so with its end
+                    reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=str(exc)))
                     reply.close()
                     return
             stream = self.streams.pop(stream_id) if end else self.streams.get(stream_id)

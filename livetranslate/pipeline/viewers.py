@@ -32,12 +32,6 @@ def follow(store, session: str, reply: Reply, *, language: str | None = None,
     def stop(message: str) -> None:  # the viewer's own failure: an `end` that carries it
         reply.send(Event(EventKind.END, error=message))
 
-    def ended() -> Event | None:
-        info = store.info(session)
-        if info is None or info.state != "ended":
-            return None
-        return next((e for e in reversed(store.events(session)) if e.kind == EventKind.END), Event(EventKind.END))
-
     try:
         info = store.info(session)
         if info is None:
@@ -69,12 +63,12 @@ def follow(store, session: str, reply: Reply, *, language: str | None = None,
                 if event.kind == EventKind.END:
                     return
             else:
-                last = ended()  # also ends a session whose `end` was in the history
+                last = store.ended_with(session)  # also ends a session whose `end` was in the history
                 if last is not None:
                     reply.send(last)
                     return
     finally:
-        store.hub.unsubscribe(session, viewer)
+        store.detach(session, viewer)
         if languages is not None and viewer.language:
             languages.leave(session, viewer.language)
         reply.close()

@@ -21,12 +21,34 @@ class Viewer:
         self.language = language
         self.overflowed = False
         self.cond = threading.Condition()
+        # a store that offers events with their place in the session (Redis): those up to
+        # here were in the history the viewer got
+        self.after: tuple[int, int] | None = None
+        self._held: list | None = None  # while its history is read: what was offered meanwhile
 
     def wants(self, event: Event) -> bool:
         return self.language is None or event.kind not in TRANSLATED or event.language == self.language
 
-    def offer(self, event: Event) -> None:
+    def hold(self) -> None:
+        """Offers wait until settle(): the viewer's history is being read."""
+        with self.cond:
+            self._held = []
+
+    def settle(self, after: tuple[int, int]) -> None:
+        """The history went up to `after`: what was offered meanwhile and is newer, in order."""
+        with self.cond:
+            held, self._held, self.after = self._held or [], None, after
+        for event, seq in held:
+            self.offer(event, seq)
+
+    def offer(self, event: Event, seq: tuple[int, int] | None = None) -> None:
         if not self.wants(event):
+            return
+        with self.cond:
+            if self._held is not None:
+                self._held.append((event, seq))
+                return
+        if seq is not None and self.after is not None and seq <= self.after:
             return
         with self.cond:
             if len(self.queue) >= self.max_events:
@@ -60,11 +82,11 @@ class Hub:
                 if not viewers:
                     del self._viewers[session]
 
-    def publish(self, session: str, event: Event) -> None:
+    def publish(self, session: str, event: Event, seq: tuple[int, int] | None = None) -> None:
         with self._lock:
             viewers = list(self._viewers.get(session, ()))
         for viewer in viewers:
-            viewer.offer(event)
+            viewer.offer(event, seq)
 
     def count(self, session: str) -> int:
         return len(self._viewers.get(session, ()))

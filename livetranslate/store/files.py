@@ -29,6 +29,10 @@ class StoreError(Exception):
     why, naming the session or directory."""
 
 
+class SessionBusy(StoreError):
+    """The session's speaker is served by another server (a store shared by several)."""
+
+
 def default_data_dir() -> Path:
     env = os.environ.get(DATA_DIR_ENV)
     base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))

@@ -138,6 +138,16 @@ class SessionStore(DataDirectory):
             self.hub.subscribe(session, viewer)
             return history
 
+    def detach(self, session: str, viewer: "Viewer") -> None:
+        self.hub.unsubscribe(session, viewer)
+
+    def ended_with(self, session: str) -> Event | None:
+        """The session's last `end` when it has ended, else None."""
+        info = self.info(session)
+        if info is None or info.state != "ended":
+            return None
+        return next((e for e in reversed(self.events(session)) if e.kind == EventKind.END), Event(EventKind.END))
+
     def close(self, session: str) -> bool:
         """One stream of the session ended; the last one ends the session (True)."""
         with self._lock:

@@ -4,7 +4,7 @@ import os
 import time
 
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
-from livetranslate.store import Hub, SessionStore
+from livetranslate.store import Hub, open_store
 from livetranslate.streaming import DecodeOptions
 from livetranslate.triton import glue
 from livetranslate.triton.bls import TritonStages, end_pipeline_sequence
@@ -23,7 +23,7 @@ def retention(params) -> dict:
 class TritonPythonModel:
     def initialize(self, args):
         params = glue.parameters(args)
-        store = SessionStore(hub=Hub(), exclusive=True)  # one server per data directory
+        store = open_store(hub=Hub(), serving=True)  # local: one server per data directory; or Redis
         store.recover()  # sessions a crashed server left live
         store.prune(**retention(params))
         self.pipeline = Pipeline(

@@ -1,13 +1,13 @@
 """sessions: thin Triton glue over livetranslate.store.SessionStore (read side)."""
 
 from livetranslate import protocol as P
-from livetranslate.store import SessionStore, session_report
+from livetranslate.store import open_store, session_report
 from livetranslate.triton import codecs, glue
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        self.store = SessionStore()
+        self.store = open_store()
 
     def execute(self, requests):
         return glue.respond_each(requests, self._report, P.SESSIONS, internal=False)  # public, read-only
