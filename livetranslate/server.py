@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livetranslate import protocol as P
 from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
 from livetranslate.protocol import ADMIN_KEY_ENV as ADMIN_KEY_ENV_NAME
 from livetranslate.protocol import API_KEY_ENV as API_KEY_ENV_NAME
@@ -109,6 +110,19 @@ def find_tritonserver() -> Path:
 
 def triton_libs() -> Path:
     return pytriton_dir().parent / "nvidia_pytriton.libs"
+
+
+def own_libpython_dir() -> str:
+    """The folder of this Python's own shared libpython, when it has one outside the system's
+    (pyenv, a custom build). The backend stub links `libpython3.X.so.1.0` and would otherwise
+    load the system's: another patch release than the standard library it then uses, whose
+    extension modules may not load (Debian's 3.11.2 refuses pyenv 3.11.7's `_ssl`)."""
+    import sysconfig
+
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED") or libdir in ("/usr/lib", "/usr/lib64", "/lib"):
+        return ""
+    return libdir if Path(libdir, sysconfig.get_config_var("INSTSONAME") or "").is_file() else ""
 
 
 def prepare_backends(cache_dir: Path) -> Path:
@@ -233,7 +247,8 @@ class ServerOptions:
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         if system_triton() is None:  # the wheel's binary needs the wheel's libraries
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), env.get("LD_LIBRARY_PATH")]))
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), own_libpython_dir(),
+                                                                   env.get("LD_LIBRARY_PATH")]))
         env[MODELS_DIR_ENV] = str(self.models_dir)
         env[DATA_DIR_ENV] = str(self.data_dir)
         if self.store is not None:
@@ -381,6 +396,10 @@ class TritonServer:
             if self.is_ready() and self._get("/v2/health/live") == 200 and self._all_settled():
                 self.ready_after_s = time.monotonic() - self.started_at
                 return self.ready_after_s
+            if self._all_settled():  # without the pipeline nothing works: say why now, not at the timeout
+                broken = self.model_states().get(P.PIPELINE, "")
+                if broken.startswith("UNAVAILABLE"):
+                    raise ServerError(f"the {P.PIPELINE} model did not load: {broken}")
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s")
 
