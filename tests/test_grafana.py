@@ -94,3 +94,8 @@ def test_panels_have_unique_ids_and_a_place(dashboard):
     for panel in panels(dashboard["panels"]):
         grid = panel["gridPos"]
         assert grid["w"] > 0 and grid["h"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+
+
+def test_the_deploy_readme_lists_every_metric():
+    readme = (DASHBOARD.parents[1] / "README.md").read_text()
+    assert [f.name for f in M.FAMILIES if f"`{f.name}" not in readme] == []
