@@ -70,8 +70,9 @@ class Pipeline:
             return list(self._open)
 
     def gauges(self) -> Gauges:
-        """What this pipeline holds now: live streams and viewers, and how far the busiest
-        stream is behind (audio waiting, transcripts waiting for their translation)."""
+        """What this pipeline holds now: live streams and viewers, the most audio waiting in
+        one stream, the transcripts of all streams still without their translation, and how
+        long the oldest of those has waited."""
         streams, viewers = self.admission.counts()
         loads = [stream.load() for stream in self.open_streams()]
         oldest = min((load.oldest_untranslated for load in loads if load.oldest_untranslated is not None),
