@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from livetranslate.metrics import NO_METRICS, Gauges, Metrics, Sampler
 from livetranslate.pipeline.guards import Admission, LlmBreaker, ServerFull, WhisperLoad
 from livetranslate.pipeline.messages import Chunk, LastChunk
 from livetranslate.pipeline.options import PipelineOptions, Shared
@@ -36,8 +37,8 @@ class Pipeline:
 
     def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions(), store=None,
                  clock: Callable[[], float] = time.monotonic,
-                 end_sequence: Callable[[int], None] | None = None):
-        self.stages, self.options, self.store = stages, options, store
+                 end_sequence: Callable[[int], None] | None = None, metrics: Metrics = NO_METRICS):
+        self.stages, self.options, self.store, self.metrics = stages, options, store, metrics
         # ends one of this model's own sequences in Triton (a drain, for clients that will not)
         self.end_sequence = end_sequence
         self.stopping = ""  # why new streams and viewers are refused: the server is stopping
@@ -45,13 +46,15 @@ class Pipeline:
         # Triton's shutdown waits for each one
         self.sequences: StreamTable[bool] = StreamTable(options.session_ttl_s, clock=clock)
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
-                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages))
-        self.admission = Admission(options.limits)
-        self.sessions = SessionKeeper(store) if store is not None else None
+                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages),
+                             metrics=metrics)
+        self.admission = Admission(options.limits, metrics)
+        self.sessions = SessionKeeper(store, metrics) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
         self._open_lock = threading.Lock()
+        self._sampler = Sampler(self.report_gauges, metrics.sample_every_s) if metrics.sample_every_s > 0 else None
 
     def _expired(self, stream_id: int, stream: Stream) -> None:
         """A stream idle past the TTL: its client vanished."""
@@ -67,10 +70,30 @@ class Pipeline:
         with self._open_lock:
             return list(self._open)
 
+    def gauges(self) -> Gauges:
+        """What this pipeline holds now: live streams and viewers, the most audio waiting in
+        one stream, the transcripts of all streams still without their translation, and how
+        long the oldest of those has waited."""
+        streams, viewers = self.admission.counts()
+        loads = [stream.load() for stream in self.open_streams()]
+        oldest = min((load.oldest_untranslated for load in loads if load.oldest_untranslated is not None),
+                     default=None)
+        return Gauges(streams, viewers,
+                      queued_audio_s=max((load.queued_audio_s for load in loads), default=0.0),
+                      translation_backlog=sum(load.untranslated for load in loads),
+                      translation_lag_s=0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
+                      llm_breaker_open=self.shared.breaker.is_open)
+
+    def report_gauges(self) -> None:
+        self.metrics.gauges(self.gauges())
+
     def shutdown(self, wait_s: float = 10.0) -> None:
         """The server stops: every live stream ends (its sequences ended, its session told),
         within `wait_s`; a stream whose worker is stuck in a call is closed without it."""
         self.drain("the server shut down", wait_s, end_sequences=False)
+        if self._sampler is not None:
+            self._sampler.stop()
+            self.report_gauges()
 
     def drain(self, reason: str = "the server is shutting down", wait_s: float = 10.0,
               end_sequences: bool = True) -> int:
@@ -167,6 +190,7 @@ class Pipeline:
                 self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
                 return
             if start and self.stopping:  # the stream is over before it began: say so with its end
+                self.admission.refused("stream", "draining")
                 reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=f"{self.stopping}: try again in a moment"))
                 reply.close()
                 return
@@ -174,6 +198,8 @@ class Pipeline:
                 try:
                     self._start(stream_id, get, end)
                 except (ServerFull, SessionBusy) as exc:  # over before it began: say so with its end
+                    if isinstance(exc, SessionBusy):
+                        self.admission.refused("stream", "session_elsewhere")
                     reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=str(exc)))
                     reply.close()
                     return

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from livetranslate.metrics import NO_METRICS, Metrics
 from livetranslate.protocol import ProtocolError
 
 
@@ -35,24 +36,31 @@ class ServerFull(ProtocolError):
 
 
 class Admission:
-    """Counts of live speaker streams and viewers, per session and in all."""
+    """Counts of live speaker streams and viewers, per session and in all, and of those
+    refused (in `metrics`, by reason)."""
 
-    def __init__(self, limits: Limits):
-        self.limits = limits
+    def __init__(self, limits: Limits, metrics: Metrics = NO_METRICS):
+        self.limits, self.metrics = limits, metrics
         self._lock = threading.Lock()
         self._streams: collections.Counter[str] = collections.Counter()
         self._viewers: collections.Counter[str] = collections.Counter()
 
     def _admit(self, counter: collections.Counter, session: str, most: int, most_per_session: int,
-               what: str) -> None:
+               what: str, kind: str) -> None:
         with self._lock:
             if sum(counter.values()) >= most:
+                self.refused(kind, "server_full")
                 raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
                                  f"try again later or use another server")
             if counter[session] >= most_per_session:
+                self.refused(kind, "session_full")
                 raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
                                  f"one session takes")
             counter[session] += 1
+
+    def refused(self, kind: str, reason: str) -> None:
+        """A speaker stream (`kind` "stream") or a viewer ("viewer") was turned away."""
+        self.metrics.refused(kind, reason)
 
     def _leave(self, counter: collections.Counter, session: str) -> None:
         with self._lock:
@@ -62,14 +70,14 @@ class Admission:
 
     def admit_stream(self, session: str) -> None:
         self._admit(self._streams, session, self.limits.max_streams, self.limits.max_streams_per_session,
-                    "speaker stream")
+                    "speaker stream", "stream")
 
     def stream_left(self, session: str) -> None:
         self._leave(self._streams, session)
 
     def admit_viewer(self, session: str) -> None:
         self._admit(self._viewers, session, self.limits.max_viewers, self.limits.max_viewers_per_session,
-                    "viewer")
+                    "viewer", "viewer")
 
     def viewer_left(self, session: str) -> None:
         self._leave(self._viewers, session)
@@ -143,6 +151,11 @@ class LlmBreaker:
         if left > 0:
             raise LlmUnavailable(f"the LLM did not answer {self.timeouts_to_open} calls in a row in time; "
                                  f"calls paused, next try in {left:.0f} s")
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._open_until > self._clock()
 
     def answered(self) -> None:
         with self._lock:

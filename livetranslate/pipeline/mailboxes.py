@@ -1,16 +1,22 @@
-"""Where messages wait for a stream's workers: the audio worker's inbox, and the partial
-worker's one-message mailbox. (The translation worker's is a plain queue.)"""
+"""Where messages wait for a stream's workers: the audio worker's inbox, the translation
+worker's inbox, and the partial worker's one-message mailbox. The inboxes also say how much
+waits in them (the pipeline's gauges: livetranslate.metrics)."""
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from typing import Generic, TypeVar
 
-from livetranslate.pipeline.messages import Abandon, Chunk, Idle, LastChunk, Stop
+from livetranslate.pipeline.messages import Abandon, Chunk, Idle, LastChunk, Stop, Translate
 from livetranslate.protocol import ProtocolError
 
 T = TypeVar("T")
+
+
+class TooFast(ProtocolError):
+    """A chunk refused: the stream sends far faster than it is processed."""
 
 
 class AudioInbox:
@@ -34,7 +40,7 @@ class AudioInbox:
                 return
             if isinstance(message, Chunk):
                 if not isinstance(message, LastChunk) and self._samples + len(message.audio) > self._most:
-                    raise ProtocolError(
+                    raise TooFast(
                         f"too much audio waiting ({self._samples / self._rate:.0f} s): this stream sends "
                         f"faster than the server works; wait for the replies of earlier chunks (the chunk "
                         f"was dropped)")
@@ -67,6 +73,37 @@ class AudioInbox:
 
     def waiting(self) -> bool:
         return not self._queue.empty()
+
+    @property
+    def queued_s(self) -> float:
+        """Seconds of audio waiting for the audio worker."""
+        with self._lock:
+            return self._samples / self._rate
+
+
+class TranslationInbox(queue.Queue):
+    """The translation worker's inbox. It also knows when each transcript not translated
+    yet (waiting, or the one in work) was handed over: how far the translations are behind."""
+
+    def _init(self, maxsize):  # queue.Queue's hooks, called under its mutex
+        super()._init(maxsize)
+        self._untranslated: collections.deque[float] = collections.deque()
+
+    def _put(self, item):
+        super()._put(item)
+        if isinstance(item, Translate):
+            self._untranslated.append(item.queued_at)
+
+    def translated(self) -> None:
+        """The worker is done with the oldest transcript (its translation went out or failed)."""
+        with self.mutex:
+            if self._untranslated:
+                self._untranslated.popleft()
+
+    def untranslated(self) -> tuple[int, float | None]:
+        """(transcripts not translated yet, when the oldest of them was handed over)."""
+        with self.mutex:
+            return len(self._untranslated), (self._untranslated[0] if self._untranslated else None)
 
 
 class Latest(Generic[T]):

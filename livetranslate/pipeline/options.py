@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from livetranslate.metrics import NO_METRICS, Metrics
 from livetranslate.pipeline.guards import Limits, LlmBreaker, WhisperLoad
 from livetranslate.pipeline.sessions import SegmentIds, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
@@ -48,6 +49,7 @@ class Shared:
     sequence_ids: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
     # the languages each session's viewers asked for: streams translate into those too
     languages: ViewerLanguages = field(default_factory=ViewerLanguages)
+    metrics: Metrics = NO_METRICS  # where latencies and refusals are reported
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
+from livetranslate.metrics import Metrics
 from livetranslate.protocol import Event
 
 
@@ -43,3 +44,18 @@ class SharedReply:
             last = self._holders == 0
         if last:
             self._reply.close()
+
+
+class MeteredReply:
+    """A reply that reports each event it sends (its latency: livetranslate.metrics). Every
+    event of a speaker stream goes out through one, so latencies are measured in one place."""
+
+    def __init__(self, reply: Reply, metrics: Metrics):
+        self._reply, self._metrics = reply, metrics
+
+    def send(self, event: Event) -> None:
+        self._reply.send(event)
+        self._metrics.sent(event)
+
+    def close(self) -> None:
+        self._reply.close()

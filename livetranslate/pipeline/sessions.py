@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Callable
 
+from livetranslate.metrics import NO_METRICS
 from livetranslate.pipeline.guards import ServerFull
 from livetranslate.pipeline.replies import Reply
 from livetranslate.protocol import Event, EventKind
@@ -93,8 +94,8 @@ class SessionKeeper:
     """Ends streams' parts in their sessions. A close the store could not write (a full disk)
     is tried again with each request until it is, so no session stays `live`."""
 
-    def __init__(self, store):
-        self.store = store
+    def __init__(self, store, metrics=NO_METRICS):
+        self.store, self.metrics = store, metrics
         self._unclosed: set[str] = set()
         self._lock = threading.Lock()
 
@@ -132,7 +133,8 @@ class SessionHandle:
         self._lock = threading.Lock()
 
     def record(self, event: Event) -> None:
-        self.store.append(self.name, event)
+        with self.keeper.metrics.storing(event.kind):
+            self.store.append(self.name, event)
         if event.kind == EventKind.TRANSCRIPT:
             self.store.sync_info(self.name)  # counts for `sessions list`
 
@@ -156,7 +158,8 @@ class SessionHandle:
             if abandoned and move_on and getattr(self.store, "shared", False):
                 self.store.handover(self.name, abandoned)
             elif abandoned and self.store.live_streams(self.name) <= 1:
-                self.store.append(self.name, Event(EventKind.END, end_s=end_s, error=abandoned))
+                with self.keeper.metrics.storing(EventKind.END):
+                    self.store.append(self.name, Event(EventKind.END, end_s=end_s, error=abandoned))
         except Exception as exc:
             log.error("session %s: storing its end failed: %s", self.name, exc)
         finally:

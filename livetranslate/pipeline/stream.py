@@ -16,14 +16,15 @@ once: the client's end, an abandon (client gone, replaced, server shutdown) and 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 from livetranslate.pipeline.messages import Abandon, Chunk
 from livetranslate.pipeline.options import PipelineOptions, Shared, StreamContext
+from livetranslate.pipeline.mailboxes import TooFast, TranslationInbox
 from livetranslate.pipeline.partials import Latest, PartialWorker
-from livetranslate.pipeline.replies import Reply, SharedReply
+from livetranslate.pipeline.replies import MeteredReply, Reply, SharedReply
 from livetranslate.pipeline.sessions import RecordingReply, SessionHandle
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.transcriber import AudioInbox, Transcriber
@@ -31,6 +32,13 @@ from livetranslate.pipeline.translator import Translator
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 log = logging.getLogger("livetranslate.pipeline")
+
+
+@dataclass(frozen=True)
+class StreamLoad:
+    queued_audio_s: float  # audio waiting for the audio worker
+    untranslated: int  # transcripts still without their translation
+    oldest_untranslated: float | None  # when the oldest of them was handed over (time.monotonic)
 
 
 class Stream:
@@ -51,7 +59,7 @@ class Stream:
         self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate,
                                  shared.clock)
         partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
-        jobs: queue.Queue | None = queue.Queue() if options.translate else None
+        self._jobs = jobs = TranslationInbox() if options.translate else None
         self._transcriber = Transcriber(ctx, self._inbox, partials, jobs)
         runs = [("stream", self._transcriber.run)]
         if jobs is not None:
@@ -74,10 +82,17 @@ class Stream:
         return self._released
 
     def reply_for(self, reply: Reply) -> Reply:
-        """A request's reply: with a stored session, each event is stored before it is sent."""
+        """A request's reply: each event sent is measured; with a stored session, each event is
+        stored before it is sent."""
+        reply = MeteredReply(reply, self._shared.metrics)
         if self._session is None:
             return reply
         return RecordingReply(reply, self._session, lambda: self.failure, self.fail)
+
+    def load(self) -> StreamLoad:
+        """What waits in this stream now, for the pipeline's gauges."""
+        backlog, oldest = self._jobs.untranslated() if self._jobs is not None else (0, None)
+        return StreamLoad(self._inbox.queued_s, backlog, oldest)
 
     def _for_viewers(self, event: Event) -> None:
         """Stores an event only the session's viewers get (a translation into a viewer's
@@ -93,7 +108,11 @@ class Stream:
     def submit(self, chunk: Chunk) -> None:
         """Queues a chunk (a LastChunk ends the stream); ProtocolError when the client sends
         far faster than the stream works."""
-        self._inbox.put(chunk)
+        try:
+            self._inbox.put(chunk)
+        except TooFast:
+            self._shared.metrics.refused("stream", "too_fast")
+            raise
 
     def abandon(self, reason: str, move_on: bool = False) -> None:
         """Stops the stream without a flush; its session stores an `end` saying why. With

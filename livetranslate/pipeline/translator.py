@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from livetranslate.enhance import Enhanced, Piece
+from livetranslate.pipeline.mailboxes import TranslationInbox
 from livetranslate.pipeline.messages import Abandon, Finish, KeepAlive, Silence, Translate
 from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.replies import SharedReply
@@ -51,7 +52,7 @@ class ForViewers:
 
 
 class Translator:
-    def __init__(self, ctx: StreamContext, inbox: queue.Queue):
+    def __init__(self, ctx: StreamContext, inbox: TranslationInbox):
         self._ctx, self._inbox = ctx, inbox
         self._llm_calls = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"llm-{ctx.stream_id}")
         self._enhance = EnhanceSequence(ctx.stages, ctx.sequence_id, ctx.options.target_language, ctx.shared.clock,
@@ -120,11 +121,15 @@ class Translator:
             self._enhance.source = source
         base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
         try:
-            text, error = self._in_time(self._ctx.stages.translate, t.text, source, target, "", options.glossary), ""
-        except Exception as exc:
-            text, error = "", f"translation failed: {exc}"
-        latency = (time.monotonic() - job.spoken_at) * 1000
-        job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, **base))
+            try:
+                text, error = self._in_time(self._ctx.stages.translate, t.text, source, target, "",
+                                            options.glossary), ""
+            except Exception as exc:
+                text, error = "", f"translation failed: {exc}"
+            latency = (time.monotonic() - job.spoken_at) * 1000
+            job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, **base))
+        finally:  # its enhanced window comes after: the transcript no longer waits for the LLM
+            self._inbox.translated()
         if self._ctx.record is not None:  # viewers' languages: after the speaker's own work
             for language in sorted(self._ctx.shared.languages.of(options.session) - {target, source}):
                 self._for_viewers.append(ForViewers(t, source, language, job.spoken_at))

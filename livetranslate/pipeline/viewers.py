@@ -91,6 +91,7 @@ class Viewers:
         if self.store is None:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
         if self.stopping:
+            self.admission.refused("viewer", "draining")
             reply.send(Event(EventKind.END, error=f"{self.stopping}: try again in a moment"))
             reply.close()
             return

@@ -8,6 +8,7 @@ from livetranslate.store import Hub, open_store
 from livetranslate.streaming import DecodeOptions
 from livetranslate.triton import glue
 from livetranslate.triton.bls import TritonStages, end_pipeline_sequence
+from livetranslate.triton.metrics import TritonMetrics
 from livetranslate.whisper import SpeechFilter
 
 
@@ -26,6 +27,7 @@ class TritonPythonModel:
         store = open_store(hub=Hub(), serving=True)  # local: one server per data directory; or Redis
         store.recover()  # sessions a crashed server left live
         store.prune(**retention(params))
+        self.metrics = TritonMetrics()  # on Triton's metrics endpoint, beside its own
         self.pipeline = Pipeline(
             TritonStages(),
             PipelineOptions(
@@ -55,10 +57,12 @@ class TritonPythonModel:
             ),
             store=store,
             end_sequence=end_pipeline_sequence,
+            metrics=self.metrics,
         )
 
     def finalize(self):
         self.pipeline.shutdown()  # every stream ends its sequences and stores its end
+        self.metrics.close()
         self.pipeline.store.shutdown()  # logs closed, the data directory's lock released
 
     def execute(self, requests):
