@@ -1,7 +1,9 @@
 """Durable per-session event log, and live fan-out to viewers; its read side is the
-`sessions` model's logic (model_repository/sessions).
+`sessions` model's logic (model_repository/sessions). Two stores, one interface: the local
+one below (the default: no extra service), and Redis shared by several servers
+(redis_store.py), chosen by `open_store`.
 
-Each session is `<data_dir>/<name>.jsonl`: a first line that names the session, then one event
+In the local store, each session is `<data_dir>/<name>.jsonl`: a first line that names the session, then one event
 per line, written and fsync'ed before the event is sent, so neither a crash of this process nor
 of the machine loses an event already sent. `<name>.meta.json` holds the metadata, replaced
 atomically and durably; it is rebuilt from the log when missing or corrupt. Lines are split on
