@@ -55,6 +55,9 @@ SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session t
 # BOOL [1], the launcher's only (internal token): before it stops the server, `pipeline` ends
 # every stream, viewer and sequence it holds, so that Triton finds nothing in flight
 DRAIN = "DRAIN"
+# FP32 [1], with DRAIN only: refuse new speakers and viewers at once, let the live streams run
+# this many seconds at most (less when the last one ends), then end everything as above
+DRAIN_GRACE_S = "DRAIN_GRACE_S"
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON
