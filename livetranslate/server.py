@@ -23,8 +23,8 @@ from typing import Callable
 
 from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
 from livetranslate.protocol import ADMIN_KEY_ENV as ADMIN_KEY_ENV_NAME
-from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S
 from livetranslate.protocol import API_KEY_ENV as API_KEY_ENV_NAME
+from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S
 from livetranslate.protocol import INTERNAL_TOKEN_ENV as INTERNAL_TOKEN_ENV_NAME
 from livetranslate.store import DATA_DIR_ENV, default_data_dir
 
@@ -430,7 +430,7 @@ class TritonServer:
         run for `grace_s` (less when the last one ends, or after hurry()), then to end
         everything it holds (viewers told why, streams moved on, every open sequence ended),
         so that Triton, which waits for open sequences when it stops, finds none. `say` gets
-        the pipeline's word that it refuses. True when it answered in time."""
+        the pipeline's word that it refuses. True when it drained in time."""
         import queue
 
         import numpy as np
@@ -445,7 +445,8 @@ class TritonServer:
             client = grpcclient.InferenceServerClient(self.grpc_url, **self._tls_client_options())
         except Exception:
             return False
-        sent = answered = 0
+        sent = answered = 0  # requests sent; their last answers (`end`, or an `error`)
+        failed = False
 
         def send(grace: float) -> None:
             nonlocal sent
@@ -475,18 +476,21 @@ class TritonServer:
                 if isinstance(answer, Exception):
                     break
                 event = Event.from_tensors(answer.as_numpy)
-                if event.kind == EventKind.END:
+                if event.kind in (EventKind.END, EventKind.ERROR):
                     answered += 1
-                elif event.text:
+                    failed = failed or event.kind == EventKind.ERROR or bool(event.error)
+                if event.kind == EventKind.ERROR:
+                    say(f"the drain failed: {event.text}")
+                elif event.kind == EventKind.PARTIAL:
                     say(event.text)
-        except Exception:
-            pass
-        drained = sent > 0 and answered == sent
+        except Exception:  # the server went away or answered nonsense: not drained
+            failed = True
+        answered_all = sent > 0 and answered == sent
         # a request cancelled after its last answer stays unreleased in Triton 2.51 (and
         # `pipeline` could not unload): close the stream normally when it answered
-        client.stop_stream(cancel_requests=not drained)
+        client.stop_stream(cancel_requests=not answered_all)
         client.close()
-        return drained
+        return answered_all and not failed
 
     def _tls_client_options(self) -> dict:
         """How the launcher itself reaches a TLS server: trusting its own certificate, under

@@ -269,3 +269,17 @@ def test_serve_refuses_a_taken_health_port_in_plain_words():
     assert f"cannot serve health on 127.0.0.1:{taken.port}" in result.stderr
     assert "choose another --health-port" in result.stderr
 
+
+
+def test_a_refused_drain_is_reported_at_once_not_waited_for(fake_grpc):
+    """A pipeline that refuses the drain (a wrong internal token) answers with an error: the
+    launcher says so and goes on to stop Triton, without waiting out grace and timeout."""
+    pipeline, _, _, clients = fake_grpc
+    server = launcher(60.0)
+    server.options.internal_token = "not-the-launchers"
+    said: list[str] = []
+    began = time.monotonic()
+    assert server.drain(60.0, say=said.append) is False
+    assert time.monotonic() - began < 5 and not pipeline.stopping
+    assert said == ["the drain failed: DRAIN is for the server's own launcher"]
+    assert clients[0].stopped is False  # it was answered: the stream closes normally
