@@ -14,6 +14,7 @@ import click
 
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError
+from livetranslate.health import HEALTH_PORT_ENV
 from livetranslate.protocol import Event, EventKind, SessionOptions
 from livetranslate.store import STORE_ENV
 from livetranslate.textview import SentenceTranslations, clock, combined_label, end_line, segments_label
@@ -147,13 +148,15 @@ def _start(server) -> None:
             click.echo(f"warning: model {name} is not available: {states.get(name) or 'not loaded'}{where}", err=True)
 
 
-def _addresses(server) -> None:
+def _addresses(server, health=None) -> None:
     """Where clients reach a started server, and how to stop it."""
     o, host = server.options, server.connect_host
     click.echo(f"  gRPC     {host}:{o.grpc_port}   clients: livetranslate stream FILE --url {host}:{o.grpc_port}"
                + (" --tls" if o.tls_cert else ""), err=True)
     click.echo(f"  HTTP     http://{host}:{o.http_port}", err=True)
     click.echo(f"  metrics  http://{host}:{o.metrics_port}/metrics", err=True)
+    if health is not None:
+        click.echo(f"  health   http://{host}:{health.port}/ready", err=True)
     if host != o.host:
         click.echo(f"  (listening on {o.host}: every interface)", err=True)
     click.echo("Ctrl-C (or SIGTERM) stops it", err=True)
@@ -176,29 +179,68 @@ def _addresses(server) -> None:
 @click.option("--log-file", envvar=TRITON_LOG_ENV, default=None, metavar="PATH",
               help="where Triton's own log goes (default: ~/.local/state/livetranslate/triton-GRPC_PORT.log; "
                    f"'-': this terminal, e.g. in a container; or ${TRITON_LOG_ENV})")
-def serve(tls_cert, tls_key, retention_days, retention_max_mb, log_file, **kw):
-    """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly.
+@click.option("--drain-grace-s", envvar=P.DRAIN_GRACE_ENV, type=click.FloatRange(min=0),
+              default=P.DEFAULT_DRAIN_GRACE_S, show_default=True,
+              help="on Ctrl-C or SIGTERM: new speakers and viewers are refused at once, the live streams get this "
+                   "many seconds to end before they are ended (a second Ctrl-C ends them now); with several "
+                   f"servers sharing a store they go on on another one (or ${P.DRAIN_GRACE_ENV})")
+@click.option("--health-port", envvar=HEALTH_PORT_ENV, type=click.IntRange(1, 65535), default=None,
+              help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
+                   f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})")
+def serve(tls_cert, tls_key, retention_days, retention_max_mb, log_file, drain_grace_s, health_port, **kw):
+    """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
+    new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
+    from livetranslate.server import stop_bound_s
+
     server = _make_server(**kw)
     server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
+    server.options.drain_grace_s = drain_grace_s
     for name, value in (("DAYS", retention_days), ("MAX_MB", retention_max_mb)):
         if value is not None:
             server.options.env[f"LIVETRANSLATE_RETENTION_{name}"] = str(value)
     if log_file != "-":
         _log_to_file(server, Path(log_file) if log_file else None)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:  # a SIGTERM while Triton is still starting stops it too
+    health = _health(server, health_port) if health_port else None
+    stopping = []
+
+    def on_signal(*_):
+        if stopping:  # the second one: end the grace now (the stop stays bounded either way)
+            server.hurry()
+            return
+        stopping.append(True)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:  # a signal while Triton is still starting stops it too
         _start(server)
-        _addresses(server)
+        _addresses(server, health)
         while server.process.poll() is None:
             time.sleep(0.5)
         raise click.ClickException(server.exit_message("unexpectedly"))
     except KeyboardInterrupt:
-        click.echo("stopping Triton ...", err=True)
-        took = server.stop()
+        server.draining = True  # not ready from here on, before anything else
+        bound = stop_bound_s(drain_grace_s, server.options.exit_timeout_s)
+        click.echo(f"stopping Triton (within {bound:.0f} s) ...", err=True)
+        took = server.stop(say=lambda text: click.echo(f"  {text} (Ctrl-C again: now)", err=True))
         click.echo(f"stopped in {took:.1f} s", err=True)
     finally:
         server.stop()
+        if health is not None:
+            health.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _health(server, port: int):
+    """The launcher's /ready and /live, bound where Triton's ports are (--host)."""
+    from livetranslate.health import HealthServer
+
+    try:
+        return HealthServer(server.options.host, port, server.readiness).start()
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve health on {server.options.host}:{port}: {exc.strerror or exc} "
+                                   f"(is another server running? choose another --health-port)")
 
 
 # --- streaming ------------------------------------------------------------------------

@@ -55,6 +55,15 @@ SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session t
 # BOOL [1], the launcher's only (internal token): before it stops the server, `pipeline` ends
 # every stream, viewer and sequence it holds, so that Triton finds nothing in flight
 DRAIN = "DRAIN"
+# FP32 [1], with DRAIN only: refuse new speakers and viewers at once, let the live streams run
+# this many seconds at most (less when the last one ends), then end everything as above
+DRAIN_GRACE_S = "DRAIN_GRACE_S"
+# `serve`'s grace (--drain-grace-s). Small by default: on one machine there is no other
+# server for the streams to move on to, and whoever pressed Ctrl-C wants it gone; it covers a
+# client's own end in flight (the open utterance's flush). With several replicas (Kubernetes)
+# give it more: streams that end on their own do so, the rest move on to another replica.
+DEFAULT_DRAIN_GRACE_S = 3.0
+DRAIN_GRACE_ENV = "LIVETRANSLATE_DRAIN_GRACE_S"
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON

@@ -13,16 +13,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from livetranslate import protocol as P
 from livetranslate.models import LLM_ENV, MODELS_DIR_ENV, default_models_dir
 from livetranslate.protocol import ADMIN_KEY_ENV as ADMIN_KEY_ENV_NAME
 from livetranslate.protocol import API_KEY_ENV as API_KEY_ENV_NAME
+from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S
 from livetranslate.protocol import INTERNAL_TOKEN_ENV as INTERNAL_TOKEN_ENV_NAME
 from livetranslate.store import DATA_DIR_ENV, STORE_ENV, default_data_dir
 
@@ -49,8 +52,21 @@ ENTRY_MODEL = "pipeline"
 CLIENT_APIS = "inference,metadata"
 ADMIN_APIS = "model-repository,model-config,shared-memory,statistics,trace,logging"
 LOOPBACK = "127.0.0.1"
+# the launcher's drain requests: sequence ids no client uses (each request starts and ends its own)
+DRAIN_SEQUENCE_ID = 2**63 - 1
 # Placeholders in tritonserver's arguments that hide_secrets.so fills from the environment.
 SECRET_ENV_PREFIX = "LT_SECRET_"
+# The launcher waits this long past the grace for the drain's answer (the pipeline's own
+# wait for busy streams, dispatch.DRAIN_WAIT_S, plus ending the sequences)
+DRAIN_TIMEOUT_S = 15.0
+# ... and this long past Triton's exit timeout for Triton to exit before it kills it
+EXIT_MARGIN_S = 5.0
+
+
+def stop_bound_s(drain_grace_s: float, exit_timeout_s: float) -> float:
+    """The longest `TritonServer.stop` takes: the grace, the drain, Triton's exit. A
+    supervisor's own stop timeout (Kubernetes' terminationGracePeriodSeconds) must exceed it."""
+    return drain_grace_s + DRAIN_TIMEOUT_S + exit_timeout_s + EXIT_MARGIN_S
 
 
 def is_loopback(host: str) -> bool:
@@ -161,6 +177,9 @@ class ServerOptions:
     # Triton waits this long at most for open sequences and unloading models when it stops;
     # `stop` drains `pipeline` first, so normally nothing is left to wait for
     exit_timeout_s: int = 10
+    # on stop, new speakers and viewers are refused at once and the live streams get this
+    # long to end on their own before they are ended (and moved on, with a shared store)
+    drain_grace_s: float = DEFAULT_DRAIN_GRACE_S
     llm: str | None = None  # a model name from `livetranslate models list` or a GGUF path
     tls_cert: Path | None = None  # gRPC TLS: server certificate and key (PEM)
     tls_key: Path | None = None
@@ -275,6 +294,8 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
         self.ready_after_s: float | None = None
+        self.draining = False  # stop() has begun: not ready for new clients any more
+        self._hurry = threading.Event()  # end the drain's grace now
 
     @property
     def connect_host(self) -> str:
@@ -351,6 +372,24 @@ class TritonServer:
     def is_ready(self) -> bool:
         return self._get(f"/v2/models/{ENTRY_MODEL}/ready") == 200
 
+    def readiness(self) -> tuple[bool, str]:
+        """Whether this server takes new clients, and why not: a load balancer's question.
+        Triton's own readiness stays true while the server drains; this one does not."""
+        if self.draining:
+            return False, "draining: this server is shutting down"
+        if self.process is None or self.process.poll() is not None:
+            return False, "tritonserver is not running"
+        if self.ready_after_s is None:
+            return False, "starting: the models are loading"
+        if not self.is_ready():
+            return False, f"the {ENTRY_MODEL} model is not ready"
+        return True, "ready"
+
+    def hurry(self) -> None:
+        """Ends a stop's grace now (a second Ctrl-C or SIGTERM): the live streams are ended
+        (moved on) without waiting for them."""
+        self._hurry.set()
+
     def model_states(self) -> dict[str, str]:
         """READY / UNAVAILABLE (with the reason) for each model, from the repository index."""
         import json
@@ -408,16 +447,20 @@ class TritonServer:
         states = self.model_states()
         return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
-    def drain(self, timeout_s: float = 15.0) -> bool:
-        """Asks `pipeline` to end everything it holds (speakers and viewers told why, every
-        open sequence ended), so that Triton, which waits for open sequences when it stops,
-        finds none. True when it answered in time."""
+    def drain(self, grace_s: float = 0.0, timeout_s: float = DRAIN_TIMEOUT_S,
+              say: Callable[[str], None] = lambda _: None) -> bool:
+        """Asks `pipeline` to refuse new speakers and viewers at once, to let the live streams
+        run for `grace_s` (less when the last one ends, or after hurry()), then to end
+        everything it holds (viewers told why, streams moved on, every open sequence ended),
+        so that Triton, which waits for open sequences when it stops, finds none. `say` gets
+        the pipeline's word that it refuses. True when it drained in time."""
         import queue
 
         import numpy as np
         import tritonclient.grpc as grpcclient
 
-        from livetranslate.protocol import AUDIO, DRAIN, GRPC_API_KEY_HEADER, INTERNAL_PARAMETER, PIPELINE
+        from livetranslate.protocol import (AUDIO, DRAIN, DRAIN_GRACE_S, GRPC_API_KEY_HEADER, INTERNAL_PARAMETER,
+                                            PIPELINE, Event, EventKind)
 
         answers: queue.Queue = queue.Queue()
         headers = {GRPC_API_KEY_HEADER: self.options.api_key} if self.options.api_key else None
@@ -425,22 +468,52 @@ class TritonServer:
             client = grpcclient.InferenceServerClient(self.grpc_url, **self._tls_client_options())
         except Exception:
             return False
-        try:
-            client.start_stream(callback=lambda result, error: answers.put(error or result), headers=headers)
-            inputs = [grpcclient.InferInput(AUDIO, [0], "INT16"), grpcclient.InferInput(DRAIN, [1], "BOOL")]
+        sent = answered = 0  # requests sent; their last answers (`end`, or an `error`)
+        failed = False
+
+        def send(grace: float) -> None:
+            nonlocal sent
+            inputs = [grpcclient.InferInput(AUDIO, [0], "INT16"), grpcclient.InferInput(DRAIN, [1], "BOOL"),
+                      grpcclient.InferInput(DRAIN_GRACE_S, [1], "FP32")]
             inputs[0].set_data_from_numpy(np.zeros(0, np.int16))
             inputs[1].set_data_from_numpy(np.array([True]))
-            client.async_stream_infer(PIPELINE, inputs, sequence_id=2**63 - 1, sequence_start=True, sequence_end=True,
-                                      parameters={INTERNAL_PARAMETER: self.options.internal_token})
-            answer = answers.get(timeout=timeout_s)
-            drained = not isinstance(answer, Exception)
-        except Exception:
-            drained = False
+            inputs[2].set_data_from_numpy(np.array([grace], np.float32))
+            client.async_stream_infer(PIPELINE, inputs, sequence_id=DRAIN_SEQUENCE_ID - sent, sequence_start=True,
+                                      sequence_end=True, parameters={INTERNAL_PARAMETER: self.options.internal_token})
+            sent += 1
+
+        deadline = time.monotonic() + grace_s + timeout_s
+        try:
+            client.start_stream(callback=lambda result, error: answers.put(error or result), headers=headers)
+            send(grace_s)
+            while answered < sent:
+                if self._hurry.is_set() and sent == 1:  # a drain without grace cuts the first one's short
+                    send(0.0)
+                    deadline = min(deadline, time.monotonic() + timeout_s)
+                try:
+                    answer = answers.get(timeout=max(0.0, min(0.2, deadline - time.monotonic())))
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        break
+                    continue
+                if isinstance(answer, Exception):
+                    break
+                event = Event.from_tensors(answer.as_numpy)
+                if event.kind in (EventKind.END, EventKind.ERROR):
+                    answered += 1
+                    failed = failed or event.kind == EventKind.ERROR or bool(event.error)
+                if event.kind == EventKind.ERROR:
+                    say(f"the drain failed: {event.text}")
+                elif event.kind == EventKind.PARTIAL:
+                    say(event.text)
+        except Exception:  # the server went away or answered nonsense: not drained
+            failed = True
+        answered_all = sent > 0 and answered == sent
         # a request cancelled after its last answer stays unreleased in Triton 2.51 (and
         # `pipeline` could not unload): close the stream normally when it answered
-        client.stop_stream(cancel_requests=not drained)
+        client.stop_stream(cancel_requests=not answered_all)
         client.close()
-        return drained
+        return answered_all and not failed
 
     def _tls_client_options(self) -> dict:
         """How the launcher itself reaches a TLS server: trusting its own certificate, under
@@ -457,19 +530,21 @@ class TritonServer:
             options["channel_args"] = [("grpc.ssl_target_name_override", names[0])]
         return options
 
-    def stop(self, timeout_s: float = 30.0) -> float:
-        """Drains `pipeline` (when the server got ready), then SIGTERM (Triton unloads the
-        models and exits), SIGKILL after `timeout_s`; the seconds it took."""
+    def stop(self, timeout_s: float = 30.0, say: Callable[[str], None] = lambda _: None) -> float:
+        """Drains `pipeline` (when the server got ready: new clients refused at once, the
+        live streams given the grace), then SIGTERM (Triton unloads the models and exits),
+        SIGKILL after `timeout_s`; the seconds it took. At most stop_bound_s()."""
+        self.draining = True
         if self.process is None or self.process.poll() is not None:
             return 0.0
         began = time.monotonic()
         if self.ready_after_s is not None:
-            self.drain()
+            self.drain(self.options.drain_grace_s, say=say)
         self.process.send_signal(signal.SIGTERM)
         try:
             # past its exit timeout Triton says it exits "immediately" but may still wait
             # for a model that could not unload (a client that keeps a finished stream open)
-            self.process.wait(min(timeout_s, self.options.exit_timeout_s + 5))
+            self.process.wait(min(timeout_s, self.options.exit_timeout_s + EXIT_MARGIN_S))
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

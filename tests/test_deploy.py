@@ -1,9 +1,11 @@
-"""The Dockerfile passes hadolint and checkov; the Kubernetes manifests of both overlays
+"""The Dockerfile passes hadolint and checkov; the Kubernetes manifests of every overlay
 validate against the Kubernetes schemas, pass checkov, and say what the deployment policy
-says (keys from Secrets, TLS, NetworkPolicies, a locked-down pod), offline. Overlays are
-rendered here by a small kustomize subset (resources, components, namespace, labels,
-strategic-merge patches by kind and name, lists of named items merged by their key): no
-kubectl, no network."""
+says (keys from Secrets, TLS, NetworkPolicies, a locked-down pod, a stop that fits the pod's
+termination grace), offline. Overlays are rendered here by a small kustomize subset
+(resources, components, namespace, labels, strategic-merge patches by kind and name, lists of
+named items merged by their key, null deleting a field, `$patch: delete` deleting a
+resource): no kubectl, no network. KEDA's ScaledObject has no schema here: its structure is
+checked by hand."""
 
 import copy
 import json
@@ -20,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = ("cpu", "gpu")
+OVERLAYS = ("cpu", "gpu", "replicas")  # replicas: N Triton pods sharing sessions through Redis
 KUBERNETES_VERSION = "1.30.0"
 NAMESPACE = "livetranslate"
 
@@ -95,7 +97,10 @@ def _merge(base, patch, field=""):
     if isinstance(base, dict) and isinstance(patch, dict):
         merged = dict(base)
         for key, value in patch.items():
-            merged[key] = _merge(base[key], value, key) if key in base else copy.deepcopy(value)
+            if value is None:  # strategic merge: null deletes the field
+                merged.pop(key, None)
+            else:
+                merged[key] = _merge(base[key], value, key) if key in base else copy.deepcopy(value)
         return merged
     key = MERGE_KEYS.get(field, "name")
     if isinstance(base, list) and isinstance(patch, list) and all(isinstance(i, dict) and key in i
@@ -113,11 +118,14 @@ def _merge(base, patch, field=""):
 
 def _patch(docs: list[dict], folder: Path, kustomization: dict) -> None:
     for patch in kustomization.get("patches", []):
-        change = yaml.safe_load((folder / patch["path"]).read_text())
-        targets = [i for i, d in enumerate(docs)
-                   if d["kind"] == change["kind"] and d["metadata"]["name"] == change["metadata"]["name"]]
-        assert len(targets) == 1, f"patch {patch['path']} matches {len(targets)} resources"
-        docs[targets[0]] = _merge(docs[targets[0]], change)
+        for change in [c for c in yaml.safe_load_all((folder / patch["path"]).read_text()) if c]:
+            targets = [i for i, d in enumerate(docs)
+                       if d["kind"] == change["kind"] and d["metadata"]["name"] == change["metadata"]["name"]]
+            assert len(targets) == 1, f"patch {patch['path']} matches {len(targets)} resources"
+            if change.get("$patch") == "delete":
+                del docs[targets[0]]
+            else:
+                docs[targets[0]] = _merge(docs[targets[0]], change)
 
 
 def render(folder: Path) -> list[dict]:
@@ -156,8 +164,11 @@ def by_kind(docs, kind):
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+
+
 def pod_specs(docs) -> dict[str, dict]:
-    return {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")}
+    return {d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in WORKLOADS}
 
 
 def example_secrets() -> list[dict]:
@@ -170,6 +181,8 @@ def test_manifests_validate_against_the_kubernetes_schemas(overlay):
     _, docs = overlay
     assert docs
     for doc in docs + example_secrets():
+        if doc["apiVersion"].startswith("keda.sh/"):  # a CRD: test_keda_scales_triton_on_live_streams_per_replica
+            continue
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
@@ -186,23 +199,46 @@ def test_one_triton_pod_with_probes_metrics_and_a_locked_down_container(overlay)
     name, docs = overlay
     deployment = by_kind(docs, "Deployment")["livetranslate-triton"]
     # gpu: scaled to 1 once the engine-build Job is complete (both want the one GPU)
-    assert deployment["spec"]["replicas"] == (0 if name == "gpu" else 1)
+    assert deployment["spec"]["replicas"] == {"gpu": 0, "replicas": 2}.get(name, 1)
     pod = deployment["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == "8002"
     (triton,) = pod["spec"]["containers"]
-    assert {p["containerPort"] for p in triton["ports"]} == {8000, 8001, 8002}
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/models/pipeline/ready"
+    assert {p["containerPort"] for p in triton["ports"]} == {8000, 8001, 8002, 8003}
     startup = triton["startupProbe"]
     assert startup["httpGet"]["path"] == "/v2/models/pipeline/ready"
     assert startup["periodSeconds"] * startup["failureThreshold"] >= (1200 if name == "gpu" else 600)
     assert triton["resources"]["requests"] and triton["resources"]["limits"]
-    assert triton["args"] == ["--profile", name]
+    assert triton["args"] == ["--profile", "gpu" if name == "gpu" else "cpu"]
     gpus = triton["resources"]["limits"].get("nvidia.com/gpu")
     assert (gpus == "1") if name == "gpu" else gpus is None
     claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v}
     assert claims <= set(by_kind(docs, "PersistentVolumeClaim"))
     service = by_kind(docs, "Service")["livetranslate-triton"]
     assert {p["port"] for p in service["spec"]["ports"]} == {8000, 8001, 8002}
+
+
+def test_readiness_asks_the_launcher_which_says_no_as_soon_as_the_pod_stops(overlay):
+    """Triton's own readiness stays true while it drains; the launcher's /ready does not. And
+    the pod's termination grace outlasts the launcher's longest stop (grace, drain, exit)."""
+    from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S, DRAIN_GRACE_ENV
+    from livetranslate.health import HEALTH_PORT_ENV
+    from livetranslate.server import ServerOptions, stop_bound_s
+
+    name, docs = overlay
+    spec = pod_specs(docs)["livetranslate-triton"]
+    (triton,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in triton["env"]}
+    ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
+    assert ports["health"] == int(env[HEALTH_PORT_ENV])
+    readiness = triton["readinessProbe"]
+    assert readiness["httpGet"] == {"path": "/ready", "port": "health"}
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] <= 10
+    grace = float(env.get(DRAIN_GRACE_ENV) or DEFAULT_DRAIN_GRACE_S)
+    assert grace == (20.0 if name == "replicas" else DEFAULT_DRAIN_GRACE_S)
+    assert "--drain-grace-s" not in " ".join(triton["command"] + triton.get("args", []))  # one place: the env
+    assert spec["terminationGracePeriodSeconds"] > stop_bound_s(grace, ServerOptions().exit_timeout_s)
+    service = by_kind(docs, "Service")["livetranslate-triton"]
+    assert 8003 not in {p["port"] for p in service["spec"]["ports"]}  # the kubelet's, not the clients'
 
 
 def test_a_wedged_pipeline_restarts_the_pod(overlay):
@@ -261,7 +297,7 @@ def test_models_read_only_for_triton_and_written_only_by_the_engine_build(overla
     (triton,) = pod_specs(docs)["livetranslate-triton"]["containers"]
     mounts = {m["mountPath"]: m for m in triton["volumeMounts"]}
     assert mounts["/models"]["readOnly"] is True
-    assert not mounts["/data"].get("readOnly")  # session transcripts
+    assert not mounts["/data"].get("readOnly")  # session transcripts (the replicas': scratch)
     if name == "gpu":
         (build,) = pod_specs(docs)["livetranslate-engine-build"]["containers"]
         assert not {m["mountPath"]: m for m in build["volumeMounts"]}["/models"].get("readOnly")
@@ -321,6 +357,118 @@ def test_the_gpu_overlay_builds_the_engines_in_a_job_on_the_same_volume():
     assert not by_kind(render(K8S / "overlays" / "cpu"), "Job")
 
 
+# --- the replicas overlay: N Triton pods, sessions in Redis -----------------------------------
+@pytest.fixture(scope="module")
+def replicas():
+    return render(K8S / "overlays" / "replicas")
+
+
+def test_replicas_share_their_sessions_through_redis_and_no_volume(replicas):
+    deployment = by_kind(replicas, "Deployment")["livetranslate-triton"]
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    spec = deployment["spec"]["template"]["spec"]
+    # several pods on several nodes: no ReadWriteOnce claim among them, none left over
+    assert not [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
+    assert not by_kind(replicas, "PersistentVolumeClaim")
+    (triton,) = spec["containers"]
+    assert _secret_env(triton)["LIVETRANSLATE_STORE"] == {"name": "livetranslate-store", "key": "url"}
+    example = {d["metadata"]["name"]: d["stringData"] for d in example_secrets()}["livetranslate-store"]
+    assert set(example) == {"url", "redis-password"}
+    assert example["url"].startswith("redis://") and "@livetranslate-redis:6379/" in example["url"]
+    assert spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == \
+        deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_redis_keeps_every_write_on_its_own_volume_before_it_answers(replicas):
+    """The store sends an event only once it is stored: Redis must fsync each write."""
+    redis = by_kind(replicas, "StatefulSet")["livetranslate-redis"]
+    spec = redis["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    config = by_kind(replicas, "ConfigMap")["livetranslate-redis"]["data"]["redis.conf"]
+    settings = dict(line.split(None, 1) for line in config.splitlines() if line and not line.startswith("#"))
+    assert settings["appendonly"] == "yes" and settings["appendfsync"] == "always"
+    assert settings["maxmemory-policy"] == "noeviction" and settings["dir"] == "/data"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes[mounts["/etc/redis"]["name"]]["configMap"]["name"] == "livetranslate-redis"
+    assert "redis-server /etc/redis/redis.conf" in " ".join(container["command"])
+    (claim,) = redis["spec"]["volumeClaimTemplates"]
+    assert mounts["/data"]["name"] == claim["metadata"]["name"] and claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert _secret_env(container)["REDIS_PASSWORD"] == {"name": "livetranslate-store", "key": "redis-password"}
+    assert "$REDIS_PASSWORD" in container["command"][-1] and "REPLACE" not in json.dumps(redis)
+    service = by_kind(replicas, "Service")["livetranslate-redis"]
+    assert redis["spec"]["serviceName"] == "livetranslate-redis"
+    assert service["spec"]["selector"] == redis["spec"]["selector"]["matchLabels"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [6379]
+
+
+def test_only_triton_reaches_redis(replicas):
+    triton, redis, dashboard = _pod(replicas, "triton"), _pod(replicas, "redis"), _pod(replicas, "dashboard")
+    monitoring = _pod(replicas, namespace="monitoring", labels={"app": "prometheus"})
+    monitoring["namespace_labels"]["livetranslate-metrics"] = "true"
+    ingress = _pod(replicas, namespace="ingress-nginx", labels={"app.kubernetes.io/name": "ingress-nginx"})
+    ingress["namespace_labels"]["livetranslate-ingress"] = "true"
+    stranger = _pod(replicas, labels={"app": "something-else"})
+    elsewhere = _pod(replicas, namespace="default", labels={"app": "web"})
+    assert allowed(replicas, triton, redis, 6379)
+    assert allowed(replicas, triton, {"ip": "10.96.0.10"}, 53, "UDP")  # the Service's name
+    for who in (dashboard, monitoring, ingress, stranger, elsewhere, {"ip": "203.0.113.7"}):
+        assert not allowed(replicas, who, redis, 6379), who
+    assert not allowed(replicas, triton, redis, 6380)
+    assert not allowed(replicas, triton, {"ip": "203.0.113.7"}, 443)  # Triton still reaches nothing else
+    for target, port in ((triton, 8001), ({"ip": "203.0.113.7"}, 443), ({"ip": "10.96.0.10"}, 53)):
+        assert not allowed(replicas, redis, target, port, "UDP" if port == 53 else "TCP"), target
+
+
+def test_voluntary_disruptions_take_one_triton_replica_at_a_time(replicas):
+    (budget,) = by_kind(replicas, "PodDisruptionBudget").values()
+    assert budget["apiVersion"] == "policy/v1" and budget["spec"]["maxUnavailable"] == 1
+    template = by_kind(replicas, "Deployment")["livetranslate-triton"]["spec"]["template"]
+    assert _matches(budget["spec"]["selector"], template["metadata"]["labels"])
+    assert not _matches(budget["spec"]["selector"], _pod(replicas, "redis")["pod"])
+    scaled = by_kind(replicas, "ScaledObject")["livetranslate-triton"]
+    assert scaled["spec"]["minReplicaCount"] > budget["spec"]["maxUnavailable"]  # one always serves
+
+
+# KEDA 2's ScaledObject (keda.sh/v1alpha1), the fields used or allowed here; its metadata
+# values are strings (map[string]string): a number there is refused by KEDA's admission
+SCALED_OBJECT_SPEC = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod",
+                      "idleReplicaCount", "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers"}
+TRIGGER = {"type", "name", "metadata", "metricType", "useCachedMetrics", "authenticationRef"}
+PROMETHEUS_METADATA = {"serverAddress", "query", "threshold", "activationThreshold", "namespace", "customHeaders",
+                       "ignoreNullValues", "queryParameters", "unsafeSsl", "authModes"}
+
+
+def test_keda_scales_triton_on_live_streams_per_replica(replicas):
+    scaled = by_kind(replicas, "ScaledObject")["livetranslate-triton"]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["metadata"]["namespace"] == NAMESPACE
+    spec = scaled["spec"]
+    assert set(spec) <= SCALED_OBJECT_SPEC, set(spec) - SCALED_OBJECT_SPEC
+    target = spec["scaleTargetRef"]
+    assert target["name"] in by_kind(replicas, "Deployment") and target.get("kind", "Deployment") == "Deployment"
+    assert target["name"] == "livetranslate-triton"
+    assert 2 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    for key in ("pollingInterval", "cooldownPeriod", "minReplicaCount", "maxReplicaCount"):
+        assert isinstance(spec[key], int), key
+    (trigger,) = spec["triggers"]
+    assert set(trigger) <= TRIGGER and trigger["type"] == "prometheus"
+    metadata = trigger["metadata"]
+    assert set(metadata) <= PROMETHEUS_METADATA and {"serverAddress", "query", "threshold"} <= set(metadata)
+    assert all(isinstance(v, str) for v in metadata.values()), metadata
+    assert re.fullmatch(r"https?://[\w.-]+(:\d+)?", metadata["serverAddress"])
+    # the average of the live streams over the replicas, held near the threshold (metricType Value)
+    assert re.fullmatch(r'avg\(livetranslate_active_streams\{namespace="livetranslate"\}\)', metadata["query"])
+    assert trigger["metricType"] == "Value"
+    threshold = float(metadata["threshold"])
+    max_streams = int(re.search(r'key: "max_streams", value: \{ string_value: "(\d+)"',
+                                (ROOT / "model_repository" / "pipeline" / "config.pbtxt").read_text()).group(1))
+    assert 0 < threshold < max_streams  # scaled out before a replica turns speakers away
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    assert behavior["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+
+
 # --- NetworkPolicy, evaluated ------------------------------------------------------------------
 def _matches(selector: dict, labels: dict) -> bool:
     assert set(selector) <= {"matchLabels"}, "only matchLabels is evaluated here"
@@ -368,7 +516,7 @@ def allowed(docs, source: dict, target: dict, port: int, protocol: str = "TCP") 
 def _pod(docs, component: str | None = None, namespace: str = NAMESPACE, labels: dict | None = None):
     if component:
         (labels,) = [s["metadata"]["labels"] for s in (d["spec"]["template"] for d in docs
-                                                        if d["kind"] in ("Deployment", "Job"))
+                                                        if d["kind"] in WORKLOADS)
                      if s["metadata"]["labels"].get("app.kubernetes.io/component") == component]
     namespace_labels = {"kubernetes.io/metadata.name": namespace}
     if namespace == NAMESPACE:
@@ -406,7 +554,9 @@ def test_network_policies_let_in_only_what_they_should(overlay):
     assert allowed(docs, dashboard, {"ip": "10.96.0.10"}, 53, "UDP")
     assert not allowed(docs, dashboard, internet, 443)
     assert not allowed(docs, dashboard, elsewhere, 8080)
-    for target, port in ((internet, 443), (elsewhere, 8080), (dashboard, 8501), ({"ip": "10.96.0.10"}, 53)):
+    dns = ({"ip": "10.96.0.10"}, 53)
+    unreachable = ((internet, 443), (elsewhere, 8080), (dashboard, 8501)) + ((dns,) if name != "replicas" else ())
+    for target, port in unreachable:  # the replicas' Triton resolves Redis' name (test_only_triton_reaches_redis)
         assert not allowed(docs, triton, target, port, "UDP" if port == 53 else "TCP"), (target, port)
     if name == "gpu":  # the engine build reads checkpoints from the volume, nothing from the network
         assert not allowed(docs, _pod(docs, "engine-build"), internet, 443)
@@ -456,7 +606,7 @@ def test_checkov_passes_the_manifests_and_the_dockerfile(checkov_report):
     # it really looked: every workload, Service and ServiceAccount of both overlays, the Dockerfile
     for name in OVERLAYS:
         expected = {f"{d['kind']}.{NAMESPACE}.{d['metadata']['name']}" for d in render(K8S / "overlays" / name)
-                    if d["kind"] in ("Deployment", "Job", "Service", "ServiceAccount")}
+                    if d["kind"] in WORKLOADS + ("Service", "ServiceAccount")}
         seen = {c["resource"] for key in ("passed_checks", "skipped_checks")
                 for c in kubernetes["results"][key] if c["file_path"].endswith(f"/{name}.yaml")}
         assert len(expected) >= 5 and expected <= seen, expected - seen

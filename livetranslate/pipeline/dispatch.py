@@ -21,7 +21,8 @@ from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper, ViewerLan
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.stream import Stream
 from livetranslate.pipeline.viewers import Viewers
-from livetranslate.protocol import (AUDIO, DRAIN, RETRY_ELSEWHERE, SUBSCRIBE, TARGET_LANGUAGE, Event, EventKind,
+from livetranslate.protocol import (AUDIO, DRAIN, DRAIN_GRACE_S, RETRY_ELSEWHERE, SUBSCRIBE, TARGET_LANGUAGE, Event,
+                                   EventKind,
                                    ProtocolError, SessionOptions, validate_audio_chunk)
 from livetranslate.state import StreamTable
 from livetranslate.store import SessionBusy
@@ -30,6 +31,7 @@ log = logging.getLogger("livetranslate.pipeline")
 # A drain waits this long for streams busy in a call (a decode) before it closes them; the
 # launcher waits longer for the drain's answer (server.DRAIN_TIMEOUT_S)
 DRAIN_WAIT_S = 5.0
+SHUTTING_DOWN = "the server is shutting down"
 
 
 class Pipeline:
@@ -53,7 +55,10 @@ class Pipeline:
         self.viewers = Viewers(store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
-        self._open_lock = threading.Lock()
+        # guards _open; notified when a stream closes or a drain's grace is cut short
+        self._open_changed = threading.Condition()
+        self._grace_ends = float("inf")  # monotonic time: a drain's grace ends here at the latest
+        self._final_drain = threading.Lock()  # one drain ends things at a time
         self._sampler = Sampler(self.report_gauges, metrics.sample_every_s) if metrics.sample_every_s > 0 else None
 
     def _expired(self, stream_id: int, stream: Stream) -> None:
@@ -63,11 +68,12 @@ class Pipeline:
     def _stream_closed(self, stream: Stream) -> None:
         """Called once by each stream, from its close(), on every path."""
         self.admission.stream_left(stream.options.session)
-        with self._open_lock:
+        with self._open_changed:
             self._open.discard(stream)
+            self._open_changed.notify_all()
 
     def open_streams(self) -> list[Stream]:
-        with self._open_lock:
+        with self._open_changed:
             return list(self._open)
 
     def gauges(self) -> Gauges:
@@ -87,6 +93,11 @@ class Pipeline:
     def report_gauges(self) -> None:
         self.metrics.gauges(self.gauges())
 
+    @property
+    def refusal(self) -> str:
+        """What a new speaker or viewer is told while the server stops."""
+        return f"{self.stopping}: connect to another server, or try again in a moment"
+
     def shutdown(self, wait_s: float = 10.0) -> None:
         """The server stops: every live stream ends (its sequences ended, its session told),
         within `wait_s`; a stream whose worker is stuck in a call is closed without it."""
@@ -95,19 +106,41 @@ class Pipeline:
             self._sampler.stop()
             self.report_gauges()
 
-    def drain(self, reason: str = "the server is shutting down", wait_s: float = 10.0,
-              end_sequences: bool = True) -> int:
+    def refuse(self, reason: str = SHUTTING_DOWN) -> None:
+        """From now on new speakers and viewers are refused (told why, and to go elsewhere);
+        the live streams and viewers carry on."""
+        self.stopping = self.stopping or reason
+
+    def await_streams(self, grace_s: float) -> bool:
+        """Waits until no stream is open, for `grace_s` at most, or less when another drain
+        asks for a shorter grace (a second Ctrl-C). True when none is left."""
+        with self._open_changed:
+            self._grace_ends = min(self._grace_ends, time.monotonic() + max(0.0, grace_s))
+            self._open_changed.notify_all()  # a drain already waiting sees the shorter grace
+            while self._open and time.monotonic() < self._grace_ends:
+                self._open_changed.wait(self._grace_ends - time.monotonic())
+            return not self._open
+
+    def drain(self, reason: str = SHUTTING_DOWN, wait_s: float = 10.0, end_sequences: bool = True,
+              grace_s: float = 0.0) -> int:
         """Ends everything this pipeline holds, so that a stopping Triton finds nothing in
-        flight and unloads it at once: new streams and viewers are refused, every viewer
-        gets an `end` saying why, every stream is abandoned (its vad and enhance sequences
-        ended, its session told), and every sequence Triton still holds open for this model
-        is ended as its client would (`end_sequence`). Returns how many sequences it ended."""
-        self.stopping = reason
+        flight and unloads it at once. New streams and viewers are refused at once; the live
+        streams get `grace_s` to end on their own; then every viewer gets an `end` saying why,
+        every stream left is abandoned to move on (its vad and enhance sequences ended; with a
+        store shared by several servers its session is handed over, so that its client goes
+        on on another one), and every sequence Triton still holds open for this model is ended
+        as its client would (`end_sequence`). Returns how many sequences it ended."""
+        self.refuse(reason)
+        self.await_streams(grace_s)
+        with self._final_drain:
+            return self._end_everything(reason, wait_s, end_sequences)
+
+    def _end_everything(self, reason: str, wait_s: float, end_sequences: bool) -> int:
         self.viewers.stop(reason)
         for stream_id in self.streams.keys():
             stream = self.streams.pop(stream_id)
             if stream is not None:
-                stream.abandon(reason)
+                stream.abandon(reason, move_on=True)
         deadline = time.monotonic() + wait_s
         for stream in self.open_streams():
             if not stream.join(max(0.0, deadline - time.monotonic())):
@@ -123,13 +156,20 @@ class Pipeline:
                 log.warning("sequence %s: could not end it: %s", sequence_id, exc)
         return ended
 
-    def _drain_request(self, reply: Reply, internal: bool) -> None:
+    def _drain_request(self, reply: Reply, internal: bool, grace: np.ndarray | None) -> None:
         if not internal:
             raise ProtocolError(f"{DRAIN} is for the server's own launcher")
+        grace_s = float(grace.reshape(-1)[0]) if grace is not None and grace.size else 0.0
+        if not grace_s >= 0.0:  # NaN too
+            raise ProtocolError(f"{DRAIN_GRACE_S} must be a number of seconds, 0 or more")
+        self.refuse()  # at once, before this request's answer: the launcher reports it so
+        live = len(self.open_streams())
+        reply.send(Event(EventKind.PARTIAL, text=f"refusing new speakers and viewers; {live} stream(s) live, "
+                                                 f"ending them within {grace_s:g} s"))
 
         def run():  # a thread: the drain ends sequences through this model's own execute()
             try:
-                ended = self.drain(wait_s=DRAIN_WAIT_S)
+                ended = self.drain(wait_s=DRAIN_WAIT_S, grace_s=grace_s)
                 reply.send(Event(EventKind.END, text=f"drained: {ended} sequences ended"))
             except Exception as exc:
                 log.exception("drain failed")
@@ -161,7 +201,7 @@ class Pipeline:
             if session is not None:
                 session.release("", 0.0)
             raise
-        with self._open_lock:
+        with self._open_changed:
             self._open.add(stream)
         self.streams.put(stream_id, stream)
         return stream
@@ -183,16 +223,17 @@ class Pipeline:
             self.sessions.retry()
         try:
             if get(DRAIN) is not None:
-                self._drain_request(reply, internal())
+                self._drain_request(reply, internal(), get(DRAIN_GRACE_S))
                 return
             subscribe = get(SUBSCRIBE)
+            if (start or subscribe is not None) and self.stopping:
+                # over before it began, like a full server's refusal: an `end` that says why
+                self.admission.refused("viewer" if subscribe is not None else "stream", "draining")
+                reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=self.refusal))
+                reply.close()
+                return
             if subscribe is not None:
                 self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
-                return
-            if start and self.stopping:  # the stream is over before it began: say so with its end
-                self.admission.refused("stream", "draining")
-                reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=f"{self.stopping}: try again in a moment"))
-                reply.close()
                 return
             if start:
                 try:
