@@ -236,7 +236,7 @@ class StreamStats:
     audio_s: float = 0.0
     started: float = 0.0
     finished: float = 0.0
-    accepted: bool = False  # the server answered the first request and did not refuse the stream
+    accepted: bool = False  # the server answered the first request without ending or refusing the stream
 
 
 def normalize_urls(text: str, tls: bool = False) -> tuple[tuple[str, ...], bool]:
@@ -446,7 +446,7 @@ class PipelineClient:
         sequence_id = random.randint(1, 2**63 - 1)
         window = _Window(WINDOW_S * options.sample_rate)
 
-        refused = threading.Event()  # an `error` or `end` came before the first request's answer
+        refused = threading.Event()  # the stream ended, or was refused for now, before it began
 
         def callback(result, error):
             if error is not None:
@@ -455,7 +455,7 @@ class PipelineClient:
                 return
             response = result.get_response()
             event = Event.from_tensors(result.as_numpy) if response.outputs else None
-            if event is not None and event.kind in (EventKind.ERROR, EventKind.END) and not stats.accepted:
+            if event is not None and not stats.accepted and (event.kind == EventKind.END or passing_refusal(event)):
                 refused.set()
             final = response.parameters.get("triton_final_response")
             if final is not None and final.bool_param:

@@ -60,6 +60,7 @@ class Replica:
         self.refuse_as = K.END
         self.die_after: int | None = None
         self.drain_after: int | None = None
+        self.warning = ""  # an `error` event in answer to a stream's first request, which goes on
         self.history: list[Event] = []
         self.viewer_dies = False
         self.streams: list[dict] = []  # each: options, values it heard, refused (its message)
@@ -94,6 +95,8 @@ class Replica:
 
                     threading.Timer(0.05, refuse).start()
                     return
+                if self.warning:
+                    send(Result(request_id, Event(K.ERROR, self.warning)), None)
             stream = conn.stream
             if stream["refused"]:
                 if tensors[P.AUDIO].size:
@@ -357,6 +360,16 @@ def test_a_drained_server_hands_the_stream_to_the_next_at_once(replicas):
     assert not any("retrying" in s for s in statuses)  # a stream that was going well: no wait
     assert not [e for e in events if e.kind == K.ERROR]
     assert heard(events)[-1] == 20 and session.reconnects == 1
+
+
+def test_an_error_event_at_the_start_is_not_a_refusal(replicas):
+    a, b = replicas(2)
+    a.warning, a.die_after = "glossary: 2 terms too long, left out", 5
+    events, statuses, _ = speak(Connection(f"{a.url},{b.url}"))
+    assert [e.text for e in events if e.kind == K.ERROR] == [a.warning]  # shown, and the stream went on
+    assert statuses[1].startswith("connection lost (")  # a loss after the stream was accepted ...
+    numbers = heard(events)
+    assert numbers == sorted(set(numbers)) and b.streams[0]["heard"][0] > 5  # ... so b hears nothing again
 
 
 def test_the_first_connection_tries_each_address_once_then_gives_up(replicas):
