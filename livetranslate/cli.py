@@ -246,7 +246,9 @@ def _health(server, port: int):
 # --- streaming ------------------------------------------------------------------------
 def connection_options(f):
     """Where the server is and how to reach it: every client command (and the dashboard)."""
-    f = click.option("--url", default=DEFAULT_URL, show_default=True, help="Triton gRPC address")(f)
+    f = click.option("--url", default=DEFAULT_URL, show_default=True,
+                     help="Triton gRPC address; several, comma-separated (replicas sharing sessions): the first "
+                          "that answers is used, and a lost connection goes on at the next")(f)
     f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
     f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="CA certificate (PEM) that signed the server's certificate")(f)
@@ -428,8 +430,8 @@ class Outputs:
 
     def status(self, message: str) -> None:
         if message.startswith("connected"):
-            self.state = "connected"
-        elif message.startswith(("connection lost", "cannot connect")):
+            self.state = message.partition(",")[0]  # which server: with several, it changes
+        elif message.startswith(("connection lost", "cannot connect")) or " refused the " in message:
             self.state = "reconnecting"
         if self.view is not None:
             self.view.note(f"-- {message}", style="yellow" if message.startswith(("warning", "connection lost"))
@@ -457,7 +459,7 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
             no_translate=False, out=None, srt=None, vtt=None, subtitle_text="auto", reconnect=True,
             buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True, glossary=None) -> int:
     from livetranslate.capture import SourceError, open_source
-    from livetranslate.client import Connection, ResilientSession
+    from livetranslate.client import ResilientSession
 
     try:
         src = open_source(source, chunk_ms=chunk_ms, rate=rate, realtime=realtime)
@@ -473,10 +475,7 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
         raise click.ClickException(str(exc))
     if subtitle_text == "auto":
         subtitle_text = "transcript" if no_translate else "translation"
-    try:
-        connection = Connection(url, tls=tls, ca=ca, api_key=api_key)
-    except ClientError as exc:
-        raise click.ClickException(str(exc))
+    connection = _connection(url, tls, ca, api_key)
     outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text), translate=not no_translate)
     session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
                                       reconnect=reconnect, max_buffer_s=buffer_s)
@@ -518,11 +517,22 @@ def stream(source, **kw):
     sys.exit(_stream(source, **kw))
 
 
-def _client(url, tls, ca, api_key):
-    from livetranslate.client import Connection, PipelineClient
+def _connection(url, tls, ca, api_key):
+    from livetranslate.client import Connection
 
     try:
-        return PipelineClient(Connection(url, tls=tls, ca=ca, api_key=api_key))
+        return Connection(url, tls=tls, ca=ca, api_key=api_key)
+    except ClientError as exc:
+        raise click.ClickException(str(exc))
+
+
+def _client(url, tls, ca, api_key):
+    """A client of the first server of --url that answers."""
+    from livetranslate.client import PipelineClient
+
+    connection = _connection(url, tls, ca, api_key)
+    try:
+        return PipelineClient(connection)
     except ClientError as exc:
         raise click.ClickException(str(exc))
 
@@ -542,32 +552,39 @@ ONLY = {"translation": {EventKind.TRANSLATION, EventKind.ENHANCED, EventKind.ERR
 @click.option("--only", type=click.Choice(["translation", "transcript"]), default=None,
               help="print only the translations (of --lang) or only the transcripts")
 def watch(session, url, tls, ca, api_key, fmt, language, only):
-    """Follow SESSION as a viewer: its history so far, then live events until it ends."""
+    """Follow SESSION as a viewer: its history so far, then live events until it ends. With
+    several addresses in --url, a viewer whose server goes away follows on at the next."""
+    from livetranslate.client import follow
     from livetranslate.languages import UnknownLanguage, code_for
 
     try:
         language = code_for(language) if language else None
     except UnknownLanguage as exc:
         raise click.BadParameter(str(exc), param_hint="--lang")
-    failed = False
+    connection = _connection(url, tls, ca, api_key)
+    failed, shown = False, 0
     outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION)
     outputs.session, outputs.state = session, "watching"
     if only is not None:
         outputs.view = None  # one kind: a line per event, not side-by-side columns
-    with _client(url, tls, ca, api_key) as client:
+
+    def on_event(event: Event) -> None:
+        nonlocal failed, shown
+        # an `end` with an error: the viewer itself failed (no such session, dropped)
+        failed = event.kind == EventKind.END and bool(event.error)
+        if failed and shown == 0:  # refused before anything was shown: an error like any other
+            raise click.ClickException(_session_hint(event.error))
+        shown += 1
+        if only is None or event.kind in ONLY[only]:
+            outputs.event(event)
+
+    try:
         outputs.start_ticker()
-        try:
-            for count, event in enumerate(client.watch(session, language=language)):
-                # an `end` with an error: the viewer itself failed (no such session, dropped)
-                failed = event.kind == EventKind.END and bool(event.error)
-                if failed and count == 0:  # refused before anything was shown: an error like any other
-                    raise click.ClickException(_session_hint(event.error))
-                if only is None or event.kind in ONLY[only]:
-                    outputs.event(event)
-        except ClientError as exc:
-            raise click.ClickException(_session_hint(str(exc)))
-        finally:
-            outputs.close()
+        follow(connection, session, on_event, language=language, on_status=outputs.status)
+    except (ClientError, P.ProtocolError) as exc:
+        raise click.ClickException(_session_hint(str(exc)))
+    finally:
+        outputs.close()
     sys.exit(1 if failed else 0)
 
 

@@ -28,6 +28,9 @@ WINDOW_S = 20.0
 # The server answers a stream's first request within this time, or the stream gives up with
 # a clear message (a server whose sequence slots are all taken queues new streams silently).
 START_TIMEOUT_S = 30.0
+# With several addresses each has this long to answer, so that a vanished host (whose packets
+# go nowhere) does not hold up the others; a stopped server's port refuses at once anyway.
+ADDRESS_TIMEOUT_S = 3.0
 
 
 class ClientError(RuntimeError):
@@ -216,7 +219,10 @@ class _Window:
         deadline = time.monotonic() + first_answer_s
         with self._cond:
             while not self._aborted:
-                if sum(self._pending.values()) + samples <= self.most or not self._pending:
+                # until the first request is answered nothing else goes out: a server that
+                # refuses the stream gets no more audio than its first chunk
+                room = sum(self._pending.values()) + samples <= self.most
+                if not self._pending or (self._first_answered and room):
                     return True
                 if not self._first_answered and time.monotonic() > deadline:
                     return False
@@ -230,52 +236,124 @@ class StreamStats:
     audio_s: float = 0.0
     started: float = 0.0
     finished: float = 0.0
+    accepted: bool = False  # the server answered the first request without ending or refusing the stream
+
+
+def normalize_urls(text: str, tls: bool = False) -> tuple[tuple[str, ...], bool]:
+    """The addresses in `text`, one or several separated by commas (replicas that share
+    sessions), each as `normalize_url` writes it, in order and without repeats; and whether to
+    use TLS, which holds for all of them."""
+    import re
+
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]  # `a,b,` is fine
+    if not entries:
+        raise ClientError(f"--url {text!r}: no host; give host:port, e.g. {DEFAULT_URL}")
+    if len(entries) == 1:
+        url, tls = normalize_url(entries[0], tls)
+        return (url,), tls
+    urls: list[str] = []
+    secure, plain = [], []
+    for entry in entries:
+        url, entry_tls = normalize_url(entry, False)
+        if entry_tls:
+            secure.append(entry)
+        elif re.match(r"(grpc|http)://", entry, re.IGNORECASE):
+            plain.append(entry)
+        if url not in urls:
+            urls.append(url)
+    if secure and plain:
+        raise ClientError(f"--url {text!r}: {secure[0]} uses TLS and {plain[0]} does not; the servers of one "
+                          f"list are reached the same way (with --tls, every address uses TLS)")
+    return tuple(urls), tls or bool(secure)
 
 
 @dataclass(frozen=True)
 class Connection:
-    """Where the server is and how to talk to it."""
+    """Where the servers are and how to talk to them. `url` names one gRPC address, or
+    several separated by commas (replicas that share sessions): a client uses the first
+    that answers, and after losing one goes on with the next (`after`)."""
 
     url: str = DEFAULT_URL
     tls: bool = False
     ca: str | None = None  # PEM file of the CA that signed the server's certificate
     api_key: str | None = None
+    urls: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):  # `http://host:8001`, `host` alone: what users write (ClientError if unusable)
-        url, tls = normalize_url(self.url, self.tls)
-        object.__setattr__(self, "url", url)
+        urls, tls = normalize_urls(self.url, self.tls)
+        object.__setattr__(self, "urls", urls)
+        object.__setattr__(self, "url", ",".join(urls))
         object.__setattr__(self, "tls", tls)
 
     @property
     def headers(self) -> dict[str, str] | None:
         return {P.GRPC_API_KEY_HEADER: self.api_key} if self.api_key else None
 
+    def after(self, address: str | None) -> tuple[str, ...]:
+        """Every address, starting with the one after `address` (round robin; the one given
+        comes last); from the first when `address` is None or not one of them."""
+        if address not in self.urls:
+            return self.urls
+        next_one = self.urls.index(address) + 1
+        return self.urls[next_one:] + self.urls[:next_one]
+
+
+class Unreachable(ClientError):
+    """No server at any of the connection's addresses answered as a livetranslate server."""
+
 
 class PipelineClient:
-    def __init__(self, url: str | Connection = DEFAULT_URL, timeout_s: float = 10.0):
+    """A connection to the first of the addresses that answers (live, `pipeline` ready), tried
+    in order: `addresses` (default: the connection's own order). `url` is the one it reached."""
+
+    def __init__(self, url: str | Connection = DEFAULT_URL, timeout_s: float = 10.0,
+                 addresses: Iterable[str] | None = None):
         import tritonclient.grpc as grpcclient
 
         self.connection = url if isinstance(url, Connection) else Connection(url)
-        self.url = url = self.connection.url
         self._grpc = grpcclient
         if self.connection.ca and not os.access(self.connection.ca, os.R_OK):
             raise ClientError(f"cannot read the CA certificate {self.connection.ca}")
+        order = tuple(addresses or self.connection.urls)
+        each_s = timeout_s if len(order) == 1 else min(timeout_s, ADDRESS_TIMEOUT_S)
+        reasons = []
+        for address in order:
+            try:
+                self.client = self._open(address, each_s)
+            except ClientError as exc:
+                reasons.append(str(exc))
+                continue
+            self.url = address
+            return
+        if len(reasons) == 1:
+            raise Unreachable(reasons[0])
+        raise Unreachable(f"none of the {len(reasons)} servers answered:\n  " + "\n  ".join(reasons))
+
+    def _open(self, url: str, timeout_s: float):
+        """A client of the server at `url` once it is live with `pipeline` ready; ClientError
+        saying why not."""
+        grpcclient = self._grpc
+        client = None
         try:
             # tritonclient reads root_certificates from this path itself
-            self.client = grpcclient.InferenceServerClient(
+            client = grpcclient.InferenceServerClient(
                 url=url, ssl=self.connection.tls, root_certificates=self.connection.ca,
                 # finds a dead network within about a minute (the server allows pings every 10 s)
                 keepalive_options=grpcclient.KeepAliveOptions(
                     keepalive_time_ms=KEEPALIVE_S * 1000, keepalive_timeout_ms=20_000,
                     keepalive_permit_without_calls=True, http2_max_pings_without_data=0),
             )
-            live = self.client.is_server_live(client_timeout=timeout_s)
-            ready = live and self.client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
-                                                        headers=self.connection.headers)
+            live = client.is_server_live(client_timeout=timeout_s)
+            ready = live and client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
+                                                   headers=self.connection.headers)
         except Exception as exc:
+            if client is not None:
+                client.close()
             raise ClientError(_diagnose(url, self.connection.tls, exc)) from None
         if not ready:
+            client.close()
             raise ClientError(f"the server at {url} is up but the `{P.PIPELINE}` model is not ready")
+        return client
 
     def close(self) -> None:
         self.client.close()
@@ -368,18 +446,24 @@ class PipelineClient:
         sequence_id = random.randint(1, 2**63 - 1)
         window = _Window(WINDOW_S * options.sample_rate)
 
+        refused = threading.Event()  # the stream ended, or was refused for now, before it began
+
         def callback(result, error):
             if error is not None:
                 window.abort()
                 events.put(ClientError(_plain(error)))
                 return
             response = result.get_response()
+            event = Event.from_tensors(result.as_numpy) if response.outputs else None
+            if event is not None and not stats.accepted and (event.kind == EventKind.END or passing_refusal(event)):
+                refused.set()
             final = response.parameters.get("triton_final_response")
             if final is not None and final.bool_param:
+                if response.id == "1" and not refused.is_set():  # the window numbers requests from 1
+                    stats.accepted = True
                 window.answered(response.id)
-                if not response.outputs:
-                    return
-            event = Event.from_tensors(result.as_numpy)
+            if event is None:
+                return
             if event.kind == EventKind.END:
                 window.abort()  # refused, stopped or done: nothing more to send
             events.put(event)
@@ -467,6 +551,18 @@ class AudioBuffer:
             self.finished = True
             self._cond.notify_all()
 
+    def unget(self, chunks: list[np.ndarray]) -> None:
+        """Puts audio taken but not delivered (a server refused it) back ahead of the rest;
+        past `max_s` a live source drops the oldest as usual."""
+        with self._cond:
+            self._chunks.extendleft(reversed(chunks))
+            self._samples += sum(len(chunk) for chunk in chunks)
+            while self.live and self._samples > self.max_samples:
+                old = self._chunks.popleft()
+                self._samples -= len(old)
+                self.dropped_s += len(old) / self.rate
+            self._cond.notify_all()
+
     def get(self, timeout: float) -> np.ndarray | None:
         with self._cond:
             self._cond.wait_for(lambda: self._chunks or self.finished, timeout)
@@ -487,11 +583,64 @@ def level_dbfs(chunk: np.ndarray) -> float:
     return 20 * np.log10(max(rms, 1e-6))
 
 
+# What a server says when it will not take a stream (or a viewer) now, though another server,
+# or this one a moment later, will: it is stopping (a drain), it is full, or the session is
+# still live on another server (whose lease on it has not run out: after a crash, the client
+# asking is the one that was there). A client with somewhere to go moves on instead of ending.
+PASSING_REFUSALS = ("shutting down", "server full", "live on another server")
+
+
+def passing_refusal(event: Event) -> str:
+    """The message of an `error` or `end` event that is a passing refusal; '' for any other."""
+    message = {EventKind.END: event.error, EventKind.ERROR: event.text}.get(event.kind, "")
+    return message if any(phrase in message for phrase in PASSING_REFUSALS) else ""
+
+
+class Refused(ClientError):
+    """A server answered but did not take the stream (or viewer) now: see PASSING_REFUSALS."""
+
+
+class _Lost(Exception):
+    """A stream the server had accepted was lost: reconnect at once, a new outage begins."""
+
+
+def _retrying(first: bool, retry: bool, addresses: int, give_up_after_s: float | None, max_backoff_s: float,
+              on_status: Callable[[str], None]):
+    """The tries of one outage. The first connection fails at once when no server answers (one
+    that is not running is the user's to fix), and when each address was tried once; after a
+    connection was lost, retry with backoff until `give_up_after_s` (None: never)."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_never, wait_exponential
+
+    later = stop_after_delay(give_up_after_s) if give_up_after_s else stop_never
+
+    def stop(state) -> bool:
+        if not retry:
+            return True
+        if first:
+            return isinstance(state.outcome.exception(), Unreachable) or state.attempt_number >= addresses
+        return later(state)
+
+    def before_sleep(state) -> None:
+        exc = state.outcome.exception()
+        what = str(exc) if isinstance(exc, Refused) else f"cannot connect ({exc})"
+        on_status(f"{what}; retrying in {state.next_action.sleep:.1f} s")
+
+    return Retrying(wait=wait_exponential(multiplier=0.5, max=max_backoff_s),
+                    retry=retry_if_exception_type(ClientError), stop=stop, reraise=True, before_sleep=before_sleep)
+
+
+def _connected(client: PipelineClient, previous: str | None, session: str) -> str:
+    moved = f" (moved from {previous})" if previous not in (None, client.url) else ""
+    return f"connected to {client.url}, session {session}{moved}"
+
+
 class ResilientSession:
-    """A capture that survives server restarts and network drops: it reconnects with
-    exponential backoff and continues the same session (new sequence, same name,
-    segment numbers and clock go on). Audio captured meanwhile waits in a bounded buffer;
-    what overflows is dropped and reported, never silently."""
+    """A capture that survives server restarts, drains and network drops: it reconnects with
+    exponential backoff and continues the same session (new sequence, same name, segment
+    numbers and clock go on). With several addresses it goes on at the one after the address
+    it lost (round robin), and leaves a server that refuses the stream for now to the next.
+    Audio captured meanwhile waits in a bounded buffer; what overflows is dropped and reported,
+    never silently; audio a refusing server took goes back to the buffer."""
 
     def __init__(self, connection: Connection, options: SessionOptions, *, on_event, on_status,
                  reconnect: bool = True, max_buffer_s: float = 30.0, max_backoff_s: float = 8.0,
@@ -502,6 +651,7 @@ class ResilientSession:
         self.stop = threading.Event()  # Ctrl-C: stop capturing, flush, end
         self.level = -120.0
         self.reconnects = 0
+        self.address: str | None = None  # the server of the latest stream
 
     def _capture(self, source, buffer: AudioBuffer) -> None:
         reported, overflows = 0.0, 0
@@ -521,61 +671,130 @@ class ResilientSession:
         finally:
             buffer.finish()
 
-    def _connect(self, first: bool) -> PipelineClient:
-        """The first connection fails at once (a server that is not running is the user's to
-        fix); after a connection was lost, retry with backoff."""
-        from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, stop_never,
-                              wait_exponential)
-
-        if first or not self.reconnect:
-            stop = stop_after_attempt(1)
-        else:
-            stop = stop_after_delay(self.give_up_after_s) if self.give_up_after_s else stop_never
-        for attempt in Retrying(
-            wait=wait_exponential(multiplier=0.5, max=self.max_backoff_s),
-            retry=retry_if_exception_type(ClientError), stop=stop, reraise=True,
-            before_sleep=lambda state: self.on_status(
-                f"cannot connect ({state.outcome.exception()}); retrying in {state.next_action.sleep:.1f} s"),
-        ):
-            with attempt:
-                return PipelineClient(self.connection)
-
     def run(self, source) -> None:
         buffer = AudioBuffer(source.rate, source.live, self.max_buffer_s)
         threading.Thread(target=self._capture, args=(source, buffer), name="capture", daemon=True).start()
-        options = self.options
         first = True
         while True:
-            client = self._connect(first)
-            first = False
-            self.on_status(f"connected to {self.connection.url}, session {options.session}")
-            alive = threading.Event()
-            alive.set()
-            sent = [0.0]
-
-            def audio():
-                while alive.is_set():
-                    chunk = buffer.get(timeout=0.2)
-                    if chunk is None:
-                        if buffer.finished:
-                            return
-                        continue
-                    sent[0] += len(chunk) / source.rate
-                    yield chunk
-
             try:
-                for event in client.stream(audio(), dataclasses.replace(options, sample_rate=source.rate)):
-                    if event.kind == EventKind.TRANSCRIPT:
-                        options = dataclasses.replace(options, segment_base=event.segment_id + 1)
-                    self.on_event(event)
+                for attempt in _retrying(first, self.reconnect, len(self.connection.urls), self.give_up_after_s,
+                                         self.max_backoff_s, self.on_status):
+                    with attempt:
+                        self._stream(source, buffer)
                 return
+            except _Lost:
+                first = False
+
+    def _stream(self, source, buffer: AudioBuffer) -> None:
+        """One stream, on the first server that answers from the address after the latest.
+        Returns when the session ended. Raises ClientError when the stream was refused or lost
+        before the server accepted it (its audio back in the buffer), _Lost when it was lost
+        after (ClientError without `reconnect`)."""
+        client = PipelineClient(self.connection, addresses=self.connection.after(self.address))
+        self.on_status(_connected(client, self.address, self.options.session))
+        self.address = client.url
+        stats = StreamStats()
+        lock = threading.Lock()
+        taking, sent_s = True, 0.0
+        unaccepted: list[np.ndarray] = []  # audio taken before the server accepted the stream
+
+        def audio():
+            nonlocal sent_s
+            while True:
+                with lock:  # nothing is taken once the stream failed
+                    if not taking:
+                        return
+                    chunk = buffer.get(timeout=0.2)
+                    if chunk is not None:
+                        if stats.accepted:
+                            unaccepted.clear()
+                        else:
+                            unaccepted.append(chunk)
+                        sent_s += len(chunk) / source.rate
+                if chunk is None:
+                    if buffer.finished:
+                        return
+                    continue
+                yield chunk
+
+        try:
+            for event in client.stream(audio(), dataclasses.replace(self.options, sample_rate=source.rate),
+                                       stats=stats):
+                refusal = passing_refusal(event)
+                if refusal:  # stopping, full, or the session is still held elsewhere
+                    raise Refused(f"{client.url} refused the stream: {refusal}" if not stats.accepted else refusal)
+                if event.kind == EventKind.TRANSCRIPT:
+                    self.options = dataclasses.replace(self.options, segment_base=event.segment_id + 1)
+                self.on_event(event)
+            return
+        except ClientError as exc:
+            with lock:
+                taking = False
+                returned = [] if stats.accepted else list(unaccepted)
+            buffer.unget(returned)
+            sent_s -= sum(len(chunk) for chunk in returned) / source.rate
+            self.options = dataclasses.replace(self.options, time_base_s=self.options.time_base_s + sent_s)
+            if not stats.accepted or not self.reconnect:
+                raise
+            self.reconnects += 1
+            self.on_status(f"connection lost ({exc}); reconnecting, audio is buffered "
+                           f"(up to {self.max_buffer_s:.0f} s)")
+            raise _Lost() from exc
+        finally:
+            with lock:
+                taking = False
+            client.close()
+
+
+def follow(connection: Connection, session: str, on_event: Callable[[Event], None], *, language: str | None = None,
+           on_status: Callable[[str], None] = lambda message: None, idle_timeout_s: float = 3600.0,
+           max_backoff_s: float = 8.0, give_up_after_s: float | None = None) -> None:
+    """Follows a session as a viewer until its `end` (PipelineClient.watch). With several
+    addresses it survives the loss of its server (a crash, a drain) as a speaker does: it
+    subscribes again at the next address. The new subscription replays the session's stored
+    history: what `on_event` already had is skipped, counted by content (kind, segments,
+    language, text, error), so each stored event comes once and the ones missed meanwhile come
+    too. Partials are never stored, so never replayed. Counts, not a set: two equal events
+    are two events."""
+    several = len(connection.urls) > 1
+    delivered: collections.Counter = collections.Counter()
+    address: str | None = None
+
+    def subscribe() -> None:
+        nonlocal address
+        client = PipelineClient(connection, addresses=connection.after(address))
+        if address is not None:
+            on_status(_connected(client, address, session))
+        address = client.url
+        replayed: collections.Counter = collections.Counter()
+        answered = False
+        with client:
+            try:
+                for event in client.watch(session, idle_timeout_s, language):
+                    refusal = passing_refusal(event) if several else ""
+                    if refusal:
+                        raise Refused(f"{client.url} refused the viewer: {refusal}" if not answered else refusal)
+                    answered = True
+                    if event.kind != EventKind.PARTIAL:
+                        key = (event.kind, event.segment_id, event.first_segment_id, event.language, event.text,
+                               event.error)
+                        replayed[key] += 1
+                        if replayed[key] <= delivered[key]:
+                            continue
+                        delivered[key] += 1
+                    on_event(event)
             except ClientError as exc:
-                alive.clear()
-                if not self.reconnect:
+                if not answered or not several:
                     raise
-                self.reconnects += 1
-                options = dataclasses.replace(options, time_base_s=options.time_base_s + sent[0])
-                self.on_status(f"connection lost ({exc}); reconnecting, audio is buffered "
-                               f"(up to {self.max_buffer_s:.0f} s)")
-            finally:
-                client.close()
+                on_status(f"connection lost ({exc}); following the session on another server")
+                raise _Lost() from exc
+
+    first = True
+    while True:
+        try:
+            for attempt in _retrying(first, several, len(connection.urls), give_up_after_s, max_backoff_s, on_status):
+                with attempt:
+                    subscribe()
+            return
+        except _Lost:
+            first = False
