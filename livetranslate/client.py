@@ -591,7 +591,11 @@ PASSING_REFUSALS = ("shutting down", "server full", "live on another server")
 
 
 def passing_refusal(event: Event) -> str:
-    """The message of an `error` or `end` event that is a passing refusal; '' for any other."""
+    """The message of an `error` or `end` event that is a passing refusal; '' for any other.
+    Servers mark theirs (an `end` whose text is P.RETRY_ELSEWHERE); the phrases are for an
+    `error` and for servers that do not mark them yet."""
+    if event.kind == EventKind.END and event.text == P.RETRY_ELSEWHERE and event.error:
+        return event.error
     message = {EventKind.END: event.error, EventKind.ERROR: event.text}.get(event.kind, "")
     return message if any(phrase in message for phrase in PASSING_REFUSALS) else ""
 
