@@ -687,11 +687,14 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
 @click.option("--max-size", metavar="SIZE", default=None,
               help="then remove the oldest ended sessions until the directory holds at most this: 500MB, 2GB")
 @click.option("--dry-run", is_flag=True, help="show what would be removed, remove nothing")
-def prune(data_dir, older_than, max_size, dry_run):
+@click.option("--store", default=None, callback=_store_url,
+              help=f"the sessions in this Redis instead (or ${STORE_ENV}); servers may keep running")
+def prune(data_dir, older_than, max_size, dry_run, store):
     """Remove old ended sessions from a data directory, never live ones; without limits, list
-    the sessions and their sizes. Removing needs the directory to itself (no server on it)."""
+    the sessions and their sizes. Removing needs the directory to itself (no server on it).
+    With a Redis store, the sessions in Redis."""
     from livetranslate.store import (SessionStore, StoreError, default_data_dir, format_age, format_size,
-                                     parse_duration, parse_size)
+                                     open_store, parse_duration, parse_size)
 
     def parsed(parse, value, option):
         try:
@@ -700,12 +703,16 @@ def prune(data_dir, older_than, max_size, dry_run):
             raise click.BadParameter(str(exc), param_hint=option)
 
     max_age_s, max_bytes = parsed(parse_duration, older_than, "--older-than"), parsed(parse_size, max_size, "--max-size")
-    data_dir = data_dir or default_data_dir()
-    if not data_dir.is_dir():
-        raise click.ClickException(f"{data_dir}: no such data directory")
     listing = max_age_s is None and max_bytes is None
+    store_url = store if store is not None else os.environ.get(STORE_ENV, "")
+    if store_url and max_bytes is not None:
+        raise click.BadParameter("Redis bounds its own size (its maxmemory setting): use --older-than",
+                                 param_hint="--max-size")
+    data_dir = data_dir or default_data_dir()
+    if not store_url and not data_dir.is_dir():
+        raise click.ClickException(f"{data_dir}: no such data directory")
     try:
-        store = SessionStore(data_dir)
+        store = open_store(store_url) if store_url else SessionStore(data_dir)
         infos = store.sessions() if listing else store.prune(max_age_s, max_bytes, dry_run=dry_run)
     except StoreError as exc:
         raise click.ClickException(str(exc))

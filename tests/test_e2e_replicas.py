@@ -73,9 +73,10 @@ def watch_until_end(url, name, out, language=None):
 def test_a_viewer_on_another_server_sees_exactly_what_the_speaker_saw(pair, audio_files):
     a, b = pair
     name = f"replicas-{uuid.uuid4().hex[:6]}"
-    seen_b, seen_a = [], []
+    seen_b, seen_a, french_b = [], [], []
     viewers = [threading.Thread(target=watch_until_end, args=(b.grpc_url, name, seen_b)),
-               threading.Thread(target=watch_until_end, args=(a.grpc_url, name, seen_a))]
+               threading.Thread(target=watch_until_end, args=(a.grpc_url, name, seen_a)),
+               threading.Thread(target=watch_until_end, args=(b.grpc_url, name, french_b, "fr"))]
     for viewer in viewers:
         viewer.start()
     pcm, rate = read_audio(audio_files["speech_b"])
@@ -88,6 +89,11 @@ def test_a_viewer_on_another_server_sees_exactly_what_the_speaker_saw(pair, audi
     assert [e for e in spoken if e.kind == EventKind.TRANSLATION and e.text]
     assert [key(e) for e in seen_b if e.kind != EventKind.PARTIAL] == [key(e) for e in spoken]
     assert [key(e) for e in seen_a if e.kind != EventKind.PARTIAL] == [key(e) for e in spoken]
+    # a viewer on B reading French: the speaker's server (A) translates for it too
+    french = [e for e in french_b if e.kind == EventKind.TRANSLATION]
+    assert french and all(e.language == "fr" for e in french) and any(e.text for e in french), french_b
+    assert [e.text for e in french_b if e.kind == EventKind.TRANSCRIPT] == \
+        [e.text for e in spoken if e.kind == EventKind.TRANSCRIPT]
 
     # the session list, one session and its export are the same on both servers
     with PipelineClient(a.grpc_url) as on_a, PipelineClient(b.grpc_url) as on_b:

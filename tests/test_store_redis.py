@@ -259,3 +259,50 @@ def test_the_store_is_chosen_by_one_option(tmp_path, monkeypatch, redis_url):
         open_store("postgres://x")
     with pytest.raises(StoreError, match="cannot reach the session store"):
         open_store("redis://127.0.0.1:1/0")
+
+
+def test_viewer_languages_count_on_every_server(url):
+    from livetranslate.pipeline.guards import ServerFull
+    from livetranslate.pipeline.sessions import ViewerLanguages
+
+    a, b = replica(url, lease_s=0.5), replica(url, lease_s=0.5)
+    try:
+        on_a, on_b = ViewerLanguages(2, shared=a), ViewerLanguages(2, shared=b)
+        on_b.join("s", "fr", "en")
+        on_b.join("s", "fr", "en")
+        assert on_a.of("s") == {"fr"}  # the speaker's server (a) translates for b's viewers
+        on_a.join("s", "es", "en")
+        with pytest.raises(ServerFull, match="2 language"):
+            on_b.join("s", "it", "en")  # the limit counts every server's languages
+        on_b.join("s", "en", "en")  # the speaker's own language always
+        on_b.leave("s", "fr")
+        assert on_a.of("s") == {"fr", "es", "en"}
+        on_b.leave("s", "fr")
+        on_b.leave("s", "en")
+        assert on_a.of("s") == {"es"}
+        on_b.join("s", "de", "en")
+        b._stop.set()  # b dies: nothing renews its viewers' languages
+        time.sleep(0.5 * 3 + 0.5)
+        assert on_a.of("s") == {"es"}
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
+def test_prune_lists_and_removes_ended_sessions_in_redis_never_live_ones(two, url):
+    from click.testing import CliRunner
+
+    from livetranslate.cli import main
+
+    a, _ = two
+    for name in ("old", "live"):
+        a.open(name, "de", "en")
+        a.append(name, transcript(0))
+    a.close("old")
+    listed = CliRunner().invoke(main, ["prune", "--store", url])
+    assert listed.exit_code == 0 and "old" in listed.output and "2 sessions" in listed.output, listed.output
+    removed = CliRunner().invoke(main, ["prune", "--store", url, "--older-than", "0s"])
+    assert removed.exit_code == 0 and "removed 1 session" in removed.output, removed.output
+    assert [i.name for i in a.sessions()] == ["live"] and a.events("old") == []
+    refused = CliRunner().invoke(main, ["prune", "--store", url, "--max-size", "1GB"])
+    assert refused.exit_code != 0 and "maxmemory" in refused.output

@@ -48,7 +48,8 @@ class Pipeline:
         # Triton's shutdown waits for each one
         self.sequences: StreamTable[bool] = StreamTable(options.session_ttl_s, clock=clock)
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
-                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages),
+                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages,
+                                                              store if getattr(store, "shared", False) else None),
                              metrics=metrics)
         self.admission = Admission(options.limits, metrics)
         self.sessions = SessionKeeper(store, metrics) if store is not None else None

@@ -53,26 +53,34 @@ class SegmentIds:
 class ViewerLanguages:
     """The languages each session's viewers asked for, with how many viewers ask: the
     session's live streams translate each transcript into each of them once, however many
-    viewers share a language, and stop when the last viewer of one leaves."""
+    viewers share a language, and stop when the last viewer of one leaves. With a store
+    shared by several servers (`shared`: publish_languages / viewer_languages), the
+    languages of viewers on the other servers count too: the speaker's server translates
+    for them."""
 
-    def __init__(self, most: int = 4):
+    def __init__(self, most: int = 4, shared=None):
         self.most = most  # languages besides the speaker's, per session
+        self.shared = shared
         self._lock = threading.Lock()
         self._viewers: dict[str, collections.Counter[str]] = {}  # session -> language -> viewers
 
     def join(self, session: str, language: str, speakers: str = "") -> None:
         """A viewer of `language`; ServerFull when the session's viewers read `most` other
         languages than the speaker's (`speakers`) already."""
+        elsewhere = self._elsewhere(session)
         with self._lock:
             counts = self._viewers.setdefault(session, collections.Counter())
-            others = set(counts) - {speakers}
-            if language not in counts and language != speakers and len(others) >= self.most:
+            others = (set(counts) | elsewhere) - {speakers}
+            if language not in counts and language not in elsewhere and language != speakers \
+                    and len(others) >= self.most:
                 if not counts:
                     del self._viewers[session]
                 raise ServerFull(f"session {session!r} is already read in {self.most} language(s) besides the "
                                  f"speaker's ({', '.join(sorted(others))}), the most one session takes: read one "
                                  f"of those")
             counts[language] += 1
+            mine = set(counts)
+        self._publish(session, mine)
 
     def leave(self, session: str, language: str) -> None:
         with self._lock:
@@ -84,10 +92,29 @@ class ViewerLanguages:
                 del counts[language]
             if not counts:
                 del self._viewers[session]
+            mine = set(counts)
+        self._publish(session, mine)
 
     def of(self, session: str) -> frozenset[str]:
         with self._lock:
-            return frozenset(self._viewers.get(session, ()))
+            mine = set(self._viewers.get(session, ()))
+        return frozenset(mine | self._elsewhere(session))
+
+    def _publish(self, session: str, languages: set[str]) -> None:
+        if self.shared is not None:
+            try:
+                self.shared.publish_languages(session, languages)
+            except Exception as exc:  # the store is away: this server's viewers still get theirs
+                log.warning("session %s: sharing its viewers' languages failed: %s", session, exc)
+
+    def _elsewhere(self, session: str) -> set[str]:
+        if self.shared is None:
+            return set()
+        try:
+            return self.shared.viewer_languages(session)
+        except Exception as exc:
+            log.warning("session %s: reading other servers' viewer languages failed: %s", session, exc)
+            return set()
 
 
 class SessionKeeper:

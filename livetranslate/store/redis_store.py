@@ -206,6 +206,7 @@ class RedisSessionStore:
         self._handed: set[str] = set()  # sessions handed over while a stream still closes
         self._languages: dict[str, list[str]] = {}
         self._followers: dict[str, _Follower] = {}
+        self._published: set[str] = set()  # sessions this server's viewers read in languages of their own
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         if serving:
@@ -341,8 +342,46 @@ class RedisSessionStore:
                 ended.append(name)
         return ended
 
+    # the languages viewers on each server read: the speaker's server translates into all of them
+    def publish_languages(self, session: str, languages: set[str]) -> None:
+        """This server's viewers of `session` read `languages` (kept while this server renews
+        them: a dead server's viewers stop counting after 3 leases)."""
+        mine, servers = self._k("vlang", f"{session}\0{self.token}"), self._k("vlangs", session)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(mine)
+        if languages:
+            pipe.sadd(mine, *sorted(languages))
+            pipe.pexpire(mine, int(self.lease_s * 3000))
+            pipe.sadd(servers, self.token)
+        else:
+            pipe.srem(servers, self.token)
+        self._call("sharing viewer languages", pipe.execute)
+        with self._lock:
+            (self._published.add if languages else self._published.discard)(session)
+
+    def viewer_languages(self, session: str) -> set[str]:
+        """The languages viewers on every server read (this one's included)."""
+        tokens = [_str(t) for t in self._call("reading", self._redis.smembers, self._k("vlangs", session))]
+        if not tokens:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for token in tokens:
+            pipe.smembers(self._k("vlang", f"{session}\0{token}"))
+        found = self._call("reading", pipe.execute)
+        gone = [t for t, langs in zip(tokens, found) if not langs]
+        if gone:  # a server that stopped renewing: its viewers are gone
+            self._call("cleaning", self._redis.srem, self._k("vlangs", session), *gone)
+        return {_str(lang) for langs in found for lang in langs}
+
     def _renew_all(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
+            with self._lock:
+                published = list(self._published)
+            for session in published:
+                try:
+                    self._redis.pexpire(self._k("vlang", f"{session}\0{self.token}"), int(self.lease_s * 3000))
+                except self._errors as exc:
+                    log.warning("session %s: renewing its viewers' languages failed: %s", session, exc)
             with self._lock:
                 held = [s for s in self._live if s not in self._handed]
             for session in held:
@@ -432,8 +471,15 @@ class RedisSessionStore:
         pipe = self._redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(self._k("meta", name))
-        metas = self._call("reading", pipe.execute)
-        return [_info(name, meta) for name, meta in zip(names, metas) if meta]
+            pipe.memory_usage(self._k("events", name))
+        answers = self._call("reading", pipe.execute)
+        infos = []
+        for name, meta, size in zip(names, answers[0::2], answers[1::2]):
+            if meta:
+                info = _info(name, meta)
+                info.size_bytes = int(size or 0)
+                infos.append(info)
+        return infos
 
     def prune(self, max_age_s: float | None = None, max_total_bytes: int | None = None,
               dry_run: bool = False) -> list[SessionInfo]:
