@@ -44,7 +44,10 @@ def _time(hours: str, minutes: str) -> str:
     return spoken if int(minutes) == 0 else f"{spoken} {_num2words(int(minutes))}"
 
 
-def _date(day: str, month: str, year: str | None) -> str:
+def _date(m: re.Match) -> str:
+    day, month, year = m.groups()
+    if not (1 <= int(day) <= 31 and 1 <= int(month) <= 12):
+        return m.group(0)  # a version number or the like, not a date
     words = [_num2words(int(day), "ordinal"), _num2words(int(month), "ordinal")]
     if year:
         words.append(_integer(year if len(year) == 4 else "20" + year))
@@ -77,7 +80,7 @@ def spell_numbers(text: str) -> str:
     """German text with its numbers written as words the way they are said: "am 3. März 2025
     um 14:30" -> "am dritte März zweitausendfünfundzwanzig um vierzehn uhr dreißig" (dates,
     times, thousands "1.500", decimals "3,5", ordinals "3.", years "1997", "%" and "€")."""
-    text = re.sub(_NOT_AFTER + r"(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2}(?!\d))?", lambda m: _date(*m.groups()), text)
+    text = re.sub(_NOT_AFTER + r"(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})?(?!\d)", _date, text)
     text = re.sub(_NOT_AFTER + r"(\d{1,2})[:.](\d{2})\s*Uhr\b", lambda m: _time(*m.groups()), text)
     text = re.sub(_NOT_AFTER + r"(\d{1,2}):(\d{2})(?![\w:])", lambda m: _time(*m.groups()), text)
     text = re.sub(_NOT_AFTER + r"(\d{1,3}(?:\.\d{3})+)(?!\d)(?!\.\d)",
