@@ -64,6 +64,9 @@ class Line:
 MEETING = [
     Line("Katrin", "Guten Morgen zusammen, schön, dass ihr alle da seid.",
          "Good morning, everyone, it's nice that you're all here."),
+    Line("Stefan", "Morgen, Katrin.", "Morning, Katrin."),
+    Line("Miriam", "Guten Morgen, ich habe Kaffee für alle mitgebracht.",
+         "Good morning, I've brought coffee for everyone."),
     Line("Katrin", "Heute ist Dienstag, der 4. März, und wir haben eine volle Tagesordnung.",
          "Today is Tuesday, the 4th of March, and we have a full agenda.",
          "Heute ist Dienstag, der vierte März, und wir haben eine volle Tagesordnung."),
