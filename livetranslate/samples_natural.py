@@ -276,14 +276,18 @@ def make_recording(lines: list[Line], path: Path, *, seed: int = 0, snr_db: floa
 def cut(source: Path, utterances: list[SpokenUtterance], lines: list[Line], path: Path,
         seconds: float = SHORT_S) -> list[SpokenUtterance]:
     """The start of a recording up to the middle of the real pause (not a breath) nearest to
-    `seconds`, and its reference."""
+    `seconds`, then the noise alone from before its first word (as long as its lead-in, cross-
+    faded over 10 ms), so that the cut too ends in quiet; and its reference."""
     middles = {i: (utterances[i].end_s + utterances[i + 1].start_s) / 2
                for i in range(len(utterances) - 1) if not lines[i + 1].joined}
     last = min(middles, key=lambda i: abs(middles[i] - seconds))
-    at = int(round(middles[last] * RATE_HZ))
-    audio, rate = soundfile.read(str(source), dtype="int16")
+    audio, rate = soundfile.read(str(source), dtype="float32")
+    at, fade = int(round(middles[last] * rate)), int(0.01 * rate)
+    head, tail = audio[:at].copy(), audio[: int((LEAD_S - 0.05) * rate)]
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    head[-fade:] = head[-fade:] * (1 - ramp) + tail[:fade] * ramp
     path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), audio[:at], rate, subtype="PCM_16")
+    soundfile.write(str(path), np.concatenate([head, tail[fade:]]), rate, subtype="PCM_16")
     kept = utterances[: last + 1]
     write_reference(path, kept)
     return kept
