@@ -41,8 +41,8 @@ class Recording:
 def recordings(smoke: bool = False, folder: Path = DATA) -> list[Recording]:
     """The recordings a bench loops over: the espeak-ng meeting the streaming policy was tuned
     on (the bench recording, or with `smoke` the five-sentence one) and the natural one (four
-    MBROLA voices, room reverb, noise 20 dB down, 150-500 ms turns; with `smoke` its first half
-    minute)."""
+    MBROLA and Pico voices, room reverb, noise 20 dB down, 150-500 ms turns; with `smoke` its
+    first half minute)."""
     from livetranslate import samples, samples_natural
 
     if smoke:
@@ -60,7 +60,7 @@ def recordings(smoke: bool = False, folder: Path = DATA) -> list[Recording]:
                   [(u.start_s, u.end_s) for u in espeak_reference], about),
         Recording("natural", natural_path, [u.text_de for u in natural_reference],
                   [u.text_en for u in natural_reference], [(u.start_s, u.end_s) for u in natural_reference],
-                  f"MBROLA, {len({u.voice for u in natural_reference})} voices, room reverb, "
+                  f"MBROLA and Pico, {len({u.voice for u in natural_reference})} voices, room reverb, "
                   f"pauses 0.15-0.5 s, noise {samples_natural.SNR_DB:.0f} dB below speech"),
     ]
 

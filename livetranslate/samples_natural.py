@@ -1,11 +1,12 @@
 """A German meeting recording that sounds more like people than livetranslate.samples: four
-MBROLA diphone voices (driven by espeak-ng), a small room's reverb, steady background noise
-20 dB below the voices, turn-taking pauses of 150-500 ms and one speaker who talks on for
-about half a minute, with numbers, names and dates; German and English references.
+voices from two kinds of synthesizer (three MBROLA diphone voices driven by espeak-ng, and SVOX
+Pico), a small room's reverb, steady background noise 20 dB below the voices, turn-taking
+pauses of 150-500 ms and one speaker who talks on for about half a minute, with numbers, names
+and dates; German and English references.
 
 Deterministic: the same lines, voices and seed give the same bytes, so tests and benches can
-compare runs. Needs espeak-ng, sox and the Debian packages mbrola, mbrola-de2/-de5/-de6/-de7
-(contrib and non-free; scripts/setup.sh enables them).
+compare runs. Needs espeak-ng, sox and the Debian packages mbrola, mbrola-de2/-de6/-de7 and
+libttspico-utils (contrib and non-free; scripts/setup.sh enables them).
 """
 
 from __future__ import annotations
@@ -28,15 +29,18 @@ TURN_PAUSE_S = (0.15, 0.5)  # between sentences: a new speaker takes over, or th
 JOINED_PAUSE_S = (0.04, 0.1)  # a breath: the speaker runs sentences together
 SPEECH_DBFS = -26.0  # RMS of the speech while someone talks
 SNR_DB = 20.0
-SHORT_S = 30.0  # the CI cut ends in the first real pause before this
+SHORT_S = 30.0  # the CI cut ends in the real pause nearest to this
+PICO_VOICE = "pico-de-DE"
 
 
 @dataclass(frozen=True)
 class Speaker:
     name: str
-    voice: str  # an espeak-ng MBROLA voice: mb-deN needs the Debian package mbrola-deN
-    speed: int  # words per minute
-    pitch: int  # espeak-ng 0-99
+    # "mb-deN": an MBROLA voice through espeak-ng (Debian package mbrola-deN); "pico-de-DE":
+    # SVOX Pico's German voice (libttspico-utils)
+    voice: str
+    speed: int  # espeak-ng: words per minute; Pico: percent of its normal pace
+    pitch: int  # espeak-ng: 0-99; Pico: percent of its normal pitch
     gain_db: float  # nearer to or farther from the microphone
     # sox reverb: reverberance %, HF damping %, room scale %, stereo depth %, pre-delay ms,
     # wet gain dB: one small room, each speaker at their own distance
@@ -46,7 +50,7 @@ class Speaker:
 SPEAKERS = {
     "Katrin": Speaker("Katrin Vogel", "mb-de7", 170, 52, 0.0, (35, 60, 30, 0, 8, -4.0)),
     "Jonas": Speaker("Jonas Becker", "mb-de6", 178, 45, -2.0, (40, 55, 30, 0, 12, -3.0)),
-    "Miriam": Speaker("Miriam Yilmaz", "mb-de5", 165, 58, -1.0, (30, 65, 30, 0, 6, -5.0)),
+    "Miriam": Speaker("Miriam Yilmaz", PICO_VOICE, 104, 96, -1.0, (30, 65, 30, 0, 6, -5.0)),
     "Stefan": Speaker("Stefan Hofmann", "mb-de2", 168, 40, -3.0, (45, 50, 35, 0, 15, -2.0)),
 }
 
@@ -104,13 +108,13 @@ MEETING = [
     Line("Miriam", "Der Gewinn vor Steuern liegt damit bei 214.000 Euro.",
          "Profit before tax therefore comes to 214,000 euros.", joined=True),
     Line("Miriam", "Ein Problem sind allerdings die offenen Rechnungen, im Moment sind es 37 Stück.",
-         "One problem, however, is the unpaid invoices: at the moment there are 37 of them."),
+         "One problem, however, is the unpaid invoices: at the moment there are 37 of them.", joined=True),
     Line("Miriam", "Die größte ist von der Firma Lindqvist aus Hamburg über 48.500 Euro, "
                    "und sie ist seit dem 15. Januar fällig.",
          "The largest is from the Lindqvist company in Hamburg for 48,500 euros, "
          "and it has been due since the 15th of January.",
          "Die größte ist von der Firma Lindqvist aus Hamburg über 48.500 Euro, "
-         "und sie ist seit dem fünfzehnten Januar fällig.", joined=True),
+         "und sie ist seit dem fünfzehnten Januar fällig."),
     Line("Miriam", "Ich habe dort schon zweimal angerufen, aber bisher keine Antwort bekommen.",
          "I have already called them twice, but I haven't had an answer so far.", joined=True),
     Line("Katrin", "Das ist ärgerlich. Jonas, kennst du dort jemanden?",
@@ -179,18 +183,29 @@ def _require(program: str, package: str) -> None:
         raise RuntimeError(f"{program} is not installed (apt-get install {package}, or scripts/setup.sh)")
 
 
+def _synthesizer(voice: str, speed: int, pitch: int, text: str, out: str) -> tuple[list[str], str]:
+    """(command line, the Debian packages it needs)."""
+    if voice == PICO_VOICE:
+        if "<" in text:
+            raise ValueError(f"Pico reads '<' as markup: {text!r}")
+        return (["pico2wave", "-l", voice.removeprefix("pico-"), "-w", out,
+                 f"<speed level='{speed}'><pitch level='{pitch}'>{text}</pitch></speed>"], "libttspico-utils")
+    # amplitude 70: the MBROLA voices clip ("Saturation") at espeak-ng's default of 100
+    return (["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", "70", "-w", out, text],
+            "espeak-ng mbrola mbrola-" + voice.removeprefix("mb-"))
+
+
 def synthesize(text: str, speaker: Speaker, speed: int, pitch: int) -> np.ndarray:
     """One sentence as float32 at RATE_HZ, leading and trailing silence cut off."""
-    _require("espeak-ng", "espeak-ng")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        # amplitude 70: the MBROLA voices clip ("Saturation") at espeak-ng's default of 100
-        done = subprocess.run(["espeak-ng", "-v", speaker.voice, "-s", str(speed), "-p", str(pitch), "-a", "70",
-                               "-w", tmp.name, text], capture_output=True, text=True)
-        if done.returncode != 0 or Path(tmp.name).stat().st_size == 0:
-            package = "mbrola-" + speaker.voice.removeprefix("mb-")
-            raise RuntimeError(f"espeak-ng could not speak with {speaker.voice} (apt-get install mbrola {package}, "
+    with tempfile.TemporaryDirectory() as folder:
+        out = str(Path(folder) / "speech.wav")
+        command, packages = _synthesizer(speaker.voice, speed, pitch, text, out)
+        _require(command[0], packages)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0 or not Path(out).exists() or Path(out).stat().st_size == 0:
+            raise RuntimeError(f"{command[0]} could not speak with {speaker.voice} (apt-get install {packages}, "
                                f"or scripts/setup.sh): {done.stderr.strip()[-300:]}")
-        samples, rate = soundfile.read(tmp.name, dtype="float32")
+        samples, rate = soundfile.read(out, dtype="float32")
     samples = resample(samples, rate, RATE_HZ)
     loud = np.flatnonzero(np.abs(samples) > np.abs(samples).max() * 10 ** (-40 / 20))
     margin = int(0.01 * RATE_HZ)
@@ -241,7 +256,7 @@ def make_recording(lines: list[Line], path: Path, *, seed: int = 0, snr_db: floa
         if i:
             t += rng.uniform(*(JOINED_PAUSE_S if line.joined else TURN_PAUSE_S))
         # a person never says two sentences quite alike
-        speed = speaker.speed + int(rng.integers(-8, 9))
+        speed = int(round(speaker.speed * rng.uniform(0.95, 1.05)))
         pitch = speaker.pitch + int(rng.integers(-4, 5))
         clip = synthesize(line.spoken or line.de, speaker, speed, pitch)
         # the voices come out of the synthesizer at levels up to 8 dB apart; people in one

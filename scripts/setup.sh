@@ -5,15 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The images install less (no browser, no PulseAudio): they set these two.
-# mbrola and its German voices speak the natural test recording (livetranslate/samples_natural.py)
-read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server mbrola mbrola-de2 mbrola-de5 mbrola-de6 mbrola-de7}"
+# mbrola with German voices and SVOX Pico speak the natural test recording (livetranslate/samples_natural.py)
+read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server mbrola mbrola-de2 mbrola-de6 mbrola-de7 libttspico-utils}"
 EXTRAS=${LIVETRANSLATE_EXTRAS:-models,dashboard,test}
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 
-# The MBROLA packages live in Debian's contrib (mbrola) and non-free (the voices), Ubuntu's
+# The voices live in Debian's contrib (mbrola) and non-free (its voices, Pico), Ubuntu's
 # multiverse: add those components to the deb822 sources that lack them (no-op when present).
 enable_apt_components() {
   local file changed=1
@@ -33,8 +33,8 @@ enable_apt_components() {
 
 if ((${#missing[@]})); then
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
-  if [[ " ${missing[*]}" == *" mbrola"* ]] && enable_apt_components; then
-    echo "==> enabled the contrib/non-free (multiverse) apt components for the MBROLA voices"
+  if [[ " ${missing[*]}" =~ \ (mbrola|libttspico) ]] && enable_apt_components; then
+    echo "==> enabled the contrib/non-free (multiverse) apt components for the synthetic voices"
   fi
   echo "==> apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
