@@ -7,6 +7,7 @@ import platform
 import socket
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,50 @@ from livetranslate.protocol import SessionOptions
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DATA = ROOT / ".cache" / "bench"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A bench recording and what is said in it, one entry per sentence, in order."""
+
+    name: str  # "espeak" or "natural": a key for reports
+    path: Path
+    german: list[str]
+    english: list[str]
+    spans_s: list[tuple[float, float]]  # (start, end) of each sentence in the audio
+    about: str  # one line for a report: voices, pauses, noise
+
+    @property
+    def reference(self) -> str:
+        """The whole German text, for a WER over the recording."""
+        return " ".join(self.german)
+
+
+def recordings(smoke: bool = False, folder: Path = DATA) -> list[Recording]:
+    """The recordings a bench loops over: the espeak-ng meeting the streaming policy was tuned
+    on (the bench recording, or with `smoke` the five-sentence one) and the natural one (four
+    MBROLA and Pico voices, room reverb, noise 20 dB down, 150-500 ms turns; with `smoke` its
+    first half minute)."""
+    from livetranslate import samples, samples_natural
+
+    if smoke:
+        espeak_path, english = samples.make_all(folder)["speech"], samples.SENTENCES_EN[:5]
+        about = "espeak-ng, 1 voice, pauses 1 s, noise -50 dBFS"
+    else:
+        espeak_path, english = samples.make_bench_recording(folder), samples.MEETING_EN + samples.SENTENCES_EN
+        about = "espeak-ng, 3 voices, pauses 0.6-2 s, noise -45 dBFS"
+    espeak_reference = samples.load_reference(espeak_path)
+    assert len(espeak_reference) == len(english), espeak_path
+    natural_path = samples_natural.make_natural(folder)["natural_short" if smoke else "natural"]
+    natural_reference = samples_natural.load_reference(natural_path)
+    return [
+        Recording("espeak", espeak_path, [u.text for u in espeak_reference], list(english),
+                  [(u.start_s, u.end_s) for u in espeak_reference], about),
+        Recording("natural", natural_path, [u.text_de for u in natural_reference],
+                  [u.text_en for u in natural_reference], [(u.start_s, u.end_s) for u in natural_reference],
+                  f"MBROLA and Pico, {len({u.voice for u in natural_reference})} voices, room reverb, "
+                  f"pauses 0.15-0.5 s, noise {samples_natural.SNR_DB:.0f} dB below speech"),
+    ]
 
 
 def free_port() -> int:

@@ -5,14 +5,37 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The images install less (no browser, no PulseAudio): they set these two.
-read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server}"
+# mbrola with German voices and SVOX Pico speak the natural test recording (livetranslate/samples_natural.py)
+read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server mbrola mbrola-de2 mbrola-de6 mbrola-de7 libttspico-utils}"
 EXTRAS=${LIVETRANSLATE_EXTRAS:-models,dashboard,test}
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+
+# The voices live in Debian's contrib (mbrola) and non-free (its voices, Pico), Ubuntu's
+# multiverse: add those components to the deb822 sources that lack them (no-op when present).
+enable_apt_components() {
+  local file changed=1
+  for file in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$file" ] || continue
+    if grep -q '^URIs:.*debian' "$file" && grep -Eq '^Components:' "$file" \
+        && grep -E '^Components:' "$file" | grep -Evq '\bnon-free\b'; then
+      $SUDO sed -i -E '/^Components:/{/\bcontrib\b/!s/$/ contrib/;/\bnon-free\b/!s/$/ non-free/}' "$file"
+      changed=0
+    elif grep -q '^URIs:.*ubuntu' "$file" && grep -E '^Components:' "$file" | grep -Evq '\bmultiverse\b'; then
+      $SUDO sed -i -E '/^Components:/{/\bmultiverse\b/!s/$/ multiverse/}' "$file"
+      changed=0
+    fi
+  done
+  return $changed
+}
+
 if ((${#missing[@]})); then
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  if [[ " ${missing[*]}" =~ \ (mbrola|libttspico) ]] && enable_apt_components; then
+    echo "==> enabled the contrib/non-free (multiverse) apt components for the synthetic voices"
+  fi
   echo "==> apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
