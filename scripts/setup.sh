@@ -28,6 +28,13 @@ enable_apt_components() {
       changed=0
     fi
   done
+  # the one-line format (/etc/apt/sources.list): "deb URI suite main" gets contrib non-free
+  if [ -f /etc/apt/sources.list ] && grep -Eq '^deb .*debian.* main' /etc/apt/sources.list \
+      && grep -E '^deb .*debian.* main' /etc/apt/sources.list | grep -Evq '\bnon-free\b'; then
+    $SUDO sed -i -E '/^deb .*debian.* main/{/\bcontrib\b/!s/$/ contrib/;/\bnon-free\b/!s/$/ non-free/}' \
+      /etc/apt/sources.list
+    changed=0
+  fi
   return $changed
 }
 
