@@ -128,6 +128,11 @@ def triton_libs() -> Path:
     return pytriton_dir().parent / "nvidia_pytriton.libs"
 
 
+def _settled(states: dict[str, str]) -> bool:
+    """Every model has finished loading, one way or the other."""
+    return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
+
+
 def own_libpython_dir() -> str:
     """The folder of this Python's own shared libpython, when it has one outside the system's
     (pyenv, a custom build). The backend stub links `libpython3.X.so.1.0` and would otherwise
@@ -432,20 +437,16 @@ class TritonServer:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise ServerError(self.exit_message("while starting"))
-            if self.is_ready() and self._get("/v2/health/live") == 200 and self._all_settled():
+            states = self.model_states()
+            if _settled(states) and self.is_ready() and self._get("/v2/health/live") == 200:
                 self.ready_after_s = time.monotonic() - self.started_at
                 return self.ready_after_s
-            if self._all_settled():  # without the pipeline nothing works: say why now, not at the timeout
-                broken = self.model_states().get(P.PIPELINE, "")
-                if broken.startswith("UNAVAILABLE"):
-                    raise ServerError(f"the {P.PIPELINE} model did not load: {broken}")
+            # without the pipeline nothing works: say why now, not at the timeout
+            if _settled(states) and states.get(P.PIPELINE, "").startswith("UNAVAILABLE"):
+                raise ServerError(f"the {P.PIPELINE} model did not load: {states[P.PIPELINE]}")
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s")
 
-    def _all_settled(self) -> bool:
-        """Every model has finished loading, one way or the other."""
-        states = self.model_states()
-        return bool(states) and all(not s.startswith(("LOADING", "UNLOADING")) for s in states.values())
 
     def drain(self, grace_s: float = 0.0, timeout_s: float = DRAIN_TIMEOUT_S,
               say: Callable[[str], None] = lambda _: None) -> bool:

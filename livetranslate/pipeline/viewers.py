@@ -83,18 +83,14 @@ class Viewers:
         self.stopping = ""  # the server is stopping: why every viewer ends
 
     def stop(self, reason: str) -> None:
-        """Every viewer gets an `end` saying why (within a poll) and no new one is admitted."""
+        """Every viewer gets an `end` saying why (within a poll). (New viewers are refused
+        before they get here, by the pipeline that stops.)"""
         self.stopping = reason
 
     def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply,
                   language: np.ndarray | None = None) -> None:
         if self.store is None:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
-        if self.stopping:
-            self.admission.refused("viewer", "draining")
-            reply.send(Event(EventKind.END, error=f"{self.stopping}: try again in a moment"))
-            reply.close()
-            return
         name = decode_text(subscribe).strip()
         if not name or len(name) > MAX_SESSION_NAME or not name.isprintable():
             raise ProtocolError(f"SUBSCRIBE must name a session: 1 to {MAX_SESSION_NAME} printable characters")

@@ -265,7 +265,9 @@ class RedisSessionStore:
             self._live[session] = 1
             self._handed.discard(session)
             self._languages[session] = list(existing.languages) if existing else []
-            return self.info(session)
+            return SessionInfo(session, source_language, target_language, started,
+                               counts=dict(existing.counts) if existing else {},
+                               languages=list(self._languages[session]), glossary=list(glossary or []))
 
     def resume_point(self, session: str) -> tuple[int, float]:
         meta = self._call("reading", self._redis.hmget, self._k("meta", session), "next_segment", "last_end_s")
