@@ -385,6 +385,11 @@ def session_view(c: PipelineClient, info: dict) -> None:
             spoken = next((e.language for e in reversed(events) if e.kind == EventKind.TRANSCRIPT), None)
         interim = followers().get(name, spoken).snapshot().interim if spoken else ""
         st.text(f"… {interim}" if interim else "…")
+        target = info["target_language"]
+        if target and target != spoken:  # its translation as it is generated
+            translating = followers().get(name, target).snapshot().interim
+            if translating:
+                st.text(f"→ {translating} …")
     rows = session_rows(events)
     newest_first = st.toggle("Newest first", value=live, key=f"newest-{name}")
     if rows:

@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from livetranslate import readable
-from livetranslate.protocol import Event, EventKind
+from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
 from livetranslate.share import STYLES  # dark; transparent for an OBS browser source
 
-CAPTION_KINDS = frozenset({EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED})
+CAPTION_KINDS = frozenset({EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.PARTIAL_TRANSLATION,
+                           EventKind.TRANSLATION, EventKind.ENHANCED})
 MAX_LINES = 4  # final lines kept on screen; the page shows the newest largest, at the bottom
 
 
 def in_language(event: Event, lang: str) -> bool:
     """An event a viewer of LANG reads: the transcripts and interim text of the spoken
-    language, the translations into any other; `end` for everyone."""
+    language, the translations (and interim translations) into any other; `end` for everyone."""
     return event.kind == EventKind.END or (event.kind in CAPTION_KINDS and event.language == lang)
 
 
@@ -66,7 +67,7 @@ class CaptionLines:
 
     def add(self, event: Event) -> bool:
         """Takes one event; True when what the page shows changed."""
-        if event.kind == EventKind.PARTIAL:
+        if event.kind in INTERIM_KINDS:  # the utterance, or its translation, as it grows
             if self.lines and event.segment_id <= self.lines[-1].segment_id:
                 return False  # a late interim of an utterance already final
             changed = self.interim is None or self.interim.text != event.text

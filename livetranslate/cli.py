@@ -15,7 +15,7 @@ import click
 from livetranslate import protocol as P
 from livetranslate.client import DEFAULT_URL, ClientError
 from livetranslate.health import HEALTH_PORT_ENV
-from livetranslate.protocol import Event, EventKind, SessionOptions
+from livetranslate.protocol import INTERIM_KINDS, Event, EventKind, SessionOptions
 from livetranslate.store import STORE_ENV
 from livetranslate.textview import SentenceTranslations, clock, combined_label, end_line, segments_label
 
@@ -362,9 +362,12 @@ class Outputs:
         """The status line on stderr, for a text view that is not the side-by-side one."""
         return self.view is None and self.fmt == "text" and sys.stderr.isatty()
 
+    degraded = ""  # the note of the latest translation: the server was behind
+
     def _status_line(self) -> str:
         level = f" · level {self.runner.level:5.0f} dBFS" if self.runner is not None else ""
-        return f"● {self.state} · session {self.session}{level} · latency {self.latency_s:.1f} s"
+        behind = " · translations from the small model (behind)" if self.degraded else ""
+        return f"● {self.state} · session {self.session}{level} · latency {self.latency_s:.1f} s{behind}"
 
     def _redraw(self) -> None:
         if self.live_status:
@@ -388,15 +391,18 @@ class Outputs:
         self.errors += event.kind == EventKind.ERROR or (event.kind == EventKind.END and bool(event.error))
         if event.kind == EventKind.TRANSCRIPT:
             self.latency_s = event.latency_ms / 1000
+        if event.kind == EventKind.TRANSLATION and not event.error:
+            self.degraded = event.note  # the server says when it translates differently (behind)
         if self.view is not None:
             self.view.event(event)
             self._record(event)
             return
-        if event.kind == EventKind.PARTIAL:
+        if event.kind in INTERIM_KINDS:
             self._partial(event)
             return
-        if event.kind == EventKind.TRANSCRIPT:
+        if event.kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION):
             self.partial = ""  # the final text replaces it
+
         self.sentences.note(event)
         if self.fmt == "text" and event.kind == EventKind.ENHANCED and not self.sentences.worth_showing(event):
             self._record(event)
@@ -414,7 +420,7 @@ class Outputs:
         if self.jsonl:
             self.jsonl.write(event.to_json() + "\n")
             self.jsonl.flush()
-        if event.kind != EventKind.PARTIAL:
+        if event.kind not in INTERIM_KINDS:
             for writer in self.subtitles:
                 writer.add(event)
 
@@ -425,7 +431,8 @@ class Outputs:
         if self.fmt == "jsonl":
             click.echo(event.to_json())
         elif self.live_status:
-            self.partial = f"#{event.segment_id} {event.text}"
+            arrow = f"→ {event.language} " if event.kind == EventKind.PARTIAL_TRANSLATION else ""
+            self.partial = f"#{event.segment_id} {arrow}{event.text}"
             self._redraw()
 
     def status(self, message: str) -> None:
@@ -538,7 +545,8 @@ def _client(url, tls, ca, api_key):
 
 
 # `watch --only`: the kinds each choice prints (errors and the end always)
-ONLY = {"translation": {EventKind.TRANSLATION, EventKind.ENHANCED, EventKind.ERROR, EventKind.END},
+ONLY = {"translation": {EventKind.TRANSLATION, EventKind.PARTIAL_TRANSLATION, EventKind.ENHANCED, EventKind.ERROR,
+                        EventKind.END},
         "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.ERROR, EventKind.END}}
 
 

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.protocol import Event, EventKind, SessionOptions
+from livetranslate.protocol import INTERIM_KINDS, Event, EventKind, SessionOptions
 
 DEFAULT_URL = "localhost:8001"
 KEEPALIVE_S = 30  # the launcher lets Triton accept pings this often (and more)
@@ -779,7 +779,7 @@ def follow(connection: Connection, session: str, on_event: Callable[[Event], Non
                     if refusal:
                         raise Refused(f"{client.url} refused the viewer: {refusal}" if not answered else refusal)
                     answered = True
-                    if event.kind != EventKind.PARTIAL:
+                    if event.kind not in INTERIM_KINDS:
                         key = (event.kind, event.segment_id, event.first_segment_id, event.language, event.text,
                                event.error)
                         replayed[key] += 1

@@ -182,7 +182,11 @@ def session_rows(events: list[Event], language: str = "") -> list[dict]:
             rows[e.segment_id]["transcript"] = e.text
         elif e.kind == EventKind.TRANSLATION and e.segment_id in rows and e.language == language:
             translations[e.segment_id] = e
-            rows[e.segment_id]["translation"] = e.text or f"(failed: {e.error})"
+            small = " (small model)" if e.note and e.text else ""  # the server was behind
+            rows[e.segment_id]["translation"] = (e.text + small) if e.text else f"(failed: {e.error})"
+        elif (e.kind == EventKind.PARTIAL_TRANSLATION and e.segment_id in rows and e.language == language
+              and e.segment_id not in translations):  # the translation so far, while it is generated
+            rows[e.segment_id]["translation"] = f"{e.text} …"
         elif e.kind == EventKind.ENHANCED and e.language == language and readable.adds_something(e, translations):
             ids = readable.covered_ids(e)
             combined[e.segment_id] = e.text if len(ids) == 1 else f"(#{ids.start}–{ids.stop - 1}) {e.text}"

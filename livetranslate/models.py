@@ -155,6 +155,9 @@ MODELS: dict[str, ModelSpec] = {
 
 DEFAULT_WHISPER = "whisper-base"
 DEFAULT_LLM = "qwen2.5-1.5b"
+# What translates for a stream that fell behind (the `fast` lane: livetranslate.llm.lanes):
+# about 4x faster than Qwen 1.5B here, and worse (bench/results/translation.md).
+DEFAULT_FAST_LLM = "gemma3-270m"
 
 
 def resolve(name_or_path: str, models_dir: Path | None = None) -> Path:
@@ -185,3 +188,18 @@ def llm_choice(configured: str, configured_family: str = "") -> LlmChoice:
               or (spec.prompt_family if spec else "chatml"))
     thresholds = spec.completeness_thresholds if spec else (0.5, 0.9)
     return LlmChoice(model, family, thresholds)
+
+
+def fast_llm_choice(configured: str, main: LlmChoice) -> LlmChoice | None:
+    """The small model of the `fast` lane, or None: none configured, or the same as the main
+    one (then the main model does the fast lane's work, with its own prompts)."""
+    if not configured or configured == main.model:
+        return None
+    return llm_choice_of(configured)
+
+
+def llm_choice_of(model: str) -> LlmChoice:
+    """A model's choice as configured, without the launcher's override."""
+    spec = MODELS.get(model)
+    return LlmChoice(model, spec.prompt_family if spec else "chatml",
+                     spec.completeness_thresholds if spec else (0.5, 0.9))

@@ -83,6 +83,10 @@ ADMIN_KEY_ENV = "LIVETRANSLATE_ADMIN_KEY"
 # `sessions`, never `whisper` or `llm` directly.
 INTERNAL_TOKEN_ENV = "LIVETRANSLATE_INTERNAL_TOKEN"
 INTERNAL_PARAMETER = "livetranslate_internal"
+# BLS parameter of an `llm` call (cpu profile): which lane of livetranslate.llm.lanes it runs
+# in ("urgent", "fast" or "background", the default). A parameter, not a tensor: the gpu
+# profile's TensorRT-LLM ensemble ignores it and batches everything in flight.
+LLM_LANE_PARAMETER = "livetranslate_llm_lane"
 
 DEFAULT_SOURCE_LANGUAGE = "de"
 DEFAULT_TARGET_LANGUAGE = "en"
@@ -100,6 +104,9 @@ FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text co
 CHECK_COMPLETE = "CHECK_COMPLETE"  # BOOL, optional (enhance): false skips the LLM completeness check
 FLUSH = "FLUSH"  # BOOL, optional (enhance, with sequence end): false drops the open window untranslated
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
+# what the server did differently for this event because it was behind (a translation from
+# the small model, an enhanced window without its completeness check), else ""
+NOTE = "NOTE"
 
 # --- vad tensors ------------------------------------------------------------------------
 # request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response with the boundaries of every
@@ -139,6 +146,14 @@ SEQUENCE_LENGTH = "sequence_length"  # always produced: the step runs for every 
 # --- translate / completeness / enhance tensors (besides TEXT, languages, segment fields)
 CONTEXT = "CONTEXT"  # previous translation, for context
 TRANSLATION = "TRANSLATION"
+# translate (decoupled): optional BOOL inputs. URGENT: the speaker waits for this one (the
+# llm's urgent lane); FAST: the stream is behind, use the small model when one is loaded;
+# INTERIM: answer the text so far as it is generated (INTERIM true on those responses), then
+# the translation (INTERIM false). FAST_USED: the answer came from the small model.
+URGENT = "URGENT"
+FAST = "FAST"
+INTERIM = "INTERIM"
+FAST_USED = "FAST_USED"
 COMPLETE = "COMPLETE"
 PROBABILITY = "PROBABILITY"
 
@@ -168,10 +183,18 @@ RETRY_ELSEWHERE = "retry elsewhere"
 class EventKind(str, enum.Enum):
     PARTIAL = "partial"
     TRANSCRIPT = "transcript"
+    # the translation of a transcript as it is being generated: the `translation` of the same
+    # segment replaces it (like `partial` and `transcript`); never stored
+    PARTIAL_TRANSLATION = "partial_translation"
     TRANSLATION = "translation"
     ENHANCED = "enhanced"
     ERROR = "error"
     END = "end"
+
+
+# Interim events: the speaker and live viewers see them, the final event of the same segment
+# replaces them, and they are never stored.
+INTERIM_KINDS = frozenset({EventKind.PARTIAL, EventKind.PARTIAL_TRANSLATION})
 
 
 @dataclass(frozen=True)
@@ -187,6 +210,7 @@ class Event:
     latency_ms: float = 0.0
     first_segment_id: int = -1  # enhanced: first segment covered (segment_id is the last)
     error: str = ""  # set when this event reports a failure (e.g. a translation that failed)
+    note: str = ""  # set when the server was behind and made this event differently (NOTE)
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         return {
@@ -199,6 +223,7 @@ class Event:
             LATENCY_MS: np.array([self.latency_ms], dtype=np.float32),
             FIRST_SEGMENT_ID: np.array([self.first_segment_id], dtype=np.int64),
             ERROR: np.array([self.error.encode("utf-8")], dtype=np.object_),
+            NOTE: np.array([self.note.encode("utf-8")], dtype=np.object_),
         }
 
     @classmethod
@@ -218,6 +243,7 @@ class Event:
             latency_ms=round(float(scalar(LATENCY_MS)), 1),
             first_segment_id=int(scalar(FIRST_SEGMENT_ID)),
             error=decode_text(get(ERROR)),
+            note=decode_text(get(NOTE)) if get(NOTE) is not None else "",  # an older server has none
         )
 
     def to_dict(self) -> dict:

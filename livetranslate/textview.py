@@ -72,6 +72,7 @@ def combined_label(event: Event) -> str:
 class Row:
     transcript: Event
     translation: Event | None = None
+    interim: Event | None = None  # the translation so far, while it is generated
 
 
 class SideBySideView:
@@ -103,17 +104,20 @@ class SideBySideView:
         return text
 
     @staticmethod
-    def _target(event: Event | None) -> Text:
+    def _target(event: Event | None, interim: Event | None = None) -> Text:
         if event is None:
-            return Text("…", style="dim")
+            return Text(f"{interim.text} …", style="dim italic") if interim is not None else Text("…", style="dim")
         if event.error:
             return Text(f"(failed: {event.error})", style="red")
-        return Text(event.text, style="green")
+        text = Text(event.text, style="green")
+        if event.note:  # the server was behind: the small model made it
+            text.append(" (small model)", style="dim")
+        return text
 
     def _row(self, row: Row):
         if not self.translate:
             return self._source(row.transcript)
-        return self._two_columns(self._source(row.transcript), self._target(row.translation))
+        return self._two_columns(self._source(row.transcript), self._target(row.translation, row.interim))
 
     def _live_area(self):
         with self._lock:
@@ -153,6 +157,10 @@ class SideBySideView:
                         done.append(self._row(self._pending.pop(0)))
                 else:
                     done.append(self._row(row))
+            elif event.kind == EventKind.PARTIAL_TRANSLATION:
+                row = next((r for r in self._pending if r.transcript.segment_id == event.segment_id), None)
+                if row is not None and row.translation is None:
+                    row.interim = event
             elif event.kind == EventKind.TRANSLATION:
                 self._sentences.note(event)
                 row = next((r for r in self._pending if r.transcript.segment_id == event.segment_id), None)

@@ -3,7 +3,9 @@ model's logic (model_repository/translate)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary
@@ -16,20 +18,50 @@ class TranslationError(RuntimeError):
 
 
 @dataclass
+class Interim:
+    """The translation so far, as the LLM generates it, for `on_interim`: whole words only
+    (the last one may still grow), cleaned like the final, at most every `min_interval_s`."""
+
+    on_interim: Callable[[str], None]
+    min_interval_s: float = 0.3
+    clock: Callable[[], float] = time.monotonic
+    _raw: str = ""
+    _shown: str = ""
+    _at: float = field(default=float("-inf"))
+
+    def piece(self, piece: str) -> None:
+        self._raw += piece
+        if self.clock() - self._at < self.min_interval_s:
+            return
+        done = re.sub(r"\S*$", "", self._raw)  # up to the last whole word
+        text = clean_translation(done)
+        if text and text != self._shown and len(text) > len(self._shown):
+            self._shown, self._at = text, self.clock()
+            self.on_interim(text)
+
+
+@dataclass
 class Translator:
-    generate: Callable[[GenerationRequest], str]
+    # (request, **options) -> the text; options (only when asked): lane (the llm lane) and
+    # on_piece (called with each piece as it is generated)
+    generate: Callable[..., str]
     family: str = "chatml"
     max_tokens_per_char: float = 0.6  # German -> English: ~0.3 tokens per source char; headroom x2
 
     def translate(self, text: str, source: str, target: str, context: str = "",
-                  glossary: Glossary = NO_GLOSSARY) -> str:
-        """`glossary`: the session's; the pairs whose term occurs in `text` go into the prompt."""
+                  glossary: Glossary = NO_GLOSSARY, *, on_interim: Callable[[str], None] | None = None,
+                  **options) -> str:
+        """`glossary`: the session's; the pairs whose term occurs in `text` go into the prompt.
+        `on_interim`: called with the translation so far while it is generated (Interim).
+        `options` go to `generate` as they are (the llm lane)."""
         if not text.strip():
             raise TranslationError("nothing to translate")
         terms = glossary.relevant(text).pairs()
         prompt = translation_prompt(self.family, text, source, target, context, terms)
         max_tokens = int(32 + self.max_tokens_per_char * len(text))
-        raw = self.generate(GenerationRequest(prompt.text, max_tokens=max_tokens, stop=prompt.stop))
+        if on_interim is not None:
+            options["on_piece"] = Interim(on_interim).piece
+        raw = self.generate(GenerationRequest(prompt.text, max_tokens=max_tokens, stop=prompt.stop), **options)
         translation = clean_translation(raw)
         problem = looks_like_garbage(text, translation)
         if problem:

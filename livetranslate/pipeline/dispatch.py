@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from livetranslate.metrics import NO_METRICS, Gauges, Metrics, Sampler
-from livetranslate.pipeline.guards import Admission, LlmBreaker, ServerFull, WhisperLoad
+from livetranslate.pipeline.guards import Admission, LlmBreaker, ServerFull, TranslationLoad, WhisperLoad
 from livetranslate.pipeline.messages import Chunk, LastChunk
 from livetranslate.pipeline.options import PipelineOptions, Shared
 from livetranslate.pipeline.replies import Reply
@@ -50,7 +50,7 @@ class Pipeline:
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
                              SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages,
                                                               store if getattr(store, "shared", False) else None),
-                             metrics=metrics)
+                             metrics=metrics, translations=TranslationLoad(options.translation_budget_s))
         self.admission = Admission(options.limits, metrics)
         self.sessions = SessionKeeper(store, metrics) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)

@@ -167,3 +167,42 @@ class LlmBreaker:
             if self._timeouts >= self.timeouts_to_open:
                 self._open_until = self._clock() + self.pause_s
                 self._timeouts = self.timeouts_to_open - 1  # after the pause, one more opens it again
+
+
+class TranslationLoad:
+    """The speakers' translations in flight over all streams, and how long one takes: a
+    stream whose next translation would arrive later than the budget after its speech gets
+    the small model instead (the llm's `fast` lane), and gets the large one back as soon as
+    the estimate fits again. The estimate is the lag the transcript has already, plus one
+    translation of its own, plus one for each translation of another stream ahead of it."""
+
+    def __init__(self, budget_s: float, initial_s: float = 2.0, weight: float = 0.3,
+                 clock: Callable[[], float] = time.monotonic):
+        self.budget_s, self.weight, self._clock = budget_s, weight, clock
+        self._seconds = {False: initial_s, True: initial_s / 4}  # per translation: large, small model
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def expected_s(self, lag_s: float, fast: bool = False) -> float:
+        with self._lock:
+            return lag_s + self._seconds[fast] * (self._in_flight + 1)
+
+    def choose_fast(self, lag_s: float) -> bool:
+        """Whether this translation should be made by the small model."""
+        return self.budget_s > 0 and self.expected_s(lag_s) > self.budget_s
+
+    @contextlib.contextmanager
+    def translating(self, fast: bool):
+        started = self._clock()
+        with self._lock:
+            self._in_flight += 1
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            took = self._clock() - started
+            with self._lock:
+                self._in_flight -= 1
+                if ok:  # a failure says nothing about how long a translation takes
+                    self._seconds[fast] += self.weight * (took - self._seconds[fast])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from livetranslate.metrics import NO_METRICS, Metrics
-from livetranslate.pipeline.guards import Limits, LlmBreaker, WhisperLoad
+from livetranslate.pipeline.guards import Limits, LlmBreaker, TranslationLoad, WhisperLoad
 from livetranslate.pipeline.sessions import SegmentIds, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
 from livetranslate.protocol import Event, SessionOptions
@@ -33,6 +33,9 @@ class PipelineOptions:
     # llm_pause_s instead of each waiting out its timeout; then calls are tried again.
     llm_timeouts_to_pause: int = 2
     llm_pause_s: float = 30.0
+    # A speaker's translation expected later than this after the end of its speech is made
+    # by the small model (the llm's `fast` lane), with a note on the event; 0: never.
+    translation_budget_s: float = 4.0
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
     limits: Limits = field(default_factory=Limits)
 
@@ -50,6 +53,8 @@ class Shared:
     # the languages each session's viewers asked for: streams translate into those too
     languages: ViewerLanguages = field(default_factory=ViewerLanguages)
     metrics: Metrics = NO_METRICS  # where latencies and refusals are reported
+    # the speakers' translations in flight: which model the next one gets
+    translations: TranslationLoad = field(default_factory=lambda: TranslationLoad(4.0))
 
 
 @dataclass(frozen=True)

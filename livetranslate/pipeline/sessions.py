@@ -12,7 +12,7 @@ from typing import Callable
 from livetranslate.metrics import NO_METRICS
 from livetranslate.pipeline.guards import ServerFull
 from livetranslate.pipeline.replies import Reply
-from livetranslate.protocol import Event, EventKind
+from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
 
 log = logging.getLogger("livetranslate.pipeline")
 
@@ -203,7 +203,7 @@ class RecordingReply:
         self._reply, self._session, self._failure, self._fail = reply, session, failure, fail
 
     def send(self, event: Event) -> None:
-        if event.kind == EventKind.PARTIAL:  # interim: the speaker and live viewers see it, never stored
+        if event.kind in INTERIM_KINDS:  # the speaker and live viewers see it, never stored
             self._session.preview(event)
             self._reply.send(event)
             return

@@ -4,7 +4,8 @@ the server, is livetranslate.triton.bls.TritonStages."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -12,6 +13,14 @@ from livetranslate.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
 from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.vad import Boundaries, Segmenter, VadOptions
 from livetranslate.whisper import AsrRequest, Transcription
+
+
+@dataclass(frozen=True)
+class SpokenTranslation:
+    """The speaker's translation of one transcript, and whether the small model made it."""
+
+    text: str
+    fast: bool = False
 
 
 class Stages(Protocol):
@@ -24,6 +33,11 @@ class Stages(Protocol):
 
     def translate(self, text: str, source: str, target: str, context: str = "",
                   glossary: Glossary = NO_GLOSSARY) -> str: ...
+
+    # optional (translate_urgent below falls back to `translate` without it): the speaker's
+    # translation first in the LLM's queue, on the small model when `fast`, and the text so far
+    # to `on_interim` while it is generated
+    # def translate_urgent(self, text, source, target, glossary, *, fast, on_interim) -> SpokenTranslation
 
     def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
                 check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY
@@ -58,6 +72,11 @@ class LocalStages:
                   glossary: Glossary = NO_GLOSSARY) -> str:
         return self.translator.translate(text, source, target, context, glossary)
 
+    def translate_urgent(self, text: str, source: str, target: str, glossary: Glossary = NO_GLOSSARY, *,
+                         fast: bool = False, on_interim: Callable[[str], None] | None = None) -> SpokenTranslation:
+        return SpokenTranslation(self.translator.translate(text, source, target, "", glossary,
+                                                           on_interim=on_interim))
+
     def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
                 glossary=NO_GLOSSARY):
         if start:
@@ -70,3 +89,13 @@ class LocalStages:
             out += enhancer.flush() if flush else []
             del self._enhancers[sequence_id]
         return out
+
+
+def translate_urgent(stages, text: str, source: str, target: str, glossary: Glossary = NO_GLOSSARY, *,
+                     fast: bool = False, on_interim: Callable[[str], None] | None = None) -> SpokenTranslation:
+    """The speaker's translation through a stage set; one without `translate_urgent` (a
+    test's scripted set) translates as usual, with no interim text."""
+    urgent = getattr(stages, "translate_urgent", None)
+    if urgent is None:
+        return SpokenTranslation(stages.translate(text, source, target, "", glossary))
+    return urgent(text, source, target, glossary, fast=fast, on_interim=on_interim)

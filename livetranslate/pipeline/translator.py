@@ -3,6 +3,12 @@
 so a transcript never waits for the LLM. Every LLM call has a time limit and goes through
 the pipeline's breaker: a hung LLM costs failed translations, not a stalled stream.
 
+The speaker's translation is urgent work for the LLM (livetranslate.llm.lanes): while it is
+generated its text so far goes out as `partial_translation` events (when the stream has
+partials on). A translation expected too late (livetranslate.pipeline.guards.TranslationLoad)
+is made by the small model, and its event says so in `note`. The enhance steps run on a
+thread of their own, in order: the next sentence's translation never waits for a window.
+
 Viewers may ask for other languages than the speaker's target. Each transcript is then also
 translated into each of them, once per language however many viewers share it, and stored
 for the viewers (the speaker never gets these). That work waits in the worker's own backlog
@@ -18,6 +24,7 @@ import collections
 import concurrent.futures
 import logging
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +34,7 @@ from livetranslate.pipeline.messages import Abandon, Finish, KeepAlive, Silence,
 from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import EnhanceSequence
+from livetranslate.pipeline.stages import translate_urgent
 from livetranslate.protocol import AUTO_LANGUAGE, Event, EventKind
 
 log = logging.getLogger("livetranslate.pipeline")
@@ -54,7 +62,13 @@ class ForViewers:
 class Translator:
     def __init__(self, ctx: StreamContext, inbox: TranslationInbox):
         self._ctx, self._inbox = ctx, inbox
-        self._llm_calls = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"llm-{ctx.stream_id}")
+        # the translation, an enhance step and a call of each that timed out may be in flight
+        self._llm_calls = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix=f"llm-{ctx.stream_id}")
+        # the enhance steps, one at a time in order, beside the translations
+        self._enhancing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"enhance-{ctx.stream_id}")
+        self._enhance_waiting = 0  # steps submitted and not finished
+        self._waiting_lock = threading.Lock()
+        self._abandoned = False
         self._enhance = EnhanceSequence(ctx.stages, ctx.sequence_id, ctx.options.target_language, ctx.shared.clock,
                                         ctx.popts.keepalive_s, self._in_time, self._bounded)
         self._enhance.source = ctx.options.source_language  # with `auto`: set by the first transcript
@@ -69,21 +83,20 @@ class Translator:
             while True:
                 message = self._next()
                 if isinstance(message, Abandon):
-                    self._enhance.abandon()
                     return None
                 reply = getattr(message, "reply", None)
                 try:
                     if isinstance(message, Finish):
-                        self._window(self._enhance.finish, reply)
+                        self._in_order(self._enhance.finish, reply).result()
                         while self._for_viewers:  # stored before the session's `end`
                             self._viewer_translation(self._for_viewers.popleft())
                         return reply.hold()
                     if isinstance(message, Translate):
                         self._translate(message)
                     elif isinstance(message, Silence):
-                        self._window(lambda: self._enhance.tick(message.now_s), reply)
+                        self._in_order(lambda: self._enhance.tick(message.now_s), reply)
                     elif isinstance(message, KeepAlive) and self._enhance.started:
-                        self._window(self._enhance.touch, reply)
+                        self._in_order(self._enhance.touch, reply)
                 except Exception as exc:
                     log.exception("stream %s: translation failed", self._ctx.stream_id)
                     if reply is not None:
@@ -92,7 +105,15 @@ class Translator:
                     if reply is not None:
                         reply.close()
         finally:
-            self._enhance.abandon()  # ended already after a Finish
+            # the steps still waiting are dropped; the one under way ends (within its time
+            # limit), then the sequence ends (at once, when a Finish ended it already)
+            self._abandoned = True
+            ended = self._enhancing.submit(self._enhance.abandon)
+            self._enhancing.shutdown(wait=False)
+            try:
+                ended.result(timeout=self._ctx.popts.llm_timeout_s + 5)
+            except Exception as exc:
+                log.info("stream %s: ending its enhance sequence: %s", self._ctx.stream_id, exc)
             self._llm_calls.shutdown(wait=False)
 
     def _next(self):
@@ -113,7 +134,7 @@ class Translator:
 
     def _translate(self, job: Translate) -> None:
         t, options = job.transcript, self._ctx.options
-        behind = time.monotonic() - job.queued_at > BEHIND_S
+        behind = time.monotonic() - job.queued_at > BEHIND_S or self._enhance_waiting > 1
         source = t.language if options.source_language == AUTO_LANGUAGE else options.source_language
         target = options.target_language
         self._spoken_at[t.segment_id] = job.spoken_at
@@ -121,24 +142,49 @@ class Translator:
             self._enhance.source = source
         base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
         try:
-            try:
-                text, error = self._in_time(self._ctx.stages.translate, t.text, source, target, "",
-                                            options.glossary), ""
-            except Exception as exc:
-                text, error = "", f"translation failed: {exc}"
+            text, error, note = self._spoken_translation(job, source, target, base)
             latency = (time.monotonic() - job.spoken_at) * 1000
-            job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, **base))
+            job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, note=note, **base))
         finally:  # its enhanced window comes after: the transcript no longer waits for the LLM
             self._inbox.translated()
         if self._ctx.record is not None:  # viewers' languages: after the speaker's own work
             for language in sorted(self._ctx.shared.languages.of(options.session) - {target, source}):
                 self._for_viewers.append(ForViewers(t, source, language, job.spoken_at))
         piece = Piece(t.segment_id, t.text, t.start_s, t.end_s)
+
+        def add():
+            try:
+                return self._enhance.add(piece, check_complete=not behind)
+            except Exception as exc:
+                job.reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
+                                     first_segment_id=piece.segment_id, error=f"enhanced translation failed: {exc}"))
+                return []
+
+        self._in_order(add, job.reply)
+
+    def _spoken_translation(self, job: Translate, source: str, target: str, base: dict) -> tuple[str, str, str]:
+        """(text, error, note) of the speaker's translation; its text so far goes out as
+        `partial_translation` events while it is generated."""
+        load, options = self._ctx.shared.translations, self._ctx.options
+        lag_s = time.monotonic() - job.spoken_at
+        fast = load.choose_fast(lag_s)
+        on_interim, done = None, threading.Event()
+        if options.partials:
+            def on_interim(text: str) -> None:
+                if not done.is_set():  # never after the translation (a late one, after a time-out)
+                    job.reply.send(Event(EventKind.PARTIAL_TRANSLATION, text,
+                                         latency_ms=(time.monotonic() - job.spoken_at) * 1000, **base))
         try:
-            self._publish(self._enhance.add(piece, check_complete=not behind), job.reply)
+            with load.translating(fast):
+                made = self._in_time(lambda: translate_urgent(self._ctx.stages, job.transcript.text, source, target,
+                                                              options.glossary, fast=fast, on_interim=on_interim))
         except Exception as exc:
-            job.reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
-                                 first_segment_id=piece.segment_id, error=f"enhanced translation failed: {exc}"))
+            return "", f"translation failed: {exc}", ""
+        finally:
+            done.set()
+        note = (f"made by the small model: the translations were {lag_s:.0f} s behind the speech"
+                if made.fast else "")
+        return made.text, "", note
 
     def _viewer_translation(self, job: ForViewers) -> None:
         """One transcript into one viewer language, stored for the viewers; nothing when the
@@ -163,13 +209,27 @@ class Translator:
         except Exception:
             log.exception("stream %s: a translation into %s was lost", self._ctx.stream_id, job.language)
 
-    def _window(self, step, reply: SharedReply | None) -> None:
-        """A step of the window that adds no transcript (tick, keep-alive, flush): a failure
-        loses at most that window's translation, and is logged."""
-        try:
-            self._publish(step(), reply)
-        except Exception as exc:
-            log.warning("stream %s: enhance: %s", self._ctx.stream_id, exc)
+    def _in_order(self, step, reply: SharedReply | None) -> concurrent.futures.Future:
+        """A step of the enhance sequence, run after the ones before it on the enhance thread;
+        its results go out on `reply` (held until then). A failure loses at most that window's
+        translation, and is logged. Steps still waiting when the stream is abandoned are dropped."""
+        held = reply.hold() if reply is not None else None
+        with self._waiting_lock:
+            self._enhance_waiting += 1
+
+        def run():
+            try:
+                if not self._abandoned:
+                    self._publish(step(), held)
+            except Exception as exc:
+                log.warning("stream %s: enhance: %s", self._ctx.stream_id, exc)
+            finally:
+                with self._waiting_lock:
+                    self._enhance_waiting -= 1
+                if held is not None:
+                    held.close()
+
+        return self._enhancing.submit(run)
 
     def _publish(self, results: list[Enhanced], reply: SharedReply | None) -> None:
         for item in results:

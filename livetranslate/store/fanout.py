@@ -7,7 +7,7 @@ import threading
 
 from livetranslate.protocol import Event, EventKind
 
-TRANSLATED = (EventKind.TRANSLATION, EventKind.ENHANCED)
+TRANSLATED = (EventKind.TRANSLATION, EventKind.PARTIAL_TRANSLATION, EventKind.ENHANCED)
 
 
 class Viewer:

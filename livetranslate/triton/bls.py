@@ -18,6 +18,7 @@ from livetranslate import protocol as P
 from livetranslate.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.llm import GenerationRequest
+from livetranslate.pipeline.stages import SpokenTranslation
 from livetranslate.triton import codecs
 from livetranslate.triton.glue import internal_parameters
 from livetranslate.vad import Boundaries
@@ -127,10 +128,10 @@ def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _request(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequence):
+def _request(model: str, tensors: codecs.Tensors, outputs: Iterable[str], extra: dict | None = None, **sequence):
     return pb_utils.InferenceRequest(
         model_name=model, inputs=[pb_utils.Tensor(name, value) for name, value in tensors.items()],
-        requested_output_names=list(outputs), parameters=internal_parameters(), **sequence)
+        requested_output_names=list(outputs), parameters={**internal_parameters(), **(extra or {})}, **sequence)
 
 
 def _call(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequence) -> codecs.Get:
@@ -176,10 +177,28 @@ def end_pipeline_sequence(sequence_id: int) -> None:
 class TritonLlm:
     """`llm` through BLS, with the TensorRT-LLM ensemble's I/O."""
 
-    def generate(self, request: GenerationRequest) -> str:
-        outs = retry_unhealthy(P.LLM, lambda: _decoupled(
-            _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT]), [P.TEXT_OUTPUT]))
-        return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
+    def generate(self, request: GenerationRequest, lane: str = "",
+                 on_piece: Callable[[str], None] | None = None) -> str:
+        """The generated text. `lane`: livetranslate.llm.lanes (cpu profile). `on_piece`:
+        called with each piece as it comes (the llm streams then)."""
+        extra = {P.LLM_LANE_PARAMETER: lane} if lane else None
+        if on_piece is None:
+            outs = retry_unhealthy(P.LLM, lambda: _decoupled(
+                _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT], extra), [P.TEXT_OUTPUT]))
+            return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
+
+        def streamed() -> str:
+            tensors = codecs.generation_to_tensors(request, stream=True)
+            text = []
+            for result in _request(P.LLM, tensors, [P.TEXT_OUTPUT], extra).exec(decoupled=True):
+                out = _outputs(result, [P.TEXT_OUTPUT])  # an error is the last response
+                if P.TEXT_OUTPUT in out:
+                    piece = P.decode_text(out[P.TEXT_OUTPUT])
+                    text.append(piece)
+                    on_piece(piece)
+            return "".join(text)
+
+        return retry_unhealthy(P.LLM, streamed)
 
     def yes_probability(self, prompt: str) -> float:
         outs = retry_unhealthy(P.LLM, lambda: _decoupled(
@@ -222,7 +241,34 @@ class TritonStages:
     def translate(self, text: str, source: str, target: str, context: str = "",
                   glossary: Glossary = NO_GLOSSARY) -> str:
         tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target, context, glossary))
-        return codecs.text(_stateless(P.TRANSLATE, tensors, [P.TRANSLATION]), P.TRANSLATION)
+        answers = retry_unhealthy(P.TRANSLATE, lambda: _decoupled(
+            _request(P.TRANSLATE, tensors, codecs.TRANSLATION_OUTPUTS), codecs.TRANSLATION_OUTPUTS))
+        return codecs.translation_from(answers).text
+
+    def translate_urgent(self, text: str, source: str, target: str, glossary: Glossary = NO_GLOSSARY, *,
+                         fast: bool = False, on_interim: Callable[[str], None] | None = None) -> SpokenTranslation:
+        """The speaker's translation: the llm's urgent lane (the fast one when `fast`), the
+        text so far to `on_interim` while it is generated."""
+        tensors = codecs.translate_request_to_tensors(
+            codecs.TextRequest(text, source, target, "", glossary), urgent=True, fast=fast,
+            interim=on_interim is not None)
+
+        def answers():
+            final = []
+            for result in _request(P.TRANSLATE, tensors, codecs.TRANSLATION_OUTPUTS).exec(decoupled=True):
+                out = _outputs(result, codecs.TRANSLATION_OUTPUTS)
+                if not out:
+                    continue
+                answer = codecs.translation_from([out])
+                if answer.interim:
+                    if on_interim is not None:
+                        on_interim(answer.text)
+                else:
+                    final.append(out)
+            answer = codecs.translation_from(final)
+            return SpokenTranslation(answer.text, answer.fast)
+
+        return retry_unhealthy(P.TRANSLATE, answers)
 
     def is_complete(self, text: str, source: str) -> bool:
         tensors = codecs.completeness_request_to_tensors(codecs.TextRequest(text, source))

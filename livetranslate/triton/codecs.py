@@ -133,12 +133,38 @@ class TextRequest:
     glossary: Glossary = NO_GLOSSARY  # translate: the session's
 
 
-def translate_request_to_tensors(request: TextRequest) -> Tensors:
+def translate_request_to_tensors(request: TextRequest, *, urgent: bool = False, fast: bool = False,
+                                 interim: bool = False) -> Tensors:
     tensors = {P.TEXT: text_tensor(request.text), P.SOURCE_LANGUAGE: text_tensor(request.source),
                P.TARGET_LANGUAGE: text_tensor(request.target), P.CONTEXT: text_tensor(request.context)}
     if request.glossary:
         tensors[P.GLOSSARY] = text_tensor(request.glossary.to_text())
+    for name, on in ((P.URGENT, urgent), (P.FAST, fast), (P.INTERIM, interim)):
+        if on:
+            tensors[name] = np.array([True], dtype=bool)
     return tensors
+
+
+@dataclass(frozen=True)
+class TranslateFlags:
+    urgent: bool = False
+    fast: bool = False
+    interim: bool = False
+
+
+def translate_flags_from(get: Get) -> TranslateFlags:
+    return TranslateFlags(bool(scalar(get, P.URGENT, False)), bool(scalar(get, P.FAST, False)),
+                          bool(scalar(get, P.INTERIM, False)))
+
+
+@dataclass(frozen=True)
+class Translated:
+    text: str
+    interim: bool = False  # the text so far, the translation still being generated
+    fast: bool = False  # made by the small model (the stream was behind)
+
+
+TRANSLATION_OUTPUTS = (P.TRANSLATION, P.INTERIM, P.FAST_USED)
 
 
 def completeness_request_to_tensors(request: TextRequest) -> Tensors:
@@ -152,8 +178,18 @@ def text_request_from(get: Get) -> TextRequest:
                        P.decode_glossary(get(P.GLOSSARY)))
 
 
-def translation_to_tensors(translation: str) -> Tensors:
-    return {P.TRANSLATION: text_tensor(translation)}
+def translation_to_tensors(translation: str, *, interim: bool = False, fast: bool = False) -> Tensors:
+    return {P.TRANSLATION: text_tensor(translation), P.INTERIM: np.array([interim], dtype=bool),
+            P.FAST_USED: np.array([fast], dtype=bool)}
+
+
+def translation_from(answers: list[dict[str, np.ndarray]]) -> Translated:
+    """The last of a `translate` call's responses (a decoupled model's stream of them)."""
+    if not answers:
+        raise P.ProtocolError("translate returned no translation")
+    get = answers[-1].get
+    return Translated(text(get, P.TRANSLATION), bool(scalar(get, P.INTERIM, False)),
+                      bool(scalar(get, P.FAST_USED, False)))
 
 
 def completeness_to_tensors(complete: bool, probability: float) -> Tensors:
@@ -218,13 +254,13 @@ def enhanced_from_tensors(get: Get) -> list[Enhanced]:
 
 
 # --- llm: the TensorRT-LLM ensemble's I/O (batch dimension included) ------------------------
-def generation_to_tensors(request: GenerationRequest) -> Tensors:
+def generation_to_tensors(request: GenerationRequest, stream: bool = False) -> Tensors:
     tensors = {
         P.TEXT_INPUT: text_tensor(request.prompt, batch=True),
         P.MAX_TOKENS: np.array([[request.max_tokens]], dtype=np.int32),
         P.TEMPERATURE: np.array([[request.temperature]], dtype=np.float32),
         P.TOP_K: np.array([[request.top_k]], dtype=np.int32),
-        P.STREAM: np.array([[False]], dtype=bool),
+        P.STREAM: np.array([[stream]], dtype=bool),
     }
     if request.stop:
         tensors[P.STOP_WORDS] = np.array([[w.encode() for w in request.stop]], dtype=np.object_)

@@ -125,6 +125,20 @@ def respond_decoupled(request, produce: Callable[[], Iterable[dict[str, np.ndarr
     sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
+def respond_streaming(request, answer: Callable[[Callable[[dict[str, np.ndarray]], None]], dict[str, np.ndarray]],
+                      stage: str) -> None:
+    """`answer(send)` may `send` interim tensors while it works; what it returns goes last,
+    with the final flag. A failure becomes one error response carrying the final flag."""
+    sender = request.get_response_sender()
+    try:
+        check_internal(request, stage)
+        final = answer(lambda tensors: sender.send(response(tensors)))
+    except Exception as exc:
+        sender.send(error_response(f"{stage}: {exc}"), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return
+    sender.send(response(final), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+
 class DecoupledReply:
     """One decoupled request's response channel: events, then the final flag."""
 

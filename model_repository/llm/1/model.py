@@ -1,9 +1,15 @@
-"""llm (cpu profile): thin Triton glue over livetranslate.llm (llama.cpp)."""
+"""llm (cpu profile): thin Triton glue over livetranslate.llm (llama.cpp) and its lanes
+(livetranslate.llm.lanes): requests are answered from worker threads, so an urgent call
+runs while a background one is paused between tokens."""
+
+import concurrent.futures
+import json
 
 import numpy as np
 
 from livetranslate import protocol as P
 from livetranslate.llm import GenerationRequest, create_engine
+from livetranslate.llm.lanes import Lanes
 from livetranslate.models import llm_choice, resolve
 from livetranslate.triton import codecs, glue
 
@@ -12,31 +18,46 @@ class TritonPythonModel:
     def initialize(self, args):
         params = glue.parameters(args)
         choice = llm_choice(params["model"])
-        self.engine = create_engine(
-            params["engine"], str(resolve(choice.model)),
-            n_threads=int(params["n_threads"]), n_ctx=int(params["n_ctx"]),
-        )
+        n_threads, n_ctx = int(params["n_threads"]), int(params["n_ctx"])
+
+        def engine(model):
+            return create_engine(params["engine"], str(resolve(model)), n_threads=n_threads, n_ctx=n_ctx)
+
+        main = engine(choice.model)
         # one token now: a llama.cpp that cannot run on this CPU fails the load (and `serve`
         # says so), instead of dying at every translation
-        "".join(self.engine.generate(GenerationRequest("Hallo", max_tokens=1)))
+        "".join(main.generate(GenerationRequest("Hallo", max_tokens=1)))
+        urgent = engine(choice.model) if params.get("urgent_context", "true") == "true" else None
+        fast_model = params.get("fast_model", "")
+        fast = engine(fast_model) if fast_model and fast_model != choice.model else None
+        self.lanes = Lanes(main, urgent, fast, max_pause_s=float(params.get("max_pause_s", "2")),
+                           max_waiting=int(params.get("max_waiting", "32")))
+        self.workers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="llm")
 
     def execute(self, requests):
         for request in requests:
-            glue.respond_decoupled(request, lambda: self._answer(request), P.LLM)
+            self.workers.submit(glue.respond_decoupled, request, lambda r=request: self._answer(r), P.LLM)
         return None
+
+    def finalize(self):
+        self.workers.shutdown(wait=True)
 
     def _answer(self, request):
         glue.check_internal(request, P.LLM)
         get = glue.inputs(request)
         generation = codecs.generation_from(get)
         if codecs.scalar(get, P.RETURN_YES_PROBABILITY, False):
-            p = self.engine.yes_probability(generation.prompt)
+            p = self.lanes.yes_probability(generation.prompt)
             yield {
                 P.TEXT_OUTPUT: codecs.text_tensor("Yes" if p >= 0.5 else "No", batch=True),
                 P.YES_PROBABILITY: np.array([[p]], dtype=np.float32),
             }
             return
-        pieces = self.engine.generate(generation)
+        try:
+            lane = json.loads(request.parameters() or "{}").get(P.LLM_LANE_PARAMETER, "")
+        except ValueError:
+            lane = ""
+        pieces = self.lanes.generate(generation, str(lane))
         if codecs.scalar(get, P.STREAM, False):
             for piece in pieces:
                 yield {P.TEXT_OUTPUT: codecs.text_tensor(piece, batch=True)}

@@ -1,7 +1,12 @@
-"""translate: thin Triton glue over livetranslate.translate.Translator (BLS -> llm)."""
+"""translate: thin Triton glue over livetranslate.translate.Translator (BLS -> llm).
+Decoupled and answered from worker threads, so the speaker's urgent translation never waits
+in this model behind an enhanced window's (the llm's lanes order the work); with INTERIM
+the text so far goes out as it is generated, then the translation."""
+
+import concurrent.futures
 
 from livetranslate import protocol as P
-from livetranslate.models import llm_choice
+from livetranslate.models import fast_llm_choice, llm_choice
 from livetranslate.translate import Translator
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonLlm
@@ -11,12 +16,28 @@ class TritonPythonModel:
     def initialize(self, args):
         params = glue.parameters(args)
         choice = llm_choice(params["llm_model"], params.get("prompt_family", ""))
-        self.translator = Translator(TritonLlm().generate, choice.prompt_family)
+        generate = TritonLlm().generate
+        self.translator = Translator(generate, choice.prompt_family)
+        fast = fast_llm_choice(params.get("fast_llm_model", ""), choice)
+        self.fast_translator = Translator(generate, fast.prompt_family) if fast else None
+        self.workers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="translate")
 
     def execute(self, requests):
-        return glue.respond_each(requests, self._translate, P.TRANSLATE)
+        for request in requests:
+            self.workers.submit(glue.respond_streaming, request,
+                                lambda send, r=request: self._translate(r, send), P.TRANSLATE)
+        return None
 
-    def _translate(self, request):
-        asked = codecs.text_request_from(glue.inputs(request))
-        return codecs.translation_to_tensors(
-            self.translator.translate(asked.text, asked.source, asked.target, asked.context, asked.glossary))
+    def finalize(self):
+        self.workers.shutdown(wait=True)
+
+    def _translate(self, request, send):
+        get = glue.inputs(request)
+        asked, flags = codecs.text_request_from(get), codecs.translate_flags_from(get)
+        fast = flags.fast and self.fast_translator is not None
+        translator = self.fast_translator if fast else self.translator
+        options = {"lane": "fast" if fast else "urgent"} if flags.urgent else {}
+        if flags.interim:
+            options["on_interim"] = lambda text: send(codecs.translation_to_tensors(text, interim=True, fast=fast))
+        text = translator.translate(asked.text, asked.source, asked.target, asked.context, asked.glossary, **options)
+        return codecs.translation_to_tensors(text, fast=fast)

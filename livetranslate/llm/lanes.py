@@ -1,0 +1,117 @@
+"""Who the one CPU LLM works for first: the `llm` model's scheduling (cpu profile).
+
+A speaker waits for the basic translation of what they just said; the enhanced window, the
+completeness check and the viewers' extra languages can wait a little. With one llama.cpp
+context every call waited for the one before it: a 3 s enhanced window held the next
+sentence's translation back by 3 s. So the LLM has lanes:
+
+- `urgent`: the speaker's basic translations. Its own llama.cpp context over the same
+  weights (memory-mapped: the weights are not loaded twice), so its prompt prefix (the
+  system turn) stays in its cache from one call to the next.
+- `fast`: urgent work for a stream whose translations fell behind, on a smaller model
+  (when one is configured). It shares the urgent lane's turn.
+- `background`: everything else. Between two generated tokens a background call pauses
+  while urgent work runs, so urgent work gets the whole CPU within one token's time. It
+  pauses at most `max_pause_s` at a time: under constant urgent load background work
+  still advances (slowly) instead of timing out.
+
+Calls of one lane run one at a time; the lanes run beside each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Callable, Iterator
+
+from livetranslate.llm import GenerationRequest, LlmEngine
+
+LANES = ("urgent", "fast", "background")
+DEFAULT_LANE = "background"
+
+
+class LaneError(RuntimeError):
+    pass
+
+
+class Lanes:
+    def __init__(self, background: LlmEngine, urgent: LlmEngine | None = None, fast: LlmEngine | None = None, *,
+                 max_pause_s: float = 2.0, max_waiting: int = 32, clock: Callable[[], float] = time.monotonic):
+        self._engines = {"background": background, "urgent": urgent or background, "fast": fast}
+        self.max_pause_s, self.max_waiting = max_pause_s, max_waiting
+        self._clock = clock
+        self._turns = {"background": threading.Lock(), "urgent": threading.Lock()}
+        self._shared = urgent is None
+        if self._shared:  # one context: the lanes take turns on it, a call never pauses
+            self._turns["urgent"] = self._turns["background"]
+        self._cond = threading.Condition()
+        self._urgent_running = 0
+        self._waiting = 0
+        self.paused_s = 0.0  # background time spent paused for urgent work, all told
+
+    @property
+    def has_fast(self) -> bool:
+        return self._engines["fast"] is not None
+
+    def lane_of(self, asked: str) -> str:
+        lane = asked or DEFAULT_LANE
+        if lane not in LANES:
+            raise LaneError(f"unknown llm lane {lane!r}: use one of {', '.join(LANES)}")
+        return "urgent" if lane == "fast" and not self.has_fast else lane
+
+    # --- admission ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _admitted(self):
+        with self._cond:
+            if self._waiting >= self.max_waiting:
+                raise LaneError(f"the LLM has {self._waiting} calls waiting already: try again later")
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiting -= 1
+
+    @contextlib.contextmanager
+    def _urgent_turn(self):
+        with self._cond:
+            self._urgent_running += 1
+        try:
+            with self._turns["urgent"]:
+                yield
+        finally:
+            with self._cond:
+                self._urgent_running -= 1
+                self._cond.notify_all()
+
+    def _yield_to_urgent(self) -> None:
+        """Background work waits here between tokens while urgent work runs (bounded)."""
+        with self._cond:
+            if self._shared or not self._urgent_running:
+                return
+            started = self._clock()
+            self._cond.wait_for(lambda: not self._urgent_running, timeout=self.max_pause_s)
+            self.paused_s += self._clock() - started
+
+    # --- work -----------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest, lane: str = DEFAULT_LANE) -> Iterator[str]:
+        """Pieces of text as they are generated, on the lane's engine."""
+        lane = self.lane_of(lane)
+        with self._admitted():
+            if lane == "background":
+                with self._turns["background"]:
+                    self._yield_to_urgent()
+                    pieces = self._engines["background"].generate(request)
+                    for piece in pieces:
+                        yield piece
+                        self._yield_to_urgent()
+                return
+            with self._urgent_turn():
+                yield from self._engines[lane].generate(request)
+
+    def yes_probability(self, prompt: str) -> float:
+        """A completeness check: background work (one prompt evaluation, no tokens)."""
+        with self._admitted(), self._turns["background"]:
+            self._yield_to_urgent()
+            return self._engines["background"].yes_probability(prompt)
