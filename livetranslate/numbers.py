@@ -101,8 +101,8 @@ class _Token:
 
 
 def _adjacent(text: str, a: _Token, b: _Token) -> bool:
-    """Only spaces between them (a comma or a hyphen ends a number)."""
-    return text[a.end:b.start].isspace()
+    """Nothing or only spaces between them ("12 %", "12%"; a comma or a hyphen ends a number)."""
+    return not text[a.end:b.start].strip()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -115,10 +115,9 @@ def _number_word(key: str) -> bool:
 
 
 def _cardinal(token: _Token) -> int | None:
+    """The value of a number word; None for an ordinal."""
     from text_to_num import text2num
 
-    if token.digits:
-        return int(token.text) if _PLAIN_INTEGER.fullmatch(token.text) else None
     try:
         return text2num(token.key, "de")
     except ValueError:

@@ -49,7 +49,7 @@ def test_examples(said, written):
     "Ein Mann kam mit einem Hund, einer Katze und einen Vogel.",
     "der zweite Punkt", "Eins", "eine Million Menschen", "in Acht nehmen", "Mehl sieben", "Null Toleranz",
     "Am 3. März 2025 um 14:30 Uhr", "1,5 Millionen", "1.500 Besucher", "Halle 12 ist gebucht.",
-    "Das sind 12 % mehr.", "A4, 2-mal, 3er, G7", "zwei, drei", "Das ist 1 Kind.",
+    "Das sind 12 % mehr.", "Das sind 2% mehr, 5€, 3°.", "A4, 2-mal, 3er, G7", "zwei, drei", "Das ist 1 Kind.",
     "zweimal, zweifach, Hunderte, Tausende, Achtung, Elfen, Viertel",
 ])
 def test_left_as_it_is(text):
