@@ -10,9 +10,11 @@ anchors run beside the live pipeline in the same run:
   whole recording), and the translator alone on the correct German (what is lost between
   the speech and the translation); translation and enhanced latency p50 / p95.
 
-    .venv/bin/python bench/bench_accuracy.py [--smoke] [--llm qwen2.5-1.5b]
+    .venv/bin/python bench/bench_accuracy.py [--smoke] [--llm qwen2.5-1.5b] [--only natural] [--out DIR]
 
-Writes bench/results/accuracy.{md,json} (accuracy-smoke with --smoke: a short cut of each).
+Writes bench/results/accuracy.{md,json} (accuracy-smoke with --smoke: a short cut of each;
+`--only` one recording, `--out` another folder: tests/test_bench_smoke.py runs the natural
+recording's half-minute cut that way).
 """
 
 from __future__ import annotations
@@ -88,13 +90,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--llm", default="qwen2.5-1.5b")
+    parser.add_argument("--only", choices=("espeak", "natural"), help="one recording, not both")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the report's folder")
     args = parser.parse_args()
 
     from livetranslate.whisper import create_engine
 
     engine = create_engine("ctranslate2", resolve("whisper-base"))
     data = {"machine": machine(), "llm": args.llm, "recordings": {}}
-    runs = recordings(smoke=args.smoke)
+    runs = [rec for rec in recordings(smoke=args.smoke) if args.only in (None, rec.name)]
     for rec in runs:  # the anchors first, with the CPU to themselves
         pcm, rate = read_audio(rec.path)
         audio = resample(pcm.astype("float32") / 32768, rate)
@@ -134,7 +138,7 @@ def main():
             print(rec.name, r)
     finally:
         server.stop()
-    write_report("accuracy-smoke" if args.smoke else "accuracy", data, render(data), RESULTS)
+    write_report("accuracy-smoke" if args.smoke else "accuracy", data, render(data), args.out)
 
 
 def render(d: dict) -> str:

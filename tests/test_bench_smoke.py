@@ -1,5 +1,6 @@
-"""The streaming bench (bench/bench_streaming.py) end to end on a short recording: it starts
-a real server, streams in real time and under load, and writes a complete report."""
+"""The benches end to end on short recordings: each starts a real server, streams, and writes a
+complete report. The streaming bench (bench/bench_streaming.py) in real time and under load;
+the accuracy bench (bench/bench_accuracy.py) on the natural recording's short cut."""
 
 import json
 import subprocess
@@ -24,3 +25,27 @@ def test_streaming_bench_smoke(tmp_path):
     assert data["concurrency"]["levels"][0]["streams"] == 2
     assert data["whisper_batch"]["triton"]["requests"] >= data["whisper_batch"]["triton"]["executions"] > 0
     assert "| WER offline" in (tmp_path / "streaming-smoke.md").read_text()
+
+
+@pytest.mark.slow
+def test_accuracy_bench_smoke_on_the_natural_recordings_short_cut(tmp_path):
+    """bench/bench_accuracy.py on the natural recording's first half minute (four voices,
+    reverb, noise): the faster-whisper anchors, then a real server streamed in real time with
+    translation on. Bounds are loose: they catch a broken pipeline, not a small regression."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_accuracy.py"), "--smoke", "--only", "natural",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads((tmp_path / "accuracy-smoke.json").read_text())
+    assert list(data["recordings"]) == ["natural"]
+    r = data["recordings"]["natural"]
+    assert 20 <= r["audio_s"] <= 45 and r["utterances"] >= 5  # the short cut, not the whole meeting
+    for decoded in ("offline", "per_utterance", "live"):
+        assert 0 <= r["wer"][decoded]["wer_numbers"] < 0.5, (decoded, r["wer"])
+    latency = r["latency_ms"]
+    assert latency["transcript"]["n"] >= r["utterances"] // 2
+    assert 0 < latency["transcript"]["p50"] <= latency["transcript"]["p95"] < 15_000
+    assert latency["translation"]["n"] >= r["utterances"] // 2 and latency["translation"]["p50"] > 0
+    assert r["translation"]["failed"] == 0
+    assert r["translation"]["basic"]["chrf"] > 20 and r["translator_alone"]["chrf"] > 20
+    report = (tmp_path / "accuracy-smoke.md").read_text()
+    assert "## natural" in report and "| livetranslate live |" in report

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
+from livetranslate.numbers import written_numbers
 from livetranslate.pipeline.mailboxes import Latest
 from livetranslate.pipeline.messages import Speaking, Stop
 from livetranslate.pipeline.options import StreamContext
@@ -59,7 +60,8 @@ class PartialWorker:
         if not text or not ctx.popts.speech_filter.keep(result):
             return
         s.utterance.send(s.reply, Event(
-            EventKind.PARTIAL, text, segment_id=ctx.shared.ids.peek(ctx.options.session),
+            EventKind.PARTIAL, written_numbers(text, result.language),
+            segment_id=ctx.shared.ids.peek(ctx.options.session),
             start_s=ctx.t0 + start / SAMPLE_RATE_HZ, end_s=ctx.t0 + end / SAMPLE_RATE_HZ,
             language=result.language, latency_ms=(time.monotonic() - s.arrived) * 1000,
         ))

@@ -12,6 +12,7 @@ import queue
 import time
 
 from livetranslate.audio import StreamResampler, pcm16_to_float
+from livetranslate.numbers import written_numbers
 from livetranslate.pipeline.messages import (Abandon, Chunk, Finish, Idle, KeepAlive, LastChunk, LiveUtterance,
                                              Silence, Speaking, Stop, Translate)
 from livetranslate.pipeline.options import StreamContext
@@ -148,7 +149,8 @@ class Transcriber:
             return
         spoken_at = self._arrival_of(utterance.speech_end_sample)
         transcript = Event(
-            EventKind.TRANSCRIPT, text, segment_id=ctx.shared.ids.take(ctx.options.session),
+            EventKind.TRANSCRIPT, written_numbers(text, result.language),
+            segment_id=ctx.shared.ids.take(ctx.options.session),
             start_s=ctx.t0 + utterance.start_s, end_s=ctx.t0 + utterance.end_s, language=result.language,
             latency_ms=(time.monotonic() - spoken_at) * 1000,
         )
