@@ -65,6 +65,17 @@ def written_numbers(text: str, language: str) -> str:
     Applying it twice changes nothing; words that are not numbers are never changed."""
     if (language or "").split("-")[0].lower() not in LANGUAGES or not text:
         return text
+    # one pass can leave a word its rewrite put beside a number ("zwanzigsten null" ->
+    # "20. null"); the rule is applied until nothing changes (two passes at most, so far)
+    for _ in range(4):
+        written = _one_pass(text)
+        if written == text:
+            break
+        text = written
+    return text
+
+
+def _one_pass(text: str) -> str:
     tokens = [_Token(m.start(), m.end(), m.group(0)) for m in _TOKEN.finditer(text)]
     for i, token in enumerate(tokens):
         token.before = tokens[i - 1] if i and _adjacent(text, tokens[i - 1], token) else None
