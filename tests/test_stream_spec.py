@@ -264,3 +264,81 @@ def test_a_reconnecting_client_continues_its_session(stages, clock, tmp_path):
     assert [e.kind for e in stored].count(EventKind.END) == 1 and not stored[-1].error
     assert store.info("meeting").state == "ended"
     assert_all_freed(pipeline, stages)
+
+
+class StreamingStages(ScriptedStages):
+    """The scripted stages with the speaker's urgent translation: it streams its words, and
+    says which model it used; the enhance window's translations wait while `enhance_gate` is clear."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.enhance_gate = threading.Event()
+        self.enhance_gate.set()
+        self.fast_calls: list[bool] = []
+
+    def translate_urgent(self, text, source, target, glossary=None, *, fast=False, on_interim=None):
+        from livetranslate.pipeline.stages import SpokenTranslation
+
+        self.fast_calls.append(fast)
+        words = f"{target.upper()} {text}".split()
+        for i in range(1, len(words)):
+            if on_interim is not None:
+                on_interim(" ".join(words[:i]))
+        return SpokenTranslation(self.translate(text, source, target), fast)
+
+    def enhance(self, *args, **kwargs):
+        assert self.enhance_gate.wait(30)
+        return super().enhance(*args, **kwargs)
+
+
+@pytest.mark.parametrize("partials", [True, False])
+def test_interim_translations_come_before_their_translation_and_only_with_partials(clock, partials):
+    stages = StreamingStages(clock)
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 11, partials=partials)
+    speaker.say(1, 2)
+    events = speaker.end()
+    interims = kinds(events, EventKind.PARTIAL_TRANSLATION)
+    translations = kinds(events, EventKind.TRANSLATION)
+    assert [e.text for e in translations] == ["EN Hallo.", "EN Welt."]
+    if not partials:
+        assert interims == []
+    else:
+        assert [e.text for e in interims] == ["EN", "EN"]
+        for interim in interims:
+            final = next(t for t in translations if t.segment_id == interim.segment_id)
+            assert events.index(interim) < events.index(final) and final.text.startswith(interim.text)
+            assert interim.language == "en"
+    assert_all_freed(pipeline, stages)
+
+
+def test_the_next_translation_never_waits_for_an_enhanced_window(clock):
+    stages = StreamingStages(clock)
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 12)
+    stages.enhance_gate.clear()  # the enhanced window's LLM call hangs
+    speaker.say(1, 2, 3, wait=False)
+    assert wait_for(lambda: len(kinds(speaker.events, EventKind.TRANSLATION)) == 3)
+    assert kinds(speaker.events, EventKind.ENHANCED) == []
+    stages.enhance_gate.set()
+    events = speaker.end()
+    assert [(e.first_segment_id, e.segment_id) for e in kinds(events, EventKind.ENHANCED)] == [(0, 2)]
+    assert not [e for e in events if e.error]
+    assert_all_freed(pipeline, stages)
+
+
+def test_a_stream_whose_translations_fall_behind_gets_the_small_model_and_says_so(clock):
+    stages = StreamingStages(clock)
+    pipeline = make_pipeline(stages, clock, translation_budget_s=0.2)
+    speaker = Speaker(pipeline, clock, 13)
+    stages.llm_gate.clear()  # the LLM is slow: the transcripts wait
+    speaker.say(1, 2, wait=False)
+    assert wait_for(lambda: len(kinds(speaker.events, EventKind.TRANSCRIPT)) == 2)
+    import time
+    time.sleep(0.3)  # longer than the budget
+    stages.llm_gate.set()
+    events = speaker.end()
+    translations = kinds(events, EventKind.TRANSLATION)
+    assert stages.fast_calls[-1] is True
+    assert "small model" in translations[-1].note and translations[-1].text == "EN Welt."
+    assert_all_freed(pipeline, stages)

@@ -1,0 +1,170 @@
+"""The llm's lanes (livetranslate.llm.lanes) with fake engines: urgent work never waits for
+background work, background work pauses between tokens while urgent work runs (bounded),
+and the backlog is bounded. Also the interim text of a translation as it is generated
+(livetranslate.translate.Interim) and the choice of the small model under load
+(livetranslate.pipeline.guards.TranslationLoad)."""
+
+import threading
+import time
+
+import pytest
+
+from livetranslate.llm import GenerationRequest, LlmEngine
+from livetranslate.llm.lanes import LaneError, Lanes
+from livetranslate.pipeline.guards import TranslationLoad
+from livetranslate.translate import Interim, Translator
+
+
+class Engine(LlmEngine):
+    """Generates `tokens` pieces, each taking `token_s`, and logs (name, piece) as made."""
+
+    def __init__(self, name: str, log: list, tokens: int = 5, token_s: float = 0.02):
+        self.name, self.log, self.tokens, self.token_s = name, log, tokens, token_s
+
+    def generate(self, request):
+        for i in range(self.tokens):
+            time.sleep(self.token_s)
+            self.log.append((self.name, request.prompt, i))
+            yield f"{request.prompt}{i} "
+
+    def next_token_logprobs(self, prompt, candidates):
+        self.log.append((self.name, prompt, "yes?"))
+        return {"Yes": -0.1, "No": -2.0}
+
+
+def run(lanes: Lanes, prompt: str, lane: str, out: dict) -> threading.Thread:
+    def work():
+        out[prompt] = "".join(lanes.generate(GenerationRequest(prompt), lane))
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def test_urgent_work_runs_while_background_work_pauses_between_tokens():
+    log, out = [], {}
+    background = Engine("main", log, tokens=20, token_s=0.02)
+    urgent = Engine("urgent", log, tokens=5, token_s=0.02)
+    lanes = Lanes(background, urgent)
+    slow = run(lanes, "B", "background", out)
+    while len(log) < 3:  # the background call is under way
+        time.sleep(0.005)
+    fast = run(lanes, "U", "urgent", out)
+    fast.join(5)
+    slow.join(5)
+    assert out["U"] == "U0 U1 U2 U3 U4 " and out["B"].count("B") == 20
+    first, last = (next(i for i, e in enumerate(log) if e[1] == "U"),
+                   max(i for i, e in enumerate(log) if e[1] == "U"))
+    # while the urgent call ran, at most one background token (the one under way) was made
+    assert sum(1 for e in log[first:last + 1] if e[1] == "B") <= 1
+    assert lanes.paused_s > 0
+
+
+def test_a_background_call_pauses_at_most_max_pause_s_at_a_time():
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log, tokens=3, token_s=0.01), Engine("urgent", log, tokens=40, token_s=0.02),
+                  max_pause_s=0.1)
+    urgent = run(lanes, "U", "urgent", out)
+    while not log:
+        time.sleep(0.005)
+    started = time.monotonic()
+    background = run(lanes, "B", "background", out)
+    background.join(5)
+    took = time.monotonic() - started
+    assert out["B"] == "B0 B1 B2 " and took < 0.6  # the urgent call takes 0.8 s: B did not wait it out
+    urgent.join(5)
+
+
+def test_calls_of_one_lane_take_turns_and_the_fast_lane_shares_the_urgent_turn():
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log), Engine("urgent", log), Engine("small", log))
+    threads = [run(lanes, p, lane, out) for p, lane in (("U1", "urgent"), ("F", "fast"), ("U2", "urgent"))]
+    for t in threads:
+        t.join(5)
+    urgentish = [e for e in log if e[0] in ("urgent", "small")]
+    # one call at a time: each call's tokens are contiguous
+    order = [e[1] for e in urgentish]
+    assert order == sorted(order, key=lambda p: order.index(p))
+    assert {e[0] for e in log if e[1] == "F"} == {"small"}
+
+
+def test_without_a_small_model_the_fast_lane_is_the_urgent_one():
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log), Engine("urgent", log))
+    run(lanes, "F", "fast", out).join(5)
+    assert {e[0] for e in log} == {"urgent"} and lanes.lane_of("fast") == "urgent"
+    with pytest.raises(LaneError, match="unknown llm lane"):
+        lanes.lane_of("vip")
+
+
+def test_one_context_serves_both_lanes_in_turn_without_pausing():
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log, tokens=10))
+    threads = [run(lanes, "B", "background", out), run(lanes, "U", "urgent", out)]
+    for t in threads:
+        t.join(5)
+    assert out["B"].count("B") == 10 and out["U"].count("U") == 10 and lanes.paused_s == 0
+
+
+def test_the_backlog_is_bounded_with_a_clear_error():
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log, tokens=30, token_s=0.02), max_waiting=1)
+    busy = run(lanes, "B", "background", out)
+    while not log:
+        time.sleep(0.005)
+    with pytest.raises(LaneError, match="calls waiting already"):
+        "".join(lanes.generate(GenerationRequest("X")))
+    busy.join(5)
+    assert lanes.yes_probability("complete?") > 0.5  # admitted again once the backlog is gone
+
+
+def test_interim_text_is_whole_words_cleaned_and_growing():
+    now = [0.0]
+    seen = []
+    interim = Interim(seen.append, min_interval_s=0.3, clock=lambda: now[0])
+    for piece, t in (("Trans", 0.0), ("lation: We", 0.1), (" meet", 0.4), (" to", 0.5), ("morrow", 0.8),
+                     (" at", 1.2), (" ten", 1.3)):
+        now[0] = t
+        interim.piece(piece)
+    # "Translation:" is cleaned away, a word still being generated ("to…") is never shown,
+    # and at most one text per 0.3 s goes out
+    assert seen == ["We", "We meet", "We meet tomorrow"]
+
+
+def test_a_translator_streams_its_interim_text_and_returns_the_clean_translation():
+    def generate(request, on_piece=None, lane=""):
+        assert lane == "urgent"
+        pieces = ["We ", "meet ", "at ", "ten."]
+        for p in pieces:
+            on_piece(p)
+        return "".join(pieces)
+
+    seen = []
+    translator = Translator(generate, "chatml")
+    text = translator.translate("Wir treffen uns um zehn.", "de", "en", on_interim=seen.append, lane="urgent")
+    assert text == "We meet at ten." and seen and all(text.startswith(s) for s in seen)
+
+
+def test_the_small_model_takes_over_when_a_translation_would_be_late_and_hands_back():
+    now = [0.0]
+    load = TranslationLoad(budget_s=4.0, initial_s=2.0, clock=lambda: now[0])
+    assert not load.choose_fast(lag_s=1.2)  # 1.2 + 2.0 fits
+    with load.translating(fast=False):  # another stream's translation is in flight
+        assert load.choose_fast(lag_s=1.2)  # 1.2 + 2 x 2.0 does not
+        now[0] += 2.0
+    assert not load.choose_fast(lag_s=1.2)
+    assert load.choose_fast(lag_s=2.5)  # this transcript waited: 2.5 + 2.0 > 4
+    for _ in range(10):  # translations got quicker (a shorter prompt, an idle CPU)
+        with load.translating(fast=False):
+            now[0] += 1.0
+    assert load.expected_s(0.0) == pytest.approx(1.0, abs=0.1) and not load.choose_fast(lag_s=2.5)
+    assert not TranslationLoad(budget_s=0).choose_fast(lag_s=100)  # 0: never
+
+
+def test_a_failed_translation_does_not_change_the_estimate():
+    now = [0.0]
+    load = TranslationLoad(budget_s=4.0, initial_s=2.0, clock=lambda: now[0])
+    with pytest.raises(TimeoutError):
+        with load.translating(fast=False):
+            now[0] += 30
+            raise TimeoutError
+    assert load.expected_s(0.0) == pytest.approx(2.0)
