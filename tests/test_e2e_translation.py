@@ -60,6 +60,29 @@ def test_every_transcript_gets_an_english_translation(translated):
     assert len(found) >= 4, (found, english)
 
 
+def test_the_translation_streams_as_it_is_generated(translated):
+    """Interim translations come before the translation of their segment, in English, and
+    grow; the speaker's final text replaces them."""
+    interims = of(translated, EventKind.PARTIAL_TRANSLATION)
+    translations = {t.segment_id: t for t in of(translated, EventKind.TRANSLATION)}
+    assert {i.segment_id for i in interims}, "no interim translation at all"
+    for interim in interims:
+        final = translations[interim.segment_id]
+        assert translated.index(interim) < translated.index(final)
+        assert interim.language == "en" and interim.text and interim.latency_ms < final.latency_ms
+        so_far = words(interim.text)  # the final's first words (punctuation aside)
+        assert so_far == words(final.text)[:len(so_far)], (interim.text, final.text)
+    for segment in {i.segment_id for i in interims}:
+        texts = [i.text for i in interims if i.segment_id == segment]
+        assert all(len(a) < len(b) for a, b in zip(texts, texts[1:]))
+
+
+def test_no_partials_means_no_interim_translations(server, audio_files):
+    events = stream(server.grpc_url, audio_files["speech"], partials=False)
+    assert of(events, EventKind.TRANSLATION) and not of(events, EventKind.PARTIAL_TRANSLATION)
+    assert not of(events, EventKind.PARTIAL)
+
+
 def test_events_are_ordered_and_end_comes_last(translated):
     assert translated[-1].kind == EventKind.END
     assert not of(translated, EventKind.ERROR)
