@@ -1,0 +1,152 @@
+"""How far the translations fall behind with 1, 2 and 3 real-time streams on one server, and
+what the llm's lanes change (livetranslate.llm.lanes), in one run:
+
+- `one context`: one llama.cpp context serves everything in turn, no small model (the
+  scheduling before the lanes);
+- `lanes`: the speaker's translations on their own context, background work pauses for them;
+- `lanes + small model` (the default): a translation expected later than the pipeline's
+  budget is made by the small model.
+
+Each setting gets one server (default LLM); the streams are copies of the natural recording
+(its first --seconds), sent in real time, all at once. Per setting and number of streams:
+final transcript latency; translation latency after the end of speech and after its
+transcript; the first translated words (`partial_translation`); enhanced latency; the share
+made by the small model.
+
+    .venv/bin/python bench/bench_lag.py [--seconds 90] [--streams 1,2,3] [--smoke]
+
+Writes bench/results/lag.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine, percentiles, recordings, start_server, stream_timed, write_report  # noqa: E402
+
+from livetranslate.protocol import EventKind  # noqa: E402
+from livetranslate.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
+
+SETTINGS = {
+    "one context": {"llm": {"urgent_context": "false", "fast_model": ""}, "translate": {"fast_llm_model": ""},
+                    "pipeline": {"translation_budget_s": "0"}},
+    "lanes": {"llm": {"fast_model": ""}, "translate": {"fast_llm_model": ""}, "pipeline": {"translation_budget_s": "0"}},
+    "lanes + small model": {},
+}
+
+
+def repository(changes: dict[str, dict[str, str]]) -> Path:
+    """A copy of the model repository with some config parameters changed."""
+    repo = Path(tempfile.mkdtemp(prefix="livetranslate-lag-")) / "model_repository"
+    shutil.copytree(DEFAULT_MODEL_REPOSITORY, repo, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for model, params in changes.items():
+        config = repo / model / "config.pbtxt"
+        text = config.read_text()
+        for key, value in params.items():
+            text, n = re.subn(rf'(key: "{key}", value: {{ string_value: )"[^"]*"', rf'\1"{value}"', text)
+            assert n == 1, f"{model}: no parameter {key}"
+        config.write_text(text)
+    return repo
+
+
+def measure(url: str, path: Path, streams: int, seconds: float) -> dict:
+    results: list = [None] * streams
+
+    def one(i: int) -> None:
+        results[i] = stream_timed(url, path, realtime=True, session=f"lag-{i}-{uuid.uuid4().hex[:6]}",
+                                  seconds=seconds)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    transcript, translation, after_transcript, first_words, enhanced = [], [], [], [], []
+    small = failed = total = 0
+    for received, _, _ in results:
+        events = [e for _, e in received]
+        arrived = {id(e): t for t, e in received}
+        transcripts = {e.segment_id: e for e in events if e.kind == EventKind.TRANSCRIPT}
+        seen_interim: set[int] = set()
+        for e in events:
+            if e.kind == EventKind.TRANSCRIPT:
+                transcript.append(e.latency_ms / 1000)
+            elif e.kind == EventKind.PARTIAL_TRANSLATION and e.segment_id not in seen_interim:
+                seen_interim.add(e.segment_id)
+                first_words.append(e.latency_ms / 1000)
+            elif e.kind == EventKind.TRANSLATION:
+                total += 1
+                if e.error:
+                    failed += 1
+                    continue
+                small += bool(e.note)
+                translation.append(e.latency_ms / 1000)
+                t = transcripts.get(e.segment_id)
+                if t is not None:
+                    after_transcript.append(arrived[id(e)] - arrived[id(t)])
+                if e.segment_id not in seen_interim:  # no interim: the first words are the translation
+                    first_words.append(e.latency_ms / 1000)
+            elif e.kind == EventKind.ENHANCED and not e.error:
+                enhanced.append(e.latency_ms / 1000)
+    return {"streams": streams, "translations": total, "failed": failed, "small_model": small,
+            "transcript_s": percentiles(transcript), "translation_s": percentiles(translation),
+            "after_transcript_s": percentiles(after_transcript), "first_words_s": percentiles(first_words),
+            "enhanced_s": percentiles(enhanced)}
+
+
+def row(name: str, r: dict) -> str:
+    def pp(d: dict, keys=("p50", "p95")) -> str:
+        return " / ".join(f"{d[k]:.1f}" for k in keys) if d.get("n") else "–"
+
+    share = f"{r['small_model']}/{r['translations'] - r['failed']}"
+    return (f"| {name} | {r['streams']} | {pp(r['transcript_s'])} | {pp(r['translation_s'], ('p50', 'p95', 'max'))} | "
+            f"{pp(r['after_transcript_s'], ('p50', 'max'))} | {pp(r['first_words_s'])} | {pp(r['enhanced_s'])} | "
+            f"{share} | {r['failed']} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--streams", default="1,2,3")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--smoke", action="store_true", help="20 s, 1 stream, the default setting only")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.streams.split(",")]
+    names = args.settings.split(",")
+    if args.smoke:
+        args.seconds, counts, names = 20.0, [1], ["lanes + small model"]
+    natural = next(r for r in recordings() if r.name == "natural")
+    data = {"machine": machine(), "recording": natural.about, "seconds": args.seconds, "settings": {}}
+    for name in names:
+        server = start_server("bench-lag", model_repository=repository(SETTINGS[name]))
+        try:
+            data["settings"][name] = [measure(server.grpc_url, natural.path, n, args.seconds) for n in counts]
+        finally:
+            server.stop()
+        print(name, data["settings"][name], flush=True)
+    lines = [
+        "# Translation lag with several real-time streams",
+        "",
+        f"Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs, default models (Whisper base, "
+        f"Qwen 2.5 1.5B; small model Gemma 3 270M). Each stream: the first {args.seconds:.0f} s of the natural "
+        f"recording ({natural.about}), in real time, all streams at once on one server. Seconds; latencies from "
+        f"the end of speech (the arrival of its audio).",
+        "",
+        "| setting | streams | transcript p50 / p95 | translation p50 / p95 / max | after its transcript p50 / max "
+        "| first translated words p50 / p95 | enhanced p50 / p95 | small model | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [row(name, r) for name in names for r in data["settings"][name]]
+    write_report("lag-smoke" if args.smoke else "lag", data, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
