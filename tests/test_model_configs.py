@@ -76,3 +76,19 @@ def test_streams_touch_their_sequences_well_before_any_idle_timeout():
     for model in (P.VAD, P.ENHANCE):
         idle_s = parse(REPOSITORY / model / "config.pbtxt").sequence_batching.max_sequence_idle_microseconds / 1e6
         assert 0 < keepalive_s <= idle_s / 3, (model, keepalive_s, idle_s)
+
+
+def test_translate_and_llm_agree_on_the_small_model_and_translate_streams_in_both_profiles():
+    def params(path):
+        return {k: v.string_value for k, v in parse(path).parameters.items()}
+
+    cpu_llm, cpu_translate = (REPOSITORY / P.LLM / "config.pbtxt", REPOSITORY / P.TRANSLATE / "config.pbtxt")
+    assert params(cpu_llm)["fast_model"] == params(cpu_translate)["fast_llm_model"] != ""
+    gpu_translate = REPOSITORY / P.TRANSLATE / "configs" / "gpu.pbtxt"
+    assert params(gpu_translate)["fast_llm_model"] == ""  # TensorRT-LLM batches everything in flight
+    for path in (cpu_translate, gpu_translate):
+        config = parse(path)
+        assert config.model_transaction_policy.decoupled
+        assert {i.name for i in config.input} >= {P.URGENT, P.FAST, P.INTERIM}
+        assert [o.name for o in config.output] == [P.TRANSLATION, P.INTERIM, P.FAST_USED]
+    assert "translation_budget_s" in params(REPOSITORY / P.PIPELINE / "config.pbtxt")

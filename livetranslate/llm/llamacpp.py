@@ -35,7 +35,11 @@ def _repacking(on: bool):
 
 
 class LlamaCppEngine(LlmEngine):
-    def __init__(self, model_path: str | Path, *, n_threads: int = 2, n_ctx: int = 2048, seed: int = 0):
+    def __init__(self, model_path: str | Path, *, n_threads: int = 2, n_ctx: int = 2048, seed: int = 0,
+                 prompt_cache_mb: int = 0):
+        """`prompt_cache_mb`: keep the states of recent prompts in RAM (llama-cpp-python's
+        LlamaRAMCache), so a prompt whose beginning was evaluated before, even with other
+        prompts in between, starts from there: a context that serves several kinds of prompt."""
         # Spinning OpenMP threads starve Whisper and each other on a shared 2-core machine.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from llama_cpp import Llama
@@ -53,6 +57,10 @@ class LlamaCppEngine(LlmEngine):
                 model_path=str(model_path), n_threads=n_threads, n_threads_batch=n_threads, n_ctx=n_ctx,
                 seed=seed, verbose=False, logits_all=False,
             )
+        if prompt_cache_mb:
+            from llama_cpp import LlamaRAMCache
+
+            self.llm.set_cache(LlamaRAMCache(capacity_bytes=prompt_cache_mb << 20))
 
     def generate(self, request: GenerationRequest) -> Iterator[str]:
         for chunk in self.llm.create_completion(
@@ -72,8 +80,7 @@ class LlamaCppEngine(LlmEngine):
         import numpy as np
 
         tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        self.llm.reset()
-        self.llm.eval(tokens)
+        self._eval_reusing_prefix(tokens)
         # Without logits_all (2 GB for a 262k vocabulary) Llama.scores stays empty: read the
         # last position's logits from the context.
         pointer = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
@@ -85,6 +92,32 @@ class LlamaCppEngine(LlmEngine):
             if ids:
                 out[word] = float(logprobs[ids[0]])
         return out
+
+
+    def _eval_reusing_prefix(self, tokens: list[int]) -> None:
+        """Evaluates `tokens`, starting after what the context holds of them already (the
+        system turn of the previous check): `eval` drops the cache beyond `n_tokens`."""
+        from llama_cpp import Llama
+
+        def same(ids) -> int:
+            return Llama.longest_token_prefix(list(ids), tokens)
+
+        cache = self.llm.cache
+        if cache is not None:  # a state held for a prompt that starts alike (the last check)
+            try:
+                state = cache[tokens]
+                if same(state.input_ids.tolist()) > same(self.llm.input_ids[:self.llm.n_tokens].tolist()):
+                    self.llm.load_state(state)
+            except KeyError:
+                pass
+        keep = min(same(self.llm.input_ids[:self.llm.n_tokens].tolist()), len(tokens) - 1)  # one is evaluated
+        if keep > 0:
+            self.llm.n_tokens = keep
+        else:
+            self.llm.reset()
+        self.llm.eval(tokens[keep:])
+        if cache is not None:
+            cache[tokens] = self.llm.save_state()
 
 
 def check_runs(model_path: str | Path) -> str:

@@ -20,10 +20,12 @@ class TritonPythonModel:
         choice = llm_choice(params["model"])
         n_threads, n_ctx = int(params["n_threads"]), int(params["n_ctx"])
 
-        def engine(model):
-            return create_engine(params["engine"], str(resolve(model)), n_threads=n_threads, n_ctx=n_ctx)
+        def engine(model, **extra):
+            return create_engine(params["engine"], str(resolve(model)), n_threads=n_threads, n_ctx=n_ctx, **extra)
 
-        main = engine(choice.model)
+        # the background context serves several kinds of prompt (windows, checks, other
+        # languages): the states of recent ones are kept, so each starts after its system turn
+        main = engine(choice.model, prompt_cache_mb=int(params.get("prompt_cache_mb", "64")))
         # one token now: a llama.cpp that cannot run on this CPU fails the load (and `serve`
         # says so), instead of dying at every translation
         "".join(main.generate(GenerationRequest("Hallo", max_tokens=1)))
