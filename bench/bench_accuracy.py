@@ -86,6 +86,23 @@ def first_partial_s(received) -> list[float]:
     return out
 
 
+def first_translated_words_ms(received) -> list[float]:
+    """Per translated utterance: from the end of its speech to its first translated words
+    (its first `partial_translation`, else the translation itself)."""
+    first: dict[int, float] = {}
+    for _, e in received:
+        if e.kind in (EventKind.PARTIAL_TRANSLATION, EventKind.TRANSLATION) and e.text and not e.error:
+            first.setdefault(e.segment_id, e.latency_ms)
+    return list(first.values())
+
+
+def after_transcript_s(received) -> list[float]:
+    """Per translation: from its transcript's arrival to its own."""
+    transcripts = {e.segment_id: t for t, e in received if e.kind == EventKind.TRANSCRIPT}
+    return [t - transcripts[e.segment_id] for t, e in received
+            if e.kind == EventKind.TRANSLATION and e.segment_id in transcripts and not e.error]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
@@ -132,6 +149,9 @@ def main():
                                "translation": percentiles([e.latency_ms for e in translations if e.text]),
                                "enhanced": percentiles([e.latency_ms for e in enhanced if e.text])}
             r["time_to_first_partial_s"] = percentiles(first_partial_s(received))
+            r["latency_ms"]["first_translated_words"] = percentiles(first_translated_words_ms(received))
+            r["translation_after_transcript_s"] = percentiles(after_transcript_s(received))
+            r["small_model_translations"] = sum(bool(e.note) for e in translations if e.text)
             r["translation"] = {"basic": scores(" ".join(e.text for e in translations), english),
                                 "enhanced": scores(" ".join(e.text for e in enhanced), english),
                                 "failed": sum(bool(e.error) for e in translations)}
@@ -139,6 +159,10 @@ def main():
     finally:
         server.stop()
     write_report("accuracy-smoke" if args.smoke else "accuracy", data, render(data), args.out)
+
+
+def translations_of(r: dict) -> range:
+    return range(r["latency_ms"]["translation"].get("n", 0))
 
 
 def render(d: dict) -> str:
@@ -170,6 +194,12 @@ def render(d: dict) -> str:
                       f"{en['translation'].get('p50')} / {en['translation'].get('p95')} |",
                       f"| enhanced (`enhanced`) | {tr['enhanced']['chrf']} | {tr['enhanced']['bleu']} | "
                       f"{en['enhanced'].get('p50')} / {en['enhanced'].get('p95')} |", ""]
+            if "first_translated_words" in en:
+                fw, at = en["first_translated_words"], r["translation_after_transcript_s"]
+                lines += [f"First translated words (interim translation) after the end of speech: p50 "
+                          f"{fw.get('p50')} / p95 {fw.get('p95')} ms. A translation after its transcript: p50 "
+                          f"{at.get('p50')} / max {at.get('max')} s. Made by the small model (the stream was "
+                          f"behind): {r['small_model_translations']} of {len(translations_of(r))}.", ""]
     return "\n".join(lines) + "\n"
 
 
