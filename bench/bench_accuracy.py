@@ -161,10 +161,6 @@ def main():
     write_report("accuracy-smoke" if args.smoke else "accuracy", data, render(data), args.out)
 
 
-def translations_of(r: dict) -> range:
-    return range(r["latency_ms"]["translation"].get("n", 0))
-
-
 def render(d: dict) -> str:
     lines = ["# Accuracy and time on both recordings\n",
              f"Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs. Whisper base (int8, beam 5) "
@@ -199,7 +195,7 @@ def render(d: dict) -> str:
                 lines += [f"First translated words (interim translation) after the end of speech: p50 "
                           f"{fw.get('p50')} / p95 {fw.get('p95')} ms. A translation after its transcript: p50 "
                           f"{at.get('p50')} / max {at.get('max')} s. Made by the small model (the stream was "
-                          f"behind): {r['small_model_translations']} of {len(translations_of(r))}.", ""]
+                          f"behind): {r['small_model_translations']} of {en['translation'].get('n', 0)}.", ""]
     return "\n".join(lines) + "\n"
 
 
