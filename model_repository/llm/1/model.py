@@ -34,17 +34,30 @@ class TritonPythonModel:
         fast = engine(fast_model) if fast_model and fast_model != choice.model else None
         self.lanes = Lanes(main, urgent, fast, max_pause_s=float(params.get("max_pause_s", "2")),
                            max_waiting=int(params.get("max_waiting", "32")))
-        self.workers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="llm")
+        # a thread per call in flight, urgent calls on threads of their own: background calls
+        # waiting for their turn never hold up an urgent one
+        self.workers = {lane: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix=f"llm-{lane}")
+                        for lane in ("urgent", "background")}
 
     def execute(self, requests):
         for request in requests:
-            self.workers.submit(glue.respond_decoupled, request, lambda r=request: self._answer(r), P.LLM)
+            lane = self._lane(request)
+            pool = self.workers["urgent" if lane in ("urgent", "fast") else "background"]
+            pool.submit(glue.respond_decoupled, request, lambda r=request, lane=lane: self._answer(r, lane), P.LLM)
         return None
 
     def finalize(self):
-        self.workers.shutdown(wait=True)
+        for pool in self.workers.values():
+            pool.shutdown(wait=True)
 
-    def _answer(self, request):
+    @staticmethod
+    def _lane(request) -> str:
+        try:
+            return str(json.loads(request.parameters() or "{}").get(P.LLM_LANE_PARAMETER, ""))
+        except (ValueError, AttributeError):
+            return ""
+
+    def _answer(self, request, lane: str):
         glue.check_internal(request, P.LLM)
         get = glue.inputs(request)
         generation = codecs.generation_from(get)
@@ -55,11 +68,7 @@ class TritonPythonModel:
                 P.YES_PROBABILITY: np.array([[p]], dtype=np.float32),
             }
             return
-        try:
-            lane = json.loads(request.parameters() or "{}").get(P.LLM_LANE_PARAMETER, "")
-        except ValueError:
-            lane = ""
-        pieces = self.lanes.generate(generation, str(lane))
+        pieces = self.lanes.generate(generation, lane)
         if codecs.scalar(get, P.STREAM, False):
             for piece in pieces:
                 yield {P.TEXT_OUTPUT: codecs.text_tensor(piece, batch=True)}

@@ -20,16 +20,24 @@ class TritonPythonModel:
         self.translator = Translator(generate, choice.prompt_family)
         fast = fast_llm_choice(params.get("fast_llm_model", ""), choice)
         self.fast_translator = Translator(generate, fast.prompt_family) if fast else None
-        self.workers = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="translate")
+        # the speaker's translations on threads of their own: calls waiting in the llm's
+        # background lane never hold up an urgent one here
+        self.workers = {urgent: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="translate")
+                        for urgent in (True, False)}
 
     def execute(self, requests):
         for request in requests:
-            self.workers.submit(glue.respond_streaming, request,
-                                lambda send, r=request: self._translate(r, send), P.TRANSLATE)
+            try:
+                urgent = codecs.translate_flags_from(glue.inputs(request)).urgent
+            except Exception:  # a malformed request: its answer says why
+                urgent = False
+            self.workers[urgent].submit(glue.respond_streaming, request,
+                                        lambda send, r=request: self._translate(r, send), P.TRANSLATE)
         return None
 
     def finalize(self):
-        self.workers.shutdown(wait=True)
+        for pool in self.workers.values():
+            pool.shutdown(wait=True)
 
     def _translate(self, request, send):
         get = glue.inputs(request)
