@@ -25,12 +25,11 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, percentiles, recordings, start_server, stream_timed, write_report  # noqa: E402
+from common import RESULTS, machine, percentiles, recordings, start_server, stream_many, write_report  # noqa: E402
 
 from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
@@ -58,17 +57,7 @@ def repository(changes: dict[str, dict[str, str]]) -> Path:
 
 
 def measure(url: str, path: Path, streams: int, seconds: float) -> dict:
-    results: list = [None] * streams
-
-    def one(i: int) -> None:
-        results[i] = stream_timed(url, path, realtime=True, session=f"lag-{i}-{uuid.uuid4().hex[:6]}",
-                                  seconds=seconds)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = stream_many(url, path, streams, session=f"lag-{uuid.uuid4().hex[:6]}", realtime=True, seconds=seconds)
     transcript, translation, after_transcript, first_words, enhanced = [], [], [], [], []
     small = failed = total = 0
     for received, _, _ in results:

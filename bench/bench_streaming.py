@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (DATA, RESULTS, machine, percentiles, start_server, stream_in_process,  # noqa: E402
-                    stream_timed, write_report)
+                    stream_many, stream_timed, write_report)
 
 from livetranslate.whisper import AsrRequest, create_engine  # noqa: E402
 from livetranslate.audio import read_audio, resample  # noqa: E402
@@ -134,20 +133,11 @@ def batch_gain(engine, path: Path, sizes=(1, 2, 4)) -> dict:
 
 
 def concurrent(url: str, path: Path, n: int, seconds: float) -> dict:
-    results: dict[int, list] = {}
-
-    def run(i):
-        results[i], _, _ = stream_timed(url, path, realtime=True, session=f"load-{n}-{i}", translate=False,
-                                        seconds=seconds)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    latencies = [e.latency_ms for r in results.values() for _, e in r if e.kind == EventKind.TRANSCRIPT]
+    results = [received for received, _, _ in stream_many(url, path, n, session=f"load-{n}", realtime=True,
+                                                           translate=False, seconds=seconds)]
+    latencies = [e.latency_ms for r in results for _, e in r if e.kind == EventKind.TRANSCRIPT]
     return {"streams": n, "latency_ms": percentiles(latencies),
-            "partials": sum(e.kind == EventKind.PARTIAL for r in results.values() for _, e in r)}
+            "partials": sum(e.kind == EventKind.PARTIAL for r in results for _, e in r)}
 
 
 def whisper_batches(server) -> dict:

@@ -107,6 +107,24 @@ def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language
     return received, stats, len(pcm) / rate
 
 
+def stream_many(url: str, path: Path, n: int, *, session: str, **options) -> list:
+    """`n` copies of a file streamed at once (stream_timed's options), each its own session;
+    their stream_timed results, in order."""
+    import threading
+
+    results: list = [None] * n
+
+    def run(i: int) -> None:
+        results[i] = stream_timed(url, path, session=f"{session}-{i}", **options)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def stream_in_process(pipeline, pcm: np.ndarray, rate: int, options: SessionOptions) -> list:
     """Streams audio through a Pipeline in this process as fast as it goes, paced as the
     client paces itself: at most client.WINDOW_S of audio whose requests are not answered
