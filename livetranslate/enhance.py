@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from livetranslate.completeness import SENTENCE_END
 from livetranslate.similarity import SimilarityFilter
 
 
@@ -21,14 +22,18 @@ class WindowOptions:
     pause_s: float = 2.0
     # Fewer words than this are never "complete" on their own ("Ja.", "Genau.").
     min_words: int = 4
+    # A window whose text ends a sentence (Whisper's punctuation) and holds min_words closes
+    # without asking the LLM; the LLM is asked only about text that ends without punctuation.
+    sentence_end_closes: bool = False
     # Similarity filter: against the last 3 published, 0.85 ratio = at most a few words changed.
     history: int = 3
     similarity_threshold: float = 0.85
-    # Give the previous translation to the LLM as context. Off by default: a small LLM lets
-    # it leak into the next window ("Ich habe eine Frage zur Sicherheit" became "Is there
-    # anything else you would like to know about the security") and loses more than it
-    # gains. Worth trying with a larger model (gpu profile).
+    # Give the LLM the preceding source text (the last context_words words of the windows
+    # before) as context, not the previous translation: a small LLM lets a translation leak
+    # into the next window ("Ich habe eine Frage zur Sicherheit" became "Is there anything
+    # else you would like to know about the security").
     use_context: bool = False
+    context_words: int = 40
 
 
 @dataclass(frozen=True)
@@ -54,16 +59,16 @@ class Enhanced:
     text: str
     start_s: float
     end_s: float
-    reason: str  # complete | full | pause | end
+    reason: str  # complete | sentence | full | pause | end
 
 
 @dataclass
 class Enhancer:
     options: WindowOptions
-    translate: Callable[[str, str], str]  # (source text, previous translation) -> translation
+    translate: Callable[[str, str], str]  # (source text, the source text before it) -> translation
     is_complete: Callable[[str], bool]
     _window: list[Piece] = field(default_factory=list)
-    _last_translation: str = ""
+    _before: str = ""  # the source text of the windows before, for context
     _filter: SimilarityFilter | None = None
     dropped: int = 0
 
@@ -89,7 +94,11 @@ class Enhancer:
         words = len(self.text.split())
         if words >= self.options.max_words or piece.end_s - self._window[0].start_s >= self.options.max_seconds:
             out += self._emit("full")
-        elif check_complete and words >= self.options.min_words and self.is_complete(self.text):
+        elif words < self.options.min_words:
+            pass
+        elif self.options.sentence_end_closes and SENTENCE_END.search(self.text):
+            out += self._emit("sentence")
+        elif check_complete and self.is_complete(self.text):
             out += self._emit("complete")
         return out
 
@@ -105,11 +114,13 @@ class Enhancer:
     def _emit(self, reason: str) -> list[Enhanced]:
         window, self._window = self._window, []
         source = " ".join(p.text.strip() for p in window)
-        translation = self.translate(source, self._last_translation if self.options.use_context else "")
+        context = self._before if self.options.use_context else ""
+        kept = self.options.context_words
+        self._before = " ".join((self._before + " " + source).split()[-kept:]) if kept > 0 else ""
+        translation = self.translate(source, context)
         if not self._filter.is_new(translation):
             self.dropped += 1
             return []
         self._filter.remember(translation)
-        self._last_translation = translation
         return [Enhanced(window[0].segment_id, window[-1].segment_id, translation,
                          window[0].start_s, window[-1].end_s, reason)]

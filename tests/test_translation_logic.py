@@ -111,10 +111,34 @@ def test_window_waits_for_a_complete_thought_and_uses_context():
     [out] = e.add(Piece(1, "das bis zum Ende.", 1.2, 2.5))
     assert (out.first_segment_id, out.last_segment_id, out.reason) == (0, 1, "complete")
     assert out.text == "EN(Wir müssen das bis zum Ende.)" and (out.start_s, out.end_s) == (0.0, 2.5)
+    assert calls[0] == ("Wir müssen das bis zum Ende.", "")  # nothing before the first window
     e.add(Piece(2, "Noch etwas", 2.7, 3.5))
     [last] = e.flush()
-    assert last.reason == "end" and calls[-1] == ("Noch etwas", out.text)  # previous translation as context
+    # the source text before, not its translation: a small LLM lets a translation leak
+    assert last.reason == "end" and calls[-1] == ("Noch etwas", "Wir müssen das bis zum Ende.")
     assert e.flush() == []
+
+
+def test_window_context_is_the_last_source_words_before_it():
+    e, calls = make_enhancer(min_words=1, sentence_end_closes=True, use_context=True, context_words=4)
+    e.add(Piece(0, "Eins zwei drei.", 0, 1))
+    e.add(Piece(1, "Vier fünf sechs.", 1.2, 2))
+    e.add(Piece(2, "Sieben.", 2.2, 3))
+    assert [c[1] for c in calls] == ["", "Eins zwei drei.", "drei. Vier fünf sechs."]
+
+
+def test_a_sentence_end_closes_the_window_without_asking_the_llm():
+    asked = []
+    e = Enhancer(WindowOptions(min_words=4, sentence_end_closes=True), lambda text, ctx: f"EN({text})",
+                 lambda text: asked.append(text) or False)
+    assert e.add(Piece(0, "Ja, gerne.", 0.0, 1.0)) == [] and asked == []  # a sentence, but under min_words
+    [out] = e.add(Piece(1, "Das mache ich morgen.", 1.2, 2.5))
+    assert out.reason == "sentence" and (out.first_segment_id, out.last_segment_id) == (0, 1)
+    assert out.text == "EN(Ja, gerne. Das mache ich morgen.)" and asked == []
+    assert e.add(Piece(2, "und dann haben wir gesehen, dass", 2.7, 4.0)) == []  # no punctuation: the LLM decides
+    assert asked == ["und dann haben wir gesehen, dass"]
+    [behind] = e.add(Piece(3, "es geht.", 4.2, 5.0), check_complete=False)  # costs no LLM call: still closes
+    assert behind.reason == "sentence" and behind.first_segment_id == 2
 
 
 def test_window_context_is_optional():
