@@ -13,26 +13,29 @@ from livetranslate.similarity import SimilarityFilter
 
 @dataclass(frozen=True)
 class WindowOptions:
-    # A window is translated when the LLM (plus punctuation) says it is a complete thought,
-    # or when it is full. 40 words / 20 s is two to four spoken sentences: enough context
-    # to fix fragments, short enough that the enhanced text does not fall far behind speech.
+    # A window is translated when it ends a sentence and holds min_words (or, without
+    # punctuation, the LLM says it is a complete thought), when it is full, or at a pause.
+    # Whisper ends nearly every transcript with punctuation, so the window is one to three
+    # transcripts: a sentence split over utterances is joined and short turns ("Ja, gerne.")
+    # are translated with the next, while the text stays a few seconds behind the speech.
+    # Figures and the variants measured: bench/results/enhance.md.
     max_words: int = 40
     max_seconds: float = 20.0
     # A silence this long between utterances ends a thought whatever the LLM thinks.
     pause_s: float = 2.0
-    # Fewer words than this are never "complete" on their own ("Ja.", "Genau.").
-    min_words: int = 4
-    # A window whose text ends a sentence (Whisper's punctuation) and holds min_words closes
-    # without asking the LLM; the LLM is asked only about text that ends without punctuation.
-    sentence_end_closes: bool = False
+    # Fewer words than this never close a window on their own ("Ja.", "Genau.").
+    min_words: int = 12
+    # A window whose text ends a sentence and holds min_words closes without asking the LLM
+    # (one LLM call fewer per transcript); the LLM is asked only about text without punctuation.
+    sentence_end_closes: bool = True
     # Similarity filter: against the last 3 published, 0.85 ratio = at most a few words changed.
     history: int = 3
     similarity_threshold: float = 0.85
-    # Give the LLM the preceding source text (the last context_words words of the windows
-    # before) as context, not the previous translation: a small LLM lets a translation leak
-    # into the next window ("Ich habe eine Frage zur Sicherheit" became "Is there anything
-    # else you would like to know about the security").
-    use_context: bool = False
+    # Give the LLM the source text before the window (its last context_words words) to read
+    # the window by. The source, not the previous translation: a small LLM lets a translation
+    # leak into the next window ("Ich habe eine Frage zur Sicherheit" became "Is there
+    # anything else you would like to know about the security").
+    use_context: bool = True
     context_words: int = 40
 
 
