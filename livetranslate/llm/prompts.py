@@ -72,7 +72,8 @@ def _term_lines(terms: Sequence[tuple[str, str]]) -> str:
 
 def translation_prompt(family: str, text: str, source: str, target: str, context: str = "",
                        terms: Sequence[tuple[str, str]] = ()) -> Prompt:
-    """`terms`: (term, translation) pairs of the session's glossary that occur in `text`."""
+    """`context`: the source text said just before `text`, to read it by (not translated).
+    `terms`: (term, translation) pairs of the session's glossary that occur in `text`."""
     src, tgt = language_name(source), language_name(target)
     if family == "fewshot":
         if target in _FEWSHOT_TARGETS:
@@ -94,8 +95,8 @@ def translation_prompt(family: str, text: str, source: str, target: str, context
         f"{tgt} translation only, no notes, no quotes."
     )
     user = ""
-    if context:
-        user += f"Previous part of the speech (already translated, for context only):\n{context}\n\n"
+    if context:  # the source text just before `text` (enhanced windows), already translated
+        user += f"Earlier in the transcript (context only, do not translate it):\n{context.strip()}\n\n"
     if terms:
         user += (f"Glossary: translate these names and terms exactly as given (the right side is the "
                  f"{tgt} to use):\n{_term_lines(terms)}\n")
