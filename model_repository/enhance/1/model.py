@@ -18,6 +18,8 @@ class TritonPythonModel:
             history=int(params["history"]),
             similarity_threshold=float(params["similarity_threshold"]),
             use_context=params.get("use_context", "false").lower() == "true",
+            sentence_end_closes=params.get("sentence_end_closes", "true").lower() == "true",
+            context_words=int(params.get("context_words", "40")),
         )
         self.stages = TritonStages()
         # Triton drops an idle sequence silently: its window goes after as long
