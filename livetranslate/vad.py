@@ -13,7 +13,9 @@ and the ring only triggers on a run of voiced frames, often a second or more int
 sentence; Whisper, given a sentence without its start, tends to leave out all of it. So a
 new utterance reaches back (`lookback_ms`) over the voiced bursts before its pre-roll, as
 long as no gap between them is longer than `lookback_gap_ms`, never into the utterance
-before it (bench/results/policies.md).
+before it. Once an utterance is `split_after_s` long, a shorter pause (`split_pause_ms`)
+closes it: turns 150-500 ms apart would otherwise make one long utterance and one long final
+decode (bench/results/policies.md).
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class VadOptions:
     cut_search_s: float = 2.0  # where to look for a quiet frame before a forced cut
     lookback_ms: int = 1500  # how far before its pre-roll an utterance may reach back (0: never)
     lookback_gap_ms: int = 150  # the longest unvoiced gap it reaches back over
+    # An utterance already this long closes at a shorter pause, split_pause_ms of unvoiced
+    # frames (0: never). People leave 150-500 ms between turns, under the hangover, and an
+    # utterance of two or three turns is a long final decode; split, its first turn is
+    # committed sooner and each decode is shorter, at a WER within noise (policies.md).
+    split_after_s: float = 4.0
+    split_pause_ms: int = 150
 
     def __post_init__(self):
         if self.frame_ms not in (10, 20, 30):
@@ -48,6 +56,8 @@ class VadOptions:
             raise ValueError("mode must be 0..3")
         if self.lookback_ms < 0 or self.lookback_gap_ms < 0:
             raise ValueError("lookback_ms and lookback_gap_ms must be >= 0")
+        if self.split_after_s < 0 or self.split_pause_ms < self.frame_ms:
+            raise ValueError("split_after_s must be >= 0 and split_pause_ms at least one frame")
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,8 @@ class Segmenter:
                 self._before.clear()
             return None
         self._frames.append((len(frame), is_speech, energy))
-        if sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen:
+        if (sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen
+                or self._long_and_pausing()):
             self._triggered = False
             self._ring.clear()
             return self._close(len(self._frames))
@@ -194,6 +205,13 @@ class Segmenter:
                 if gap > max_gap:
                     break
         return before[first:]
+
+    def _long_and_pausing(self) -> bool:
+        opts = self.options
+        if not opts.split_after_s or len(self._frames) * self._frame < opts.split_after_s * SAMPLE_RATE_HZ:
+            return False
+        pause = opts.split_pause_ms // opts.frame_ms
+        return len(self._frames) > pause and not any(voiced for _, voiced, _ in self._frames[-pause:])
 
     def _quietest_cut(self) -> int:
         """Number of frames to keep in a forced cut: after the quietest recent frame."""

@@ -139,3 +139,12 @@ def test_lookback_never_reaches_into_the_utterance_before():
     utterances = scripted("." * 10 + first + second)
     assert len(utterances) == 2
     assert utterances[1][0] >= utterances[0][1]
+
+
+def test_a_long_utterance_closes_at_a_short_pause():
+    turns = "." * 10 + "#" * 120 + "." * 6 + "#" * 40 + "." * 20  # 3.6 s, a 180 ms pause, 1.2 s
+    assert len(scripted(turns)) == 1  # the pause is under the hangover
+    split = VadOptions(split_after_s=3.0, split_pause_ms=150)
+    first, second = scripted(turns, split)
+    assert first[1] <= 10 + 120 + 6 <= second[0] + 10  # cut in the pause, the second keeps its start
+    assert len(scripted("." * 10 + "#" * 60 + "." * 6 + "#" * 40 + "." * 20, split)) == 1  # 1.8 s: not yet long
