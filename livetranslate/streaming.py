@@ -34,6 +34,8 @@ from livetranslate.whisper import AsrRequest, copies_prompt, dedupe_boundary
 from livetranslate.protocol import SAMPLE_RATE_HZ
 
 POLICIES = ("context", "utterance")
+# written with far fewer characters per second of speech: the short-answer check skips them
+FEW_CHARACTERS = frozenset({"zh", "yue", "ja", "ko"})
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ class DecodeOptions:
     partial_max_busy: float = 0.5
     # A context answer with fewer characters than this per second of the utterance's speech
     # (over at least short_check_s of it) is decoded again without context: Whisper ended the
-    # window early and left sentences out. German speech holds about 12-15 characters a
-    # second; 0 turns the check off.
+    # window early and left sentences out. Speech in alphabetic scripts holds about 12-15
+    # characters a second (German too); a false alarm costs one more decode, as the longer
+    # answer is kept. Not applied to the languages of FEW_CHARACTERS; 0 turns it off.
     min_chars_per_s: float = 6.0
     short_check_s: float = 3.0
 
@@ -203,6 +206,7 @@ class StreamDecoder:
         """Far fewer characters than `speech_s` seconds of speech hold."""
         opts = self.options
         return (opts.min_chars_per_s > 0 and speech_s >= opts.short_check_s
+                and self.language not in FEW_CHARACTERS
                 and len(text.strip()) < opts.min_chars_per_s * speech_s)
 
     def prefer_retry(self, plan: Plan, text: str, retry: Plan, retry_text: str) -> bool:

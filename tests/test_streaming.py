@@ -124,6 +124,7 @@ def test_a_context_answer_far_shorter_than_its_speech_is_decoded_again_and_the_l
     assert not d.retry_without_context(plan, first, speech_s=2.5)  # short speech: not judged
     assert not d.retry_without_context(plan, first + " Der Gewinn liegt bei 214.000 Euro.", speech_s=10.0)
     assert not StreamDecoder(DecodeOptions(min_chars_per_s=0), "de").retry_without_context(plan, first, 10.0)
+    assert not StreamDecoder(DecodeOptions(), "ja").retry_without_context(plan, "会議を始めます。", 10.0)
     alone = Plan(AsrRequest(np.zeros(10), "de"), "")
     assert d.prefer_retry(plan, first, alone, first + " Der Gewinn liegt bei 214.000 Euro.")
     assert not d.prefer_retry(plan, first, alone, "Mieten.")
