@@ -6,13 +6,15 @@ setting gets the same engine; the final transcript's latency is about the VAD's 
 hangover plus one final decode (and its retry, when there is one), so the seconds per final
 decode column is what each setting costs in latency on this machine.
 
-    .venv/bin/python bench/bench_policies.py            # ~12 min on 2 CPUs; writes bench/results/policies.{md,json}
+    .venv/bin/python bench/bench_policies.py            # ~15 min on 2 CPUs; writes bench/results/policies.{md,json}
     .venv/bin/python bench/bench_policies.py --smoke    # the short cut of each recording, 2 settings
+    .venv/bin/python bench/bench_policies.py --render   # the .md again from the .json (after editing NOTES)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -34,17 +36,19 @@ from livetranslate.whisper import AsrOptions, create_engine  # noqa: E402
 
 NO_SPLIT = dict(split_after_s=0.0)
 BEFORE_DECODE = DecodeOptions(min_chars_per_s=0)
+WINDOW_20 = AsrOptions(min_window_s=20.0)  # the encoder window with context before this change
 # (name, VAD options, decode options[, Whisper engine options])
 SETTINGS = [
-    ("before: no lookback, no short-answer retry, no split", VadOptions(lookback_ms=0, **NO_SPLIT), BEFORE_DECODE),
-    ("VAD lookback only", VadOptions(**NO_SPLIT), BEFORE_DECODE),
-    ("short-answer retry only", VadOptions(lookback_ms=0, **NO_SPLIT), DecodeOptions()),
-    ("lookback + short-answer retry", VadOptions(**NO_SPLIT), DecodeOptions()),
-    ("lookback + retry + split after 4 s at 150 ms pauses (default)", VadOptions(), DecodeOptions()),
+    ("before: no lookback, no short-answer retry, no split, 20 s window", VadOptions(lookback_ms=0, **NO_SPLIT),
+     BEFORE_DECODE, WINDOW_20),
+    ("VAD lookback only", VadOptions(**NO_SPLIT), BEFORE_DECODE, WINDOW_20),
+    ("short-answer retry only", VadOptions(lookback_ms=0, **NO_SPLIT), DecodeOptions(), WINDOW_20),
+    ("lookback + short-answer retry", VadOptions(**NO_SPLIT), DecodeOptions(), WINDOW_20),
+    ("lookback + retry + split after 4 s at 150 ms pauses", VadOptions(), DecodeOptions(), WINDOW_20),
+    ("lookback + retry + split + 15 s encoder window with context (default)", VadOptions(), DecodeOptions()),
     ("default, context 15 s", VadOptions(), DecodeOptions(context_s=15.0)),
-    ("default, encoder window 15 s with context", VadOptions(), DecodeOptions(), AsrOptions(min_window_s=15.0)),
 ]
-SMOKE = [SETTINGS[0], SETTINGS[4]]
+SMOKE = [SETTINGS[0], SETTINGS[5]]
 
 
 def offline(path: Path, engine) -> str:
@@ -141,18 +145,26 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="the short recordings, two settings")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--only", help="comma-separated row numbers of SETTINGS to run")
+    parser.add_argument("--render", action="store_true", help="rewrite the .md from the .json, no run")
     args = parser.parse_args()
-    settings = SMOKE if args.smoke else SETTINGS
-    if args.only:
-        settings = [SETTINGS[int(i)] for i in args.only.split(",")]
-    engine = create_engine("ctranslate2", resolve("whisper-base"))
-    runs = [run(r, engine, settings) for r in recordings(args.smoke)]
-    data = {"machine": machine(), "recordings": runs}
+    name = "policies-smoke" if args.smoke else "policies"
+    if args.render:
+        data = json.loads((Path(args.out) / f"{name}.json").read_text())
+    else:
+        settings = SMOKE if args.smoke else SETTINGS
+        if args.only:
+            settings = [SETTINGS[int(i)] for i in args.only.split(",")]
+        engine = create_engine("ctranslate2", resolve("whisper-base"))
+        data = {"machine": machine(), "recordings": [run(r, engine, settings) for r in recordings(args.smoke)]}
+    write_report(name, data, render(data), Path(args.out))
+
+
+def render(data: dict) -> str:
     head = ("| setting | WER raw | WER numbers spelled out | final decode, wall s p50 / p95 | CPU s p50 / p95 | "
             "retries | load avg |\n|---|---|---|---|---|---|---|")
     sections = "\n\n".join(f"## {r['recording']}: {r['about']}, `{r['file']}`, {r['sentences']} sentences\n\n"
-                           f"{head}\n{table(r)}" for r in runs)
-    report = f"""# Streaming policy: WER against decode time, both recordings
+                            f"{head}\n{table(r)}" for r in data["recordings"])
+    return f"""# Streaming policy: WER against decode time, both recordings
 
 Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs (shared with other jobs: the
 load average column is the machine's when each row finished; decode seconds under load run high).
@@ -163,7 +175,6 @@ about 0.3 s (VAD hangover) plus one final decode (with its retry, when there is 
 {sections}
 
 {NOTES}"""
-    write_report("policies-smoke" if args.smoke else "policies", data, report, Path(args.out))
 
 
 NOTES = """## Why live lost 6 points to offline on the natural recording (diagnosis, 2026-11-30)
@@ -180,7 +191,7 @@ noise (none).
 
 - "Am stärksten gewachsen ist der Bereich Wärmepumpen ..." (67.9-73.0 s): in 20 dB noise
   and reverb webrtcvad hears the start of the sentence in bursts with 30-120 ms gaps, and
-  the ring (10 frames, more than 90 % voiced) triggered only at 69.4 s, 1.5 s into it. The
+  the ring (10 frames, more than 90 % voiced) opened the utterance only at 69.4 s, 1.5 s into it. The
   previous utterance had started 10.6 s before, outside `context_s`, so Whisper heard the
   utterance alone with 1 s of lead-in: starting mid-sentence, it left out the whole of the
   sentence and began with the next. The same request from 67.8 s (or with the previous
@@ -189,9 +200,9 @@ noise (none).
   the utterance before it.
 - "Der Gewinn vor Steuern ..." and "Ein Problem sind allerdings ..." (78.9-88.0 s): a 10.9 s
   utterance decoded in a 19 s context window returned its first sentence, "Vor allem wegen
-  der höheren Mieten.", and ended: 3.2 characters per second of speech, where German speech
+  der höheren Mieden.", and ended: 3.2 characters per second of speech, where German speech
   holds 12-15 (the lowest of the other 36 answers: 6.0, the sentence above, then 7.3). The
-  same request with its edges 20 ms apart, or without the prompt, or alone, gives all three
+  same request with its edges moved by under 0.1 s, or without the prompt, or alone, gives all three
   sentences: Whisper's end-of-text there is fragile, not systematic. Fix:
   `DecodeOptions.min_chars_per_s` (6): a context answer with fewer characters than that per
   second of speech (3 s or more of it) is decoded again without context, and the longer
@@ -204,36 +215,38 @@ depends on where a window's edges fall, and costs a second decode only when it f
 
 ## What the other settings show
 
-- Split (the new default): webrtcvad's 300 ms hangover joins turns 150-500 ms apart into one
-  utterance; once an utterance is 4 s long, a 150 ms pause closes it. On the natural
-  recording that makes 50 utterances of 37 and takes the long final decodes away (its decode
-  p95 falls by about a third); the espeak recording (pauses 0.6-2 s) is not changed. WER
-  moves within noise (a few words on the natural recording).
-- Context 15 s puts live WER at or below offline on both recordings, and costs about 40 %
-  more per final decode (longer windows): on this CPU that is further from the latency
-  target; on a GPU it is nearly free. 10 s stays the default (`context_s`, a `pipeline`
-  parameter).
-- A 15 s minimum encoder window with context (20 s now) was a bit cheaper, a point better
-  on one recording and within a point on the other: one run per recording is within noise,
-  so the default stays 20 s. Hearing only the audio and 2 s of silence broke Whisper on one
-  recording or the other (the earlier run below).
-- Exploratory runs the same day (lookback and retry on, no split; WER espeak / natural):
-  context 6 s 39.3% / 26.6% (more utterances decoded alone, the natural recording's
-  dropped starts return); beam 2 38.5% / 24.2%, for little time saved; 6 prompt
+- Split: webrtcvad's 300 ms hangover joins turns 150-500 ms apart into one utterance; once
+  an utterance is 4 s long, a 150 ms pause closes it. The natural recording gets 50
+  utterances instead of 37, and its long final decodes go (decode p95 1.35 -> 0.97 s here;
+  2.25 -> 1.47 s in an earlier run under heavier load), for 0.4 points of WER (a few words,
+  within noise). The espeak recording (pauses 0.6-2 s) hardly changes.
+- Encoder window with context 15 s instead of 20 s (the default now): a fifth less time per
+  decode, and no WER lost: here 33.6% against 36.8% (espeak) and 20.1% against 21.4%
+  (natural); in an earlier run without the split 35.0% against 36.8% and 21.4% against
+  21.0%; on a third recording, `de_meeting_long.wav` (offline 33.6% in the earlier run
+  below), 40.0% against 40.7%, decode p50 / p95 0.66 / 0.84 s against 0.81 / 1.15 s. Single
+  runs move a point or two either way, so read this as "as accurate, cheaper". Much
+  shorter (the audio and 2 s of silence) broke Whisper on one recording or the other (the
+  earlier run below); a request without context keeps 30 s.
+- Context 15 s: in an earlier run (20 s window) it put live WER under offline on both
+  recordings (34.5%, 20.1%); with the 15 s window it is no better than 10 s (34.8%, 20.1%)
+  and costs 50-70 % more per final decode. 10 s stays (`context_s`, a `pipeline` parameter).
+- Exploratory runs the same day (lookback and retry on, no split, 20 s window; WER espeak /
+  natural): context 6 s 39.3% / 26.6% (more utterances decoded alone, the natural
+  recording's dropped starts return); beam 2 38.5% / 24.2%, for little time saved; 6 prompt
   transcripts instead of 2, 39.0% / 20.3%.
 
 ## Latency
 
 The issue's target, final-transcript latency p50 <= 1.0 s and p95 <= 1.5 s, needs a final
-decode of about 0.7 s p50 and 1.2 s p95 (0.3 s of VAD hangover before it). On this 2-core
-machine, idle, a context decode took 0.82 s mean and 0.99 s p95 on the espeak recording (the
-earlier run below); the natural recording's utterances join two or three turns, so its
-windows and answers are longer and p95 goes higher. The runs above shared the 2 cores with
-other jobs (load average 4-7), which inflated every decode by 30-80 % and its CPU time too
-(CTranslate2's threads spin while they wait): their decode seconds compare settings run
-under about the same load, not this machine's latency. No setting measured here reaches the
-target on this machine with Whisper base at beam 5; the cheaper ones (beam 2, context 6 s)
-give up the WER.
+decode of about 0.7 s p50 and 1.2 s p95 (0.3 s of VAD hangover before it, queueing after).
+The default now decodes in 0.75 / 1.04 s (espeak, load average 3.9) and 0.69 / 0.95 s
+(natural, load 2.2), against 1.01 / 1.36 s and 0.91 / 1.42 s before, in the same run: about
+1.05 / 1.35 s and 1.0 / 1.25 s of final latency with one stream and nothing queued. These
+runs shared the 2 cores with other jobs, which inflates wall time and CPU time alike
+(CTranslate2's threads spin while they wait): compare rows within a table, under about the
+same load. Whether the live server meets the target with partials on (decoded at idle
+priority on the same 2 cores) is for bench/bench_accuracy.py to say; it was not run here.
 
 ## Earlier run: encoder window and context length (espeak recording only, 2026-11-26, idle machine)
 

@@ -6,7 +6,7 @@ closes, Whisper hears a window of the recent audio that ends with the utterance,
 decoder is forced through the text already committed for that audio (the `prefix`); what
 it generates after the prefix is the new utterance's text, decoded with the audio and the
 words before it in view. Older committed text goes in as the prompt. The encoder hears at
-least 20 s (audio padded with silence: AsrOptions.min_window_s), so a context that keeps the
+least 15 s (audio padded with silence: AsrOptions.min_window_s), so a context that keeps the
 window under that is nearly free.
 
 Whisper given a context window sometimes stops early: it returns the first sentence of a
