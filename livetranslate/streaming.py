@@ -6,8 +6,13 @@ closes, Whisper hears a window of the recent audio that ends with the utterance,
 decoder is forced through the text already committed for that audio (the `prefix`); what
 it generates after the prefix is the new utterance's text, decoded with the audio and the
 words before it in view. Older committed text goes in as the prompt. The encoder hears at
-least 20 s (audio padded with silence: AsrOptions.min_window_s), so a context that keeps the
+least 15 s (audio padded with silence: AsrOptions.min_window_s), so a context that keeps the
 window under that is nearly free.
+
+Whisper given a context window sometimes stops early: it returns the first sentence of a
+long utterance and ends, or nothing, or repeats the prefix. Such an answer (empty, a copy of
+the prefix, or far fewer characters than the utterance's speech holds: `min_chars_per_s`) is
+decoded again without context, and the retry's answer is kept when it says more.
 
 Committed text is final: a later decode never changes it, it only conditions on it.
 `utterance` is the cheap policy: the utterance with 1 s of lead-in, the previous
@@ -29,6 +34,8 @@ from livetranslate.whisper import AsrRequest, copies_prompt, dedupe_boundary
 from livetranslate.protocol import SAMPLE_RATE_HZ
 
 POLICIES = ("context", "utterance")
+# written with far fewer characters per second of speech: the short-answer check skips them
+FEW_CHARACTERS = frozenset({"zh", "yue", "ja", "ko"})
 
 
 @dataclass(frozen=True)
@@ -55,12 +62,21 @@ class DecodeOptions:
     # Partials run only while Whisper was busy less than this share of the last few
     # seconds (finals and partials of all streams): under load they go first.
     partial_max_busy: float = 0.5
+    # A context answer with fewer characters than this per second of the utterance's speech
+    # (over at least short_check_s of it) is decoded again without context: Whisper ended the
+    # window early and left sentences out. Speech in alphabetic scripts holds about 12-15
+    # characters a second (German too); a false alarm costs one more decode, as the longer
+    # answer is kept. Not applied to the languages of FEW_CHARACTERS; 0 turns it off.
+    min_chars_per_s: float = 6.0
+    short_check_s: float = 3.0
 
     def __post_init__(self):
         if self.policy not in POLICIES:
             raise ValueError(f"unknown decoding policy {self.policy!r}: use one of {', '.join(POLICIES)}")
         if not 0 < self.max_window_s <= 30 or self.context_s < 0 or self.partial_interval_s < 0:
             raise ValueError("max_window_s must be in (0, 30], context_s and partial_interval_s >= 0")
+        if self.min_chars_per_s < 0 or self.short_check_s < 0:
+            raise ValueError("min_chars_per_s and short_check_s must be >= 0")
 
 
 def _slice(chunks, start: int, end: int) -> np.ndarray:
@@ -179,10 +195,29 @@ class StreamDecoder:
         return chosen[::-1]
 
     # --- answers --------------------------------------------------------------------------
-    def retry_without_context(self, plan: Plan, text: str) -> bool:
-        """Whisper sometimes stops right after the prefix, or repeats it: decode again alone."""
+    def retry_without_context(self, plan: Plan, text: str, speech_s: float = 0.0) -> bool:
+        """Whisper sometimes stops right after the prefix, repeats it, or stops after the
+        first sentence of `speech_s` seconds of speech: decode again alone."""
         if not plan.request.prefix:
             return False
+        return self._failed(plan, text) or self.too_short(text, speech_s)
+
+    def too_short(self, text: str, speech_s: float) -> bool:
+        """Far fewer characters than `speech_s` seconds of speech hold."""
+        opts = self.options
+        return (opts.min_chars_per_s > 0 and speech_s >= opts.short_check_s
+                and self.language not in FEW_CHARACTERS
+                and len(text.strip()) < opts.min_chars_per_s * speech_s)
+
+    def prefer_retry(self, plan: Plan, text: str, retry: Plan, retry_text: str) -> bool:
+        """After retry_without_context: the retry replaces an empty or copying answer, and a
+        short one only when it says more."""
+        if self._failed(plan, text):
+            return True
+        return len(self.clean(retry, retry_text)) > len(self.clean(plan, text))
+
+    @staticmethod
+    def _failed(plan: Plan, text: str) -> bool:
         return not text.strip() or copies_prompt(text, plan.request.prefix)
 
     def clean(self, plan: Plan, text: str) -> str:

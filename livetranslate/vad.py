@@ -7,6 +7,15 @@ than `release_ratio` of it is unvoiced, which gives `padding_ms` of hangover: we
 without hangover splits sentences at every short pause. An utterance that reaches
 `max_utterance_s` is cut at its quietest frame near the end, never in the middle of a
 loud frame, and the rest carries on as the next utterance.
+
+In noise and reverb webrtcvad hears the start of speech in bursts with short unvoiced gaps,
+and the ring only triggers on a run of voiced frames, often a second or more into the
+sentence; Whisper, given a sentence without its start, tends to leave out all of it. So a
+new utterance reaches back (`lookback_ms`) over the voiced bursts before its pre-roll, as
+long as no gap between them is longer than `lookback_gap_ms`, never into the utterance
+before it. Once an utterance is `split_after_s` long, a shorter pause (`split_pause_ms`)
+closes it: turns 150-500 ms apart would otherwise make one long utterance and one long final
+decode (bench/results/policies.md).
 """
 
 from __future__ import annotations
@@ -31,12 +40,24 @@ class VadOptions:
     max_utterance_s: float = 15.0
     min_speech_ms: int = 150  # shorter blips (clicks, breaths) are dropped
     cut_search_s: float = 2.0  # where to look for a quiet frame before a forced cut
+    lookback_ms: int = 1500  # how far before its pre-roll an utterance may reach back (0: never)
+    lookback_gap_ms: int = 150  # the longest unvoiced gap it reaches back over
+    # An utterance already this long closes at a shorter pause, split_pause_ms of unvoiced
+    # frames (0: never). People leave 150-500 ms between turns, under the hangover, and an
+    # utterance of two or three turns is a long final decode; split, its first turn is
+    # committed sooner and each decode is shorter, at a WER within noise (policies.md).
+    split_after_s: float = 4.0
+    split_pause_ms: int = 150
 
     def __post_init__(self):
         if self.frame_ms not in (10, 20, 30):
             raise ValueError("frame_ms must be 10, 20 or 30")
         if not 0 <= self.mode <= 3:
             raise ValueError("mode must be 0..3")
+        if self.lookback_ms < 0 or self.lookback_gap_ms < 0:
+            raise ValueError("lookback_ms and lookback_gap_ms must be >= 0")
+        if self.split_after_s < 0 or self.split_pause_ms < self.frame_ms:
+            raise ValueError("split_after_s must be >= 0 and split_pause_ms at least one frame")
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,10 @@ class Segmenter:
         self._ring: collections.deque[tuple[float, bool]] = collections.deque(
             maxlen=max(1, options.padding_ms // options.frame_ms)
         )  # (energy, voiced) of the last frames
+        # while no utterance is open: (energy, voiced) of the frames before the ring, up to
+        # lookback_ms and never before the last utterance's end
+        self._before: collections.deque[tuple[float, bool]] = collections.deque(
+            maxlen=max(1, options.lookback_ms // options.frame_ms))
         self._pending = np.zeros(0, dtype=np.float32)
         self._clock = 0  # samples consumed into frames so far
         self._frames: list[tuple[int, bool, float]] = []  # (length, voiced, energy) of the open utterance
@@ -133,6 +158,7 @@ class Segmenter:
                 closed.append(utterance)
         self._pending = np.zeros(0, dtype=np.float32)
         self._ring.clear()
+        self._before.clear()
         self._triggered = False
         return closed
 
@@ -143,22 +169,49 @@ class Segmenter:
         if is_speech:
             self._last_voiced = self._clock
         opts = self.options
+        if not self._triggered and len(self._ring) == self._ring.maxlen and opts.lookback_ms:
+            self._before.append(self._ring[0])  # about to leave the ring
         self._ring.append((energy, is_speech))
         if not self._triggered:
             if sum(voiced for _, voiced in self._ring) > opts.trigger_ratio * self._ring.maxlen:
                 self._triggered = True  # the ring becomes the utterance's pre-roll
-                self._start = self._clock - len(self._ring) * self._frame
-                self._frames = [(self._frame, voiced, e) for e, voiced in self._ring]
+                onset = self._onset()
+                self._start = self._clock - (len(self._ring) + len(onset)) * self._frame
+                self._frames = [(self._frame, voiced, e) for e, voiced in onset + list(self._ring)]
                 self._ring.clear()
+                self._before.clear()
             return None
         self._frames.append((len(frame), is_speech, energy))
-        if sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen:
+        if (sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen
+                or self._long_and_pausing()):
             self._triggered = False
             self._ring.clear()
             return self._close(len(self._frames))
         if len(self._frames) * self._frame >= opts.max_utterance_s * SAMPLE_RATE_HZ:
             return self._close(self._quietest_cut())
         return None
+
+    def _onset(self) -> list[tuple[float, bool]]:
+        """The frames before the ring that belong to the speech it triggered on: back to the
+        earliest voiced frame with no unvoiced gap longer than lookback_gap_ms after it."""
+        before = list(self._before)
+        max_gap = self.options.lookback_gap_ms // self.options.frame_ms
+        first, gap = len(before), 0
+        for i in range(len(before) - 1, -1, -1):
+            if before[i][1]:
+                first, gap = i, 0
+            else:
+                gap += 1
+                if gap > max_gap:
+                    break
+        return before[first:]
+
+    def _long_and_pausing(self) -> bool:
+        opts = self.options
+        if not opts.split_after_s or len(self._frames) * self._frame < opts.split_after_s * SAMPLE_RATE_HZ:
+            return False
+        pause = opts.split_pause_ms // opts.frame_ms
+        return len(self._frames) > pause and not any(voiced for _, voiced, _ in self._frames[-pause:])
 
     def _quietest_cut(self) -> int:
         """Number of frames to keep in a forced cut: after the quietest recent frame."""

@@ -114,6 +114,23 @@ def test_a_context_answer_that_is_empty_or_repeats_the_prefix_is_decoded_again_a
     assert not d.retry_without_context(Plan(AsrRequest(np.zeros(10), "de"), ""), "")
 
 
+def test_a_context_answer_far_shorter_than_its_speech_is_decoded_again_and_the_longer_kept():
+    from livetranslate.whisper import AsrRequest
+
+    d = StreamDecoder(DecodeOptions(), "de")
+    plan = Plan(AsrRequest(np.zeros(10), "de", prefix="Die Kosten sind gestiegen."), "Die Kosten sind gestiegen.")
+    first = "Vor allem wegen der Mieten."  # 27 characters: Whisper stopped after one sentence
+    assert d.retry_without_context(plan, first, speech_s=10.0)
+    assert not d.retry_without_context(plan, first, speech_s=2.5)  # short speech: not judged
+    assert not d.retry_without_context(plan, first + " Der Gewinn liegt bei 214.000 Euro.", speech_s=10.0)
+    assert not StreamDecoder(DecodeOptions(min_chars_per_s=0), "de").retry_without_context(plan, first, 10.0)
+    assert not StreamDecoder(DecodeOptions(), "ja").retry_without_context(plan, "会議を始めます。", 10.0)
+    alone = Plan(AsrRequest(np.zeros(10), "de"), "")
+    assert d.prefer_retry(plan, first, alone, first + " Der Gewinn liegt bei 214.000 Euro.")
+    assert not d.prefer_retry(plan, first, alone, "Mieten.")
+    assert d.prefer_retry(plan, "", alone, "Mieten.")  # an empty answer is always replaced
+
+
 def test_boundary_dedupe_keeps_casing_and_only_drops_a_true_overlap():
     assert dedupe_boundary("Wir planen den Start.", "den Start. Gibt es Fragen?") == "Gibt es Fragen?"
     assert dedupe_boundary("Wir planen den Start.", "Gibt es dazu Fragen?") == "Gibt es dazu Fragen?"
@@ -128,5 +145,7 @@ def test_repeats_across_segment_boundaries_are_found():
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="policy"):
         DecodeOptions(policy="magic")
+    with pytest.raises(ValueError, match="min_chars_per_s"):
+        DecodeOptions(min_chars_per_s=-1)
     with pytest.raises(ValueError):
         DecodeOptions(max_window_s=31)

@@ -74,6 +74,8 @@ def test_bad_options():
         VadOptions(frame_ms=25)
     with pytest.raises(ValueError):
         VadOptions(mode=7)
+    with pytest.raises(ValueError):
+        VadOptions(lookback_ms=-1)
 
 
 def test_process_marks_an_open_utterance(audio_files):
@@ -88,3 +90,61 @@ def test_process_marks_an_open_utterance(audio_files):
     rest = seg.process(audio[int(2.0 * 16000):], end=True)
     assert rest.closed and rest.ongoing is None
     assert rest.closed[0].start_sample == first.ongoing.start_sample
+
+
+class ScriptedVad:
+    """webrtcvad's verdicts from a script: one character per frame, '#' voiced."""
+
+    def __init__(self, script: str):
+        self.verdicts = iter(script)
+
+    def is_speech(self, frame, rate):
+        return next(self.verdicts) == "#"
+
+
+def scripted(script: str, options=VadOptions()):
+    """(start frame, end frame) of each utterance the segmenter closes on that script."""
+    seg = Segmenter(options)
+    seg._vad = ScriptedVad(script)
+    frame = 16000 * options.frame_ms // 1000
+    utterances = seg.feed(np.full(len(script) * frame, 0.1, np.float32)) + seg.flush()
+    return [(u.start_sample // frame, u.end_sample // frame) for u in utterances]
+
+
+# silence, a choppy start of speech (bursts, gaps of 2-4 frames), then a run that triggers
+CHOPPY = "." * 20 + "###..##...####....###.#" + "#" * 30 + "." * 20
+
+
+def test_an_utterance_reaches_back_over_the_choppy_start_of_its_speech():
+    trigger_run = CHOPPY.index("#" * 10)
+    [(start, _)] = scripted(CHOPPY, VadOptions(lookback_ms=0))
+    assert start == trigger_run  # the ring's pre-roll only: the bursts before it are lost
+    [(start, _)] = scripted(CHOPPY)
+    assert start == 20  # the first burst
+
+
+def test_lookback_stops_at_a_long_gap_and_at_its_limit():
+    # a blip, a gap longer than lookback_gap_ms (5 frames), then the speech
+    [(start, _)] = scripted("." * 20 + "##" + "." * 6 + CHOPPY[20:])
+    assert start == 28
+    # bursts reaching further back than lookback_ms: cut at the limit
+    opts = VadOptions(lookback_ms=300)  # 10 frames before the 10-frame ring
+    [(start, _)] = scripted(CHOPPY, opts)
+    assert start == CHOPPY.index("#" * 10) - 10
+
+
+def test_lookback_never_reaches_into_the_utterance_before():
+    first = "#" * 30 + "." * 10  # closes after 10 unvoiced frames
+    second = "#.#.#" + "#" * 20 + "." * 20
+    utterances = scripted("." * 10 + first + second)
+    assert len(utterances) == 2
+    assert utterances[1][0] >= utterances[0][1]
+
+
+def test_a_long_utterance_closes_at_a_short_pause():
+    turns = "." * 10 + "#" * 120 + "." * 6 + "#" * 40 + "." * 20  # 3.6 s, a 180 ms pause, 1.2 s
+    assert len(scripted(turns)) == 1  # the pause is under the hangover
+    split = VadOptions(split_after_s=3.0, split_pause_ms=150)
+    first, second = scripted(turns, split)
+    assert first[1] <= 10 + 120 + 6 <= second[0] + 10  # cut in the pause, the second keeps its start
+    assert len(scripted("." * 10 + "#" * 60 + "." * 6 + "#" * 40 + "." * 20, split)) == 1  # 1.8 s: not yet long

@@ -124,5 +124,5 @@ def test_only_requests_with_context_get_the_shorter_encoder_window():
     engine = object.__new__(CTranslate2Engine)  # no model needed for the rule
     engine.options = AsrOptions()
     audio = np.zeros(16000, np.float32)
-    assert engine._min_window_s(AsrRequest(audio, "de", prefix="Guten Morgen.")) == 20.0
+    assert engine._min_window_s(AsrRequest(audio, "de", prefix="Guten Morgen.")) == 15.0
     assert engine._min_window_s(AsrRequest(audio, "de", prompt="Guten Morgen.")) == 30.0

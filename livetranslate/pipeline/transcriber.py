@@ -125,11 +125,14 @@ class Transcriber:
         """Whisper's answer for a closed utterance and its new words."""
         decoder, start, end = self._decoder, utterance.start_sample, utterance.end_sample
         plan = decoder.plan(self._audio, start, end)
+        speech_s = (utterance.speech_end_sample - start) / SAMPLE_RATE_HZ
         with self._ctx.shared.load.decoding(final=True):
             result = self._ctx.stages.whisper(plan.request)
-            if decoder.retry_without_context(plan, result.text):
-                plan = decoder.plan(self._audio, start, end, use_context=False)
-                result = self._ctx.stages.whisper(plan.request)
+            if decoder.retry_without_context(plan, result.text, speech_s):
+                alone = decoder.plan(self._audio, start, end, use_context=False)
+                again = self._ctx.stages.whisper(alone.request)
+                if decoder.prefer_retry(plan, result.text, alone, again.text):
+                    plan, result = alone, again
         return result, decoder.clean(plan, result.text)
 
     def _transcribe(self, utterance: Utterance, reply: SharedReply) -> None:

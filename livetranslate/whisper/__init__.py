@@ -46,11 +46,12 @@ class AsrOptions:
     temperature: float = 0.0
     # CTranslate2 only: the encoder hears the request's audio padded with silence to at least
     # this long (and ENCODER_TAIL_S past its end), not always to Whisper's 30 s. Its cost grows
-    # with its input, so a shorter window is faster. With a `prefix` (context decoding) 20 s
-    # keeps the accuracy; a request with only its own audio loses some, so it keeps 30 s.
-    # Much shorter windows lose a lot: Whisper was trained on 30 s windows (figures:
+    # with its input, so a shorter window is faster. With a `prefix` (context decoding) 15 s
+    # keeps the accuracy (a point better or worse than 20 s on three recordings, a fifth
+    # faster); a request with only its own audio loses some, so it keeps 30 s. Much shorter
+    # windows (the audio and 2 s) lose a lot: Whisper was trained on 30 s windows (figures:
     # bench/results/policies.md). The TensorRT-LLM engine is built for 30 s and ignores both.
-    min_window_s: float = 20.0
+    min_window_s: float = 15.0
     min_window_alone_s: float = 30.0  # the same for a request without a prefix
 
 
