@@ -1,11 +1,14 @@
 """How far the translations fall behind with 1, 2 and 3 real-time streams on one server, and
 what the llm's lanes change (livetranslate.llm.lanes), in one run:
 
-- `one context`: one llama.cpp context serves everything in turn, no small model (the
-  scheduling before the lanes);
-- `lanes`: the speaker's translations on their own context, background work pauses for them;
-- `lanes + small model` (the default): a translation expected later than the pipeline's
-  budget is made by the small model.
+- `one context, large model`: one llama.cpp context serves everything in turn, no small
+  model (the scheduling before the lanes);
+- `lanes, large model`: the speaker's translations on their own context, background work
+  pauses for them;
+- `lanes, auto`: a translation expected later than the pipeline's budget is made by the small
+  model;
+- `lanes, small model` (the default): the small model makes every speaker's translation, the
+  large one the enhanced translations.
 
 Each setting gets one server (default LLM); the streams are copies of the natural recording
 (its first --seconds), sent in real time, all at once. Per setting and number of streams:
@@ -35,10 +38,11 @@ from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
 
 SETTINGS = {
-    "one context": {"llm": {"urgent_context": "false", "fast_model": ""}, "translate": {"fast_llm_model": ""},
-                    "pipeline": {"translation_budget_s": "0"}},
-    "lanes": {"llm": {"fast_model": ""}, "translate": {"fast_llm_model": ""}, "pipeline": {"translation_budget_s": "0"}},
-    "lanes + small model": {},
+    "one context, large model": {"llm": {"urgent_context": "false", "fast_model": ""},
+                                 "translate": {"fast_llm_model": ""}, "pipeline": {"basic_model": "large"}},
+    "lanes, large model": {"pipeline": {"basic_model": "large"}},
+    "lanes, auto (large unless late)": {"pipeline": {"basic_model": "auto"}},
+    "lanes, small model (default)": {},
 }
 
 
@@ -111,7 +115,7 @@ def main() -> None:
     counts = [int(n) for n in args.streams.split(",")]
     names = args.settings.split(",")
     if args.smoke:
-        args.seconds, counts, names = 20.0, [1], ["lanes + small model"]
+        args.seconds, counts, names = 20.0, [1], ["lanes, small model (default)"]
     natural = next(r for r in recordings() if r.name == "natural")
     data = {"machine": machine(), "recording": natural.about, "seconds": args.seconds, "settings": {}}
     for name in names:

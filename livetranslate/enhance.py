@@ -73,7 +73,9 @@ class Enhancer:
     _window: list[Piece] = field(default_factory=list)
     _before: str = ""  # the source text of the windows before, for context
     _filter: SimilarityFilter | None = None
+    _translating: bool = True  # false: windows closed by this step are dropped untranslated
     dropped: int = 0
+    skipped: int = 0  # windows dropped untranslated because the stream was behind
 
     def __post_init__(self):
         self._filter = SimilarityFilter(self.options.history, self.options.similarity_threshold)
@@ -82,15 +84,18 @@ class Enhancer:
     def text(self) -> str:
         return " ".join(p.text.strip() for p in self._window)
 
-    def step(self, step: "Piece | Tick", check_complete: bool = True) -> list[Enhanced]:
-        return self.tick(step.now_s) if isinstance(step, Tick) else self.add(step, check_complete)
+    def step(self, step: "Piece | Tick", check_complete: bool = True, translate: bool = True) -> list[Enhanced]:
+        return self.tick(step.now_s) if isinstance(step, Tick) else self.add(step, check_complete, translate)
 
-    def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
+    def add(self, piece: Piece, check_complete: bool = True, translate: bool = True) -> list[Enhanced]:
         """A transcript (one without words is a tick at its end). Without `check_complete`
-        (the LLM is behind) the window closes only when full, at a pause or at the end."""
+        (the LLM is behind) the window closes only when full, at a pause or at the end.
+        Without `translate` (the stream's enhanced translations are far behind) a window that
+        closes is dropped untranslated: the LLM catches up, the sentence translations stand."""
         if not piece.text.strip():
             return self.tick(piece.end_s)
         out = []
+        self._translating = translate
         if self._window and piece.start_s - self._window[-1].end_s >= self.options.pause_s:
             out += self._emit("pause")
         self._window.append(piece)
@@ -107,11 +112,13 @@ class Enhancer:
 
     def tick(self, now_s: float) -> list[Enhanced]:
         """The stream's clock while the speaker is silent: a long enough pause ends the window."""
+        self._translating = True
         if self._window and now_s - self._window[-1].end_s >= self.options.pause_s:
             return self._emit("pause")
         return []
 
     def flush(self) -> list[Enhanced]:
+        self._translating = True
         return self._emit("end") if self._window else []
 
     def _emit(self, reason: str) -> list[Enhanced]:
@@ -120,6 +127,9 @@ class Enhancer:
         context = self._before if self.options.use_context else ""
         kept = self.options.context_words
         self._before = " ".join((self._before + " " + source).split()[-kept:]) if kept > 0 else ""
+        if not self._translating:
+            self.skipped += 1
+            return []
         translation = self.translate(source, context)
         if not self._filter.is_new(translation):
             self.dropped += 1

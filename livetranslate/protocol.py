@@ -102,6 +102,9 @@ LANGUAGE = "LANGUAGE"
 LATENCY_MS = "LATENCY_MS"
 FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text covers
 CHECK_COMPLETE = "CHECK_COMPLETE"  # BOOL, optional (enhance): false skips the LLM completeness check
+# BOOL, optional (enhance): false drops a window this step closes untranslated (the stream's
+# enhanced translations are far behind: the LLM catches up)
+TRANSLATE_WINDOW = "TRANSLATE_WINDOW"
 FLUSH = "FLUSH"  # BOOL, optional (enhance, with sequence end): false drops the open window untranslated
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
 # what the server did differently for this event because it was behind (a translation from

@@ -142,11 +142,11 @@ class ScriptedStages:
         return f"{target.upper()} {text}"
 
     def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
-                glossary=None):
+                glossary=None, translate_window=True):
         self._arrive(start, end)
         enhancer = self.enhance_sequences.request(sequence_id, start, end, lambda: Enhancer(
             self.window, lambda text, ctx: self.translate(text, source, target), lambda text: False))
-        out = enhancer.step(step, check_complete)
+        out = enhancer.step(step, check_complete, translate_window)
         return out + (enhancer.flush() if end and flush else [])
 
     def unended(self) -> set[int]:

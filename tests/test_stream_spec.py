@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 
+from livetranslate.enhance import WindowOptions
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
@@ -329,7 +330,7 @@ def test_the_next_translation_never_waits_for_an_enhanced_window(clock):
 
 def test_a_stream_whose_translations_fall_behind_gets_the_small_model_and_says_so(clock):
     stages = StreamingStages(clock)
-    pipeline = make_pipeline(stages, clock, translation_budget_s=0.2)
+    pipeline = make_pipeline(stages, clock, translation_budget_s=0.2, basic_model="auto")
     speaker = Speaker(pipeline, clock, 13)
     stages.llm_gate.clear()  # the LLM is slow: the transcripts wait
     speaker.say(1, 2, wait=False)
@@ -341,4 +342,21 @@ def test_a_stream_whose_translations_fall_behind_gets_the_small_model_and_says_s
     translations = kinds(events, EventKind.TRANSLATION)
     assert stages.fast_calls[-1] is True
     assert "small model" in translations[-1].note and translations[-1].text == "EN Welt."
+    assert_all_freed(pipeline, stages)
+
+
+def test_a_window_that_closes_far_behind_the_speech_is_dropped_untranslated(clock, monkeypatch):
+    from livetranslate.pipeline import translator
+
+    stages = StreamingStages(clock)
+    stages.window = WindowOptions(min_words=1, sentence_end_closes=True)  # each sentence closes its window
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 14)
+    speaker.say(1)
+    assert wait_for(lambda: len(kinds(speaker.events, EventKind.ENHANCED)) == 1)
+    monkeypatch.setattr(translator, "ENHANCE_MAX_LAG_S", -1.0)  # from now on every step is "too late"
+    speaker.say(2, 3)
+    events = speaker.end()
+    assert [e.text for e in kinds(events, EventKind.TRANSLATION)] == ["EN Hallo.", "EN Welt.", "EN Guten."]
+    assert [e.text for e in kinds(events, EventKind.ENHANCED)] == ["EN Hallo."]  # the late windows: none
     assert_all_freed(pipeline, stages)

@@ -206,3 +206,15 @@ def test_a_window_whose_llm_is_behind_skips_the_completeness_check():
     assert full.reason == "full" and (full.first_segment_id, full.last_segment_id) == (0, 1)
     [complete] = e.add(Piece(2, "Sieben.", 2.2, 3.0))  # caught up: asked again
     assert complete.reason == "complete"
+
+
+def test_a_window_closed_while_behind_is_dropped_untranslated_and_still_context():
+    from livetranslate.enhance import Enhancer, Piece, WindowOptions
+
+    asked = []
+    enhancer = Enhancer(WindowOptions(min_words=1, sentence_end_closes=True, use_context=True),
+                        lambda text, context: asked.append((text, context)) or text.upper(), lambda text: False)
+    assert enhancer.add(Piece(0, "Erster Satz.", 0, 1), translate=False) == []
+    out = enhancer.add(Piece(1, "Zweiter Satz.", 1, 2))
+    assert [e.text for e in out] == ["ZWEITER SATZ."] and enhancer.skipped == 1
+    assert asked == [("Zweiter Satz.", "Erster Satz.")]  # the dropped window's text is still context

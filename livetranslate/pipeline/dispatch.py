@@ -50,7 +50,8 @@ class Pipeline:
         self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
                              SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages,
                                                               store if getattr(store, "shared", False) else None),
-                             metrics=metrics, translations=TranslationLoad(options.translation_budget_s))
+                             metrics=metrics, translations=TranslationLoad(options.translation_budget_s,
+                                                                         model=options.basic_model))
         self.admission = Admission(options.limits, metrics)
         self.sessions = SessionKeeper(store, metrics) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)

@@ -169,18 +169,27 @@ class LlmBreaker:
                 self._timeouts = self.timeouts_to_open - 1  # after the pause, one more opens it again
 
 
+BASIC_MODELS = ("small", "large", "auto")
+
+
 class TranslationLoad:
-    """The speakers' translations in flight over all streams, and how long one takes: a
-    stream whose next translation would arrive later than the budget after its speech gets
-    the small model instead (the llm's `fast` lane), and gets the large one back as soon as
-    the estimate fits again. The estimate is the lag the transcript has already, plus one
-    translation of its own, plus one for each translation of another stream ahead of it."""
+    """Which model makes the speaker's next translation (the llm's `fast` lane is the small
+    one). `small`: always the small model, fast, and the large one is left to the enhanced
+    translations; `large`: always the large one; `auto`: the large one unless the translation
+    would arrive later than the budget after its speech. The estimate is the lag the transcript
+    has already, plus one translation of its own, plus one for each translation of another
+    stream ahead of it; while the small model stands in, every `probe_every`-th translation is
+    the large one's again, so its estimate follows the load back down."""
 
     def __init__(self, budget_s: float, initial_s: float = 2.0, weight: float = 0.3,
-                 clock: Callable[[], float] = time.monotonic):
-        self.budget_s, self.weight, self._clock = budget_s, weight, clock
+                 clock: Callable[[], float] = time.monotonic, model: str = "auto", probe_every: int = 8):
+        if model not in BASIC_MODELS:
+            raise ValueError(f"unknown basic translation model {model!r}: use one of {', '.join(BASIC_MODELS)}")
+        self.budget_s, self.weight, self._clock, self.model = budget_s, weight, clock, model
+        self.probe_every = probe_every
         self._seconds = {False: initial_s, True: initial_s / 4}  # per translation: large, small model
         self._in_flight = 0
+        self._small_in_row = 0
         self._lock = threading.Lock()
 
     def expected_s(self, lag_s: float, fast: bool = False) -> float:
@@ -189,7 +198,15 @@ class TranslationLoad:
 
     def choose_fast(self, lag_s: float) -> bool:
         """Whether this translation should be made by the small model."""
-        return self.budget_s > 0 and self.expected_s(lag_s) > self.budget_s
+        if self.model != "auto":
+            return self.model == "small"
+        late = self.budget_s > 0 and self.expected_s(lag_s) > self.budget_s
+        with self._lock:
+            self._small_in_row = self._small_in_row + 1 if late else 0
+            if self._small_in_row >= self.probe_every:  # the large model again, to measure it
+                self._small_in_row = 0
+                return False
+        return late
 
     @contextlib.contextmanager
     def translating(self, fast: bool):

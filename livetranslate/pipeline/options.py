@@ -33,8 +33,11 @@ class PipelineOptions:
     # llm_pause_s instead of each waiting out its timeout; then calls are tried again.
     llm_timeouts_to_pause: int = 2
     llm_pause_s: float = 30.0
-    # A speaker's translation expected later than this after the end of its speech is made
-    # by the small model (the llm's `fast` lane), with a note on the event; 0: never.
+    # Which model makes the speaker's translations (guards.TranslationLoad): `small` (the
+    # llm's fast lane; the large model then makes the enhanced ones), `large`, or `auto`: the
+    # large one unless a translation would come later than `translation_budget_s` after its
+    # speech. A translation by the small model says so in its note unless `small` is the choice.
+    basic_model: str = "small"
     translation_budget_s: float = 4.0
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
     limits: Limits = field(default_factory=Limits)

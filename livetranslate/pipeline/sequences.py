@@ -14,6 +14,7 @@ still ending).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Callable, TypeVar
 
 import numpy as np
@@ -108,15 +109,18 @@ class EnhanceSequence(StageSequence):
         self._now_s = 0.0  # the latest audio time the window has heard
 
     def _step(self, step: Piece | Tick, end: bool = False, check_complete: bool = True,
-              flush: bool = True, llm: bool = True, recover: bool = True) -> list[Enhanced]:
+              flush: bool = True, llm: bool = True, recover: bool = True,
+              translate_window: bool = True) -> list[Enhanced]:
         self._now_s = max(self._now_s, step.end_s if isinstance(step, Piece) else step.now_s)
         run = self._call if llm else self._bounded
-        return self._send(lambda start, end: run(self._stages.enhance, self.sequence_id, step, self.source,
+        # only said when false: a stage set without the option (a test's) never sees it
+        enhance = self._stages.enhance if translate_window else partial(self._stages.enhance, translate_window=False)
+        return self._send(lambda start, end: run(enhance, self.sequence_id, step, self.source,
                                                  self._target, start, end, check_complete, flush,
                                                  self.glossary if start else NO_GLOSSARY), end, recover)
 
-    def add(self, piece: Piece, check_complete: bool = True) -> list[Enhanced]:
-        return self._step(piece, check_complete=check_complete)
+    def add(self, piece: Piece, check_complete: bool = True, translate_window: bool = True) -> list[Enhanced]:
+        return self._step(piece, check_complete=check_complete, translate_window=translate_window)
 
     def tick(self, now_s: float) -> list[Enhanced]:
         return self._step(Tick(now_s)) if self.started else []

@@ -40,8 +40,8 @@ class Stages(Protocol):
     # def translate_urgent(self, text, source, target, glossary, *, fast, on_interim) -> SpokenTranslation
 
     def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
-                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY
-                ) -> list[Enhanced]: ...
+                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY,
+                translate_window: bool = True) -> list[Enhanced]: ...
 
 
 class LocalStages:
@@ -78,13 +78,13 @@ class LocalStages:
                                                            on_interim=on_interim))
 
     def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
-                glossary=NO_GLOSSARY):
+                glossary=NO_GLOSSARY, translate_window=True):
         if start:
             self._enhancers[sequence_id] = Enhancer(
                 self.window, lambda text, ctx: self.translate(text, source, target, ctx, glossary),
                 lambda text: self.checker.check(text, source)[0])
         enhancer = self._enhancers[sequence_id]
-        out = enhancer.step(step, check_complete)
+        out = enhancer.step(step, check_complete, translate_window)
         if end:
             out += enhancer.flush() if flush else []
             del self._enhancers[sequence_id]

@@ -42,6 +42,12 @@ log = logging.getLogger("livetranslate.pipeline")
 # A transcript that waited this long for the translation worker means the LLM is behind:
 # its enhanced window skips the completeness check (one LLM call fewer per transcript).
 BEHIND_S = 2.0
+# An enhance step that starts this long after the end of its transcript's speech (the LLM is
+# behind) still adds the transcript to the window, but a window it closes is dropped
+# untranslated: an enhanced translation that late helps no reader, and skipping it lets the
+# LLM catch up (the sentence translations stand). The enhanced latency stays bounded by this
+# plus one window's translation.
+ENHANCE_MAX_LAG_S = 5.0
 # A translation into a viewer's language that waited longer than this (the LLM is busy with
 # the speaker's own) is stored as failed instead of made: captions that late help nobody,
 # and the backlog stays bounded.
@@ -153,8 +159,9 @@ class Translator:
         piece = Piece(t.segment_id, t.text, t.start_s, t.end_s)
 
         def add():
+            translate_window = time.monotonic() - job.spoken_at <= ENHANCE_MAX_LAG_S
             try:
-                return self._enhance.add(piece, check_complete=not behind)
+                return self._enhance.add(piece, check_complete=not behind, translate_window=translate_window)
             except Exception as exc:
                 job.reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
                                      first_segment_id=piece.segment_id, error=f"enhanced translation failed: {exc}"))
@@ -183,7 +190,7 @@ class Translator:
         finally:
             done.set()
         note = (f"made by the small model: the translations were {lag_s:.0f} s behind the speech"
-                if made.fast else "")
+                if made.fast and load.model == "auto" else "")
         return made.text, "", note
 
     def _viewer_translation(self, job: ForViewers) -> None:

@@ -275,8 +275,9 @@ class TritonStages:
         return bool(codecs.scalar(_stateless(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
 
     def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
-                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY) -> list[Enhanced]:
+                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY,
+                translate_window: bool = True) -> list[Enhanced]:
         tensors = codecs.enhance_request_to_tensors(
-            codecs.EnhanceRequest(step, source, target, check_complete, flush, glossary))
+            codecs.EnhanceRequest(step, source, target, check_complete, flush, glossary, translate_window))
         out = _call(P.ENHANCE, tensors, codecs.ENHANCED_OUTPUTS, **_sequence(sequence_id, start, end))
         return codecs.enhanced_from_tensors(out)

@@ -206,6 +206,7 @@ class EnhanceRequest:
     check_complete: bool = True  # false while the stream's LLM calls are behind
     flush: bool = True  # on the sequence's end: translate the window left (false: drop it)
     glossary: Glossary = NO_GLOSSARY  # the session's, with the sequence's start
+    translate_window: bool = True  # false while the stream's enhanced translations are far behind
 
 
 def enhance_request_to_tensors(request: EnhanceRequest) -> Tensors:
@@ -220,6 +221,7 @@ def enhance_request_to_tensors(request: EnhanceRequest) -> Tensors:
         P.TARGET_LANGUAGE: text_tensor(request.target),
         P.CHECK_COMPLETE: np.array([request.check_complete], dtype=bool),
         P.FLUSH: np.array([request.flush], dtype=bool),
+        P.TRANSLATE_WINDOW: np.array([request.translate_window], dtype=bool),
         **({P.GLOSSARY: text_tensor(request.glossary.to_text())} if request.glossary else {}),
     }
 
@@ -231,7 +233,7 @@ def enhance_request_from(get: Get) -> EnhanceRequest:
     return EnhanceRequest(step, text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
                           text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
                           bool(scalar(get, P.CHECK_COMPLETE, True)), bool(scalar(get, P.FLUSH, True)),
-                          P.decode_glossary(get(P.GLOSSARY)))
+                          P.decode_glossary(get(P.GLOSSARY)), bool(scalar(get, P.TRANSLATE_WINDOW, True)))
 
 
 ENHANCED_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)

@@ -42,7 +42,7 @@ class TritonPythonModel:
         enhancer = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
         if enhancer is None:
             raise P.ProtocolError(f"no open enhance stream {stream_id}")
-        out = enhancer.step(asked.step, asked.check_complete)
+        out = enhancer.step(asked.step, asked.check_complete, asked.translate_window)
         if end and asked.flush:
             out += enhancer.flush()
         return codecs.enhanced_to_tensors(out)
