@@ -5,9 +5,9 @@ completeness check and the viewers' extra languages can wait a little. With one 
 context every call waited for the one before it: a 3 s enhanced window held the next
 sentence's translation back by 3 s. So the LLM has lanes:
 
-- `urgent`: the speaker's basic translations. Its own llama.cpp context over the same
-  weights (memory-mapped: the weights are not loaded twice), so its prompt prefix (the
-  system turn) stays in its cache from one call to the next.
+- `urgent`: the speaker's basic translations. A llama.cpp instance of its own (llama.cpp
+  repacks the weights for the CPU per instance: 1.8 GB more for Qwen 1.5B), so its prompt
+  prefix (the system turn) stays in its cache from one call to the next.
 - `fast`: urgent work for a stream whose translations fell behind, on a smaller model
   (when one is configured). It shares the urgent lane's turn.
 - `background`: everything else. Between two generated tokens a background call pauses
