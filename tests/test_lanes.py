@@ -168,3 +168,16 @@ def test_a_failed_translation_does_not_change_the_estimate():
             now[0] += 30
             raise TimeoutError
     assert load.expected_s(0.0) == pytest.approx(2.0)
+
+
+def test_without_an_urgent_instance_the_small_model_still_never_waits_for_background_work():
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log, tokens=30, token_s=0.02), None, Engine("small", log, tokens=3, token_s=0.01))
+    slow = run(lanes, "B", "background", out)
+    while not log:
+        time.sleep(0.005)
+    started = time.monotonic()
+    run(lanes, "F", "fast", out).join(5)
+    assert time.monotonic() - started < 0.3 and out["F"] == "F0 F1 F2 "  # not after B's 0.6 s
+    slow.join(5)
+    assert lanes.paused_s > 0  # B paused while F ran

@@ -41,10 +41,13 @@ class Lanes:
         self._engines = {"background": background, "urgent": urgent or background, "fast": fast}
         self.max_pause_s, self.max_waiting = max_pause_s, max_waiting
         self._clock = clock
-        self._turns = {"background": threading.Lock(), "urgent": threading.Lock()}
-        self._shared = urgent is None
-        if self._shared:  # one context: the lanes take turns on it, a call never pauses
-            self._turns["urgent"] = self._turns["background"]
+        # one turn per engine instance: `urgent` takes turns with `background` when it has no
+        # instance of its own (a call then never pauses for it), `fast` with `urgent` when both
+        # have one (two urgent computations at once would halve each other's speed)
+        background_turn = threading.Lock()
+        urgent_turn = background_turn if urgent is None else threading.Lock()
+        fast_turn = threading.Lock() if urgent is None else urgent_turn
+        self._turns = {"background": background_turn, "urgent": urgent_turn, "fast": fast_turn}
         self._cond = threading.Condition()
         self._urgent_running = 0
         self._waiting = 0
@@ -74,21 +77,25 @@ class Lanes:
                 self._waiting -= 1
 
     @contextlib.contextmanager
-    def _urgent_turn(self):
-        with self._cond:
-            self._urgent_running += 1
+    def _urgent_turn(self, lane: str):
+        turn = self._turns[lane]
+        pausing = turn is not self._turns["background"]  # background work pauses for it
+        if pausing:
+            with self._cond:
+                self._urgent_running += 1
         try:
-            with self._turns["urgent"]:
+            with turn:
                 yield
         finally:
-            with self._cond:
-                self._urgent_running -= 1
-                self._cond.notify_all()
+            if pausing:
+                with self._cond:
+                    self._urgent_running -= 1
+                    self._cond.notify_all()
 
     def _yield_to_urgent(self) -> None:
         """Background work waits here between tokens while urgent work runs (bounded)."""
         with self._cond:
-            if self._shared or not self._urgent_running:
+            if not self._urgent_running:
                 return
             started = self._clock()
             self._cond.wait_for(lambda: not self._urgent_running, timeout=self.max_pause_s)
@@ -107,7 +114,7 @@ class Lanes:
                         yield piece
                         self._yield_to_urgent()
                 return
-            with self._urgent_turn():
+            with self._urgent_turn(lane):
                 yield from self._engines[lane].generate(request)
 
     def yes_probability(self, prompt: str) -> float:
