@@ -40,8 +40,8 @@ from livetranslate.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
 SETTINGS = {
     "one context, large model": {"llm": {"urgent_context": "false", "fast_model": ""},
                                  "translate": {"fast_llm_model": ""}, "pipeline": {"basic_model": "large"}},
-    "lanes, large model": {"pipeline": {"basic_model": "large"}},
-    "lanes, auto (large unless late)": {"pipeline": {"basic_model": "auto"}},
+    "lanes, large model": {"llm": {"urgent_context": "true"}, "pipeline": {"basic_model": "large"}},
+    "lanes, auto (large unless late)": {"llm": {"urgent_context": "true"}, "pipeline": {"basic_model": "auto"}},
     "lanes, small model (default)": {},
 }
 
