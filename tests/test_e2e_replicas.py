@@ -14,7 +14,7 @@ import pytest
 
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
 from livetranslate.server import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
@@ -82,13 +82,13 @@ def test_a_viewer_on_another_server_sees_exactly_what_the_speaker_saw(pair, audi
     pcm, rate = read_audio(audio_files["speech_b"])
     with PipelineClient(a.grpc_url) as client:
         spoken = [e for e in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True)
-                  if e.kind != EventKind.PARTIAL]
+                  if e.kind not in INTERIM_KINDS]
     for viewer in viewers:
         viewer.join(60)
     assert spoken[-1].kind == EventKind.END and not spoken[-1].error
     assert [e for e in spoken if e.kind == EventKind.TRANSLATION and e.text]
-    assert [key(e) for e in seen_b if e.kind != EventKind.PARTIAL] == [key(e) for e in spoken]
-    assert [key(e) for e in seen_a if e.kind != EventKind.PARTIAL] == [key(e) for e in spoken]
+    assert [key(e) for e in seen_b if e.kind not in INTERIM_KINDS] == [key(e) for e in spoken]
+    assert [key(e) for e in seen_a if e.kind not in INTERIM_KINDS] == [key(e) for e in spoken]
     # a viewer on B reading French: the speaker's server (A) translates for it too
     french = [e for e in french_b if e.kind == EventKind.TRANSLATION]
     assert french and all(e.language == "fr" for e in french) and any(e.text for e in french), french_b
@@ -157,7 +157,7 @@ def test_nothing_acknowledged_is_lost_when_redis_restarts_mid_session(pair, redi
     restarter.start()
     with PipelineClient(b.grpc_url) as client:
         for event in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True):
-            if event.kind != EventKind.PARTIAL:
+            if event.kind not in INTERIM_KINDS:
                 spoken.append(event)
     restarter.join(120)
     assert restarted.is_set()

@@ -13,7 +13,7 @@ import tritonclient.grpc as grpcclient
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
 from livetranslate.server import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
@@ -30,7 +30,7 @@ def speak(url, path, name, received, started=None, partials=None):
     pcm, rate = read_audio(path)
     with PipelineClient(url) as client:
         for event in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True):
-            if event.kind == EventKind.PARTIAL:  # interim: to the speaker and live viewers, never stored
+            if event.kind in INTERIM_KINDS:  # interim: to the speaker and live viewers, never stored
                 if partials is not None:
                     partials.append(event)
                 continue
@@ -59,10 +59,10 @@ def test_two_viewers_mid_session_see_exactly_what_the_speaker_saw(server, audio_
         t.join(60)
     assert spoken[-1].kind == EventKind.END
     for seen in views:
-        assert [key(e) for e in seen if e.kind != EventKind.PARTIAL] == [key(e) for e in spoken]
+        assert [key(e) for e in seen if e.kind not in INTERIM_KINDS] == [key(e) for e in spoken]
         # interim text only as the speaker saw it (whether there is any depends on the load:
         # test_stream_spec and test_e2e_captions check that viewers get it)
-        assert {key(e) for e in seen if e.kind == EventKind.PARTIAL} <= {key(e) for e in interim}
+        assert {key(e) for e in seen if e.kind in INTERIM_KINDS} <= {key(e) for e in interim}
 
 
 def test_a_viewer_that_never_reads_does_not_stall_the_speaker(server, audio_files):
