@@ -70,14 +70,19 @@ def internal_parameters() -> dict[str, str]:
     return {P.INTERNAL_PARAMETER: _internal_token()}
 
 
+def request_parameter(request, name: str, default=""):
+    """One of the request's parameters (a BLS call's `parameters`), or `default`."""
+    try:
+        return json.loads(request.parameters() or "{}").get(name, default)
+    except (ValueError, AttributeError):
+        return default
+
+
 def check_internal(request, model: str) -> None:
     """Internal models answer only the server's own BLS calls (the token, random per start,
     is in the server's environment and never leaves it)."""
     token = _internal_token()
-    try:
-        sent = json.loads(request.parameters() or "{}").get(P.INTERNAL_PARAMETER, "")
-    except (ValueError, AttributeError):
-        sent = ""
+    sent = request_parameter(request, P.INTERNAL_PARAMETER)
     if not token:
         raise P.ProtocolError(f"model '{model}' is internal and this server has no internal token: "
                               f"start it with `livetranslate serve`")

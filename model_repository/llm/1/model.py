@@ -3,7 +3,6 @@
 runs while a background one is paused between tokens."""
 
 import concurrent.futures
-import json
 
 import numpy as np
 
@@ -52,10 +51,7 @@ class TritonPythonModel:
 
     @staticmethod
     def _lane(request) -> str:
-        try:
-            return str(json.loads(request.parameters() or "{}").get(P.LLM_LANE_PARAMETER, ""))
-        except (ValueError, AttributeError):
-            return ""
+        return str(glue.request_parameter(request, P.LLM_LANE_PARAMETER))
 
     def _answer(self, request, lane: str):
         glue.check_internal(request, P.LLM)
