@@ -63,13 +63,16 @@ QUEUED_AUDIO = Family("livetranslate_queued_audio_max_seconds", GAUGE,
                       "the most audio waiting to be processed in any one speaker stream")
 LLM_BREAKER = Family("livetranslate_llm_breaker_open", GAUGE,
                      "1 while LLM calls are paused after timeouts in a row, else 0")
+LLM_BACKGROUND_BREAKER = Family("livetranslate_llm_background_breaker_open", GAUGE,
+                                "1 while the LLM's background calls (enhanced windows, viewers' languages) are paused "
+                                "after timeouts in a row, else 0")
 EVENTS_STORED = Family("livetranslate_events_stored_total", COUNTER, "events written to the session store",
                        "kind", tuple(k.value for k in EventKind))
 STORE_FAILURES = Family("livetranslate_store_failures_total", COUNTER,
                         "events the session store failed to write (the stream is stopped)")
 
 FAMILIES = (ACTIVE_STREAMS, ACTIVE_VIEWERS, REFUSED_STREAMS, REFUSED_VIEWERS, EVENT_LATENCY, TRANSLATION_BACKLOG,
-            TRANSLATION_LAG, QUEUED_AUDIO, LLM_BREAKER, EVENTS_STORED, STORE_FAILURES)
+            TRANSLATION_LAG, QUEUED_AUDIO, LLM_BREAKER, LLM_BACKGROUND_BREAKER, EVENTS_STORED, STORE_FAILURES)
 
 
 def series_names() -> set[str]:
@@ -90,6 +93,7 @@ class Gauges:
     translation_backlog: int = 0
     translation_lag_s: float = 0.0
     llm_breaker_open: bool = False
+    llm_background_breaker_open: bool = False
 
 
 class Metrics:
@@ -138,6 +142,7 @@ class Metrics:
         self.set(TRANSLATION_BACKLOG, g.translation_backlog)
         self.set(TRANSLATION_LAG, g.translation_lag_s)
         self.set(LLM_BREAKER, 1.0 if g.llm_breaker_open else 0.0)
+        self.set(LLM_BACKGROUND_BREAKER, 1.0 if g.llm_background_breaker_open else 0.0)
 
 
 NO_METRICS = Metrics()

@@ -7,8 +7,11 @@ and the backlog is bounded. Also the interim text of a translation as it is gene
 import threading
 import time
 
+import concurrent.futures
+
 import pytest
 
+from livetranslate import deadline
 from livetranslate.llm import GenerationRequest, LlmEngine
 from livetranslate.llm.lanes import LaneError, Lanes
 from livetranslate.pipeline.guards import TranslationLoad
@@ -115,6 +118,50 @@ def test_the_backlog_is_bounded_with_a_clear_error():
         "".join(lanes.generate(GenerationRequest("X")))
     busy.join(5)
     assert lanes.yes_probability("complete?") > 0.5  # admitted again once the backlog is gone
+
+
+def test_a_call_whose_caller_stopped_waiting_is_dropped_while_it_waits_for_its_turn():
+    """A timed-out call's work is not done later: the calls behind it would wait for it."""
+    log, out = [], {}
+    lanes = Lanes(Engine("main", log, tokens=25, token_s=0.02))
+    busy = run(lanes, "A", "background", out)
+    while not log:
+        time.sleep(0.005)
+    started = time.monotonic()
+    with deadline.within(0.1), pytest.raises(deadline.DeadlineExceeded, match="waiting for its turn"):
+        "".join(lanes.generate(GenerationRequest("B"), "background"))
+    assert time.monotonic() - started < 0.4  # not the 0.5 s the call ahead takes
+    with deadline.within(0.05), pytest.raises(deadline.DeadlineExceeded):
+        lanes.yes_probability("C")
+    busy.join(5)
+    assert {e[1] for e in log} == {"A"}  # neither B nor C ever ran
+
+
+@pytest.mark.parametrize("lane", ["urgent", "background"])
+def test_a_call_stops_between_tokens_once_its_caller_stopped_waiting(lane):
+    log = []
+    lanes = Lanes(Engine("main", log, tokens=50, token_s=0.01), Engine("urgent", log, tokens=50, token_s=0.01))
+    with deadline.within(0.1), pytest.raises(deadline.DeadlineExceeded, match="stopped waiting"):
+        for _ in lanes.generate(GenerationRequest("X"), lane):
+            pass
+    assert 3 <= len(log) < 25
+    assert "".join(lanes.generate(GenerationRequest("Y"), lane)).count("Y") == 50  # no deadline: all of it
+
+
+def test_a_deadline_keeps_the_nearer_of_two_and_travels_into_a_pool_task():
+    assert deadline.remaining() is None
+    with deadline.within(10):
+        with deadline.within(60):
+            assert 9 < deadline.remaining() <= 10  # the outer one is nearer
+        with deadline.within(0):  # no new limit
+            assert 9 < deadline.remaining() <= 10
+    assert deadline.remaining() is None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(deadline.remaining).result() is None
+        left = pool.submit(deadline.run_within, 5, deadline.remaining).result()
+        assert 4 < left <= 5
+        with pytest.raises(deadline.DeadlineExceeded, match="a step: dropped"):
+            pool.submit(deadline.run_within, 0.01, lambda: (time.sleep(0.05), deadline.check("a step"))).result()
 
 
 def test_interim_text_is_whole_words_cleaned_and_growing():

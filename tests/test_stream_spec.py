@@ -360,3 +360,31 @@ def test_a_window_that_closes_far_behind_the_speech_is_dropped_untranslated(cloc
     assert [e.text for e in kinds(events, EventKind.TRANSLATION)] == ["EN Hallo.", "EN Welt.", "EN Guten."]
     assert [e.text for e in kinds(events, EventKind.ENHANCED)] == ["EN Hallo."]  # the late windows: none
     assert_all_freed(pipeline, stages)
+
+
+def test_background_llm_timeouts_pause_the_enhanced_windows_and_never_the_sentence_translations(clock):
+    """An LLM too busy for its background work (the enhance steps time out) still makes the
+    speaker's translations; the limit each call had travels into the stage with it."""
+    from livetranslate import deadline
+
+    stages = StreamingStages(clock)
+    stages.window = WindowOptions(min_words=1, sentence_end_closes=True)
+    limits = []
+    enhance = stages.enhance
+    stages.enhance = lambda *args, **kwargs: (limits.append(deadline.remaining()), enhance(*args, **kwargs))[1]
+    pipeline = make_pipeline(stages, clock, llm_timeout_s=0.2, llm_timeouts_to_pause=2, llm_pause_s=60.0)
+    speaker = Speaker(pipeline, clock, 15)
+    stages.enhance_gate.clear()  # every enhance step hangs
+    speaker.say(1, 2, 3, 4)
+    assert wait_for(lambda: len(kinds(speaker.events, EventKind.ENHANCED)) == 4)
+    assert pipeline.shared.background_breaker.is_open and not pipeline.shared.breaker.is_open
+    assert pipeline.gauges().llm_background_breaker_open and not pipeline.gauges().llm_breaker_open
+    stages.enhance_gate.set()
+    events = speaker.end()
+    assert [(e.text, e.error) for e in kinds(events, EventKind.TRANSLATION)] == [
+        ("EN Hallo.", ""), ("EN Welt.", ""), ("EN Guten.", ""), ("EN Morgen.", "")]
+    failed = [e.error for e in kinds(events, EventKind.ENHANCED)]
+    assert all("enhanced translation failed" in error for error in failed)
+    assert sum("no answer within" in error for error in failed) == 2  # then the breaker refused at once
+    assert limits and all(0 < left <= 0.2 for left in limits)  # each step knew its limit
+    assert_all_freed(pipeline, stages)

@@ -15,7 +15,10 @@ sentence's translation back by 3 s. So the LLM has lanes:
   pauses at most `max_pause_s` at a time: under constant urgent load background work
   still advances (slowly) instead of timing out.
 
-Calls of one lane run one at a time; the lanes run beside each other.
+Calls of one lane run one at a time; the lanes run beside each other. A call whose caller
+has stopped waiting (livetranslate.deadline) is dropped: while it waits for its turn, or
+between two tokens. On a busy CPU the calls behind a timed-out one would otherwise wait for
+work nobody reads and time out in turn.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from livetranslate import deadline
 from livetranslate.llm import GenerationRequest, LlmEngine
 
 LANES = ("urgent", "fast", "background")
@@ -76,6 +80,19 @@ class Lanes:
             with self._cond:
                 self._waiting -= 1
 
+    @staticmethod
+    @contextlib.contextmanager
+    def _turn(turn: threading.Lock, lane: str):
+        """The lane's turn, waited for no longer than the caller waits."""
+        left = deadline.remaining()
+        if not turn.acquire(timeout=-1 if left is None else max(0.0, left)):
+            deadline.check(f"an LLM call waiting for its turn in the {lane} lane")
+            raise deadline.DeadlineExceeded(f"an LLM call waiting for its turn in the {lane} lane: dropped")
+        try:
+            yield
+        finally:
+            turn.release()
+
     @contextlib.contextmanager
     def _urgent_turn(self, lane: str):
         turn = self._turns[lane]
@@ -84,7 +101,7 @@ class Lanes:
             with self._cond:
                 self._urgent_running += 1
         try:
-            with turn:
+            with self._turn(turn, lane):
                 yield
         finally:
             if pausing:
@@ -93,13 +110,18 @@ class Lanes:
                     self._cond.notify_all()
 
     def _yield_to_urgent(self) -> None:
-        """Background work waits here between tokens while urgent work runs (bounded)."""
+        """Background work waits here between tokens while urgent work runs (bounded), and
+        stops once its caller stopped waiting."""
+        deadline.check("a background LLM call")
         with self._cond:
             if not self._urgent_running:
                 return
             started = self._clock()
-            self._cond.wait_for(lambda: not self._urgent_running, timeout=self.max_pause_s)
+            left = deadline.remaining()
+            pause = self.max_pause_s if left is None else max(0.0, min(self.max_pause_s, left))
+            self._cond.wait_for(lambda: not self._urgent_running, timeout=pause)
             self.paused_s += self._clock() - started
+        deadline.check("a background LLM call")
 
     # --- work -----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, lane: str = DEFAULT_LANE) -> Iterator[str]:
@@ -107,7 +129,7 @@ class Lanes:
         lane = self.lane_of(lane)
         with self._admitted():
             if lane == "background":
-                with self._turns["background"]:
+                with self._turn(self._turns["background"], lane):
                     self._yield_to_urgent()
                     pieces = self._engines["background"].generate(request)
                     for piece in pieces:
@@ -115,10 +137,12 @@ class Lanes:
                         self._yield_to_urgent()
                 return
             with self._urgent_turn(lane):
-                yield from self._engines[lane].generate(request)
+                for piece in self._engines[lane].generate(request):
+                    yield piece
+                    deadline.check(f"an LLM call in the {lane} lane")
 
     def yes_probability(self, prompt: str) -> float:
         """A completeness check: background work (one prompt evaluation, no tokens)."""
-        with self._admitted(), self._turns["background"]:
+        with self._admitted(), self._turn(self._turns["background"], "background"):
             self._yield_to_urgent()
             return self._engines["background"].yes_probability(prompt)

@@ -51,7 +51,8 @@ class Pipeline:
                              SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages,
                                                               store if getattr(store, "shared", False) else None),
                              metrics=metrics, translations=TranslationLoad(options.translation_budget_s,
-                                                                         model=options.basic_model))
+                                                                         model=options.basic_model),
+                             background_breaker=LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s))
         self.admission = Admission(options.limits, metrics)
         self.sessions = SessionKeeper(store, metrics) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)
@@ -90,7 +91,8 @@ class Pipeline:
                       queued_audio_s=max((load.queued_audio_s for load in loads), default=0.0),
                       translation_backlog=sum(load.untranslated for load in loads),
                       translation_lag_s=0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
-                      llm_breaker_open=self.shared.breaker.is_open)
+                      llm_breaker_open=self.shared.breaker.is_open,
+                      llm_background_breaker_open=self.shared.background_breaker.is_open)
 
     def report_gauges(self) -> None:
         self.metrics.gauges(self.gauges())

@@ -48,6 +48,7 @@ class Shared:
     """What all streams of one pipeline share (each is safe to use from any thread)."""
 
     load: WhisperLoad
+    # LLM calls for the speakers' translations; every call is refused while it is open
     breaker: LlmBreaker
     ids: SegmentIds
     clock: Callable[[], float] = time.monotonic  # stream TTLs and keep-alives
@@ -58,6 +59,9 @@ class Shared:
     metrics: Metrics = NO_METRICS  # where latencies and refusals are reported
     # the speakers' translations in flight: which model the next one gets
     translations: TranslationLoad = field(default_factory=lambda: TranslationLoad(4.0))
+    # background LLM calls (enhance steps, viewers' languages): their timeouts (an LLM too
+    # busy for them, or hung) pause only them, never the speakers' translations
+    background_breaker: LlmBreaker = field(default_factory=lambda: LlmBreaker(2, 30.0))
 
 
 @dataclass(frozen=True)

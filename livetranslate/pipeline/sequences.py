@@ -43,6 +43,12 @@ class StageSequence:
         start = not self.started
         try:
             answer = request(start, end)
+        except TimeoutError:
+            # given up on, not refused: the stage may hold the sequence now. It counts as
+            # started, so the stream's end ends it (a stage that has none says so, and the
+            # next request starts it again).
+            self.started = True
+            raise
         except Exception as exc:
             if start or not recover or not any(lost in str(exc) for lost in LOST):
                 raise

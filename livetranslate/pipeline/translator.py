@@ -1,7 +1,10 @@
 """The translation worker of a stream: each transcript -> `translate` -> `translation`, then
 -> the stream's `enhance` sequence -> `enhanced` events. It runs beside the audio worker,
 so a transcript never waits for the LLM. Every LLM call has a time limit and goes through
-the pipeline's breaker: a hung LLM costs failed translations, not a stalled stream.
+a breaker: a hung LLM costs failed translations, not a stalled stream. The limit travels
+with the call (livetranslate.deadline), so the stages drop work given up on. The speaker's
+translations and the background calls (enhance steps, viewers' languages) have breakers of
+their own: an LLM too busy for its background work still makes the sentence translations.
 
 The speaker's translation is urgent work for the LLM (livetranslate.llm.lanes): while it is
 generated its text so far goes out as `partial_translation` events (when the stream has
@@ -28,6 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from livetranslate import deadline
 from livetranslate.enhance import Enhanced, Piece
 from livetranslate.pipeline.mailboxes import TranslationInbox
 from livetranslate.pipeline.messages import Abandon, Finish, KeepAlive, Silence, Translate
@@ -76,7 +80,7 @@ class Translator:
         self._waiting_lock = threading.Lock()
         self._abandoned = False
         self._enhance = EnhanceSequence(ctx.stages, ctx.sequence_id, ctx.options.target_language, ctx.shared.clock,
-                                        ctx.popts.keepalive_s, self._in_time, self._bounded)
+                                        ctx.popts.keepalive_s, self._in_background, self._bounded)
         self._enhance.source = ctx.options.source_language  # with `auto`: set by the first transcript
         self._enhance.glossary = ctx.options.glossary
         self._spoken_at: dict[int, float] = {}  # segment id -> arrival of its end, for latency
@@ -205,7 +209,7 @@ class Translator:
         else:
             try:
                 # the glossary's names hold in any language; its pairs were written for the speaker's
-                text, error = self._in_time(self._ctx.stages.translate, t.text, job.source, job.language, "",
+                text, error = self._in_background(self._ctx.stages.translate, t.text, job.source, job.language, "",
                                             self._ctx.options.glossary.kept_as_is()), ""
             except Exception as exc:
                 text, error = "", f"translation failed: {exc}"
@@ -251,9 +255,18 @@ class Translator:
             ))
 
     def _in_time(self, fn, *args):
-        """An LLM call: refused at once while the breaker is open, failed after the time limit."""
+        """The speaker's LLM call: refused at once while the breaker is open, failed after the
+        time limit."""
+        return self._through(self._ctx.shared.breaker, fn, *args)
+
+    def _in_background(self, fn, *args):
+        """A background LLM call (an enhance step, a viewer's language): as `_in_time`, but its
+        timeouts open the background breaker only."""
         self._ctx.shared.breaker.check()
-        breaker = self._ctx.shared.breaker
+        return self._through(self._ctx.shared.background_breaker, fn, *args)
+
+    def _through(self, breaker, fn, *args):
+        breaker.check()
         try:
             result = self._bounded(fn, *args)
         except TimeoutError:
@@ -266,7 +279,9 @@ class Translator:
         return result
 
     def _bounded(self, fn, *args):
-        future = self._llm_calls.submit(fn, *args)
+        """`fn(*args)`, given up after the time limit; the calls it makes carry the limit on
+        (livetranslate.deadline), so the stages drop the work once it is given up."""
+        future = self._llm_calls.submit(deadline.run_within, self._ctx.popts.llm_timeout_s, fn, *args)
         try:
             return future.result(timeout=self._ctx.popts.llm_timeout_s)
         except concurrent.futures.TimeoutError:

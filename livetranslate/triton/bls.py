@@ -14,6 +14,7 @@ from typing import Callable, Iterable, TypeVar
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from livetranslate import deadline
 from livetranslate import protocol as P
 from livetranslate.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY, Glossary
@@ -129,9 +130,15 @@ def _outputs(result, names: Iterable[str]) -> dict[str, np.ndarray]:
 
 
 def _request(model: str, tensors: codecs.Tensors, outputs: Iterable[str], extra: dict | None = None, **sequence):
+    """A BLS request; it carries what is left of the caller's deadline (livetranslate.deadline)
+    as its timeout, and is not made at all once that has passed."""
+    deadline.check(f"a call to {model}")
+    left = deadline.remaining()
+    timeout = {} if left is None else {"timeout": max(1, int(left * 1e6))}
     return pb_utils.InferenceRequest(
         model_name=model, inputs=[pb_utils.Tensor(name, value) for name, value in tensors.items()],
-        requested_output_names=list(outputs), parameters={**internal_parameters(), **(extra or {})}, **sequence)
+        requested_output_names=list(outputs), parameters={**internal_parameters(), **(extra or {})},
+        **timeout, **sequence)
 
 
 def _call(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequence) -> codecs.Get:

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from livetranslate import deadline
 from livetranslate import protocol as P
 from livetranslate.protocol import Event
 from livetranslate.triton import codecs
@@ -91,6 +92,21 @@ def check_internal(request, model: str) -> None:
                               f"'{P.PIPELINE}' and read sessions from '{P.SESSIONS}'")
 
 
+def request_timeout_s(request) -> float | None:
+    """The request's timeout (what its BLS caller still waits), or None when it has none."""
+    try:
+        micros = int(request.timeout())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return micros / 1e6 if micros > 0 else None
+
+
+def within_request(request):
+    """Work done for the request within what its caller still waits (livetranslate.deadline):
+    the BLS calls made meanwhile carry the rest on, and work it was queued behind is dropped."""
+    return deadline.within(request_timeout_s(request))
+
+
 def is_internal(request) -> bool:
     """Whether the request carries the server's own token (a BLS call, or the launcher)."""
     try:
@@ -110,7 +126,8 @@ def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], st
         try:
             if internal:
                 check_internal(request, stage)
-            responses.append(response(answer(request)))
+            with within_request(request):
+                responses.append(response(answer(request)))
         except Exception as exc:
             responses.append(error_response(f"{stage}: {exc}"))
     return responses
@@ -122,8 +139,10 @@ def respond_decoupled(request, produce: Callable[[], Iterable[dict[str, np.ndarr
     stops reading at an error, so nothing may follow it."""
     sender = request.get_response_sender()
     try:
-        for tensors in produce():
-            sender.send(response(tensors))
+        with within_request(request):
+            deadline.check(stage)
+            for tensors in produce():
+                sender.send(response(tensors))
     except Exception as exc:
         sender.send(error_response(f"{stage}: {exc}"), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
         return
@@ -137,7 +156,9 @@ def respond_streaming(request, answer: Callable[[Callable[[dict[str, np.ndarray]
     sender = request.get_response_sender()
     try:
         check_internal(request, stage)
-        final = answer(lambda tensors: sender.send(response(tensors)))
+        with within_request(request):
+            deadline.check(stage)
+            final = answer(lambda tensors: sender.send(response(tensors)))
     except Exception as exc:
         sender.send(error_response(f"{stage}: {exc}"), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
         return
