@@ -6,7 +6,7 @@ busy CPU a call that timed out would otherwise still run, and the calls queued b
 would time out in turn.
 
 The deadline lives in a context variable: a `with within(s)` holds for the code it wraps on
-that thread (a thread pool's task sets its own with `run_within`)."""
+that thread (a thread pool's task sets its own with `run_until`)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,18 @@ class DeadlineExceeded(TimeoutError):
 
 @contextlib.contextmanager
 def within(seconds: float | None) -> Iterator[None]:
-    """The code inside must be done within `seconds` (None or <= 0: no new limit). A deadline
-    set further out keeps the nearer one."""
-    if seconds is None or seconds <= 0:
+    """The code inside must be done within `seconds` (None: no new limit). A deadline set
+    further out keeps the nearer one."""
+    with until(None if seconds is None else time.monotonic() + seconds):
+        yield
+
+
+@contextlib.contextmanager
+def until(deadline: float | None) -> Iterator[None]:
+    """The code inside must be done by `deadline` (time.monotonic(); None: no new limit)."""
+    if deadline is None:
         yield
         return
-    deadline = time.monotonic() + seconds
     current = _DEADLINE.get()
     token = _DEADLINE.set(deadline if current is None else min(current, deadline))
     try:
@@ -40,9 +46,11 @@ def within(seconds: float | None) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
-def run_within(seconds: float | None, fn: Callable[..., T], *args) -> T:
-    """`fn(*args)` within `seconds`: for a task submitted to a thread pool."""
-    with within(seconds):
+def run_until(deadline: float | None, fn: Callable[..., T], *args) -> T:
+    """`fn(*args)` by `deadline` (time.monotonic()), for a task submitted to a thread pool: a
+    task that starts after it is not run."""
+    with until(deadline):
+        check("a task that waited for a thread")
         return fn(*args)
 
 

@@ -153,15 +153,24 @@ def test_a_deadline_keeps_the_nearer_of_two_and_travels_into_a_pool_task():
     with deadline.within(10):
         with deadline.within(60):
             assert 9 < deadline.remaining() <= 10  # the outer one is nearer
-        with deadline.within(0):  # no new limit
+        with deadline.within(None):  # no new limit
             assert 9 < deadline.remaining() <= 10
     assert deadline.remaining() is None
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(deadline.remaining).result() is None
-        left = pool.submit(deadline.run_within, 5, deadline.remaining).result()
+        left = pool.submit(deadline.run_until, time.monotonic() + 5, deadline.remaining).result()
         assert 4 < left <= 5
         with pytest.raises(deadline.DeadlineExceeded, match="a step: dropped"):
-            pool.submit(deadline.run_within, 0.01, lambda: (time.sleep(0.05), deadline.check("a step"))).result()
+            pool.submit(deadline.run_until, time.monotonic() + 0.01,
+                        lambda: (time.sleep(0.05), deadline.check("a step"))).result()
+        # a task that had to wait for the pool past its deadline never runs
+        ran = []
+        blocker = pool.submit(time.sleep, 0.1)
+        late = pool.submit(deadline.run_until, time.monotonic() + 0.02, ran.append, 1)
+        blocker.result()
+        with pytest.raises(deadline.DeadlineExceeded, match="waited for a thread"):
+            late.result()
+        assert ran == []
 
 
 def test_interim_text_is_whole_words_cleaned_and_growing():

@@ -281,7 +281,7 @@ class Translator:
     def _bounded(self, fn, *args):
         """`fn(*args)`, given up after the time limit; the calls it makes carry the limit on
         (livetranslate.deadline), so the stages drop the work once it is given up."""
-        future = self._llm_calls.submit(deadline.run_within, self._ctx.popts.llm_timeout_s, fn, *args)
+        future = self._llm_calls.submit(deadline.run_until, time.monotonic() + self._ctx.popts.llm_timeout_s, fn, *args)
         try:
             return future.result(timeout=self._ctx.popts.llm_timeout_s)
         except concurrent.futures.TimeoutError:
