@@ -385,6 +385,8 @@ def test_background_llm_timeouts_pause_the_enhanced_windows_and_never_the_senten
         ("EN Hallo.", ""), ("EN Welt.", ""), ("EN Guten.", ""), ("EN Morgen.", "")]
     failed = [e.error for e in kinds(events, EventKind.ENHANCED)]
     assert all("enhanced translation failed" in error for error in failed)
+    # a failed one is in the stream's language too: a viewer reading English gets it
+    assert {(e.language, e.start_s < e.end_s) for e in kinds(events, EventKind.ENHANCED)} == {("en", True)}
     assert sum("no answer within" in error for error in failed) == 2  # then the breaker refused at once
     assert limits and all(0 < left <= 0.2 for left in limits)  # each step knew its limit
     assert_all_freed(pipeline, stages)

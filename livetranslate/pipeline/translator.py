@@ -167,8 +167,9 @@ class Translator:
             try:
                 return self._enhance.add(piece, check_complete=not behind, translate_window=translate_window)
             except Exception as exc:
-                job.reply.send(Event(EventKind.ENHANCED, "", segment_id=piece.segment_id,
-                                     first_segment_id=piece.segment_id, error=f"enhanced translation failed: {exc}"))
+                # in the stream's language, as a made one would be: viewers get what is in theirs
+                job.reply.send(Event(EventKind.ENHANCED, "", first_segment_id=piece.segment_id,
+                                     error=f"enhanced translation failed: {exc}", **base))
                 return []
 
         self._in_order(add, job.reply)
