@@ -1,16 +1,22 @@
 """End to end with translation: real Triton, real Whisper, real LLM (Gemma 3 270M)."""
 
+import queue
 import re
+import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
+from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.samples import make_speech
 from livetranslate.server import ServerOptions, TritonServer
+from livetranslate.triton import codecs
 
 from conftest import ARTIFACTS, free_port
 
@@ -121,6 +127,49 @@ def test_spoken_instructions_are_translated_not_obeyed(server, tmp_path):
     # that the instruction itself is rendered in English and no poem follows.
     assert "instruction" in text and "cat" in text, translation.text
     assert len(translation.text) < 2.5 * len(transcript.text)  # a translation, not a poem
+
+
+def call_translate(server, text, timeout_s):
+    """`translate` asked as the pipeline's BLS call would (its internal token), with a time
+    limit as Triton's request timeout: (seconds until the last answer, its error or None)."""
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    answers = queue.Queue()
+    client.start_stream(callback=lambda result, error: answers.put(error or result))
+    inputs = []
+    for name, value in codecs.translate_request_to_tensors(codecs.TextRequest(text, "de", "en")).items():
+        inputs.append(grpcclient.InferInput(name, list(value.shape), "BYTES" if value.dtype == np.object_
+                                            else grpcclient.np_to_triton_dtype(value.dtype)))
+        inputs[-1].set_data_from_numpy(value)
+    started = time.monotonic()
+    try:
+        client.async_stream_infer(P.TRANSLATE, inputs, timeout=int(timeout_s * 1e6),
+                                  parameters={P.INTERNAL_PARAMETER: server.options.internal_token},
+                                  enable_empty_final_response=True)
+        while True:
+            answer = answers.get(timeout=120)
+            if isinstance(answer, Exception):
+                return time.monotonic() - started, str(answer)
+            if answer.get_response().parameters["triton_final_response"].bool_param:
+                return time.monotonic() - started, None
+    finally:
+        client.stop_stream()
+        client.close()
+
+
+def test_a_call_given_up_on_is_dropped_down_the_chain_not_finished(server):
+    """The time limit of a call travels with the BLS calls it makes: `translate` passes what
+    is left of it to `llm`, which stops generating once it has passed instead of finishing
+    work nobody will read (the calls queued behind it would time out in turn)."""
+    text = ("Wir haben im letzten Quartal viele neue Kunden in Berlin, Hamburg und München gewonnen. "
+            "Das Team arbeitet jetzt an der nächsten Version der Software, die im Frühjahr erscheinen soll. "
+            "Außerdem planen wir eine Schulung für alle Mitarbeiter, damit jeder die neuen Funktionen kennt. "
+            "Zum Schluss möchte ich mich bei allen für die gute Zusammenarbeit in diesem Jahr bedanken.")
+    took, error = call_translate(server, text, timeout_s=1.0)
+    assert error is not None and "dropped, its caller stopped waiting" in error, error
+    assert took < 8, took  # the whole translation (about 70 tokens) takes longer
+    # without a limit the same call is made in full
+    took_whole, error = call_translate(server, text, timeout_s=0)
+    assert error is None and took_whole > took
 
 
 def test_a_broken_llm_leaves_transcripts_intact(audio_files, tmp_path):
