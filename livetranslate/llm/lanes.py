@@ -86,8 +86,8 @@ class Lanes:
         """The lane's turn, waited for no longer than the caller waits."""
         left = deadline.remaining()
         if not turn.acquire(timeout=-1 if left is None else max(0.0, left)):
-            deadline.check(f"an LLM call waiting for its turn in the {lane} lane")
-            raise deadline.DeadlineExceeded(f"an LLM call waiting for its turn in the {lane} lane: dropped")
+            raise deadline.DeadlineExceeded(f"an LLM call waiting for its turn in the {lane} lane: dropped, "
+                                            f"its caller stopped waiting")
         try:
             yield
         finally:
