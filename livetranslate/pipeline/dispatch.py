@@ -183,6 +183,24 @@ class Pipeline:
 
         threading.Thread(target=run, name="drain", daemon=True).start()
 
+    def _end_refused(self, sequence_id: int) -> None:
+        """A sequence a stopping server refused is ended at once, as its client would: one that
+        came after the drain ended the others (a client reconnecting) would otherwise stay open,
+        and Triton waits for it until its exit timeout. A thread: the end comes through this
+        model's own execute()."""
+        if self.end_sequence is None:
+            return
+
+        def run():
+            if self.sequences.pop(sequence_id) is None:  # ended already (by the drain, or its client)
+                return
+            try:
+                self.end_sequence(sequence_id)
+            except Exception as exc:
+                log.info("sequence %s: ending it after its refusal: %s", sequence_id, exc)
+
+        threading.Thread(target=run, name=f"end-refused-{sequence_id}", daemon=True).start()
+
     def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool) -> Stream:
         options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
         validate_audio_chunk(get(AUDIO), options.sample_rate, last=end)  # a bad first chunk opens nothing
@@ -235,6 +253,8 @@ class Pipeline:
                 self.admission.refused("viewer" if subscribe is not None else "stream", "draining")
                 reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=self.refusal))
                 reply.close()
+                if start and not end:
+                    self._end_refused(stream_id)
                 return
             if subscribe is not None:
                 self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
