@@ -150,15 +150,21 @@ class Pipeline:
             if not stream.join(max(0.0, deadline - time.monotonic())):
                 log.warning("stream %s: workers still busy at shutdown; closed without them", stream.stream_id)
                 stream.close()
-        ended = 0
-        for sequence_id in self.sequences.keys() if end_sequences and self.end_sequence else ():
-            self.sequences.pop(sequence_id)
-            try:
-                self.end_sequence(sequence_id)
-                ended += 1
-            except Exception as exc:  # e.g. Triton had dropped it as idle already
-                log.warning("sequence %s: could not end it: %s", sequence_id, exc)
-        return ended
+        if not (end_sequences and self.end_sequence):
+            return 0
+        return sum(self._end_open_sequence(sequence_id) for sequence_id in self.sequences.keys())
+
+    def _end_open_sequence(self, sequence_id: int) -> bool:
+        """Ends a sequence Triton holds open for this model, as its client would. False when
+        it was ended already (by a drain, a refusal or its client) or could not be."""
+        if self.sequences.pop(sequence_id) is None:
+            return False
+        try:
+            self.end_sequence(sequence_id)
+            return True
+        except Exception as exc:  # e.g. Triton had dropped it as idle already
+            log.warning("sequence %s: could not end it: %s", sequence_id, exc)
+            return False
 
     def _drain_request(self, reply: Reply, internal: bool, grace: np.ndarray | None) -> None:
         if not internal:
@@ -188,18 +194,9 @@ class Pipeline:
         came after the drain ended the others (a client reconnecting) would otherwise stay open,
         and Triton waits for it until its exit timeout. A thread: the end comes through this
         model's own execute()."""
-        if self.end_sequence is None:
-            return
-
-        def run():
-            if self.sequences.pop(sequence_id) is None:  # ended already (by the drain, or its client)
-                return
-            try:
-                self.end_sequence(sequence_id)
-            except Exception as exc:
-                log.info("sequence %s: ending it after its refusal: %s", sequence_id, exc)
-
-        threading.Thread(target=run, name=f"end-refused-{sequence_id}", daemon=True).start()
+        if self.end_sequence is not None:
+            threading.Thread(target=self._end_open_sequence, args=(sequence_id,), name=f"end-refused-{sequence_id}",
+                             daemon=True).start()
 
     def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool) -> Stream:
         options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
