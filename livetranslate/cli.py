@@ -295,6 +295,9 @@ def stream_options(f):
                      help="write WebVTT subtitles as they arrive (valid at every moment)")(f)
     f = click.option("--subtitle-text", type=click.Choice(["auto", "transcript", "translation"]), default="auto",
                      show_default=True, help="auto: the translation, or the transcript with --no-translate")(f)
+    f = click.option("--text", "text_choice", type=click.Choice(["best", "first"]), default="best", show_default=True,
+                     help="subtitles of the translation: best (a sentence's cue is replaced by the in-context "
+                          "translation when it comes) or first (each sentence's first complete translation)")(f)
     f = click.option("--reconnect/--no-reconnect", default=True, show_default=True,
                      help="on a lost connection, reconnect and continue the session")(f)
     f = click.option("--buffer-s", default=30.0, show_default=True,
@@ -333,8 +336,8 @@ def format_event(event: Event, fmt: str) -> str:
 class Outputs:
     """Everything an event goes to: the terminal, --out jsonl, --srt/--vtt subtitles."""
 
-    def __init__(self, fmt, out, srt_path, vtt_path, subtitle_kind, translate=True):
-        from livetranslate.subtitles import SubtitleWriter
+    def __init__(self, fmt, out, srt_path, vtt_path, subtitle_kind, translate=True, best_language=""):
+        from livetranslate.subtitles import BestSubtitleWriter, SubtitleWriter
 
         self.fmt = fmt
         # a terminal gets the side-by-side live view; piped text stays one line per event
@@ -348,7 +351,11 @@ class Outputs:
         self.sentences = SentenceTranslations()
         self.jsonl = open(out, "w", encoding="utf-8") if out else None
         kinds = (subtitle_kind,)
-        self.subtitles = [SubtitleWriter(p, f, kinds) for p, f in ((srt_path, "srt"), (vtt_path, "vtt")) if p]
+        paths = [(p, f) for p, f in ((srt_path, "srt"), (vtt_path, "vtt")) if p]
+        if subtitle_kind == EventKind.TRANSLATION and best_language:  # the best text: rewritten as it improves
+            self.subtitles = [BestSubtitleWriter(p, f, best_language) for p, f in paths]
+        else:
+            self.subtitles = [SubtitleWriter(p, f, kinds) for p, f in paths]
 
     # --- live status line (text view on a terminal) ---------------------------------------
     session = ""
@@ -464,7 +471,8 @@ class Outputs:
 
 def _stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms,
             no_translate=False, out=None, srt=None, vtt=None, subtitle_text="auto", reconnect=True,
-            buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True, glossary=None) -> int:
+            buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True, glossary=None,
+            text_choice="best") -> int:
     from livetranslate.capture import SourceError, open_source
     from livetranslate.client import ResilientSession
 
@@ -483,7 +491,8 @@ def _stream(source, url, session, source_language, target_language, realtime, fm
     if subtitle_text == "auto":
         subtitle_text = "transcript" if no_translate else "translation"
     connection = _connection(url, tls, ca, api_key)
-    outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text), translate=not no_translate)
+    outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text), translate=not no_translate,
+                      best_language=options.target_language if text_choice == "best" else "")
     session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
                                       reconnect=reconnect, max_buffer_s=buffer_s)
     outputs.session, outputs.runner = options.session, session_runner
@@ -664,9 +673,12 @@ def sessions_list(url, tls, ca, api_key):
 @click.option("--lang", default="both", show_default=True,
               help="source, target (the speaker's), both, or a language code the session was translated into "
                    "for its viewers (`livetranslate sessions` lists them)")
+@click.option("--text", "text_choice", type=click.Choice(["best", "first"]), default="best", show_default=True,
+              help="which translation: best (each sentence's, replaced by the in-context translation of its "
+                   "window where one came) or first (each sentence's first complete translation)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="file to write (default: standard output)")
-def export(session, url, tls, ca, api_key, fmt, lang, output):
+def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
     """Export a stored session as plain text, SubRip, WebVTT or jsonl."""
     from livetranslate.export import export as render
 
@@ -676,7 +688,8 @@ def export(session, url, tls, ca, api_key, fmt, lang, output):
         except ClientError as exc:
             raise click.ClickException(_session_hint(str(exc)))
     try:
-        text = render(stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""))
+        text = render(stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""),
+                      text_choice)
     except ValueError as exc:
         raise click.ClickException(str(exc))
     if output:

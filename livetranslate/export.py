@@ -1,14 +1,21 @@
 """Exports of a stored session: txt, srt, vtt, jsonl; the source, the speaker's target
 language, both, or any other language the session's translations were stored in (the
-languages its viewers asked for)."""
+languages its viewers asked for).
+
+Which translation: `best` (the default) is what a reader ends up with, each sentence's
+translation replaced by the enhanced translation of the window that covers it (one line
+for the window's sentences); `first` is each sentence's first complete translation, as it
+was shown first."""
 
 from __future__ import annotations
 
+from livetranslate import readable
 from livetranslate.protocol import WHISPER_LANGUAGES, Event, EventKind
 from livetranslate.subtitles import cue, header
 
 FORMATS = ("txt", "srt", "vtt", "jsonl")
 LANGS = ("source", "target", "both")  # or a language code: that language's translations
+TEXTS = ("best", "first")
 
 
 def languages(events: list[Event], target_language: str = "") -> list[str]:
@@ -32,31 +39,52 @@ def _translation_language(events: list[Event], lang: str, target_language: str) 
     return lang
 
 
-def _lines(events: list[Event], lang: str, language: str) -> list[tuple[float, float, str]]:
-    """(start, end, text) per segment, in segment order."""
+def _windows(events: list[Event], language: str, transcripts: dict[int, Event]) -> dict[int, tuple[list[int], str]]:
+    """Segment id -> (the segments of the enhanced window covering it, its text). Windows do
+    not overlap; should one overlap an earlier one, the later replaces it whole."""
+    kept: list[tuple[list[int], str]] = []
+    for e in events:
+        if e.kind == EventKind.ENHANCED and not e.error and e.text.strip() and e.language == language:
+            covered = [s for s in readable.covered_ids(e) if s in transcripts]
+            if covered:
+                kept = [w for w in kept if not set(w[0]) & set(covered)] + [(covered, e.text.strip())]
+    return {s: window for window in kept for s in window[0]}
+
+
+def lines(events: list[Event], lang: str, language: str, text: str = "best") -> list[tuple[float, float, str]]:
+    """(start, end, text) per segment, in segment order; with `best`, one row per enhanced
+    window instead of its sentences' rows."""
     transcripts = {e.segment_id: e for e in events if e.kind == EventKind.TRANSCRIPT}
-    translations = {e.segment_id: e for e in events if e.kind == EventKind.TRANSLATION and not e.error and e.text
+    translations = {e.segment_id: e.text for e in events if e.kind == EventKind.TRANSLATION and not e.error and e.text
                     and e.language == language}
+    windows = _windows(events, language, transcripts) if text == "best" and lang != "source" else {}
     rows = []
     for seg_id in sorted(transcripts):
-        t = transcripts[seg_id]
-        source, target = t.text, translations.get(seg_id).text if seg_id in translations else ""
+        segments, target = [seg_id], translations.get(seg_id, "")
+        if seg_id in windows:
+            segments, target = windows[seg_id]
+            if seg_id != segments[0]:
+                continue  # on the window's row
+        source = " ".join(transcripts[s].text for s in segments)
         if lang == "source":
-            text = source
+            line = source
         elif lang == "both":
-            text = "\n".join(x for x in (source, target) if x)
+            line = "\n".join(x for x in (source, target) if x)
         else:
-            text = target
-        if text:
-            rows.append((t.start_s, t.end_s, text))
+            line = target
+        if line:
+            rows.append((transcripts[segments[0]].start_s, transcripts[segments[-1]].end_s, line))
     return rows
 
 
-def export(events: list[Event], fmt: str, lang: str = "both", target_language: str = "") -> str:
+def export(events: list[Event], fmt: str, lang: str = "both", target_language: str = "", text: str = "best") -> str:
     """`lang`: source, target (the speaker's `target_language`; without it, the language of
-    the first translation), both, or a language code the session has translations in."""
+    the first translation), both, or a language code the session has translations in.
+    `text`: best or first (module docstring); jsonl keeps every event whatever it says."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if text not in TEXTS:
+        raise ValueError(f"unknown text choice {text!r}: use one of {', '.join(TEXTS)}")
     if lang not in LANGS and lang not in WHISPER_LANGUAGES:
         raise ValueError(f"unknown language choice {lang!r}: use one of {', '.join(LANGS)} or a language code")
     language = _translation_language(events, lang, target_language)
@@ -66,7 +94,7 @@ def export(events: list[Event], fmt: str, lang: str = "both", target_language: s
         # one language: its translations, and everything that is not a translation
         return "".join(e.to_json() + "\n" for e in events
                        if e.kind not in (EventKind.TRANSLATION, EventKind.ENHANCED) or e.language == language)
-    rows = _lines(events, lang, language)
+    rows = lines(events, lang, language, text)
     if fmt == "txt":
         return "".join(f"[{int(s // 60):02d}:{s % 60:04.1f}] {text.replace(chr(10), ' / ')}\n" for s, _, text in rows)
     return header(fmt) + "".join(cue(i, s, e, text, fmt) for i, (s, e, text) in enumerate(rows, 1))

@@ -95,3 +95,43 @@ class SubtitleWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+class BestSubtitleWriter:
+    """Subtitles of the translations as a reader ends up with them: a sentence's cue is
+    replaced by the enhanced translation of the window that covers it when that comes
+    (livetranslate.export, `best`). The file is rewritten whole and moved into place at each
+    change, so it is valid at every moment."""
+
+    KINDS = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
+
+    def __init__(self, path: Path, fmt: str, language: str):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown subtitle format {fmt!r}")
+        self.path, self.fmt, self.language = Path(path), fmt, language
+        self._events: list[Event] = []
+        self._written = None
+        self._write()
+
+    def _write(self) -> None:
+        from livetranslate.export import lines
+
+        rows = lines(self._events, "target", self.language, "best")
+        text = header(self.fmt) + "".join(cue(i, s, e, t, self.fmt) for i, (s, e, t) in enumerate(rows, 1))
+        if text == self._written:
+            return
+        part = self.path.with_name(self.path.name + ".part")
+        with open(part, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, self.path)
+        self._written = text
+
+    def add(self, event: Event) -> None:
+        if event.kind in self.KINDS and event.text and not event.error:
+            self._events.append(event)
+            self._write()
+
+    def close(self) -> None:
+        pass

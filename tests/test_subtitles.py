@@ -92,3 +92,56 @@ def test_exports_of_both_languages_keep_one_cue_per_segment():
         f"1 < 2\n{WORD_JOINER}3\nPfeil -> & <i>", "zwei"]
     assert [c[2] for c in vtt_cues(export(events, "vtt", "both"))] == ["1 < 2\n3\nPfeil --> & <i>", "zwei"]
     assert header("vtt") == "WEBVTT\n\n" and header("srt") == ""
+
+
+def _meeting_with_a_window():
+    """Three sentences; the enhanced window covers the first two, in English (and one in French
+    for a viewer, which must not leak into the English)."""
+    return [Event(EventKind.TRANSCRIPT, "Wir haben zu wenig Leute.", 0, 0.0, 2.0),
+            Event(EventKind.TRANSLATION, "We have too many people.", 0, 0.0, 2.0, language="en"),
+            Event(EventKind.TRANSCRIPT, "Im Support.", 1, 2.5, 3.5),
+            Event(EventKind.TRANSLATION, "In support.", 1, 2.5, 3.5, language="en"),
+            Event(EventKind.TRANSCRIPT, "Danke.", 2, 4.0, 5.0),
+            Event(EventKind.TRANSLATION, "Thanks.", 2, 4.0, 5.0, language="en"),
+            Event(EventKind.ENHANCED, "Nous manquons de personnel.", 1, 0.0, 3.5, language="fr", first_segment_id=0),
+            Event(EventKind.ENHANCED, "We have too few people in support.", 1, 0.0, 3.5, language="en",
+                  first_segment_id=0)]
+
+
+def test_exports_give_the_best_text_by_default_and_the_first_on_request():
+    events = _meeting_with_a_window()
+    best = srt_cues(export(events, "srt", "target", "en"))
+    assert [c[2] for c in best] == ["We have too few people in support.", "Thanks."]
+    assert [(c[0], c[1]) for c in best] == [(0.0, 3.5), (4.0, 5.0)]  # the window's cue spans its sentences
+    first = srt_cues(export(events, "srt", "target", "en", text="first"))
+    assert [c[2] for c in first] == ["We have too many people.", "In support.", "Thanks."]
+    both = export(events, "txt", "both", "en")
+    assert both.splitlines()[0] == "[00:00.0] Wir haben zu wenig Leute. Im Support. / We have too few people in support."
+    assert export(events, "txt", "source", "en") == export(events, "txt", "source", "en", text="first")
+    with pytest.raises(ValueError, match="best, first"):
+        export(events, "txt", "target", "en", text="newest")
+
+
+def test_a_failed_or_foreign_window_leaves_the_sentences_standing():
+    events = _meeting_with_a_window()[:-1] + [
+        Event(EventKind.ENHANCED, "", 1, 0.0, 3.5, language="en", first_segment_id=0, error="failed")]
+    assert [c[2] for c in srt_cues(export(events, "srt", "target", "en"))] == [
+        "We have too many people.", "In support.", "Thanks."]
+
+
+def test_live_best_subtitles_are_rewritten_as_a_window_comes_and_valid_throughout(tmp_path):
+    from livetranslate.subtitles import BestSubtitleWriter
+
+    for fmt, read in (("srt", srt_cues), ("vtt", vtt_cues)):
+        path = tmp_path / f"best.{fmt}"
+        writer = BestSubtitleWriter(path, fmt, "en")
+        assert read(path.read_text(encoding="utf-8")) == []
+        seen = []
+        for event in _meeting_with_a_window():
+            writer.add(event)
+            seen.append([c[2] for c in read(path.read_text(encoding="utf-8"))])
+        writer.close()
+        assert seen[1] == ["We have too many people."]
+        assert seen[5] == ["We have too many people.", "In support.", "Thanks."]
+        assert seen[-1] == ["We have too few people in support.", "Thanks."]
+        assert not list(tmp_path.glob("*.part"))
