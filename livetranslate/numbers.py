@@ -210,3 +210,32 @@ def _digits(span: str, ordinal_threshold: int) -> str:
     written = alpha2digit(span, "de", signed=False, ordinal_threshold=ordinal_threshold)
     # 10.000 and up with thousands points, as German writes amounts (not years: 4 digits)
     return re.sub(r"(?<![\d.,])\d{5,}(?![\d])", lambda m: f"{int(m.group(0)):,}".replace(",", "."), written)
+
+
+# --- clock idioms, for the translator ------------------------------------------------------
+# German says "halb drei" for 2:30 and "Viertel vor acht" for 7:45; LLMs (and people) slip
+# to 3:30 and 8:15. The translator reads such a time as digits; the transcript keeps the words.
+_HOURS = {w: i for i, w in enumerate(_SMALL_WORDS) if i} | {str(i): i for i in range(1, 25)}
+_HOUR = r"(eins|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|1[0-9]|2[0-4]|[1-9])"
+# "halb zwei Stunden", "Viertel vor acht Tagen" are amounts, not times
+_NOT_A_TIME = r"(?!\s+(stunden?|tage?n?|wochen?|monate?n?|jahre?n?|minuten?|meter|kilo|liter|prozent|mal)\b)"
+_CLOCK = re.compile(rf"\b(?P<kind>halb|viertel\s+vor|viertel\s+nach|dreiviertel)\s+{_HOUR}\b(?:\s+uhr\b)?{_NOT_A_TIME}",
+                    re.IGNORECASE)
+
+
+def clock_times(text: str, language: str) -> str:
+    """`text` with German clock idioms as digits: "um halb drei" -> "um 2:30 Uhr", "Viertel
+    vor acht" -> "7:45 Uhr", "Viertel nach neun" -> "9:15 Uhr", "dreiviertel acht" -> "7:45
+    Uhr" (unchanged for other languages)."""
+    if (language or "").split("-")[0].lower() != "de" or not text:
+        return text
+
+    def digits(m: re.Match) -> str:
+        kind = " ".join(m.group("kind").lower().split())
+        hour = _HOURS[m.group(2).lower()]
+        if kind == "viertel nach":
+            return f"{hour}:15 Uhr"
+        before = hour - 1 if hour > 1 else 12
+        return f"{before}:{'30' if kind == 'halb' else '45'} Uhr"
+
+    return _CLOCK.sub(digits, text)

@@ -11,6 +11,7 @@ from typing import Callable
 from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.llm import GenerationRequest
 from livetranslate.llm.prompts import clean_translation, looks_like_garbage, translation_prompt
+from livetranslate.numbers import clock_times
 
 
 class TranslationError(RuntimeError):
@@ -57,7 +58,9 @@ class Translator:
         if not text.strip():
             raise TranslationError("nothing to translate")
         terms = glossary.relevant(text).pairs()
-        prompt = translation_prompt(self.family, text, source, target, context, terms)
+        # the LLM reads clock idioms as digits ("halb drei" -> 2:30): they are easy to turn into 3:30
+        prompt = translation_prompt(self.family, clock_times(text, source), source, target, clock_times(context, source),
+                                    terms)
         max_tokens = int(32 + self.max_tokens_per_char * len(text))
         if on_interim is not None:
             options["on_piece"] = Interim(on_interim).piece

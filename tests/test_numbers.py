@@ -169,3 +169,23 @@ def test_a_transcript_and_its_partials_are_written_by_the_rule(tmp_path):
     assert partial.text == "Im Jahr 2026 um 15 Uhr" and transcript.text == "Im Jahr 2026 um 15 Uhr."
     assert [e.text for e in kinds(store.events("numbers"), EventKind.TRANSCRIPT)] == [transcript.text]
     pipeline.shutdown()
+
+
+@pytest.mark.parametrize("said, read", [
+    ("Wir treffen uns um halb drei.", "Wir treffen uns um 2:30 Uhr."),
+    ("um halb eins", "um 12:30 Uhr"),
+    ("Der Zug fährt um Viertel vor acht Uhr.", "Der Zug fährt um 7:45 Uhr."),
+    ("Viertel nach neun", "9:15 Uhr"),
+    ("dreiviertel acht", "7:45 Uhr"),
+    ("Halb elf im Raum", "10:30 Uhr im Raum"),
+    ("um halb 3", "um 2:30 Uhr"),
+    # amounts and other halves are not times
+    ("halb zwei Stunden", "halb zwei Stunden"),
+    ("halb so groß", "halb so groß"),
+    ("ein Viertel vor acht Tagen", "ein Viertel vor acht Tagen"),
+])
+def test_clock_idioms_reach_the_translator_as_digits(said, read):
+    from livetranslate.numbers import clock_times
+
+    assert clock_times(said, "de") == read
+    assert clock_times(said, "en") == said

@@ -217,7 +217,9 @@ def test_exports_offer_every_stored_language(pipeline, stages, clock, store, tmp
     events = store.events("talk")
     assert languages(events, "en") == ["en", "fr"]
     assert export(events, "txt", "fr", "en") == "[00:01.0] FR Hallo.\n[00:03.0] FR Welt.\n"
-    assert export(events, "txt", "target", "en") == "[00:01.0] EN Hallo.\n[00:03.0] EN Welt.\n"
+    # the speaker's language has its enhanced window too: the best text by default
+    assert export(events, "txt", "target", "en") == "[00:01.0] EN Hallo. Welt.\n"
+    assert export(events, "txt", "target", "en", text="first") == "[00:01.0] EN Hallo.\n[00:03.0] EN Welt.\n"
     assert export(events, "txt", "target") == export(events, "txt", "en")  # the speaker's target, found
     assert "Hallo. / EN Hallo." in export(events, "txt", "both", "en")
     jsonl = export(events, "jsonl", "fr", "en")

@@ -33,11 +33,12 @@ class PipelineOptions:
     # llm_pause_s instead of each waiting out its timeout; then calls are tried again.
     llm_timeouts_to_pause: int = 2
     llm_pause_s: float = 30.0
-    # Which model makes the speaker's translations (guards.TranslationLoad): `small` (the
-    # llm's fast lane; the large model then makes the enhanced ones), `large`, or `auto`: the
-    # large one unless a translation would come later than `translation_budget_s` after its
-    # speech. A translation by the small model says so in its note unless `small` is the choice.
-    basic_model: str = "small"
+    # Which model makes the speaker's translations (guards.TranslationLoad): `auto` (the large
+    # model unless a translation would come later than `translation_budget_s` after its speech;
+    # then the llm's fast lane, the small model, and its note says so), `large`, or `small`
+    # (the large model then makes only the enhanced ones). The small model changes meanings
+    # the large one keeps (bench/results/traps.md).
+    basic_model: str = "auto"
     translation_budget_s: float = 4.0
     speech_filter: SpeechFilter = field(default_factory=SpeechFilter)
     limits: Limits = field(default_factory=Limits)

@@ -42,7 +42,7 @@ class TritonPythonModel:
                     partial_interval_s=float(params["partial_interval_s"]),
                 ),
                 llm_timeout_s=float(params["llm_timeout_s"]),
-                basic_model=params.get("basic_model", "small"),
+                basic_model=params.get("basic_model", "auto"),
                 translation_budget_s=float(params.get("translation_budget_s", "4")),
                 limits=Limits(
                     max_streams=int(params["max_streams"]),
