@@ -221,7 +221,7 @@ def test_exports_offer_every_stored_language(pipeline, stages, clock, store, tmp
     assert export(events, "txt", "target", "en") == "[00:01.0] EN Hallo. Welt.\n"
     assert export(events, "txt", "target", "en", text="first") == "[00:01.0] EN Hallo.\n[00:03.0] EN Welt.\n"
     assert export(events, "txt", "target") == export(events, "txt", "en")  # the speaker's target, found
-    assert "Hallo. / EN Hallo." in export(events, "txt", "both", "en")
+    assert "Hallo. Welt. / EN Hallo. Welt." in export(events, "txt", "both", "en")
     jsonl = export(events, "jsonl", "fr", "en")
     assert '"FR Hallo."' in jsonl and '"EN Hallo."' not in jsonl and '"Hallo."' in jsonl
     with pytest.raises(ValueError, match=r"no translations into 'it' .*it has: en, fr"):
