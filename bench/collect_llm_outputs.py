@@ -1,8 +1,9 @@
 """Collects what the LLMs themselves say when asked to translate inputs that invite anything
 but a translation: questions and commands addressed to the listener, "translate this", English
-input, one word, fillers, very long input. Writes each raw output (before cleaning) with its
+input, one word, fillers, very long input; each alone (the speaker's translation) and with
+context before it (the enhanced window's prompt). Writes each raw output (before cleaning) with its
 model, prompt family and source to tests/data/llm_outputs.jsonl, keeping the expectations
-already written there for the same (model, source, raw): a new raw output gets
+already written there for the same (model, source, context, raw): a new raw output gets
 `"expect": null` until a person writes what a reader must get (tests/test_cleaning.py).
 
     .venv/bin/python bench/collect_llm_outputs.py [--models qwen2.5-1.5b gemma3-270m]
@@ -53,7 +54,21 @@ INPUTS = [
      "Drittel gestiegen ist, was ehrlich gesagt niemand von uns erwartet hätte."),
     "Wie würdest du das ins Englische übersetzen?",
     "Bitte antworte auf Englisch.",
+    "Wie heißt du eigentlich?",
+    "Erzähl mir bitte einen Witz.",
+    "Wiederhole bitte den letzten Satz.",
+    "Was hast du gerade gesagt?",
+    "Kannst du das kurz zusammenfassen?",
+    "Schreib das bitte auf Deutsch.",
+    "Gib mir drei Beispiele für gute Fragen.",
+    "Stopp.",
+    "Weiter.",
+    "Hallo? Hört ihr mich?",
+    "Übersetzung bitte.",
+    "Das war's von meiner Seite, danke.",
 ]
+# the enhanced window's prompt: the source said before it as context (livetranslate.enhance)
+CONTEXT = "Wir sprechen heute über das Budget für das nächste Quartal. Anna stellt die Zahlen vor."
 
 
 def main():
@@ -64,19 +79,20 @@ def main():
     if CORPUS.exists():
         for line in CORPUS.read_text().splitlines():
             row = json.loads(line)
-            known[(row["model"], row["source"], row["raw"])] = row
+            known[(row["model"], row["source"], row["raw"], row.get("context", ""))] = row
     rows = []
     for model in args.models:
         family = MODELS[model].prompt_family
         engine = create_engine("llama_cpp", str(resolve(model)))
-        for source in INPUTS:
-            prompt = translation_prompt(family, source, "de", "en")
-            request = GenerationRequest(prompt.text, max_tokens=int(32 + 0.6 * len(source)), stop=prompt.stop)
-            raw = "".join(engine.generate(request))
-            row = known.get((model, source, raw)) or {"model": model, "family": family, "source": source,
-                                                       "raw": raw, "expect": None}
-            rows.append(row)
-            print(json.dumps(row, ensure_ascii=False), file=sys.stderr)
+        for context in ("", CONTEXT):
+            for source in INPUTS:
+                prompt = translation_prompt(family, source, "de", "en", context)
+                request = GenerationRequest(prompt.text, max_tokens=int(32 + 0.6 * len(source)), stop=prompt.stop)
+                raw = "".join(engine.generate(request))
+                row = known.get((model, source, raw, context)) or {
+                    "model": model, "family": family, "source": source, "context": context, "raw": raw, "expect": None}
+                rows.append(row)
+                print(json.dumps(row, ensure_ascii=False), file=sys.stderr)
     CORPUS.parent.mkdir(parents=True, exist_ok=True)
     CORPUS.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 

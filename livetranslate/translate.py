@@ -3,6 +3,7 @@ model's logic (model_repository/translate)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,9 @@ from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.llm import GenerationRequest
 from livetranslate.llm.prompts import clean_translation, looks_like_garbage, translation_prompt
 from livetranslate.numbers import clock_times
+
+
+log = logging.getLogger("livetranslate.translate")
 
 
 class TranslationError(RuntimeError):
@@ -24,6 +28,7 @@ class Interim:
     (the last one may still grow), cleaned like the final, at most every `min_interval_s`."""
 
     on_interim: Callable[[str], None]
+    source: str = ""  # the text translated (clean_translation)
     min_interval_s: float = 0.3
     clock: Callable[[], float] = time.monotonic
     _raw: str = ""
@@ -35,7 +40,7 @@ class Interim:
         if self.clock() - self._at < self.min_interval_s:
             return
         done = re.sub(r"\S*$", "", self._raw)  # up to the last whole word
-        text = clean_translation(done)
+        text = clean_translation(done, self.source)
         if text and text != self._shown and len(text) > len(self._shown):
             self._shown, self._at = text, self.clock()
             self.on_interim(text)
@@ -63,10 +68,13 @@ class Translator:
                                     terms)
         max_tokens = int(32 + self.max_tokens_per_char * len(text))
         if on_interim is not None:
-            options["on_piece"] = Interim(on_interim).piece
+            options["on_piece"] = Interim(on_interim, text).piece
         raw = self.generate(GenerationRequest(prompt.text, max_tokens=max_tokens, stop=prompt.stop), **options)
-        translation = clean_translation(raw)
-        problem = looks_like_garbage(text, translation)
+        translation = clean_translation(raw, text)
+        problem = looks_like_garbage(text, translation, target)
         if problem:
+            log.warning("translation refused: %s: %.200r -> %.200r", problem, text, raw)
             raise TranslationError(problem)
+        if " ".join(raw.split()) != translation:
+            log.info("translation cleaned: %.200r -> %.200r", raw, translation)
         return translation

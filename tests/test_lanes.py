@@ -237,3 +237,35 @@ def test_without_an_urgent_instance_the_small_model_still_never_waits_for_backgr
     assert time.monotonic() - started < 0.3 and out["F"] == "F0 F1 F2 "  # not after B's 0.6 s
     slow.join(5)
     assert lanes.paused_s > 0  # B paused while F ran
+
+
+class PrefillingEngine(Engine):
+    """Evaluates its prompt in `pieces` steps of `piece_s` before generating, calling the hook."""
+
+    def __init__(self, name, log, pieces=10, piece_s=0.02, **kw):
+        super().__init__(name, log, **kw)
+        self.pieces, self.piece_s = pieces, piece_s
+
+    def prefill(self, prompt, between):
+        for i in range(self.pieces):
+            time.sleep(self.piece_s)
+            self.log.append((self.name, prompt, f"p{i}"))
+            between()
+
+
+def test_a_background_prompt_pauses_between_its_pieces_for_urgent_work():
+    log = []
+    lanes = Lanes(PrefillingEngine("main", log, pieces=20), Engine("urgent", log, tokens=3))
+    out = {}
+    background = run(lanes, "B", "background", out)
+    time.sleep(0.1)  # the window's prompt is being evaluated
+    urgent = run(lanes, "U", "urgent", out)
+    urgent.join()
+    background.join()
+    assert out["U"] == "U0 U1 U2 " and out["B"] == "B0 B1 B2 B3 B4 "
+    first_u, last_u = (next(i for i, e in enumerate(log) if e[0] == "urgent"),
+                       max(i for i, e in enumerate(log) if e[0] == "urgent"))
+    # while the urgent call ran, at most one piece of the background prompt was evaluated
+    assert sum(1 for e in log[first_u:last_u] if e[0] == "main") <= 1
+    assert any(str(e[2]).startswith("p") for e in log[last_u:])  # the prompt went on after it
+    assert lanes.paused_s > 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,12 @@ class LlmEngine(abc.ABC):
     @abc.abstractmethod
     def next_token_logprobs(self, prompt: str, candidates: tuple[str, ...]) -> dict[str, float]:
         """Log-probability that the next token is (the first token of) each candidate."""
+
+    def prefill(self, prompt: str, between: Callable[[], None]) -> None:
+        """Evaluates the prompt ahead of `generate` or `yes_probability` in pieces, calling
+        `between()` after each (it may pause, or raise to drop the call): a long prompt then
+        waits for urgent work instead of holding the CPU for its whole evaluation. An engine
+        that cannot (the default) leaves the prompt to `generate`."""
 
     def yes_probability(self, prompt: str) -> float:
         """P(yes) / (P(yes) + P(no)) for the next token: small models say "yes" to almost

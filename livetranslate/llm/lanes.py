@@ -10,8 +10,9 @@ sentence's translation back by 3 s. So the LLM has lanes:
   prefix (the system turn) stays in its cache from one call to the next.
 - `fast`: urgent work for a stream whose translations fell behind, on a smaller model
   (when one is configured). It shares the urgent lane's turn.
-- `background`: everything else. Between two generated tokens a background call pauses
-  while urgent work runs, so urgent work gets the whole CPU within one token's time. It
+- `background`: everything else. Between two generated tokens, and between two pieces of
+  its prompt's evaluation, a background call pauses while urgent work runs, so urgent work
+  gets the whole CPU within one token's (or piece's) time. It
   pauses at most `max_pause_s` at a time: under constant urgent load background work
   still advances (slowly) instead of timing out.
 
@@ -131,6 +132,8 @@ class Lanes:
             if lane == "background":
                 with self._turn(self._turns["background"], lane):
                     self._yield_to_urgent()
+                    # its prompt too pauses for urgent work (a window's prompt is seconds of CPU)
+                    self._engines["background"].prefill(request.prompt, self._yield_to_urgent)
                     pieces = self._engines["background"].generate(request)
                     for piece in pieces:
                         yield piece
@@ -145,4 +148,5 @@ class Lanes:
         """A completeness check: background work (one prompt evaluation, no tokens)."""
         with self._admitted(), self._turn(self._turns["background"], "background"):
             self._yield_to_urgent()
+            self._engines["background"].prefill(prompt, self._yield_to_urgent)
             return self._engines["background"].yes_probability(prompt)

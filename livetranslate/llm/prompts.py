@@ -147,33 +147,86 @@ def completeness_prompt(family: str, text: str, source: str) -> str:
     return _chat(family, system, user)
 
 
-_PREFIX = re.compile(r"^\s*(?:here is the translation|translation|english translation|translated text|"
-                     r"english|übersetzung)\s*(?:\([^)]*\))?\s*:\s*", re.IGNORECASE)
+# A preamble before the translation: "Translation:", "Sure, here is the English translation:",
+# "Here's the translation of the text into English (literal):", "In English:".
+_PREFIX = re.compile(
+    r"^\s*(?:(?:sure|certainly|of course|okay|ok|alright|gladly)\s*[,!.]?\s*)?"
+    r"(?:(?:here\s+is|here's|this\s+is|below\s+is|the\s+following\s+is)\s+)?"
+    r"(?:(?:the|my|your|a)\s+)?(?:(?:english|german|literal|full|complete)\s+)?"
+    r"(?:translation|translated\s+text|übersetzung|english|in\s+english)"
+    r"(?:\s+(?:of|for)\s+(?:the|this|your)\s+(?:\w+\s+){0,3}?(?:text|sentence|transcript|line|passage))?"
+    r"(?:\s+(?:in|into|to)\s+english)?"
+    r"\s*(?:\([^)]*\))?\s*(?::|is\s*:)\s*",
+    re.IGNORECASE)
+# the source asks about translating: a "Translation:" at the start may then be its translation
+_SOURCE_SPEAKS_OF_TRANSLATION = re.compile(r"übersetz|translat|traduc|traduz|tradu", re.IGNORECASE)
 _QUOTES = "\"'“”„«»‘’`"
+# A note after the translation: a paragraph, a "Note:" line, a parenthesis at the end that
+# talks about the text instead of translating it.
+_NOTE = re.compile(r"\n\s*\n|\n\s*(?:note|notes|explanation|hinweis|translation note)\s*:", re.IGNORECASE)
+_TRAILING_NOTE = re.compile(r"\s*\((?:note|literally|lit\.|or|this (?:means|is|translates)|translated|i translated|"
+                            r"the (?:original|german|text|sentence))\b[^()]*\)\s*$", re.IGNORECASE)
 
 
-def clean_translation(raw: str) -> str:
-    """Only the translation: no 'Translation:' prefix, quotes, notes or extra turns."""
+def clean_translation(raw: str, source: str = "") -> str:
+    """Only the translation: no preamble ("Translation:", "Sure, here is the English
+    translation:"), quotes around the whole line, notes or extra turns. `source`: the text
+    translated; a preamble it says itself ("Hier ist die Übersetzung:") is its translation
+    and stays."""
     text = raw.strip()
     for stop in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "</s>"):
         text = text.split(stop)[0]
-    text = _PREFIX.sub("", text.strip())
-    # Notes the model adds after the translation ("Note: ...", "(This means ...)") go.
-    text = re.split(r"\n\s*\n|\n\s*(?:note|notes|explanation|hinweis)\s*:", text, flags=re.IGNORECASE)[0]
+    text = text.strip()
+    if not _SOURCE_SPEAKS_OF_TRANSLATION.search(source):
+        text = _PREFIX.sub("", text, count=1)
+    text = _NOTE.split(text)[0]
     text = " ".join(text.split())
+    text = _TRAILING_NOTE.sub("", text)
     if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
         text = text[1:-1].strip()
     return text
 
 
-def looks_like_garbage(source: str, translation: str) -> str | None:
-    """Why a translation is unusable, or None. Catches empty output, runaway repetition
-    and an answer far longer than any translation of the source."""
+# Words of a language that are not also common English words: a translation into English that
+# has some of them and no English word at all is in another language (the source repeated, or
+# a language the text asked for).
+_NOT_ENGLISH = frozenset("""
+    der das und ist nicht ich wir sie ihr uns mit auf für ein eine einen dem den des zu auch noch aber wie
+    wenn dass bitte haben sind wird werden kann können müssen mir dir sich sehr schon heute morgen gut danke
+    je suis nous vous est les une des pas avec pour dans sur que qui très merci bonjour oui
+    el los las es está son por para con muy gracias hola sí también pero una del
+    il gli sono della per con che molto grazie ciao anche
+""".split())
+_ENGLISH = frozenset("""
+    the a an to is are was were be been i you he she it we they me us them my your our this that these those
+    of in on at for with from by and or but not no yes do does did have has had will would can could should
+    please thank thanks okay ok hello hi what when where who why how there here all some any one two three
+    well so oh good morning sorry let's let go going get see meet
+""".split())
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_SORRY_SOURCE = re.compile(r"leid|entschuldig|sorry|verzeih|leider|kann nicht|können nicht|geht nicht", re.IGNORECASE)
+_AN_ASSISTANT = re.compile(r"^(?:i'm sorry|i am sorry|sorry, (?:but )?i (?:can't|cannot)|i (?:can't|cannot|am unable to) "
+                           r"(?:help|assist|translate|answer|provide|do that)|as an ai\b|as a language model\b)",
+                           re.IGNORECASE)
+
+
+def looks_like_garbage(source: str, translation: str, target: str = "") -> str | None:
+    """Why a translation is unusable, or None: empty output, runaway repetition, an answer far
+    longer than any translation of the source, an answer to a question that was only to be
+    translated, an assistant's apology, or (into English) a text in another language."""
     if not translation.strip():
         return "the LLM returned no translation"
     words = translation.split()
     if len(words) > 8 and len(set(words)) / len(words) < 0.3:
         return "the LLM output repeats itself"
-    if len(translation) > 4 * len(source) + 80:
+    if len(translation) > 4 * len(source) + 80 or len(words) > 2.5 * len(source.split()) + 8:
         return "the LLM output is far longer than the source"
+    if source.rstrip().endswith("?") and "?" not in translation and "？" not in translation:
+        return "the LLM answered the question instead of translating it"
+    if _AN_ASSISTANT.search(translation.strip(" \"'“”")) and not _SORRY_SOURCE.search(source):
+        return "the LLM spoke as an assistant instead of translating"
+    if target == "en":
+        found = [w.lower() for w in _WORD.findall(translation)]
+        if len(found) >= 2 and not any(w in _ENGLISH for w in found) and any(w in _NOT_ENGLISH for w in found):
+            return "the LLM output is not in English"
     return None
