@@ -79,7 +79,8 @@ def main():
     if CORPUS.exists():
         for line in CORPUS.read_text().splitlines():
             row = json.loads(line)
-            known[(row["model"], row["source"], row["raw"], row.get("context", ""))] = row
+            row.setdefault("context", "")
+            known[(row["model"], row["source"], row["raw"], row["context"])] = row
     rows = []
     for model in args.models:
         family = MODELS[model].prompt_family

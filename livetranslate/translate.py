@@ -71,7 +71,7 @@ class Translator:
             options["on_piece"] = Interim(on_interim, text).piece
         raw = self.generate(GenerationRequest(prompt.text, max_tokens=max_tokens, stop=prompt.stop), **options)
         translation = clean_translation(raw, text)
-        problem = looks_like_garbage(text, translation, target)
+        problem = looks_like_garbage(text, translation, target, raw)
         if problem:
             log.warning("translation refused: %s: %.200r -> %.200r", problem, text, raw)
             raise TranslationError(problem)

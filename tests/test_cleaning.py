@@ -19,7 +19,7 @@ ROWS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlin
 
 def outcome(row) -> dict:
     cleaned = clean_translation(row["raw"], row["source"])
-    problem = looks_like_garbage(row["source"], cleaned, "en")
+    problem = looks_like_garbage(row["source"], cleaned, "en", row["raw"])
     return {"refused": problem} if problem else {"text": cleaned}
 
 

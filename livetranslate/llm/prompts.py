@@ -161,6 +161,10 @@ _PREFIX = re.compile(
 # the source asks about translating: a "Translation:" at the start may then be its translation
 _SOURCE_SPEAKS_OF_TRANSLATION = re.compile(r"übersetz|translat|traduc|traduz|tradu", re.IGNORECASE)
 _QUOTES = "\"'“”„«»‘’`"
+# An assistant's "Sure," before the translation, unless the source starts by agreeing too
+_AGREEING = re.compile(r"^\s*(?:sure|certainly|of course|absolutely|gladly)\s*[,!.]\s*", re.IGNORECASE)
+_AGREEING_SOURCE = re.compile(r"(?:sicher|klar|natürlich|gerne?|selbstverständlich|ok|okay|jawohl|na klar|"
+                              r"absolut|auf jeden fall|sure|of course)\b", re.IGNORECASE)
 # A note after the translation: a paragraph, a "Note:" line, a parenthesis at the end that
 # talks about the text instead of translating it.
 _NOTE = re.compile(r"\n\s*\n|\n\s*(?:note|notes|explanation|hinweis|translation note)\s*:", re.IGNORECASE)
@@ -179,6 +183,9 @@ def clean_translation(raw: str, source: str = "") -> str:
     text = text.strip()
     if not _SOURCE_SPEAKS_OF_TRANSLATION.search(source):
         text = _PREFIX.sub("", text, count=1)
+    if not _AGREEING_SOURCE.match(source.strip(" \"'„“")):  # "Sure, ..." that nobody said
+        text = _AGREEING.sub("", text, count=1)
+        text = text[:1].upper() + text[1:]
     text = _NOTE.split(text)[0]
     text = " ".join(text.split())
     text = _TRAILING_NOTE.sub("", text)
@@ -206,16 +213,25 @@ _ENGLISH = frozenset("""
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _SORRY_SOURCE = re.compile(r"leid|entschuldig|sorry|verzeih|leider|kann nicht|können nicht|geht nicht", re.IGNORECASE)
 _AN_ASSISTANT = re.compile(r"^(?:i'm sorry|i am sorry|sorry, (?:but )?i (?:can't|cannot)|i (?:can't|cannot|am unable to) "
-                           r"(?:help|assist|translate|answer|provide|do that)|as an ai\b|as a language model\b)",
+                           r"(?:help|assist|translate|answer|provide|do that)|as an ai\b|as a language model\b)|"
+                           r"\b(?:please provide (?:me with )?the (?:\w+ )?text|(?:the )?text you would like (?:me )?to "
+                           r"(?:translate|have translated)|(?:text|sentence) you would like translated|i can translate|"
+                           r"i(?:'d| would) be happy to|feel free to)\b",
                            re.IGNORECASE)
+# the model answered with a list of its own ("1. ...", "- ...")
+_LIST = re.compile(r"\n\s*(?:\d+[.)]|[-*•])\s")
 
 
-def looks_like_garbage(source: str, translation: str, target: str = "") -> str | None:
+def looks_like_garbage(source: str, translation: str, target: str = "", raw: str = "") -> str | None:
     """Why a translation is unusable, or None: empty output, runaway repetition, an answer far
     longer than any translation of the source, an answer to a question that was only to be
-    translated, an assistant's apology, or (into English) a text in another language."""
+    translated, an assistant speaking, a list or an introduction of its own (`raw`: the output
+    before cleaning), or (into English) a text in another language."""
     if not translation.strip():
         return "the LLM returned no translation"
+    if (_LIST.search(raw) and not _LIST.search("\n" + source.replace(". ", ".\n"))) or (
+            translation.rstrip().endswith(":") and not source.rstrip().endswith(":")):
+        return "the LLM answered with a text of its own instead of translating"
     words = translation.split()
     if len(words) > 8 and len(set(words)) / len(words) < 0.3:
         return "the LLM output repeats itself"
