@@ -5,16 +5,17 @@ what the llm's lanes change (livetranslate.llm.lanes), in one run:
   model (the scheduling before the lanes);
 - `lanes, large model`: the speaker's translations on their own context, background work
   pauses for them;
-- `lanes, auto`: a translation expected later than the pipeline's budget is made by the small
-  model;
-- `lanes, small model` (the default): the small model makes every speaker's translation, the
-  large one the enhanced translations.
+- `lanes, auto` (the default): the large model, and a translation expected later than the
+  pipeline's budget is made by the small model (marked);
+- `lanes, small model` (the default before): the small model makes every speaker's
+  translation, the large one the enhanced translations.
 
 Each setting gets one server (default LLM); the streams are copies of the natural recording
 (its first --seconds), sent in real time, all at once. Per setting and number of streams:
 final transcript latency; translation latency after the end of speech and after its
 transcript; the first translated words (`partial_translation`); enhanced latency; the share
-made by the small model.
+made by the small model; the first English's chrF per stream (against the reference of what
+the first --seconds say) and the partials each stream got.
 
     .venv/bin/python bench/bench_lag.py [--seconds 90] [--streams 1,2,3] [--smoke]
 
@@ -31,6 +32,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import sacrebleu
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, percentiles, recordings, start_server, stream_many, write_report  # noqa: E402
 
@@ -40,10 +43,11 @@ from livetranslate.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
 SETTINGS = {
     "one context, large model": {"llm": {"urgent_context": "false", "fast_model": ""},
                                  "translate": {"fast_llm_model": ""}, "pipeline": {"basic_model": "large"}},
-    "lanes, large model": {"llm": {"urgent_context": "true"}, "pipeline": {"basic_model": "large"}},
-    "lanes, auto (large unless late)": {"llm": {"urgent_context": "true"}, "pipeline": {"basic_model": "auto"}},
-    "lanes, small model (default)": {},
+    "lanes, large model": {"pipeline": {"basic_model": "large"}},
+    "lanes, auto: large unless late (the default)": {},
+    "lanes, small model (the default before)": {"llm": {"urgent_context": "false"}, "pipeline": {"basic_model": "small"}},
 }
+DEFAULT_SETTING = "lanes, auto: large unless late (the default)"
 
 
 def repository(changes: dict[str, dict[str, str]]) -> Path:
@@ -60,8 +64,12 @@ def repository(changes: dict[str, dict[str, str]]) -> Path:
     return repo
 
 
-def measure(url: str, path: Path, streams: int, seconds: float) -> dict:
+def measure(url: str, path: Path, streams: int, seconds: float, english: str = "") -> dict:
+    """`english`: the reference of what is said in the first `seconds` (the first English's chrF)."""
     results = stream_many(url, path, streams, session=f"lag-{uuid.uuid4().hex[:6]}", realtime=True, seconds=seconds)
+    partials = [sum(1 for _, e in received if e.kind == EventKind.PARTIAL) for received, _, _ in results]
+    chrf = [round(sacrebleu.corpus_chrf([" ".join(e.text for _, e in received if e.kind == EventKind.TRANSLATION)],
+                                        [[english]]).score, 1) for received, _, _ in results] if english else []
     transcript, translation, after_transcript, first_words, enhanced = [], [], [], [], []
     small = failed = total = 0
     for received, _, _ in results:
@@ -92,7 +100,7 @@ def measure(url: str, path: Path, streams: int, seconds: float) -> dict:
     return {"streams": streams, "translations": total, "failed": failed, "small_model": small,
             "transcript_s": percentiles(transcript), "translation_s": percentiles(translation),
             "after_transcript_s": percentiles(after_transcript), "first_words_s": percentiles(first_words),
-            "enhanced_s": percentiles(enhanced)}
+            "enhanced_s": percentiles(enhanced), "partials_per_stream": partials, "chrf_first": chrf}
 
 
 def row(name: str, r: dict) -> str:
@@ -100,9 +108,11 @@ def row(name: str, r: dict) -> str:
         return " / ".join(f"{d[k]:.1f}" for k in keys) if d.get("n") else "–"
 
     share = f"{r['small_model']}/{r['translations'] - r['failed']}"
+    partials = "/".join(str(n) for n in r.get("partials_per_stream", [])) or "–"
+    chrf = "/".join(str(c) for c in r.get("chrf_first", [])) or "–"
     return (f"| {name} | {r['streams']} | {pp(r['transcript_s'])} | {pp(r['translation_s'], ('p50', 'p95', 'max'))} | "
             f"{pp(r['after_transcript_s'], ('p50', 'max'))} | {pp(r['first_words_s'])} | {pp(r['enhanced_s'])} | "
-            f"{share} | {r['failed']} |")
+            f"{share} | {r['failed']} | {chrf} | {partials} |")
 
 
 def main() -> None:
@@ -115,13 +125,14 @@ def main() -> None:
     counts = [int(n) for n in args.streams.split(",")]
     names = args.settings.split(";")
     if args.smoke:
-        args.seconds, counts, names = 20.0, [1], ["lanes, small model (default)"]
+        args.seconds, counts, names = 20.0, [1], [DEFAULT_SETTING]
     natural = next(r for r in recordings() if r.name == "natural")
     data = {"machine": machine(), "recording": natural.about, "seconds": args.seconds, "settings": {}}
     for name in names:
         server = start_server("bench-lag", model_repository=repository(SETTINGS[name]))
         try:
-            data["settings"][name] = [measure(server.grpc_url, natural.path, n, args.seconds) for n in counts]
+            said = " ".join(en for en, (_, end) in zip(natural.english, natural.spans_s) if end <= args.seconds)
+            data["settings"][name] = [measure(server.grpc_url, natural.path, n, args.seconds, said) for n in counts]
         finally:
             server.stop()
         print(name, data["settings"][name], flush=True)
@@ -134,8 +145,9 @@ def main() -> None:
         f"the end of speech (the arrival of its audio).",
         "",
         "| setting | streams | transcript p50 / p95 | translation p50 / p95 / max | after its transcript p50 / max "
-        "| first translated words p50 / p95 | enhanced p50 / p95 | marked \"small model, behind\" (auto only) | failed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| first translated words p50 / p95 | enhanced p50 / p95 | marked \"small model, behind\" (auto only) | failed "
+        "| first English chrF per stream | partials per stream |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [row(name, r) for name in names for r in data["settings"][name]]
     write_report("lag-smoke" if args.smoke else "lag", data, "\n".join(lines) + "\n")

@@ -66,6 +66,20 @@ INPUTS = [
     "Hallo? Hört ihr mich?",
     "Übersetzung bitte.",
     "Das war's von meiner Seite, danke.",
+    "Kannst du mir helfen?",
+    "Hilf mir bitte mit der Präsentation für morgen.",
+    "Was meinst du dazu?",
+    "Kannst du das bitte ins Englische übersetzen?",
+    "Übersetz mal.",
+    "Mach bitte eine Liste mit den wichtigsten Punkten.",
+    "Nenne drei Gründe dafür.",
+    "Schreib eine kurze E-Mail an das Team.",
+    "Was ist zwei plus zwei?",
+    "Welcher Tag ist heute?",
+    "Fass das bitte in einem Satz zusammen.",
+    "Gib mir eine Übersetzung.",
+    "Ich brauche deine Hilfe bei der Übersetzung.",
+    "Kannst du den Text bitte verbessern?",
 ]
 # the enhanced window's prompt: the source said before it as context (livetranslate.enhance)
 CONTEXT = "Wir sprechen heute über das Budget für das nächste Quartal. Anna stellt die Zahlen vor."
