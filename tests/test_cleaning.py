@@ -26,11 +26,14 @@ def outcome(row) -> dict:
 def test_the_corpus_is_labelled_and_holds_enough_outputs_that_are_not_just_a_translation():
     assert all(row["expect"] is not None for row in ROWS), "label the new rows: bench/collect_llm_outputs.py"
     assert {row["family"] for row in ROWS} >= {"chatml", "fewshot"}
-    not_plain = [r for r in ROWS if "refused" in r["expect"] or r["expect"]["text"] != " ".join(r["raw"].split())]
-    assert len(not_plain) >= 20, len(not_plain)
+    not_plain = {r["raw"] for r in ROWS if "refused" in r["expect"] or r["expect"]["text"] != " ".join(r["raw"].split())}
+    assert len(not_plain) >= 20, len(not_plain)  # distinct outputs
 
 
-@pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['model']}-{r.get('context', '') and 'ctx-'}{r['source'][:30]}")
+# a known miss stays red until it is caught (strict): then its label holds and the mark goes
+@pytest.mark.parametrize("row", [
+    pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=r["known_miss"])) if r.get("known_miss") else r
+    for r in ROWS], ids=lambda r: f"{r['model']}-{r['context'] and 'ctx-'}{r['source'][:30]}")
 def test_each_output_is_cleaned_or_refused_as_labelled(row):
     got = outcome(row)
     if "refused" in row["expect"]:

@@ -158,8 +158,9 @@ _PREFIX = re.compile(
     r"(?:\s+(?:in|into|to)\s+english)?"
     r"\s*(?:\([^)]*\))?\s*(?::|is\s*:)\s*",
     re.IGNORECASE)
-# the source asks about translating: a "Translation:" at the start may then be its translation
-_SOURCE_SPEAKS_OF_TRANSLATION = re.compile(r"übersetz|translat|traduc|traduz|tradu", re.IGNORECASE)
+# the source itself starts with such a preamble ("Hier ist die Übersetzung:"): then it is its translation
+_SOURCE_STARTS_WITH_TRANSLATION = re.compile(r"^\W*(?:(?:hier ist|das ist|here is)\s+)?(?:(?:die|eine|the|a)\s+)?"
+                                             r"(?:übersetzung|translation|traduction|traducción)", re.IGNORECASE)
 _QUOTES = "\"'“”„«»‘’`"
 # An assistant's "Sure," before the translation, unless the source starts by agreeing too
 _AGREEING = re.compile(r"^\s*(?:sure|certainly|of course|absolutely|gladly)\s*[,!.]\s*", re.IGNORECASE)
@@ -175,13 +176,13 @@ _TRAILING_NOTE = re.compile(r"\s*\((?:note|literally|lit\.|or|this (?:means|is|t
 def clean_translation(raw: str, source: str = "") -> str:
     """Only the translation: no preamble ("Translation:", "Sure, here is the English
     translation:"), quotes around the whole line, notes or extra turns. `source`: the text
-    translated; a preamble it says itself ("Hier ist die Übersetzung:") is its translation
-    and stays."""
+    translated; a preamble it starts with itself ("Hier ist die Übersetzung:") is its
+    translation and stays."""
     text = raw.strip()
     for stop in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "</s>"):
         text = text.split(stop)[0]
     text = text.strip()
-    if not _SOURCE_SPEAKS_OF_TRANSLATION.search(source):
+    if not _SOURCE_STARTS_WITH_TRANSLATION.match(source):
         text = _PREFIX.sub("", text, count=1)
     if not _AGREEING_SOURCE.match(source.strip(" \"'„“")):  # "Sure, ..." that nobody said
         text = _AGREEING.sub("", text, count=1)
@@ -218,6 +219,9 @@ _AN_ASSISTANT = re.compile(r"^(?:i'm sorry|i am sorry|sorry, (?:but )?i (?:can't
                            r"(?:translate|have translated)|(?:text|sentence) you would like translated|i can translate|"
                            r"i(?:'d| would) be happy to|feel free to)\b",
                            re.IGNORECASE)
+# words of our own prompts (translation_prompt): a translation that has them repeats its instructions
+_OUR_PROMPT = re.compile(r"earlier in the transcript|context only|do not translate it|translate into \w+:|"
+                         r"professional interpreter|speech transcript", re.IGNORECASE)
 # the model answered with a list of its own ("1. ...", "- ...")
 _LIST = re.compile(r"\n\s*(?:\d+[.)]|[-*•])\s")
 
@@ -235,8 +239,10 @@ def looks_like_garbage(source: str, translation: str, target: str = "", raw: str
     words = translation.split()
     if len(words) > 8 and len(set(words)) / len(words) < 0.3:
         return "the LLM output repeats itself"
-    if len(translation) > 4 * len(source) + 80 or len(words) > 2.5 * len(source.split()) + 8:
+    if len(translation) > 4 * len(source) + 80 or len(words) > 2 * len(source.split()) + 6:
         return "the LLM output is far longer than the source"
+    if _OUR_PROMPT.search(translation) and not _OUR_PROMPT.search(source):
+        return "the LLM repeated its instructions instead of translating"
     if source.rstrip().endswith("?") and "?" not in translation and "？" not in translation:
         return "the LLM answered the question instead of translating it"
     if _AN_ASSISTANT.search(translation.strip(" \"'“”")) and not _SORRY_SOURCE.search(source):
