@@ -41,6 +41,7 @@ class Line:
     first_segment_id: int
     segment_id: int  # the last segment the line covers
     combined: bool = False  # an enhanced translation of several sentences, read "in context"
+    draft: bool = False  # made by the small model while the server was behind (its event's note)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ class CaptionLines:
                 self.interim = None
             if event.error or not event.text.strip():
                 return True  # a failed translation: nothing to read, the interim went
-            self._put(Line(event.text.strip(), event.segment_id, event.segment_id))
+            self._put(Line(event.text.strip(), event.segment_id, event.segment_id,
+                           draft=event.kind == EventKind.TRANSLATION and bool(event.note)))
             return True
         if event.kind == EventKind.ENHANCED and readable.adds_something(event, self._translations):
             return self._combine(event)
@@ -161,6 +163,9 @@ def render_html(snapshot: Snapshot) -> str:
     for i, line in enumerate(snapshot.lines):
         newest = " lt-newest" if i == len(snapshot.lines) - 1 else ""
         tag = f'<span class="lt-tag">{esc(readable.COMBINED_NAME)}</span>' if line.combined else ""
+        if line.draft:  # quiet, and explained on hover: the better text replaces it when it comes
+            tag = (f'<span class="lt-tag" title="{esc(readable.DRAFT_EXPLAINED)}">'
+                   f'{esc(readable.DRAFT_NAME)}</span>')
         parts.append(f'<div class="lt-line{newest}" data-segment="{line.segment_id}">{tag}{esc(line.text)}</div>')
     if snapshot.interim:
         parts.append(f'<div class="lt-interim">{esc(snapshot.interim)}</div>')

@@ -384,3 +384,18 @@ def test_a_follower_nobody_reads_is_stopped_and_its_watch_cancelled(fast_poll):
     assert until(lambda: not old._thread.is_alive(), 5)
     followers.close()
     assert until(lambda: not fresh._thread.is_alive(), 5)
+
+
+def test_a_line_made_by_the_small_model_carries_a_quiet_explained_mark_until_replaced():
+    lines = CaptionLines()
+    lines.add(Event(TR, "We have too many people.", 0, 0.0, 1.0, language="en",
+                    note="made by the small model: the translations were 5 s behind the speech"))
+    lines.add(ev(TR, "Thanks.", 1, "en"))
+    assert [(ln.text, ln.draft) for ln in lines.lines] == [("We have too many people.", True), ("Thanks.", False)]
+    page = render_html(Snapshot(lines=tuple(lines.lines)))
+    assert f'title="{readable.DRAFT_EXPLAINED}">{readable.DRAFT_NAME}</span>We have too many' in page
+    assert page.count(readable.DRAFT_NAME + "</span>") == 1
+    # the large model's text in context replaces it, and the mark goes with it
+    assert lines.add(ev(EN, "We have too few people.", 0, "en", first=0))
+    assert not any(ln.draft for ln in lines.lines)
+    assert readable.DRAFT_NAME + "</span>" not in render_html(Snapshot(lines=tuple(lines.lines)))
