@@ -101,14 +101,28 @@ def test_export_and_list(server, audio_files, tmp_path):
     speak(server.grpc_url, audio_files["speech_b"], "export-me", spoken)
     listed = subprocess.run(CLI + ["sessions", "--url", server.grpc_url], capture_output=True, text=True, timeout=60)
     assert "export-me" in listed.stdout and "ended" in listed.stdout
-    out = tmp_path / "s.srt"
-    subprocess.run(CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both",
-                          "-o", str(out)], check=True, timeout=60)
-    cues = list(srt.parse(out.read_text()))
     transcripts = [e for e in spoken if e.kind == EventKind.TRANSCRIPT]
+    # --text first: a cue per sentence, its transcript and then its first translation
+    out = tmp_path / "first.srt"
+    subprocess.run(CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both",
+                          "--text", "first", "-o", str(out)], check=True, timeout=60)
+    cues = list(srt.parse(out.read_text()))
     assert len(cues) == len(transcripts)
     for cue, t in zip(cues, transcripts):
         assert cue.content.startswith(t.text) and abs(cue.start.total_seconds() - t.start_s) < 0.002
+    # by default the best text: an enhanced window is one cue in place of the sentences it covers
+    out = tmp_path / "best.srt"
+    subprocess.run(CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both",
+                          "-o", str(out)], check=True, timeout=60)
+    best = list(srt.parse(out.read_text()))
+    windows = [e for e in spoken if e.kind == EventKind.ENHANCED and e.text and not e.error]
+    merged = sum(e.segment_id - e.first_segment_id for e in windows if e.first_segment_id >= 0)
+    assert len(best) == len(transcripts) - merged
+    assert " ".join(c.content.splitlines()[0] for c in best) == " ".join(t.text for t in transcripts)
+    starts = [t.start_s for t in transcripts]
+    assert all(min(abs(c.start.total_seconds() - s) for s in starts) < 0.002 for c in best)
+    for window in windows:
+        assert any(" ".join(window.text.split())[:30] in " ".join(c.content.split()) for c in best)
 
 
 def test_a_session_streamed_again_goes_on_where_it_ended(server, audio_files, tmp_path):
