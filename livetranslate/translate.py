@@ -11,7 +11,7 @@ from typing import Callable
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.llm import GenerationRequest
-from livetranslate.llm.prompts import clean_translation, looks_like_garbage, translation_prompt
+from livetranslate.llm.prompts import clean_translation, looks_like_garbage, missed_pitfalls, translation_prompt
 from livetranslate.numbers import clock_times
 
 
@@ -59,14 +59,30 @@ class Translator:
                   **options) -> str:
         """`glossary`: the session's; the pairs whose term occurs in `text` go into the prompt.
         `on_interim`: called with the translation so far while it is generated (Interim).
-        `options` go to `generate` as they are (the llm lane)."""
+        `options` go to `generate` as they are (the llm lane). A translation that misses the
+        meaning of a word small LLMs often flip ("zu wenig", "kaum", "nicht müssen":
+        prompts.missed_pitfalls) is made once more with a hint, and the better one kept."""
         if not text.strip():
             raise TranslationError("nothing to translate")
         terms = glossary.relevant(text).pairs()
+        translation = self._once(text, source, target, context, terms, (), on_interim, options)
+        hints = missed_pitfalls(text, translation, source, target) if self.family != "fewshot" else []
+        if hints:  # once more, told what it got wrong (a few-shot prompt has no place for hints)
+            log.info("translation retried: %s: %.200r -> %.200r", "; ".join(hints), text, translation)
+            try:
+                again = self._once(text, source, target, context, terms, hints, None, options)
+            except TranslationError:
+                return translation
+            if len(missed_pitfalls(text, again, source, target)) < len(hints):
+                return again
+        return translation
+
+    def _once(self, text, source, target, context, terms, hints, on_interim, options) -> str:
         # the LLM reads clock idioms as digits ("halb drei" -> 2:30): they are easy to turn into 3:30
         prompt = translation_prompt(self.family, clock_times(text, source), source, target, clock_times(context, source),
-                                    terms)
+                                    terms, hints)
         max_tokens = int(32 + self.max_tokens_per_char * len(text))
+        options = dict(options)
         if on_interim is not None:
             options["on_piece"] = Interim(on_interim, text).piece
         raw = self.generate(GenerationRequest(prompt.text, max_tokens=max_tokens, stop=prompt.stop), **options)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from livetranslate.traps import TRAPS, Trap, check, facts_kept
+from livetranslate.traps import HELD_OUT, TRAPS, Trap, check, facts_kept
 
 
 def test_the_set_is_large_enough_and_every_trap_has_facts():
@@ -49,3 +49,46 @@ def test_curly_apostrophes_and_the_share_of_facts():
     assert check(trap, "You don’t have to do that today.").kept
     verdicts = [check(trap, "You don’t have to do that today."), check(_trap("Wir haben zu wenig"), "Too many.")]
     assert facts_kept(verdicts) == 0.5
+
+
+@pytest.mark.parametrize("trap", TRAPS + HELD_OUT, ids=lambda t: t.de[:40])
+def test_the_pitfall_check_finds_nothing_wrong_with_a_right_translation(trap):
+    from livetranslate.llm.prompts import missed_pitfalls
+    from livetranslate.numbers import written_numbers
+
+    assert missed_pitfalls(written_numbers(trap.de, "de"), trap.en, "de", "en") == []
+
+
+@pytest.mark.parametrize("start, wrong, hint", [
+    ("Wir haben zu wenig", "We have very few people in support.", "zu wenig"),
+    ("Die Miete steigt", "The rent is decreasing from January by 50 euros.", "steigen"),
+    ("Kaum jemand", "No one has read the mail.", "kaum"),
+    ("Du musst das heute", "You must not do that today.", "nicht müssen"),
+    ("Wir haben vor drei Wochen", "We started before three weeks.", "vor drei Tagen"),
+])
+def test_the_pitfall_check_names_what_a_flipped_translation_lost(start, wrong, hint):
+    from livetranslate.llm.prompts import missed_pitfalls
+
+    assert any(hint in h for h in missed_pitfalls(_trap(start).de, wrong, "de", "en"))
+    assert missed_pitfalls(_trap(start).de, wrong, "de", "fr") == []  # only for the pairs written
+
+
+def test_a_translation_that_missed_a_pitfall_is_made_once_more_with_the_hint():
+    from livetranslate.translate import Translator
+
+    prompts = []
+
+    def generate(request, **_):
+        prompts.append(request.prompt)
+        return "We have too few people." if "Careful:" in request.prompt else "We have very few people."
+
+    assert Translator(generate, "chatml").translate("Wir haben zu wenig Leute.", "de", "en") == "We have too few people."
+    assert len(prompts) == 2 and "'zu wenig' means 'too few'" in prompts[1]
+    # a few-shot prompt has no place for hints: one call
+    prompts.clear()
+    Translator(generate, "fewshot").translate("Wir haben zu wenig Leute.", "de", "en")
+    assert len(prompts) == 1
+    # a retry that is no better keeps the first
+    prompts.clear()
+    assert Translator(lambda r, **_: prompts.append(1) or "We have few people.", "chatml").translate(
+        "Wir haben zu wenig Leute.", "de", "en") == "We have few people." and len(prompts) == 2

@@ -87,14 +87,59 @@ _PITFALLS = {
 }
 
 
+# After the translation: German words that, when present, need one of these in the English.
+# A translation that lacks it is made once more with the hint in the prompt (translate.py):
+# the LLM flips these often enough that a check is worth one more call when it fails.
+# (source pattern, what the English needs, the hint)
+_CHECKS = {
+    ("de", "en"): (
+        (r"\bzu\s+wenige?\b", r"too (few|little)|not enough|insufficient|lack|short of|understaff",
+         "'zu wenig' means 'too few' or 'too little'"),
+        (r"\bzu\s+viele?\b", r"too (many|much)|excess|overspen",
+         "'zu viel' means 'too many' or 'too much'"),
+        (r"\bnicht\s+mehr\b(?!\s+als)", r"no longer|any ?more|stopped|ceased|not .{0,20}longer|no more",
+         "'nicht mehr' means 'no longer'"),
+        (r"\bnoch\s+nicht\b", r"not .{0,25}yet|n't .{0,25}yet|still (not|n't|hasn't|haven't)|yet to",
+         "'noch nicht' means 'not yet'"),
+        (r"\bkaum\b", r"hardly|barely|scarcely|almost no|few|little",
+         "'kaum' means 'hardly' ('kaum jemand' is 'hardly anyone', not 'no one')"),
+        (r"\bfast\b", r"almost|nearly|virtually|close to", "'fast' means 'almost'"),
+        (r"\bhöchstens\b", r"at most|no more than|maximum|up to|not .{0,12}(more|longer) than|at the most",
+         "'höchstens' means 'at most'"),
+        (r"\bmindestens\b", r"at least|minimum|no (fewer|less) than|or more", "'mindestens' means 'at least'"),
+        (r"\b(steigt|stieg|stiegen|steigen|gestiegen)\b",
+         r"ris|rose|increas|grow|grew|\bup\b|higher|climb|gain|rais", "'steigen' means 'to rise' or 'to go up'"),
+        (r"\b(sinkt|sank|sanken|sinken|gesunken|fällt|fiel|fielen|gefallen)\b",
+         r"fall|fell|decreas|drop|declin|\bdown\b|lower|sank|sunk|reduc", "'sinken' and 'fallen' mean 'to fall'"),
+        (r"\bvor\s+(\w+\s+)?(sekunden|minuten|stunden|tagen|wochen|monaten|jahren)\b", r"\bago\b|earlier",
+         "'vor drei Tagen' means 'three days ago'"),
+        (r"\b(muss|musst|müssen|müsst)\b[^.!?]{0,40}\bnicht\b(?!\s+nur)|\bnicht\s+(\w+\s+){0,2}(zu\s+)?müssen\b",
+         r"(don't|do not|doesn't|does not|didn't|not) (have|need) to|needn't|no need|not necessary|not required",
+         "'nicht müssen' means 'not have to' (not 'must not')"),
+        (r"\berst\s+(seit|um|ab|am|nach|morgen|nächste|in|im|wenn|dann|jetzt|gestern|heute)\b",
+         r"\bonly\b|not until|\bjust\b|not before|\buntil\b",
+         "'erst' with a time means 'only' or 'not until', not 'first'"),
+    ),
+}
+
+
+def missed_pitfalls(source_text: str, translation: str, source: str, target: str) -> list[str]:
+    """The hints for the pitfalls of `source_text` its translation does not get right (the
+    word's meaning is missing from it); empty when none, or none are known for the pair."""
+    text = " ".join(translation.replace("’", "'").split())
+    return [hint for pattern, needed, hint in _CHECKS.get((source, target), ())
+            if re.search(pattern, source_text, re.IGNORECASE) and not re.search(needed, text, re.IGNORECASE)]
+
+
 def _term_lines(terms: Sequence[tuple[str, str]]) -> str:
     return "".join(f"{source} = {target}\n" for source, target in terms)
 
 
 def translation_prompt(family: str, text: str, source: str, target: str, context: str = "",
-                       terms: Sequence[tuple[str, str]] = ()) -> Prompt:
+                       terms: Sequence[tuple[str, str]] = (), hints: Sequence[str] = ()) -> Prompt:
     """`context`: the source text said just before `text`, to read it by (not translated).
-    `terms`: (term, translation) pairs of the session's glossary that occur in `text`."""
+    `terms`: (term, translation) pairs of the session's glossary that occur in `text`.
+    `hints`: what a translation of `text` got wrong before (missed_pitfalls; chat prompts only)."""
     src, tgt = language_name(source), language_name(target)
     if family == "fewshot":
         if target in _FEWSHOT_TARGETS:
@@ -124,6 +169,8 @@ def translation_prompt(family: str, text: str, source: str, target: str, context
     if terms:
         user += (f"Glossary: translate these names and terms exactly as given (the right side is the "
                  f"{tgt} to use):\n{_term_lines(terms)}\n")
+    if hints:
+        user += "Careful: " + "; ".join(hints) + ".\n\n"
     user += f"Translate into {tgt}:\n{text.strip()}"
     return Prompt(_chat(family, system, user), _CHAT_STOPS[family])
 
