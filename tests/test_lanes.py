@@ -269,3 +269,21 @@ def test_a_background_prompt_pauses_between_its_pieces_for_urgent_work():
     assert sum(1 for e in log[first_u:last_u] if e[0] == "main") <= 1
     assert any(str(e[2]).startswith("p") for e in log[last_u:])  # the prompt went on after it
     assert lanes.paused_s > 0
+
+
+def test_a_background_prompt_pauses_for_max_pause_s_in_all_under_constant_urgent_load():
+    log = []
+    lanes = Lanes(PrefillingEngine("main", log, pieces=30, piece_s=0.001), Engine("urgent", log, tokens=200,
+                                                                                  token_s=0.01),
+                  max_pause_s=0.2)
+    out = {}
+    urgent = run(lanes, "U", "urgent", out)  # two seconds of urgent work
+    time.sleep(0.05)
+    started = time.monotonic()
+    background = run(lanes, "B", "background", out)
+    # its whole prompt is evaluated within a few pauses, not 30 of them (6 s)
+    while not any(e[0] == "main" and e[2] == "p29" for e in log):
+        assert time.monotonic() - started < 1.5, "the prompt waited a pause per piece"
+        time.sleep(0.01)
+    urgent.join()
+    background.join()

@@ -110,19 +110,36 @@ class Lanes:
                     self._urgent_running -= 1
                     self._cond.notify_all()
 
-    def _yield_to_urgent(self) -> None:
-        """Background work waits here between tokens while urgent work runs (bounded), and
-        stops once its caller stopped waiting."""
+    def _yield_to_urgent(self, max_s: float | None = None) -> None:
+        """Background work waits here between tokens while urgent work runs (bounded by
+        `max_s`, else `max_pause_s`), and stops once its caller stopped waiting."""
         deadline.check("a background LLM call")
         with self._cond:
             if not self._urgent_running:
                 return
             started = self._clock()
             left = deadline.remaining()
-            pause = self.max_pause_s if left is None else max(0.0, min(self.max_pause_s, left))
+            most = self.max_pause_s if max_s is None else max_s
+            pause = most if left is None else max(0.0, min(most, left))
             self._cond.wait_for(lambda: not self._urgent_running, timeout=pause)
             self.paused_s += self._clock() - started
         deadline.check("a background LLM call")
+
+    def _prompt_pauses(self) -> Callable[[], None]:
+        """What a background prompt calls between its pieces: it pauses for urgent work, for
+        `max_pause_s` in all (under constant urgent load a window still gets its prompt
+        evaluated, as between tokens it still advances), and stops once its caller gave up."""
+        left = [self.max_pause_s]
+
+        def between() -> None:
+            if left[0] <= 0:
+                deadline.check("a background LLM call")
+                return
+            started = self._clock()
+            self._yield_to_urgent(max_s=left[0])
+            left[0] -= self._clock() - started
+
+        return between
 
     # --- work -----------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, lane: str = DEFAULT_LANE) -> Iterator[str]:
@@ -133,7 +150,7 @@ class Lanes:
                 with self._turn(self._turns["background"], lane):
                     self._yield_to_urgent()
                     # its prompt too pauses for urgent work (a window's prompt is seconds of CPU)
-                    self._engines["background"].prefill(request.prompt, self._yield_to_urgent)
+                    self._engines["background"].prefill(request.prompt, self._prompt_pauses())
                     pieces = self._engines["background"].generate(request)
                     for piece in pieces:
                         yield piece
@@ -148,5 +165,5 @@ class Lanes:
         """A completeness check: background work (one prompt evaluation, no tokens)."""
         with self._admitted(), self._turn(self._turns["background"], "background"):
             self._yield_to_urgent()
-            self._engines["background"].prefill(prompt, self._yield_to_urgent)
+            self._engines["background"].prefill(prompt, self._prompt_pauses())
             return self._engines["background"].yes_probability(prompt)
