@@ -96,22 +96,14 @@ def first_translated_words_ms(received) -> list[float]:
     return list(first.values())
 
 
-def what_a_reader_keeps(received) -> str:
-    """The translation a reader ends up with: each sentence's translation, replaced by the
-    enhanced translation of the window that covers it, when there is one (the text view and
-    the captions page show it so). Enhanced windows the server skipped (it was behind) leave
-    their sentences' translations standing; the enhanced document alone would lack them."""
-    by_segment: dict[int, str] = {}
-    for _, e in received:
-        if e.kind == EventKind.TRANSLATION and not e.error:
-            by_segment[e.segment_id] = e.text
-    for _, e in received:
-        if e.kind == EventKind.ENHANCED and e.text and not e.error:
-            first = e.first_segment_id if e.first_segment_id >= 0 else e.segment_id
-            for segment in range(first, e.segment_id + 1):
-                by_segment[segment] = ""
-            by_segment[first] = e.text
-    return " ".join(text for _, text in sorted(by_segment.items()) if text)
+def what_a_reader_keeps(received, language: str = "en") -> str:
+    """The translation a reader ends up with, as exports give it by default (livetranslate.export,
+    `best`): each sentence's translation, replaced by the enhanced translation of the window
+    that covers it when there is one. Windows the server skipped leave their sentences'
+    translations standing."""
+    from livetranslate.export import lines
+
+    return " ".join(text for _, _, text in lines([e for _, e in received], "target", language, "best"))
 
 
 def after_transcript_s(received) -> list[float]:

@@ -33,6 +33,8 @@ from livetranslate.models import MODELS, resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.translate import Translator  # noqa: E402
 
+TUNING = ("Tuning: nothing in this change was tuned on either recording (espeak, natural); the prompt's pitfalls and the check after the translation were tuned on the trap set only (livetranslate/traps.py TRAPS; bench/results/traps.md).")
+
 SETTINGS = {
     "before: small model first (basic_model small, one Qwen instance)":
         {"pipeline": {"basic_model": "small"}, "llm": {"urgent_context": "false"}},
@@ -100,7 +102,7 @@ def render(d: dict) -> str:
              f"on, Qwen2.5-Coder 1.5B as the large model, Gemma 3 270M as the small one; both settings in one run, "
              f"alternating per recording. First words: end of speech to the first English of the sentence; "
              f"sentence: to its complete `translation`. The anchor is the large model translating the same run's "
-             f"transcripts one by one in process.\n"]
+             f"transcripts one by one in process. {TUNING}\n"]
     for name, settings in d["results"].items():
         lines += [f"## {name}\n",
                   "| setting | first English chrF | large model, same transcripts | what a reader keeps | first words p50 / p95 ms "

@@ -142,7 +142,7 @@ def main() -> None:
         f"Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs, default models (Whisper base, "
         f"Qwen 2.5 1.5B; small model Gemma 3 270M). Each stream: the first {args.seconds:.0f} s of the natural "
         f"recording ({natural.about}), in real time, all streams at once on one server. Seconds; latencies from "
-        f"the end of speech (the arrival of its audio).",
+        f"the end of speech (the arrival of its audio). Nothing was tuned on this recording.",
         "",
         "| setting | streams | transcript p50 / p95 | translation p50 / p95 / max | after its transcript p50 / max "
         "| first translated words p50 / p95 | enhanced p50 / p95 | marked \"small model, behind\" (auto only) | failed "
