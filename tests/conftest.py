@@ -56,7 +56,8 @@ def whisper_engine():
 
 
 _LOG_SIZES: dict[Path, int] = {}
-_WORTH_SEEING = ("not healthy", "reloaded", "died", "Signal", "Illegal", "Segmentation", "Killed")
+_WORTH_SEEING = ("not healthy", "reloaded", "died", "Signal", "Illegal", "Segmentation", "Killed",
+                 "made no progress", "llm stall")
 _ORDERLY_STOP = re.compile(r"Signal \((2|15)\) received")
 
 
@@ -64,16 +65,20 @@ def pytest_sessionstart(session):
     _LOG_SIZES.update({log: log.stat().st_size for log in ARTIFACTS.glob("triton-*.log")})
 
 
-def pytest_terminal_summary(terminalreporter):
-    """What Triton said about its stub processes in this run (a crash or a starved stub),
-    so that a failure on a CI host can be told from a wrong answer."""
+def pytest_unconfigure(config):
+    """What Triton said about its stub processes in this run (a crash, a starved stub, a hung
+    LLM call), so that a failure on a CI host can be told from a wrong answer. Last, after
+    the summary line: where a CI log is cut, its end is kept."""
+    terminalreporter = config.pluginmanager.get_plugin("terminalreporter")
+    if terminalreporter is None:
+        return
     lines = []
     for log in sorted(ARTIFACTS.glob("triton-*.log")):
         with open(log, "rb") as f:
             f.seek(_LOG_SIZES.get(log, 0) if log.stat().st_size >= _LOG_SIZES.get(log, 0) else 0)
             for line in f.read().decode("utf-8", "replace").splitlines():
                 if any(word in line for word in _WORTH_SEEING) and not _ORDERLY_STOP.search(line):
-                    lines.append(f"{log.name}: {line[:300]}")
+                    lines.append(f"{log.name}: {line[:600]}")
     if lines:
         terminalreporter.section("Triton stub events in this run")
         for line in lines[-40:]:

@@ -287,3 +287,66 @@ def test_a_background_prompt_pauses_for_max_pause_s_in_all_under_constant_urgent
         time.sleep(0.01)
     urgent.join()
     background.join()
+
+
+class Hanging(Engine):
+    """Hangs in its first token until `gate` is set."""
+
+    def __init__(self, name, log, gate: threading.Event):
+        super().__init__(name, log, tokens=3)
+        self.gate = gate
+
+    def generate(self, request):
+        self.gate.wait(30)
+        yield from super().generate(request)
+
+
+def test_a_stalled_urgent_lane_is_logged_and_its_calls_go_to_the_other_instance(caplog):
+    log, out, gate = [], {}, threading.Event()
+    lanes = Lanes(Engine("main", log, tokens=3), Hanging("urgent", log, gate), max_pause_s=5.0, stall_s=0.2)
+    try:
+        hung = run(lanes, "H", "urgent", out)
+        time.sleep(0.05)
+        assert lanes.check_stalls() == []  # not yet
+        time.sleep(0.3)
+        with caplog.at_level("ERROR", logger="livetranslate.llm"):
+            assert lanes.check_stalls() == ["urgent"]
+            assert lanes.check_stalls() == []  # said once
+        assert "urgent lane made no progress" in caplog.text and "llm stall:" in caplog.text
+        started = time.monotonic()
+        after = run(lanes, "U", "urgent", out)
+        background = run(lanes, "B", "background", out)  # no pausing for the hung call
+        after.join(5)
+        background.join(5)
+        assert out["U"] == "U0 U1 U2 " and out["B"] == "B0 B1 B2 " and time.monotonic() - started < 2
+        assert ("main", "U", 0) in log  # the other instance made it
+        assert not hung.is_alive() or "H" not in out
+    finally:
+        gate.set()
+
+
+def test_a_stalled_background_lane_moves_to_the_urgent_instance():
+    log, out, gate = [], {}, threading.Event()
+    lanes = Lanes(Hanging("main", log, gate), Engine("urgent", log, tokens=3), stall_s=0.2)
+    try:
+        run(lanes, "H", "background", out)
+        time.sleep(0.3)
+        assert lanes.check_stalls() == ["background"]
+        later = run(lanes, "B", "background", out)
+        later.join(5)
+        assert out["B"] == "B0 B1 B2 " and ("urgent", "B", 0) in log
+        assert lanes.yes_probability("check") > 0.5 and ("urgent", "check", "yes?") in log
+    finally:
+        gate.set()
+
+
+def test_with_one_instance_a_stall_is_logged_and_nothing_moves():
+    log, out, gate = [], {}, threading.Event()
+    lanes = Lanes(Hanging("main", log, gate), stall_s=0.2)
+    try:
+        run(lanes, "H", "urgent", out)
+        time.sleep(0.3)
+        assert lanes.check_stalls() == ["urgent"]
+        assert lanes._route("urgent")[1] is lanes._route("background")[1]
+    finally:
+        gate.set()

@@ -33,6 +33,8 @@ class TritonPythonModel:
         fast = engine(fast_model) if fast_model and fast_model != choice.model else None
         self.lanes = Lanes(main, urgent, fast, max_pause_s=float(params.get("max_pause_s", "2")),
                            max_waiting=int(params.get("max_waiting", "32")))
+        # a lane whose call hangs is logged (where every llm thread is) and its calls move on
+        self.lanes.start_watchdog()
         # a thread per call in flight, urgent calls on threads of their own: background calls
         # waiting for their turn never hold up an urgent one
         self.workers = {lane: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix=f"llm-{lane}")
