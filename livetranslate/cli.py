@@ -176,6 +176,12 @@ def _addresses(server, health=None) -> None:
               help="at start, remove ended sessions older than this (default: keep all)")
 @click.option("--retention-max-mb", type=click.FloatRange(min=0), default=None,
               help="at start, remove the oldest ended sessions until the data holds at most this")
+@click.option("--no-audio-s", type=click.FloatRange(min=0), default=None,
+              help="close a speaker stream that has sent no audio for this long; its client is told to reconnect, "
+                   "its session is kept (default 60; silence counts as audio; 0: never)")
+@click.option("--no-audio-yield-s", type=click.FloatRange(min=0), default=None,
+              help="when the server is full, a new speaker takes the place of the stream that has sent no audio "
+                   "for longest, if for more than this (default 15; 0: never)")
 @click.option("--log-file", envvar=TRITON_LOG_ENV, default=None, metavar="PATH",
               help="where Triton's own log goes (default: ~/.local/state/livetranslate/triton-GRPC_PORT.log; "
                    f"'-': this terminal, e.g. in a container; or ${TRITON_LOG_ENV})")
@@ -187,7 +193,8 @@ def _addresses(server, health=None) -> None:
 @click.option("--health-port", envvar=HEALTH_PORT_ENV, type=click.IntRange(1, 65535), default=None,
               help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
                    f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})")
-def serve(tls_cert, tls_key, retention_days, retention_max_mb, log_file, drain_grace_s, health_port, **kw):
+def serve(tls_cert, tls_key, retention_days, retention_max_mb, no_audio_s, no_audio_yield_s, log_file, drain_grace_s,
+          health_port, **kw):
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
     new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
@@ -196,9 +203,10 @@ def serve(tls_cert, tls_key, retention_days, retention_max_mb, log_file, drain_g
     server = _make_server(**kw)
     server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
     server.options.drain_grace_s = drain_grace_s
-    for name, value in (("DAYS", retention_days), ("MAX_MB", retention_max_mb)):
+    for name, value in (("RETENTION_DAYS", retention_days), ("RETENTION_MAX_MB", retention_max_mb),
+                        ("NO_AUDIO_S", no_audio_s), ("NO_AUDIO_YIELD_S", no_audio_yield_s)):
         if value is not None:
-            server.options.env[f"LIVETRANSLATE_RETENTION_{name}"] = str(value)
+            server.options.env[f"LIVETRANSLATE_{name}"] = str(value)
     if log_file != "-":
         _log_to_file(server, Path(log_file) if log_file else None)
     health = _health(server, health_port) if health_port else None

@@ -586,8 +586,9 @@ def level_dbfs(chunk: np.ndarray) -> float:
 # What a server says when it will not take a stream (or a viewer) now, though another server,
 # or this one a moment later, will: it is stopping (a drain), it is full, or the session is
 # still live on another server (whose lease on it has not run out: after a crash, the client
-# asking is the one that was there). A client with somewhere to go moves on instead of ending.
-PASSING_REFUSALS = ("shutting down", "server full", "live on another server")
+# asking is the one that was there), or it closed the stream after a long stretch without
+# audio (a capture that stalled). A client with somewhere to go moves on instead of ending.
+PASSING_REFUSALS = ("shutting down", "server full", "live on another server", "reconnect to go on")
 
 
 def passing_refusal(event: Event) -> str:

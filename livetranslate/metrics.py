@@ -25,7 +25,8 @@ COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 # end of speech to the event: partials come in under a second, translations wait for the LLM
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
 LATENCY_KINDS = (EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
-REFUSED_STREAM_REASONS = ("server_full", "session_full", "too_fast", "draining", "session_elsewhere")
+REFUSED_STREAM_REASONS = ("server_full", "session_full", "too_fast", "draining", "session_elsewhere", "no_audio",
+                          "yielded")
 REFUSED_VIEWER_REASONS = ("server_full", "session_full", "draining")
 
 
@@ -47,7 +48,9 @@ ACTIVE_VIEWERS = Family("livetranslate_active_viewers", GAUGE, "viewers followin
 REFUSED_STREAMS = Family(
     "livetranslate_refused_streams_total", COUNTER,
     "speaker streams refused (server_full, session_full, draining, session_elsewhere: another server serves "
-    "its session), and chunks refused because the stream sent audio far faster than it is processed (too_fast)",
+    "its session), chunks refused because the stream sent audio far faster than it is processed (too_fast), and "
+    "live streams closed because they sent no audio for too long (no_audio), or for a while when a new speaker "
+    "needed their place (yielded)",
     "reason", REFUSED_STREAM_REASONS)
 REFUSED_VIEWERS = Family("livetranslate_refused_viewers_total", COUNTER, "viewers refused", "reason",
                          REFUSED_VIEWER_REASONS)

@@ -46,6 +46,12 @@ class StreamTable(Generic[T]):
             self._items[key] = (item[0], self.clock())
             return item[0]
 
+    def peek(self, key: int) -> T | None:
+        """The stream, without marking it as active."""
+        with self._lock:
+            item = self._items.get(key)
+        return None if item is None else item[0]
+
     def keys(self) -> list[int]:
         with self._lock:
             return list(self._items)

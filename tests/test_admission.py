@@ -201,3 +201,122 @@ def test_admission_counts():
     admission.stream_left("a")
     admission.admit_stream("b")
     assert admission.counts() == (1, 0)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def quiet_pipeline(clock, limits=Limits(), store=None, **options):
+    return Pipeline(FakeStages(), PipelineOptions(limits=limits, **options), store=store, clock=clock)
+
+
+def wait_for(condition, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_stream_without_audio_is_closed_its_place_freed_its_session_kept_and_its_client_told(tmp_path):
+    clock, store = Clock(), SessionStore(tmp_path, hub=Hub())
+    p = quiet_pipeline(clock, store=store)
+    events = []
+    start(p, 1, "lunch", events)
+    clock.now += 59
+    assert p.close_silent() == 0
+    for _ in range(5):  # a few samples each: 50 ms in all does not count as audio
+        chunk(p, 1, events, seconds=0.01)
+    assert wait_for(lambda: len([e for e in events if e.kind == EventKind.TRANSCRIPT]) == 6)
+    clock.now += 2
+    assert p.close_silent() == 1 and p.admission.counts()[0] == 0
+    told = []
+    chunk(p, 1, told)
+    chunk(p, 1, told)  # every later request hears the same
+    assert [e.text for e in told] == ["no audio for 60 s: the stream was closed; reconnect to go on"] * 2
+    assert all(e.kind == EventKind.ERROR for e in told)
+    assert wait_for(lambda: store.info("lunch").state == "ended")
+    stored = store.events("lunch")
+    transcripts = [e for e in stored if e.kind == EventKind.TRANSCRIPT]
+    assert transcripts and stored[-1].kind == EventKind.END and "no audio for 60 s" in stored[-1].error
+    # a reconnect goes on with the session
+    again = []
+    start(p, 2, "lunch", again)
+    assert chunk(p, 2, again, end=True).closed.wait(10) and again[-1].kind == EventKind.END
+    later = [e.segment_id for e in again if e.kind == EventKind.TRANSCRIPT]
+    assert later and min(later) > max(e.segment_id for e in transcripts)
+
+
+def test_a_stream_that_sends_silence_is_never_closed_for_it():
+    clock = Clock()
+    p = quiet_pipeline(clock)
+    events = []
+    start(p, 1, "paused-meeting", events)
+    for _ in range(30):  # 300 s of a meeting on pause: 0.1 s of silence every 10 s, a capture's tick
+        clock.now += 10
+        p.handle(1, False, False, {P.AUDIO: np.zeros(int(0.1 * RATE), np.int16)}.get, Collect(events))
+        assert p.close_silent() == 0
+    assert not [e for e in events if e.kind == EventKind.ERROR]
+    assert chunk(p, 1, events, end=True).closed.wait(10) and not events[-1].error
+
+
+def test_a_new_speaker_takes_the_place_of_the_stream_quiet_for_longest_past_the_yield_time():
+    clock = Clock()
+    p = quiet_pipeline(clock, Limits(max_streams=2))
+    first, second, third, fourth = [], [], [], []
+    start(p, 1, "a", first)
+    clock.now += 5
+    start(p, 2, "b", second)
+    clock.now += 10  # quiet for 15 s and 10 s: not yet
+    assert start(p, 3, "c", third).closed.wait(1) and "server full" in third[-1].error
+    clock.now += 1
+    reply = start(p, 4, "d", fourth)
+    assert not reply.closed.is_set() and p.admission.counts()[0] == 2
+    told, kept = [], []
+    chunk(p, 1, told)
+    chunk(p, 2, kept)
+    assert told[0].kind == EventKind.ERROR and told[0].text == (
+        "no audio for 16 s: the stream was closed to make room for another speaker; reconnect to go on")
+    assert not [e for e in kept if e.kind == EventKind.ERROR]
+    for stream_id, events in ((2, kept), (4, fourth)):
+        assert chunk(p, stream_id, events, end=True).closed.wait(10) and not events[-1].error
+
+
+def test_a_full_session_gives_the_place_of_its_own_quiet_stream_only():
+    clock = Clock()
+    p = quiet_pipeline(clock, Limits(max_streams_per_session=1))
+    other, old, new = [], [], []
+    start(p, 1, "elsewhere", other)
+    start(p, 2, "talk", old)
+    clock.now += 30
+    chunk(p, 1, other)  # not quiet, and not of this session anyway
+    reply = start(p, 3, "talk", new)  # the client reconnected: its old stream went quiet
+    assert not reply.closed.is_set()
+    told = []
+    chunk(p, 2, told)
+    assert "to make room" in told[0].text
+    assert chunk(p, 1, other, end=True).closed.wait(10) and not other[-1].error
+
+
+def test_quiet_streams_are_kept_when_the_settings_say_never():
+    clock = Clock()
+    p = quiet_pipeline(clock, Limits(max_streams=1), no_audio_s=0, no_audio_yield_s=0)
+    kept, refused = [], []
+    start(p, 1, "a", kept)
+    clock.now += 100
+    assert p.close_silent() == 0
+    assert start(p, 2, "b", refused).closed.wait(1) and "server full" in refused[-1].error
+    assert chunk(p, 1, kept, end=True).closed.wait(10) and not kept[-1].error
+
+
+def test_a_refused_start_has_its_sequence_ended_at_once():
+    ended = []
+    p = Pipeline(FakeStages(), PipelineOptions(limits=Limits(max_streams=1)), end_sequence=ended.append)
+    start(p, 1, "a", [])
+    for stream_id in (2, 3):
+        start(p, stream_id, f"s{stream_id}", [])
+    assert wait_for(lambda: sorted(ended) == [2, 3])

@@ -4,8 +4,10 @@ stream, a sequence end ends it, a SUBSCRIBE becomes a viewer. Also who may open 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from typing import Callable
@@ -32,6 +34,15 @@ log = logging.getLogger("livetranslate.pipeline")
 # launcher waits longer for the drain's answer (server.DRAIN_TIMEOUT_S)
 DRAIN_WAIT_S = 5.0
 SHUTTING_DOWN = "the server is shutting down"
+# streams closed for want of audio whose client is told so on its next requests (the most
+# remembered; older ones get the general "no open stream" answer)
+GONE_REMEMBERED = 4096
+
+
+def no_audio_message(seconds: float, yielded: bool = False) -> str:
+    """What the client of a stream closed for want of audio is told."""
+    why = " to make room for another speaker" if yielded else ""
+    return f"no audio for {seconds:.0f} s: the stream was closed{why}; reconnect to go on"
 
 
 class Pipeline:
@@ -58,6 +69,10 @@ class Pipeline:
         self.viewers = Viewers(store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
+        self._placed: set[Stream] = set()  # the streams that hold a place in `admission`
+        # stream id -> what its client is told: its stream was closed for want of audio
+        self._gone: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self._refused_ends: queue.Queue[int] | None = None  # sequences of refused starts, to end
         # guards _open; notified when a stream closes or a drain's grace is cut short
         self._open_changed = threading.Condition()
         self._grace_ends = float("inf")  # monotonic time: a drain's grace ends here at the latest
@@ -70,10 +85,90 @@ class Pipeline:
 
     def _stream_closed(self, stream: Stream) -> None:
         """Called once by each stream, from its close(), on every path."""
-        self.admission.stream_left(stream.options.session)
+        self._free_place(stream)
         with self._open_changed:
             self._open.discard(stream)
             self._open_changed.notify_all()
+
+    def _free_place(self, stream: Stream) -> None:
+        """The stream's place in `admission` is free (once; a closing stream may free it
+        before its workers are done)."""
+        with self._open_changed:
+            if stream not in self._placed:
+                return
+            self._placed.discard(stream)
+        self.admission.stream_left(stream.options.session)
+
+    # --- streams that send no audio -------------------------------------------------------
+    def close_silent(self) -> int:
+        """Closes every speaker stream that has sent no audio for `no_audio_s`; returns how many."""
+        most = self.options.no_audio_s
+        if most <= 0:
+            return 0
+        now, closed = self.shared.clock(), 0
+        for stream_id in self.streams.keys():
+            stream = self.streams.peek(stream_id)
+            if stream is not None and not (stream.closed or stream.abandoned) and stream.no_audio_s(now) >= most:
+                self._close_for_no_audio(stream_id, stream, no_audio_message(most), "no_audio")
+                closed += 1
+        return closed
+
+    def _make_room(self, scope: str | None) -> bool:
+        """A new speaker finds the server (`scope` None) or its session full: the stream in
+        that scope that has sent no audio for longest, if for over `no_audio_yield_s`, is
+        closed and its place freed. False when none has been quiet that long."""
+        least = self.options.no_audio_yield_s
+        if least <= 0:
+            return False
+        now, quietest = self.shared.clock(), None
+        for stream_id in self.streams.keys():
+            stream = self.streams.peek(stream_id)
+            if stream is None or stream.closed or stream.abandoned:
+                continue
+            if scope is not None and stream.options.session != scope:
+                continue
+            quiet = stream.no_audio_s(now)
+            if quiet > least and (quietest is None or quiet > quietest[0]):
+                quietest = (quiet, stream_id, stream)
+        if quietest is None:
+            return False
+        quiet, stream_id, stream = quietest
+        self._close_for_no_audio(stream_id, stream, no_audio_message(quiet, yielded=True), "yielded")
+        return True
+
+    def _close_for_no_audio(self, stream_id: int, stream: Stream, message: str, reason: str) -> None:
+        """Closes a stream whose client sends no audio: its place is free at once, its session
+        stores an `end` saying why (and goes on when the client reconnects), and the client
+        is told on its next request."""
+        log.info("stream %s (session %s): %s", stream_id, stream.options.session, message)
+        self.streams.pop(stream_id)
+        with self._open_changed:
+            self._gone[stream_id] = message
+            while len(self._gone) > GONE_REMEMBERED:
+                self._gone.popitem(last=False)
+        self._free_place(stream)
+        self.admission.refused("stream", reason)
+        stream.abandon(message)
+
+    def _gone_message(self, stream_id: int) -> str:
+        with self._open_changed:
+            return self._gone.get(stream_id, "")
+
+    def start_watch(self, every_s: float | None = None) -> threading.Thread:
+        """A thread that closes streams without audio even when no other request comes."""
+        every_s = every_s or max(0.05, min(5.0, self.options.no_audio_s / 4 if self.options.no_audio_s > 0 else 5.0))
+
+        def watch():
+            while not self.stopping:
+                time.sleep(every_s)
+                try:
+                    self.close_silent()
+                except Exception:
+                    log.exception("closing streams without audio failed")
+
+        thread = threading.Thread(target=watch, name="no-audio-watch", daemon=True)
+        thread.start()
+        return thread
 
     def open_streams(self) -> list[Stream]:
         with self._open_changed:
@@ -190,13 +285,21 @@ class Pipeline:
         threading.Thread(target=run, name="drain", daemon=True).start()
 
     def _end_refused(self, sequence_id: int) -> None:
-        """A sequence a stopping server refused is ended at once, as its client would: one that
-        came after the drain ended the others (a client reconnecting) would otherwise stay open,
-        and Triton waits for it until its exit timeout. A thread: the end comes through this
-        model's own execute()."""
-        if self.end_sequence is not None:
-            threading.Thread(target=self._end_open_sequence, args=(sequence_id,), name=f"end-refused-{sequence_id}",
-                             daemon=True).start()
+        """A refused sequence is ended at once, as its client would: Triton would otherwise
+        hold it until it idles out (one that came after a drain ended the others, until its
+        exit timeout; a client opening streams in a loop, in their thousands). One worker
+        thread: the end comes through this model's own execute()."""
+        if self.end_sequence is None:
+            return
+        with self._open_changed:
+            if self._refused_ends is None:
+                self._refused_ends = queue.Queue()
+                threading.Thread(target=self._end_refused_ones, name="end-refused", daemon=True).start()
+        self._refused_ends.put(sequence_id)
+
+    def _end_refused_ones(self) -> None:
+        while True:
+            self._end_open_sequence(self._refused_ends.get())
 
     def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool) -> Stream:
         options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
@@ -204,7 +307,9 @@ class Pipeline:
         old = self.streams.pop(stream_id)
         if old is not None:  # a START on a live sequence id: the old stream ends first
             old.abandon("a new stream started under the same sequence id")
-        self.admission.admit_stream(options.session)
+        self.admission.admit_stream(options.session, self._make_room)
+        with self._open_changed:
+            self._gone.pop(stream_id, None)  # a new stream under an old id
         session = None
         try:
             if self.store is not None:  # the session first: with a shared store, the lease to go on from
@@ -222,6 +327,7 @@ class Pipeline:
             raise
         with self._open_changed:
             self._open.add(stream)
+            self._placed.add(stream)
         self.streams.put(stream_id, stream)
         return stream
 
@@ -231,6 +337,7 @@ class Pipeline:
         whether the request carries the server's own token."""
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
+        self.close_silent()
         self.sequences.expire()  # Triton drops an idle sequence as late as the streams expire
         if end:
             self.sequences.pop(stream_id)
@@ -264,11 +371,15 @@ class Pipeline:
                         self.admission.refused("stream", "session_elsewhere")
                     reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=str(exc)))
                     reply.close()
+                    if not end:  # Triton would hold the refused sequence until it idles out
+                        self._end_refused(stream_id)
                     return
             stream = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
             if stream is not None and (stream.closed or stream.abandoned):
                 self.streams.pop(stream_id)
                 stream = None
+            if stream is None and self._gone_message(stream_id):
+                raise ProtocolError(self._gone_message(stream_id))
             if stream is None and self.stopping:
                 raise ProtocolError(f"{self.stopping}: this stream has ended; reconnect in a moment")
             if stream is None:

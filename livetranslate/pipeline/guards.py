@@ -46,17 +46,27 @@ class Admission:
         self._viewers: collections.Counter[str] = collections.Counter()
 
     def _admit(self, counter: collections.Counter, session: str, most: int, most_per_session: int,
-               what: str, kind: str) -> None:
-        with self._lock:
-            if sum(counter.values()) >= most:
-                self.refused(kind, "server_full")
-                raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
-                                 f"try again later or use another server")
-            if counter[session] >= most_per_session:
-                self.refused(kind, "session_full")
-                raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
-                                 f"one session takes")
-            counter[session] += 1
+               what: str, kind: str, make_room: Callable[[str | None], bool] | None = None) -> None:
+        """Counts one more for `session`, or raises ServerFull. When full, `make_room(scope)`
+        may free a place first (scope: None for the server, else the session); True if it did."""
+        while True:
+            with self._lock:
+                if sum(counter.values()) >= most:
+                    full = "server_full"
+                elif counter[session] >= most_per_session:
+                    full = "session_full"
+                else:
+                    counter[session] += 1
+                    return
+            if make_room is None or not make_room(None if full == "server_full" else session):
+                break
+            make_room = None  # one place made; if another took it meanwhile, this one is refused
+        self.refused(kind, full)
+        if full == "server_full":
+            raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
+                             f"try again later or use another server")
+        raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
+                         f"one session takes")
 
     def refused(self, kind: str, reason: str) -> None:
         """A speaker stream (`kind` "stream") or a viewer ("viewer") was turned away."""
@@ -68,9 +78,9 @@ class Admission:
             if counter[session] <= 0:
                 del counter[session]
 
-    def admit_stream(self, session: str) -> None:
+    def admit_stream(self, session: str, make_room: Callable[[str | None], bool] | None = None) -> None:
         self._admit(self._streams, session, self.limits.max_streams, self.limits.max_streams_per_session,
-                    "speaker stream", "stream")
+                    "speaker stream", "stream", make_room)
 
     def stream_left(self, session: str) -> None:
         self._leave(self._streams, session)

@@ -24,12 +24,15 @@ class AudioInbox:
     faster than the stream works is refused (one that paces itself on its replies never is),
     notes when the client last sent, and takes nothing after the stream's last message."""
 
-    def __init__(self, most_samples: float, sample_rate: int, clock):
+    def __init__(self, most_samples: float, sample_rate: int, clock, counted_samples: float = 0):
         self._most, self._rate, self._clock = most_samples, sample_rate, clock
         self._queue: queue.Queue = queue.Queue()
         self._samples = 0
         self._shut = False  # a LastChunk or an Abandon went in
         self.last_put = clock()
+        # when the client last sent audio: once `counted_samples` more came in (tiny requests add up)
+        self.last_audio = self.last_put
+        self._counted, self._uncounted = counted_samples, 0
         self._lock = threading.Lock()
 
     def put(self, message) -> None:
@@ -46,6 +49,9 @@ class AudioInbox:
                         f"was dropped)")
                 self._samples += len(message.audio)
                 self.last_put = self._clock()
+                self._uncounted += len(message.audio)
+                if self._uncounted >= self._counted:
+                    self.last_audio, self._uncounted = self.last_put, 0
             self._shut = isinstance(message, (LastChunk, Abandon))
             if isinstance(message, Abandon):  # no flush: audio still waiting is dropped, its replies let go
                 self._drop_waiting()

@@ -17,11 +17,24 @@ from livetranslate.streaming import DecodeOptions
 from livetranslate.whisper import SpeechFilter
 
 
+# a stream counts as sending audio again once this much more has come in (many tiny requests
+# add up; a request of a few samples every minute does not keep a place)
+COUNTED_AUDIO_S = 0.1
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     # A stream without a request for this long is abandoned: its client vanished (the
     # pipeline's own sequence idle timeout; Triton drops the sequence then).
     session_ttl_s: float = 120.0
+    # A speaker stream that sent no audio for this long is closed (its client is told on its
+    # next request, its place is freed, its session kept: a reconnect goes on with it). Audio
+    # counts once another COUNTED_AUDIO_S of it came in, silence too: a paused meeting still
+    # sends audio. 0: never.
+    no_audio_s: float = 60.0
+    # When the server (or a session) is full, a new speaker takes the place of the stream that
+    # sent no audio for longest, if for more than this. 0: never.
+    no_audio_yield_s: float = 15.0
     # A stream touches the sequences it holds in `vad` and `enhance` when it has not used
     # them for this long: well under their idle timeouts, so they never expire under it.
     keepalive_s: float = 30.0

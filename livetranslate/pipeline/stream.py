@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from livetranslate.pipeline.messages import Abandon, Chunk
-from livetranslate.pipeline.options import PipelineOptions, Shared, StreamContext
+from livetranslate.pipeline.options import COUNTED_AUDIO_S, PipelineOptions, Shared, StreamContext
 from livetranslate.pipeline.mailboxes import TooFast, TranslationInbox
 from livetranslate.pipeline.partials import Latest, PartialWorker
 from livetranslate.pipeline.replies import MeteredReply, Reply, SharedReply
@@ -57,7 +57,7 @@ class Stream:
         ctx = StreamContext(stream_id, shared.sequence_ids(), options, popts, stages, shared, lambda: self.failure,
                             self.abandon, self._for_viewers if session is not None else None)
         self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate,
-                                 shared.clock)
+                                 shared.clock, COUNTED_AUDIO_S * options.sample_rate)
         partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
         self._jobs = jobs = TranslationInbox() if options.translate else None
         self._transcriber = Transcriber(ctx, self._inbox, partials, jobs)
@@ -88,6 +88,10 @@ class Stream:
         if self._session is None:
             return reply
         return RecordingReply(reply, self._session, lambda: self.failure, self.fail)
+
+    def no_audio_s(self, now: float) -> float:
+        """How long the client has sent no audio (COUNTED_AUDIO_S makes a difference)."""
+        return max(0.0, now - self._inbox.last_audio)
 
     def load(self) -> StreamLoad:
         """What waits in this stream now, for the pipeline's gauges."""

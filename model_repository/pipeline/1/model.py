@@ -21,6 +21,13 @@ def retention(params) -> dict:
             "max_total_bytes": int(float(max_mb) * 1e6) if max_mb else None}
 
 
+def no_audio(params) -> dict:
+    """When a speaker stream that sends no audio is closed, and gives its place to a new
+    speaker: `serve --no-audio-s/--no-audio-yield-s` (the environment) or the parameters."""
+    return {name: float(os.environ.get(f"LIVETRANSLATE_{name.upper()}") or params.get(name, default))
+            for name, default in (("no_audio_s", "60"), ("no_audio_yield_s", "15"))}
+
+
 class TritonPythonModel:
     def initialize(self, args):
         params = glue.parameters(args)
@@ -33,6 +40,7 @@ class TritonPythonModel:
             PipelineOptions(
                 # Triton drops the stream's own sequence when its client is silent this long
                 session_ttl_s=glue.sequence_idle_s(args),
+                **no_audio(params),
                 keepalive_s=float(params["keepalive_s"]),
                 decode=DecodeOptions(
                     policy=params["policy"],
@@ -61,6 +69,7 @@ class TritonPythonModel:
             end_sequence=end_pipeline_sequence,
             metrics=self.metrics,
         )
+        self.pipeline.start_watch()  # streams without audio are closed even when nothing else comes
 
     def finalize(self):
         self.pipeline.shutdown()  # every stream ends its sequences and stores its end
