@@ -60,6 +60,8 @@ class Replica:
         self.refuse_as = K.END
         self.die_after: int | None = None
         self.drain_after: int | None = None
+        # what a drained stream is told, and whether the server goes away then
+        self.drain_message, self.drain_leaves = DRAINING, True
         self.warning = ""  # an `error` event in answer to a stream's first request, which goes on
         self.history: list[Event] = []
         self.viewer_dies = False
@@ -111,8 +113,10 @@ class Replica:
                     send(None, RuntimeError("[StatusCode.UNAVAILABLE] Socket closed"))
                     return
                 if self.drain_after is not None and self.transcribed == self.drain_after:
-                    self.up = False
-                    send(Result(request_id, Event(K.ERROR, DRAINING)), None)
+                    self.up = not self.drain_leaves
+                    if self.up:  # the stream is closed, the server goes on
+                        self.drain_after, stream["refused"] = None, self.drain_message
+                    send(Result(request_id, Event(K.ERROR, self.drain_message)), None)
                     send(Result(request_id, final=True), None)
                     return
                 options, before = stream["options"], len(stream["heard"])
@@ -360,6 +364,22 @@ def test_a_drained_server_hands_the_stream_to_the_next_at_once(replicas):
     assert not any("retrying" in s for s in statuses)  # a stream that was going well: no wait
     assert not [e for e in events if e.kind == K.ERROR]
     assert heard(events)[-1] == 20 and session.reconnects == 1
+
+
+def test_a_stream_closed_for_want_of_audio_reconnects_and_goes_on_with_its_session(replicas):
+    """A capture that stalled for a minute: the server closed its stream; on the next
+    request the client hears so, reconnects to the same server and the session goes on."""
+    [a] = replicas(1)
+    a.drain_after, a.drain_leaves = 5, False
+    a.drain_message = "no audio for 60 s: the stream was closed; reconnect to go on"
+    events, statuses, session = speak(Connection(a.url))
+    assert statuses[1] == f"connection lost ({a.drain_message}); reconnecting, audio is buffered (up to 30 s)"
+    assert not [e for e in events if e.kind == K.ERROR]
+    assert session.reconnects == 1 and len(a.streams) == 2
+    assert a.streams[1]["options"].session == a.streams[0]["options"].session
+    # the session goes on after the old stream's transcripts (what was in flight when the stream
+    # was found closed is lost: here, sent as fast as the fake answers, that is the rest)
+    assert heard(events)[:5] == [1, 2, 3, 4, 5] and a.streams[1]["options"].segment_base == 5
 
 
 def test_an_error_event_at_the_start_is_not_a_refusal(replicas):
