@@ -301,6 +301,13 @@ def test_binding_beyond_loopback_needs_a_key():
     assert "inference" not in closed
 
 
+def test_triton_keeps_no_request_for_reuse():
+    """Triton's gRPC front end keeps up to 8 request protobufs for reuse, each as large as the
+    largest it carried: a client sending 200 MB requests left 0.5 GB more held for good
+    (bench/results/oversized-pool8.md against oversized.md)."""
+    assert "--grpc-infer-allocation-pool-size=0" in ServerOptions().command(Path("/b"))
+
+
 def test_serve_refuses_a_network_bind_without_a_key_in_plain_words():
     import os
     import subprocess
