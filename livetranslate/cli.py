@@ -93,14 +93,16 @@ def _store_url(ctx, param, value):
 
 
 def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
-                 log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None, store=None):
+                 log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None, store=None,
+                 keys_file=None):
     from livetranslate.server import ServerError, ServerOptions, TritonServer
 
     opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile,
                          llm=llm, host=host, allow_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
-                         store=store)
+                         store=store, keys_file=keys_file)
     try:
         opts.check_exposure()
+        opts.check_keys()
     except ServerError as exc:
         raise click.ClickException(str(exc))
     if model_repository:
@@ -172,6 +174,9 @@ def _addresses(server, health=None) -> None:
               callback=_read_key(P.API_KEY_ENV),
               help=f"file holding the client key (or ${P.API_KEY_ENV}): clients send it (header "
                    f"{P.API_KEY_HEADER}) for streaming, viewing and metadata; health stays open for probes")
+@click.option("--keys-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="named client keys, one per line: `name key [streams=N] [viewers=N]`; each client keeps within "
+                   "its own limits (default 2 speaker streams, 20 viewers); instead of --api-key-file")
 @click.option("--retention-days", type=click.FloatRange(min=0), default=None,
               help="at start, remove ended sessions older than this (default: keep all)")
 @click.option("--retention-max-mb", type=click.FloatRange(min=0), default=None,
@@ -193,14 +198,14 @@ def _addresses(server, health=None) -> None:
 @click.option("--health-port", envvar=HEALTH_PORT_ENV, type=click.IntRange(1, 65535), default=None,
               help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
                    f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})")
-def serve(tls_cert, tls_key, retention_days, retention_max_mb, no_audio_s, no_audio_yield_s, log_file, drain_grace_s,
-          health_port, **kw):
+def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_audio_s, no_audio_yield_s, log_file,
+          drain_grace_s, health_port, **kw):
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
     new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
     from livetranslate.server import stop_bound_s
 
-    server = _make_server(**kw)
+    server = _make_server(keys_file=keys_file, **kw)
     server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
     server.options.drain_grace_s = drain_grace_s
     for name, value in (("RETENTION_DAYS", retention_days), ("RETENTION_MAX_MB", retention_max_mb),

@@ -25,9 +25,9 @@ COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 # end of speech to the event: partials come in under a second, translations wait for the LLM
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
 LATENCY_KINDS = (EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
-REFUSED_STREAM_REASONS = ("server_full", "session_full", "too_fast", "draining", "session_elsewhere", "no_audio",
-                          "yielded")
-REFUSED_VIEWER_REASONS = ("server_full", "session_full", "draining")
+REFUSED_STREAM_REASONS = ("server_full", "session_full", "client_full", "too_fast", "draining", "session_elsewhere",
+                          "no_audio", "yielded", "no_key")
+REFUSED_VIEWER_REASONS = ("server_full", "session_full", "client_full", "draining", "no_key")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ ACTIVE_STREAMS = Family("livetranslate_active_streams", GAUGE, "speaker streams 
 ACTIVE_VIEWERS = Family("livetranslate_active_viewers", GAUGE, "viewers following a session on this server")
 REFUSED_STREAMS = Family(
     "livetranslate_refused_streams_total", COUNTER,
-    "speaker streams refused (server_full, session_full, draining, session_elsewhere: another server serves "
+    "speaker streams refused (server_full, session_full, client_full: the client's own quota, no_key: no known "
+    "client key, draining, session_elsewhere: another server serves "
     "its session), chunks refused because the stream sent audio far faster than it is processed (too_fast), and "
     "live streams closed because they sent no audio for too long (no_audio), or for a while when a new speaker "
     "needed their place (yielded)",

@@ -189,6 +189,8 @@ class ServerOptions:
     tls_cert: Path | None = None  # gRPC TLS: server certificate and key (PEM)
     tls_key: Path | None = None
     api_key: str | None = None  # the client key: inference and metadata
+    # named client keys, each with its own quota (livetranslate.keys); instead of `api_key`
+    keys_file: Path | None = None
     admin_key: str | None = None  # model control, shared memory, statistics, trace, logging, configs
     # bind beyond loopback without a client key: anyone who reaches the ports can stream,
     # read every session and use the server's CPU or GPU
@@ -207,8 +209,21 @@ class ServerOptions:
     def effective_admin_key(self) -> str:
         return self.admin_key or self._launcher_admin_key
 
+    def check_keys(self) -> None:
+        """A keys file must be readable, well formed and private; it replaces the single key."""
+        if self.keys_file is None:
+            return
+        from livetranslate.keys import Keys, KeysError
+
+        if self.api_key:
+            raise ServerError("give either one client key or a keys file, not both (a keys file may hold one line)")
+        try:
+            Keys.load(self.keys_file)
+        except KeysError as exc:
+            raise ServerError(str(exc)) from None
+
     def check_exposure(self) -> None:
-        if is_loopback(self.host) or self.api_key or self.allow_no_key:
+        if is_loopback(self.host) or self.api_key or self.keys_file or self.allow_no_key:
             return
         raise ServerError(
             f"refusing to listen on {self.host} without a key: anyone who reaches it could stream, read "
@@ -220,6 +235,7 @@ class ServerOptions:
         if self.profile not in PROFILES:
             raise ServerError(f"unknown profile {self.profile!r}: use one of {', '.join(PROFILES)}")
         self.check_exposure()
+        self.check_keys()
         cmd = [
             str(find_tritonserver()),
             f"--model-repository={self.model_repository}",
@@ -256,12 +272,21 @@ class ServerOptions:
         from livetranslate.protocol import ADMIN_KEY_HEADER, API_KEY_HEADER
 
         # keys go in as placeholders that hide_secrets.so fills from the environment
-        groups = [(ADMIN_APIS, ADMIN_KEY_HEADER, "ADMIN")]
+        # (with named keys Triton cannot check the client keys: the models do, for inference,
+        # and metadata, which no client of ours uses, goes behind the admin key)
+        groups = [(ADMIN_APIS + (",metadata" if self.keys_file else ""), ADMIN_KEY_HEADER, "ADMIN")]
         if self.api_key:
             groups.append((CLIENT_APIS, API_KEY_HEADER, "CLIENT"))
         for apis, header, name in groups:
             restricted = f"{apis}:{header}=@{SECRET_ENV_PREFIX}{name}@"
             cmd += [f"--grpc-restricted-protocol={restricted}", f"--http-restricted-api={restricted}"]
+        if self.keys_file:
+            # Triton checks one key per API group: with named keys it forwards the key's header
+            # to `pipeline` and `sessions`, which check it (the internal models check their token)
+            from livetranslate.protocol import GRPC_API_KEY_HEADER
+
+            cmd += [f"--grpc-header-forward-pattern=^{GRPC_API_KEY_HEADER}$",
+                    f"--http-header-forward-pattern=^{API_KEY_HEADER}$"]
         return cmd + self.extra_args
 
     def secrets(self) -> dict[str, str]:
@@ -279,6 +304,10 @@ class ServerOptions:
                                                                    env.get("LD_LIBRARY_PATH")]))
         env[MODELS_DIR_ENV] = str(self.models_dir)
         env[DATA_DIR_ENV] = str(self.data_dir)
+        if self.keys_file:
+            from livetranslate.keys import KEYS_FILE_ENV
+
+            env[KEYS_FILE_ENV] = str(Path(self.keys_file).resolve())
         if self.store is not None:
             env[STORE_ENV] = self.store
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a

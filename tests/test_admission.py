@@ -11,6 +11,7 @@ import pytest
 
 from livetranslate import protocol as P
 from livetranslate.whisper import Transcription
+from livetranslate.keys import Keys
 from livetranslate.pipeline import Admission, Limits, Pipeline, PipelineOptions, ServerFull
 from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
 from livetranslate.store import Hub, SessionStore
@@ -320,3 +321,82 @@ def test_a_refused_start_has_its_sequence_ended_at_once():
     for stream_id in (2, 3):
         start(p, stream_id, f"s{stream_id}", [])
     assert wait_for(lambda: sorted(ended) == [2, 3])
+
+
+KEYS = Keys.parse("""
+alice  alice-key-0123456789abcdef  streams=1 viewers=1
+bob    bob-key-0123456789abcdef00
+mute   mute-key-0123456789abcdef0  streams=0
+""")
+
+
+def keyed(p, stream_id, session, events, key, start_it=True, end=False, seconds=0.5):
+    tensors = {P.AUDIO: np.ones(int(seconds * RATE), np.int16) * 100}
+    if start_it:
+        tensors.update(SessionOptions(session, translate=False, partials=False).to_tensors())
+    reply = Collect(events)
+    p.handle(stream_id, start_it, end, tensors.get, reply, key=lambda: key)
+    return reply
+
+
+def test_each_named_client_keeps_within_its_own_limits_and_says_which_was_hit():
+    clock = Clock()
+    p = Pipeline(FakeStages(), PipelineOptions(limits=Limits(max_streams=8)), clock=clock, keys=KEYS)
+    a1, a2, b1, b2, m = [], [], [], [], []
+    keyed(p, 1, "a1", a1, "alice-key-0123456789abcdef")
+    assert keyed(p, 2, "a2", a2, "alice-key-0123456789abcdef").closed.wait(1)
+    assert a2[-1].kind == EventKind.END and a2[-1].text == "" and a2[-1].error == (
+        "client 'alice' already has 1 speaker stream(s) live, the most its key allows; "
+        "try again when one of them has ended")
+    keyed(p, 3, "b1", b1, "bob-key-0123456789abcdef00")
+    keyed(p, 4, "b2", b2, "bob-key-0123456789abcdef00")  # bob's default: 2
+    assert not [e for e in b1 + b2 if e.error]
+    assert keyed(p, 5, "m", m, "mute-key-0123456789abcdef0").closed.wait(1)
+    assert "client 'mute' may not open speaker streams: its key allows none" == m[-1].error
+    assert p.admission.quota.count("stream", "alice") == 1 and p.admission.quota.count("stream", "bob") == 2
+    # alice's stream, gone quiet, gives way to alice's next one; bob's are not touched
+    clock.now += 20
+    a3 = []
+    assert not keyed(p, 6, "a3", a3, "alice-key-0123456789abcdef").closed.is_set()
+    told = []
+    keyed(p, 1, "", told, "alice-key-0123456789abcdef", start_it=False)
+    assert "to make room for another speaker" in told[0].text
+    assert p.admission.quota.count("stream", "alice") == 1
+    for stream_id, events, key in ((3, b1, "bob-key-0123456789abcdef00"), (6, a3, "alice-key-0123456789abcdef")):
+        assert keyed(p, stream_id, "", events, key, start_it=False, end=True).closed.wait(10)
+        assert events[-1].kind == EventKind.END and not events[-1].error
+    assert wait_for(lambda: p.admission.quota.count("stream", "alice") == 0)
+
+
+def test_without_a_known_key_nothing_opens_and_a_stream_answers_only_its_own_client():
+    ended = []
+    p = Pipeline(FakeStages(), PipelineOptions(), keys=KEYS, end_sequence=ended.append)
+    for stream_id, key in ((1, ""), (11, "not-a-key-at-all-0000000")):
+        events = []
+        assert keyed(p, stream_id, "x", events, key).closed.wait(1)
+        assert events[-1].kind == EventKind.ERROR and "needs a client key" in events[-1].text
+    assert p.admission.counts() == (0, 0) and wait_for(lambda: sorted(ended) == [1, 11])  # Triton holds nothing
+    mine, theirs = [], []
+    keyed(p, 2, "mine", mine, "alice-key-0123456789abcdef")
+    keyed(p, 2, "", theirs, "bob-key-0123456789abcdef00", start_it=False)
+    assert theirs[0].text == "this stream was opened with another client key"
+    # the server's own requests (a drain's ends) carry its token, not a client key
+    own = []
+    p.handle(2, False, True, {P.AUDIO: np.zeros(0, np.int16)}.get, Collect(own), internal=lambda: True)
+    assert not [e for e in own if e.kind == EventKind.ERROR]
+
+
+def test_a_client_viewer_quota(tmp_path):
+    store = SessionStore(tmp_path, hub=Hub())
+    p = Pipeline(FakeStages(), PipelineOptions(), store=store, keys=KEYS)
+    keyed(p, 1, "talk", [], "bob-key-0123456789abcdef00")
+    views = [[], []]
+    replies = []
+    for i in range(2):
+        replies.append(Collect(views[i]))
+        p.handle(100 + i, True, True, {P.SUBSCRIBE: np.array([b"talk"], dtype=np.object_)}.get, replies[-1],
+                 key=lambda: "alice-key-0123456789abcdef")
+    assert replies[1].closed.wait(1) and "client 'alice' already has 1 viewer(s) live" in views[1][-1].error
+    replies[0].cancelled = True
+    assert replies[0].closed.wait(5)
+    assert wait_for(lambda: p.admission.quota.count("viewer", "alice") == 0)

@@ -306,3 +306,27 @@ def test_prune_lists_and_removes_ended_sessions_in_redis_never_live_ones(two, ur
     assert [i.name for i in a.sessions()] == ["live"] and a.events("old") == []
     refused = CliRunner().invoke(main, ["prune", "--store", url, "--max-size", "1GB"])
     assert refused.exit_code != 0 and "maxmemory" in refused.output
+
+
+def test_a_clients_quota_holds_across_servers_and_a_dead_servers_share_runs_out(two, url):
+    """Named client keys (livetranslate.keys) with several servers on one Redis: each client's
+    streams are counted over all of them; what a server that died held is free again after
+    its leases ran out (3 of them)."""
+    a, b = two
+    qa, qb = a.client_quota(), b.client_quota()
+    assert qa.take("stream", "alice", 2) and qb.take("stream", "alice", 2)
+    assert not qa.take("stream", "alice", 2) and not qb.take("stream", "alice", 2)  # 2 in all, on two servers
+    assert qb.take("stream", "bob", 2) and qa.count("stream", "alice") == 2
+    assert qa.take("viewer", "alice", 1) and not qb.take("viewer", "alice", 1)  # viewers apart from streams
+    qa.give_back("stream", "alice")
+    assert qb.take("stream", "alice", 2)  # the place a's stream left
+    qa.give_back("stream", "alice")  # a holds none: nothing to give back, nothing changes
+    assert qb.count("stream", "alice") == 2
+    time.sleep(2.5)  # renewed meanwhile: still held
+    assert qa.count("stream", "alice") == 2
+    # b dies without giving anything back: its share runs out once its leases would have
+    b._stop.set()
+    deadline = time.monotonic() + 10
+    while qa.count("stream", "alice") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert qa.count("stream", "alice") == 0 and qa.take("stream", "alice", 2)

@@ -15,7 +15,9 @@ from typing import Callable
 import numpy as np
 
 from livetranslate.metrics import NO_METRICS, Gauges, Metrics, Sampler
-from livetranslate.pipeline.guards import Admission, LlmBreaker, ServerFull, TranslationLoad, WhisperLoad
+from livetranslate.keys import Client, Keys
+from livetranslate.pipeline.guards import (Admission, LlmBreaker, Quota, Scope, ServerFull, TranslationLoad,
+                                          WhisperLoad)
 from livetranslate.pipeline.messages import Chunk, LastChunk
 from livetranslate.pipeline.options import PipelineOptions, Shared
 from livetranslate.pipeline.replies import Reply
@@ -39,6 +41,10 @@ SHUTTING_DOWN = "the server is shutting down"
 GONE_REMEMBERED = 4096
 
 
+NO_KEY = ("this server needs a client key: send yours in the x-livetranslate-key header "
+          "(`livetranslate stream --api-key-file`, or $LIVETRANSLATE_API_KEY)")
+
+
 def no_audio_message(seconds: float, yielded: bool = False) -> str:
     """What the client of a stream closed for want of audio is told."""
     why = " to make room for another speaker" if yielded else ""
@@ -50,8 +56,12 @@ class Pipeline:
 
     def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions(), store=None,
                  clock: Callable[[], float] = time.monotonic,
-                 end_sequence: Callable[[int], None] | None = None, metrics: Metrics = NO_METRICS):
+                 end_sequence: Callable[[int], None] | None = None, metrics: Metrics = NO_METRICS,
+                 keys: Keys | None = None, quota: Quota | None = None):
+        """`keys`: the server's named client keys (livetranslate.keys): every request must
+        carry one, and each client's streams and viewers are counted in `quota`."""
         self.stages, self.options, self.store, self.metrics = stages, options, store, metrics
+        self.keys = keys
         # ends one of this model's own sequences in Triton (a drain, for clients that will not)
         self.end_sequence = end_sequence
         self.stopping = ""  # why new streams and viewers are refused: the server is stopping
@@ -64,12 +74,13 @@ class Pipeline:
                              metrics=metrics, translations=TranslationLoad(options.translation_budget_s,
                                                                          model=options.basic_model),
                              background_breaker=LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s))
-        self.admission = Admission(options.limits, metrics)
+        self.admission = Admission(options.limits, metrics, quota)
         self.sessions = SessionKeeper(store, metrics) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
-        self._placed: set[Stream] = set()  # the streams that hold a place in `admission`
+        # the streams that hold a place in `admission`, and the client each came with
+        self._placed: dict[Stream, Client | None] = {}
         # stream id -> what its client is told: its stream was closed for want of audio
         self._gone: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._refused_ends: queue.Queue[int] | None = None  # sequences of refused starts, to end
@@ -96,8 +107,12 @@ class Pipeline:
         with self._open_changed:
             if stream not in self._placed:
                 return
-            self._placed.discard(stream)
-        self.admission.stream_left(stream.options.session)
+            client = self._placed.pop(stream)
+        self.admission.stream_left(stream.options.session, client)
+
+    def _client_of(self, stream: Stream) -> Client | None:
+        with self._open_changed:
+            return self._placed.get(stream)
 
     # --- streams that send no audio -------------------------------------------------------
     def close_silent(self) -> int:
@@ -113,10 +128,10 @@ class Pipeline:
                 closed += 1
         return closed
 
-    def _make_room(self, scope: str | None) -> bool:
-        """A new speaker finds the server (`scope` None) or its session full: the stream in
-        that scope that has sent no audio for longest, if for over `no_audio_yield_s`, is
-        closed and its place freed. False when none has been quiet that long."""
+    def _make_room(self, scope: Scope) -> bool:
+        """A new speaker finds the server, its session or its client's quota full (`scope`):
+        the stream there that has sent no audio for longest, if for over `no_audio_yield_s`,
+        is closed and its place freed. False when none has been quiet that long."""
         least = self.options.no_audio_yield_s
         if least <= 0:
             return False
@@ -125,7 +140,10 @@ class Pipeline:
             stream = self.streams.peek(stream_id)
             if stream is None or stream.closed or stream.abandoned:
                 continue
-            if scope is not None and stream.options.session != scope:
+            what, name = scope
+            if what == "session" and stream.options.session != name:
+                continue
+            if what == "client" and getattr(self._client_of(stream), "name", None) != name:
                 continue
             quiet = stream.no_audio_s(now)
             if quiet > least and (quietest is None or quiet > quietest[0]):
@@ -301,13 +319,14 @@ class Pipeline:
         while True:
             self._end_open_sequence(self._refused_ends.get())
 
-    def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool) -> Stream:
+    def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool,
+               client: Client | None = None) -> Stream:
         options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
         validate_audio_chunk(get(AUDIO), options.sample_rate, last=end)  # a bad first chunk opens nothing
         old = self.streams.pop(stream_id)
         if old is not None:  # a START on a live sequence id: the old stream ends first
             old.abandon("a new stream started under the same sequence id")
-        self.admission.admit_stream(options.session, self._make_room)
+        self.admission.admit_stream(options.session, self._make_room, client)
         with self._open_changed:
             self._gone.pop(stream_id, None)  # a new stream under an old id
         session = None
@@ -321,20 +340,22 @@ class Pipeline:
             stream = Stream(stream_id, options, self.stages, self.options, self.shared, session,
                             on_closed=self._stream_closed)
         except BaseException:
-            self.admission.stream_left(options.session)
+            self.admission.stream_left(options.session, client)
             if session is not None:
                 session.release("", 0.0)
             raise
         with self._open_changed:
             self._open.add(stream)
-            self._placed.add(stream)
+            self._placed[stream] = client
         self.streams.put(stream_id, stream)
         return stream
 
     def handle(self, stream_id: int, start: bool, end: bool, get: Callable[[str], np.ndarray | None],
-               reply: Reply, arrived: float | None = None, internal: Callable[[], bool] = lambda: False) -> None:
+               reply: Reply, arrived: float | None = None, internal: Callable[[], bool] = lambda: False,
+               key: Callable[[], str] = lambda: "") -> None:
         """One request. Never raises: problems become `error` events on `reply`. `internal()`:
-        whether the request carries the server's own token."""
+        whether the request carries the server's own token; `key()`: the client key it
+        carries (with named keys: livetranslate.keys)."""
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
         self.close_silent()
@@ -352,6 +373,14 @@ class Pipeline:
                 self._drain_request(reply, internal(), get(DRAIN_GRACE_S))
                 return
             subscribe = get(SUBSCRIBE)
+            client = None
+            if self.keys is not None and not internal():
+                client = self.keys.identify(key())
+                if client is None:
+                    self.admission.refused("viewer" if subscribe is not None else "stream", "no_key")
+                    if start and not end:
+                        self._end_refused(stream_id)
+                    raise ProtocolError(NO_KEY)
             if (start or subscribe is not None) and self.stopping:
                 # over before it began, like a full server's refusal: an `end` that says why
                 self.admission.refused("viewer" if subscribe is not None else "stream", "draining")
@@ -361,15 +390,17 @@ class Pipeline:
                     self._end_refused(stream_id)
                 return
             if subscribe is not None:
-                self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE))
+                self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE), client)
                 return
             if start:
                 try:
-                    self._start(stream_id, get, end)
+                    self._start(stream_id, get, end, client)
                 except (ServerFull, SessionBusy) as exc:  # over before it began: say so with its end
                     if isinstance(exc, SessionBusy):
                         self.admission.refused("stream", "session_elsewhere")
-                    reply.send(Event(EventKind.END, RETRY_ELSEWHERE, error=str(exc)))
+                    # another server, or this one later, takes it; not so a client's own quota
+                    passing = getattr(exc, "reason", "") != "client_full"
+                    reply.send(Event(EventKind.END, RETRY_ELSEWHERE if passing else "", error=str(exc)))
                     reply.close()
                     if not end:  # Triton would hold the refused sequence until it idles out
                         self._end_refused(stream_id)
@@ -390,6 +421,8 @@ class Pipeline:
             if stream.failure:
                 self.streams.pop(stream_id)
                 raise ProtocolError(stream.failure)
+            if self.keys is not None and client is not None and self._client_of(stream) != client:
+                raise ProtocolError("this stream was opened with another client key")
             try:
                 audio = validate_audio_chunk(get(AUDIO), stream.options.sample_rate, last=end)
             except ProtocolError as exc:

@@ -8,8 +8,9 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
+from livetranslate.keys import Client
 from livetranslate.metrics import NO_METRICS, Metrics
 from livetranslate.protocol import ProtocolError
 
@@ -32,24 +33,77 @@ class Limits:
 
 
 class ServerFull(ProtocolError):
-    pass
+    def __init__(self, message: str, reason: str = "server_full"):
+        super().__init__(message)
+        self.reason = reason  # which limit: server_full, session_full or client_full
+
+
+# where a new speaker needs a place when a limit is hit: ("server", ""), ("session", name) or
+# ("client", name); Pipeline._make_room frees one there if a stream without audio holds it
+Scope = tuple[str, str]
+
+
+class Quota(Protocol):
+    """Where each client's live streams and viewers are counted: in this server
+    (`LocalQuota`), or in a store several servers share, so that a client's quota holds across
+    them (livetranslate.store: `client_quota`)."""
+
+    def take(self, kind: str, client: str, most: int) -> bool:
+        """One more `kind` ("stream", "viewer") for `client`, if it has fewer than `most`."""
+
+    def give_back(self, kind: str, client: str) -> None: ...
+
+    def count(self, kind: str, client: str) -> int: ...
+
+
+class LocalQuota:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def take(self, kind: str, client: str, most: int) -> bool:
+        with self._lock:
+            if self._counts[kind, client] >= most:
+                return False
+            self._counts[kind, client] += 1
+            return True
+
+    def give_back(self, kind: str, client: str) -> None:
+        with self._lock:
+            self._counts[kind, client] -= 1
+            if self._counts[kind, client] <= 0:
+                del self._counts[kind, client]
+
+    def count(self, kind: str, client: str) -> int:
+        with self._lock:
+            return self._counts[kind, client]
 
 
 class Admission:
-    """Counts of live speaker streams and viewers, per session and in all, and of those
-    refused (in `metrics`, by reason)."""
+    """Counts of live speaker streams and viewers, per session and in all, and per client
+    when the server has named client keys (livetranslate.keys: each client's own limits, in
+    `quota`), and of those refused (in `metrics`, by reason)."""
 
-    def __init__(self, limits: Limits, metrics: Metrics = NO_METRICS):
+    def __init__(self, limits: Limits, metrics: Metrics = NO_METRICS, quota: Quota | None = None):
         self.limits, self.metrics = limits, metrics
+        self.quota = quota or LocalQuota()
         self._lock = threading.Lock()
-        self._streams: collections.Counter[str] = collections.Counter()
-        self._viewers: collections.Counter[str] = collections.Counter()
+        self._counts = {"stream": collections.Counter(), "viewer": collections.Counter()}
 
-    def _admit(self, counter: collections.Counter, session: str, most: int, most_per_session: int,
-               what: str, kind: str, make_room: Callable[[str | None], bool] | None = None) -> None:
-        """Counts one more for `session`, or raises ServerFull. When full, `make_room(scope)`
-        may free a place first (scope: None for the server, else the session); True if it did."""
+    def _limits(self, kind: str) -> tuple[int, int, str]:
+        if kind == "stream":
+            return self.limits.max_streams, self.limits.max_streams_per_session, "speaker stream"
+        return self.limits.max_viewers, self.limits.max_viewers_per_session, "viewer"
+
+    def _admit(self, kind: str, session: str, client: Client | None,
+               make_room: Callable[[Scope], bool] | None) -> None:
+        """Counts one more for `session` (and `client`), or raises ServerFull. When a limit is
+        hit, `make_room(scope)` may free a place there first; True if it did."""
+        counter = self._counts[kind]
+        most, most_per_session, what = self._limits(kind)
+        client_most = 0 if client is None else (client.max_streams if kind == "stream" else client.max_viewers)
         while True:
+            full = None
             with self._lock:
                 if sum(counter.values()) >= most:
                     full = "server_full"
@@ -57,16 +111,27 @@ class Admission:
                     full = "session_full"
                 else:
                     counter[session] += 1
-                    return
-            if make_room is None or not make_room(None if full == "server_full" else session):
+            if full is None and (client is None or self.quota.take(kind, client.name, client_most)):
+                return
+            if full is None:  # the client's own quota: the place taken above goes back
+                full = "client_full"
+                self._leave(counter, session)
+            scope = {"server_full": ("server", ""), "session_full": ("session", session),
+                     "client_full": ("client", client.name if client else "")}[full]
+            if make_room is None or client_most == 0 and full == "client_full" or not make_room(scope):
                 break
             make_room = None  # one place made; if another took it meanwhile, this one is refused
         self.refused(kind, full)
         if full == "server_full":
             raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
-                             f"try again later or use another server")
-        raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
-                         f"one session takes")
+                             f"try again later or use another server", full)
+        if full == "session_full":
+            raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
+                             f"one session takes", full)
+        if client_most == 0:
+            raise ServerFull(f"client {client.name!r} may not open {what}s: its key allows none", full)
+        raise ServerFull(f"client {client.name!r} already has {client_most} {what}(s) live, the most its key "
+                         f"allows; try again when one of them has ended", full)
 
     def refused(self, kind: str, reason: str) -> None:
         """A speaker stream (`kind` "stream") or a viewer ("viewer") was turned away."""
@@ -78,23 +143,26 @@ class Admission:
             if counter[session] <= 0:
                 del counter[session]
 
-    def admit_stream(self, session: str, make_room: Callable[[str | None], bool] | None = None) -> None:
-        self._admit(self._streams, session, self.limits.max_streams, self.limits.max_streams_per_session,
-                    "speaker stream", "stream", make_room)
+    def admit_stream(self, session: str, make_room: Callable[[Scope], bool] | None = None,
+                     client: Client | None = None) -> None:
+        self._admit("stream", session, client, make_room)
 
-    def stream_left(self, session: str) -> None:
-        self._leave(self._streams, session)
+    def stream_left(self, session: str, client: Client | None = None) -> None:
+        self._leave(self._counts["stream"], session)
+        if client is not None:
+            self.quota.give_back("stream", client.name)
 
-    def admit_viewer(self, session: str) -> None:
-        self._admit(self._viewers, session, self.limits.max_viewers, self.limits.max_viewers_per_session,
-                    "viewer", "viewer")
+    def admit_viewer(self, session: str, client: Client | None = None) -> None:
+        self._admit("viewer", session, client, None)
 
-    def viewer_left(self, session: str) -> None:
-        self._leave(self._viewers, session)
+    def viewer_left(self, session: str, client: Client | None = None) -> None:
+        self._leave(self._counts["viewer"], session)
+        if client is not None:
+            self.quota.give_back("viewer", client.name)
 
     def counts(self) -> tuple[int, int]:
         with self._lock:
-            return sum(self._streams.values()), sum(self._viewers.values())
+            return sum(self._counts["stream"].values()), sum(self._counts["viewer"].values())
 
 
 class WhisperLoad:

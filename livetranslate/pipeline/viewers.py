@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from livetranslate.keys import Client
 from livetranslate.pipeline.guards import Admission, ServerFull
 from livetranslate.pipeline.replies import Reply
 from livetranslate.pipeline.sessions import ViewerLanguages
@@ -88,7 +89,7 @@ class Viewers:
         self.stopping = reason
 
     def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply,
-                  language: np.ndarray | None = None) -> None:
+                  language: np.ndarray | None = None, client: Client | None = None) -> None:
         if self.store is None:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
         name = decode_text(subscribe).strip()
@@ -97,7 +98,7 @@ class Viewers:
         wanted = decode_text(language).strip()
         wanted = check_language(wanted) if wanted else None
         try:
-            self.admission.admit_viewer(name)
+            self.admission.admit_viewer(name, client)
         except ServerFull as exc:  # a viewer's own failure is an `end` that carries it
             reply.send(Event(EventKind.END, error=str(exc)))
             reply.close()
@@ -108,6 +109,6 @@ class Viewers:
                 follow(self.store, name, reply, language=wanted, languages=self.languages,
                        cancelled=getattr(reply, "is_cancelled", lambda: False), stopping=lambda: self.stopping)
             finally:
-                self.admission.viewer_left(name)
+                self.admission.viewer_left(name, client)
 
         threading.Thread(target=run, name=f"viewer-{request_id}", daemon=True).start()

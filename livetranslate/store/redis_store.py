@@ -31,6 +31,7 @@ always` syncs that file before the answer, as the local store syncs its log. Wit
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -143,6 +144,97 @@ REAPED = ("the server serving the speaker stopped (it has not renewed the sessio
 NOT_CONTINUED = "the speaker's server shut down and the speaker did not continue on another: "
 
 
+# a client's quota (livetranslate.keys) across servers: each server counts its own streams (or
+# viewers) of the client in a key of its own, renewed with its leases, so that a dead server's
+# count runs out; a set lists the servers counting. KEYS[1]: that set; ARGV: the count keys'
+# prefix, this server's token, the most, the count key's time to live (ms)
+_QUOTA_TAKE = """
+local total = 0
+for _, token in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local count = redis.call('GET', ARGV[1] .. token)
+  if count then total = total + tonumber(count) else redis.call('SREM', KEYS[1], token) end
+end
+if total >= tonumber(ARGV[3]) then return 0 end
+local mine = ARGV[1] .. ARGV[2]
+redis.call('INCR', mine)
+redis.call('PEXPIRE', mine, ARGV[4])
+redis.call('SADD', KEYS[1], ARGV[2])
+return 1
+"""
+_QUOTA_GIVE_BACK = """
+local mine = ARGV[1] .. ARGV[2]
+if redis.call('DECR', mine) <= 0 then
+  redis.call('DEL', mine)
+  redis.call('SREM', KEYS[1], ARGV[2])
+end
+return 1
+"""
+_QUOTA_COUNT = """
+local total = 0
+for _, token in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  total = total + tonumber(redis.call('GET', ARGV[1] .. token) or '0')
+end
+return total
+"""
+
+
+class RedisQuota:
+    """Each client's live streams and viewers over every server on one Redis
+    (livetranslate.pipeline.guards.Quota)."""
+
+    def __init__(self, store: "RedisSessionStore"):
+        self.store = store
+        redis = store._redis
+        self._take, self._give_back = redis.register_script(_QUOTA_TAKE), redis.register_script(_QUOTA_GIVE_BACK)
+        self._count = redis.register_script(_QUOTA_COUNT)
+        self._lock = threading.Lock()
+        self._held: collections.Counter[tuple[str, str]] = collections.Counter()  # this server's own
+
+    def _keys(self, kind: str, client: str) -> tuple[str, str]:
+        return self.store._k("quota", f"{kind}\0{client}"), self.store._k("quotac", f"{kind}\0{client}\0")
+
+    def _ttl_ms(self) -> int:
+        return int(self.store.lease_s * 3000)
+
+    def take(self, kind: str, client: str, most: int) -> bool:
+        servers, prefix = self._keys(kind, client)
+        taken = self.store._call("counting a client's quota", self._take, keys=[servers],
+                                 args=[prefix, self.store.token, most, self._ttl_ms()])
+        if taken:
+            with self._lock:
+                self._held[kind, client] += 1
+        return bool(taken)
+
+    def give_back(self, kind: str, client: str) -> None:
+        with self._lock:
+            if self._held[kind, client] <= 0:
+                return
+            self._held[kind, client] -= 1
+            if not self._held[kind, client]:
+                del self._held[kind, client]
+        servers, prefix = self._keys(kind, client)
+        try:
+            self.store._call("counting a client's quota", self._give_back, keys=[servers],
+                             args=[prefix, self.store.token])
+        except StoreError as exc:  # this server's count runs out with its leases
+            log.warning("client %s: giving back a %s of its quota failed: %s", client, kind, exc)
+
+    def count(self, kind: str, client: str) -> int:
+        servers, prefix = self._keys(kind, client)
+        return int(self.store._call("counting a client's quota", self._count, keys=[servers], args=[prefix]))
+
+    def renew(self) -> None:
+        """This server's counts live on (a dead server's run out after 3 leases)."""
+        with self._lock:
+            held = [key for key, n in self._held.items() if n > 0]
+        for kind, client in held:
+            servers, prefix = self._keys(kind, client)
+            try:
+                self.store._redis.pexpire(prefix + self.store.token, self._ttl_ms())
+            except self.store._errors as exc:
+                log.warning("client %s: renewing its quota failed: %s", client, exc)
+
+
 def _retries(seconds: float) -> int:
     """How many tries of the backoff (0.1, 0.2, 0.4, 0.8, then 1 s) fill about `seconds`."""
     waited, n = 0.0, 0
@@ -209,6 +301,7 @@ class RedisSessionStore:
         self._published: set[str] = set()  # sessions this server's viewers read in languages of their own
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._quota: RedisQuota | None = None
         if serving:
             self._warn_about_persistence()
             for target, name in ((self._renew_all, "store-lease"), (self._reaper, "store-reaper")):
@@ -375,8 +468,17 @@ class RedisSessionStore:
             self._call("cleaning", self._redis.srem, self._k("vlangs", session), *gone)
         return {_str(lang) for langs in found for lang in langs}
 
+    def client_quota(self) -> RedisQuota:
+        """Each named client's streams and viewers, counted over every server on this Redis."""
+        with self._lock:
+            if self._quota is None:
+                self._quota = RedisQuota(self)
+            return self._quota
+
     def _renew_all(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
+            if self._quota is not None:
+                self._quota.renew()
             with self._lock:
                 published = list(self._published)
             for session in published:

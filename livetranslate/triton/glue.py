@@ -79,6 +79,16 @@ def request_parameter(request, name: str, default=""):
         return default
 
 
+def client_key(request) -> str:
+    """The client key a request carries: Triton forwards its header as a request parameter
+    when the server has named client keys (ServerOptions.keys_file)."""
+    for name in (P.GRPC_API_KEY_HEADER, P.API_KEY_HEADER):
+        value = request_parameter(request, name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def check_internal(request, model: str) -> None:
     """Internal models answer only the server's own BLS calls (the token, random per start,
     is in the server's environment and never leaves it)."""

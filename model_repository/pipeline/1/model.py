@@ -3,6 +3,7 @@
 import os
 import time
 
+from livetranslate.keys import KEYS_FILE_ENV, Keys
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.store import Hub, open_store
 from livetranslate.streaming import DecodeOptions
@@ -68,6 +69,9 @@ class TritonPythonModel:
             store=store,
             end_sequence=end_pipeline_sequence,
             metrics=self.metrics,
+            # named client keys (`serve --keys-file`): each client's quota, across servers on one store
+            keys=Keys.load(os.environ[KEYS_FILE_ENV]) if os.environ.get(KEYS_FILE_ENV) else None,
+            quota=store.client_quota() if hasattr(store, "client_quota") else None,
         )
         self.pipeline.start_watch()  # streams without audio are closed even when nothing else comes
 
@@ -81,5 +85,6 @@ class TritonPythonModel:
         for request in requests:
             stream_id, start, end = glue.sequence_flags(request)
             self.pipeline.handle(stream_id, start, end, glue.inputs(request), glue.DecoupledReply(request), arrived,
-                                 internal=lambda request=request: glue.is_internal(request))
+                                 internal=lambda request=request: glue.is_internal(request),
+                                 key=lambda request=request: glue.client_key(request))
         return None

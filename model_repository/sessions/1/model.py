@@ -1,6 +1,9 @@
 """sessions: thin Triton glue over livetranslate.store.SessionStore (read side)."""
 
+import os
+
 from livetranslate import protocol as P
+from livetranslate.keys import KEYS_FILE_ENV, Keys
 from livetranslate.store import open_store, session_report
 from livetranslate.triton import codecs, glue
 
@@ -8,11 +11,15 @@ from livetranslate.triton import codecs, glue
 class TritonPythonModel:
     def initialize(self, args):
         self.store = open_store()
+        # named client keys (`serve --keys-file`): a request must carry one of them
+        self.keys = Keys.load(os.environ[KEYS_FILE_ENV]) if os.environ.get(KEYS_FILE_ENV) else None
 
     def execute(self, requests):
         return glue.respond_each(requests, self._report, P.SESSIONS, internal=False)  # public, read-only
 
     def _report(self, request):
+        if self.keys is not None and self.keys.identify(glue.client_key(request)) is None:
+            raise P.ProtocolError("this server needs a client key: send yours in the x-livetranslate-key header")
         get = glue.inputs(request)
         report = session_report(self.store, codecs.text(get, P.ACTION), codecs.text(get, P.SESSION))
         return {P.RESULT: codecs.text_tensor(report)}
