@@ -2,9 +2,11 @@
 loops the abuse test and bench_abuse.py run beside live speech.
 
 - long `llm` prompts and long `whisper` requests sent straight to the internal models;
-- one huge AUDIO tensor to `pipeline`;
+- one huge AUDIO tensor to `pipeline` (or, with `huge_every_s`, one after another);
 - more idle speaker streams than the server takes (START, then nothing);
-- 1000 subscribes to session names that do not exist.
+- 1000 subscribes to session names that do not exist;
+- with `churn`: streams opened and dropped in a tight loop (START, then the connection cut);
+- with `stuck_viewer_of`: a viewer of a real session that never reads what it is sent.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class Tally:
 
 def _outcome(message: str) -> str:
     for needle, name in (("internal to the server", "refused: internal"), ("server full", "refused: full"),
-                         ("longer than", "refused: too long"), ("no session named", "refused: unknown session")):
+                         ("longer than", "refused: too long"), ("no session named", "refused: unknown session"),
+                         ("no audio for", "closed: no audio"), ("needs a client key", "refused: no key")):
         if needle in message:
             return name
     return f"other: {message[:120]}"
@@ -59,16 +62,21 @@ class Attack:
     """Runs every attack in its own thread until stop(); idle streams are ended on stop."""
 
     def __init__(self, url: str, idle_streams: int, subscribes: int = 1000, huge_samples: int = 32_000_000,
-                 headers: dict | None = None):
+                 headers: dict | None = None, huge_every_s: float = 0.0, churn: bool = False,
+                 stuck_viewer_of: str = ""):
         self.url, self.idle_streams, self.subscribes, self.huge_samples = url, idle_streams, subscribes, huge_samples
         self.headers = headers
+        self.huge_every_s, self.churn, self.stuck_viewer_of = huge_every_s, churn, stuck_viewer_of
         self.tally = Tally()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.idle_admitted = threading.Event()  # the idle streams are all open
 
     def start(self) -> "Attack":
-        for target in (self._llm_loop, self._whisper_loop, self._huge, self._idle, self._subscribes):
+        targets = [self._llm_loop, self._whisper_loop, self._huge, self._idle, self._subscribes]
+        targets += [self._churn] if self.churn else []
+        targets += [self._stuck_viewer] if self.stuck_viewer_of else []
+        for target in targets:
             thread = threading.Thread(target=target, name=f"attack-{target.__name__}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -111,12 +119,51 @@ class Attack:
         client.close()
 
     def _huge(self) -> None:
-        """One request with far more audio than a chunk may carry (64 MB)."""
-        events = self._stream_once([tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
-                                   + [tensor(k, v) for k, v in SessionOptions("huge", translate=False).to_tensors().items()],
-                                   start=True, end=True)
-        for event in events:
-            self.tally.add("huge", _outcome(event.text or event.error) if isinstance(event, Event) else _outcome(str(event)))
+        """A request with far more audio than a chunk may carry (64 MB); with `huge_every_s`,
+        one after another until stop."""
+        while True:
+            events = self._stream_once([tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
+                                       + [tensor(k, v) for k, v in
+                                          SessionOptions("huge", translate=False).to_tensors().items()],
+                                       start=True, end=True)
+            for event in events:
+                self.tally.add("huge", _outcome(event.text or event.error) if isinstance(event, Event)
+                               else _outcome(str(event)))
+            if not self.huge_every_s or self._stop.wait(self.huge_every_s):
+                return
+
+    def _churn(self) -> None:
+        """Streams opened and dropped in a tight loop: a START with 0.1 s of audio, then the
+        connection cut without an end."""
+        audio = np.zeros(1600, np.int16)
+        while not self._stop.is_set():
+            client, answers = self._client(), queue.Queue()
+            client.start_stream(callback=lambda result, error: answers.put(
+                error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+            options = SessionOptions(f"churn-{random.random()}", translate=False, partials=False).to_tensors()
+            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in options.items()],
+                                      sequence_id=random.randint(1, 2**62), sequence_start=True)
+            try:
+                item = answers.get(timeout=0.2)
+                self.tally.add("churn", _outcome(item.error or item.text) if isinstance(item, Event)
+                               else _outcome(str(item)))
+            except queue.Empty:
+                self.tally.add("churn", "opened and dropped")
+            client.stop_stream(cancel_requests=True)
+            client.close()
+
+    def _stuck_viewer(self) -> None:
+        """A viewer of a real session whose client never reads: its callback never returns."""
+        client, block = self._client(), threading.Event()
+        client.start_stream(callback=lambda result, error: block.wait(), headers=self.headers)
+        client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16)),
+                                               tensor(P.SUBSCRIBE, text(self.stuck_viewer_of))],
+                                  sequence_id=random.randint(1, 2**62), sequence_start=True, sequence_end=True)
+        self.tally.add("stuck viewer", "subscribed")
+        self._stop.wait()
+        block.set()
+        client.stop_stream(cancel_requests=True)
+        client.close()
 
     def _stream_once(self, tensors, start: bool, end: bool, timeout_s: float = 120.0) -> list:
         client, answers = self._client(), queue.Queue()

@@ -1,12 +1,14 @@
-"""What abuse costs a live speaker, and where "server full" starts.
+"""What abuse costs two live speakers and a viewer, and where "server full" starts.
 
-    .venv/bin/python bench/bench_abuse.py [--seconds 120]
+    .venv/bin/python bench/bench_abuse.py [--seconds 120] [--huge-mb 64]
 
-One server, one run: a real-time stream of the bench recording alone, then the same stream
-while every attack of bench/abuse.py runs against the server (direct llm and whisper loops,
-a 64 MB tensor, more idle streams than the server takes, 1000 unknown subscribes). Reports
-final-transcript latency p50/p95 both ways and their ratio, and how many speaker streams the
-server takes before it answers "server full" (and how fast it answers).
+One server, one run: two real-time streams of the bench recording and a viewer of the first,
+alone, then the same while every attack of bench/abuse.py runs against the server (direct llm
+and whisper loops, oversized chunks in a loop, hoarded streams, 1000 unknown subscribes,
+streams opened and dropped in a tight loop, a viewer that never reads). Reports each speaker's
+final-transcript latency p50/p95 both ways and the p95 ratio, whether any of their events was
+lost, the server's memory before and after, and how many speaker streams the server takes
+before it answers "server full" (and how fast it answers).
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from abuse import Attack, tensor  # noqa: E402
+from bench_oversized import memory  # noqa: E402
 from common import DATA, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
 import tritonclient.grpc as grpcclient  # noqa: E402
 
 from livetranslate import protocol as P  # noqa: E402
+from livetranslate.audio import read_audio  # noqa: E402
+from livetranslate.client import PipelineClient  # noqa: E402
 from livetranslate.protocol import Event, EventKind, SessionOptions  # noqa: E402
 from livetranslate.samples import make_bench_recording  # noqa: E402
 
@@ -70,51 +75,103 @@ def full_point(url: str, most: int = 64) -> dict:
     return {"refused_at_stream": refused_at, "refusal_ms": round(refusal_s * 1000, 1) if refusal_s else None}
 
 
+def speakers(url: str, path: Path, seconds: float, tag: str, attack: dict | None = None) -> dict:
+    """Two speakers streaming the recording in real time (sessions `{tag}-a`, `{tag}-b`) and a
+    viewer of `{tag}-a`; with `attack` (Attack's options), every attack runs beside them from
+    a second after they began. Returns each one's events, and the attacks' tally."""
+    out: dict = {"viewer": []}
+
+    def speak(name):
+        out[name] = stream_timed(url, path, realtime=True, session=f"{tag}-{name}", translate=False,
+                                 seconds=seconds)[0]
+
+    def view():
+        with PipelineClient(url) as client:
+            out["viewer"] = list(client.watch(f"{tag}-a", idle_timeout_s=seconds + 120))
+
+    threads = [threading.Thread(target=speak, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # the speakers hold their places, their sessions exist
+    threads.append(threading.Thread(target=view))
+    threads[-1].start()
+    running = Attack(url, **attack).start() if attack else None
+    for thread in threads:
+        thread.join()
+    out["tally"] = running.stop().outcomes if running else {}
+    return out
+
+
+def texts(events) -> list[str]:
+    return [e.text for e in events if e.kind == EventKind.TRANSCRIPT]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=120.0, help="of the bench recording, per run")
+    parser.add_argument("--huge-mb", type=float, default=64.0, help="each oversized chunk")
     args = parser.parse_args()
     path = make_bench_recording(DATA)
     server = start_server("bench-abuse", llm="gemma3-270m")
+    attack = {"idle_streams": 12, "huge_samples": int(args.huge_mb * 2**20 / 2), "huge_every_s": 2.0, "churn": True,
+              "stuck_viewer_of": "attacked-a"}
     try:
-        calm, _, audio_s = stream_timed(server.grpc_url, path, realtime=True, session="calm", translate=False,
-                                        seconds=args.seconds)
-        # the speaker holds its place first; then every attack starts beside it
-        result: dict = {}
-        speaker = threading.Thread(target=lambda: result.update(attacked=stream_timed(
-            server.grpc_url, path, realtime=True, session="attacked", translate=False, seconds=args.seconds)[0]))
-        speaker.start()
-        time.sleep(1.0)
-        attack = Attack(server.grpc_url, idle_streams=12).start()
-        speaker.join()
-        attacked = result["attacked"]
-        tally = attack.stop().outcomes
+        pid = server.process.pid
+        memory_before = memory(pid)
+        calm = speakers(server.grpc_url, path, args.seconds, "calm")
+        memory_calm = memory(pid)
+        attacked = speakers(server.grpc_url, path, args.seconds, "attacked", attack)
+        time.sleep(10)
+        memory_after = memory(pid)
         full = full_point(server.grpc_url)
         ready = server.is_ready()
     finally:
         server.stop()
-    calm_ms, attacked_ms = percentiles(finals_ms(calm)), percentiles(finals_ms(attacked))
-    same_text = [e.text for _, e in calm if e.kind == EventKind.TRANSCRIPT] == \
-                [e.text for _, e in attacked if e.kind == EventKind.TRANSCRIPT]
-    data = {"machine": machine(), "audio_s": round(audio_s, 1), "latency_ms": {"calm": calm_ms, "attacked": attacked_ms},
-            "p95_ratio": round(attacked_ms["p95"] / calm_ms["p95"], 2),
-            "p50_ratio": round(attacked_ms["p50"] / calm_ms["p50"], 2),
-            "same_text": same_text, "attacks": tally, "server_full": full, "ready_after": ready}
-    md = f"""# Abuse beside a live speaker
+    audio_s = min(args.seconds, len(read_audio(path)[0]) / read_audio(path)[1])
+    rows, ratios, lost = [], {}, {}
+    for name in ("a", "b"):
+        c, a = percentiles(finals_ms(calm[name])), percentiles(finals_ms(attacked[name]))
+        ratios[name] = round(a["p95"] / c["p95"], 2)
+        rows.append(f"| speaker {name.upper()} | {c['p50']:.0f} / {c['p95']:.0f} ms | {a['p50']:.0f} / {a['p95']:.0f} ms "
+                    f"| {ratios[name]} |")
+        events = [e for _, e in attacked[name]]
+        lost[name] = {"same_transcripts": texts(e for _, e in calm[name]) == texts(events),
+                      "errors": [e.text or e.error for e in events if e.kind == EventKind.ERROR or e.error],
+                      "ended": bool(events) and events[-1].kind == EventKind.END}
+    spoken_a = texts(e for _, e in attacked["a"])
+    viewer_ok = texts(attacked["viewer"]) == spoken_a and texts(calm["viewer"]) == texts(e for _, e in calm["a"])
+    data = {"machine": machine(), "audio_s": round(audio_s, 1), "attack": attack, "p95_ratio": ratios,
+            "latency_ms": {f"{run}-{name}": percentiles(finals_ms(result[name]))
+                           for run, result in (("calm", calm), ("attacked", attacked)) for name in ("a", "b")},
+            "speakers": lost, "viewer_saw_every_transcript": viewer_ok, "attacks": attacked["tally"],
+            "memory": {"before": memory_before, "after the calm run": memory_calm,
+                       "10 s after the attacked run": memory_after},
+            "server_full": full, "ready_after": ready}
+    mem_rows = "\n".join(f"| {when} | {m['tritonserver_rss_mb']:.0f} | {m['stubs_rss_mb']:.0f} | {m['dev_shm_mb']:.0f} |"
+                          for when, m in data["memory"].items())
+    md = f"""# Abuse beside two live speakers and a viewer
 
-`.venv/bin/python bench/bench_abuse.py --seconds {args.seconds:g}` ({data['machine']['cpus']} CPUs,
-{data['machine']['date']}). One server; the first {audio_s:.0f} s of the bench recording streamed in real
-time (partials on, translation off), once alone and once while every attack of `bench/abuse.py` runs.
+`.venv/bin/python bench/bench_abuse.py --seconds {args.seconds:g} --huge-mb {args.huge_mb:g}` ({data['machine']['cpus']} CPUs,
+{data['machine']['date']}). One server (default settings, Gemma 3 270M); two speakers stream the first
+{audio_s:.0f} s of the bench recording in real time (partials on, translation off) and a viewer follows
+the first one: once alone, once while every attack of `bench/abuse.py` runs beside them: direct `llm` and
+`whisper` loops, {args.huge_mb:g} MB chunks every 2 s, {attack['idle_streams']} hoarded streams (START, then
+nothing), 1000 subscribes to unknown sessions, streams opened and dropped in a tight loop, and a viewer
+of the first speaker that never reads.
 
-| final-transcript latency | alone | under attack | ratio |
+| final-transcript latency p50 / p95 | alone | under attack | p95 ratio (target at most 1.5) |
 |---|---|---|---|
-| p50 | {calm_ms['p50']:.0f} ms | {attacked_ms['p50']:.0f} ms | {data['p50_ratio']} |
-| p95 | {calm_ms['p95']:.0f} ms | {attacked_ms['p95']:.0f} ms | {data['p95_ratio']} |
+{chr(10).join(rows)}
 
-- Transcripts identical alone and under attack: {same_text}.
-- What the attacks got: {', '.join(f"{k}: {v}" for k, v in tally.items())}.
+- Events lost: speaker A {lost['a']}, speaker B {lost['b']} (same transcripts as alone, the error events
+  each got, whether each got its `end`). The viewer saw every transcript of speaker A: {viewer_ok}.
+- What the attacks got: {', '.join(f"{k}: {v}" for k, v in attacked['tally'].items())}.
 - "server full" came at speaker stream {full['refused_at_stream']} (the configured `max_streams` + 1),
   {full['refusal_ms']} ms after that stream's first request. Server ready afterwards: {ready}.
+
+| memory (MB) | tritonserver RSS | stub processes' RSS (all) | Triton's /dev/shm |
+|---|---|---|---|
+{mem_rows}
 """
     write_report("abuse", data, md)
 

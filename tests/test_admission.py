@@ -265,6 +265,11 @@ def test_a_stream_that_sends_silence_is_never_closed_for_it():
     assert chunk(p, 1, events, end=True).closed.wait(10) and not events[-1].error
 
 
+def heard(events, n=1):
+    """Waits until the stream's audio so far is processed (a quiet stream's audio is)."""
+    assert wait_for(lambda: len([e for e in events if e.kind == EventKind.TRANSCRIPT]) >= n)
+
+
 def test_a_new_speaker_takes_the_place_of_the_stream_quiet_for_longest_past_the_yield_time():
     clock = Clock()
     p = quiet_pipeline(clock, Limits(max_streams=2))
@@ -272,6 +277,8 @@ def test_a_new_speaker_takes_the_place_of_the_stream_quiet_for_longest_past_the_
     start(p, 1, "a", first)
     clock.now += 5
     start(p, 2, "b", second)
+    heard(first)
+    heard(second)
     clock.now += 10  # quiet for 15 s and 10 s: not yet
     assert start(p, 3, "c", third).closed.wait(1) and "server full" in third[-1].error
     clock.now += 1
@@ -293,6 +300,7 @@ def test_a_full_session_gives_the_place_of_its_own_quiet_stream_only():
     other, old, new = [], [], []
     start(p, 1, "elsewhere", other)
     start(p, 2, "talk", old)
+    heard(old)
     clock.now += 30
     chunk(p, 1, other)  # not quiet, and not of this session anyway
     reply = start(p, 3, "talk", new)  # the client reconnected: its old stream went quiet
@@ -308,6 +316,7 @@ def test_quiet_streams_are_kept_when_the_settings_say_never():
     p = quiet_pipeline(clock, Limits(max_streams=1), no_audio_s=0, no_audio_yield_s=0)
     kept, refused = [], []
     start(p, 1, "a", kept)
+    heard(kept)
     clock.now += 100
     assert p.close_silent() == 0
     assert start(p, 2, "b", refused).closed.wait(1) and "server full" in refused[-1].error
@@ -355,6 +364,7 @@ def test_each_named_client_keeps_within_its_own_limits_and_says_which_was_hit():
     assert "client 'mute' may not open speaker streams: its key allows none" == m[-1].error
     assert p.admission.quota.count("stream", "alice") == 1 and p.admission.quota.count("stream", "bob") == 2
     # alice's stream, gone quiet, gives way to alice's next one; bob's are not touched
+    heard(a1)
     clock.now += 20
     a3 = []
     assert not keyed(p, 6, "a3", a3, "alice-key-0123456789abcdef").closed.is_set()
@@ -400,3 +410,18 @@ def test_a_client_viewer_quota(tmp_path):
     replies[0].cancelled = True
     assert replies[0].closed.wait(5)
     assert wait_for(lambda: p.admission.quota.count("viewer", "alice") == 0)
+
+
+def test_a_stream_the_server_still_works_on_is_not_closed_for_want_of_audio():
+    """A client that sent its audio (a file, faster than real time) waits for the server: its
+    stream is never quiet while audio of it waits, nor after its last chunk."""
+    clock, gate = Clock(), threading.Event()
+    p = Pipeline(FakeStages(gate), PipelineOptions(), clock=clock)
+    events = []
+    start(p, 1, "upload", events)
+    chunk(p, 1, events, seconds=1.0)
+    last = chunk(p, 1, events, end=True)
+    clock.now += 600
+    assert p.close_silent() == 0
+    gate.set()
+    assert last.closed.wait(10) and events[-1].kind == EventKind.END and not events[-1].error

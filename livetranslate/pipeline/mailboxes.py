@@ -29,6 +29,7 @@ class AudioInbox:
         self._queue: queue.Queue = queue.Queue()
         self._samples = 0
         self._shut = False  # a LastChunk or an Abandon went in
+        self._abandoned = False  # an Abandon went in
         self.last_put = clock()
         # when the client last sent audio: once `counted_samples` more came in (tiny requests add up)
         self.last_audio = self.last_put
@@ -53,6 +54,7 @@ class AudioInbox:
                 if self._uncounted >= self._counted:
                     self.last_audio, self._uncounted = self.last_put, 0
             self._shut = isinstance(message, (LastChunk, Abandon))
+            self._abandoned = isinstance(message, Abandon)
             if isinstance(message, Abandon):  # no flush: audio still waiting is dropped, its replies let go
                 self._drop_waiting()
             self._queue.put(message)
@@ -79,6 +81,13 @@ class AudioInbox:
 
     def waiting(self) -> bool:
         return not self._queue.empty()
+
+    @property
+    def client_waits(self) -> bool:
+        """Whether the client waits for the server: audio it sent is still waiting, or it
+        sent its last chunk (the stream finishes its work: its translations, its `end`)."""
+        with self._lock:
+            return self._samples > 0 or (self._shut and not self._abandoned)
 
     @property
     def queued_s(self) -> float:

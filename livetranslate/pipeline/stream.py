@@ -90,7 +90,10 @@ class Stream:
         return RecordingReply(reply, self._session, lambda: self.failure, self.fail)
 
     def no_audio_s(self, now: float) -> float:
-        """How long the client has sent no audio (COUNTED_AUDIO_S makes a difference)."""
+        """How long the client has sent no audio (COUNTED_AUDIO_S makes a difference); 0 while
+        the client waits for the server (its audio still waiting, or after its last chunk)."""
+        if self._inbox.client_waits:
+            return 0.0
         return max(0.0, now - self._inbox.last_audio)
 
     def load(self) -> StreamLoad:
