@@ -12,14 +12,12 @@ session name or a stream id, so the number of series stays bounded.
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from livetranslate.periodic import Every
 from livetranslate.protocol import Event, EventKind
 
-log = logging.getLogger("livetranslate.metrics")
 
 COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 # end of speech to the event: partials come in under a second, translations wait for the LLM
@@ -152,24 +150,9 @@ class Metrics:
 NO_METRICS = Metrics()
 
 
-class Sampler:
+class Sampler(Every):
     """Reads the gauges (`read`) every `every_s` on its own thread, until stopped: gauges
     such as a lag grow between the pipeline's own events, so they are sampled, not pushed."""
 
     def __init__(self, read: Callable[[], None], every_s: float):
-        self._read, self._every_s = read, every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
-            try:
-                self._read()
-            except Exception:  # a reading that failed must not end the readings
-                log.exception("reading the pipeline's gauges failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(self._every_s + 5)
+        super().__init__(read, every_s, "metrics", "reading the pipeline's gauges")

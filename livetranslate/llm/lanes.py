@@ -41,6 +41,7 @@ from typing import Callable, Iterator
 
 from livetranslate import deadline
 from livetranslate.llm import GenerationRequest, LlmEngine
+from livetranslate.periodic import Every
 
 LANES = ("urgent", "fast", "background")
 DEFAULT_LANE = "background"
@@ -255,18 +256,8 @@ class Lanes:
         self._cond.notify_all()  # background work paused for the stalled call goes on
         return other
 
-    def start_watchdog(self, every_s: float = 5.0) -> threading.Thread:
-        def watch():
-            while True:
-                time.sleep(every_s)
-                try:
-                    self.check_stalls()
-                except Exception:
-                    log.exception("llm: the stall check failed")
-
-        thread = threading.Thread(target=watch, name="llm-watchdog", daemon=True)
-        thread.start()
-        return thread
+    def start_watchdog(self, every_s: float = 5.0) -> Every:
+        return Every(self.check_stalls, every_s, "llm-watchdog", "the llm's stall check")
 
 
 def thread_stacks(prefix: str = "", limit: int = 8) -> str:

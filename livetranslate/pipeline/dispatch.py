@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from livetranslate.metrics import NO_METRICS, Gauges, Metrics, Sampler
+from livetranslate.periodic import Every
 from livetranslate.keys import Client, Keys
 from livetranslate.pipeline.guards import (Admission, LlmBreaker, Quota, Scope, ServerFull, TranslationLoad,
                                           WhisperLoad)
@@ -84,6 +85,7 @@ class Pipeline:
         # stream id -> what its client is told: its stream was closed for want of audio
         self._gone: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._refused_ends: queue.Queue[int] | None = None  # sequences of refused starts, to end
+        self._watch: Every | None = None  # closes streams without audio (start_watch)
         # guards _open; notified when a stream closes or a drain's grace is cut short
         self._open_changed = threading.Condition()
         self._grace_ends = float("inf")  # monotonic time: a drain's grace ends here at the latest
@@ -172,21 +174,10 @@ class Pipeline:
         with self._open_changed:
             return self._gone.get(stream_id, "")
 
-    def start_watch(self, every_s: float | None = None) -> threading.Thread:
+    def start_watch(self, every_s: float | None = None) -> None:
         """A thread that closes streams without audio even when no other request comes."""
         every_s = every_s or max(0.05, min(5.0, self.options.no_audio_s / 4 if self.options.no_audio_s > 0 else 5.0))
-
-        def watch():
-            while not self.stopping:
-                time.sleep(every_s)
-                try:
-                    self.close_silent()
-                except Exception:
-                    log.exception("closing streams without audio failed")
-
-        thread = threading.Thread(target=watch, name="no-audio-watch", daemon=True)
-        thread.start()
-        return thread
+        self._watch = Every(self.close_silent, every_s, "no-audio-watch", "closing streams without audio")
 
     def open_streams(self) -> list[Stream]:
         with self._open_changed:
@@ -219,6 +210,8 @@ class Pipeline:
         """The server stops: every live stream ends (its sequences ended, its session told),
         within `wait_s`; a stream whose worker is stuck in a call is closed without it."""
         self.drain("the server shut down", wait_s, end_sequences=False)
+        if self._watch is not None:
+            self._watch.stop()
         if self._sampler is not None:
             self._sampler.stop()
             self.report_gauges()
