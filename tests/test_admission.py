@@ -384,7 +384,10 @@ def test_without_a_known_key_nothing_opens_and_a_stream_answers_only_its_own_cli
     for stream_id, key in ((1, ""), (11, "not-a-key-at-all-0000000")):
         events = []
         assert keyed(p, stream_id, "x", events, key).closed.wait(1)
-        assert events[-1].kind == EventKind.ERROR and "needs a client key" in events[-1].text
+        assert events[-1].kind == EventKind.END and "needs a client key" in events[-1].error
+        later = []  # a chunk on it
+        keyed(p, stream_id, "", later, key, start_it=False)
+        assert later[0].kind == EventKind.ERROR and "needs a client key" in later[0].text
     assert p.admission.counts() == (0, 0) and wait_for(lambda: sorted(ended) == [1, 11])  # Triton holds nothing
     mine, theirs = [], []
     keyed(p, 2, "mine", mine, "alice-key-0123456789abcdef")

@@ -44,7 +44,7 @@ def test_a_request_without_a_known_key_opens_nothing(keyed_server, audio_files):
     audio = read_audio(audio_files["speech"])
     for key in (None, "wrong-key-" + uuid.uuid4().hex):
         events = speak(keyed_server.grpc_url, key, f"nokey-{uuid.uuid4().hex[:6]}", seconds=2, audio=audio)
-        assert events[0].kind == EventKind.ERROR and "needs a client key" in events[0].text, events
+        assert events[-1].kind == EventKind.END and "needs a client key" in events[-1].error, events
         assert not [e for e in events if e.kind == EventKind.TRANSCRIPT]
         with PipelineClient(Connection(keyed_server.grpc_url, api_key=key)) as client:
             with pytest.raises(ClientError, match="needs a client key"):

@@ -371,9 +371,13 @@ class Pipeline:
                 client = self.keys.identify(key())
                 if client is None:
                     self.admission.refused("viewer" if subscribe is not None else "stream", "no_key")
+                    if not (start or subscribe is not None):
+                        raise ProtocolError(NO_KEY)
+                    reply.send(Event(EventKind.END, error=NO_KEY))  # over before it began
+                    reply.close()
                     if start and not end:
                         self._end_refused(stream_id)
-                    raise ProtocolError(NO_KEY)
+                    return
             if (start or subscribe is not None) and self.stopping:
                 # over before it began, like a full server's refusal: an `end` that says why
                 self.admission.refused("viewer" if subscribe is not None else "stream", "draining")
