@@ -89,6 +89,13 @@ def speakers(url: str, path: Path, seconds: float, tag: str, attack: dict | None
         with PipelineClient(url) as client:
             out["viewer"] = list(client.watch(f"{tag}-a", idle_timeout_s=seconds + 120))
 
+    def latecomer():  # a speaker who comes while the attack holds every place it can
+        time.sleep(LATECOMER_AFTER_S)
+        began = time.monotonic()
+        out["late"] = stream_timed(url, path, realtime=True, session=f"{tag}-late", translate=False,
+                                   seconds=LATECOMER_S)[0]
+        out["late_s"] = time.monotonic() - began
+
     threads = [threading.Thread(target=speak, args=(name,)) for name in ("a", "b")]
     for thread in threads:
         thread.start()
@@ -96,10 +103,17 @@ def speakers(url: str, path: Path, seconds: float, tag: str, attack: dict | None
     threads.append(threading.Thread(target=view))
     threads[-1].start()
     running = Attack(url, **attack).start() if attack else None
+    if attack:
+        threads.append(threading.Thread(target=latecomer))
+        threads[-1].start()
     for thread in threads:
         thread.join()
     out["tally"] = running.stop().outcomes if running else {}
     return out
+
+
+# a third speaker comes this long into the attack, and speaks this long
+LATECOMER_AFTER_S, LATECOMER_S = 30.0, 20.0
 
 
 def texts(events) -> list[str]:
@@ -120,10 +134,10 @@ def main() -> None:
         memory_before = memory(pid)
         calm = speakers(server.grpc_url, path, args.seconds, "calm")
         memory_calm = memory(pid)
+        full = full_point(server.grpc_url)  # on a calm server (after an attack quiet streams give way)
         attacked = speakers(server.grpc_url, path, args.seconds, "attacked", attack)
         time.sleep(10)
         memory_after = memory(pid)
-        full = full_point(server.grpc_url)
         ready = server.is_ready()
     finally:
         server.stop()
@@ -139,11 +153,15 @@ def main() -> None:
                       "errors": [e.text or e.error for e in events if e.kind == EventKind.ERROR or e.error],
                       "ended": bool(events) and events[-1].kind == EventKind.END}
     spoken_a = texts(e for _, e in attacked["a"])
+    late = [e for _, e in attacked["late"]]
+    late_ok = {"transcripts": len(texts(late)), "end": late[-1].error or "ok" if late else "none",
+               "refused": [e.error for e in late if "server full" in e.error]}
     viewer_ok = texts(attacked["viewer"]) == spoken_a and texts(calm["viewer"]) == texts(e for _, e in calm["a"])
     data = {"machine": machine(), "audio_s": round(audio_s, 1), "attack": attack, "p95_ratio": ratios,
             "latency_ms": {f"{run}-{name}": percentiles(finals_ms(result[name]))
                            for run, result in (("calm", calm), ("attacked", attacked)) for name in ("a", "b")},
             "speakers": lost, "viewer_saw_every_transcript": viewer_ok, "attacks": attacked["tally"],
+            "latecomer": late_ok,
             "memory": {"before": memory_before, "after the calm run": memory_calm,
                        "10 s after the attacked run": memory_after},
             "server_full": full, "ready_after": ready}
@@ -165,6 +183,9 @@ of the first speaker that never reads.
 
 - Events lost: speaker A {lost['a']}, speaker B {lost['b']} (same transcripts as alone, the error events
   each got, whether each got its `end`). The viewer saw every transcript of speaker A: {viewer_ok}.
+- A third speaker who came {LATECOMER_AFTER_S:.0f} s into the attack, when the hoarded and dropped streams held
+  every place, and spoke {LATECOMER_S:.0f} s: {late_ok['transcripts']} transcripts, its end: {late_ok['end']}
+  (it took the place of a stream that had sent no audio for over 15 s).
 - What the attacks got: {', '.join(f"{k}: {v}" for k, v in attacked['tally'].items())}.
 - "server full" came at speaker stream {full['refused_at_stream']} (the configured `max_streams` + 1),
   {full['refusal_ms']} ms after that stream's first request. Server ready afterwards: {ready}.

@@ -92,6 +92,10 @@ def _store_url(ctx, param, value):
     return url
 
 
+# `serve` starts Triton again when it dies on its own, this many times in this many seconds
+RESTARTS, RESTART_WINDOW_S = 5, 600
+
+
 def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
                  log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None, store=None,
                  keys_file=None):
@@ -195,11 +199,14 @@ def _addresses(server, health=None) -> None:
               help="on Ctrl-C or SIGTERM: new speakers and viewers are refused at once, the live streams get this "
                    "many seconds to end before they are ended (a second Ctrl-C ends them now); with several "
                    f"servers sharing a store they go on on another one (or ${P.DRAIN_GRACE_ENV})")
+@click.option("--restart/--no-restart", default=True, show_default=True,
+              help=f"start Triton again when it dies on its own (at most {RESTARTS} times in "
+                   f"{RESTART_WINDOW_S // 60} minutes); sessions go on and clients reconnect")
 @click.option("--health-port", envvar=HEALTH_PORT_ENV, type=click.IntRange(1, 65535), default=None,
               help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
                    f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})")
 def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_audio_s, no_audio_yield_s, log_file,
-          drain_grace_s, health_port, **kw):
+          drain_grace_s, restart, health_port, **kw):
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
     new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
@@ -228,9 +235,22 @@ def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_aud
     try:  # a signal while Triton is still starting stops it too
         _start(server)
         _addresses(server, health)
-        while server.process.poll() is None:
-            time.sleep(0.5)
-        raise click.ClickException(server.exit_message("unexpectedly"))
+        died: list[float] = []  # when Triton died on its own, lately
+        while True:
+            while server.process.poll() is None:
+                time.sleep(0.5)
+            message = server.exit_message("unexpectedly")
+            died = [t for t in died if time.monotonic() - t < RESTART_WINDOW_S] + [time.monotonic()]
+            if not restart or len(died) > RESTARTS:
+                more = f"; it died {len(died)} times in {RESTART_WINDOW_S // 60} minutes" if restart else ""
+                raise click.ClickException(message + more)
+            # e.g. Triton 2.51's gRPC front end aborts on a rare race of a client's cancelled
+            # stream: the sessions are stored, the clients reconnect, so start it again
+            click.echo(message, err=True)
+            click.echo(f"restarting Triton ({len(died)} of at most {RESTARTS} restarts in "
+                       f"{RESTART_WINDOW_S // 60} minutes); clients reconnect and their sessions go on", err=True)
+            server.restarting()
+            _start(server)
     except KeyboardInterrupt:
         server.draining = True  # not ready from here on, before anything else
         bound = stop_bound_s(drain_grace_s, server.options.exit_timeout_s)

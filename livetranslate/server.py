@@ -584,6 +584,16 @@ class TritonServer:
             self.process.wait()
         return time.monotonic() - began
 
+    def restarting(self) -> None:
+        """Triton died on its own: what is left of its process group (stub processes) goes,
+        and the next start() begins afresh (not ready until its models are loaded again)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.ready_after_s = None
+
     def kill(self) -> None:
         """kill -9 of the whole process group (server and stubs), for crash tests."""
         if self.process is not None and self.process.poll() is None:

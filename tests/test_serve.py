@@ -253,3 +253,63 @@ def test_sigterm_refuses_newcomers_at_once_and_serves_the_live_stream_through_th
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _child(pid: int, name: str) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+                comm, ppid = stat.split(" (", 1)[1].rsplit(")", 1)[0], int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid and comm == name:
+                return int(entry)
+    return None
+
+
+@pytest.mark.slow
+def test_serve_starts_triton_again_when_it_dies_and_the_session_goes_on(tmp_path, audio_files):
+    """Triton 2.51's gRPC front end can abort (a race when a client cancels a stream): `serve`
+    starts it again, and a session goes on where it was."""
+    from livetranslate.audio import chunks
+    from livetranslate.client import PipelineClient
+    from livetranslate.protocol import EventKind, SessionOptions
+
+    grpc, http, metrics = free_port(), free_port(), free_port()
+    env = {**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions")}
+    proc = subprocess.Popen(CLI + ["serve", "--grpc-port", str(grpc), "--http-port", str(http), "--metrics-port",
+                                   str(metrics), "--llm", "gemma3-270m", "--log-file", str(tmp_path / "triton.log")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True).start()
+
+    def wait_for(condition, what):
+        began = time.monotonic()
+        while not condition():
+            assert proc.poll() is None and time.monotonic() - began < 400, (what, lines)
+            time.sleep(0.2)
+
+    pcm, rate = read_audio(audio_files["speech"])
+
+    def speak(part):
+        with PipelineClient(f"127.0.0.1:{grpc}") as client:
+            return list(client.stream(chunks(part, rate // 10), SessionOptions("restarted", rate, translate=False)))
+
+    try:
+        wait_for(lambda: any(line.startswith("Ctrl-C") for line in lines), "ready")
+        before = [e for e in speak(pcm[:rate * 10]) if e.kind == EventKind.TRANSCRIPT]
+        triton = _child(proc.pid, "tritonserver")
+        assert before and triton
+        os.kill(triton, signal.SIGABRT)  # as its gRPC front end's assertion does
+        wait_for(lambda: len([line for line in lines if line.startswith("ready in")]) == 2, "ready again")
+        assert any(line.startswith("tritonserver exited with code -6 unexpectedly") for line in lines), lines
+        assert any(line.startswith("restarting Triton (1 of at most 5 restarts in 10 minutes)") for line in lines)
+        after = speak(pcm[rate * 10:])
+        assert after[-1].kind == EventKind.END and not after[-1].error
+        later = [e for e in after if e.kind == EventKind.TRANSCRIPT]
+        assert later and later[0].segment_id > before[-1].segment_id
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
