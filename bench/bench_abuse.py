@@ -84,19 +84,28 @@ def speakers(url, path: Path, seconds: float, tag: str, attack: dict | None = No
     out: dict = {"viewer": []}
 
     def speak(name):
-        out[name] = stream_timed(url, path, realtime=True, session=f"{tag}-{name}", translate=False,
-                                 seconds=seconds)[0]
+        try:
+            out[name] = stream_timed(url, path, realtime=True, session=f"{tag}-{name}", translate=False,
+                                     seconds=seconds)[0]
+        except Exception as exc:  # the server died under the attack: reported, not raised
+            out[name] = []
+            out.setdefault("failures", []).append(f"speaker {name}: {exc}")
 
     def view():
-        with PipelineClient(url) as client:
-            out["viewer"] = list(client.watch(f"{tag}-a", idle_timeout_s=seconds + 120))
+        try:
+            with PipelineClient(url) as client:
+                out["viewer"] = list(client.watch(f"{tag}-a", idle_timeout_s=seconds + 120))
+        except Exception as exc:
+            out.setdefault("failures", []).append(f"viewer: {exc}")
 
     def latecomer():  # a speaker who comes while the attack holds every place it can
         time.sleep(LATECOMER_AFTER_S)
-        began = time.monotonic()
-        out["late"] = stream_timed(url, path, realtime=True, session=f"{tag}-late", translate=False,
-                                   seconds=LATECOMER_S)[0]
-        out["late_s"] = time.monotonic() - began
+        try:
+            out["late"] = stream_timed(url, path, realtime=True, session=f"{tag}-late", translate=False,
+                                       seconds=LATECOMER_S)[0]
+        except Exception as exc:
+            out["late"] = []
+            out.setdefault("failures", []).append(f"latecomer: {exc}")
 
     threads = [threading.Thread(target=speak, args=(name,)) for name in ("a", "b")]
     for thread in threads:
@@ -155,7 +164,11 @@ def main() -> None:
         full = full_point(server.grpc_url, headers=url.headers)  # on a calm server (see full_point)
         attacked = speakers(url, path, args.seconds, "attacked", attack)
         time.sleep(10)
-        memory_after = memory(pid)
+        died = server.process.poll()
+        memory_after = memory(pid) if died is None else {"tritonserver_rss_mb": 0, "stubs_rss_mb": 0,
+                                                         "dev_shm_mb": 0}
+        crash = [line for line in server.log_tail(400).splitlines()
+                 if "ASSERTION" in line or "Signal (" in line and "(15)" not in line] if died is not None else []
         ready = server.is_ready()
     finally:
         server.stop()
@@ -163,6 +176,8 @@ def main() -> None:
     rows, ratios, lost = [], {}, {}
     for name in ("a", "b"):
         c, a = percentiles(finals_ms(calm[name])), percentiles(finals_ms(attacked[name]))
+        if not a:  # no transcript under attack: the server died
+            a = {"p50": float("nan"), "p95": float("nan")}
         ratios[name] = round(a["p95"] / c["p95"], 2)
         rows.append(f"| speaker {name.upper()} | {c['p50']:.0f} / {c['p95']:.0f} ms | {a['p50']:.0f} / {a['p95']:.0f} ms "
                     f"| {ratios[name]} |")
@@ -182,7 +197,8 @@ def main() -> None:
             "latecomer": late_ok,
             "memory": {"before": memory_before, "after the calm run": memory_calm,
                        "10 s after the attacked run": memory_after},
-            "server_full": full, "ready_after": ready}
+            "server_full": full, "ready_after": ready, "triton_exit": died, "triton_said": crash,
+            "failures": attacked.get("failures", [])}
     mem_rows = "\n".join(f"| {when} | {m['tritonserver_rss_mb']:.0f} | {m['stubs_rss_mb']:.0f} | {m['dev_shm_mb']:.0f} |"
                           for when, m in data["memory"].items())
     md = f"""# Abuse beside two live speakers and a viewer
@@ -204,6 +220,8 @@ of the first speaker that never reads.
 - A third speaker who came {LATECOMER_AFTER_S:.0f} s into the attack, when the hoarded and dropped streams held
   every place it could, and spoke {LATECOMER_S:.0f} s: {late_ok['transcripts']} transcripts, its end: {late_ok['end']}.
 - What the attacks got: {', '.join(f"{k}: {v}" for k, v in attacked['tally'].items())}.
+- Triton {'kept running' if died is None else f'DIED under the attack (exit code {died}): ' + '; '.join(crash)}.
+  Failures: {attacked.get('failures') or 'none'}.
 - "server full" came at speaker stream {full['refused_at_stream']} (the configured `max_streams` + 1),
   {full['refusal_ms']} ms after that stream's first request. Server ready afterwards: {ready}.
 
