@@ -334,6 +334,7 @@ class TritonServer:
         self.ready_after_s: float | None = None
         self.draining = False  # stop() has begun: not ready for new clients any more
         self._hurry = threading.Event()  # end the drain's grace now
+        self._group: int | None = None  # tritonserver's process group (its stubs are in it)
 
     @property
     def connect_host(self) -> str:
@@ -381,6 +382,7 @@ class TritonServer:
             cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
+        self._group = self.process.pid  # a session, so a process group, of its own
         return self
 
     def _headers(self) -> dict[str, str]:
@@ -569,7 +571,10 @@ class TritonServer:
         live streams given the grace), then SIGTERM (Triton unloads the models and exits),
         SIGKILL after `timeout_s`; the seconds it took. At most stop_bound_s()."""
         self.draining = True
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
+            return 0.0
+        if self.process.poll() is not None:  # it died on its own: its stub processes may live on
+            self._end_group()
             return 0.0
         began = time.monotonic()
         if self.ready_after_s is not None:
@@ -582,16 +587,30 @@ class TritonServer:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self._end_group()
         return time.monotonic() - began
+
+    def _end_group(self) -> None:
+        """What is left of Triton's process group once tritonserver has exited: a stub process
+        whose Triton died (or that hung in its finalize) lives on as an orphan, holding its
+        memory and its shared memory, unless it is ended."""
+        if self._group is None or self._group == os.getpgrp():  # never the launcher's own group
+            return
+        try:
+            os.killpg(self._group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def restarting(self) -> None:
         """Triton died on its own: what is left of its process group (stub processes) goes,
-        and the next start() begins afresh (not ready until its models are loaded again)."""
+        with the shared memory they held, and the next start() begins afresh (not ready until
+        its models are loaded again)."""
+        from livetranslate.shm import remove_stale_regions
+
         if self.process is not None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            self._end_group()
+            time.sleep(1.0)  # the killed stubs unmap their regions
+        remove_stale_regions(min_age_s=5.0)  # ours are as old as the server; a new one maps its own at once
         self.ready_after_s = None
 
     def kill(self) -> None:

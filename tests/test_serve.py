@@ -306,6 +306,8 @@ def test_serve_starts_triton_again_when_it_dies_and_the_session_goes_on(tmp_path
         wait_for(lambda: len([line for line in lines if line.startswith("ready in")]) == 2, "ready again")
         assert any(line.startswith("tritonserver exited with code -6 unexpectedly") for line in lines), lines
         assert any(line.startswith("restarting Triton (1 of at most 5 restarts in 10 minutes)") for line in lines)
+        with pytest.raises(ProcessLookupError):  # none of the dead Triton's stub processes lives on
+            os.killpg(triton, 0)
         after = speak(pcm[rate * 10:])
         assert after[-1].kind == EventKind.END and not after[-1].error
         later = [e for e in after if e.kind == EventKind.TRANSCRIPT]
