@@ -211,6 +211,23 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
         p.close()
 
 
+def give_file(page, path) -> None:
+    """Puts a file into the page's uploader. A rerun that the inputs before it caused may
+    replace the uploader while the file goes in (the file is then lost, once in a CI run):
+    tried again until the uploader lists it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(3):
+        page.wait_for_timeout(1000)
+        page.locator("input[type=file]").set_input_files(str(path))
+        try:
+            page.get_by_text(path.name).first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the uploader never listed {path.name}")
+
+
 def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_speed(server, audio_files, board):
     tmp = board["tmp"]
     # speech, a long pause, speech: the pause costs the server next to nothing, so a file sent
@@ -232,7 +249,7 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
         name_box.fill("cap-upload")  # typed, no Enter: other inputs come next
         page.get_by_text("Translate", exact=True).click()
         page.get_by_text("Translate", exact=True).click()
-        page.locator("input[type=file]").set_input_files(str(upload))
+        give_file(page, upload)
         # the upload is in when Start is enabled (every rerun its inputs caused is done)
         page.wait_for_function("[...document.querySelectorAll('button')].some(b => b.innerText.trim() == 'Start' "
                                "&& !b.disabled)", timeout=120_000)
