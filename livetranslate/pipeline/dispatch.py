@@ -160,8 +160,9 @@ class Pipeline:
         """Closes a stream whose client sends no audio: its place is free at once, its session
         stores an `end` saying why (and goes on when the client reconnects), and the client
         is told on its next request."""
+        if self.streams.pop(stream_id) is not stream:  # closed already (the watch and a request both saw it)
+            return
         log.info("stream %s (session %s): %s", stream_id, stream.options.session, message)
-        self.streams.pop(stream_id)
         with self._open_changed:
             self._gone[stream_id] = message
             while len(self._gone) > GONE_REMEMBERED:
