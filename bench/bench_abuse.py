@@ -228,6 +228,9 @@ of the first speaker that never reads.
 | memory (MB) | tritonserver RSS | stub processes' RSS (all) | Triton's /dev/shm |
 |---|---|---|---|
 {mem_rows}
+What tuning saw: nothing was tuned on a recording here. The speakers stream the espeak-ng bench
+recording (`livetranslate/samples.py`); the natural recording was not run. The 60 s / 15 s
+no-audio times and the limits come from the issue and the server's defaults, set before any run.
 """
     write_report("abuse-keys" if args.keys else "abuse", data, md)
 

@@ -156,6 +156,9 @@ once.
 - Triton 2.51's gRPC front end has no message size limit (it takes up to 2 GB), so each request is
   read whole into tritonserver's memory and copied into the `pipeline` stub's shared memory before
   the pipeline refuses it; the stub's shared memory keeps the size of the largest request.
+What tuning saw: no recording. The requests are synthetic 200 MB tensors of zeros; the launcher's
+`--grpc-infer-allocation-pool-size=0` was chosen on these runs (the closing check with a speaker
+uses the espeak-ng test sample). No speech figure depends on it.
 """
     write_report(args.name, data, md)
 

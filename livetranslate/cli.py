@@ -215,10 +215,13 @@ def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_aud
     server = _make_server(keys_file=keys_file, **kw)
     server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
     server.options.drain_grace_s = drain_grace_s
-    for name, value in (("RETENTION_DAYS", retention_days), ("RETENTION_MAX_MB", retention_max_mb),
-                        ("NO_AUDIO_S", no_audio_s), ("NO_AUDIO_YIELD_S", no_audio_yield_s)):
+    from livetranslate.pipeline.options import NO_AUDIO_ENV
+
+    for env, value in (("LIVETRANSLATE_RETENTION_DAYS", retention_days),
+                       ("LIVETRANSLATE_RETENTION_MAX_MB", retention_max_mb),
+                       (NO_AUDIO_ENV["no_audio_s"], no_audio_s), (NO_AUDIO_ENV["no_audio_yield_s"], no_audio_yield_s)):
         if value is not None:
-            server.options.env[f"LIVETRANSLATE_{name}"] = str(value)
+            server.options.env[env] = str(value)
     if log_file != "-":
         _log_to_file(server, Path(log_file) if log_file else None)
     health = _health(server, health_port) if health_port else None

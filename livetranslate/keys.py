@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -103,6 +104,12 @@ class Keys:
         if not clients:
             raise KeysError(f"{source} names no client: one line per client, `name key`")
         return cls(clients)
+
+    @classmethod
+    def from_environment(cls) -> "Keys | None":
+        """The keys file the launcher names (ServerOptions.keys_file), or None: no named keys."""
+        path = os.environ.get(KEYS_FILE_ENV)
+        return cls.load(path) if path else None
 
     @classmethod
     def load(cls, path: str | Path) -> "Keys":

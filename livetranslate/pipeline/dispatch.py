@@ -138,11 +138,11 @@ class Pipeline:
         if least <= 0:
             return False
         now, quietest = self.shared.clock(), None
+        what, name = scope
         for stream_id in self.streams.keys():
             stream = self.streams.peek(stream_id)
             if stream is None or stream.closed or stream.abandoned:
                 continue
-            what, name = scope
             if what == "session" and stream.options.session != name:
                 continue
             if what == "client" and getattr(self._client_of(stream), "name", None) != name:
@@ -176,7 +176,8 @@ class Pipeline:
             return self._gone.get(stream_id, "")
 
     def start_watch(self, every_s: float | None = None) -> None:
-        """A thread that closes streams without audio even when no other request comes."""
+        """A thread that closes streams without audio (every quarter of `no_audio_s`, at most
+        every 5 s: off the requests' path)."""
         every_s = every_s or max(0.05, min(5.0, self.options.no_audio_s / 4 if self.options.no_audio_s > 0 else 5.0))
         self._watch = Every(self.close_silent, every_s, "no-audio-watch", "closing streams without audio")
 
@@ -352,7 +353,6 @@ class Pipeline:
         carries (with named keys: livetranslate.keys)."""
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
-        self.close_silent()
         self.sequences.expire()  # Triton drops an idle sequence as late as the streams expire
         if end:
             self.sequences.pop(stream_id)

@@ -4,9 +4,10 @@ share, and what every worker of one stream knows."""
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from livetranslate.metrics import NO_METRICS, Metrics
 from livetranslate.pipeline.guards import Limits, LlmBreaker, TranslationLoad, WhisperLoad
@@ -20,6 +21,15 @@ from livetranslate.whisper import SpeechFilter
 # a stream counts as sending audio again once this much more has come in (many tiny requests
 # add up; a request of a few samples every minute does not keep a place)
 COUNTED_AUDIO_S = 0.1
+# `serve --no-audio-s/--no-audio-yield-s` reach the pipeline through these (over its parameters)
+NO_AUDIO_ENV = {"no_audio_s": "LIVETRANSLATE_NO_AUDIO_S", "no_audio_yield_s": "LIVETRANSLATE_NO_AUDIO_YIELD_S"}
+
+
+def no_audio_settings(params: dict[str, str], environ: Mapping[str, str] = os.environ) -> dict[str, float]:
+    """PipelineOptions' no_audio_s and no_audio_yield_s: from `serve`'s options (the
+    environment), else the `pipeline` parameters, else the defaults."""
+    return {name: float(environ.get(env) or params.get(name) or getattr(PipelineOptions, name))
+            for name, env in NO_AUDIO_ENV.items()}
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 import os
 import time
 
-from livetranslate.keys import KEYS_FILE_ENV, Keys
+from livetranslate.keys import Keys
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
+from livetranslate.pipeline.options import no_audio_settings
 from livetranslate.store import Hub, open_store
 from livetranslate.streaming import DecodeOptions
 from livetranslate.triton import glue
@@ -22,13 +23,6 @@ def retention(params) -> dict:
             "max_total_bytes": int(float(max_mb) * 1e6) if max_mb else None}
 
 
-def no_audio(params) -> dict:
-    """When a speaker stream that sends no audio is closed, and gives its place to a new
-    speaker: `serve --no-audio-s/--no-audio-yield-s` (the environment) or the parameters."""
-    return {name: float(os.environ.get(f"LIVETRANSLATE_{name.upper()}") or params.get(name, default))
-            for name, default in (("no_audio_s", "60"), ("no_audio_yield_s", "15"))}
-
-
 class TritonPythonModel:
     def initialize(self, args):
         params = glue.parameters(args)
@@ -41,7 +35,7 @@ class TritonPythonModel:
             PipelineOptions(
                 # Triton drops the stream's own sequence when its client is silent this long
                 session_ttl_s=glue.sequence_idle_s(args),
-                **no_audio(params),
+                **no_audio_settings(params),
                 keepalive_s=float(params["keepalive_s"]),
                 decode=DecodeOptions(
                     policy=params["policy"],
@@ -70,7 +64,7 @@ class TritonPythonModel:
             end_sequence=end_pipeline_sequence,
             metrics=self.metrics,
             # named client keys (`serve --keys-file`): each client's quota, across servers on one store
-            keys=Keys.load(os.environ[KEYS_FILE_ENV]) if os.environ.get(KEYS_FILE_ENV) else None,
+            keys=Keys.from_environment(),
             quota=store.client_quota() if hasattr(store, "client_quota") else None,
         )
         self.pipeline.start_watch()  # streams without audio are closed even when nothing else comes

@@ -1,9 +1,7 @@
 """sessions: thin Triton glue over livetranslate.store.SessionStore (read side)."""
 
-import os
-
 from livetranslate import protocol as P
-from livetranslate.keys import KEYS_FILE_ENV, Keys
+from livetranslate.keys import Keys
 from livetranslate.store import open_store, session_report
 from livetranslate.triton import codecs, glue
 
@@ -12,7 +10,7 @@ class TritonPythonModel:
     def initialize(self, args):
         self.store = open_store()
         # named client keys (`serve --keys-file`): a request must carry one of them
-        self.keys = Keys.load(os.environ[KEYS_FILE_ENV]) if os.environ.get(KEYS_FILE_ENV) else None
+        self.keys = Keys.from_environment()
 
     def execute(self, requests):
         return glue.respond_each(requests, self._report, P.SESSIONS, internal=False)  # public, read-only
