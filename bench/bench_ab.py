@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
-from livetranslate.evaluation import wer  # noqa: E402
+from livetranslate.quality.evaluation import wer  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.samples import load_reference, make_meeting  # noqa: E402
+from livetranslate.quality.samples import load_reference, make_meeting  # noqa: E402
 
 
 def texts(received, kind=EventKind.TRANSCRIPT) -> str:

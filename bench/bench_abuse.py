@@ -33,7 +33,7 @@ from livetranslate import protocol as P  # noqa: E402
 from livetranslate.audio import read_audio  # noqa: E402
 from livetranslate.client import Connection, PipelineClient  # noqa: E402
 from livetranslate.protocol import Event, EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import make_bench_recording  # noqa: E402
+from livetranslate.quality.samples import make_bench_recording  # noqa: E402
 
 
 def finals_ms(received) -> list[float]:
@@ -229,7 +229,7 @@ of the first speaker that never reads.
 |---|---|---|---|
 {mem_rows}
 What tuning saw: nothing was tuned on a recording here. The speakers stream the espeak-ng bench
-recording (`livetranslate/samples.py`); the natural recording was not run. The 60 s / 15 s
+recording (`livetranslate/quality/samples.py`); the natural recording was not run. The 60 s / 15 s
 no-audio times and the limits come from the issue and the server's defaults, set before any run.
 """
     write_report("abuse-keys" if args.keys else "abuse", data, md)

@@ -30,8 +30,8 @@ from common import RESULTS, machine, percentiles, recordings, start_server, stre
 import sacrebleu  # noqa: E402
 
 from livetranslate.audio import read_audio, resample  # noqa: E402
-from livetranslate.evaluation import wer_both  # noqa: E402
-from livetranslate.models import MODELS, resolve  # noqa: E402
+from livetranslate.quality.evaluation import wer_both  # noqa: E402
+from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
 
 
@@ -67,8 +67,8 @@ def per_utterance(audio, engine) -> tuple[str, list[float]]:
 
 
 def translator_alone(german: list[str], llm: str) -> str:
-    from livetranslate.llm import create_engine
-    from livetranslate.translate import Translator
+    from livetranslate.stages.llm import create_engine
+    from livetranslate.stages.translate import Translator
 
     engine = create_engine("llama_cpp", str(resolve(llm)))
     translator = Translator(lambda r: "".join(engine.generate(r)), MODELS[llm].prompt_family)
@@ -97,11 +97,11 @@ def first_translated_words_ms(received) -> list[float]:
 
 
 def what_a_reader_keeps(received, language: str = "en") -> str:
-    """The translation a reader ends up with, as exports give it by default (livetranslate.export,
+    """The translation a reader ends up with, as exports give it by default (livetranslate.present.export,
     `best`): each sentence's translation, replaced by the enhanced translation of the window
     that covers it when there is one. Windows the server skipped leave their sentences'
     translations standing."""
-    from livetranslate.export import lines
+    from livetranslate.present.export import lines
 
     return " ".join(text for _, _, text in lines([e for _, e in received], "target", language, "best"))
 
@@ -121,7 +121,7 @@ def main():
     parser.add_argument("--out", type=Path, default=RESULTS, help="the report's folder")
     args = parser.parse_args()
 
-    from livetranslate.whisper import create_engine
+    from livetranslate.stages.whisper import create_engine
 
     engine = create_engine("ctranslate2", resolve("whisper-base"))
     data = {"machine": machine(), "llm": args.llm, "recordings": {}}

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, free_port, machine, percentiles, start_server, write_report  # noqa: E402
 
 from livetranslate.client import PipelineClient  # noqa: E402
-from livetranslate.captions import MAX_LINES  # noqa: E402
+from livetranslate.present.captions import MAX_LINES  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.samples import make_all  # noqa: E402
+from livetranslate.quality.samples import make_all  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from test_e2e_dashboard import speak  # noqa: E402

@@ -49,10 +49,10 @@ def transcripts_path(name: str) -> Path:
 def make_transcripts() -> None:
     """The live pipeline's final transcripts of each recording (context policy, partials off)."""
     from livetranslate.audio import read_audio
-    from livetranslate.models import resolve
+    from livetranslate.weights.catalog import resolve
     from livetranslate.pipeline import LocalStages, Pipeline, PipelineOptions
     from livetranslate.protocol import EventKind, SessionOptions
-    from livetranslate.whisper import create_engine
+    from livetranslate.stages.whisper import create_engine
 
     CACHE.mkdir(parents=True, exist_ok=True)
     engine = create_engine("ctranslate2", resolve("whisper-base"))
@@ -76,8 +76,8 @@ class TimedLlm:
     """The llama.cpp engine with each call's seconds and tokens kept."""
 
     def __init__(self):
-        from livetranslate.llm import create_engine
-        from livetranslate.models import resolve
+        from livetranslate.stages.llm import create_engine
+        from livetranslate.weights.catalog import resolve
 
         self.engine = create_engine("llama_cpp", str(resolve(LLM)), n_threads=2)
         self.last: dict = {}
@@ -101,14 +101,14 @@ class TimedLlm:
 
 def translator(llm: TimedLlm, prompt: str):
     """A Translator whose prompt is the product's (`product`) or one under test here."""
-    import livetranslate.translate as module
-    from livetranslate.translate import Translator
+    import livetranslate.stages.translate as module
+    from livetranslate.stages.translate import Translator
 
     builder = PROMPTS[prompt]
     if builder is not None:
         module.translation_prompt = builder
     else:
-        from livetranslate.llm.prompts import translation_prompt
+        from livetranslate.stages.llm.prompts import translation_prompt
         module.translation_prompt = translation_prompt
     return Translator(llm.generate, "chatml")
 
@@ -116,7 +116,7 @@ def translator(llm: TimedLlm, prompt: str):
 # --- prompts under test (the product's is `product`) --------------------------------------
 
 def _asr_prompt(text, source, target, context="", terms=(), draft=""):
-    from livetranslate.llm.prompts import Prompt, _CHAT_STOPS, _chat, _term_lines, language_name
+    from livetranslate.stages.llm.prompts import Prompt, _CHAT_STOPS, _chat, _term_lines, language_name
 
     src, tgt = language_name(source), language_name(target)
     system = (
@@ -138,7 +138,7 @@ def _asr_prompt(text, source, target, context="", terms=(), draft=""):
 
 def _source_context_prompt(family, text, source, target, context="", terms=()):
     """The product's system prompt, with the context labelled as earlier source text."""
-    from livetranslate.llm.prompts import translation_prompt
+    from livetranslate.stages.llm.prompts import translation_prompt
 
     p = translation_prompt(family, text, source, target, "", terms)
     if not context:
@@ -149,7 +149,7 @@ def _source_context_prompt(family, text, source, target, context="", terms=()):
 
 
 def language_name_of(code):
-    from livetranslate.llm.prompts import language_name
+    from livetranslate.stages.llm.prompts import language_name
     return language_name(code)
 
 
@@ -176,7 +176,7 @@ def run_basic(llm: TimedLlm, prompt: str) -> dict:
     path = basic_path(prompt)
     if path.is_file():
         return json.loads(path.read_text())
-    from livetranslate.translate import TranslationError
+    from livetranslate.stages.translate import TranslationError
 
     t = translator(llm, prompt)
     out = {}
@@ -215,14 +215,14 @@ def scores(hypothesis: str, reference: str) -> dict:
 
 def variants() -> dict:
     """name -> (WindowOptions, prompt, what it is)."""
-    from livetranslate.enhance import WindowOptions as W
+    from livetranslate.stages.enhance import WindowOptions as W
 
     return {
         "today": (W(max_words=40, max_seconds=20.0, pause_s=2.0, min_words=4, sentence_end_closes=False,
                     use_context=False), "product",
                   "before: 40 words / 20 s, LLM completeness check (4 words or more), 2 s pause, "
                   "no context"),
-        "default": (W(), "product", "the product's defaults now (livetranslate/enhance.py, prompts.py): "
+        "default": (W(), "product", "the product's defaults now (livetranslate/stages/enhance.py, prompts.py): "
                                     "should equal sentence-12w-ctx"),
         "sentence-12w": (W(sentence_end_closes=True, min_words=12, use_context=False), "product",
                          "closes at a sentence end once 12 words, no LLM check; no context"),
@@ -247,10 +247,10 @@ def transcript_latency_s(name: str) -> float:
 
 
 def run_variant(llm: TimedLlm, name: str) -> dict:
-    from livetranslate.completeness import CompletenessChecker, CompletenessThresholds
-    from livetranslate.enhance import Enhancer, Piece, Tick
-    from livetranslate.models import MODELS
-    from livetranslate.translate import TranslationError
+    from livetranslate.stages.completeness import CompletenessChecker, CompletenessThresholds
+    from livetranslate.stages.enhance import Enhancer, Piece, Tick
+    from livetranslate.weights.catalog import MODELS
+    from livetranslate.stages.translate import TranslationError
 
     options, prompt, about = variants()[name]
     basic = run_basic(llm, prompt)
@@ -364,8 +364,8 @@ def calibrate(llm: TimedLlm, repeats: int = 3) -> dict:
     """Prompt and generation speed of the LLM on this machine: the fastest of a few tries (the
     other loads on a shared machine only slow a call down). A typical window prompt (40 words of
     context, 20 to translate), evaluated from scratch, then 1 and 41 tokens generated."""
-    from livetranslate.llm import GenerationRequest
-    from livetranslate.llm.prompts import translation_prompt
+    from livetranslate.stages.llm import GenerationRequest
+    from livetranslate.stages.llm.prompts import translation_prompt
 
     rec = recordings()[1]
     context, text = " ".join(" ".join(rec.german[:6]).split()[:40]), " ".join(rec.german[6:8])
@@ -379,7 +379,7 @@ def calibrate(llm: TimedLlm, repeats: int = 3) -> dict:
             out = "".join(llm.engine.generate(GenerationRequest(prompt.text, max_tokens=n)))  # no stop: all n
             times.append(time.monotonic() - t0)
         best[n] = min(times)
-    from livetranslate.llm.prompts import completeness_prompt
+    from livetranslate.stages.llm.prompts import completeness_prompt
 
     check = min(_timed(lambda: llm.engine.yes_probability(completeness_prompt("chatml", text, "de")))
                 for _ in range(repeats))
@@ -526,7 +526,7 @@ def render(d: dict) -> str:
         lines.append("")
     lines += ["## Variants\n"] + [f"- `{n}`: {v['about']} (prompt `{v['prompt']}`)" for n, v in
                                    d["variants"].items()]
-    lines += ["", "Prompts: `product` = livetranslate/llm/prompts.py (a context goes in the user turn, labelled "
+    lines += ["", "Prompts: `product` = livetranslate/stages/llm/prompts.py (a context goes in the user turn, labelled "
               "\"Earlier in the transcript (context only, do not translate it)\"); `source-context` = the same "
               "(measured before it was the product's); `asr` = the system turn also says the text comes from "
               "speech recognition and may hold misheard words (translate what was most likely said), used for "

@@ -27,13 +27,13 @@ from common import RESULTS, machine, percentiles, recordings, start_server, stre
 
 import sacrebleu  # noqa: E402
 
-from livetranslate.evaluation import wer_both  # noqa: E402
-from livetranslate.llm import create_engine  # noqa: E402
-from livetranslate.models import MODELS, resolve  # noqa: E402
+from livetranslate.quality.evaluation import wer_both  # noqa: E402
+from livetranslate.stages.llm import create_engine  # noqa: E402
+from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.translate import Translator  # noqa: E402
+from livetranslate.stages.translate import Translator  # noqa: E402
 
-TUNING = ("Tuning: nothing in this change was tuned on either recording (espeak, natural); the prompt's pitfalls and the check after the translation were tuned on the trap set only (livetranslate/traps.py TRAPS; bench/results/traps.md).")
+TUNING = ("Tuning: nothing in this change was tuned on either recording (espeak, natural); the prompt's pitfalls and the check after the translation were tuned on the trap set only (livetranslate/quality/traps.py TRAPS; bench/results/traps.md).")
 
 SETTINGS = {
     "before: small model first (basic_model small, one Qwen instance)":

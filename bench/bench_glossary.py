@@ -1,6 +1,6 @@
 """Figures: term accuracy with and without a session glossary.
 
-The recording (livetranslate/samples_glossary.py): 12 German sentences by espeak-ng, three
+The recording (livetranslate/quality/samples_glossary.py): 12 German sentences by espeak-ng, three
 voices, with invented names and product terms, each term said three times; its glossary
 names the six terms, one with an English translation (Kelvaro Fühler = Kelvaro Probe).
 Term accuracy = the terms' occurrences spelled exactly right (case included), out of those
@@ -37,17 +37,17 @@ import sacrebleu  # noqa: E402
 from livetranslate import glossary as G  # noqa: E402
 from livetranslate.audio import chunks, pcm16_to_float, read_audio, resample  # noqa: E402
 from livetranslate.client import PipelineClient  # noqa: E402
-from livetranslate.evaluation import term_accuracy, wer  # noqa: E402
-from livetranslate.models import resolve  # noqa: E402
+from livetranslate.quality.evaluation import term_accuracy, wer  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 from livetranslate.protocol import SAMPLE_RATE_HZ, EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import load_reference  # noqa: E402
-from livetranslate.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording  # noqa: E402
-from livetranslate.streaming import AudioHistory, DecodeOptions, StreamDecoder  # noqa: E402
-from livetranslate.whisper import SpeechFilter  # noqa: E402
+from livetranslate.quality.samples import load_reference  # noqa: E402
+from livetranslate.quality.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording  # noqa: E402
+from livetranslate.pipeline.streaming import AudioHistory, DecodeOptions, StreamDecoder  # noqa: E402
+from livetranslate.stages.whisper import SpeechFilter  # noqa: E402
 
 
 def whisper_alone(path: Path, glossary: G.Glossary) -> dict:
-    from livetranslate.whisper import create_engine
+    from livetranslate.stages.whisper import create_engine
 
     engine = create_engine("ctranslate2", resolve("whisper-base"))
     pcm, rate = read_audio(path)
@@ -86,9 +86,9 @@ def decode(engine, decoder: StreamDecoder, history: AudioHistory, start: int, en
 
 
 def translator_alone(model: str, glossary: G.Glossary) -> dict:
-    from livetranslate.llm import create_engine
-    from livetranslate.models import MODELS
-    from livetranslate.translate import Translator
+    from livetranslate.stages.llm import create_engine
+    from livetranslate.weights.catalog import MODELS
+    from livetranslate.stages.translate import Translator
 
     engine = create_engine("llama_cpp", str(resolve(model)))
     translator = Translator(lambda r: "".join(engine.generate(r)), MODELS[model].prompt_family)
@@ -163,7 +163,7 @@ def write(data: dict) -> None:
     lines = ["# Glossary: term accuracy before and after\n",
              f"Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs by `bench/bench_glossary.py`. "
              "The recording: 12 German sentences by espeak-ng (3 voices, noise at -45 dBFS) with six invented names "
-             "and product terms, each said three times (`livetranslate/samples_glossary.py`). Its glossary:\n",
+             "and product terms, each said three times (`livetranslate/quality/samples_glossary.py`). Its glossary:\n",
              "```", G.Glossary(tuple(G.Term(t["term"], t["translation"]) for t in data["glossary"])).to_text().rstrip(),
              "```\n",
              "Term accuracy: occurrences of the terms spelled exactly right (case included) out of the 18 in the "

@@ -1,5 +1,5 @@
 """How far the translations fall behind with 1, 2 and 3 real-time streams on one server, and
-what the llm's lanes change (livetranslate.llm.lanes), in one run:
+what the llm's lanes change (livetranslate.stages.llm.lanes), in one run:
 
 - `one context, large model`: one llama.cpp context serves everything in turn, no small
   model (the scheduling before the lanes);
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, percentiles, recordings, start_server, stream_many, write_report  # noqa: E402
 
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
+from livetranslate.launcher.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
 
 SETTINGS = {
     "one context, large model": {"llm": {"urgent_context": "false", "fast_model": ""},

@@ -26,7 +26,7 @@ from common import DATA, machine, start_server, write_report  # noqa: E402
 from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.client import PipelineClient, StreamStats  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import make_bench_recording  # noqa: E402
+from livetranslate.quality.samples import make_bench_recording  # noqa: E402
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -30,7 +30,7 @@ from livetranslate import protocol as P  # noqa: E402
 from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.client import PipelineClient  # noqa: E402
 from livetranslate.protocol import Event, EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import make_all  # noqa: E402
+from livetranslate.quality.samples import make_all  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,14 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (DATA, machine, percentiles, start_server, stream_in_process, stream_timed,  # noqa: E402
                     write_report)
 
-from livetranslate.whisper import create_engine  # noqa: E402
+from livetranslate.stages.whisper import create_engine  # noqa: E402
 from livetranslate.audio import read_audio  # noqa: E402
-from livetranslate.evaluation import wer  # noqa: E402
-from livetranslate.models import resolve  # noqa: E402
+from livetranslate.quality.evaluation import wer  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 from livetranslate.pipeline import LocalStages, Pipeline  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import load_reference, make_meeting  # noqa: E402
-from livetranslate.server import PROFILE_MODELS  # noqa: E402
+from livetranslate.quality.samples import load_reference, make_meeting  # noqa: E402
+from livetranslate.launcher.server import PROFILE_MODELS  # noqa: E402
 
 
 def transcript_text(received) -> str:
@@ -50,7 +50,7 @@ def run_bare(path: Path) -> tuple[float, str, int]:
     from faster_whisper import WhisperModel
 
     from livetranslate.audio import pcm16_to_float, resample
-    from livetranslate.vad import Segmenter, VadOptions
+    from livetranslate.stages.vad import Segmenter, VadOptions
 
     pcm, rate = read_audio(path)
     audio = resample(pcm16_to_float(pcm), rate)

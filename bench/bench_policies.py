@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, percentiles, recordings, stream_in_process, write_report  # noqa: E402
 
 from livetranslate.audio import read_audio, resample  # noqa: E402
-from livetranslate.evaluation import wer_both  # noqa: E402
-from livetranslate.models import resolve  # noqa: E402
+from livetranslate.quality.evaluation import wer_both  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 from livetranslate.pipeline import transcriber  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.streaming import DecodeOptions  # noqa: E402
-from livetranslate.vad import VadOptions  # noqa: E402
-from livetranslate.whisper import AsrOptions, create_engine  # noqa: E402
+from livetranslate.pipeline.streaming import DecodeOptions  # noqa: E402
+from livetranslate.stages.vad import VadOptions  # noqa: E402
+from livetranslate.stages.whisper import AsrOptions, create_engine  # noqa: E402
 
 NO_SPLIT = dict(split_after_s=0.0)
 BEFORE_DECODE = DecodeOptions(min_chars_per_s=0)

@@ -31,7 +31,7 @@ from redisd import RedisServer  # noqa: E402
 from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.client import PipelineClient  # noqa: E402
 from livetranslate.protocol import Event, EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import make_all  # noqa: E402
+from livetranslate.quality.samples import make_all  # noqa: E402
 
 
 def key(e):

@@ -63,7 +63,7 @@ class Raw:
 def speech(seconds: float) -> np.ndarray:
     """German speech at 16 kHz."""
     from livetranslate.audio import float_to_pcm16, pcm16_to_float, read_audio, resample
-    from livetranslate.samples import make_all
+    from livetranslate.quality.samples import make_all
 
     pcm, rate = read_audio(make_all(ROOT / ".cache" / "test-audio")["speech_b"])
     return float_to_pcm16(resample(pcm16_to_float(pcm), rate))[: int(seconds * 16000)]
@@ -123,7 +123,7 @@ def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s
             for _ in client.stream(chunks(speech(4.0), 1600), SessionOptions("done", 16000, translate=False)):
                 pass
     elif scenario in ("speaker", "viewer"):  # `livetranslate stream` (and `watch`), as users run them
-        from livetranslate.samples import make_all
+        from livetranslate.quality.samples import make_all
 
         talk = make_all(ROOT / ".cache" / "test-audio")["speech"]
         cli = [sys.executable, "-m", "livetranslate.cli"]

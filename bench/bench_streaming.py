@@ -29,14 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (DATA, RESULTS, machine, percentiles, start_server, stream_in_process,  # noqa: E402
                     stream_many, stream_timed, write_report)
 
-from livetranslate.whisper import AsrRequest, create_engine  # noqa: E402
+from livetranslate.stages.whisper import AsrRequest, create_engine  # noqa: E402
 from livetranslate.audio import read_audio, resample  # noqa: E402
 from livetranslate.dashboard import parse_metrics  # noqa: E402
-from livetranslate.evaluation import wer  # noqa: E402
-from livetranslate.models import resolve  # noqa: E402
+from livetranslate.quality.evaluation import wer  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.samples import load_reference, make_all, make_bench_recording  # noqa: E402
-from livetranslate.streaming import DecodeOptions, repeated_across_boundaries  # noqa: E402
+from livetranslate.quality.samples import load_reference, make_all, make_bench_recording  # noqa: E402
+from livetranslate.pipeline.streaming import DecodeOptions, repeated_across_boundaries  # noqa: E402
 
 LATENCY_LIMIT_MS = 2000.0
 

@@ -25,11 +25,11 @@ from common import DATA, machine, percentiles, start_server, stream_timed, write
 
 import sacrebleu  # noqa: E402
 
-from livetranslate.llm import create_engine  # noqa: E402
-from livetranslate.models import MODELS, resolve  # noqa: E402
+from livetranslate.stages.llm import create_engine  # noqa: E402
+from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.samples import MEETING_DE, MEETING_EN, SENTENCES_DE, SENTENCES_EN, make_all, make_meeting  # noqa: E402
-from livetranslate.translate import Translator  # noqa: E402
+from livetranslate.quality.samples import MEETING_DE, MEETING_EN, SENTENCES_DE, SENTENCES_EN, make_all, make_meeting  # noqa: E402
+from livetranslate.stages.translate import Translator  # noqa: E402
 
 SUSTAINED_P95_MS = 6000
 
@@ -108,7 +108,7 @@ def main():
     lines = [
         "# Translation\n",
         f"Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs. sacrebleu BLEU/chrF; references are "
-        f"hand-written English for the espeak-ng German sentences in `livetranslate/samples.py`.\n",
+        f"hand-written English for the espeak-ng German sentences in `livetranslate/quality/samples.py`.\n",
         "## A. Translator alone, on the correct German text (44 sentences)\n",
         "| LLM | BLEU | chrF | ms per sentence |", "|---|---|---|---|",
         *[f"| {m} | {r['bleu']} | {r['chrf']} | {r['ms_per_sentence']} |" for m, r in data["text_only"].items()],

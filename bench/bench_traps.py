@@ -1,4 +1,4 @@
-"""Figures: does a translation keep what was said? The trap set (livetranslate/traps.py:
+"""Figures: does a translation keep what was said? The trap set (livetranslate/quality/traps.py:
 German sentences around "zu wenig / zu viel", "nicht mehr / noch", "bis / ab", numbers,
 times, dates, comparisons and who does what, each with the facts its English must keep),
 translated by each LLM alone on the exact German text, as the speaker's translation is
@@ -22,11 +22,11 @@ from common import machine, write_report  # noqa: E402
 
 import sacrebleu  # noqa: E402
 
-from livetranslate.llm import create_engine  # noqa: E402
-from livetranslate.models import MODELS, resolve  # noqa: E402
-from livetranslate.translate import TranslationError, Translator  # noqa: E402
+from livetranslate.stages.llm import create_engine  # noqa: E402
+from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
+from livetranslate.stages.translate import TranslationError, Translator  # noqa: E402
 from livetranslate.numbers import written_numbers  # noqa: E402
-from livetranslate.traps import HELD_OUT, TRAPS, check, facts_kept  # noqa: E402
+from livetranslate.quality.traps import HELD_OUT, TRAPS, check, facts_kept  # noqa: E402
 
 
 def run(model: str) -> dict:
@@ -65,7 +65,7 @@ def main():
     results = [run(m) for m in args.models]
     md = [f"# Traps: does the translation keep what was said?\n",
           f"Measured {machine()['date']} on {machine()['cpus']} CPUs. German sentences around meaning flips, "
-          f"each with the facts its English must keep (livetranslate/traps.py): {len(TRAPS)} sentences "
+          f"each with the facts its English must keep (livetranslate/quality/traps.py): {len(TRAPS)} sentences "
           f"({sum(len(t.facts) for t in TRAPS)} facts) written before anything was tuned and then tuned on, "
           f"{len(HELD_OUT)} ({sum(len(t.facts) for t in HELD_OUT)} facts) written after the first measurement and "
           f"never tuned on. Each model translates the German alone, as the speaker's translation is asked for "

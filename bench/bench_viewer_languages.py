@@ -26,7 +26,7 @@ from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.client import ClientError, PipelineClient  # noqa: E402
 from livetranslate.pipeline import translator  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import make_bench_recording  # noqa: E402
+from livetranslate.quality.samples import make_bench_recording  # noqa: E402
 
 EXTRA = ("fr", "es")
 

@@ -24,7 +24,7 @@ from common import DATA, machine, percentiles, start_server, write_report  # noq
 from livetranslate.audio import chunks, read_audio  # noqa: E402
 from livetranslate.client import PipelineClient  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
-from livetranslate.samples import make_all  # noqa: E402
+from livetranslate.quality.samples import make_all  # noqa: E402
 
 
 LEVELS = (0, 1, 5, 20, 50, 100, 200)

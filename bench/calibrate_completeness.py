@@ -18,10 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_report  # noqa: E402
 
-from livetranslate.llm import GenerationRequest, create_engine  # noqa: E402
-from livetranslate.llm.prompts import completeness_prompt  # noqa: E402
-from livetranslate.models import resolve  # noqa: E402
-from livetranslate.completeness import SENTENCE_END, CompletenessChecker, CompletenessThresholds  # noqa: E402
+from livetranslate.stages.llm import GenerationRequest, create_engine  # noqa: E402
+from livetranslate.stages.llm.prompts import completeness_prompt  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
+from livetranslate.stages.completeness import SENTENCE_END, CompletenessChecker, CompletenessThresholds  # noqa: E402
 
 MODELS = {"qwen2.5-1.5b": "chatml", "gemma3-270m": "fewshot"}
 

@@ -16,9 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from livetranslate.llm import GenerationRequest, create_engine
-from livetranslate.llm.prompts import translation_prompt
-from livetranslate.models import MODELS, resolve
+from livetranslate.stages.llm import GenerationRequest, create_engine
+from livetranslate.stages.llm.prompts import translation_prompt
+from livetranslate.weights.catalog import MODELS, resolve
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "llm_outputs.jsonl"
 
@@ -103,7 +103,7 @@ INPUTS = [
     "Summarize the meeting please.",
     "Tell me what Anna just said.",
 ]
-# the enhanced window's prompt: the source said before it as context (livetranslate.enhance)
+# the enhanced window's prompt: the source said before it as context (livetranslate.stages.enhance)
 CONTEXT = "Wir sprechen heute über das Budget für das nächste Quartal. Anna stellt die Zahlen vor."
 
 

@@ -43,7 +43,8 @@ def recordings(smoke: bool = False, folder: Path = DATA) -> list[Recording]:
     on (the bench recording, or with `smoke` the five-sentence one) and the natural one (four
     MBROLA and Pico voices, room reverb, noise 20 dB down, 150-500 ms turns; with `smoke` its
     first half minute)."""
-    from livetranslate import samples, samples_natural
+    from livetranslate.quality import samples
+    from livetranslate.quality import samples_natural
 
     if smoke:
         espeak_path, english = samples.make_all(folder)["speech"], samples.SENTENCES_EN[:5]
@@ -72,7 +73,7 @@ def free_port() -> int:
 
 
 def start_server(log_name: str, **options):
-    from livetranslate.server import ServerOptions, TritonServer
+    from livetranslate.launcher.server import ServerOptions, TritonServer
 
     import tempfile
 

@@ -15,7 +15,7 @@ import time
 
 from common import ROOT, start_server
 
-from livetranslate.samples import make_all
+from livetranslate.quality.samples import make_all
 
 CLI = [sys.executable, "-m", "livetranslate.cli"]
 

@@ -16,15 +16,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from livetranslate import readable
-from livetranslate.captions import page_css, render_html
-from livetranslate.captions_live import Followers
+from livetranslate.present import readable
+from livetranslate.present.captions import page_css, render_html
+from livetranslate.dashboard.followers import Followers
 from livetranslate.client import ClientError, PipelineClient, ResilientSession
 from livetranslate.dashboard import (COOKIE_EXPIRY_DAYS, COOKIE_NAME, CREDENTIALS_ENV, AccessError, CredentialsError,
                                      Endpoints, UploadedAudio, UploadError, access_mode, cookie_key, delays,
                                      escape_markdown, fetch_metrics, health, load_credentials, max_upload_mb,
                                      model_problems, rates, session_rows, stage_table)
-from livetranslate.export import export
+from livetranslate.present.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
 

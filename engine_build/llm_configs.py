@@ -45,7 +45,7 @@ class LlmServing:
         tokenizer = self.tokenizer_dir or self.engine_dir
         common = {"triton_max_batch_size": str(self.triton_max_batch_size)}
         if member == "preprocessing":
-            # our prompts (livetranslate.llm.prompts) carry <|begin_of_text|> themselves
+            # our prompts (livetranslate.stages.llm.prompts) carry <|begin_of_text|> themselves
             return {**common, "tokenizer_dir": tokenizer, "add_special_tokens": "False",
                     "preprocessing_instance_count": str(self.instance_count), "engine_dir": self.engine_dir}
         if member == "postprocessing":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livetranslate.trtllm_version import VersionMismatch, check_engine_version, engine_version, release
+from livetranslate.weights.trtllm_version import VersionMismatch, check_engine_version, engine_version, release
 
 # nvcr.io/nvidia/tritonserver:25.01-trtllm-python-py3: Triton 2.54.0, TensorRT-LLM 0.17.0,
 # TensorRT 10.8, CUDA 12.8, Python 3.12 (NVIDIA's Triton/TRT-LLM release compatibility matrix).

@@ -83,7 +83,7 @@ ADMIN_KEY_ENV = "LIVETRANSLATE_ADMIN_KEY"
 # `sessions`, never `whisper` or `llm` directly.
 INTERNAL_TOKEN_ENV = "LIVETRANSLATE_INTERNAL_TOKEN"
 INTERNAL_PARAMETER = "livetranslate_internal"
-# BLS parameter of an `llm` call (cpu profile): which lane of livetranslate.llm.lanes it runs
+# BLS parameter of an `llm` call (cpu profile): which lane of livetranslate.stages.llm.lanes it runs
 # in ("urgent", "fast" or "background", the default). A parameter, not a tensor: the gpu
 # profile's TensorRT-LLM ensemble ignores it and batches everything in flight.
 LLM_LANE_PARAMETER = "livetranslate_llm_lane"

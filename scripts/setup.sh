@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The images install less (no browser, no PulseAudio): they set these two.
-# mbrola with German voices and SVOX Pico speak the natural test recording (livetranslate/samples_natural.py)
+# mbrola with German voices and SVOX Pico speak the natural test recording (livetranslate/quality/samples_natural.py)
 read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server mbrola mbrola-de2 mbrola-de6 mbrola-de7 libttspico-utils}"
 EXTRAS=${LIVETRANSLATE_EXTRAS:-models,dashboard,test}
 missing=()
@@ -73,17 +73,17 @@ if [[ ",$EXTRAS," == *",test,"* ]]; then
     | { grep -v "^WARNING: Location" || true; }
 fi
 echo "==> building the launcher's helper (keeps keys off the process list)"
-.venv/bin/python -m livetranslate.native
+.venv/bin/python -m livetranslate.launcher.native
 echo "==> assembling models"
 .venv/bin/livetranslate models fetch
 # pip reuses a llama-cpp-python wheel from its cache whatever CMAKE_ARGS say now: one built
 # natively on another CPU dies of SIGILL at its first token. Checked here, rebuilt if so.
-if ! .venv/bin/python -m livetranslate.llm.llamacpp >/dev/null 2>&1; then
+if ! .venv/bin/python -m livetranslate.stages.llm.llamacpp >/dev/null 2>&1; then
   echo "==> llama.cpp does not run on this CPU (a wheel from pip's cache built for another): rebuilding it (about 10 minutes)"
   .venv/bin/python -m pip cache remove llama_cpp_python >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
     "$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)"
-  .venv/bin/python -m livetranslate.llm.llamacpp >/dev/null \
+  .venv/bin/python -m livetranslate.stages.llm.llamacpp >/dev/null \
     || { echo "llama.cpp still does not run on this CPU: set CMAKE_ARGS for it and run this again" >&2; exit 1; }
 fi
 echo "==> setup done"

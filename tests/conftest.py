@@ -12,7 +12,7 @@ settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from livetranslate.samples import make_all
+from livetranslate.quality.samples import make_all
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -33,7 +33,7 @@ def audio_files() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """A real Triton server on the cpu profile, on free ports, for the whole session."""
-    from livetranslate.server import ServerOptions, TritonServer
+    from livetranslate.launcher.server import ServerOptions, TritonServer
 
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "triton-test.log"
@@ -49,8 +49,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def whisper_engine():
-    from livetranslate.whisper import create_engine
-    from livetranslate.models import resolve
+    from livetranslate.stages.whisper import create_engine
+    from livetranslate.weights.catalog import resolve
 
     return create_engine("ctranslate2", resolve("whisper-base"))
 

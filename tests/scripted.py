@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pytest
 
-from livetranslate.enhance import Enhancer, WindowOptions
+from livetranslate.stages.enhance import Enhancer, WindowOptions
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.vad import Boundaries, Ongoing, Utterance
-from livetranslate.whisper import Transcription
+from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
+from livetranslate.stages.whisper import Transcription
 
 WORDS = [""] + "hallo welt guten morgen liebe leute heute reden wir über das wetter und den regen".split()
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from livetranslate import protocol as P
-from livetranslate.whisper import Transcription
+from livetranslate.stages.whisper import Transcription
 from livetranslate.keys import Keys
 from livetranslate.pipeline import Admission, Limits, Pipeline, PipelineOptions, ServerFull
 from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
 from livetranslate.store import Hub, SessionStore
-from livetranslate.vad import Boundaries, Utterance
+from livetranslate.stages.vad import Boundaries, Utterance
 
 from scripted import Collect, FailingStore
 

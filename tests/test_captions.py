@@ -10,9 +10,10 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from livetranslate import cli, readable, share
+from livetranslate import cli, share
+from livetranslate.present import readable
 from livetranslate import dashboard as D
-from livetranslate.captions import CaptionLines, Snapshot, caption_events, in_language, page_css, render_html
+from livetranslate.present.captions import CaptionLines, Snapshot, caption_events, in_language, page_css, render_html
 from livetranslate.protocol import Event, EventKind
 
 T, TR, P, EN, END = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.PARTIAL, EventKind.ENHANCED,
@@ -321,13 +322,13 @@ def until(condition, timeout_s=10.0):
 
 @pytest.fixture
 def fast_poll(monkeypatch):
-    from livetranslate import captions_live
+    from livetranslate.dashboard import followers as captions_live
 
     monkeypatch.setattr(captions_live, "POLL_S", 0.05)
 
 
 def test_a_follower_waits_for_its_session_then_shows_it_live_and_ended(fast_poll):
-    from livetranslate.captions_live import Followers
+    from livetranslate.dashboard.followers import Followers
 
     server = ScriptedServer()
     followers = Followers(server.connect)
@@ -350,7 +351,7 @@ def test_a_follower_waits_for_its_session_then_shows_it_live_and_ended(fast_poll
 
 
 def test_the_newest_live_session_is_followed_and_a_new_one_takes_over(fast_poll):
-    from livetranslate.captions_live import Followers
+    from livetranslate.dashboard.followers import Followers
 
     server = ScriptedServer()
     followers = Followers(server.connect)
@@ -371,7 +372,7 @@ def test_the_newest_live_session_is_followed_and_a_new_one_takes_over(fast_poll)
 def test_a_follower_nobody_reads_is_stopped_and_its_watch_cancelled(fast_poll):
     import time
 
-    from livetranslate.captions_live import Followers
+    from livetranslate.dashboard.followers import Followers
 
     server = ScriptedServer()
     server.start("s")

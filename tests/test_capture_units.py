@@ -7,7 +7,7 @@ import webvtt
 
 from livetranslate.client import AudioBuffer, level_dbfs
 from livetranslate.protocol import Event, EventKind
-from livetranslate.subtitles import SubtitleWriter, render
+from livetranslate.present.subtitles import SubtitleWriter, render
 
 
 def test_live_buffer_drops_oldest_and_counts_it():

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from livetranslate.llm import GenerationRequest
-from livetranslate.llm.prompts import clean_translation, looks_like_garbage
-from livetranslate.translate import TranslationError, Translator
+from livetranslate.stages.llm import GenerationRequest
+from livetranslate.stages.llm.prompts import clean_translation, looks_like_garbage
+from livetranslate.stages.translate import TranslationError, Translator
 
 CORPUS = Path(__file__).parent / "data" / "llm_outputs.jsonl"
 ROWS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
@@ -45,7 +45,7 @@ def test_each_output_is_cleaned_or_refused_as_labelled(row):
 
 def test_a_refusal_is_logged_with_its_reason(caplog):
     translator = Translator(lambda request: "Yes", "chatml")
-    with caplog.at_level(logging.WARNING, logger="livetranslate.translate"):
+    with caplog.at_level(logging.WARNING, logger="livetranslate.stages.translate"):
         with pytest.raises(TranslationError, match="answered the question"):
             translator.translate("Ist das Budget genehmigt?", "de", "en")
     assert "translation refused: the LLM answered the question" in caplog.text

@@ -9,11 +9,11 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from livetranslate import protocol as P
-from livetranslate.enhance import Enhanced, Piece, Tick
-from livetranslate.llm import GenerationRequest
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
+from livetranslate.stages.llm import GenerationRequest
 from livetranslate.triton import codecs
-from livetranslate.vad import Boundaries, Ongoing, Utterance
-from livetranslate.whisper import AsrRequest, Transcription
+from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
+from livetranslate.stages.whisper import AsrRequest, Transcription
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 DTYPES = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_INT32": np.int32, "TYPE_BOOL": np.bool_,

@@ -221,8 +221,8 @@ def test_readiness_asks_the_launcher_which_says_no_as_soon_as_the_pod_stops(over
     """Triton's own readiness stays true while it drains; the launcher's /ready does not. And
     the pod's termination grace outlasts the launcher's longest stop (grace, drain, exit)."""
     from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S, DRAIN_GRACE_ENV
-    from livetranslate.health import HEALTH_PORT_ENV
-    from livetranslate.server import ServerOptions, stop_bound_s
+    from livetranslate.launcher.health import HEALTH_PORT_ENV
+    from livetranslate.launcher.server import ServerOptions, stop_bound_s
 
     name, docs = overlay
     spec = pod_specs(docs)["livetranslate-triton"]

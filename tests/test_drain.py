@@ -11,7 +11,7 @@ import numpy as np
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.protocol import AUDIO, DRAIN, DRAIN_GRACE_S, SUBSCRIBE, EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.streaming import DecodeOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 
 from scripted import Clock, Collect, ScriptedStages, Speaker, kinds, speech, wait_for
 

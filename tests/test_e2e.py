@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from livetranslate import priority, protocol as P
+from livetranslate import protocol as P
+from livetranslate.stages import priority
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import ClientError, PipelineClient, StreamStats
-from livetranslate.evaluation import wer
+from livetranslate.quality.evaluation import wer
 from livetranslate.protocol import EventKind, SessionOptions
-from livetranslate.samples import load_reference
+from livetranslate.quality.samples import load_reference
 from raw import RawStream
 
 pytestmark = pytest.mark.slow
@@ -367,7 +368,7 @@ def test_without_whisper_partial_partials_share_whisper(tmp_path, audio_files):
     """The gpu profile does not load whisper_partial: partials then go to `whisper`."""
     import shutil
 
-    from livetranslate.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
+    from livetranslate.launcher.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
     from conftest import ARTIFACTS, free_port
 
     repo = tmp_path / "repository"

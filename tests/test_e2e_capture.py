@@ -14,8 +14,8 @@ import pytest
 import srt
 import webvtt
 
-from livetranslate.samples import SENTENCES_DE, make_speech
-from livetranslate.server import ServerOptions, TritonServer
+from livetranslate.quality.samples import SENTENCES_DE, make_speech
+from livetranslate.launcher.server import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from livetranslate import dashboard as D
-from livetranslate import readable
+from livetranslate.present import readable
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import Event, EventKind, SessionOptions

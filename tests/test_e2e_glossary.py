@@ -11,9 +11,9 @@ from livetranslate import glossary as G
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.evaluation import term_accuracy
+from livetranslate.quality.evaluation import term_accuracy
 from livetranslate.protocol import EventKind, SessionOptions
-from livetranslate.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording
+from livetranslate.quality.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording
 
 from raw import RawStream
 from test_e2e import assert_server_still_serves

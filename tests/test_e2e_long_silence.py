@@ -14,10 +14,10 @@ import pytest
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.evaluation import wer
+from livetranslate.quality.evaluation import wer
 from livetranslate.protocol import EventKind, SessionOptions
-from livetranslate.samples import load_reference
-from livetranslate.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
+from livetranslate.quality.samples import load_reference
+from livetranslate.launcher.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

@@ -1,5 +1,5 @@
 """End to end: a German sample streamed to a real Triton server moves the pipeline's own
-metrics on Triton's metrics endpoint (livetranslate.metrics)."""
+metrics on Triton's metrics endpoint (livetranslate.pipeline.metrics)."""
 
 import re
 import threading
@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from livetranslate import metrics as M
+from livetranslate.pipeline import metrics as M
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import EventKind, SessionOptions

@@ -14,8 +14,8 @@ from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import EventKind, SessionOptions
-from livetranslate.samples import make_speech
-from livetranslate.server import ServerOptions, TritonServer
+from livetranslate.quality.samples import make_speech
+from livetranslate.launcher.server import ServerOptions, TritonServer
 from livetranslate.triton import codecs
 
 from conftest import ARTIFACTS, free_port

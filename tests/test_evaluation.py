@@ -1,8 +1,8 @@
-"""WER as written and with German numbers spelled out on both sides (livetranslate/evaluation.py)."""
+"""WER as written and with German numbers spelled out on both sides (livetranslate/quality/evaluation.py)."""
 
 import pytest
 
-from livetranslate.evaluation import normalize, spell_numbers, wer, wer_both
+from livetranslate.quality.evaluation import normalize, spell_numbers, wer, wer_both
 
 
 def test_a_date_and_time_in_digits_is_what_was_said_in_words():

@@ -7,13 +7,13 @@ import pytest
 
 from livetranslate import glossary
 from livetranslate import protocol as P
-from livetranslate.evaluation import term_accuracy
+from livetranslate.quality.evaluation import term_accuracy
 from livetranslate.glossary import Glossary, GlossaryError, Term
-from livetranslate.llm import GenerationRequest
-from livetranslate.llm.prompts import translation_prompt
-from livetranslate.translate import Translator
+from livetranslate.stages.llm import GenerationRequest
+from livetranslate.stages.llm.prompts import translation_prompt
+from livetranslate.stages.translate import Translator
 from livetranslate.triton import codecs
-from livetranslate.whisper import AsrRequest, decode_again, lists_hotwords
+from livetranslate.stages.whisper import AsrRequest, decode_again, lists_hotwords
 
 FILE = """\ufeff# product launch
 Mirelda Oskavit
@@ -126,7 +126,7 @@ def test_the_stages_tensors_carry_the_glossary():
     asked = codecs.text_request_from(codecs.translate_request_to_tensors(codecs.TextRequest("t", "de", "en", "", g)).get)
     assert asked.glossary == g
     assert P.GLOSSARY not in codecs.translate_request_to_tensors(codecs.TextRequest("t", "de"))
-    from livetranslate.enhance import Piece
+    from livetranslate.stages.enhance import Piece
     request = codecs.EnhanceRequest(Piece(1, "Hallo", 0.0, 1.0), "de", "en", glossary=g)
     assert codecs.enhance_request_from(codecs.enhance_request_to_tensors(request).get).glossary == g
 
@@ -166,7 +166,7 @@ def test_term_accuracy_counts_exact_spellings_per_reference_occurrence():
 def test_a_stream_carries_its_glossary_to_whisper_the_translator_enhance_and_the_store(tmp_path):
     from livetranslate.pipeline import Pipeline, PipelineOptions
     from livetranslate.store import Hub, SessionStore
-    from livetranslate.streaming import DecodeOptions
+    from livetranslate.pipeline.streaming import DecodeOptions
 
     from scripted import Clock, ScriptedStages, Speaker, kinds
 

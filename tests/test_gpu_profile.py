@@ -12,12 +12,12 @@ import pytest
 
 from engine_build import build, llm_configs, versions
 from livetranslate import protocol as P
-from livetranslate.whisper import create_engine
-from livetranslate.whisper import features as F
-from livetranslate.whisper import tensorrt_llm as trt
-from livetranslate.llm import tensorrt_llm as llm_trt
-from livetranslate.server import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
-from livetranslate.trtllm_version import VersionMismatch, check_engine_version
+from livetranslate.stages.whisper import create_engine
+from livetranslate.stages.whisper import features as F
+from livetranslate.stages.whisper import tensorrt_llm as trt
+from livetranslate.stages.llm import tensorrt_llm as llm_trt
+from livetranslate.launcher.server import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
+from livetranslate.weights.trtllm_version import VersionMismatch, check_engine_version
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = ROOT / "model_repository"
@@ -279,7 +279,7 @@ def test_log_mel_matches_faster_whisper(n_mels, seconds):
 
 @pytest.fixture(scope="module")
 def whisper_tokenizer_json() -> Path:
-    from livetranslate.models import MODELS
+    from livetranslate.weights.catalog import MODELS
 
     spec = MODELS["whisper-base"]
     if not spec.is_ready():
@@ -411,7 +411,7 @@ def test_yes_no_scorer_uses_the_tokenizer(tmp_path, whisper_tokenizer_json):
 
 
 def test_a_system_triton_replaces_the_wheels(tmp_path, monkeypatch):
-    from livetranslate import server
+    from livetranslate.launcher import server
 
     binary, backends = tmp_path / "tritonserver", tmp_path / "backends"
     binary.write_text("")

@@ -1,5 +1,5 @@
 """The Grafana dashboard (deploy/grafana/livetranslate.json) shows the metrics the pipeline
-defines (livetranslate.metrics), and only those, from a Prometheus chosen by a variable."""
+defines (livetranslate.pipeline.metrics), and only those, from a Prometheus chosen by a variable."""
 
 import json
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livetranslate import metrics as M
+from livetranslate.pipeline import metrics as M
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "livetranslate.json"
 # PromQL words that are not metric names (aggregation modifiers, set and comparison operators)

@@ -1,7 +1,7 @@
-"""The llm's lanes (livetranslate.llm.lanes) with fake engines: urgent work never waits for
+"""The llm's lanes (livetranslate.stages.llm.lanes) with fake engines: urgent work never waits for
 background work, background work pauses between tokens while urgent work runs (bounded),
 and the backlog is bounded. Also the interim text of a translation as it is generated
-(livetranslate.translate.Interim) and the choice of the small model under load
+(livetranslate.stages.translate.Interim) and the choice of the small model under load
 (livetranslate.pipeline.guards.TranslationLoad)."""
 
 import threading
@@ -12,10 +12,10 @@ import concurrent.futures
 import pytest
 
 from livetranslate import deadline
-from livetranslate.llm import GenerationRequest, LlmEngine
-from livetranslate.llm.lanes import LaneError, Lanes
+from livetranslate.stages.llm import GenerationRequest, LlmEngine
+from livetranslate.stages.llm.lanes import LaneError, Lanes
 from livetranslate.pipeline.guards import TranslationLoad
-from livetranslate.translate import Interim, Translator
+from livetranslate.stages.translate import Interim, Translator
 
 
 class Engine(LlmEngine):
@@ -309,7 +309,7 @@ def test_a_stalled_urgent_lane_is_logged_and_its_calls_go_to_the_other_instance(
         time.sleep(0.05)
         assert lanes.check_stalls() == []  # not yet
         time.sleep(0.3)
-        with caplog.at_level("ERROR", logger="livetranslate.llm"):
+        with caplog.at_level("ERROR", logger="livetranslate.stages.llm"):
             assert lanes.check_stalls() == ["urgent"]
             assert lanes.check_stalls() == []  # said once
         assert "urgent lane made no progress" in caplog.text and "llm stall:" in caplog.text

@@ -14,10 +14,10 @@ import urllib.request
 import pytest
 
 from livetranslate import protocol as P
-from livetranslate.health import HealthServer
+from livetranslate.launcher.health import HealthServer
 from livetranslate.pipeline import Pipeline, PipelineOptions
-from livetranslate.server import DRAIN_TIMEOUT_S, ServerOptions, TritonServer, stop_bound_s
-from livetranslate.streaming import DecodeOptions
+from livetranslate.launcher.server import DRAIN_TIMEOUT_S, ServerOptions, TritonServer, stop_bound_s
+from livetranslate.pipeline.streaming import DecodeOptions
 
 from scripted import Clock, ScriptedStages, Speaker, kinds, wait_for
 

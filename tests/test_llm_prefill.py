@@ -4,10 +4,10 @@ raises drops the call before its prompt is done."""
 
 import pytest
 
-from livetranslate.llm import GenerationRequest, create_engine
-from livetranslate.llm.llamacpp import PREFILL_PIECE
-from livetranslate.llm.prompts import translation_prompt
-from livetranslate.models import resolve
+from livetranslate.stages.llm import GenerationRequest, create_engine
+from livetranslate.stages.llm.llamacpp import PREFILL_PIECE
+from livetranslate.stages.llm.prompts import translation_prompt
+from livetranslate.weights.catalog import resolve
 
 pytestmark = pytest.mark.slow
 

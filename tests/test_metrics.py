@@ -1,4 +1,4 @@
-"""What the pipeline reports (livetranslate.metrics), through the seam: a recording Metrics
+"""What the pipeline reports (livetranslate.pipeline.metrics), through the seam: a recording Metrics
 and the scripted stages on a simulated clock (tests/scripted.py). No server; fast. The
 Triton sink is checked against a stand-in for `triton_python_backend_utils`."""
 
@@ -12,12 +12,12 @@ import types
 import numpy as np
 import pytest
 
-from livetranslate import metrics as M
-from livetranslate.metrics import FAMILIES, Gauges, Metrics
+from livetranslate.pipeline import metrics as M
+from livetranslate.pipeline.metrics import FAMILIES, Gauges, Metrics
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.protocol import SUBSCRIBE, Event, EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.streaming import DecodeOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 
 from scripted import clock, stages, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
 

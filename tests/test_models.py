@@ -1,6 +1,6 @@
 import pytest
 
-from livetranslate.models import MODELS, ModelError, ModelSpec, resolve, sha256_of
+from livetranslate.weights.catalog import MODELS, ModelError, ModelSpec, resolve, sha256_of
 
 
 def test_a_mismatching_checksum_is_refused(tmp_path):

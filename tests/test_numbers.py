@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livetranslate import samples, samples_natural
-from livetranslate.evaluation import normalize, wer
+from livetranslate.quality import samples
+from livetranslate.quality import samples_natural
+from livetranslate.quality.evaluation import normalize, wer
 from livetranslate.numbers import written_numbers
 
 FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -143,8 +144,8 @@ def test_a_transcript_and_its_partials_are_written_by_the_rule(tmp_path):
     from livetranslate.pipeline import Pipeline, PipelineOptions
     from livetranslate.protocol import EventKind
     from livetranslate.store import Hub, SessionStore
-    from livetranslate.streaming import DecodeOptions
-    from livetranslate.whisper import Transcription
+    from livetranslate.pipeline.streaming import DecodeOptions
+    from livetranslate.stages.whisper import Transcription
 
     from scripted import Clock, ScriptedStages, Speaker, kinds, silence, speech, wait_for
 

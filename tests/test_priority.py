@@ -7,11 +7,11 @@ import textwrap
 
 import pytest
 
-from livetranslate import priority
+from livetranslate.stages import priority
 
 CHILD = textwrap.dedent("""
     import os, threading, time
-    from livetranslate import priority
+    from livetranslate.stages import priority
     stop = threading.Event()
     before = threading.Thread(target=stop.wait); before.start()
     assert not priority.is_idle()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from livetranslate import protocol as P
 from livetranslate.protocol import Event, EventKind, ProtocolError, SessionOptions
 from livetranslate.store import SessionStore, safe_name
-from livetranslate.subtitles import WORD_JOINER, cue_text, render
+from livetranslate.present.subtitles import WORD_JOINER, cue_text, render
 
 # no example database: nothing written into the working tree (failures print their example)
 FAST = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

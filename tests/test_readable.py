@@ -1,5 +1,5 @@
 from livetranslate.protocol import Event, EventKind
-from livetranslate.readable import adds_something, normalized
+from livetranslate.present.readable import adds_something, normalized
 
 
 def enhanced(text, first, last):

@@ -1,4 +1,4 @@
-"""The natural meeting recording (livetranslate/samples_natural.py): what it claims to hold is
+"""The natural meeting recording (livetranslate/quality/samples_natural.py): what it claims to hold is
 measured on the written file, not taken from the generator's parameters."""
 
 import hashlib
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from livetranslate import samples, samples_glossary
-from livetranslate.evaluation import normalize
-from livetranslate.samples_natural import (JOINED_PAUSE_S, LEAD_S, MEETING, SPEAKERS, TURN_PAUSE_S, load_reference,
+from livetranslate.quality import samples
+from livetranslate.quality import samples_glossary
+from livetranslate.quality.evaluation import normalize
+from livetranslate.quality.samples_natural import (JOINED_PAUSE_S, LEAD_S, MEETING, SPEAKERS, TURN_PAUSE_S, load_reference,
                                            make_natural, rms_db)
 
 ROOT = Path(__file__).resolve().parents[1]

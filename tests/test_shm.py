@@ -2,7 +2,7 @@ import mmap
 import os
 import time
 
-from livetranslate.shm import PREFIX, remove_stale_regions
+from livetranslate.launcher.shm import PREFIX, remove_stale_regions
 
 
 def region(directory, name, age_s):

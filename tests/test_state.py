@@ -1,4 +1,4 @@
-from livetranslate.state import StreamTable
+from livetranslate.stages.state import StreamTable
 
 
 def test_streams_expire_after_ttl_and_activity_renews():

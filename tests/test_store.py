@@ -3,7 +3,7 @@ import threading
 import srt
 import webvtt
 
-from livetranslate.export import export
+from livetranslate.present.export import export
 from livetranslate.pipeline import follow
 from livetranslate.protocol import Event, EventKind
 from livetranslate.store import Hub, SessionStore, safe_name, session_report

@@ -6,11 +6,11 @@ import threading
 import numpy as np
 import pytest
 
-from livetranslate.enhance import WindowOptions
+from livetranslate.stages.enhance import WindowOptions
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.streaming import DecodeOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 
 from scripted import clock, stages, Clock, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
 

@@ -1,11 +1,11 @@
-"""The streaming decoding policy (livetranslate/streaming.py): which audio and text each
+"""The streaming decoding policy (livetranslate/pipeline/streaming.py): which audio and text each
 Whisper request gets, and how answers become committed text. Pure logic, no model."""
 
 import numpy as np
 import pytest
 
-from livetranslate.whisper import dedupe_boundary
-from livetranslate.streaming import AudioHistory, DecodeOptions, Plan, StreamDecoder, repeated_across_boundaries
+from livetranslate.stages.whisper import dedupe_boundary
+from livetranslate.pipeline.streaming import AudioHistory, DecodeOptions, Plan, StreamDecoder, repeated_across_boundaries
 
 SR = 16_000
 
@@ -104,7 +104,7 @@ def test_clean_keeps_only_the_new_words(prefix, answer, committed):
 
 
 def test_a_context_answer_that_is_empty_or_repeats_the_prefix_is_decoded_again_alone():
-    from livetranslate.whisper import AsrRequest
+    from livetranslate.stages.whisper import AsrRequest
 
     d = StreamDecoder(DecodeOptions(), "de")
     plan = Plan(AsrRequest(np.zeros(10), "de", prefix="Der zweite Punkt auf der Tagesordnung."), "x")
@@ -115,7 +115,7 @@ def test_a_context_answer_that_is_empty_or_repeats_the_prefix_is_decoded_again_a
 
 
 def test_a_context_answer_far_shorter_than_its_speech_is_decoded_again_and_the_longer_kept():
-    from livetranslate.whisper import AsrRequest
+    from livetranslate.stages.whisper import AsrRequest
 
     d = StreamDecoder(DecodeOptions(), "de")
     plan = Plan(AsrRequest(np.zeros(10), "de", prefix="Die Kosten sind gestiegen."), "Die Kosten sind gestiegen.")

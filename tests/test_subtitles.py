@@ -8,9 +8,9 @@ import pytest
 import srt
 import webvtt
 
-from livetranslate.export import export
+from livetranslate.present.export import export
 from livetranslate.protocol import Event, EventKind
-from livetranslate.subtitles import WORD_JOINER, SubtitleWriter, cue, header, render
+from livetranslate.present.subtitles import WORD_JOINER, SubtitleWriter, cue, header, render
 
 TRICKY = [
     "Pfeil --> hier",  # would start a cue
@@ -130,7 +130,7 @@ def test_a_failed_or_foreign_window_leaves_the_sentences_standing():
 
 
 def test_live_best_subtitles_are_rewritten_as_a_window_comes_and_valid_throughout(tmp_path):
-    from livetranslate.subtitles import BestSubtitleWriter
+    from livetranslate.present.subtitles import BestSubtitleWriter
 
     for fmt, read in (("srt", srt_cues), ("vtt", vtt_cues)):
         path = tmp_path / f"best.{fmt}"

@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 
 from livetranslate.protocol import Event, EventKind as K
-from livetranslate.textview import MAX_PENDING, SideBySideView
+from livetranslate.present.textview import MAX_PENDING, SideBySideView
 
 
 def view(**kw):

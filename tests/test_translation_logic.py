@@ -1,17 +1,17 @@
 import pytest
 
-from livetranslate.llm import GenerationRequest
-from livetranslate.llm.prompts import (
+from livetranslate.stages.llm import GenerationRequest
+from livetranslate.stages.llm.prompts import (
     FAMILIES,
     clean_translation,
     completeness_prompt,
     looks_like_garbage,
     translation_prompt,
 )
-from livetranslate.similarity import SimilarityFilter
-from livetranslate.completeness import CompletenessChecker, CompletenessThresholds
-from livetranslate.translate import TranslationError, Translator
-from livetranslate.enhance import Enhancer, Piece, WindowOptions
+from livetranslate.stages.similarity import SimilarityFilter
+from livetranslate.stages.completeness import CompletenessChecker, CompletenessThresholds
+from livetranslate.stages.translate import TranslationError, Translator
+from livetranslate.stages.enhance import Enhancer, Piece, WindowOptions
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -209,7 +209,7 @@ def test_a_window_whose_llm_is_behind_skips_the_completeness_check():
 
 
 def test_a_window_closed_while_behind_is_dropped_untranslated_and_still_context():
-    from livetranslate.enhance import Enhancer, Piece, WindowOptions
+    from livetranslate.stages.enhance import Enhancer, Piece, WindowOptions
 
     asked = []
     enhancer = Enhancer(WindowOptions(min_words=1, sentence_end_closes=True, use_context=True),

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from livetranslate.traps import HELD_OUT, TRAPS, Trap, check, facts_kept
+from livetranslate.quality.traps import HELD_OUT, TRAPS, Trap, check, facts_kept
 
 
 def test_the_set_is_large_enough_and_every_trap_has_facts():
@@ -53,7 +53,7 @@ def test_curly_apostrophes_and_the_share_of_facts():
 
 @pytest.mark.parametrize("trap", TRAPS + HELD_OUT, ids=lambda t: t.de[:40])
 def test_the_pitfall_check_finds_nothing_wrong_with_a_right_translation(trap):
-    from livetranslate.llm.prompts import missed_pitfalls
+    from livetranslate.stages.llm.prompts import missed_pitfalls
     from livetranslate.numbers import written_numbers
 
     assert missed_pitfalls(written_numbers(trap.de, "de"), trap.en, "de", "en") == []
@@ -67,14 +67,14 @@ def test_the_pitfall_check_finds_nothing_wrong_with_a_right_translation(trap):
     ("Wir haben vor drei Wochen", "We started before three weeks.", "vor drei Tagen"),
 ])
 def test_the_pitfall_check_names_what_a_flipped_translation_lost(start, wrong, hint):
-    from livetranslate.llm.prompts import missed_pitfalls
+    from livetranslate.stages.llm.prompts import missed_pitfalls
 
     assert any(hint in h for h in missed_pitfalls(_trap(start).de, wrong, "de", "en"))
     assert missed_pitfalls(_trap(start).de, wrong, "de", "fr") == []  # only for the pairs written
 
 
 def test_a_translation_that_missed_a_pitfall_is_made_once_more_with_the_hint():
-    from livetranslate.translate import Translator
+    from livetranslate.stages.translate import Translator
 
     prompts = []
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from livetranslate.audio import pcm16_to_float, read_audio, resample
-from livetranslate.samples import load_reference
-from livetranslate.vad import Segmenter, VadOptions
+from livetranslate.quality.samples import load_reference
+from livetranslate.stages.vad import Segmenter, VadOptions
 
 
 def load16k(path):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from livetranslate import protocol as P
-from livetranslate.export import export, languages
+from livetranslate.present.export import export, languages
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions, translator
 from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.streaming import DecodeOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 
 from scripted import clock, stages, Clock, Collect, ScriptedStages, Speaker, kinds, wait_for
 
@@ -276,7 +276,7 @@ def test_watch_refuses_an_unknown_language_before_connecting():
 
 
 def test_a_small_base_model_sees_its_examples_in_the_viewers_language():
-    from livetranslate.llm.prompts import translation_prompt
+    from livetranslate.stages.llm.prompts import translation_prompt
 
     french = translation_prompt("fewshot", "Hallo  zusammen.", "de", "fr").text
     assert "French: Où est la gare la plus proche ?" in french and "English" not in french

@@ -1,8 +1,8 @@
 import pytest
 
-from livetranslate.whisper import AsrRequest, SpeechFilter, Transcription, create_engine, is_known_hallucination
+from livetranslate.stages.whisper import AsrRequest, SpeechFilter, Transcription, create_engine, is_known_hallucination
 from livetranslate.audio import pcm16_to_float, read_audio, resample
-from livetranslate.samples import load_reference
+from livetranslate.quality.samples import load_reference
 
 
 def t(text, no_speech=0.1, logprob=-0.3, ratio=1.2):
@@ -80,7 +80,7 @@ def test_a_batch_of_streams_at_different_points_decodes_like_each_alone(whisper_
 
 
 def test_prompt_copy_detection():
-    from livetranslate.whisper import copies_prompt
+    from livetranslate.stages.whisper import copies_prompt
 
     prompt = "Hallo zusammen, ich eröffne jetzt die Sitzung."
     assert copies_prompt("Ich eröffne jetzt die Sitzung. Ich eröffne jetzt die Sitzung.", prompt)
@@ -100,13 +100,13 @@ def test_prompt_copy_detection():
     ],
 )
 def test_boundary_dedupe(previous, new, expected):
-    from livetranslate.whisper import dedupe_boundary
+    from livetranslate.stages.whisper import dedupe_boundary
 
     assert dedupe_boundary(previous, new) == expected
 
 
 def test_encoder_window_is_at_least_20_s_and_5_s_past_the_audio_and_at_most_30_s():
-    from livetranslate.whisper.ctranslate2 import encoder_frames
+    from livetranslate.stages.whisper.ctranslate2 import encoder_frames
 
     assert encoder_frames(300, 20.0) == 2000  # a 3 s utterance: 20 s
     assert encoder_frames(1400, 20.0) == 1900 + 100  # 14 s: still 20 s
@@ -118,8 +118,8 @@ def test_encoder_window_is_at_least_20_s_and_5_s_past_the_audio_and_at_most_30_s
 def test_only_requests_with_context_get_the_shorter_encoder_window():
     import numpy as np
 
-    from livetranslate.whisper import AsrOptions
-    from livetranslate.whisper.ctranslate2 import CTranslate2Engine
+    from livetranslate.stages.whisper import AsrOptions
+    from livetranslate.stages.whisper.ctranslate2 import CTranslate2Engine
 
     engine = object.__new__(CTranslate2Engine)  # no model needed for the rule
     engine.options = AsrOptions()

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from livetranslate.metrics import NO_METRICS, Gauges, Metrics, Sampler
+from livetranslate.pipeline.metrics import NO_METRICS, Gauges, Metrics, Sampler
 from livetranslate.periodic import Every
 from livetranslate.keys import Client, Keys
 from livetranslate.pipeline.guards import (Admission, LlmBreaker, Quota, Scope, ServerFull, TranslationLoad,
@@ -29,7 +29,7 @@ from livetranslate.pipeline.viewers import Viewers
 from livetranslate.protocol import (AUDIO, DRAIN, DRAIN_GRACE_S, RETRY_ELSEWHERE, SUBSCRIBE, TARGET_LANGUAGE, Event,
                                    EventKind,
                                    ProtocolError, SessionOptions, validate_audio_chunk)
-from livetranslate.state import StreamTable
+from livetranslate.stages.state import StreamTable
 from livetranslate.store import SessionBusy
 
 log = logging.getLogger("livetranslate.pipeline")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from livetranslate.keys import Client
-from livetranslate.metrics import NO_METRICS, Metrics
+from livetranslate.pipeline.metrics import NO_METRICS, Metrics
 from livetranslate.protocol import ProtocolError
 
 

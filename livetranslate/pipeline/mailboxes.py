@@ -1,6 +1,6 @@
 """Where messages wait for a stream's workers: the audio worker's inbox, the translation
 worker's inbox, and the partial worker's one-message mailbox. The inboxes also say how much
-waits in them (the pipeline's gauges: livetranslate.metrics)."""
+waits in them (the pipeline's gauges: livetranslate.pipeline.metrics)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from livetranslate.pipeline.replies import Reply, SharedReply
 from livetranslate.protocol import Event
-from livetranslate.streaming import AudioView, StreamDecoder
+from livetranslate.pipeline.streaming import AudioView, StreamDecoder
 
 
 # --- to the audio worker --------------------------------------------------------------

@@ -9,13 +9,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from livetranslate.metrics import NO_METRICS, Metrics
+from livetranslate.pipeline.metrics import NO_METRICS, Metrics
 from livetranslate.pipeline.guards import Limits, LlmBreaker, TranslationLoad, WhisperLoad
 from livetranslate.pipeline.sessions import SegmentIds, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
 from livetranslate.protocol import Event, SessionOptions
-from livetranslate.streaming import DecodeOptions
-from livetranslate.whisper import SpeechFilter
+from livetranslate.pipeline.streaming import DecodeOptions
+from livetranslate.stages.whisper import SpeechFilter
 
 
 # a stream counts as sending audio again once this much more has come in (many tiny requests

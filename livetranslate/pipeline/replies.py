@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from livetranslate.metrics import Metrics
+from livetranslate.pipeline.metrics import Metrics
 from livetranslate.protocol import Event
 
 
@@ -47,7 +47,7 @@ class SharedReply:
 
 
 class MeteredReply:
-    """A reply that reports each event it sends (its latency: livetranslate.metrics). Every
+    """A reply that reports each event it sends (its latency: livetranslate.pipeline.metrics). Every
     event of a speaker stream goes out through one, so latencies are measured in one place."""
 
     def __init__(self, reply: Reply, metrics: Metrics):

@@ -19,9 +19,9 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY
-from livetranslate.vad import Boundaries, Ongoing, Utterance
+from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
 
 log = logging.getLogger("livetranslate.pipeline")
 

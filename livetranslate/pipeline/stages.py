@@ -9,10 +9,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from livetranslate.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
+from livetranslate.stages.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
 from livetranslate.glossary import NO_GLOSSARY, Glossary
-from livetranslate.vad import Boundaries, Segmenter, VadOptions
-from livetranslate.whisper import AsrRequest, Transcription
+from livetranslate.stages.vad import Boundaries, Segmenter, VadOptions
+from livetranslate.stages.whisper import AsrRequest, Transcription
 
 
 @dataclass(frozen=True)

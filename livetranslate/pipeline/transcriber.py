@@ -20,9 +20,9 @@ from livetranslate.pipeline.mailboxes import AudioInbox, Latest
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import VadSequence
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
-from livetranslate.streaming import AudioHistory, StreamDecoder
-from livetranslate.vad import Ongoing, Utterance
-from livetranslate.whisper import Transcription
+from livetranslate.pipeline.streaming import AudioHistory, StreamDecoder
+from livetranslate.stages.vad import Ongoing, Utterance
+from livetranslate.stages.whisper import Transcription
 
 log = logging.getLogger("livetranslate.pipeline")
 

@@ -6,7 +6,7 @@ with the call (livetranslate.deadline), so the stages drop work given up on. The
 translations and the background calls (enhance steps, viewers' languages) have breakers of
 their own: an LLM too busy for its background work still makes the sentence translations.
 
-The speaker's translation is urgent work for the LLM (livetranslate.llm.lanes): while it is
+The speaker's translation is urgent work for the LLM (livetranslate.stages.llm.lanes): while it is
 generated its text so far goes out as `partial_translation` events (when the stream has
 partials on). A translation expected too late (livetranslate.pipeline.guards.TranslationLoad)
 is made by the small model, and its event says so in `note`. The enhance steps run on a
@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from livetranslate import deadline
-from livetranslate.enhance import Enhanced, Piece
+from livetranslate.stages.enhance import Enhanced, Piece
 from livetranslate.pipeline.mailboxes import TranslationInbox
 from livetranslate.pipeline.messages import Abandon, Finish, KeepAlive, Silence, Translate
 from livetranslate.pipeline.options import StreamContext

@@ -16,14 +16,14 @@ import triton_python_backend_utils as pb_utils
 
 from livetranslate import deadline
 from livetranslate import protocol as P
-from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY, Glossary
-from livetranslate.llm import GenerationRequest
+from livetranslate.stages.llm import GenerationRequest
 from livetranslate.pipeline.stages import SpokenTranslation
 from livetranslate.triton import codecs
 from livetranslate.triton.glue import internal_parameters
-from livetranslate.vad import Boundaries
-from livetranslate.whisper import AsrRequest, Transcription
+from livetranslate.stages.vad import Boundaries
+from livetranslate.stages.whisper import AsrRequest, Transcription
 
 
 class StageError(RuntimeError):
@@ -186,7 +186,7 @@ class TritonLlm:
 
     def generate(self, request: GenerationRequest, lane: str = "",
                  on_piece: Callable[[str], None] | None = None) -> str:
-        """The generated text. `lane`: livetranslate.llm.lanes (cpu profile). `on_piece`:
+        """The generated text. `lane`: livetranslate.stages.llm.lanes (cpu profile). `on_piece`:
         called with each piece as it comes (the llm streams then)."""
         extra = {P.LLM_LANE_PARAMETER: lane} if lane else None
         if on_piece is None:

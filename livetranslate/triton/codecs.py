@@ -14,11 +14,11 @@ from typing import Callable
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.enhance import Enhanced, Piece, Tick
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY, Glossary
-from livetranslate.llm import GenerationRequest
-from livetranslate.vad import Boundaries, Ongoing, Utterance
-from livetranslate.whisper import AsrRequest, Transcription
+from livetranslate.stages.llm import GenerationRequest
+from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
+from livetranslate.stages.whisper import AsrRequest, Transcription
 
 Get = Callable[[str], "np.ndarray | None"]
 Tensors = dict[str, np.ndarray]

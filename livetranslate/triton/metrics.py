@@ -1,4 +1,4 @@
-"""The pipeline's metrics (livetranslate.metrics) as Triton custom metrics: they appear on
+"""The pipeline's metrics (livetranslate.pipeline.metrics) as Triton custom metrics: they appear on
 Triton's own metrics endpoint beside Triton's. Only imported inside Triton's Python backend
 stub."""
 
@@ -9,9 +9,9 @@ import threading
 
 import triton_python_backend_utils as pb_utils
 
-from livetranslate import metrics as M
+from livetranslate.pipeline import metrics as M
 
-log = logging.getLogger("livetranslate.metrics")
+log = logging.getLogger("livetranslate.pipeline.metrics")
 
 
 def _key(family: M.Family, labels: dict[str, str] | None) -> tuple:

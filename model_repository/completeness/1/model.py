@@ -1,8 +1,8 @@
-"""completeness: thin Triton glue over livetranslate.completeness.CompletenessChecker (BLS -> llm)."""
+"""completeness: thin Triton glue over livetranslate.stages.completeness.CompletenessChecker (BLS -> llm)."""
 
 from livetranslate import protocol as P
-from livetranslate.completeness import CompletenessChecker, CompletenessThresholds
-from livetranslate.models import llm_choice
+from livetranslate.stages.completeness import CompletenessChecker, CompletenessThresholds
+from livetranslate.weights.catalog import llm_choice
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonLlm
 

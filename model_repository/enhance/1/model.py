@@ -1,8 +1,8 @@
-"""enhance: thin Triton glue over livetranslate.enhance.Enhancer, one per sequence (= stream)."""
+"""enhance: thin Triton glue over livetranslate.stages.enhance.Enhancer, one per sequence (= stream)."""
 
 from livetranslate import protocol as P
-from livetranslate.enhance import Enhancer, WindowOptions
-from livetranslate.state import StreamTable
+from livetranslate.stages.enhance import Enhancer, WindowOptions
+from livetranslate.stages.state import StreamTable
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonStages
 

@@ -1,5 +1,5 @@
-"""llm (cpu profile): thin Triton glue over livetranslate.llm (llama.cpp) and its lanes
-(livetranslate.llm.lanes): requests are answered from worker threads, so an urgent call
+"""llm (cpu profile): thin Triton glue over livetranslate.stages.llm (llama.cpp) and its lanes
+(livetranslate.stages.llm.lanes): requests are answered from worker threads, so an urgent call
 runs while a background one is paused between tokens."""
 
 import concurrent.futures
@@ -7,9 +7,9 @@ import concurrent.futures
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.llm import GenerationRequest, create_engine
-from livetranslate.llm.lanes import Lanes
-from livetranslate.models import llm_choice, resolve
+from livetranslate.stages.llm import GenerationRequest, create_engine
+from livetranslate.stages.llm.lanes import Lanes
+from livetranslate.weights.catalog import llm_choice, resolve
 from livetranslate.triton import codecs, glue
 
 

@@ -7,11 +7,11 @@ from livetranslate.keys import Keys
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.pipeline.options import no_audio_settings
 from livetranslate.store import Hub, open_store
-from livetranslate.streaming import DecodeOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 from livetranslate.triton import glue
 from livetranslate.triton.bls import TritonStages, end_pipeline_sequence
 from livetranslate.triton.metrics import TritonMetrics
-from livetranslate.whisper import SpeechFilter
+from livetranslate.stages.whisper import SpeechFilter
 
 
 def retention(params) -> dict:

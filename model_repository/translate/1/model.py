@@ -1,4 +1,4 @@
-"""translate: thin Triton glue over livetranslate.translate.Translator (BLS -> llm).
+"""translate: thin Triton glue over livetranslate.stages.translate.Translator (BLS -> llm).
 Decoupled and answered from worker threads, so the speaker's urgent translation never waits
 in this model behind an enhanced window's (the llm's lanes order the work); with INTERIM
 the text so far goes out as it is generated, then the translation."""
@@ -6,8 +6,8 @@ the text so far goes out as it is generated, then the translation."""
 import concurrent.futures
 
 from livetranslate import protocol as P
-from livetranslate.models import fast_llm_choice, llm_choice
-from livetranslate.translate import Translator
+from livetranslate.weights.catalog import fast_llm_choice, llm_choice
+from livetranslate.stages.translate import Translator
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonLlm
 

@@ -1,9 +1,9 @@
-"""vad: thin Triton glue over livetranslate.vad.Segmenter, one per sequence (= stream)."""
+"""vad: thin Triton glue over livetranslate.stages.vad.Segmenter, one per sequence (= stream)."""
 
 from livetranslate import protocol as P
-from livetranslate.state import StreamTable
+from livetranslate.stages.state import StreamTable
 from livetranslate.triton import codecs, glue
-from livetranslate.vad import Segmenter, VadOptions
+from livetranslate.stages.vad import Segmenter, VadOptions
 
 
 class TritonPythonModel:

@@ -1,8 +1,8 @@
-"""whisper (and whisper_partial, which links here): thin Triton glue over livetranslate.whisper."""
+"""whisper (and whisper_partial, which links here): thin Triton glue over livetranslate.stages.whisper."""
 
-from livetranslate.models import resolve
+from livetranslate.weights.catalog import resolve
 from livetranslate.triton import codecs, glue
-from livetranslate.whisper import AsrOptions, create_engine
+from livetranslate.stages.whisper import AsrOptions, create_engine
 
 
 class TritonPythonModel:

@@ -1,11 +1,11 @@
 """yes_probability (gpu profile, a step of the `llm` ensemble): thin Triton glue over
-livetranslate.llm.tensorrt_llm."""
+livetranslate.stages.llm.tensorrt_llm."""
 
 import numpy as np
 
 from livetranslate import protocol as P
 from livetranslate.triton import glue
-from livetranslate.llm.tensorrt_llm import YesNoScorer
+from livetranslate.stages.llm.tensorrt_llm import YesNoScorer
 
 
 class TritonPythonModel:

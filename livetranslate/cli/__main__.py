@@ -1,0 +1,5 @@
+"""`python -m livetranslate.cli`: the `livetranslate` command."""
+
+from livetranslate.cli import main
+
+main()

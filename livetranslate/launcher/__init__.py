@@ -1,0 +1,1 @@
+"""The Triton process: its command line, ports, keys, TLS, profiles and health."""

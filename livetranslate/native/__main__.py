@@ -1,3 +1,0 @@
-from livetranslate.native import hide_secrets_library
-
-print(hide_secrets_library())

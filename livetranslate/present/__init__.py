@@ -1,0 +1,1 @@
+"""What readers see: the terminal view, captions, subtitles and export formats."""

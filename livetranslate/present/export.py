@@ -1,0 +1,100 @@
+"""Exports of a stored session: txt, srt, vtt, jsonl; the source, the speaker's target
+language, both, or any other language the session's translations were stored in (the
+languages its viewers asked for).
+
+Which translation: `best` (the default) is what a reader ends up with, each sentence's
+translation replaced by the enhanced translation of the window that covers it (one line
+for the window's sentences); `first` is each sentence's first complete translation, as it
+was shown first."""
+
+from __future__ import annotations
+
+from livetranslate.present import readable
+from livetranslate.protocol import WHISPER_LANGUAGES, Event, EventKind
+from livetranslate.present.subtitles import cue, header
+
+FORMATS = ("txt", "srt", "vtt", "jsonl")
+LANGS = ("source", "target", "both")  # or a language code: that language's translations
+TEXTS = ("best", "first")
+
+
+def languages(events: list[Event], target_language: str = "") -> list[str]:
+    """The languages a session's translations were stored in, the speaker's target first."""
+    found = dict.fromkeys(e.language for e in events if e.kind == EventKind.TRANSLATION and e.language)
+    if target_language in found:
+        return [target_language] + [lang for lang in found if lang != target_language]
+    return list(found)
+
+
+def _translation_language(events: list[Event], lang: str, target_language: str) -> str:
+    """The language whose translations `lang` asks for ("" for the source only)."""
+    if lang == "source":
+        return ""
+    stored = languages(events, target_language)
+    if lang in ("target", "both"):  # without a named target: the first translated, the speaker's
+        return target_language or (stored[0] if stored else "")
+    if lang not in stored:
+        have = ", ".join(stored) or "none"
+        raise ValueError(f"no translations into {lang!r} are stored with this session (it has: {have})")
+    return lang
+
+
+def _windows(events: list[Event], language: str, transcripts: dict[int, Event]) -> dict[int, tuple[list[int], str]]:
+    """Segment id -> (the segments of the enhanced window covering it, its text). Windows do
+    not overlap; should one overlap an earlier one, the later replaces it whole."""
+    kept: list[tuple[list[int], str]] = []
+    for e in events:
+        if e.kind == EventKind.ENHANCED and not e.error and e.text.strip() and e.language == language:
+            covered = [s for s in readable.covered_ids(e) if s in transcripts]
+            if covered:
+                kept = [w for w in kept if not set(w[0]) & set(covered)] + [(covered, e.text.strip())]
+    return {s: window for window in kept for s in window[0]}
+
+
+def lines(events: list[Event], lang: str, language: str, text: str = "best") -> list[tuple[float, float, str]]:
+    """(start, end, text) per segment, in segment order; with `best`, one row per enhanced
+    window instead of its sentences' rows."""
+    transcripts = {e.segment_id: e for e in events if e.kind == EventKind.TRANSCRIPT}
+    translations = {e.segment_id: e.text for e in events if e.kind == EventKind.TRANSLATION and not e.error and e.text
+                    and e.language == language}
+    windows = _windows(events, language, transcripts) if text == "best" and lang != "source" else {}
+    rows = []
+    for seg_id in sorted(transcripts):
+        segments, target = [seg_id], translations.get(seg_id, "")
+        if seg_id in windows:
+            segments, target = windows[seg_id]
+            if seg_id != segments[0]:
+                continue  # on the window's row
+        source = " ".join(transcripts[s].text for s in segments)
+        if lang == "source":
+            line = source
+        elif lang == "both":
+            line = "\n".join(x for x in (source, target) if x)
+        else:
+            line = target
+        if line:
+            rows.append((transcripts[segments[0]].start_s, transcripts[segments[-1]].end_s, line))
+    return rows
+
+
+def export(events: list[Event], fmt: str, lang: str = "both", target_language: str = "", text: str = "best") -> str:
+    """`lang`: source, target (the speaker's `target_language`; without it, the language of
+    the first translation), both, or a language code the session has translations in.
+    `text`: best or first (module docstring); jsonl keeps every event whatever it says."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if text not in TEXTS:
+        raise ValueError(f"unknown text choice {text!r}: use one of {', '.join(TEXTS)}")
+    if lang not in LANGS and lang not in WHISPER_LANGUAGES:
+        raise ValueError(f"unknown language choice {lang!r}: use one of {', '.join(LANGS)} or a language code")
+    language = _translation_language(events, lang, target_language)
+    if fmt == "jsonl":
+        if lang in LANGS:  # the whole log
+            return "".join(e.to_json() + "\n" for e in events)
+        # one language: its translations, and everything that is not a translation
+        return "".join(e.to_json() + "\n" for e in events
+                       if e.kind not in (EventKind.TRANSLATION, EventKind.ENHANCED) or e.language == language)
+    rows = lines(events, lang, language, text)
+    if fmt == "txt":
+        return "".join(f"[{int(s // 60):02d}:{s % 60:04.1f}] {text.replace(chr(10), ' / ')}\n" for s, _, text in rows)
+    return header(fmt) + "".join(cue(i, s, e, text, fmt) for i, (s, e, text) in enumerate(rows, 1))

@@ -1,0 +1,137 @@
+"""SubRip and WebVTT cues from events, written so the file is valid at every moment.
+
+Cue text is made safe for both formats: every Unicode line break becomes a line of its own,
+blank lines (which would end the cue) are dropped, `-->` (which would start one) becomes `->`
+in SubRip and `&`, `<` and `>` are escaped in WebVTT, and a SubRip line that is only a number
+(which would read as the index of a new cue) starts with an invisible WORD JOINER.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import srt
+
+from livetranslate.protocol import Event, EventKind
+
+FORMATS = ("srt", "vtt")
+WORD_JOINER = "\u2060"
+_ARROW = re.compile(r"--+>")
+_INDEX = re.compile(r"-?[0-9]+\.?[0-9]*")  # what SubRip parsers take for a cue index
+_VTT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def _seconds(seconds: float) -> float:
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _timestamp(seconds: float, fmt: str) -> str:
+    stamp = srt.timedelta_to_srt_timestamp(datetime.timedelta(seconds=seconds))
+    return stamp.replace(",", ".") if fmt == "vtt" else stamp
+
+
+def cue_text(text: str, fmt: str) -> str:
+    """The text as a cue of this format holds it: what its parser gives back (for WebVTT,
+    before its character references are unescaped)."""
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line] or ["…"]
+    if fmt == "vtt":
+        return "\n".join(line.translate(_VTT_ESCAPES) for line in lines)
+    lines = [_ARROW.sub("->", line) for line in lines]
+    return "\n".join(WORD_JOINER + line if _INDEX.fullmatch(line) else line for line in lines)
+
+
+def cue(index: int, start_s: float, end_s: float, text: str, fmt: str) -> str:
+    start_s = _seconds(start_s)
+    end_s = max(_seconds(end_s), start_s + 0.5)
+    head = f"{index}\n" if fmt == "srt" else ""
+    return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{cue_text(text, fmt)}\n\n"
+
+
+def header(fmt: str) -> str:
+    return "WEBVTT\n\n" if fmt == "vtt" else ""
+
+
+def render(events: Iterable[Event], fmt: str, kinds: tuple[EventKind, ...]) -> str:
+    """A whole subtitle file for these events (exports)."""
+    body = [cue(i, e.start_s, e.end_s, e.text, fmt)
+            for i, e in enumerate((e for e in events if e.kind in kinds and e.text and not e.error), 1)]
+    return header(fmt) + "".join(body)
+
+
+def format_for(path: Path) -> str:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"{path}: subtitle files end in .srt or .vtt")
+    return fmt
+
+
+class SubtitleWriter:
+    """Appends one cue per event of the chosen kinds and flushes it to disk at once, so a
+    crash (even kill -9) leaves a file that parses."""
+
+    def __init__(self, path: Path, fmt: str, kinds: tuple[EventKind, ...]):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown subtitle format {fmt!r}")
+        self.path, self.fmt, self.kinds = Path(path), fmt, kinds
+        self._index = 0
+        self._file = open(self.path, "w", encoding="utf-8")
+        self._write(header(fmt))
+
+    def _write(self, text: str) -> None:
+        self._file.write(text)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def add(self, event: Event) -> None:
+        if event.kind in self.kinds and event.text and not event.error:
+            self._index += 1
+            self._write(cue(self._index, event.start_s, event.end_s, event.text, self.fmt))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class BestSubtitleWriter:
+    """Subtitles of the translations as a reader ends up with them: a sentence's cue is
+    replaced by the enhanced translation of the window that covers it when that comes
+    (livetranslate.present.export, `best`). The file is rewritten whole and moved into place at each
+    change, so it is valid at every moment."""
+
+    KINDS = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
+
+    def __init__(self, path: Path, fmt: str, language: str):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown subtitle format {fmt!r}")
+        self.path, self.fmt, self.language = Path(path), fmt, language
+        self._events: list[Event] = []
+        self._written = None
+        self._write()
+
+    def _write(self) -> None:
+        from livetranslate.present.export import lines
+
+        rows = lines(self._events, "target", self.language, "best")
+        text = header(self.fmt) + "".join(cue(i, s, e, t, self.fmt) for i, (s, e, t) in enumerate(rows, 1))
+        if text == self._written:
+            return
+        part = self.path.with_name(self.path.name + ".part")
+        with open(part, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, self.path)
+        self._written = text
+
+    def add(self, event: Event) -> None:
+        if event.kind in self.KINDS and event.text and not event.error:
+            self._events.append(event)
+            self._write()
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""Measuring the text: evaluation against references and the sample recordings."""

