@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import cli, share
+from livetranslate.cli import dashboard as cli_dashboard
 from livetranslate.present import readable
 from livetranslate import dashboard as D
 from livetranslate.present.captions import CaptionLines, Snapshot, caption_events, in_language, page_css, render_html
@@ -77,7 +78,7 @@ def test_livetranslate_share_prints_the_link_with_the_token_the_dashboard_checks
 
 def test_the_dashboard_command_keeps_one_secret_for_logins_and_links(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((argv, env)))
+    monkeypatch.setattr(cli_dashboard.os, "execve", lambda path, argv, env: calls.append((argv, env)))
     monkeypatch.setenv(share.KEY_FILE_ENV, str(tmp_path / "dashboard.key"))
     monkeypatch.delenv(share.COOKIE_KEY_ENV, raising=False)
     users = tmp_path / "users.yaml"

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import cli
+from livetranslate.cli import dashboard as cli_dashboard
 from livetranslate import dashboard as D
 from livetranslate.dashboard import Endpoints, rates
 
@@ -86,7 +87,7 @@ def test_a_plain_text_password_in_the_credentials_file_is_refused(tmp_path):
 def exec_calls(monkeypatch, tmp_path):
     """`livetranslate dashboard` execs streamlit: record what it would run instead."""
     calls = []
-    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((argv, env)))
+    monkeypatch.setattr(cli_dashboard.os, "execve", lambda path, argv, env: calls.append((argv, env)))
     for name in (D.CREDENTIALS_ENV, D.NO_LOGIN_ENV, "LIVETRANSLATE_API_KEY", D.COOKIE_KEY_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LIVETRANSLATE_DASHBOARD_KEY_FILE", str(tmp_path / "dashboard.key"))  # not the user's

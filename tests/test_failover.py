@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from tritonclient.utils import deserialize_bytes_tensor
 
 from livetranslate import cli
+from livetranslate.cli import outputs as cli_outputs
 from livetranslate import protocol as P
 from livetranslate.client import (ADDRESS_TIMEOUT_S, AudioBuffer, ClientError, Connection, PipelineClient, Refused,
                                   ResilientSession, Unreachable, follow, normalize_urls)
@@ -496,7 +497,7 @@ def test_a_viewer_with_one_address_ends_with_its_server(replicas):
 
 
 def test_status_line_names_the_server(capsys):
-    outputs = cli.Outputs("text", None, None, None, K.TRANSLATION)
+    outputs = cli_outputs.Outputs("text", None, None, None, K.TRANSLATION)
     outputs.status("connected to host-b:8001, session standup (moved from host-a:8001)")
     assert outputs.state == "connected to host-b:8001"
     outputs.status(f"host-b:8001 refused the stream: {LEASED}; retrying in 1.0 s")

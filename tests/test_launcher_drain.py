@@ -240,6 +240,7 @@ def test_serve_takes_the_grace_and_the_health_port_from_options_or_the_environme
     from click.testing import CliRunner
 
     from livetranslate import cli
+    from livetranslate.cli import server as cli_server
 
     seen = {}
 
@@ -247,12 +248,12 @@ def test_serve_takes_the_grace_and_the_health_port_from_options_or_the_environme
         seen["grace"] = server.options.drain_grace_s
         raise KeyboardInterrupt  # as a SIGTERM during start-up would
 
-    monkeypatch.setattr(cli, "_start", fake_start)
+    monkeypatch.setattr(cli_server, "_start", fake_start)
 
     def fake_health(server, port):
         seen["health"] = port
 
-    monkeypatch.setattr(cli, "_health", fake_health)
+    monkeypatch.setattr(cli_server, "_health", fake_health)
     result = CliRunner().invoke(cli.main, ["serve", "--log-file", "-", *argv],
                                 env={"LIVETRANSLATE_HEALTH_PORT": "18003"})
     assert result.exit_code == 0, result.output

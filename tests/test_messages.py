@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import cli
+from livetranslate.cli import options as cli_options
+from livetranslate.cli import outputs as cli_outputs
 from livetranslate.client import ClientError, Connection, PipelineClient, normalize_url
 from livetranslate.languages import NAMES, UnknownLanguage, code_for
 from livetranslate.protocol import Event, EventKind as K, ProtocolError, SessionOptions
@@ -166,8 +168,8 @@ def test_cli_language_option_says_how_to_write_it(tmp_path):
 
 # --- sessions --------------------------------------------------------------------------
 def test_a_missing_session_points_at_the_list():
-    assert cli._session_hint("no session named 'x'") == "no session named 'x': `livetranslate sessions` lists the stored sessions"
-    assert cli._session_hint("server full") == "server full"
+    assert cli_options.session_hint("no session named 'x'") == "no session named 'x': `livetranslate sessions` lists the stored sessions"
+    assert cli_options.session_hint("server full") == "server full"
 
 
 # --- uploads (the dashboard) ----------------------------------------------------------
@@ -209,7 +211,7 @@ def _events():
 
 
 def test_text_shows_a_combined_translation_only_when_it_adds_something(capsys, tmp_path):
-    outputs = cli.Outputs("text", tmp_path / "all.jsonl", None, None, K.TRANSLATION)
+    outputs = cli_outputs.Outputs("text", tmp_path / "all.jsonl", None, None, K.TRANSLATION)
     for event in _events():
         outputs.event(event)
     outputs.close()
@@ -222,7 +224,7 @@ def test_text_shows_a_combined_translation_only_when_it_adds_something(capsys, t
 
 
 def test_jsonl_keeps_every_combined_translation(capsys):
-    outputs = cli.Outputs("jsonl", None, None, None, K.TRANSLATION)
+    outputs = cli_outputs.Outputs("jsonl", None, None, None, K.TRANSLATION)
     for event in _events():
         outputs.event(event)
     outputs.close()

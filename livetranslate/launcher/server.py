@@ -29,7 +29,7 @@ from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S
 from livetranslate.protocol import INTERNAL_TOKEN_ENV as INTERNAL_TOKEN_ENV_NAME
 from livetranslate.store import DATA_DIR_ENV, STORE_ENV, default_data_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
 PROFILES = ("cpu", "gpu")
 # Models every profile loads; the gpu profile swaps their configs (configs/gpu.pbtxt), not names.
