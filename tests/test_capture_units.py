@@ -77,7 +77,8 @@ def test_a_quiet_meeting_is_not_a_lost_connection():
 
     import pytest
 
-    from livetranslate.client import ClientError, _read_events
+    from livetranslate.client.connection import ClientError
+    from livetranslate.client.pipeline import _read_events
 
     events: queue.Queue = queue.Queue()
     sending = threading.Event()

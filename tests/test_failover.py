@@ -19,8 +19,9 @@ from tritonclient.utils import deserialize_bytes_tensor
 from livetranslate import cli
 from livetranslate.cli import outputs as cli_outputs
 from livetranslate import protocol as P
-from livetranslate.client import (ADDRESS_TIMEOUT_S, AudioBuffer, ClientError, Connection, PipelineClient, Refused,
-                                  ResilientSession, Unreachable, follow, normalize_urls)
+from livetranslate.client import AudioBuffer, ClientError, Connection, PipelineClient, ResilientSession, follow, normalize_urls
+from livetranslate.client.connection import ADDRESS_TIMEOUT_S, Unreachable
+from livetranslate.client.resilient import Refused
 from livetranslate.protocol import Event, EventKind as K, SessionOptions
 
 from conftest import free_port
