@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, percentiles, recordings, start_server, stream_many, write_report  # noqa: E402
 
 from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.launcher.server import DEFAULT_MODEL_REPOSITORY  # noqa: E402
+from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY  # noqa: E402
 
 SETTINGS = {
     "one context, large model": {"llm": {"urgent_context": "false", "fast_model": ""},

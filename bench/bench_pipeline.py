@@ -27,7 +27,7 @@ from livetranslate.weights.catalog import resolve  # noqa: E402
 from livetranslate.pipeline import LocalStages, Pipeline  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
 from livetranslate.quality.samples import load_reference, make_meeting  # noqa: E402
-from livetranslate.launcher.server import PROFILE_MODELS  # noqa: E402
+from livetranslate.launcher import PROFILE_MODELS  # noqa: E402
 
 
 def transcript_text(received) -> str:

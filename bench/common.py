@@ -73,7 +73,7 @@ def free_port() -> int:
 
 
 def start_server(log_name: str, **options):
-    from livetranslate.launcher.server import ServerOptions, TritonServer
+    from livetranslate.launcher import ServerOptions, TritonServer
 
     import tempfile
 

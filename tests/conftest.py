@@ -33,7 +33,7 @@ def audio_files() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """A real Triton server on the cpu profile, on free ports, for the whole session."""
-    from livetranslate.launcher.server import ServerOptions, TritonServer
+    from livetranslate.launcher import ServerOptions, TritonServer
 
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "triton-test.log"

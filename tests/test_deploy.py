@@ -222,7 +222,7 @@ def test_readiness_asks_the_launcher_which_says_no_as_soon_as_the_pod_stops(over
     the pod's termination grace outlasts the launcher's longest stop (grace, drain, exit)."""
     from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S, DRAIN_GRACE_ENV
     from livetranslate.launcher.health import HEALTH_PORT_ENV
-    from livetranslate.launcher.server import ServerOptions, stop_bound_s
+    from livetranslate.launcher import ServerOptions, stop_bound_s
 
     name, docs = overlay
     spec = pod_specs(docs)["livetranslate-triton"]

@@ -368,7 +368,7 @@ def test_without_whisper_partial_partials_share_whisper(tmp_path, audio_files):
     """The gpu profile does not load whisper_partial: partials then go to `whisper`."""
     import shutil
 
-    from livetranslate.launcher.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
+    from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
     from conftest import ARTIFACTS, free_port
 
     repo = tmp_path / "repository"

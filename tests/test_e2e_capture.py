@@ -15,7 +15,7 @@ import srt
 import webvtt
 
 from livetranslate.quality.samples import SENTENCES_DE, make_speech
-from livetranslate.launcher.server import ServerOptions, TritonServer
+from livetranslate.launcher import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

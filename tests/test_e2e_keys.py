@@ -11,7 +11,7 @@ import pytest
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import ClientError, Connection, PipelineClient
 from livetranslate.protocol import EventKind, SessionOptions
-from livetranslate.launcher.server import ServerOptions, TritonServer
+from livetranslate.launcher import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

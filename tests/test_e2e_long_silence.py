@@ -17,7 +17,7 @@ from livetranslate.client import PipelineClient
 from livetranslate.quality.evaluation import wer
 from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.quality.samples import load_reference
-from livetranslate.launcher.server import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
+from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

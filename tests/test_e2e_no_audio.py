@@ -18,7 +18,7 @@ from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import Event, EventKind, SessionOptions
-from livetranslate.launcher.server import ServerOptions, TritonServer
+from livetranslate.launcher import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

@@ -15,7 +15,7 @@ import pytest
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
-from livetranslate.launcher.server import ServerOptions, TritonServer
+from livetranslate.launcher import ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 from redisd import RedisServer

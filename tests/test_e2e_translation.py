@@ -15,7 +15,7 @@ from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.quality.samples import make_speech
-from livetranslate.launcher.server import ServerOptions, TritonServer
+from livetranslate.launcher import ServerOptions, TritonServer
 from livetranslate.triton import codecs
 
 from conftest import ARTIFACTS, free_port

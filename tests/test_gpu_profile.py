@@ -16,7 +16,7 @@ from livetranslate.stages.whisper import create_engine
 from livetranslate.stages.whisper import features as F
 from livetranslate.stages.whisper import tensorrt_llm as trt
 from livetranslate.stages.llm import tensorrt_llm as llm_trt
-from livetranslate.launcher.server import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
+from livetranslate.launcher import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
 from livetranslate.weights.trtllm_version import VersionMismatch, check_engine_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,14 +411,14 @@ def test_yes_no_scorer_uses_the_tokenizer(tmp_path, whisper_tokenizer_json):
 
 
 def test_a_system_triton_replaces_the_wheels(tmp_path, monkeypatch):
-    from livetranslate.launcher import server
+    from livetranslate.launcher import ServerOptions, binaries as server
 
     binary, backends = tmp_path / "tritonserver", tmp_path / "backends"
     binary.write_text("")
     backends.mkdir()
     monkeypatch.setenv(server.TRITONSERVER_ENV, str(binary))
     monkeypatch.setenv(server.BACKEND_DIR_ENV, str(backends))
-    options = server.ServerOptions(profile="gpu")
+    options = ServerOptions(profile="gpu")
     assert options.command(backends)[0] == str(binary)
     assert "nvidia_pytriton.libs" not in options.environment().get("LD_LIBRARY_PATH", "")
     monkeypatch.setenv(server.BACKEND_DIR_ENV, str(tmp_path / "missing"))

@@ -4,7 +4,7 @@ client by the key it presents."""
 import pytest
 
 from livetranslate.keys import DEFAULT_STREAMS, DEFAULT_VIEWERS, Client, Keys, KeysError
-from livetranslate.launcher.server import ServerError, ServerOptions
+from livetranslate.launcher import ServerError, ServerOptions
 
 GOOD = """
 # who        key                                 limits

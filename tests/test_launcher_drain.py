@@ -16,7 +16,7 @@ import pytest
 from livetranslate import protocol as P
 from livetranslate.launcher.health import HealthServer
 from livetranslate.pipeline import Pipeline, PipelineOptions
-from livetranslate.launcher.server import DRAIN_TIMEOUT_S, ServerOptions, TritonServer, stop_bound_s
+from livetranslate.launcher import DRAIN_TIMEOUT_S, ServerOptions, TritonServer, stop_bound_s
 from livetranslate.pipeline.streaming import DecodeOptions
 
 from scripted import Clock, ScriptedStages, Speaker, kinds, wait_for

@@ -9,7 +9,7 @@ from tritonclient.grpc import model_config_pb2
 
 from livetranslate import glossary
 from livetranslate import protocol as P
-from livetranslate.launcher.server import PROFILE_MODELS
+from livetranslate.launcher import PROFILE_MODELS
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
 CONFIGS = sorted(REPOSITORY.glob("*/config.pbtxt")) + sorted(REPOSITORY.glob("*/configs/*.pbtxt"))

@@ -16,7 +16,7 @@ import tritonclient.grpc as grpcclient
 import yaml
 
 from livetranslate import protocol as P
-from livetranslate.launcher.server import ServerError, ServerOptions, TritonServer
+from livetranslate.launcher import ServerError, ServerOptions, TritonServer
 
 from conftest import ARTIFACTS, free_port
 

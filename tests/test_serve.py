@@ -20,7 +20,7 @@ import pytest
 
 from livetranslate import protocol as P
 from livetranslate.audio import read_audio
-from livetranslate.launcher.server import stop_bound_s
+from livetranslate.launcher import stop_bound_s
 from livetranslate.store import SessionStore
 
 from conftest import free_port

@@ -30,7 +30,7 @@ RESTARTS, RESTART_WINDOW_S = 5, 600
 def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
                  log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None, store=None,
                  keys_file=None):
-    from livetranslate.launcher.server import ServerError, ServerOptions, TritonServer
+    from livetranslate.launcher import ServerError, ServerOptions, TritonServer
 
     opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile,
                          llm=llm, host=host, allow_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
@@ -50,7 +50,7 @@ def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, 
 def _log_to_file(server, path: Path | None = None) -> None:
     """Triton's own log goes to a file (the previous run's kept as .1); the terminal gets a
     short status. Without a path: the default one for this gRPC port."""
-    from livetranslate.launcher.server import default_log_file
+    from livetranslate.launcher import default_log_file
 
     path = path or default_log_file(server.options.grpc_port)
     try:
@@ -64,7 +64,7 @@ def _log_to_file(server, path: Path | None = None) -> None:
 
 
 def _start(server) -> None:
-    from livetranslate.launcher.server import PROFILE_MODELS, ServerError
+    from livetranslate.launcher import PROFILE_MODELS, ServerError
     from livetranslate.weights.catalog import DEFAULT_LLM, LLM_ENV
 
     o = server.options
@@ -141,7 +141,7 @@ def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_aud
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
     new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
-    from livetranslate.launcher.server import stop_bound_s
+    from livetranslate.launcher import stop_bound_s
 
     server = _make_server(keys_file=keys_file, **kw)
     server.options.tls_cert, server.options.tls_key = tls_cert, tls_key

@@ -12,8 +12,8 @@ import threading
 import time
 from typing import Callable
 
-from livetranslate.present.captions import CaptionLines, Snapshot, caption_events
 from livetranslate.client import ClientError, PipelineClient
+from livetranslate.present.captions import CaptionLines, Snapshot, caption_events
 from livetranslate.protocol import EventKind
 
 log = logging.getLogger(__name__)
