@@ -14,9 +14,26 @@ is skipped instead of failing. One server owns a data directory at a time (`.loc
 import os
 
 from livetranslate.store.fanout import Hub, Viewer
-from livetranslate.store.files import (DATA_DIR_ENV, HEADER_KEY, LOCK_FILE, LOG_SUFFIX, META_SUFFIX, SessionBusy, SessionInfo,
-                                       StoreError, _dir_bytes, _legacy_name, default_data_dir, safe_name)
-from livetranslate.store.retention import format_age, format_size, parse_duration, parse_size
+from livetranslate.store.files import (
+    DATA_DIR_ENV,
+    HEADER_KEY,
+    LOCK_FILE,
+    LOG_SUFFIX,
+    META_SUFFIX,
+    SessionBusy,
+    SessionInfo,
+    StoreError,
+    _dir_bytes,
+    _legacy_name,
+    default_data_dir,
+    safe_name,
+)
+from livetranslate.store.retention import (
+    format_age,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 from livetranslate.store.sessions import SessionStore, session_report
 
 STORE_ENV = "LIVETRANSLATE_STORE"

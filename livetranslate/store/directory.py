@@ -9,9 +9,24 @@ import os
 import tempfile
 from pathlib import Path
 
-from livetranslate.store.files import (_INFO_FIELDS, HEADER_KEY, LOCK_FILE, LOG_SUFFIX, META_SUFFIX, SessionInfo,
-                                       StoreError, _failed, _fsync_dir, _info_from_log, _legacy_name, _line,
-                                       _parse_log, _read_regular, default_data_dir, safe_name)
+from livetranslate.store.files import (
+    _INFO_FIELDS,
+    HEADER_KEY,
+    LOCK_FILE,
+    LOG_SUFFIX,
+    META_SUFFIX,
+    SessionInfo,
+    StoreError,
+    _failed,
+    _fsync_dir,
+    _info_from_log,
+    _legacy_name,
+    _line,
+    _parse_log,
+    _read_regular,
+    default_data_dir,
+    safe_name,
+)
 
 
 class DataDirectory:

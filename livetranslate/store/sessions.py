@@ -15,8 +15,20 @@ from livetranslate.protocol import Event, EventKind
 from livetranslate.store import retention
 from livetranslate.store.directory import DataDirectory
 from livetranslate.store.fanout import Hub, Viewer
-from livetranslate.store.files import (HEADER_KEY, LOG_SUFFIX, META_SUFFIX, SessionInfo, _append_line, _failed,
-                                       _fsync_dir, _line, _load_info, _parse_log, _read_regular, _size)
+from livetranslate.store.files import (
+    HEADER_KEY,
+    LOG_SUFFIX,
+    META_SUFFIX,
+    SessionInfo,
+    _append_line,
+    _failed,
+    _fsync_dir,
+    _line,
+    _load_info,
+    _parse_log,
+    _read_regular,
+    _size,
+)
 
 
 class SessionStore(DataDirectory):
