@@ -76,7 +76,7 @@ SECRET_ENV_PREFIX = "LT_SECRET_"
 
 
 # The launcher waits this long past the grace for the drain's answer (the pipeline's own
-# wait for busy streams, dispatch.DRAIN_WAIT_S, plus ending the sequences)
+# wait for busy streams, pipeline.shutdown.DRAIN_WAIT_S, plus ending the sequences)
 DRAIN_TIMEOUT_S = 15.0
 
 

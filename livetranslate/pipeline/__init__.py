@@ -1,6 +1,7 @@
 """The `pipeline` model's logic (model_repository/pipeline), the code that runs inside it:
 
     dispatch.py     requests routed: START opens a Stream, audio and END go to it, SUBSCRIBE to viewers
+    shutdown.py     how it stops: refusing, the grace, ending everything; refused starts' sequences
     stream.py       one speaker stream: owns everything of it, one close() on every path
     transcriber.py  its audio worker: audio -> vad -> whisper -> transcripts
     partials.py     its partial worker: the open utterance -> partials
@@ -14,6 +15,8 @@
     guards.py       admission limits, the LLM breaker, the Whisper load meter
     stages.py       the stage interface and its in-process set (the Triton set: livetranslate.triton.bls)
     options.py      the model's options and what its streams share
+    streaming.py    how a stream's speech becomes Whisper requests, and answers committed text
+    metrics.py      what it reports to Prometheus, through one seam
 """
 
 from livetranslate.pipeline.dispatch import Pipeline
