@@ -141,6 +141,8 @@ def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_aud
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
     new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
+    # One piece: the signal handlers, the restart loop and the stop share one try/finally, so that
+    # every way out (a signal while starting, Triton dying too often, Ctrl-C) stops Triton once.
     from livetranslate.launcher import stop_bound_s
 
     server = _make_server(keys_file=keys_file, **kw)

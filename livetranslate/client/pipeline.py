@@ -256,6 +256,8 @@ class PipelineClient:
     ) -> Iterator[Event]:
         """Sends int16 chunks at `options.sample_rate` on one gRPC stream and yields events
         as they arrive, ending with the `end` event. Raises ClientError on a Triton error."""
+        # One piece: the sender thread, the reader and the backpressure window share the
+        # stream's state (its queue, its window, its stats) and one cleanup on every way out.
         stats = stats or StreamStats()
         events: queue.Queue = queue.Queue()
         sequence_id = random.randint(1, 2**63 - 1)

@@ -198,6 +198,8 @@ class TritonServer:
         everything it holds (viewers told why, streams moved on, every open sequence ended),
         so that Triton, which waits for open sequences when it stops, finds none. `say` gets
         the pipeline's word that it refuses. True when it drained in time."""
+        # One piece: one gRPC stream whose request, answers and deadline belong together; split,
+        # the deadline would have to be carried through each part.
         import queue
 
         import numpy as np

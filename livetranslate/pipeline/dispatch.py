@@ -254,6 +254,8 @@ class Pipeline(Stopping):
         """One request. Never raises: problems become `error` events on `reply`. `internal()`:
         whether the request carries the server's own token; `key()`: the client key it
         carries (with named keys: livetranslate.keys)."""
+        # One piece: every branch of a request (start, audio, end, subscribe, drain) shares one
+        # try/except that turns any problem into an `error` event; it never raises into Triton.
         arrived = time.monotonic() if arrived is None else arrived
         self.streams.expire()
         self.sequences.expire()  # Triton drops an idle sequence as late as the streams expire
