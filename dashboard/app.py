@@ -8,7 +8,7 @@ LLM is shown as plain text (or escaped HTML on the captions page), never as Mark
 
 from __future__ import annotations
 
-import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from livetranslate import settings
 from livetranslate.present import readable
 from livetranslate.present.captions import page_css, render_html
 from livetranslate.dashboard.followers import Followers
@@ -28,8 +29,11 @@ from livetranslate.present.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
 
+# `livetranslate dashboard` hands its settings over in a file: `app.py -- --settings FILE`
+if "--settings" in sys.argv[1:-1]:
+    settings.use_handoff(sys.argv[sys.argv.index("--settings") + 1])
 # how often a captions page takes the newest text: one small rerun each, for every open page
-CAPTIONS_REFRESH_S = float(os.environ.get("LIVETRANSLATE_CAPTIONS_REFRESH_S") or 0.5)
+CAPTIONS_REFRESH_S = settings.get("LIVETRANSLATE_CAPTIONS_REFRESH_S")
 IDLE_REFRESH_S = 2.0  # the same while no session is live there
 PAGES = ("Sessions", "New session from a file")
 
@@ -43,7 +47,7 @@ def require_login(why: str = "") -> None:
     try:
         if access_mode(st.get_option("server.address")) == "open":
             return
-        credentials = load_credentials(os.environ[CREDENTIALS_ENV])
+        credentials = load_credentials(settings.get(CREDENTIALS_ENV))
     except (AccessError, CredentialsError) as exc:
         st.error("The dashboard is not configured to let anyone in:")
         st.text(str(exc))

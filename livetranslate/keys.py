@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from livetranslate import settings
 
 KEYS_FILE_ENV = "LIVETRANSLATE_KEYS_FILE"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -108,7 +109,7 @@ class Keys:
     @classmethod
     def from_environment(cls) -> "Keys | None":
         """The keys file the launcher names (ServerOptions.keys_file), or None: no named keys."""
-        path = os.environ.get(KEYS_FILE_ENV)
+        path = settings.get(KEYS_FILE_ENV)
         return cls.load(path) if path else None
 
     @classmethod

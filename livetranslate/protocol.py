@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary, GlossaryError, parse_bytes
+from livetranslate.settings import VARIABLES
 
 # --- models ---------------------------------------------------------------------------
 PIPELINE = "pipeline"
@@ -62,8 +63,8 @@ DRAIN_GRACE_S = "DRAIN_GRACE_S"
 # server for the streams to move on to, and whoever pressed Ctrl-C wants it gone; it covers a
 # client's own end in flight (the open utterance's flush). With several replicas (Kubernetes)
 # give it more: streams that end on their own do so, the rest move on to another replica.
-DEFAULT_DRAIN_GRACE_S = 3.0
 DRAIN_GRACE_ENV = "LIVETRANSLATE_DRAIN_GRACE_S"
+DEFAULT_DRAIN_GRACE_S: float = VARIABLES[DRAIN_GRACE_ENV].default
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON

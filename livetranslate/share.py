@@ -17,11 +17,14 @@ import os
 import secrets
 import urllib.parse
 from pathlib import Path
+from typing import Mapping
+
+from livetranslate import settings
 
 COOKIE_KEY_ENV = "LIVETRANSLATE_DASHBOARD_COOKIE_KEY"  # the dashboard's secret (also in dashboard.py)
 KEY_FILE_ENV = "LIVETRANSLATE_DASHBOARD_KEY_FILE"
 DASHBOARD_URL_ENV = "LIVETRANSLATE_DASHBOARD_URL"
-DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8501"
+DEFAULT_DASHBOARD_URL = settings.VARIABLES[DASHBOARD_URL_ENV].default
 CAPTIONS_VIEW = "captions"
 STYLES = ("dark", "transparent")  # the captions page's looks (captions.STYLES)
 _PURPOSE = b"livetranslate captions share link v1"  # the cookie key signs cookies, this key links
@@ -52,24 +55,21 @@ def share_link(dashboard_url: str, session: str, lang: str | None = None, token:
     return f"{dashboard_url.rstrip('/')}/?{urllib.parse.urlencode(params, quote_via=urllib.parse.quote)}"
 
 
-def key_file(environ=os.environ) -> Path:
-    if environ.get(KEY_FILE_ENV):
-        return Path(environ[KEY_FILE_ENV]).expanduser()
-    config = Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "livetranslate" / "dashboard.key"
+def key_file(environ: Mapping[str, str] | None = None) -> Path:
+    return settings.get(KEY_FILE_ENV, environ)
 
 
-def dashboard_secret(environ=os.environ) -> str | None:
+def dashboard_secret(environ: Mapping[str, str] | None = None) -> str | None:
     """The dashboard's secret as `livetranslate share` finds it, or None."""
-    if environ.get(COOKIE_KEY_ENV):
-        return environ[COOKIE_KEY_ENV]
+    if settings.get(COOKIE_KEY_ENV, environ):
+        return settings.get(COOKIE_KEY_ENV, environ)
     try:
         return key_file(environ).read_text(encoding="utf-8").strip() or None
     except OSError:
         return None
 
 
-def ensure_dashboard_secret(environ=os.environ) -> str:
+def ensure_dashboard_secret(environ: Mapping[str, str] | None = None) -> str:
     """The secret for a dashboard with a login: from the environment, or the key file,
     made (owner-only) on first use so that logins and share links survive a restart."""
     secret = dashboard_secret(environ)

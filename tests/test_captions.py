@@ -80,6 +80,7 @@ def test_the_dashboard_command_keeps_one_secret_for_logins_and_links(monkeypatch
     calls = []
     monkeypatch.setattr(cli_dashboard.os, "execve", lambda path, argv, env: calls.append((argv, env)))
     monkeypatch.setenv(share.KEY_FILE_ENV, str(tmp_path / "dashboard.key"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.delenv(share.COOKIE_KEY_ENV, raising=False)
     users = tmp_path / "users.yaml"
     D.add_user(users, "alice", "pw-123456")

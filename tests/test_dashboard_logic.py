@@ -38,7 +38,12 @@ def test_endpoints_come_from_the_environment_when_made(monkeypatch):
     monkeypatch.setenv("LIVETRANSLATE_URL", "elsewhere:9001")
     monkeypatch.setenv("LIVETRANSLATE_TLS", "1")
     endpoints = Endpoints()
-    assert endpoints.grpc == "elsewhere:9001" and endpoints.tls and endpoints.http == "http://localhost:8000"
+    # one setting per server: HTTP and metrics default to the gRPC host, on Triton's ports
+    assert endpoints.grpc == "elsewhere:9001" and endpoints.tls and endpoints.http == "http://elsewhere:8000"
+    assert endpoints.metrics == "http://elsewhere:8002/metrics"
+    monkeypatch.setenv("LIVETRANSLATE_METRICS_URL", "http://prometheus-side:9100/metrics")
+    assert Endpoints().metrics == "http://prometheus-side:9100/metrics"
+    assert Endpoints(grpc="[::1]:8001,b:8001").http == "http://[::1]:8000"
 
 
 # --- who may see it -------------------------------------------------------------------------
@@ -91,7 +96,18 @@ def exec_calls(monkeypatch, tmp_path):
     for name in (D.CREDENTIALS_ENV, D.NO_LOGIN_ENV, "LIVETRANSLATE_API_KEY", D.COOKIE_KEY_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LIVETRANSLATE_DASHBOARD_KEY_FILE", str(tmp_path / "dashboard.key"))  # not the user's
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     return calls
+
+
+def handoff(argv: list[str]) -> dict[str, str]:
+    """The settings file `livetranslate dashboard` hands to the app (`-- --settings FILE`)."""
+    import json
+    import stat
+
+    path = Path(argv[argv.index("--settings") + 1])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    return json.loads(path.read_text())
 
 
 def test_dashboard_command_refuses_to_start_without_a_login(exec_calls):
@@ -116,10 +132,13 @@ def test_dashboard_command_binds_to_loopback_and_keeps_secrets_off_the_command_l
     assert "--server.address 127.0.0.1" in command_line and "--server.maxUploadSize 50" in command_line
     assert "--client.showErrorDetails type" in command_line
     assert "the-api-key" not in command_line and "s3cret" not in command_line
-    assert env["LIVETRANSLATE_API_KEY"] == "the-api-key" and env[D.CREDENTIALS_ENV] == str(users.resolve())
-    assert D.NO_LOGIN_ENV not in env and env[D.MAX_UPLOAD_ENV] == "50"
+    handed = handoff(argv)  # the settings: in a file named on the command line, readable by its owner only
+    assert env["LIVETRANSLATE_API_KEY"] == "the-api-key" and handed[D.CREDENTIALS_ENV] == str(users.resolve())
+    assert handed[D.NO_LOGIN_ENV] == "0" and handed[D.MAX_UPLOAD_ENV] == "50"
+    assert not any(name in env for name in handed)  # not through the environment
+    assert handed["LIVETRANSLATE_URL"] == "localhost:8001" and handed["LIVETRANSLATE_HTTP_URL"] == ""
     out = CliRunner().invoke(cli.main, ["dashboard", "--no-login"])
-    assert out.exit_code == 0 and exec_calls[-1][1][D.NO_LOGIN_ENV] == "1"
+    assert out.exit_code == 0 and handoff(exec_calls[-1][0])[D.NO_LOGIN_ENV] == "1"
     assert "--server.address 127.0.0.1" in " ".join(exec_calls[-1][0])
 
 

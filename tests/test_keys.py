@@ -59,5 +59,6 @@ def test_the_keys_file_must_be_private_and_replaces_the_single_key(tmp_path):
     assert "alice-key" not in command and "inference" not in command  # Triton checks no single key
     assert "trace,logging,metadata:x-livetranslate-admin-key=" in command  # no client reads metadata
     assert "--grpc-header-forward-pattern=^triton-grpc-protocol-x-livetranslate-key$" in command
-    assert options.environment()["LIVETRANSLATE_KEYS_FILE"] == str(path.resolve())
+    assert options.handoff()["LIVETRANSLATE_KEYS_FILE"] == str(path.resolve())
+    assert "LIVETRANSLATE_KEYS_FILE" not in options.environment()  # a file hands the settings over
     assert not any("alice-key" in value for value in options.environment().values())  # the file's path only

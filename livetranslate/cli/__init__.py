@@ -19,18 +19,11 @@ def main():
 
 
 def _register() -> None:
-    from livetranslate.cli import (
-        capture,
-        dashboard,
-        models,
-        server,
-        sessions,
-        streaming,
-    )
+    from livetranslate.cli import capture, config, dashboard, models, server, sessions, streaming
 
     for command in (server.serve, streaming.stream, server.run, server.demo, streaming.watch, sessions.probe,
                     sessions.sessions_list, sessions.export, sessions.prune, dashboard.dashboard, sessions.share,
-                    capture.languages, capture.devices, capture.sink, models.models):
+                    capture.languages, capture.devices, capture.sink, models.models, config.config):
         main.add_command(command)
 
 

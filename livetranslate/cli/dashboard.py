@@ -11,7 +11,8 @@ import click
 from livetranslate import dashboard as _board
 from livetranslate import protocol as P
 from livetranslate import share as _share
-from livetranslate.cli.options import connection_options
+from livetranslate import settings
+from livetranslate.cli.options import connection_options, from_settings, shown_default
 
 
 @click.command()
@@ -19,17 +20,19 @@ from livetranslate.cli.options import connection_options
               help="address the dashboard listens on (0.0.0.0: every interface, needs a login)")
 @click.option("--port", default=8501, show_default=True, help="dashboard HTTP port")
 @connection_options
-@click.option("--http-url", default="http://localhost:8000", show_default=True, help="Triton HTTP address")
-@click.option("--metrics-url", default="http://localhost:8002/metrics", show_default=True)
-@click.option("--credentials", envvar=_board.CREDENTIALS_ENV, default=None,
+@click.option("--http-url", default=from_settings(_board.HTTP_ENV),
+              help=f"Triton HTTP address (or ${_board.HTTP_ENV}; default: the --url host, port 8000)")
+@click.option("--metrics-url", default=from_settings(_board.METRICS_ENV),
+              help=f"Triton metrics address (or ${_board.METRICS_ENV}; default: the --url host, port 8002)")
+@click.option("--credentials", default=from_settings(_board.CREDENTIALS_ENV),
               type=click.Path(dir_okay=False, path_type=Path),
               help=f"YAML file of users and bcrypt-hashed passwords (or ${_board.CREDENTIALS_ENV}); "
                    f"the login cookie is signed with ${_board.COOKIE_KEY_ENV} (random per start if unset)")
 @click.option("--add-user", metavar="NAME", default=None,
               help="add NAME to --credentials (or set its password), asking for the password, and exit")
 @click.option("--no-login", is_flag=True, help="no login: only with a loopback --host")
-@click.option("--max-upload-mb", type=click.IntRange(1, 100_000), default=_board.DEFAULT_MAX_UPLOAD_MB,
-              show_default=True, help="largest audio file the dashboard accepts")
+@click.option("--max-upload-mb", type=click.IntRange(1, 100_000), default=from_settings(_board.MAX_UPLOAD_ENV),
+              show_default=shown_default(_board.MAX_UPLOAD_ENV), help="largest audio file the dashboard accepts")
 def dashboard(host, port, url, http_url, metrics_url, tls, ca, api_key, credentials, add_user, no_login,
               max_upload_mb):
     """Start the Streamlit dashboard (live sessions, uploads, server health), behind a login."""
@@ -62,25 +65,26 @@ def dashboard(host, port, url, http_url, metrics_url, tls, ca, api_key, credenti
             raise click.ClickException(str(exc))
 
     app = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-    env = {**os.environ, _board.URL_ENV: url, _board.HTTP_ENV: http_url, _board.METRICS_ENV: metrics_url,
-           _board.TLS_ENV: "1" if tls else "", _board.MAX_UPLOAD_ENV: str(max_upload_mb)}
-    env.pop(_board.CREDENTIALS_ENV, None)
-    env.pop(_board.NO_LOGIN_ENV, None)
-    if no_login:
-        env[_board.NO_LOGIN_ENV] = "1"
-    else:
-        env[_board.CREDENTIALS_ENV] = str(credentials.resolve())
-        # one secret for the login cookie and the share links, kept across restarts
-        env[_board.COOKIE_KEY_ENV] = _share.ensure_dashboard_secret(env)
-    if ca:
-        env[_board.CA_ENV] = str(Path(ca).resolve())
+    # the dashboard's settings go in a file (mode 600) named on its command line; of the
+    # secrets, the client key and the cookie key go in its environment, never on a command line
+    handed = {_board.URL_ENV: url, _board.HTTP_ENV: http_url or "", _board.METRICS_ENV: metrics_url or "",
+              _board.TLS_ENV: "1" if tls else "0", _board.CA_ENV: str(Path(ca).resolve()) if ca else "",
+              _board.MAX_UPLOAD_ENV: str(max_upload_mb), _board.NO_LOGIN_ENV: "1" if no_login else "0",
+              _board.CREDENTIALS_ENV: "" if no_login else str(credentials.resolve()),
+              _share.KEY_FILE_ENV: str(_share.key_file())}
+    env = {name: value for name, value in os.environ.items() if name not in settings.VARIABLES}
+    if not no_login:  # one secret for the login cookie and the share links, kept across restarts
+        env[_board.COOKIE_KEY_ENV] = _share.ensure_dashboard_secret()
     if api_key:
-        env[P.API_KEY_ENV] = api_key  # the environment, not the command line: `ps` shows that
+        env[P.API_KEY_ENV] = api_key
+    handoff = settings.state_dir() / f"dashboard-{port}.json"
+    handoff.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.write_handoff(handed, handoff)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
            "--server.maxUploadSize", str(max_upload_mb), "--server.enableXsrfProtection", "true",
            # an error shows its type only: messages and tracebacks (paths, server replies) stay in the log
            "--client.showErrorDetails", "type", "--client.toolbarMode", "minimal",  # no "Deploy" button
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--settings", str(handoff)]
     # streamlit takes this process's place: Ctrl-C and SIGTERM (a test, a container runtime)
     # reach it directly, and no orphaned server is left behind
     os.execve(sys.executable, cmd, env)

@@ -3,31 +3,47 @@ sends, and the server's own settings."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from livetranslate import protocol as P
-from livetranslate.client import DEFAULT_URL, ClientError
+from livetranslate import settings
+from livetranslate.client import ClientError
 from livetranslate.store import STORE_ENV
+
+URL_ENV, TLS_ENV, CA_ENV, API_KEY_FILE_ENV = ("LIVETRANSLATE_URL", "LIVETRANSLATE_TLS", "LIVETRANSLATE_CA",
+                                              "LIVETRANSLATE_API_KEY_FILE")
 
 
 # --- server ---------------------------------------------------------------------------
 def read_key(env: str):
-    """A click callback: the key from the file given, else from the environment variable
-    `env`. Keys never travel as arguments: `ps` shows every process's command line."""
+    """A click callback: the key from the file given, else from the settings (`env`; for the
+    client key also the file $LIVETRANSLATE_API_KEY_FILE names). Keys never travel as
+    arguments: `ps` shows every process's command line."""
     def callback(ctx, param, value):
-        if value is None:
-            return os.environ.get(env) or None
         try:
-            key = Path(value).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {value}: {exc.strerror}") from None
-        if not key:
-            raise click.BadParameter(f"{value} is empty")
-        return key
+            if value is not None:
+                return settings.read_secret_file(value)
+            return settings.client_key() if env == P.API_KEY_ENV else settings.get(env)
+        except settings.SettingsError as exc:
+            raise click.BadParameter(str(exc)) from None
     return callback
+
+
+def from_settings(name: str):
+    """A click default: the setting `name` (environment, config file, default), read when the
+    command runs."""
+    def default():
+        value = settings.get(name)
+        return str(value) if isinstance(value, Path) else value
+    return default
+
+
+def shown_default(name: str) -> str:
+    """What --help shows as the default of an option with a setting behind it."""
+    default = settings.VARIABLES[name].default
+    return f"${name}" + (f", else {default}" if default not in (None, "", False) and not callable(default) else "")
 
 
 def server_options(f):
@@ -77,15 +93,17 @@ def store_url(ctx, param, value):
 # --- streaming ------------------------------------------------------------------------
 def connection_options(f):
     """Where the server is and how to reach it: every client command (and the dashboard)."""
-    f = click.option("--url", default=DEFAULT_URL, show_default=True,
+    f = click.option("--url", default=from_settings(URL_ENV), show_default=shown_default(URL_ENV),
                      help="Triton gRPC address; several, comma-separated (replicas sharing sessions): the first "
                           "that answers is used, and a lost connection goes on at the next")(f)
-    f = click.option("--tls", is_flag=True, help="connect with TLS")(f)
-    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=None,
+    f = click.option("--tls", is_flag=True, default=from_settings(TLS_ENV), help=f"connect with TLS (or ${TLS_ENV}=1)")(f)
+    f = click.option("--ca", type=click.Path(exists=True, dir_okay=False), default=from_settings(CA_ENV),
+                     show_default=shown_default(CA_ENV),
                      help="CA certificate (PEM) that signed the server's certificate")(f)
     f = click.option("--api-key-file", "api_key", type=click.Path(dir_okay=False), default=None,
                      callback=read_key(P.API_KEY_ENV),
-                     help=f"file holding the key of a server started with one (or ${P.API_KEY_ENV})")(f)
+                     help=f"file holding the key of a server started with one (or ${P.API_KEY_ENV}, or the file "
+                          f"${API_KEY_FILE_ENV} names)")(f)
     return f
 
 

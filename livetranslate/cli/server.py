@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -11,7 +10,14 @@ from pathlib import Path
 import click
 
 from livetranslate import protocol as P
-from livetranslate.cli.options import read_key, server_options, stream_options
+from livetranslate import settings
+from livetranslate.cli.options import (
+    from_settings,
+    read_key,
+    server_options,
+    shown_default,
+    stream_options,
+)
 from livetranslate.cli.streaming import run_stream
 from livetranslate.launcher.health import HEALTH_PORT_ENV
 
@@ -68,7 +74,7 @@ def _start(server) -> None:
     from livetranslate.weights.catalog import DEFAULT_LLM, LLM_ENV
 
     o = server.options
-    llm = f", LLM {o.llm or os.environ.get(LLM_ENV) or DEFAULT_LLM}" if o.profile == "cpu" else ""
+    llm = f", LLM {o.llm or settings.get(LLM_ENV) or DEFAULT_LLM}" if o.profile == "cpu" else ""
     click.echo(f"starting Triton: {o.profile} profile{llm}; its log: {server.log_file or 'this terminal'}", err=True)
     try:
         server.start()
@@ -122,18 +128,18 @@ def _addresses(server, health=None) -> None:
 @click.option("--no-audio-yield-s", type=click.FloatRange(min=0), default=None,
               help="when the server is full, a new speaker takes the place of the stream that has sent no audio "
                    "for longest, if for more than this (default 15; 0: never)")
-@click.option("--log-file", envvar=TRITON_LOG_ENV, default=None, metavar="PATH",
+@click.option("--log-file", default=from_settings(TRITON_LOG_ENV), metavar="PATH",
               help="where Triton's own log goes (default: ~/.local/state/livetranslate/triton-GRPC_PORT.log; "
                    f"'-': this terminal, e.g. in a container; or ${TRITON_LOG_ENV})")
-@click.option("--drain-grace-s", envvar=P.DRAIN_GRACE_ENV, type=click.FloatRange(min=0),
-              default=P.DEFAULT_DRAIN_GRACE_S, show_default=True,
+@click.option("--drain-grace-s", type=click.FloatRange(min=0), default=from_settings(P.DRAIN_GRACE_ENV),
+              show_default=shown_default(P.DRAIN_GRACE_ENV),
               help="on Ctrl-C or SIGTERM: new speakers and viewers are refused at once, the live streams get this "
                    "many seconds to end before they are ended (a second Ctrl-C ends them now); with several "
                    f"servers sharing a store they go on on another one (or ${P.DRAIN_GRACE_ENV})")
 @click.option("--restart/--no-restart", default=True, show_default=True,
               help=f"start Triton again when it dies on its own (at most {RESTARTS} times in "
                    f"{RESTART_WINDOW_S // 60} minutes); sessions go on and clients reconnect")
-@click.option("--health-port", envvar=HEALTH_PORT_ENV, type=click.IntRange(1, 65535), default=None,
+@click.option("--health-port", type=click.IntRange(1, 65535), default=from_settings(HEALTH_PORT_ENV),
               help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
                    f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})")
 def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_audio_s, no_audio_yield_s, log_file,
@@ -242,7 +248,7 @@ def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repositor
 
     sample = make_all(SAMPLES_DIR)["speech"]
     click.echo(f"sample: {sample}", err=True)
-    api_key = os.environ.get(P.API_KEY_ENV) or None
+    api_key = settings.client_key()
     server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
                           host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
                           store=store)

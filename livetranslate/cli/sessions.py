@@ -10,11 +10,14 @@ from pathlib import Path
 
 import click
 
+from livetranslate import settings
 from livetranslate import share as _share
 from livetranslate.cli.options import (
     connection_options,
+    from_settings,
     open_client,
     session_hint,
+    shown_default,
     store_url,
 )
 from livetranslate.client import ClientError
@@ -143,7 +146,7 @@ def prune(data_dir, older_than, max_size, dry_run, store):
 
     max_age_s, max_bytes = parsed(parse_duration, older_than, "--older-than"), parsed(parse_size, max_size, "--max-size")
     listing = max_age_s is None and max_bytes is None
-    store_url = store if store is not None else os.environ.get(STORE_ENV, "")
+    store_url = store if store is not None else settings.get(STORE_ENV)
     if store_url and max_bytes is not None:
         raise click.BadParameter("Redis bounds its own size (its maxmemory setting): use --older-than",
                                  param_hint="--max-size")
@@ -167,8 +170,8 @@ def prune(data_dir, older_than, max_size, dry_run, store):
 @click.command()
 @click.argument("session")
 @click.option("--lang", default=None, help="the language to show (default: the session's translation)")
-@click.option("--dashboard", "dashboard_url", envvar=_share.DASHBOARD_URL_ENV, default=_share.DEFAULT_DASHBOARD_URL,
-              show_default=True, help=f"the dashboard's address as coworkers reach it (or ${_share.DASHBOARD_URL_ENV})")
+@click.option("--dashboard", "dashboard_url", default=from_settings(_share.DASHBOARD_URL_ENV),
+              show_default=shown_default(_share.DASHBOARD_URL_ENV), help=f"the dashboard's address as coworkers reach it (or ${_share.DASHBOARD_URL_ENV})")
 @click.option("--style", type=click.Choice(_share.STYLES), default=None,
               help="dark (default) or transparent (an OBS browser source)")
 def share(session, lang, dashboard_url, style):

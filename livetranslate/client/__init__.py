@@ -10,8 +10,14 @@ anyone's program. Its public interface is what this module names:
 
 from __future__ import annotations
 
-from livetranslate.client.connection import (DEFAULT_URL, ClientError, Connection, normalize_url, normalize_urls,
-                                              passing_refusal)
+from livetranslate.client.connection import (
+                                              DEFAULT_URL,
+                                              ClientError,
+                                              Connection,
+                                              normalize_url,
+                                              normalize_urls,
+                                              passing_refusal,
+)
 from livetranslate.client.follow import follow
 from livetranslate.client.pipeline import WINDOW_S, PipelineClient, StreamStats
 from livetranslate.client.resilient import AudioBuffer, ResilientSession, level_dbfs

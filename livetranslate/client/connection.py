@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from livetranslate import protocol as P
 from livetranslate.protocol import Event, EventKind
+from livetranslate.settings import VARIABLES
 
-DEFAULT_URL = "localhost:8001"
+DEFAULT_URL: str = VARIABLES["LIVETRANSLATE_URL"].default
 
 
 KEEPALIVE_S = 30  # the launcher lets Triton accept pings this often (and more)

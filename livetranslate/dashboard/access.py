@@ -7,7 +7,9 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Mapping
 
+from livetranslate import settings
 from livetranslate.launcher.options import is_loopback
 from livetranslate.share import (
     COOKIE_KEY_ENV,  # signs the login cookie; the share links' secret too
@@ -35,12 +37,12 @@ NO_CREDENTIALS = (
     "For a dashboard that only this machine can reach: --no-login (binds to 127.0.0.1).")
 
 
-def access_mode(bind_address: str | None, environ=os.environ) -> str:
+def access_mode(bind_address: str | None, environ: Mapping[str, str] | None = None) -> str:
     """"login" when a credentials file is configured, "open" for --no-login on a loopback
     address; anything else raises AccessError (the app then shows nothing)."""
-    if environ.get(CREDENTIALS_ENV):
+    if settings.get(CREDENTIALS_ENV, environ):
         return "login"
-    if environ.get(NO_LOGIN_ENV) == "1":
+    if settings.get(NO_LOGIN_ENV, environ):
         if is_loopback(bind_address):
             return "open"
         raise AccessError(f"--no-login is only allowed when the dashboard listens on a loopback address, "
@@ -108,5 +110,5 @@ def add_user(path: str | Path, username: str, password: str) -> None:
 _PROCESS_COOKIE_KEY = secrets.token_urlsafe(32)
 
 
-def cookie_key(environ=os.environ) -> str:
-    return environ.get(COOKIE_KEY_ENV) or _PROCESS_COOKIE_KEY
+def cookie_key(environ: Mapping[str, str] | None = None) -> str:
+    return settings.get(COOKIE_KEY_ENV, environ) or _PROCESS_COOKIE_KEY

@@ -4,16 +4,15 @@ session as rows of transcript, translation and enhanced text."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
 from livetranslate import protocol as P
+from livetranslate import settings
 from livetranslate.present import readable
 from livetranslate.protocol import (
-    API_KEY_ENV,
     API_KEY_HEADER,
     PIPELINE,
     Event,
@@ -29,22 +28,39 @@ TLS_ENV, CA_ENV = "LIVETRANSLATE_TLS", "LIVETRANSLATE_CA"
 MODELS = (P.PIPELINE, P.VAD, P.WHISPER, P.WHISPER_PARTIAL, P.LLM, P.TRANSLATE, P.COMPLETENESS, P.ENHANCE, P.SESSIONS)
 
 
-def _env(name: str, default: str | None = None):
-    return field(default_factory=lambda: os.environ.get(name) or default)
+def _setting(name: str):
+    return field(default_factory=lambda: settings.get(name))
+
+
+def beside(grpc_url: str, port: int, path: str = "") -> str:
+    """Triton's HTTP or metrics address on the host of (the first of) its gRPC addresses."""
+    first = grpc_url.split(",")[0].strip()
+    first = first.split("://", 1)[1] if "://" in first else first
+    if first.startswith("["):  # [::1]:8001
+        host = first[: first.index("]") + 1]
+    else:
+        host = first.rsplit(":", 1)[0] if ":" in first else first
+    return f"http://{host or 'localhost'}:{port}{path}"
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the server is: read from the environment when made (`livetranslate dashboard`
-    sets it from its options)."""
+    """Where the server is, from the settings when made (`livetranslate dashboard` hands its
+    options over): one gRPC address is enough, HTTP and metrics default to its host."""
 
-    grpc: str = _env(URL_ENV, "localhost:8001")
-    http: str = _env(HTTP_ENV, "http://localhost:8000")
-    metrics: str = _env(METRICS_ENV, "http://localhost:8002/metrics")
+    grpc: str = _setting(URL_ENV)
+    http: str = ""  # default: the gRPC host, port 8000
+    metrics: str = ""  # default: the gRPC host, port 8002
     # a server started with --tls-cert and a client key: the dashboard is a client like any other
-    tls: bool = field(default_factory=lambda: os.environ.get(TLS_ENV, "") == "1")
-    ca: str | None = _env(CA_ENV)
-    api_key: str | None = _env(API_KEY_ENV)
+    tls: bool = _setting(TLS_ENV)
+    ca: str | None = field(default_factory=lambda: str(settings.get(CA_ENV) or "") or None)
+    api_key: str | None = field(default_factory=settings.client_key)
+
+    def __post_init__(self):
+        if not self.http:
+            object.__setattr__(self, "http", settings.get(HTTP_ENV) or beside(self.grpc, 8000))
+        if not self.metrics:
+            object.__setattr__(self, "metrics", settings.get(METRICS_ENV) or beside(self.grpc, 8002, "/metrics"))
 
     def connection(self):
         from livetranslate.client import Connection

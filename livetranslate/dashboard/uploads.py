@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import atexit
-import os
 import re
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Mapping
 
 import numpy as np
 
+from livetranslate import settings
 from livetranslate.protocol import SAMPLE_RATE_HZ
 
 MAX_UPLOAD_ENV = "LIVETRANSLATE_DASHBOARD_MAX_UPLOAD_MB"
 
 
-DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_MAX_UPLOAD_MB = settings.VARIABLES[MAX_UPLOAD_ENV].default
 
 
-def max_upload_mb(environ=os.environ) -> int:
+def max_upload_mb(environ: Mapping[str, str] | None = None) -> int:
     try:
-        return max(1, int(environ.get(MAX_UPLOAD_ENV) or DEFAULT_MAX_UPLOAD_MB))
+        return max(1, int(settings.get(MAX_UPLOAD_ENV, environ)))
     except ValueError:
         return DEFAULT_MAX_UPLOAD_MB
 

@@ -12,6 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from livetranslate import settings
+
 
 class ServerError(RuntimeError):
     pass
@@ -35,7 +37,7 @@ BACKEND_DIR_ENV = "LIVETRANSLATE_BACKEND_DIR"
 
 
 def system_triton() -> tuple[Path, Path] | None:
-    binary, backends = os.environ.get(TRITONSERVER_ENV), os.environ.get(BACKEND_DIR_ENV)
+    binary, backends = settings.get(TRITONSERVER_ENV), settings.get(BACKEND_DIR_ENV)
     if not binary:
         return None
     if not Path(binary).is_file() or not backends or not Path(backends).is_dir():

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livetranslate import settings
 from livetranslate.launcher.binaries import (
     ServerError,
     find_tritonserver,
@@ -15,7 +16,6 @@ from livetranslate.launcher.binaries import (
     system_triton,
     triton_libs,
 )
-from livetranslate.protocol import ADMIN_KEY_ENV as ADMIN_KEY_ENV_NAME
 from livetranslate.protocol import API_KEY_ENV as API_KEY_ENV_NAME
 from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S
 from livetranslate.protocol import INTERNAL_TOKEN_ENV as INTERNAL_TOKEN_ENV_NAME
@@ -104,7 +104,7 @@ def is_loopback(host: str | None) -> bool:
 
 def default_log_file(grpc_port: int) -> Path:
     """Where `serve`, `run` and `demo` write Triton's own log (one file per gRPC port)."""
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    state = settings.state_dir().parent
     return state / "livetranslate" / f"triton-{grpc_port}.log"
 
 
@@ -245,22 +245,32 @@ class ServerOptions:
         if system_triton() is None:  # the wheel's binary needs the wheel's libraries
             env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), own_libpython_dir(),
                                                                    env.get("LD_LIBRARY_PATH")]))
-        env[MODELS_DIR_ENV] = str(self.models_dir)
-        env[DATA_DIR_ENV] = str(self.data_dir)
-        if self.keys_file:
-            from livetranslate.keys import KEYS_FILE_ENV
-
-            env[KEYS_FILE_ENV] = str(Path(self.keys_file).resolve())
-        if self.store is not None:
-            env[STORE_ENV] = self.store
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
         # machine with few cores; passive waiting lets them share it.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        if self.llm:
-            env[LLM_ENV] = self.llm
-        env.update(self.env)
-        # the models' own copy of nothing secret but the BLS token; keys stay with Triton
-        for name in (API_KEY_ENV_NAME, ADMIN_KEY_ENV_NAME):
+        env.update({name: value for name, value in self.env.items() if name not in settings.VARIABLES})
+        # the models get their settings from the hand-off file (handoff()), not from this
+        # environment; of the secrets only the BLS token: keys stay with Triton
+        for name in settings.VARIABLES:
             env.pop(name, None)
         env[INTERNAL_TOKEN_ENV_NAME] = self.internal_token
         return env
+
+    def handoff(self) -> dict[str, str]:
+        """The settings of the models inside Triton, as this launcher resolved them: its options,
+        then its own settings (environment, config file); handed over in a file of mode 600."""
+        from livetranslate.keys import KEYS_FILE_ENV
+
+        values = {name: str(settings.get(name)) for name, variable in settings.VARIABLES.items()
+                  if "models" in variable.who and variable.kind != "secret" and name != settings.SETTINGS_FILE
+                  and settings.is_set(name)}
+        values[MODELS_DIR_ENV] = str(self.models_dir)
+        values[DATA_DIR_ENV] = str(self.data_dir)
+        if self.keys_file:
+            values[KEYS_FILE_ENV] = str(Path(self.keys_file).resolve())
+        if self.store is not None:
+            values[STORE_ENV] = self.store
+        if self.llm:
+            values[LLM_ENV] = self.llm
+        values.update({name: value for name, value in self.env.items() if name in settings.VARIABLES})
+        return values

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from livetranslate import protocol as P
+from livetranslate import settings
 from livetranslate.launcher.binaries import (
     ServerError,
     prepare_backends,
@@ -43,6 +46,7 @@ class TritonServer:
         self.draining = False  # stop() has begun: not ready for new clients any more
         self._hurry = threading.Event()  # end the drain's grace now
         self._group: int | None = None  # tritonserver's process group (its stubs are in it)
+        self._settings_dir: Path | None = None  # the models' hand-off file (settings.write_handoff)
 
     @property
     def connect_host(self) -> str:
@@ -76,6 +80,7 @@ class TritonServer:
         backends = system_triton()[1] if system_triton() else prepare_backends(self.options.cache_dir)
         cmd = self.options.command(backends)
         env = self.options.environment()
+        env[settings.SETTINGS_FILE] = str(self._write_handoff())
         try:
             shim = hide_secrets_library(self.options.cache_dir)
         except NativeBuildError as exc:
@@ -92,6 +97,12 @@ class TritonServer:
         )
         self._group = self.process.pid  # a session, so a process group, of its own
         return self
+
+    def _write_handoff(self) -> Path:
+        """The models' settings, in a file only this user reads, removed when Triton stops."""
+        if self._settings_dir is None:
+            self._settings_dir = Path(tempfile.mkdtemp(prefix="livetranslate-settings-"))
+        return settings.write_handoff(self.options.handoff(), self._settings_dir / "settings.json")
 
     def _headers(self) -> dict[str, str]:
         from livetranslate.protocol import ADMIN_KEY_HEADER, API_KEY_HEADER
@@ -311,7 +322,10 @@ class TritonServer:
     def _end_group(self) -> None:
         """What is left of Triton's process group once tritonserver has exited: a stub process
         whose Triton died (or that hung in its finalize) lives on as an orphan, holding its
-        memory and its shared memory, unless it is ended."""
+        memory and its shared memory, unless it is ended. The models' settings go with it."""
+        if self._settings_dir is not None:
+            shutil.rmtree(self._settings_dir, ignore_errors=True)
+            self._settings_dir = None
         if self._group is None or self._group == os.getpgrp():  # never the launcher's own group
             return
         try:

@@ -20,7 +20,14 @@
 """
 
 from livetranslate.pipeline.dispatch import Pipeline
-from livetranslate.pipeline.guards import Admission, Limits, LlmBreaker, LlmUnavailable, ServerFull, WhisperLoad
+from livetranslate.pipeline.guards import (
+           Admission,
+           Limits,
+           LlmBreaker,
+           LlmUnavailable,
+           ServerFull,
+           WhisperLoad,
+)
 from livetranslate.pipeline.options import PipelineOptions
 from livetranslate.pipeline.sessions import SegmentIds
 from livetranslate.pipeline.stages import LocalStages, Stages

@@ -9,7 +9,14 @@ import queue
 import threading
 from typing import Generic, TypeVar
 
-from livetranslate.pipeline.messages import Abandon, Chunk, Idle, LastChunk, Stop, Translate
+from livetranslate.pipeline.messages import (
+    Abandon,
+    Chunk,
+    Idle,
+    LastChunk,
+    Stop,
+    Translate,
+)
 from livetranslate.protocol import ProtocolError
 
 T = TypeVar("T")

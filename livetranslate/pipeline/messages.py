@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from livetranslate.pipeline.replies import Reply, SharedReply
-from livetranslate.protocol import Event
 from livetranslate.pipeline.streaming import AudioView, StreamDecoder
+from livetranslate.protocol import Event
 
 
 # --- to the audio worker --------------------------------------------------------------

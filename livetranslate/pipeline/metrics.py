@@ -18,7 +18,6 @@ from typing import Callable
 from livetranslate.periodic import Every
 from livetranslate.protocol import Event, EventKind
 
-
 COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 # end of speech to the event: partials come in under a second, translations wait for the LLM
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)

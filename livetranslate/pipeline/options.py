@@ -4,19 +4,23 @@ share, and what every worker of one stream knows."""
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from livetranslate import settings
+from livetranslate.pipeline.guards import (
+    Limits,
+    LlmBreaker,
+    TranslationLoad,
+    WhisperLoad,
+)
 from livetranslate.pipeline.metrics import NO_METRICS, Metrics
-from livetranslate.pipeline.guards import Limits, LlmBreaker, TranslationLoad, WhisperLoad
 from livetranslate.pipeline.sessions import SegmentIds, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
-from livetranslate.protocol import Event, SessionOptions
 from livetranslate.pipeline.streaming import DecodeOptions
+from livetranslate.protocol import Event, SessionOptions
 from livetranslate.stages.whisper import SpeechFilter
-
 
 # a stream counts as sending audio again once this much more has come in (many tiny requests
 # add up; a request of a few samples every minute does not keep a place)
@@ -25,11 +29,14 @@ COUNTED_AUDIO_S = 0.1
 NO_AUDIO_ENV = {"no_audio_s": "LIVETRANSLATE_NO_AUDIO_S", "no_audio_yield_s": "LIVETRANSLATE_NO_AUDIO_YIELD_S"}
 
 
-def no_audio_settings(params: dict[str, str], environ: Mapping[str, str] = os.environ) -> dict[str, float]:
-    """PipelineOptions' no_audio_s and no_audio_yield_s: from `serve`'s options (the
-    environment), else the `pipeline` parameters, else the defaults."""
-    return {name: float(environ.get(env) or params.get(name) or getattr(PipelineOptions, name))
-            for name, env in NO_AUDIO_ENV.items()}
+def no_audio_settings(params: dict[str, str], environ: Mapping[str, str] | None = None) -> dict[str, float]:
+    """PipelineOptions' no_audio_s and no_audio_yield_s: from `serve`'s options (its settings),
+    else the `pipeline` parameters, else the defaults."""
+    out = {}
+    for name, variable in NO_AUDIO_ENV.items():
+        value = settings.get(variable, environ)
+        out[name] = float(value if value is not None else params.get(name) or getattr(PipelineOptions, name))
+    return out
 
 
 @dataclass(frozen=True)

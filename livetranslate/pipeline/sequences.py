@@ -19,8 +19,8 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
 
 log = logging.getLogger("livetranslate.pipeline")

@@ -9,8 +9,8 @@ import logging
 import threading
 from typing import Callable
 
-from livetranslate.pipeline.metrics import NO_METRICS
 from livetranslate.pipeline.guards import ServerFull
+from livetranslate.pipeline.metrics import NO_METRICS
 from livetranslate.pipeline.replies import Reply
 from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
 

@@ -9,8 +9,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from livetranslate.stages.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
 from livetranslate.glossary import NO_GLOSSARY, Glossary
+from livetranslate.stages.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
 from livetranslate.stages.vad import Boundaries, Segmenter, VadOptions
 from livetranslate.stages.whisper import AsrRequest, Transcription
 

@@ -20,9 +20,14 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from livetranslate.pipeline.messages import Abandon, Chunk
-from livetranslate.pipeline.options import COUNTED_AUDIO_S, PipelineOptions, Shared, StreamContext
 from livetranslate.pipeline.mailboxes import TooFast, TranslationInbox
+from livetranslate.pipeline.messages import Abandon, Chunk
+from livetranslate.pipeline.options import (
+    COUNTED_AUDIO_S,
+    PipelineOptions,
+    Shared,
+    StreamContext,
+)
 from livetranslate.pipeline.partials import Latest, PartialWorker
 from livetranslate.pipeline.replies import MeteredReply, Reply, SharedReply
 from livetranslate.pipeline.sessions import RecordingReply, SessionHandle

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livetranslate.stages.whisper import AsrRequest, copies_prompt, dedupe_boundary
 from livetranslate.protocol import SAMPLE_RATE_HZ
+from livetranslate.stages.whisper import AsrRequest, copies_prompt, dedupe_boundary
 
 POLICIES = ("context", "utterance")
 # written with far fewer characters per second of speech: the short-answer check skips them

@@ -13,14 +13,25 @@ import time
 
 from livetranslate.audio import StreamResampler, pcm16_to_float
 from livetranslate.numbers import written_numbers
-from livetranslate.pipeline.messages import (Abandon, Chunk, Finish, Idle, KeepAlive, LastChunk, LiveUtterance,
-                                             Silence, Speaking, Stop, Translate)
-from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.mailboxes import AudioInbox, Latest
+from livetranslate.pipeline.messages import (
+    Abandon,
+    Chunk,
+    Finish,
+    Idle,
+    KeepAlive,
+    LastChunk,
+    LiveUtterance,
+    Silence,
+    Speaking,
+    Stop,
+    Translate,
+)
+from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import VadSequence
-from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
 from livetranslate.pipeline.streaming import AudioHistory, StreamDecoder
+from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
 from livetranslate.stages.vad import Ongoing, Utterance
 from livetranslate.stages.whisper import Transcription
 

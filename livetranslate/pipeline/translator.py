@@ -32,14 +32,20 @@ import time
 from dataclasses import dataclass, field
 
 from livetranslate import deadline
-from livetranslate.stages.enhance import Enhanced, Piece
 from livetranslate.pipeline.mailboxes import TranslationInbox
-from livetranslate.pipeline.messages import Abandon, Finish, KeepAlive, Silence, Translate
+from livetranslate.pipeline.messages import (
+    Abandon,
+    Finish,
+    KeepAlive,
+    Silence,
+    Translate,
+)
 from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import EnhanceSequence
 from livetranslate.pipeline.stages import translate_urgent
 from livetranslate.protocol import AUTO_LANGUAGE, Event, EventKind
+from livetranslate.stages.enhance import Enhanced, Piece
 
 log = logging.getLogger("livetranslate.pipeline")
 

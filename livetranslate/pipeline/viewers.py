@@ -16,7 +16,14 @@ from livetranslate.keys import Client
 from livetranslate.pipeline.guards import Admission, ServerFull
 from livetranslate.pipeline.replies import Reply
 from livetranslate.pipeline.sessions import ViewerLanguages
-from livetranslate.protocol import MAX_SESSION_NAME, Event, EventKind, ProtocolError, check_language, decode_text
+from livetranslate.protocol import (
+    MAX_SESSION_NAME,
+    Event,
+    EventKind,
+    ProtocolError,
+    check_language,
+    decode_text,
+)
 from livetranslate.store import Viewer
 
 

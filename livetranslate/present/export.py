@@ -10,8 +10,8 @@ was shown first."""
 from __future__ import annotations
 
 from livetranslate.present import readable
-from livetranslate.protocol import WHISPER_LANGUAGES, Event, EventKind
 from livetranslate.present.subtitles import cue, header
+from livetranslate.protocol import WHISPER_LANGUAGES, Event, EventKind
 
 FORMATS = ("txt", "srt", "vtt", "jsonl")
 LANGS = ("source", "target", "both")  # or a language code: that language's translations

@@ -20,8 +20,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from livetranslate.protocol import Event, EventKind
 from livetranslate.present.readable import COMBINED_NAME, adds_something
+from livetranslate.protocol import Event, EventKind
 
 # rows waiting longer than this many newer transcripts go up without their translation
 # (it then follows as a row of its own): the live area stays a few lines high

@@ -10,10 +10,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary
-from livetranslate.stages.llm import GenerationRequest
-from livetranslate.stages.llm.prompts import clean_translation, looks_like_garbage, missed_pitfalls, translation_prompt
 from livetranslate.numbers import clock_times
-
+from livetranslate.stages.llm import GenerationRequest
+from livetranslate.stages.llm.prompts import (
+    clean_translation,
+    looks_like_garbage,
+    missed_pitfalls,
+    translation_prompt,
+)
 
 log = logging.getLogger("livetranslate.stages.translate")
 

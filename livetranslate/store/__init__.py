@@ -13,6 +13,7 @@ is skipped instead of failing. One server owns a data directory at a time (`.loc
 
 import os
 
+from livetranslate import settings
 from livetranslate.store.fanout import Hub, Viewer
 from livetranslate.store.files import (
     DATA_DIR_ENV,
@@ -54,7 +55,7 @@ def open_store(url: str | None = None, hub: Hub | None = None, *, serving: bool 
     shared by several servers; without one, the local event log of this server's data
     directory. `serving`: the pipeline's own store (it holds the data directory's lock, or
     takes leases in Redis); readers pass False."""
-    url = check_store_url(os.environ.get(STORE_ENV, "") if url is None else url)
+    url = check_store_url(settings.get(STORE_ENV) if url is None else url)
     if url:
         from livetranslate.store.redis_store import RedisSessionStore
 

@@ -16,6 +16,7 @@ import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from livetranslate import settings
 from livetranslate.protocol import Event, EventKind
 
 DATA_DIR_ENV = "LIVETRANSLATE_DATA_DIR"
@@ -34,9 +35,7 @@ class SessionBusy(StoreError):
 
 
 def default_data_dir() -> Path:
-    env = os.environ.get(DATA_DIR_ENV)
-    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return Path(env) if env else base / "livetranslate" / "sessions"
+    return settings.get(DATA_DIR_ENV)
 
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")

@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+from livetranslate import settings
 from livetranslate.protocol import Event
 from livetranslate.store.files import SessionInfo, _event_from_dict
 
@@ -23,10 +24,10 @@ LEASE_ENV = "LIVETRANSLATE_STORE_LEASE_S"
 HANDOVER_ENV = "LIVETRANSLATE_STORE_HANDOVER_S"
 
 
-DEFAULT_LEASE_S = 10.0  # a dead replica's sessions end this long after its last renewal
+DEFAULT_LEASE_S = settings.VARIABLES[LEASE_ENV].default  # a dead replica's sessions end this long after its last renewal
 
 
-DEFAULT_HANDOVER_S = 30.0  # a drained session waits this long for its client to go on elsewhere
+DEFAULT_HANDOVER_S = settings.VARIABLES[HANDOVER_ENV].default  # a drained session waits this long for its client to go on elsewhere
 
 
 # Redis unreachable: a command is retried with backoff for about this long before the stream

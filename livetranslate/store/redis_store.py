@@ -38,12 +38,11 @@ import urllib.parse
 import uuid
 from typing import Callable
 
+from livetranslate import settings
 from livetranslate.protocol import Event, EventKind
 from livetranslate.store.fanout import Hub
 from livetranslate.store.files import SessionBusy, SessionInfo, StoreError
 from livetranslate.store.redis_common import (
-    DEFAULT_HANDOVER_S,
-    DEFAULT_LEASE_S,
     HANDOVER_ENV,
     LEASE_ENV,
     RETRY_S,
@@ -99,8 +98,8 @@ class RedisSessionStore(RedisReading):
         plain = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, doseq=True)))
         self.url = urllib.parse.urlunsplit(parts._replace(netloc=parts.hostname or "", query=""))  # for messages
         self.hub = hub
-        self.lease_s = float(lease_s or os.environ.get(LEASE_ENV) or DEFAULT_LEASE_S)
-        self.handover_s = float(handover_s or os.environ.get(HANDOVER_ENV) or DEFAULT_HANDOVER_S)
+        self.lease_s = float(lease_s or settings.get(LEASE_ENV))
+        self.handover_s = float(handover_s or settings.get(HANDOVER_ENV))
         self._clock = clock
         self._redis = redis.Redis.from_url(
             plain, socket_timeout=5.0, socket_connect_timeout=2.0, health_check_interval=15,

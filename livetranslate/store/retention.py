@@ -6,7 +6,21 @@ from __future__ import annotations
 import re
 import time
 
+from livetranslate import settings
 from livetranslate.store.files import SessionInfo, _dir_bytes, _failed, _fsync_dir
+
+RETENTION_DAYS_ENV, RETENTION_MAX_MB_ENV = "LIVETRANSLATE_RETENTION_DAYS", "LIVETRANSLATE_RETENTION_MAX_MB"
+
+
+def retention(params: dict[str, str]) -> dict:
+    """prune()'s limits at the server's start: `serve --retention-days/--retention-max-mb` (its
+    settings), else the `pipeline` model's parameters; empty keeps everything."""
+    days = settings.get(RETENTION_DAYS_ENV)
+    max_mb = settings.get(RETENTION_MAX_MB_ENV)
+    days = days if days is not None else float(params.get("retention_days") or "nan")
+    max_mb = max_mb if max_mb is not None else float(params.get("retention_max_mb") or "nan")
+    return {"max_age_s": days * 86400 if days == days else None,
+            "max_total_bytes": int(max_mb * 1e6) if max_mb == max_mb else None}
 
 
 def prune(store, max_age_s: float | None = None, max_total_bytes: int | None = None,

@@ -16,14 +16,14 @@ import triton_python_backend_utils as pb_utils
 
 from livetranslate import deadline
 from livetranslate import protocol as P
-from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY, Glossary
-from livetranslate.stages.llm import GenerationRequest
 from livetranslate.pipeline.stages import SpokenTranslation
-from livetranslate.triton import codecs
-from livetranslate.triton.glue import internal_parameters
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
+from livetranslate.stages.llm import GenerationRequest
 from livetranslate.stages.vad import Boundaries
 from livetranslate.stages.whisper import AsrRequest, Transcription
+from livetranslate.triton import codecs
+from livetranslate.triton.glue import internal_parameters
 
 
 class StageError(RuntimeError):

@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.glossary import NO_GLOSSARY, Glossary
+from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.stages.llm import GenerationRequest
 from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
 from livetranslate.stages.whisper import AsrRequest, Transcription

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import threading
 from functools import partial
 from typing import Callable, Iterable
@@ -14,7 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from livetranslate import deadline
+from livetranslate import deadline, settings
 from livetranslate import protocol as P
 from livetranslate.protocol import Event
 from livetranslate.triton import codecs
@@ -63,7 +62,7 @@ def sequence_flags(request) -> tuple[int, bool, bool]:
 
 # --- who may call ---------------------------------------------------------------------
 def _internal_token() -> str:
-    return os.environ.get(P.INTERNAL_TOKEN_ENV, "")
+    return settings.get(P.INTERNAL_TOKEN_ENV) or ""
 
 
 def internal_parameters() -> dict[str, str]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from livetranslate import settings
 
 MODELS_DIR_ENV = "LIVETRANSLATE_MODELS_DIR"
 # The launcher's --llm: overrides the `model` parameter of `llm` and the prompt family and
@@ -23,9 +23,8 @@ LLM_FAMILY_ENV = "LIVETRANSLATE_LLM_FAMILY"  # for a GGUF path that is not a kno
 
 
 def default_models_dir() -> Path:
-    """Inside the environment the packages came from, so they live and die together."""
-    env = os.environ.get(MODELS_DIR_ENV)
-    return Path(env) if env else Path(sys.prefix) / "share" / "livetranslate" / "models"
+    """Where the weights are: the setting, else inside the environment the packages came from."""
+    return settings.get(MODELS_DIR_ENV)
 
 
 class ModelError(RuntimeError):
@@ -182,9 +181,9 @@ class LlmChoice:
 
 def llm_choice(configured: str, configured_family: str = "") -> LlmChoice:
     """Which LLM the cpu profile runs: the launcher's --llm (environment) or the config's."""
-    model = os.environ.get(LLM_ENV) or configured
+    model = settings.get(LLM_ENV) or configured
     spec = MODELS.get(model)
-    family = (os.environ.get(LLM_FAMILY_ENV) or configured_family
+    family = (settings.get(LLM_FAMILY_ENV) or configured_family
               or (spec.prompt_family if spec else "chatml"))
     thresholds = spec.completeness_thresholds if spec else (0.5, 0.9)
     return LlmChoice(model, family, thresholds)

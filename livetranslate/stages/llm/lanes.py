@@ -40,8 +40,8 @@ import traceback
 from typing import Callable, Iterator
 
 from livetranslate import deadline
-from livetranslate.stages.llm import GenerationRequest, LlmEngine
 from livetranslate.periodic import Every
+from livetranslate.stages.llm import GenerationRequest, LlmEngine
 
 LANES = ("urgent", "fast", "background")
 DEFAULT_LANE = "background"

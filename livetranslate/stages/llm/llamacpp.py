@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator
 
+from livetranslate import settings
 from livetranslate.stages.llm import GenerationRequest, LlmEngine
 
 # llama.cpp repacks the weights for the CPU's matrix extensions (AVX-512, AMX) when it loads
 # them. A virtual machine may advertise AMX and fault on it (moved to another host after it
 # booted: the LLM's process dies of SIGILL in `tileloadd`). REPACK_ENV=0 loads them as they are.
-REPACK_ENV = "LIVETRANSLATE_LLAMA_REPACK"
+REPACK_ENV = "LIVETRANSLATE_LLAMA_REPACK"  # livetranslate.settings
 # tokens of a prompt evaluated between two calls of `prefill`'s `between` (about 0.1-0.2 s of
 # CPU for Qwen 1.5B on 2 cores: what urgent work may wait for a background prompt at most)
 PREFILL_PIECE = 16
@@ -55,7 +56,7 @@ class LlamaCppEngine(LlmEngine):
             model_path = ggufs[0]
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: no such GGUF file")
-        with _repacking(os.environ.get(REPACK_ENV, "1") != "0"):
+        with _repacking(settings.get(REPACK_ENV)):
             self.llm = Llama(
                 model_path=str(model_path), n_threads=n_threads, n_threads_batch=n_threads, n_ctx=n_ctx,
                 seed=seed, verbose=False, logits_all=False,

@@ -15,6 +15,7 @@ import numpy as np
 
 from livetranslate.stages.llm import NO_WORDS, YES_WORDS
 
+
 def first_token_ids(encode, words: tuple[str, ...]) -> list[int]:
     """The first token of each word (" Yes" and "Yes" are different tokens), deduplicated."""
     ids = []

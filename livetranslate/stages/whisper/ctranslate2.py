@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from livetranslate.stages.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, decode_again
+from livetranslate.stages.whisper import (
+    AsrOptions,
+    AsrRequest,
+    Transcription,
+    WhisperEngine,
+    decode_again,
+)
 
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees 30 s; a longer request keeps its last 30 s
 ENCODER_TAIL_S = 5.0  # silence the encoder hears after the audio, at least (up to 30 s in all)

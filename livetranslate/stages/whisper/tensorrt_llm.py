@@ -19,8 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from livetranslate.stages.whisper import AsrOptions, AsrRequest, Transcription, WhisperEngine, decode_again
-from livetranslate.stages.whisper.features import ENCODER_DOWNSAMPLING, N_FRAMES, WhisperTokenizer, encoder_features
+from livetranslate.stages.whisper import (
+    AsrOptions,
+    AsrRequest,
+    Transcription,
+    WhisperEngine,
+    decode_again,
+)
+from livetranslate.stages.whisper.features import (
+    ENCODER_DOWNSAMPLING,
+    N_FRAMES,
+    WhisperTokenizer,
+    encoder_features,
+)
 
 MAX_NEW_TOKENS = 96  # one utterance of up to 30 s; also bounded by the decoder's max_seq_len
 

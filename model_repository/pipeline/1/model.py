@@ -1,26 +1,17 @@
 """pipeline: thin Triton glue over livetranslate.pipeline.Pipeline."""
 
-import os
 import time
 
 from livetranslate.keys import Keys
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.pipeline.options import no_audio_settings
 from livetranslate.store import Hub, open_store
+from livetranslate.store.retention import retention
 from livetranslate.pipeline.streaming import DecodeOptions
 from livetranslate.triton import glue
 from livetranslate.triton.bls import TritonStages, end_pipeline_sequence
 from livetranslate.triton.metrics import TritonMetrics
 from livetranslate.stages.whisper import SpeechFilter
-
-
-def retention(params) -> dict:
-    """How long ended sessions are kept: `serve --retention-days/--retention-max-mb` (the
-    environment) or the config's parameters; empty keeps everything."""
-    days = os.environ.get("LIVETRANSLATE_RETENTION_DAYS") or params.get("retention_days", "")
-    max_mb = os.environ.get("LIVETRANSLATE_RETENTION_MAX_MB") or params.get("retention_max_mb", "")
-    return {"max_age_s": float(days) * 86400 if days else None,
-            "max_total_bytes": int(float(max_mb) * 1e6) if max_mb else None}
 
 
 class TritonPythonModel:
