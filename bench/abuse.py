@@ -50,9 +50,14 @@ class Tally:
 
 
 def _outcome(message: str) -> str:
-    for needle, name in (("internal to the server", "refused: internal"), ("server full", "refused: full"),
-                         ("longer than", "refused: too long"), ("no session named", "refused: unknown session"),
-                         ("no audio for", "closed: no audio"), ("needs a client key", "refused: no key")):
+    for needle, name in (
+        ("internal to the server", "refused: internal"),
+        ("server full", "refused: full"),
+        ("longer than", "refused: too long"),
+        ("no session named", "refused: unknown session"),
+        ("no audio for", "closed: no audio"),
+        ("needs a client key", "refused: no key"),
+    ):
         if needle in message:
             return name
     return f"other: {message[:120]}"
@@ -61,9 +66,17 @@ def _outcome(message: str) -> str:
 class Attack:
     """Runs every attack in its own thread until stop(); idle streams are ended on stop."""
 
-    def __init__(self, url: str, idle_streams: int, subscribes: int = 1000, huge_samples: int = 32_000_000,
-                 headers: dict | None = None, huge_every_s: float = 0.0, churn: bool = False,
-                 stuck_viewer_of: str = ""):
+    def __init__(
+        self,
+        url: str,
+        idle_streams: int,
+        subscribes: int = 1000,
+        huge_samples: int = 32_000_000,
+        headers: dict | None = None,
+        huge_every_s: float = 0.0,
+        churn: bool = False,
+        stuck_viewer_of: str = "",
+    ):
         self.url, self.idle_streams, self.subscribes, self.huge_samples = url, idle_streams, subscribes, huge_samples
         self.headers = headers
         self.huge_every_s, self.churn, self.stuck_viewer_of = huge_every_s, churn, stuck_viewer_of
@@ -72,7 +85,7 @@ class Attack:
         self._threads: list[threading.Thread] = []
         self.idle_admitted = threading.Event()  # the idle streams are all open
 
-    def start(self) -> "Attack":
+    def start(self) -> Attack:
         targets = [self._llm_loop, self._whisper_loop, self._huge, self._idle, self._subscribes]
         targets += [self._churn] if self.churn else []
         targets += [self._stuck_viewer] if self.stuck_viewer_of else []
@@ -97,8 +110,13 @@ class Attack:
             client, answers = self._client(), queue.Queue()
             client.start_stream(callback=lambda result, error: answers.put(error or result), headers=self.headers)
             try:
-                client.async_stream_infer(P.LLM, [tensor(P.TEXT_INPUT, text(prompt, batch=True)),
-                                                  tensor(P.MAX_TOKENS, np.array([[1000]], np.int32))])
+                client.async_stream_infer(
+                    P.LLM,
+                    [
+                        tensor(P.TEXT_INPUT, text(prompt, batch=True)),
+                        tensor(P.MAX_TOKENS, np.array([[1000]], np.int32)),
+                    ],
+                )
                 item = answers.get(timeout=60)
                 self.tally.add("llm", _outcome(str(item)) if isinstance(item, Exception) else "answered")
             except queue.Empty:
@@ -122,13 +140,16 @@ class Attack:
         """A request with far more audio than a chunk may carry (64 MB); with `huge_every_s`,
         one after another until stop."""
         while True:
-            events = self._stream_once([tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
-                                       + [tensor(k, v) for k, v in
-                                          SessionOptions("huge", translate=False).to_tensors().items()],
-                                       start=True, end=True)
+            events = self._stream_once(
+                [tensor(P.AUDIO, np.zeros(self.huge_samples, np.int16))]
+                + [tensor(k, v) for k, v in SessionOptions("huge", translate=False).to_tensors().items()],
+                start=True,
+                end=True,
+            )
             for event in events:
-                self.tally.add("huge", _outcome(event.text or event.error) if isinstance(event, Event)
-                               else _outcome(str(event)))
+                self.tally.add(
+                    "huge", _outcome(event.text or event.error) if isinstance(event, Event) else _outcome(str(event))
+                )
             if not self.huge_every_s or self._stop.wait(self.huge_every_s):
                 return
 
@@ -138,15 +159,22 @@ class Attack:
         audio = np.zeros(1600, np.int16)
         while not self._stop.is_set():
             client, answers = self._client(), queue.Queue()
-            client.start_stream(callback=lambda result, error: answers.put(
-                error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+            client.start_stream(
+                callback=lambda result, error: answers.put(error if error else Event.from_tensors(result.as_numpy)),
+                headers=self.headers,
+            )
             options = SessionOptions(f"churn-{random.random()}", translate=False, partials=False).to_tensors()
-            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in options.items()],
-                                      sequence_id=random.randint(1, 2**62), sequence_start=True)
+            client.async_stream_infer(
+                P.PIPELINE,
+                [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in options.items()],
+                sequence_id=random.randint(1, 2**62),
+                sequence_start=True,
+            )
             try:
                 item = answers.get(timeout=0.2)
-                self.tally.add("churn", _outcome(item.error or item.text) if isinstance(item, Event)
-                               else _outcome(str(item)))
+                self.tally.add(
+                    "churn", _outcome(item.error or item.text) if isinstance(item, Event) else _outcome(str(item))
+                )
             except queue.Empty:
                 self.tally.add("churn", "opened and dropped")
             client.stop_stream(cancel_requests=True)
@@ -156,9 +184,13 @@ class Attack:
         """A viewer of a real session whose client never reads: its callback never returns."""
         client, block = self._client(), threading.Event()
         client.start_stream(callback=lambda result, error: block.wait(), headers=self.headers)
-        client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16)),
-                                               tensor(P.SUBSCRIBE, text(self.stuck_viewer_of))],
-                                  sequence_id=random.randint(1, 2**62), sequence_start=True, sequence_end=True)
+        client.async_stream_infer(
+            P.PIPELINE,
+            [tensor(P.AUDIO, np.zeros(0, np.int16)), tensor(P.SUBSCRIBE, text(self.stuck_viewer_of))],
+            sequence_id=random.randint(1, 2**62),
+            sequence_start=True,
+            sequence_end=True,
+        )
         self.tally.add("stuck viewer", "subscribed")
         self._stop.wait()
         block.set()
@@ -167,11 +199,14 @@ class Attack:
 
     def _stream_once(self, tensors, start: bool, end: bool, timeout_s: float = 120.0) -> list:
         client, answers = self._client(), queue.Queue()
-        client.start_stream(callback=lambda result, error: answers.put(
-            error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+        client.start_stream(
+            callback=lambda result, error: answers.put(error if error else Event.from_tensors(result.as_numpy)),
+            headers=self.headers,
+        )
         try:
-            client.async_stream_infer(P.PIPELINE, tensors, sequence_id=random.randint(1, 2**62),
-                                      sequence_start=start, sequence_end=end)
+            client.async_stream_infer(
+                P.PIPELINE, tensors, sequence_id=random.randint(1, 2**62), sequence_start=start, sequence_end=end
+            )
             out = [answers.get(timeout=timeout_s)]
             return out
         except queue.Empty:
@@ -183,38 +218,55 @@ class Attack:
     def _idle(self) -> None:
         """Opens `idle_streams` streams with one chunk each and leaves them open until stop."""
         client, answers = self._client(), queue.Queue()
-        client.start_stream(callback=lambda result, error: answers.put(
-            error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+        client.start_stream(
+            callback=lambda result, error: answers.put(error if error else Event.from_tensors(result.as_numpy)),
+            headers=self.headers,
+        )
         ids = [random.randint(1, 2**62) for _ in range(self.idle_streams)]
         audio = np.zeros(1600, np.int16)
         for i, sequence_id in enumerate(ids):
             options = SessionOptions(f"idle-{i}", translate=False, partials=False).to_tensors()
-            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in options.items()],
-                                      sequence_id=sequence_id, sequence_start=True)
+            client.async_stream_infer(
+                P.PIPELINE,
+                [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in options.items()],
+                sequence_id=sequence_id,
+                sequence_start=True,
+            )
         time.sleep(2.0)
         while not answers.empty():
             item = answers.get()
-            self.tally.add("idle", _outcome(item.error) if isinstance(item, Event) and item.error else
-                           ("refused: other" if isinstance(item, Exception) else "admitted"))
+            self.tally.add(
+                "idle",
+                _outcome(item.error)
+                if isinstance(item, Event) and item.error
+                else ("refused: other" if isinstance(item, Exception) else "admitted"),
+            )
         self.idle_admitted.set()
         self._stop.wait()
         for sequence_id in ids:  # an attacker could leave them; the test must not
-            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16))],
-                                      sequence_id=sequence_id, sequence_end=True)
+            client.async_stream_infer(
+                P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16))], sequence_id=sequence_id, sequence_end=True
+            )
         time.sleep(1.0)
         client.stop_stream(cancel_requests=False)
         client.close()
 
     def _subscribes(self) -> None:
         client, answers = self._client(), queue.Queue()
-        client.start_stream(callback=lambda result, error: answers.put(
-            error if error else Event.from_tensors(result.as_numpy)), headers=self.headers)
+        client.start_stream(
+            callback=lambda result, error: answers.put(error if error else Event.from_tensors(result.as_numpy)),
+            headers=self.headers,
+        )
         for i in range(self.subscribes):
             if self._stop.is_set():
                 break
-            client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(0, np.int16)),
-                                                   tensor(P.SUBSCRIBE, text(f"nobody-{i}-{random.random()}"))],
-                                      sequence_id=random.randint(1, 2**62), sequence_start=True, sequence_end=True)
+            client.async_stream_infer(
+                P.PIPELINE,
+                [tensor(P.AUDIO, np.zeros(0, np.int16)), tensor(P.SUBSCRIBE, text(f"nobody-{i}-{random.random()}"))],
+                sequence_id=random.randint(1, 2**62),
+                sequence_start=True,
+                sequence_end=True,
+            )
         deadline = time.monotonic() + 120
         got = 0
         while got < self.subscribes and time.monotonic() < deadline:
@@ -223,7 +275,9 @@ class Attack:
             except queue.Empty:
                 continue
             got += 1
-            self.tally.add("subscribe", _outcome(item.error) if isinstance(item, Event) and item.kind == EventKind.END
-                           else _outcome(str(item)))
+            self.tally.add(
+                "subscribe",
+                _outcome(item.error) if isinstance(item, Event) and item.kind == EventKind.END else _outcome(str(item)),
+            )
         client.stop_stream(cancel_requests=True)
         client.close()

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
-from livetranslate.quality.evaluation import wer  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
+from livetranslate.quality.evaluation import wer  # noqa: E402
 from livetranslate.quality.samples import load_reference, make_meeting  # noqa: E402
 
 
@@ -51,15 +51,19 @@ def child(out: Path) -> None:
     finally:
         server.stop()
     errors = sum(1 for run in (fast, live, spoken) for _, e in run if e.error)
-    out.write_text(json.dumps({
-        "rtf": (stats.finished - stats.started) / audio_s,
-        "wer_fast": wer(reference, texts(fast)),
-        "wer_live": wer(reference, texts(live)),
-        "final_ms": percentiles(latencies(live, EventKind.TRANSCRIPT)),
-        "translation_ms": percentiles(latencies(spoken, EventKind.TRANSLATION)),
-        "translations": len(latencies(spoken, EventKind.TRANSLATION)),
-        "errors": errors,
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "rtf": (stats.finished - stats.started) / audio_s,
+                "wer_fast": wer(reference, texts(fast)),
+                "wer_live": wer(reference, texts(live)),
+                "final_ms": percentiles(latencies(live, EventKind.TRANSCRIPT)),
+                "translation_ms": percentiles(latencies(spoken, EventKind.TRANSLATION)),
+                "translations": len(latencies(spoken, EventKind.TRANSLATION)),
+                "errors": errors,
+            }
+        )
+    )
 
 
 FIGURES = [  # (label, getter)
@@ -96,21 +100,21 @@ def main() -> None:
                 tree = str(Path(tree).resolve())
                 # the tree also as the working directory: Triton's stubs put it first on their path
                 env = {**os.environ, "PYTHONPATH": tree}
-                subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(out)], env=env,
-                               cwd=tree, check=True)
+                subprocess.run(
+                    [sys.executable, str(Path(__file__).resolve()), "--child", str(out)], env=env, cwd=tree, check=True
+                )
                 runs[name].append(json.loads(out.read_text()))
                 print(name, round_, runs[name][-1], flush=True)
     (a, _), (b, _) = trees
     rows = []
     for label, get in FIGURES:
         va, vb = (statistics.median(get(r) for r in runs[n]) for n in (a, b))
-        rows.append({"figure": label, a: round(va, 3), b: round(vb, 3),
-                     "ratio": round(vb / va, 3) if va else None})
+        rows.append({"figure": label, a: round(va, 3), b: round(vb, 3), "ratio": round(vb / va, 3) if va else None})
     data = {"machine": machine(), "trees": dict(trees), "rounds": args.rounds, "runs": runs, "rows": rows}
     table = "\n".join(f"| {r['figure']} | {r[a]} | {r[b]} | {r['ratio']} |" for r in rows)
     md = f"""# {a} against {b}, in one run
 
-Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs: {args.rounds} rounds, the two trees in
+Measured {data["machine"]["date"]} on {data["machine"]["cpus"]} CPUs: {args.rounds} rounds, the two trees in
 turns ({a} then {b}), each with a server of its own; medians over the rounds. Audio: the meeting
 recording (espeak-ng German, 161 s) sent as fast as possible and in real time (partials on,
 translation off), then its first 60 s in real time with translation (gemma3-270m).

@@ -25,19 +25,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sacrebleu  # noqa: E402
 from common import RESULTS, machine, percentiles, recordings, start_server, stream_timed, write_report  # noqa: E402
 
-import sacrebleu  # noqa: E402
-
 from livetranslate.audio import read_audio, resample  # noqa: E402
+from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.quality.evaluation import wer_both  # noqa: E402
 from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
-from livetranslate.protocol import EventKind  # noqa: E402
 
 
 def scores(hypothesis: str, reference: str) -> dict:
-    return {"chrf": round(sacrebleu.corpus_chrf([hypothesis], [[reference]]).score, 1),
-            "bleu": round(sacrebleu.corpus_bleu([hypothesis], [[reference]]).score, 1)}
+    return {
+        "chrf": round(sacrebleu.corpus_chrf([hypothesis], [[reference]]).score, 1),
+        "bleu": round(sacrebleu.corpus_bleu([hypothesis], [[reference]]).score, 1),
+    }
 
 
 def rounded(d: dict) -> dict:
@@ -58,9 +59,14 @@ def per_utterance(audio, engine) -> tuple[str, list[float]]:
     texts, seconds = [], []
     for span in get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=250, max_speech_duration_s=20)):
         t0 = time.monotonic()
-        segments, _ = engine.model.transcribe(audio[span["start"]:span["end"]], language="de", beam_size=5,
-                                              temperature=0.0, vad_filter=False,
-                                              initial_prompt=" ".join(texts[-2:]) or None)
+        segments, _ = engine.model.transcribe(
+            audio[span["start"] : span["end"]],
+            language="de",
+            beam_size=5,
+            temperature=0.0,
+            vad_filter=False,
+            initial_prompt=" ".join(texts[-2:]) or None,
+        )
         texts.append(" ".join(s.text.strip() for s in segments))
         seconds.append(time.monotonic() - t0)
     return " ".join(texts), seconds
@@ -109,8 +115,11 @@ def what_a_reader_keeps(received, language: str = "en") -> str:
 def after_transcript_s(received) -> list[float]:
     """Per translation: from its transcript's arrival to its own."""
     transcripts = {e.segment_id: t for t, e in received if e.kind == EventKind.TRANSCRIPT}
-    return [t - transcripts[e.segment_id] for t, e in received
-            if e.kind == EventKind.TRANSLATION and e.segment_id in transcripts and not e.error]
+    return [
+        t - transcripts[e.segment_id]
+        for t, e in received
+        if e.kind == EventKind.TRANSLATION and e.segment_id in transcripts and not e.error
+    ]
 
 
 def main():
@@ -135,7 +144,9 @@ def main():
         off_s = time.monotonic() - t0
         utt, utt_s = per_utterance(audio, engine)
         data["recordings"][rec.name] = {
-            "about": rec.about, "audio_s": round(len(pcm) / rate, 1), "utterances": len(rec.german),
+            "about": rec.about,
+            "audio_s": round(len(pcm) / rate, 1),
+            "utterances": len(rec.german),
             "wer": {"offline": rounded(wer_both(german, off)), "per_utterance": rounded(wer_both(german, utt))},
             "offline_rtf": round(off_s / (len(pcm) / rate), 3),
             "per_utterance_decode_s": percentiles(utt_s),
@@ -152,21 +163,26 @@ def main():
             def of(kind):
                 return [e for _, e in received if e.kind == kind]
 
-            transcripts, translations, enhanced = (of(k) for k in (EventKind.TRANSCRIPT, EventKind.TRANSLATION,
-                                                                   EventKind.ENHANCED))
+            transcripts, translations, enhanced = (
+                of(k) for k in (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
+            )
             r["wer"]["live"] = rounded(wer_both(german, " ".join(e.text for e in transcripts)))
-            r["latency_ms"] = {"transcript": percentiles([e.latency_ms for e in transcripts]),
-                               "translation": percentiles([e.latency_ms for e in translations if e.text]),
-                               "enhanced": percentiles([e.latency_ms for e in enhanced if e.text])}
+            r["latency_ms"] = {
+                "transcript": percentiles([e.latency_ms for e in transcripts]),
+                "translation": percentiles([e.latency_ms for e in translations if e.text]),
+                "enhanced": percentiles([e.latency_ms for e in enhanced if e.text]),
+            }
             r["time_to_first_partial_s"] = percentiles(first_partial_s(received))
             r["latency_ms"]["first_translated_words"] = percentiles(first_translated_words_ms(received))
             r["translation_after_transcript_s"] = percentiles(after_transcript_s(received))
             r["small_model_translations"] = sum(bool(e.note) for e in translations if e.text)
-            r["translation"] = {"basic": scores(" ".join(e.text for e in translations), english),
-                                "enhanced": scores(" ".join(e.text for e in enhanced), english),
-                                "reader": scores(what_a_reader_keeps(received), english),
-                                "enhanced_windows": len([e for e in enhanced if e.text]),
-                                "failed": sum(bool(e.error) for e in translations)}
+            r["translation"] = {
+                "basic": scores(" ".join(e.text for e in translations), english),
+                "enhanced": scores(" ".join(e.text for e in enhanced), english),
+                "reader": scores(what_a_reader_keeps(received), english),
+                "enhanced_windows": len([e for e in enhanced if e.text]),
+                "failed": sum(bool(e.error) for e in translations),
+            }
             print(rec.name, r)
     finally:
         server.stop()
@@ -174,46 +190,63 @@ def main():
 
 
 def render(d: dict) -> str:
-    lines = ["# Accuracy and time on both recordings\n",
-             f"Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs. Whisper base (int8, beam 5) "
-             f"everywhere; LLM {d['llm']} (the translator alone, the enhanced translations; the speaker's "
-             f"translations come from the small model, Gemma 3 270M, by default). WER: numbers as written / spelled out on both sides (num2words). "
-             f"Live: the file streamed in real time through a real server, translation on, partials on; "
-             f"the anchors ran in the same run, before it.\n"]
+    lines = [
+        "# Accuracy and time on both recordings\n",
+        f"Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs. Whisper base (int8, beam 5) "
+        f"everywhere; LLM {d['llm']} (the translator alone, the enhanced translations; the speaker's "
+        f"translations come from the small model, Gemma 3 270M, by default). WER: numbers as written / spelled out on both sides (num2words). "
+        f"Live: the file streamed in real time through a real server, translation on, partials on; "
+        f"the anchors ran in the same run, before it.\n",
+    ]
     for name, r in d["recordings"].items():
         w, lat = r["wer"], r.get("latency_ms", {})
-        lines += [f"## {name}: {r['about']}, {r['audio_s']} s, {r['utterances']} utterances\n",
-                  "| | WER raw | WER numbers spelled out | final latency p50 / p95 ms |", "|---|---|---|---|",
-                  f"| faster-whisper, whole file offline | {w['offline']['wer']:.1%} | "
-                  f"{w['offline']['wer_numbers']:.1%} | – |",
-                  f"| faster-whisper, each Silero utterance alone (250 ms silence splits), 2 texts as prompt | {w['per_utterance']['wer']:.1%} "
-                  f"| {w['per_utterance']['wer_numbers']:.1%} | decode {r['per_utterance_decode_s'].get('p50')} / "
-                  f"{r['per_utterance_decode_s'].get('p95')} s per utterance |"]
+        lines += [
+            f"## {name}: {r['about']}, {r['audio_s']} s, {r['utterances']} utterances\n",
+            "| | WER raw | WER numbers spelled out | final latency p50 / p95 ms |",
+            "|---|---|---|---|",
+            f"| faster-whisper, whole file offline | {w['offline']['wer']:.1%} | "
+            f"{w['offline']['wer_numbers']:.1%} | – |",
+            f"| faster-whisper, each Silero utterance alone (250 ms silence splits), 2 texts as prompt | {w['per_utterance']['wer']:.1%} "
+            f"| {w['per_utterance']['wer_numbers']:.1%} | decode {r['per_utterance_decode_s'].get('p50')} / "
+            f"{r['per_utterance_decode_s'].get('p95')} s per utterance |",
+        ]
         if "live" in w:
             t = lat["transcript"]
-            lines.append(f"| livetranslate live | {w['live']['wer']:.1%} | {w['live']['wer_numbers']:.1%} | "
-                         f"{t.get('p50')} / {t.get('p95')} |")
+            lines.append(
+                f"| livetranslate live | {w['live']['wer']:.1%} | {w['live']['wer_numbers']:.1%} | "
+                f"{t.get('p50')} / {t.get('p95')} |"
+            )
             tr, en = r["translation"], lat
             fp = r["time_to_first_partial_s"]
-            lines += ["", f"Time from the start of an utterance to its first partial: p50 {fp.get('p50')} s, p95 {fp.get('p95')} s.",
-                      "", "| translation | chrF | BLEU | latency p50 / p95 ms |", "|---|---|---|---|",
-                      f"| translator alone on the correct German | {r['translator_alone']['chrf']} | "
-                      f"{r['translator_alone']['bleu']} | – |",
-                      f"| basic (`translation`) | {tr['basic']['chrf']} | {tr['basic']['bleu']} | "
-                      f"{en['translation'].get('p50')} / {en['translation'].get('p95')} |",
-                      f"| enhanced (`enhanced`) | {tr['enhanced']['chrf']} | {tr['enhanced']['bleu']} | "
-                      f"{en['enhanced'].get('p50')} / {en['enhanced'].get('p95')} |"]
+            lines += [
+                "",
+                f"Time from the start of an utterance to its first partial: p50 {fp.get('p50')} s, p95 {fp.get('p95')} s.",
+                "",
+                "| translation | chrF | BLEU | latency p50 / p95 ms |",
+                "|---|---|---|---|",
+                f"| translator alone on the correct German | {r['translator_alone']['chrf']} | "
+                f"{r['translator_alone']['bleu']} | – |",
+                f"| basic (`translation`) | {tr['basic']['chrf']} | {tr['basic']['bleu']} | "
+                f"{en['translation'].get('p50')} / {en['translation'].get('p95')} |",
+                f"| enhanced (`enhanced`) | {tr['enhanced']['chrf']} | {tr['enhanced']['bleu']} | "
+                f"{en['enhanced'].get('p50')} / {en['enhanced'].get('p95')} |",
+            ]
             if "reader" in tr:
-                lines.append(f"| what a reader keeps (enhanced where a window came, else basic) | "
-                             f"{tr['reader']['chrf']} | {tr['reader']['bleu']} | – |")
+                lines.append(
+                    f"| what a reader keeps (enhanced where a window came, else basic) | "
+                    f"{tr['reader']['chrf']} | {tr['reader']['bleu']} | – |"
+                )
             lines.append("")
             if "first_translated_words" in en:
                 fw, at = en["first_translated_words"], r["translation_after_transcript_s"]
-                lines += [f"First translated words (interim translation) after the end of speech: p50 "
-                          f"{fw.get('p50')} / p95 {fw.get('p95')} ms. A translation after its transcript: p50 "
-                          f"{at.get('p50')} / max {at.get('max')} s. Marked as made by the small model because the "
-                          f"stream was behind (`basic_model auto` only): {r['small_model_translations']} of "
-                          f"{en['translation'].get('n', 0)}.", ""]
+                lines += [
+                    f"First translated words (interim translation) after the end of speech: p50 "
+                    f"{fw.get('p50')} / p95 {fw.get('p95')} ms. A translation after its transcript: p50 "
+                    f"{at.get('p50')} / max {at.get('max')} s. Marked as made by the small model because the "
+                    f"stream was behind (`basic_model auto` only): {r['small_model_translations']} of "
+                    f"{en['translation'].get('n', 0)}.",
+                    "",
+                ]
     return "\n".join(lines) + "\n"
 
 

@@ -100,12 +100,15 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
                 delays[event.kind.value].append(first[0] - at_ms)
             elif event.kind != EventKind.PARTIAL:
                 missing += 1  # a partial replaced within one refresh is never drawn: not counted
-    return {"pages": n_pages, "delay_ms": {k: percentiles(v) for k, v in delays.items()},
-            "speaker_partials": sum(e.kind == EventKind.PARTIAL for e in spoken), "speaker_errors": errors,
-            "speaker_transcript_latency_ms": percentiles([e.latency_ms for e in spoken
-                                                          if e.kind == EventKind.TRANSCRIPT]),
-            "lines_missing": missing,
-            "partials_drawn": f"{len(delays['partial'])}/{sum(e.kind == EventKind.PARTIAL for _, e in received) * max(1, n_pages // 2)}"}
+    return {
+        "pages": n_pages,
+        "delay_ms": {k: percentiles(v) for k, v in delays.items()},
+        "speaker_partials": sum(e.kind == EventKind.PARTIAL for e in spoken),
+        "speaker_errors": errors,
+        "speaker_transcript_latency_ms": percentiles([e.latency_ms for e in spoken if e.kind == EventKind.TRANSCRIPT]),
+        "lines_missing": missing,
+        "partials_drawn": f"{len(delays['partial'])}/{sum(e.kind == EventKind.PARTIAL for _, e in received) * max(1, n_pages // 2)}",
+    }
 
 
 def main():
@@ -123,15 +126,32 @@ def main():
     audio = make_all(ROOT / ".cache" / "test-audio")["speech"]
     server = start_server("bench-captions", llm="gemma3-270m")
     port = free_port()
-    board = subprocess.Popen([sys.executable, "-m", "livetranslate.cli", "dashboard", "--no-login", "--port", str(port),
-                              "--url", server.grpc_url, "--http-url", server.http_url],
-                             env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    board = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "livetranslate.cli",
+            "dashboard",
+            "--no-login",
+            "--port",
+            str(port),
+            "--url",
+            server.grpc_url,
+            "--http-url",
+            server.http_url,
+        ],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rows = []
     load_before = os.getloadavg()[0]
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+            )
             url = f"http://127.0.0.1:{port}"
             for _ in range(60):
                 try:
@@ -153,32 +173,44 @@ def main():
 
 def report(rows: list[dict], load: str, measured: dict | None = None) -> None:
     measured = measured or machine()
-    lines = ["# Captions page delay", "",
-             f"Measured {measured['date']} on {measured['cpus']} CPUs (load average {load}: other work shared "
-             "the machine). A speaker streams a 24 s German file in real "
-             "time (Triton cpu profile, Gemma 3 270M); headless Chromium shows the captions page (half the pages in "
-             "German, half in English); delay = when the text first showed in the page - when a viewer in the bench "
-             f"process received the same event. The page takes the newest text every {CAPTIONS_REFRESH_S} s (one "
-             f"Streamlit fragment rerun); pages of one session and language share one viewer connection. "
-             f"{MAX_LINES} lines on screen.", "",
-             "| pages | transcript p50 / p95 ms | translation p50 / p95 ms | partial p50 / p95 ms | lines missing | "
-             "partials drawn | partials the speaker got | speaker transcript latency p50 / p95 ms |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Captions page delay",
+        "",
+        f"Measured {measured['date']} on {measured['cpus']} CPUs (load average {load}: other work shared "
+        "the machine). A speaker streams a 24 s German file in real "
+        "time (Triton cpu profile, Gemma 3 270M); headless Chromium shows the captions page (half the pages in "
+        "German, half in English); delay = when the text first showed in the page - when a viewer in the bench "
+        f"process received the same event. The page takes the newest text every {CAPTIONS_REFRESH_S} s (one "
+        f"Streamlit fragment rerun); pages of one session and language share one viewer connection. "
+        f"{MAX_LINES} lines on screen.",
+        "",
+        "| pages | transcript p50 / p95 ms | translation p50 / p95 ms | partial p50 / p95 ms | lines missing | "
+        "partials drawn | partials the speaker got | speaker transcript latency p50 / p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         d = r["delay_ms"]
         cell = [f"{d[k].get('p50', '–')} / {d[k].get('p95', '–')}" for k in ("transcript", "translation", "partial")]
         lat = r["speaker_transcript_latency_ms"]
-        lines.append(f"| {r['pages']} | {' | '.join(cell)} | {r['lines_missing']} | {r['partials_drawn']} | "
-                     f"{r['speaker_partials']} | {lat.get('p50', '–')} / {lat.get('p95', '–')} |")
-    lines += ["", "A partial replaced by the next one (or by its transcript) within one refresh is never drawn: "
-              "'partials drawn' counts how many were, over all pages. Here the browsers run on the server's "
-              "2 cores: every page's rendering takes CPU from Whisper, and partials (decoded at idle priority) are "
-              "the first to go, then the speaker's latency rises. In a meeting each page renders on its reader's "
-              "device; the server pays only the dashboard's reruns (one per page and refresh). Reproduce: "
-              "`.venv/bin/python bench/bench_captions.py --pages 0 2 4`.", ""]
-    write_report("captions", {"machine": measured, "load_average": load, "refresh_s": CAPTIONS_REFRESH_S,
-                              "runs": rows}, "\n".join(lines))
-
+        lines.append(
+            f"| {r['pages']} | {' | '.join(cell)} | {r['lines_missing']} | {r['partials_drawn']} | "
+            f"{r['speaker_partials']} | {lat.get('p50', '–')} / {lat.get('p95', '–')} |"
+        )
+    lines += [
+        "",
+        "A partial replaced by the next one (or by its transcript) within one refresh is never drawn: "
+        "'partials drawn' counts how many were, over all pages. Here the browsers run on the server's "
+        "2 cores: every page's rendering takes CPU from Whisper, and partials (decoded at idle priority) are "
+        "the first to go, then the speaker's latency rises. In a meeting each page renders on its reader's "
+        "device; the server pays only the dashboard's reruns (one per page and refresh). Reproduce: "
+        "`.venv/bin/python bench/bench_captions.py --pages 0 2 4`.",
+        "",
+    ]
+    write_report(
+        "captions",
+        {"machine": measured, "load_average": load, "refresh_s": CAPTIONS_REFRESH_S, "runs": rows},
+        "\n".join(lines),
+    )
 
 
 if __name__ == "__main__":

@@ -49,10 +49,10 @@ def transcripts_path(name: str) -> Path:
 def make_transcripts() -> None:
     """The live pipeline's final transcripts of each recording (context policy, partials off)."""
     from livetranslate.audio import read_audio
-    from livetranslate.weights.catalog import resolve
     from livetranslate.pipeline import LocalStages, Pipeline, PipelineOptions
     from livetranslate.protocol import EventKind, SessionOptions
     from livetranslate.stages.whisper import create_engine
+    from livetranslate.weights.catalog import resolve
 
     CACHE.mkdir(parents=True, exist_ok=True)
     engine = create_engine("ctranslate2", resolve("whisper-base"))
@@ -60,17 +60,26 @@ def make_transcripts() -> None:
         pipeline = Pipeline(LocalStages(engine), PipelineOptions())
         pcm, rate = read_audio(rec.path)
         t0 = time.monotonic()
-        events = stream_in_process(pipeline, pcm, rate, SessionOptions(f"enhance-{rec.name}", rate, "de",
-                                                                        translate=False, partials=False))
-        pieces = [{"segment_id": e.segment_id, "text": e.text, "start_s": e.start_s, "end_s": e.end_s}
-                  for e in events if e.kind == EventKind.TRANSCRIPT]
-        transcripts_path(rec.name).write_text(json.dumps(
-            {"recording": rec.name, "audio_s": round(len(pcm) / rate, 2), "pieces": pieces}, indent=1,
-            ensure_ascii=False))
+        events = stream_in_process(
+            pipeline, pcm, rate, SessionOptions(f"enhance-{rec.name}", rate, "de", translate=False, partials=False)
+        )
+        pieces = [
+            {"segment_id": e.segment_id, "text": e.text, "start_s": e.start_s, "end_s": e.end_s}
+            for e in events
+            if e.kind == EventKind.TRANSCRIPT
+        ]
+        transcripts_path(rec.name).write_text(
+            json.dumps(
+                {"recording": rec.name, "audio_s": round(len(pcm) / rate, 2), "pieces": pieces},
+                indent=1,
+                ensure_ascii=False,
+            )
+        )
         print(rec.name, len(pieces), "transcripts in", round(time.monotonic() - t0), "s")
 
 
 # --- the LLM, timed ---------------------------------------------------------------------
+
 
 class TimedLlm:
     """The llama.cpp engine with each call's seconds and tokens kept."""
@@ -88,8 +97,11 @@ class TimedLlm:
     def generate(self, request) -> str:
         t0 = time.monotonic()
         out = "".join(self.engine.generate(request))
-        self.last = {"seconds": round(time.monotonic() - t0, 3), "prompt_tokens": self.tokens(request.prompt),
-                     "out_tokens": self.tokens(out)}
+        self.last = {
+            "seconds": round(time.monotonic() - t0, 3),
+            "prompt_tokens": self.tokens(request.prompt),
+            "out_tokens": self.tokens(out),
+        }
         return out
 
     def yes_probability(self, prompt: str) -> float:
@@ -109,14 +121,16 @@ def translator(llm: TimedLlm, prompt: str):
         module.translation_prompt = builder
     else:
         from livetranslate.stages.llm.prompts import translation_prompt
+
         module.translation_prompt = translation_prompt
     return Translator(llm.generate, "chatml")
 
 
 # --- prompts under test (the product's is `product`) --------------------------------------
 
+
 def _asr_prompt(text, source, target, context="", terms=(), draft=""):
-    from livetranslate.stages.llm.prompts import Prompt, _CHAT_STOPS, _chat, _term_lines, language_name
+    from livetranslate.stages.llm.prompts import _CHAT_STOPS, Prompt, _chat, _term_lines, language_name
 
     src, tgt = language_name(source), language_name(target)
     system = (
@@ -130,8 +144,10 @@ def _asr_prompt(text, source, target, context="", terms=(), draft=""):
     if context:
         user += f"Earlier in the transcript (context only, do not translate it):\n{context}\n\n"
     if terms:
-        user += (f"Glossary: translate these names and terms exactly as given (the right side is the "
-                 f"{tgt} to use):\n{_term_lines(terms)}\n")
+        user += (
+            f"Glossary: translate these names and terms exactly as given (the right side is the "
+            f"{tgt} to use):\n{_term_lines(terms)}\n"
+        )
     user += f"Translate into {tgt}:\n{text.strip()}"
     return Prompt(_chat("chatml", system, user), _CHAT_STOPS["chatml"])
 
@@ -144,20 +160,24 @@ def _source_context_prompt(family, text, source, target, context="", terms=()):
     if not context:
         return p
     marker = f"Translate into {language_name_of(target)}:"
-    return type(p)(p.text.replace(marker, f"Earlier in the transcript (context only, do not translate it):\n"
-                                          f"{context}\n\n{marker}", 1), p.stop)
+    return type(p)(
+        p.text.replace(
+            marker, f"Earlier in the transcript (context only, do not translate it):\n{context}\n\n{marker}", 1
+        ),
+        p.stop,
+    )
 
 
 def language_name_of(code):
     from livetranslate.stages.llm.prompts import language_name
+
     return language_name(code)
 
 
 PROMPTS = {
     "product": None,
     "source-context": _source_context_prompt,
-    "asr": lambda family, text, source, target, context="", terms=(): _asr_prompt(text, source, target, context,
-                                                                                   terms),
+    "asr": lambda family, text, source, target, context="", terms=(): _asr_prompt(text, source, target, context, terms),
 }
 
 
@@ -197,8 +217,11 @@ def run_basic(llm: TimedLlm, prompt: str) -> dict:
             except TranslationError:
                 alone.append("")
         english = " ".join(rec.english)
-        out[rec.name] = {"pieces": rows, "score": scores(" ".join(r["text"] for r in rows), english),
-                         "translator_alone": scores(" ".join(alone), english) if alone else None}
+        out[rec.name] = {
+            "pieces": rows,
+            "score": scores(" ".join(r["text"] for r in rows), english),
+            "translator_alone": scores(" ".join(alone), english) if alone else None,
+        }
         print(prompt, rec.name, "basic", out[rec.name]["score"], "alone", out[rec.name]["translator_alone"])
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False))
     return out
@@ -207,31 +230,50 @@ def run_basic(llm: TimedLlm, prompt: str) -> dict:
 def scores(hypothesis: str, reference: str) -> dict:
     import sacrebleu
 
-    return {"chrf": round(sacrebleu.corpus_chrf([hypothesis], [[reference]]).score, 1),
-            "bleu": round(sacrebleu.corpus_bleu([hypothesis], [[reference]]).score, 1)}
+    return {
+        "chrf": round(sacrebleu.corpus_chrf([hypothesis], [[reference]]).score, 1),
+        "bleu": round(sacrebleu.corpus_bleu([hypothesis], [[reference]]).score, 1),
+    }
 
 
 # --- enhanced variants --------------------------------------------------------------------
+
 
 def variants() -> dict:
     """name -> (WindowOptions, prompt, what it is)."""
     from livetranslate.stages.enhance import WindowOptions as W
 
     return {
-        "today": (W(max_words=40, max_seconds=20.0, pause_s=2.0, min_words=4, sentence_end_closes=False,
-                    use_context=False), "product",
-                  "before: 40 words / 20 s, LLM completeness check (4 words or more), 2 s pause, "
-                  "no context"),
-        "default": (W(), "product", "the product's defaults now (livetranslate/stages/enhance.py, prompts.py): "
-                                    "should equal sentence-12w-ctx"),
-        "sentence-12w": (W(sentence_end_closes=True, min_words=12, use_context=False), "product",
-                         "closes at a sentence end once 12 words, no LLM check; no context"),
-        "sentence-12w-ctx": (W(sentence_end_closes=True, min_words=12, use_context=True), "source-context",
-                             "as sentence-12w, the 40 source words before as context"),
-        "sentence-12w-ctx-asr": (W(sentence_end_closes=True, min_words=12, use_context=True), "asr",
-                                 "as sentence-12w-ctx, prompt says ASR text may be misheard"),
-        "sentence-20w-ctx": (W(sentence_end_closes=True, min_words=20, use_context=True), "source-context",
-                             "closes at a sentence end once 20 words, the 40 source words before as context"),
+        "today": (
+            W(max_words=40, max_seconds=20.0, pause_s=2.0, min_words=4, sentence_end_closes=False, use_context=False),
+            "product",
+            "before: 40 words / 20 s, LLM completeness check (4 words or more), 2 s pause, no context",
+        ),
+        "default": (
+            W(),
+            "product",
+            "the product's defaults now (livetranslate/stages/enhance.py, prompts.py): should equal sentence-12w-ctx",
+        ),
+        "sentence-12w": (
+            W(sentence_end_closes=True, min_words=12, use_context=False),
+            "product",
+            "closes at a sentence end once 12 words, no LLM check; no context",
+        ),
+        "sentence-12w-ctx": (
+            W(sentence_end_closes=True, min_words=12, use_context=True),
+            "source-context",
+            "as sentence-12w, the 40 source words before as context",
+        ),
+        "sentence-12w-ctx-asr": (
+            W(sentence_end_closes=True, min_words=12, use_context=True),
+            "asr",
+            "as sentence-12w-ctx, prompt says ASR text may be misheard",
+        ),
+        "sentence-20w-ctx": (
+            W(sentence_end_closes=True, min_words=20, use_context=True),
+            "source-context",
+            "closes at a sentence end once 20 words, the 40 source words before as context",
+        ),
     }
 
 
@@ -241,22 +283,24 @@ TRANSCRIPT_LATENCY_S = {}  # recording -> live final-transcript latency p50 (acc
 def transcript_latency_s(name: str) -> float:
     if not TRANSCRIPT_LATENCY_S:
         d = json.loads((RESULTS / "accuracy.json").read_text())
-        TRANSCRIPT_LATENCY_S.update({k: v["latency_ms"]["transcript"]["p50"] / 1000
-                                     for k, v in d["recordings"].items()})
+        TRANSCRIPT_LATENCY_S.update(
+            {k: v["latency_ms"]["transcript"]["p50"] / 1000 for k, v in d["recordings"].items()}
+        )
     return TRANSCRIPT_LATENCY_S[name]
 
 
 def run_variant(llm: TimedLlm, name: str) -> dict:
     from livetranslate.stages.completeness import CompletenessChecker, CompletenessThresholds
-    from livetranslate.stages.enhance import Enhancer, Piece, Tick
-    from livetranslate.weights.catalog import MODELS
+    from livetranslate.stages.enhance import Enhancer, Piece
     from livetranslate.stages.translate import TranslationError
+    from livetranslate.weights.catalog import MODELS
 
     options, prompt, about = variants()[name]
     basic = run_basic(llm, prompt)
     t = translator(llm, prompt)
-    checker = CompletenessChecker(llm.yes_probability, "chatml",
-                                  CompletenessThresholds(*MODELS[LLM].completeness_thresholds))
+    checker = CompletenessChecker(
+        llm.yes_probability, "chatml", CompletenessThresholds(*MODELS[LLM].completeness_thresholds)
+    )
     out = {"about": about, "prompt": prompt, "options": options.__dict__, "recordings": {}}
     for rec in recordings():
         data = json.loads(transcripts_path(rec.name).read_text())
@@ -296,15 +340,25 @@ def run_variant(llm: TimedLlm, name: str) -> dict:
             clock += llm_s
             for r in results:
                 tr = next(c for c in step_calls if c["kind"] == "translate")
-                windows.append({"first": r.first_segment_id, "last": r.last_segment_id, "reason": r.reason,
-                                "text": r.text, "words_in": sum(len(p.text.split()) for p in pieces
-                                                                if r.first_segment_id <= p.segment_id
-                                                                <= r.last_segment_id),
-                                "translate_s": tr["seconds"], "out_tokens": tr["out_tokens"],
-                                "prompt_tokens": tr["prompt_tokens"], "step_llm_s": round(llm_s, 3),
-                                "latency_alone_s": round((closes_at if r.reason == "pause" else ready_at)
-                                                         + llm_s - r.end_s, 3),
-                                "latency_queued_s": round(start + llm_s - r.end_s, 3)})
+                windows.append(
+                    {
+                        "first": r.first_segment_id,
+                        "last": r.last_segment_id,
+                        "reason": r.reason,
+                        "text": r.text,
+                        "words_in": sum(
+                            len(p.text.split())
+                            for p in pieces
+                            if r.first_segment_id <= p.segment_id <= r.last_segment_id
+                        ),
+                        "translate_s": tr["seconds"],
+                        "out_tokens": tr["out_tokens"],
+                        "prompt_tokens": tr["prompt_tokens"],
+                        "step_llm_s": round(llm_s, 3),
+                        "latency_alone_s": round((closes_at if r.reason == "pause" else ready_at) + llm_s - r.end_s, 3),
+                        "latency_queued_s": round(start + llm_s - r.end_s, 3),
+                    }
+                )
             return results
 
         previous = None
@@ -331,28 +385,47 @@ def run_variant(llm: TimedLlm, name: str) -> dict:
         product_basic = run_basic(llm, "product")[rec.name]["score"]
         latencies_alone = [w["latency_alone_s"] for w in windows]
         out["recordings"][rec.name] = {
-            "enhanced": enhanced, "basic": basic_score, "basic_product_prompt": product_basic,
+            "enhanced": enhanced,
+            "basic": basic_score,
+            "basic_product_prompt": product_basic,
             "gain_chrf": round(enhanced["chrf"] - basic_score["chrf"], 1),
             "gain_chrf_vs_product_basic": round(enhanced["chrf"] - product_basic["chrf"], 1),
-            "windows": len(windows), "dropped": enhancer.dropped,
+            "windows": len(windows),
+            "dropped": enhancer.dropped,
             "reasons": {k: sum(w["reason"] == k for w in windows) for k in {w["reason"] for w in windows}},
             "latency_alone_s": percentiles(latencies_alone),
             "latency_queued_s": percentiles([w["latency_queued_s"] for w in windows]),
             "translate_s": percentiles([w["translate_s"] for w in windows]),
             "out_tokens": percentiles([w["out_tokens"] for w in windows]),
             "words_in": percentiles([w["words_in"] for w in windows]),
-            "check_s": percentiles(checks), "checks": len(checks),
+            "check_s": percentiles(checks),
+            "checks": len(checks),
             "window_rows": windows,
         }
         r = out["recordings"][rec.name]
-        print(name, rec.name, "enhanced", enhanced, "basic", basic_score, "gain", r["gain_chrf"],
-              "lat alone", r["latency_alone_s"].get("p95"), "queued", r["latency_queued_s"].get("p95"),
-              "windows", len(windows), flush=True)
+        print(
+            name,
+            rec.name,
+            "enhanced",
+            enhanced,
+            "basic",
+            basic_score,
+            "gain",
+            r["gain_chrf"],
+            "lat alone",
+            r["latency_alone_s"].get("p95"),
+            "queued",
+            r["latency_queued_s"].get("p95"),
+            "windows",
+            len(windows),
+            flush=True,
+        )
     (CACHE / f"variant-{name}.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
     return out
 
 
 # --- the LLM's speed, for latency from tokens ------------------------------------------------
+
 
 def _timed(fn) -> float:
     t0 = time.monotonic()
@@ -381,12 +454,19 @@ def calibrate(llm: TimedLlm, repeats: int = 3) -> dict:
         best[n] = min(times)
     from livetranslate.stages.llm.prompts import completeness_prompt
 
-    check = min(_timed(lambda: llm.engine.yes_probability(completeness_prompt("chatml", text, "de")))
-                for _ in range(repeats))
+    check = min(
+        _timed(lambda: llm.engine.yes_probability(completeness_prompt("chatml", text, "de"))) for _ in range(repeats)
+    )
     prompt_tokens = llm.tokens(prompt.text)
-    out = {"check_s": round(check, 3), "prompt_tokens": prompt_tokens, "prompt_s": round(best[1], 3),
-           "prompt_tokens_per_s": round(prompt_tokens / best[1], 1),
-           "generated_tokens_per_s": round(40 / (best[41] - best[1]), 1), "date": machine()["date"], "last": out}
+    out = {
+        "check_s": round(check, 3),
+        "prompt_tokens": prompt_tokens,
+        "prompt_s": round(best[1], 3),
+        "prompt_tokens_per_s": round(prompt_tokens / best[1], 1),
+        "generated_tokens_per_s": round(40 / (best[41] - best[1]), 1),
+        "date": machine()["date"],
+        "last": out,
+    }
     (CACHE / "calibration.json").write_text(json.dumps(out, indent=1))
     print(out)
     return out
@@ -394,24 +474,43 @@ def calibrate(llm: TimedLlm, repeats: int = 3) -> dict:
 
 # --- report -------------------------------------------------------------------------------
 
+
 def report() -> None:
-    runs = {name: json.loads((CACHE / f"variant-{name}.json").read_text()) for name in variants()
-            if (CACHE / f"variant-{name}.json").is_file()}
+    runs = {
+        name: json.loads((CACHE / f"variant-{name}.json").read_text())
+        for name in variants()
+        if (CACHE / f"variant-{name}.json").is_file()
+    }
     basics = {p: json.loads(basic_path(p).read_text()) for p in PROMPTS if basic_path(p).is_file()}
-    data = {"machine": machine(), "llm": LLM, "transcript_latency_s": {r.name: transcript_latency_s(r.name)
-                                                                      for r in recordings()},
-            "basic": {p: {n: {k: v for k, v in r.items() if k != "pieces"} | {
-                "seconds": percentiles([x["seconds"] for x in r["pieces"]]),
-                "out_tokens": percentiles([x["out_tokens"] for x in r["pieces"]])} for n, r in b.items()}
-                for p, b in basics.items()},
-            "variants": runs}
+    data = {
+        "machine": machine(),
+        "llm": LLM,
+        "transcript_latency_s": {r.name: transcript_latency_s(r.name) for r in recordings()},
+        "basic": {
+            p: {
+                n: {k: v for k, v in r.items() if k != "pieces"}
+                | {
+                    "seconds": percentiles([x["seconds"] for x in r["pieces"]]),
+                    "out_tokens": percentiles([x["out_tokens"] for x in r["pieces"]]),
+                }
+                for n, r in b.items()
+            }
+            for p, b in basics.items()
+        },
+        "variants": runs,
+    }
     calibration = CACHE / "calibration.json"
     if calibration.is_file():
         data["calibration"] = json.loads(calibration.read_text())
         for v in runs.values():
             for name, r in v["recordings"].items():
-                estimate(r, data["calibration"], basics[SAME_BASIC.get(v["prompt"], v["prompt"])][name]["pieces"],
-                         name, v["options"])
+                estimate(
+                    r,
+                    data["calibration"],
+                    basics[SAME_BASIC.get(v["prompt"], v["prompt"])][name]["pieces"],
+                    name,
+                    v["options"],
+                )
     write_report("enhance", data, render(data))
 
 
@@ -436,8 +535,11 @@ def estimate(r: dict, c: dict, basic_rows: list, name: str, options: dict) -> No
     cached = 0 if checks else SHARED_PREFIX_TOKENS
     by_last = {}
     for w in r["window_rows"]:
-        w["estimate_s"] = round(llm_s(c, w["prompt_tokens"], w["out_tokens"], cached)
-                                + (c["check_s"] if w["reason"] == "complete" else 0.0), 3)
+        w["estimate_s"] = round(
+            llm_s(c, w["prompt_tokens"], w["out_tokens"], cached)
+            + (c["check_s"] if w["reason"] == "complete" else 0.0),
+            3,
+        )
         closes = w["latency_alone_s"] - w["step_llm_s"]  # from the end of speech to the step
         w["estimate_alone_s"] = round(closes + w["estimate_s"], 3)
         by_last.setdefault(w["last"], []).append(w)
@@ -494,21 +596,25 @@ def render(d: dict) -> str:
     ]
     c = d.get("calibration")
     if c:
-        lines.append(f"Calibration ({c['date']}, fastest of 3): prompt {c['prompt_tokens_per_s']} tokens/s, generation "
-                     f"{c['generated_tokens_per_s']} tokens/s, a completeness check {c['check_s']} s.\n")
+        lines.append(
+            f"Calibration ({c['date']}, fastest of 3): prompt {c['prompt_tokens_per_s']} tokens/s, generation "
+            f"{c['generated_tokens_per_s']} tokens/s, a completeness check {c['check_s']} s.\n"
+        )
     for name in ("espeak", "natural"):
         basic = d["basic"].get("product", {}).get(name, {})
-        lines += [f"## {name}\n",
-                  f"Translator alone on the correct German: chrF {basic.get('translator_alone', {}).get('chrf')}, "
-                  f"BLEU {basic.get('translator_alone', {}).get('bleu')}. Basic (each transcript alone, product "
-                  f"prompt): chrF {basic.get('score', {}).get('chrf')}, BLEU {basic.get('score', {}).get('bleu')}, "
-                  f"{basic.get('out_tokens', {}).get('p50')} tokens out and {basic.get('seconds', {}).get('p50')} s "
-                  f"per transcript (p50).\n",
-                  "| variant | chrF | BLEU | chrF vs basic (same prompt) | basic chrF (same prompt) | windows "
-                  "(reasons) | words in p50 | tokens out p50 / p95 | translate s p50 / p95 | checks (s p50) "
-                  "| latency alone p50 / p95 s | latency queued p50 / p95 s | estimated alone p50 / p95 s "
-                  "| estimated queued p50 / p95 s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {name}\n",
+            f"Translator alone on the correct German: chrF {basic.get('translator_alone', {}).get('chrf')}, "
+            f"BLEU {basic.get('translator_alone', {}).get('bleu')}. Basic (each transcript alone, product "
+            f"prompt): chrF {basic.get('score', {}).get('chrf')}, BLEU {basic.get('score', {}).get('bleu')}, "
+            f"{basic.get('out_tokens', {}).get('p50')} tokens out and {basic.get('seconds', {}).get('p50')} s "
+            f"per transcript (p50).\n",
+            "| variant | chrF | BLEU | chrF vs basic (same prompt) | basic chrF (same prompt) | windows "
+            "(reasons) | words in p50 | tokens out p50 / p95 | translate s p50 / p95 | checks (s p50) "
+            "| latency alone p50 / p95 s | latency queued p50 / p95 s | estimated alone p50 / p95 s "
+            "| estimated queued p50 / p95 s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for vname, v in d["variants"].items():
             r = v["recordings"].get(name)
             if not r:
@@ -522,15 +628,20 @@ def render(d: dict) -> str:
                 f"{r['checks']} ({r['check_s'].get('p50', '–')}) | {la.get('p50')} / {la.get('p95')} | "
                 f"{lq.get('p50')} / {lq.get('p95')} | {r.get('estimate_alone_s', {}).get('p50')} / "
                 f"{r.get('estimate_alone_s', {}).get('p95')} | {r.get('estimate_queued_s', {}).get('p50')} / "
-                f"{r.get('estimate_queued_s', {}).get('p95')} |")
+                f"{r.get('estimate_queued_s', {}).get('p95')} |"
+            )
         lines.append("")
-    lines += ["## Variants\n"] + [f"- `{n}`: {v['about']} (prompt `{v['prompt']}`)" for n, v in
-                                   d["variants"].items()]
-    lines += ["", "Prompts: `product` = livetranslate/stages/llm/prompts.py (a context goes in the user turn, labelled "
-              "\"Earlier in the transcript (context only, do not translate it)\"); `source-context` = the same "
-              "(measured before it was the product's); `asr` = the system turn also says the text comes from "
-              "speech recognition and may hold misheard words (translate what was most likely said), used for "
-              "basic too.", "", READING]
+    lines += ["## Variants\n"] + [f"- `{n}`: {v['about']} (prompt `{v['prompt']}`)" for n, v in d["variants"].items()]
+    lines += [
+        "",
+        "Prompts: `product` = livetranslate/stages/llm/prompts.py (a context goes in the user turn, labelled "
+        '"Earlier in the transcript (context only, do not translate it)"); `source-context` = the same '
+        "(measured before it was the product's); `asr` = the system turn also says the text comes from "
+        "speech recognition and may hold misheard words (translate what was most likely said), used for "
+        "basic too.",
+        "",
+        READING,
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -543,7 +654,7 @@ def main() -> None:
         make_transcripts()
     elif args.step == "run":
         llm = TimedLlm()
-        for name in (list(variants()) if args.variants == ["all"] else args.variants):
+        for name in list(variants()) if args.variants == ["all"] else args.variants:
             run_variant(llm, name)
     elif args.step == "calibrate":
         calibrate(TimedLlm())

@@ -21,23 +21,24 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sacrebleu  # noqa: E402
 from bench_accuracy import first_translated_words_ms, what_a_reader_keeps  # noqa: E402
 from bench_lag import repository  # noqa: E402
-from common import RESULTS, machine, percentiles, recordings, start_server, stream_timed, write_report  # noqa: E402
+from common import machine, percentiles, recordings, start_server, stream_timed, write_report  # noqa: E402
 
-import sacrebleu  # noqa: E402
-
+from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.quality.evaluation import wer_both  # noqa: E402
 from livetranslate.stages.llm import create_engine  # noqa: E402
-from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
-from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.stages.translate import Translator  # noqa: E402
+from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
 
-TUNING = ("Tuning: nothing in this change was tuned on either recording (espeak, natural); the prompt's pitfalls and the check after the translation were tuned on the trap set only (livetranslate/quality/traps.py TRAPS; bench/results/traps.md).")
+TUNING = "Tuning: nothing in this change was tuned on either recording (espeak, natural); the prompt's pitfalls and the check after the translation were tuned on the trap set only (livetranslate/quality/traps.py TRAPS; bench/results/traps.md)."
 
 SETTINGS = {
-    "before: small model first (basic_model small, one Qwen instance)":
-        {"pipeline": {"basic_model": "small"}, "llm": {"urgent_context": "false"}},
+    "before: small model first (basic_model small, one Qwen instance)": {
+        "pipeline": {"basic_model": "small"},
+        "llm": {"urgent_context": "false"},
+    },
     "now: auto (large model unless late, its own instance)": {},
 }
 
@@ -59,8 +60,9 @@ def main():
         for setting, changes in SETTINGS.items():
             server = start_server("bench-first-english", model_repository=repository(changes), llm="qwen2.5-1.5b")
             try:
-                live[(rec.name, setting)], _, _ = stream_timed(server.grpc_url, rec.path, realtime=True,
-                                                               session=f"first-{rec.name}", seconds=args.seconds)
+                live[(rec.name, setting)], _, _ = stream_timed(
+                    server.grpc_url, rec.path, realtime=True, session=f"first-{rec.name}", seconds=args.seconds
+                )
             finally:
                 server.stop()
     # the anchor: the large model on each run's own transcripts, one by one (the CPU to itself)
@@ -88,7 +90,8 @@ def main():
             "chrf_first": chrf([e.text for e in translations], english),
             "chrf_large_same_transcripts": chrf(anchor, english),
             "chrf_reader": chrf([what_a_reader_keeps(received)], english),
-            "translations": len(translations), "failed": len(translations) - len(made),
+            "translations": len(translations),
+            "failed": len(translations) - len(made),
             "small_model": sum(bool(e.note) for e in made),
             "windows": len([e for e in events if e.kind == EventKind.ENHANCED and e.text and not e.error]),
         }
@@ -97,23 +100,29 @@ def main():
 
 def render(d: dict) -> str:
     cut = f" (its first {d['seconds']:.0f} s)" if d["seconds"] else ""
-    lines = ["# The first English a reader sees\n",
-             f"Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs, one real-time stream{cut}, partials "
-             f"on, Qwen2.5-Coder 1.5B as the large model, Gemma 3 270M as the small one; both settings in one run, "
-             f"alternating per recording. First words: end of speech to the first English of the sentence; "
-             f"sentence: to its complete `translation`. The anchor is the large model translating the same run's "
-             f"transcripts one by one in process. {TUNING}\n"]
+    lines = [
+        "# The first English a reader sees\n",
+        f"Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs, one real-time stream{cut}, partials "
+        f"on, Qwen2.5-Coder 1.5B as the large model, Gemma 3 270M as the small one; both settings in one run, "
+        f"alternating per recording. First words: end of speech to the first English of the sentence; "
+        f"sentence: to its complete `translation`. The anchor is the large model translating the same run's "
+        f"transcripts one by one in process. {TUNING}\n",
+    ]
     for name, settings in d["results"].items():
-        lines += [f"## {name}\n",
-                  "| setting | first English chrF | large model, same transcripts | what a reader keeps | first words p50 / p95 ms "
-                  "| sentence p50 / p95 ms | final transcript p50 / p95 ms | WER | small model | windows |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {name}\n",
+            "| setting | first English chrF | large model, same transcripts | what a reader keeps | first words p50 / p95 ms "
+            "| sentence p50 / p95 ms | final transcript p50 / p95 ms | WER | small model | windows |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for setting, r in settings.items():
             fw, se, tr = r["first_words_ms"], r["sentence_ms"], r["transcript_ms"]
-            lines.append(f"| {setting} | {r['chrf_first']} | {r['chrf_large_same_transcripts']} | {r['chrf_reader']} | "
-                         f"{fw.get('p50')} / {fw.get('p95')} | {se.get('p50')} / {se.get('p95')} | "
-                         f"{tr.get('p50')} / {tr.get('p95')} | {r['wer']:.1%} | {r['small_model']} of "
-                         f"{r['translations']} | {r['windows']} |")
+            lines.append(
+                f"| {setting} | {r['chrf_first']} | {r['chrf_large_same_transcripts']} | {r['chrf_reader']} | "
+                f"{fw.get('p50')} / {fw.get('p95')} | {se.get('p50')} / {se.get('p95')} | "
+                f"{tr.get('p50')} / {tr.get('p95')} | {r['wer']:.1%} | {r['small_model']} of "
+                f"{r['translations']} | {r['windows']} |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -35,17 +35,23 @@ from pathlib import Path
 import sacrebleu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine, percentiles, recordings, start_server, stream_many, write_report  # noqa: E402
+from common import machine, percentiles, recordings, start_server, stream_many, write_report  # noqa: E402
 
-from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY  # noqa: E402
+from livetranslate.protocol import EventKind  # noqa: E402
 
 SETTINGS = {
-    "one context, large model": {"llm": {"urgent_context": "false", "fast_model": ""},
-                                 "translate": {"fast_llm_model": ""}, "pipeline": {"basic_model": "large"}},
+    "one context, large model": {
+        "llm": {"urgent_context": "false", "fast_model": ""},
+        "translate": {"fast_llm_model": ""},
+        "pipeline": {"basic_model": "large"},
+    },
     "lanes, large model": {"pipeline": {"basic_model": "large"}},
     "lanes, auto: large unless late (the default)": {},
-    "lanes, small model (the default before)": {"llm": {"urgent_context": "false"}, "pipeline": {"basic_model": "small"}},
+    "lanes, small model (the default before)": {
+        "llm": {"urgent_context": "false"},
+        "pipeline": {"basic_model": "small"},
+    },
 }
 DEFAULT_SETTING = "lanes, auto: large unless late (the default)"
 
@@ -68,8 +74,19 @@ def measure(url: str, path: Path, streams: int, seconds: float, english: str = "
     """`english`: the reference of what is said in the first `seconds` (the first English's chrF)."""
     results = stream_many(url, path, streams, session=f"lag-{uuid.uuid4().hex[:6]}", realtime=True, seconds=seconds)
     partials = [sum(1 for _, e in received if e.kind == EventKind.PARTIAL) for received, _, _ in results]
-    chrf = [round(sacrebleu.corpus_chrf([" ".join(e.text for _, e in received if e.kind == EventKind.TRANSLATION)],
-                                        [[english]]).score, 1) for received, _, _ in results] if english else []
+    chrf = (
+        [
+            round(
+                sacrebleu.corpus_chrf(
+                    [" ".join(e.text for _, e in received if e.kind == EventKind.TRANSLATION)], [[english]]
+                ).score,
+                1,
+            )
+            for received, _, _ in results
+        ]
+        if english
+        else []
+    )
     transcript, translation, after_transcript, first_words, enhanced = [], [], [], [], []
     small = failed = total = 0
     for received, _, _ in results:
@@ -97,10 +114,19 @@ def measure(url: str, path: Path, streams: int, seconds: float, english: str = "
                     first_words.append(e.latency_ms / 1000)
             elif e.kind == EventKind.ENHANCED and not e.error:
                 enhanced.append(e.latency_ms / 1000)
-    return {"streams": streams, "translations": total, "failed": failed, "small_model": small,
-            "transcript_s": percentiles(transcript), "translation_s": percentiles(translation),
-            "after_transcript_s": percentiles(after_transcript), "first_words_s": percentiles(first_words),
-            "enhanced_s": percentiles(enhanced), "partials_per_stream": partials, "chrf_first": chrf}
+    return {
+        "streams": streams,
+        "translations": total,
+        "failed": failed,
+        "small_model": small,
+        "transcript_s": percentiles(transcript),
+        "translation_s": percentiles(translation),
+        "after_transcript_s": percentiles(after_transcript),
+        "first_words_s": percentiles(first_words),
+        "enhanced_s": percentiles(enhanced),
+        "partials_per_stream": partials,
+        "chrf_first": chrf,
+    }
 
 
 def row(name: str, r: dict) -> str:
@@ -110,9 +136,11 @@ def row(name: str, r: dict) -> str:
     share = f"{r['small_model']}/{r['translations'] - r['failed']}"
     partials = "/".join(str(n) for n in r.get("partials_per_stream", [])) or "–"
     chrf = "/".join(str(c) for c in r.get("chrf_first", [])) or "–"
-    return (f"| {name} | {r['streams']} | {pp(r['transcript_s'])} | {pp(r['translation_s'], ('p50', 'p95', 'max'))} | "
-            f"{pp(r['after_transcript_s'], ('p50', 'max'))} | {pp(r['first_words_s'])} | {pp(r['enhanced_s'])} | "
-            f"{share} | {r['failed']} | {chrf} | {partials} |")
+    return (
+        f"| {name} | {r['streams']} | {pp(r['transcript_s'])} | {pp(r['translation_s'], ('p50', 'p95', 'max'))} | "
+        f"{pp(r['after_transcript_s'], ('p50', 'max'))} | {pp(r['first_words_s'])} | {pp(r['enhanced_s'])} | "
+        f"{share} | {r['failed']} | {chrf} | {partials} |"
+    )
 
 
 def main() -> None:
@@ -145,7 +173,7 @@ def main() -> None:
         f"the end of speech (the arrival of its audio). Nothing was tuned on this recording.",
         "",
         "| setting | streams | transcript p50 / p95 | translation p50 / p95 / max | after its transcript p50 / max "
-        "| first translated words p50 / p95 | enhanced p50 / p95 | marked \"small model, behind\" (auto only) | failed "
+        '| first translated words p50 / p95 | enhanced p50 / p95 | marked "small model, behind" (auto only) | failed '
         "| first English chrF per stream | partials per stream |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

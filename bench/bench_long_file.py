@@ -76,8 +76,14 @@ def main() -> None:
 
     def sample():
         while not done.wait(5.0):
-            samples.append((round(time.monotonic() - stats.started, 1), round(stats.audio_s, 1),
-                            round(tree_rss_mb(server.process.pid)), round(self_rss_mb())))
+            samples.append(
+                (
+                    round(time.monotonic() - stats.started, 1),
+                    round(stats.audio_s, 1),
+                    round(tree_rss_mb(server.process.pid)),
+                    round(self_rss_mb()),
+                )
+            )
 
     transcripts = errors = 0
     try:
@@ -94,28 +100,40 @@ def main() -> None:
     server_mb = [s[2] for s in samples]
     client_mb = [s[3] for s in samples]
     tenth = max(1, len(samples) // 10)
-    data = {"machine": machine(), "audio_s": round(len(pcm) / rate, 1), "took_s": round(took, 1),
-            "translate": args.translate, "transcripts": transcripts, "errors": errors,
-            "server_rss_mb": {"first_tenth_max": max(server_mb[:tenth]), "last_tenth_max": max(server_mb[-tenth:]),
-                              "max": max(server_mb)},
-            "client_rss_mb": {"first_tenth_max": max(client_mb[:tenth]), "last_tenth_max": max(client_mb[-tenth:]),
-                              "max": max(client_mb)},
-            "samples": samples}
+    data = {
+        "machine": machine(),
+        "audio_s": round(len(pcm) / rate, 1),
+        "took_s": round(took, 1),
+        "translate": args.translate,
+        "transcripts": transcripts,
+        "errors": errors,
+        "server_rss_mb": {
+            "first_tenth_max": max(server_mb[:tenth]),
+            "last_tenth_max": max(server_mb[-tenth:]),
+            "max": max(server_mb),
+        },
+        "client_rss_mb": {
+            "first_tenth_max": max(client_mb[:tenth]),
+            "last_tenth_max": max(client_mb[-tenth:]),
+            "max": max(client_mb),
+        },
+        "samples": samples,
+    }
     rows = "\n".join(f"| {t:.0f} | {a:.0f} | {s} | {c} |" for t, a, s, c in samples[:: max(1, len(samples) // 20)])
     md = f"""# A long file streamed without --realtime: memory
 
-`.venv/bin/python bench/bench_long_file.py --minutes {args.minutes:g}{' --translate' if args.translate else ''}`
-({data['machine']['cpus']} CPUs, {data['machine']['date']}). The bench recording repeated to
-{data['audio_s'] / 60:.0f} min, sent as fast as the server answers (the client keeps at most
-20 s of audio unanswered), translation {'on' if args.translate else 'off'}, partials off.
+`.venv/bin/python bench/bench_long_file.py --minutes {args.minutes:g}{" --translate" if args.translate else ""}`
+({data["machine"]["cpus"]} CPUs, {data["machine"]["date"]}). The bench recording repeated to
+{data["audio_s"] / 60:.0f} min, sent as fast as the server answers (the client keeps at most
+20 s of audio unanswered), translation {"on" if args.translate else "off"}, partials off.
 
-- The stream took {took / 60:.1f} min for {data['audio_s'] / 60:.0f} min of audio (RTF {took / data['audio_s']:.2f}),
+- The stream took {took / 60:.1f} min for {data["audio_s"] / 60:.0f} min of audio (RTF {took / data["audio_s"]:.2f}),
   {transcripts} transcripts, {errors} errors.
-- Server (tritonserver and every model's stub), resident memory: {data['server_rss_mb']['first_tenth_max']} MB
-  at most in the first tenth of the run, {data['server_rss_mb']['last_tenth_max']} MB in the last tenth,
-  {data['server_rss_mb']['max']} MB peak.
-- Client: {data['client_rss_mb']['first_tenth_max']} MB in the first tenth, {data['client_rss_mb']['last_tenth_max']} MB
-  in the last, {data['client_rss_mb']['max']} MB peak.
+- Server (tritonserver and every model's stub), resident memory: {data["server_rss_mb"]["first_tenth_max"]} MB
+  at most in the first tenth of the run, {data["server_rss_mb"]["last_tenth_max"]} MB in the last tenth,
+  {data["server_rss_mb"]["max"]} MB peak.
+- Client: {data["client_rss_mb"]["first_tenth_max"]} MB in the first tenth, {data["client_rss_mb"]["last_tenth_max"]} MB
+  in the last, {data["client_rss_mb"]["max"]} MB peak.
 
 | seconds | audio sent (s) | server MB | client MB |
 |---|---|---|---|

@@ -12,7 +12,6 @@ then checks that a real speaker still gets transcripts.
 from __future__ import annotations
 
 import argparse
-import os
 import queue
 import random
 import sys
@@ -57,8 +56,7 @@ def rss_mb(pid: int) -> float:
 def memory(pid: int) -> dict:
     shm = sum(f.stat().st_blocks * 512 for f in Path("/dev/shm").glob("*triton*") if f.is_file()) / 2**20
     stubs = sum(rss_mb(child) for child in children(pid))
-    return {"tritonserver_rss_mb": round(rss_mb(pid), 1), "stubs_rss_mb": round(stubs, 1),
-            "dev_shm_mb": round(shm, 1)}
+    return {"tritonserver_rss_mb": round(rss_mb(pid), 1), "stubs_rss_mb": round(stubs, 1), "dev_shm_mb": round(shm, 1)}
 
 
 def send_huge(url: str, samples: int, cancel: bool) -> tuple[str, float]:
@@ -67,8 +65,11 @@ def send_huge(url: str, samples: int, cancel: bool) -> tuple[str, float]:
     client, answers, final = grpcclient.InferenceServerClient(url), queue.Queue(), queue.Queue()
 
     def callback(result, error):
-        if error is None and result.get_response().parameters["triton_final_response"].bool_param \
-                and not result.get_response().outputs:
+        if (
+            error is None
+            and result.get_response().parameters["triton_final_response"].bool_param
+            and not result.get_response().outputs
+        ):
             final.put(True)
         else:
             answers.put(error or Event.from_tensors(result.as_numpy))
@@ -77,10 +78,14 @@ def send_huge(url: str, samples: int, cancel: bool) -> tuple[str, float]:
     options = SessionOptions(f"huge-{random.random()}", translate=False, partials=False).to_tensors()
     began = time.monotonic()
     try:
-        client.async_stream_infer(P.PIPELINE, [tensor(P.AUDIO, np.zeros(samples, np.int16))]
-                                  + [tensor(k, v) for k, v in options.items()],
-                                  sequence_id=random.randint(1, 2**62), sequence_start=True, sequence_end=True,
-                                  enable_empty_final_response=True)
+        client.async_stream_infer(
+            P.PIPELINE,
+            [tensor(P.AUDIO, np.zeros(samples, np.int16))] + [tensor(k, v) for k, v in options.items()],
+            sequence_id=random.randint(1, 2**62),
+            sequence_start=True,
+            sequence_end=True,
+            enable_empty_final_response=True,
+        )
         answer = answers.get(timeout=120)
         text = (answer.text or answer.error) if isinstance(answer, Event) else f"grpc error: {answer}"
         if not cancel:
@@ -91,8 +96,10 @@ def send_huge(url: str, samples: int, cancel: bool) -> tuple[str, float]:
         client.close()
 
 
-MODES = {"waits": "waits for each request's final response, then closes its stream",
-         "cancels": "cancels its stream as soon as it has the answer"}
+MODES = {
+    "waits": "waits for each request's final response, then closes its stream",
+    "cancels": "cancels its stream as soon as it has the answer",
+}
 
 
 def main() -> None:
@@ -100,14 +107,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--mb", type=float, default=200)
     parser.add_argument("--triton-arg", action="append", default=[], help="an extra tritonserver argument")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment variable for tritonserver")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="an environment variable for tritonserver"
+    )
     parser.add_argument("--name", default="oversized", help="the report's name in bench/results")
     args = parser.parse_args()
     samples = int(args.mb * 2**20 / 2)
     audio = make_all(ROOT / ".cache" / "test-audio")["speech"]
-    server = start_server("bench-oversized", llm="gemma3-270m", extra_args=list(args.triton_arg),
-                          env=dict(item.split("=", 1) for item in args.env))
+    server = start_server(
+        "bench-oversized",
+        llm="gemma3-270m",
+        extra_args=list(args.triton_arg),
+        env=dict(item.split("=", 1) for item in args.env),
+    )
     runs = {}
     try:
         pid = server.process.pid
@@ -127,22 +139,32 @@ def main() -> None:
         ready = server.is_ready()
     finally:
         server.stop()
-    data = {"machine": machine(), "rounds": args.rounds, "mb": args.mb, "samples": samples,
-            "triton_args": args.triton_arg, "env": args.env, "runs": runs, "speaker_after": spoken,
-            "ready_after": ready}
+    data = {
+        "machine": machine(),
+        "rounds": args.rounds,
+        "mb": args.mb,
+        "samples": samples,
+        "triton_args": args.triton_arg,
+        "env": args.env,
+        "runs": runs,
+        "speaker_after": spoken,
+        "ready_after": ready,
+    }
     lines = []
     for mode, run in runs.items():
         rss = [r["tritonserver_rss_mb"] for r in run["rounds"]]
-        lines.append(f"| {MODES[mode]} | {run['before']['tritonserver_rss_mb']:.0f} | {rss[0]:.0f} | "
-                     f"{rss[len(rss) // 2 - 1]:.0f} | {rss[-1]:.0f} | {run['10 s later']['tritonserver_rss_mb']:.0f} | "
-                     f"{run['10 s later']['stubs_rss_mb']:.0f} | {run['10 s later']['dev_shm_mb']:.0f} |")
+        lines.append(
+            f"| {MODES[mode]} | {run['before']['tritonserver_rss_mb']:.0f} | {rss[0]:.0f} | "
+            f"{rss[len(rss) // 2 - 1]:.0f} | {rss[-1]:.0f} | {run['10 s later']['tritonserver_rss_mb']:.0f} | "
+            f"{run['10 s later']['stubs_rss_mb']:.0f} | {run['10 s later']['dev_shm_mb']:.0f} |"
+        )
     answers = sorted({r["answer"] for run in runs.values() for r in run["rounds"]})
     seconds = [r["seconds"] for run in runs.values() for r in run["rounds"]]
     half = args.rounds // 2
     md = f"""# Oversized requests
 
-`.venv/bin/python bench/bench_oversized.py --rounds {args.rounds} --mb {args.mb:g}{''.join(' --triton-arg=' + a for a in args.triton_arg)}{''.join(' --env ' + e for e in args.env)}`
-({machine()['cpus']} CPUs, {machine()['date']}). One server; a client sends {args.rounds} requests to `pipeline`
+`.venv/bin/python bench/bench_oversized.py --rounds {args.rounds} --mb {args.mb:g}{"".join(" --triton-arg=" + a for a in args.triton_arg)}{"".join(" --env " + e for e in args.env)}`
+({machine()["cpus"]} CPUs, {machine()["date"]}). One server; a client sends {args.rounds} requests to `pipeline`
 one after another, each one AUDIO tensor of {args.mb:g} MB ({samples / 16000 / 60:.0f} min of 16 kHz audio; a chunk
 may carry 30 s), first as a client that waits for each answer, then as one that cancels its stream at
 once.

@@ -17,17 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (DATA, machine, percentiles, start_server, stream_in_process, stream_timed,  # noqa: E402
-                    write_report)
+from common import DATA, machine, percentiles, start_server, stream_in_process, stream_timed, write_report  # noqa: E402
 
-from livetranslate.stages.whisper import create_engine  # noqa: E402
 from livetranslate.audio import read_audio  # noqa: E402
-from livetranslate.quality.evaluation import wer  # noqa: E402
-from livetranslate.weights.catalog import resolve  # noqa: E402
+from livetranslate.launcher import PROFILE_MODELS  # noqa: E402
 from livetranslate.pipeline import LocalStages, Pipeline  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
+from livetranslate.quality.evaluation import wer  # noqa: E402
 from livetranslate.quality.samples import load_reference, make_meeting  # noqa: E402
-from livetranslate.launcher import PROFILE_MODELS  # noqa: E402
+from livetranslate.stages.whisper import create_engine  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 
 
 def transcript_text(received) -> str:
@@ -55,12 +54,19 @@ def run_bare(path: Path) -> tuple[float, str, int]:
     pcm, rate = read_audio(path)
     audio = resample(pcm16_to_float(pcm), rate)
     segments = Segmenter(VadOptions()).process(audio, True).closed
-    model = WhisperModel(str(resolve("whisper-base")), device="cpu", compute_type="int8", cpu_threads=2,
-                         local_files_only=True)
+    model = WhisperModel(
+        str(resolve("whisper-base")), device="cpu", compute_type="int8", cpu_threads=2, local_files_only=True
+    )
     texts, started = [], time.monotonic()
     for segment in segments:
-        parts, _ = model.transcribe(audio[segment.start_sample:segment.end_sample], language="de", beam_size=5, temperature=0.0,
-                                    condition_on_previous_text=False, vad_filter=False)
+        parts, _ = model.transcribe(
+            audio[segment.start_sample : segment.end_sample],
+            language="de",
+            beam_size=5,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
         texts.append(" ".join(p.text.strip() for p in parts))
     return time.monotonic() - started, " ".join(texts), len(segments)
 
@@ -113,22 +119,22 @@ def main() -> None:
     }
     md = f"""# Live transcription pipeline
 
-Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs, Python {data['machine']['python']}.
-Audio: `{path.name}` (espeak-ng German, {data['audio']['sentences']} sentences, 3 voices, pauses 0.6-2 s,
+Measured {data["machine"]["date"]} on {data["machine"]["cpus"]} CPUs, Python {data["machine"]["python"]}.
+Audio: `{path.name}` (espeak-ng German, {data["audio"]["sentences"]} sentences, 3 voices, pauses 0.6-2 s,
 noise -45 dBFS), {audio_s:.0f} s. Transcription only (translation off). Whisper base, int8, beam 5,
 temperature 0, `context` decoding policy, partials on (see streaming.md for the policy's figures).
 
 | figure | value |
 |---|---|
 | server start-up (process start to ready, all {len(PROFILE_MODELS["cpu"])} models incl. Qwen 1.5B) | {startup_s:.1f} s |
-| real-time factor, whole path through Triton (audio sent as fast as possible) | {data['triton']['rtf']} |
-| real-time factor, same logic in-process, faster-whisper called directly | {data['direct']['rtf']} |
-| cost of Triton (wall time through Triton / direct) | {data['triton_over_direct']} |
-| real-time factor, faster-whisper `transcribe` alone on the same {bare_segments} VAD segments | {data['bare_faster_whisper']['rtf']} |
-| whole path through Triton / bare faster-whisper on the segments | {data['triton_over_bare']} |
-| latency_ms, audio paced in real time: p50 / p95 / max | {data['realtime']['latency_ms'].get('p50')} / {data['realtime']['latency_ms'].get('p95')} / {data['realtime']['latency_ms'].get('max')} ms |
-| WER, real-time run | {data['realtime']['wer']:.1%} |
-| WER, fast run through Triton / direct / bare faster-whisper per segment | {data['triton']['wer']:.1%} / {data['direct']['wer']:.1%} / {data['bare_faster_whisper']['wer']:.1%} |
+| real-time factor, whole path through Triton (audio sent as fast as possible) | {data["triton"]["rtf"]} |
+| real-time factor, same logic in-process, faster-whisper called directly | {data["direct"]["rtf"]} |
+| cost of Triton (wall time through Triton / direct) | {data["triton_over_direct"]} |
+| real-time factor, faster-whisper `transcribe` alone on the same {bare_segments} VAD segments | {data["bare_faster_whisper"]["rtf"]} |
+| whole path through Triton / bare faster-whisper on the segments | {data["triton_over_bare"]} |
+| latency_ms, audio paced in real time: p50 / p95 / max | {data["realtime"]["latency_ms"].get("p50")} / {data["realtime"]["latency_ms"].get("p95")} / {data["realtime"]["latency_ms"].get("max")} ms |
+| WER, real-time run | {data["realtime"]["wer"]:.1%} |
+| WER, fast run through Triton / direct / bare faster-whisper per segment | {data["triton"]["wer"]:.1%} / {data["direct"]["wer"]:.1%} / {data["bare_faster_whisper"]["wer"]:.1%} |
 
 latency_ms runs from the arrival of the chunk holding the utterance's last voiced frame to
 the event being sent: it includes the VAD hangover (300 ms of silence needed to close an

@@ -26,21 +26,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, percentiles, recordings, stream_in_process, write_report  # noqa: E402
 
 from livetranslate.audio import read_audio, resample  # noqa: E402
-from livetranslate.quality.evaluation import wer_both  # noqa: E402
-from livetranslate.weights.catalog import resolve  # noqa: E402
 from livetranslate.pipeline import transcriber  # noqa: E402
-from livetranslate.protocol import EventKind  # noqa: E402
 from livetranslate.pipeline.streaming import DecodeOptions  # noqa: E402
+from livetranslate.protocol import EventKind  # noqa: E402
+from livetranslate.quality.evaluation import wer_both  # noqa: E402
 from livetranslate.stages.vad import VadOptions  # noqa: E402
 from livetranslate.stages.whisper import AsrOptions, create_engine  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 
 NO_SPLIT = dict(split_after_s=0.0)
 BEFORE_DECODE = DecodeOptions(min_chars_per_s=0)
 WINDOW_20 = AsrOptions(min_window_s=20.0)  # the encoder window with context before this change
 # (name, VAD options, decode options[, Whisper engine options])
 SETTINGS = [
-    ("before: no lookback, no short-answer retry, no split, 20 s window", VadOptions(lookback_ms=0, **NO_SPLIT),
-     BEFORE_DECODE, WINDOW_20),
+    (
+        "before: no lookback, no short-answer retry, no split, 20 s window",
+        VadOptions(lookback_ms=0, **NO_SPLIT),
+        BEFORE_DECODE,
+        WINDOW_20,
+    ),
     ("VAD lookback only", VadOptions(**NO_SPLIT), BEFORE_DECODE, WINDOW_20),
     ("short-answer retry only", VadOptions(lookback_ms=0, **NO_SPLIT), DecodeOptions(), WINDOW_20),
     ("lookback + short-answer retry", VadOptions(**NO_SPLIT), DecodeOptions(), WINDOW_20),
@@ -90,8 +94,7 @@ def replay(path: Path, engine, vad: VadOptions, decode: DecodeOptions):
     try:
         pipeline = Pipeline(LocalStages(counted, vad), PipelineOptions(decode=decode))
         pcm, rate = read_audio(path)
-        events = stream_in_process(pipeline, pcm, rate, SessionOptions("policy", rate, translate=False,
-                                                                       partials=False))
+        events = stream_in_process(pipeline, pcm, rate, SessionOptions("policy", rate, translate=False, partials=False))
     finally:
         transcriber.Transcriber._decode = decode_one
     return [e.text for e in events if e.kind == EventKind.TRANSCRIPT], seconds, cpu, counted.calls
@@ -117,26 +120,48 @@ def run(recording, engine, settings) -> dict:
         texts, seconds, cpu, calls = replay(recording.path, engine, vad, decode)
         engine.options = AsrOptions()
         p, c = percentiles([s * 1000 for s in seconds]), percentiles([s * 1000 for s in cpu])
-        rows.append({"setting": name, "lookback_ms": vad.lookback_ms, "split_after_s": vad.split_after_s, "min_chars_per_s": decode.min_chars_per_s,
-                     "context_s": decode.context_s, "prompt_segments": decode.prompt_segments, "beam_size": (asr[0] if asr else AsrOptions()).beam_size,
-                     "min_window_s": (asr[0] if asr else AsrOptions()).min_window_s, **rounded(wer_both(recording.reference, " ".join(texts))),
-                     "transcripts": len(texts), "decodes": len(seconds), "whisper_calls": calls,
-                     "decode_s_p50": round(p["p50"] / 1000, 2), "decode_s_p95": round(p["p95"] / 1000, 2),
-                     "decode_cpu_s_p50": round(c["p50"] / 1000, 2), "decode_cpu_s_p95": round(c["p95"] / 1000, 2),
-                     "load_average": round(os.getloadavg()[0], 1)})
+        rows.append(
+            {
+                "setting": name,
+                "lookback_ms": vad.lookback_ms,
+                "split_after_s": vad.split_after_s,
+                "min_chars_per_s": decode.min_chars_per_s,
+                "context_s": decode.context_s,
+                "prompt_segments": decode.prompt_segments,
+                "beam_size": (asr[0] if asr else AsrOptions()).beam_size,
+                "min_window_s": (asr[0] if asr else AsrOptions()).min_window_s,
+                **rounded(wer_both(recording.reference, " ".join(texts))),
+                "transcripts": len(texts),
+                "decodes": len(seconds),
+                "whisper_calls": calls,
+                "decode_s_p50": round(p["p50"] / 1000, 2),
+                "decode_s_p95": round(p["p95"] / 1000, 2),
+                "decode_cpu_s_p50": round(c["p50"] / 1000, 2),
+                "decode_cpu_s_p95": round(c["p95"] / 1000, 2),
+                "load_average": round(os.getloadavg()[0], 1),
+            }
+        )
         print(recording.name, rows[-1], flush=True)
-    return {"recording": recording.name, "file": recording.path.name, "about": recording.about,
-            "sentences": len(recording.german), "offline": anchor, "settings": rows}
+    return {
+        "recording": recording.name,
+        "file": recording.path.name,
+        "about": recording.about,
+        "sentences": len(recording.german),
+        "offline": anchor,
+        "settings": rows,
+    }
 
 
 def table(result: dict) -> str:
     off = result["offline"]
     lines = [f"| faster-whisper, whole file offline | {off['wer']:.1%} | {off['wer_numbers']:.1%} | – | – | – | – |"]
     for r in result["settings"]:
-        lines.append(f"| {r['setting']} | {r['wer']:.1%} | {r['wer_numbers']:.1%} | "
-                     f"{r['decode_s_p50']} / {r['decode_s_p95']} | {r['decode_cpu_s_p50']} / {r['decode_cpu_s_p95']} | "
-                     f"{r['whisper_calls'] - r['decodes']} | "
-                     f"{r['load_average']} |")
+        lines.append(
+            f"| {r['setting']} | {r['wer']:.1%} | {r['wer_numbers']:.1%} | "
+            f"{r['decode_s_p50']} / {r['decode_s_p95']} | {r['decode_cpu_s_p50']} / {r['decode_cpu_s_p95']} | "
+            f"{r['whisper_calls'] - r['decodes']} | "
+            f"{r['load_average']} |"
+        )
     return "\n".join(lines)
 
 
@@ -160,13 +185,17 @@ def main() -> None:
 
 
 def render(data: dict) -> str:
-    head = ("| setting | WER raw | WER numbers spelled out | final decode, wall s p50 / p95 | CPU s p50 / p95 | "
-            "retries | load avg |\n|---|---|---|---|---|---|---|")
-    sections = "\n\n".join(f"## {r['recording']}: {r['about']}, `{r['file']}`, {r['sentences']} sentences\n\n"
-                            f"{head}\n{table(r)}" for r in data["recordings"])
+    head = (
+        "| setting | WER raw | WER numbers spelled out | final decode, wall s p50 / p95 | CPU s p50 / p95 | "
+        "retries | load avg |\n|---|---|---|---|---|---|---|"
+    )
+    sections = "\n\n".join(
+        f"## {r['recording']}: {r['about']}, `{r['file']}`, {r['sentences']} sentences\n\n{head}\n{table(r)}"
+        for r in data["recordings"]
+    )
     return f"""# Streaming policy: WER against decode time, both recordings
 
-Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs (shared with other jobs: the
+Measured {data["machine"]["date"]} on {data["machine"]["cpus"]} CPUs (shared with other jobs: the
 load average column is the machine's when each row finished; decode seconds under load run high).
 Whisper base int8, beam 5, the pipeline's stream logic in-process (no server, partials off,
 audio as fast as it goes), the offline anchor in the same run. A final transcript's latency is

@@ -75,12 +75,22 @@ def viewers_run(a_url: str, b_url: str, path: Path, n: int, name: str) -> dict:
         t.join(120)
 
     def delays(side):
-        return [(seen[k] - spoken[k]) * 1000 for i, seen in enumerate(views) if (i % 2 == 0) == (side == "A")
-                for k in seen if k in spoken]
+        return [
+            (seen[k] - spoken[k]) * 1000
+            for i, seen in enumerate(views)
+            if (i % 2 == 0) == (side == "A")
+            for k in seen
+            if k in spoken
+        ]
 
     complete = sum(set(seen) == set(spoken) for seen in views)
-    return {"viewers": n, "same_server_ms": percentiles(delays("A")), "cross_server_ms": percentiles(delays("B")),
-            "complete_viewers": complete, "events": len(spoken)}
+    return {
+        "viewers": n,
+        "same_server_ms": percentiles(delays("A")),
+        "cross_server_ms": percentiles(delays("B")),
+        "complete_viewers": complete,
+        "events": len(spoken),
+    }
 
 
 def store_throughput(url: str, sessions: int, seconds: float, viewers_per_session: int) -> dict:
@@ -100,8 +110,15 @@ def store_throughput(url: str, sessions: int, seconds: float, viewers_per_sessio
         reader.attach(name, viewer)
     counts = [0] * sessions
     stop = threading.Event()
-    event = Event(EventKind.TRANSCRIPT, "Heute sprechen wir über das neue Projekt und den Zeitplan für die "
-                  "nächsten Wochen.", segment_id=1, start_s=1.0, end_s=4.2, language="de", latency_ms=812.0)
+    event = Event(
+        EventKind.TRANSCRIPT,
+        "Heute sprechen wir über das neue Projekt und den Zeitplan für die nächsten Wochen.",
+        segment_id=1,
+        start_s=1.0,
+        end_s=4.2,
+        language="de",
+        latency_ms=812.0,
+    )
 
     def write(i):
         while not stop.is_set():
@@ -126,9 +143,14 @@ def store_throughput(url: str, sessions: int, seconds: float, viewers_per_sessio
     writer.shutdown()
     reader.shutdown()
     total = sum(counts)
-    return {"sessions": sessions, "viewers_per_session": viewers_per_session, "appends_per_s": round(total / took),
-            "delivered_per_s": round(delivered / took), "expected_deliveries": total * viewers_per_session,
-            "delivered": delivered}
+    return {
+        "sessions": sessions,
+        "viewers_per_session": viewers_per_session,
+        "appends_per_s": round(total / took),
+        "delivered_per_s": round(delivered / took),
+        "expected_deliveries": total * viewers_per_session,
+        "delivered": delivered,
+    }
 
 
 def raw_xadd(port: int) -> dict:
@@ -140,13 +162,34 @@ def raw_xadd(port: int) -> dict:
 
     if shutil.which("redis-benchmark") is None:
         return {}
-    entry = ('{"kind":"transcript","text":"Heute sprechen wir \u00fcber das neue Projekt und den Zeitplan f\u00fcr '
-             'die n\u00e4chsten Wochen.","segment_id":1,"start_s":1.0,"end_s":4.2,"language":"de"}')
+    entry = (
+        '{"kind":"transcript","text":"Heute sprechen wir \u00fcber das neue Projekt und den Zeitplan f\u00fcr '
+        'die n\u00e4chsten Wochen.","segment_id":1,"start_s":1.0,"end_s":4.2,"language":"de"}'
+    )
     out = {}
     for clients in (32, 1):
-        run = subprocess.run(["redis-benchmark", "-p", str(port), "-n", "50000", "-c", str(clients), "-q", "XADD",
-                              f"bench-raw-{clients}", "*", "u", "0123456789abcdef", "e", entry],
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [
+                "redis-benchmark",
+                "-p",
+                str(port),
+                "-n",
+                "50000",
+                "-c",
+                str(clients),
+                "-q",
+                "XADD",
+                f"bench-raw-{clients}",
+                "*",
+                "u",
+                "0123456789abcdef",
+                "e",
+                entry,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         found = re.findall(r"([0-9.]+) requests per second", run.stdout)
         out[str(clients)] = round(float(found[-1])) if found else None
     return out
@@ -156,8 +199,10 @@ def latency_run(server_url: str, path: Path, name: str) -> dict:
     pcm, rate = read_audio(path)
     with PipelineClient(server_url) as client:
         events = list(client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True))
-    return {"transcript_ms": [e.latency_ms for e in events if e.kind == EventKind.TRANSCRIPT],
-            "translation_ms": [e.latency_ms for e in events if e.kind == EventKind.TRANSLATION and e.text]}
+    return {
+        "transcript_ms": [e.latency_ms for e in events if e.kind == EventKind.TRANSCRIPT],
+        "translation_ms": [e.latency_ms for e in events if e.kind == EventKind.TRANSLATION and e.text],
+    }
 
 
 def main():
@@ -190,19 +235,24 @@ def main():
             try:
                 out["viewers"] = []
                 for n in (int(x) for x in args.levels.split(",")):
-                    out["viewers"].append(viewers_run(a.grpc_url, b.grpc_url, path, n, f"replicas-{n}-{int(time.time())}"))
+                    out["viewers"].append(
+                        viewers_run(a.grpc_url, b.grpc_url, path, n, f"replicas-{n}-{int(time.time())}")
+                    )
                     print(out["viewers"][-1])
             finally:
                 a.stop()
                 b.stop()
         if "latency" not in skip:
-            runs = {"local": {"transcript_ms": [], "translation_ms": []},
-                    "redis": {"transcript_ms": [], "translation_ms": []}}
+            runs = {
+                "local": {"transcript_ms": [], "translation_ms": []},
+                "redis": {"transcript_ms": [], "translation_ms": []},
+            }
             order = ["local", "redis"] * args.rounds
-            order = order[: len(order) // 2] + list(reversed(order[len(order) // 2:]))  # local redis ... redis local
+            order = order[: len(order) // 2] + list(reversed(order[len(order) // 2 :]))  # local redis ... redis local
             for i, kind in enumerate(order):
-                server = start_server(f"bench-store-{kind}", llm="gemma3-270m",
-                                      **({"store": redis.url} if kind == "redis" else {}))
+                server = start_server(
+                    f"bench-store-{kind}", llm="gemma3-270m", **({"store": redis.url} if kind == "redis" else {})
+                )
                 try:
                     got = latency_run(server.grpc_url, path, f"store-cost-{kind}-{i}-{int(time.time())}")
                 finally:
@@ -233,65 +283,86 @@ def ratio(a, b, key):
 
 def report(out: dict) -> str:
     m = out["machine"]
-    lines = ["# Several servers sharing sessions through Redis\n",
-             f"Measured {m['date']} on {m['cpus']} CPUs (everything on this one machine: both Triton servers, Redis "
-             f"with appendonly yes / appendfsync always, the speaker and every viewer). "
-             f"`.venv/bin/python bench/bench_replicas.py`\n"]
+    lines = [
+        "# Several servers sharing sessions through Redis\n",
+        f"Measured {m['date']} on {m['cpus']} CPUs (everything on this one machine: both Triton servers, Redis "
+        f"with appendonly yes / appendfsync always, the speaker and every viewer). "
+        f"`.venv/bin/python bench/bench_replicas.py`\n",
+    ]
     if "viewers" in out:
-        lines += ["## Viewer delay: on the speaker's server and on the other one\n",
-                  "A speaker on server A streams a 24 s German file in real time (translation on, Gemma 3 270M); "
-                  "the viewers are split evenly over A and B, there from the session's start. Delay = when a viewer "
-                  "got an event - when the speaker got it. It can be below zero: an event is stored before it is "
-                  "sent, and viewers on either server read it from Redis as soon as it is stored, while the "
-                  "speaker's copy waits for the store's acknowledgment.\n",
-                  "| viewers (A + B) | same server p50 / p95 ms | other server p50 / p95 ms | other - same p50 / p95 ms | "
-                  "ratio p95 | viewers with every event |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Viewer delay: on the speaker's server and on the other one\n",
+            "A speaker on server A streams a 24 s German file in real time (translation on, Gemma 3 270M); "
+            "the viewers are split evenly over A and B, there from the session's start. Delay = when a viewer "
+            "got an event - when the speaker got it. It can be below zero: an event is stored before it is "
+            "sent, and viewers on either server read it from Redis as soon as it is stored, while the "
+            "speaker's copy waits for the store's acknowledgment.\n",
+            "| viewers (A + B) | same server p50 / p95 ms | other server p50 / p95 ms | other - same p50 / p95 ms | "
+            "ratio p95 | viewers with every event |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in out["viewers"]:
             s, c = r["same_server_ms"], r["cross_server_ms"]
-            diff = (f"{c['p50'] - s['p50']:+.1f} / {c['p95'] - s['p95']:+.1f}" if s and c else "–")
+            diff = f"{c['p50'] - s['p50']:+.1f} / {c['p95'] - s['p95']:+.1f}" if s and c else "–"
             ratio95 = ratio(s, c, "p95") if s.get("p95", 0) > 1 and c.get("p95", 0) > 0 else "–"
-            lines.append(f"| {r['viewers']} ({(r['viewers'] + 1) // 2} + {r['viewers'] // 2}) | {s.get('p50')} / "
-                         f"{s.get('p95')} | {c.get('p50')} / {c.get('p95')} | {diff} | {ratio95} | "
-                         f"{r['complete_viewers']} of {r['viewers']} |")
+            lines.append(
+                f"| {r['viewers']} ({(r['viewers'] + 1) // 2} + {r['viewers'] // 2}) | {s.get('p50')} / "
+                f"{s.get('p95')} | {c.get('p50')} / {c.get('p95')} | {diff} | {ratio95} | "
+                f"{r['complete_viewers']} of {r['viewers']} |"
+            )
         lines.append("")
     if "throughput" in out:
-        lines += ["## What one Redis sustains\n",
-                  "Appends through the store (one Lua script each: lease check, XADD, counts), writers in one "
-                  "process, each its own session, for 5 s; with viewers, each session is also followed by viewers "
-                  "on a second store instance (XREAD, one reader per session).\n",
-                  "| sessions writing at once | viewers per session | appends / s | deliveries to viewers / s |",
-                  "|---|---|---|---|"]
+        lines += [
+            "## What one Redis sustains\n",
+            "Appends through the store (one Lua script each: lease check, XADD, counts), writers in one "
+            "process, each its own session, for 5 s; with viewers, each session is also followed by viewers "
+            "on a second store instance (XREAD, one reader per session).\n",
+            "| sessions writing at once | viewers per session | appends / s | deliveries to viewers / s |",
+            "|---|---|---|---|",
+        ]
         for r in out["throughput"]:
-            lines.append(f"| {r['sessions']} | {r['viewers_per_session']} | {r['appends_per_s']} | "
-                         f"{r['delivered_per_s'] if r['viewers_per_session'] else '–'} |")
+            lines.append(
+                f"| {r['sessions']} | {r['viewers_per_session']} | {r['appends_per_s']} | "
+                f"{r['delivered_per_s'] if r['viewers_per_session'] else '–'} |"
+            )
         best = max(r["appends_per_s"] for r in out["throughput"])
         raw = out.get("raw_xadd") or {}
         if raw:
-            lines += ["", f"Redis itself, without the store's client side (redis-benchmark, XADD of an event-sized "
-                          f"entry, AOF always): {raw.get('32')} appends/s with 32 connections, {raw.get('1')} with "
-                          f"one."]
-        lines += ["", f"The store's figures are what redis-py in one Python process gets on a shared 2-core "
-                      f"machine; Redis alone takes several times more. On paper: a meeting stores about "
-                      f"three events per utterance (transcript, translation, enhanced) and has an utterance every "
-                      f"3-4 s: about 1 event/s. 1000 concurrent meetings are about 1000 appends/s, "
-                      f"{1000 / best:.0%} of the {best} appends/s measured here, plus each event's delivery once "
-                      f"per server that has viewers of it. One Redis (AOF always, on an SSD) carries that; what "
-                      f"1000 meetings need is speech and LLM compute: on this 2-core machine one server transcribes "
-                      f"about 4 streams in real time (real-time factor 0.25 without translation, pipeline.md), so "
-                      f"1000 meetings would be about 250 such servers, or far fewer GPU servers (not measured "
-                      f"here), all on one Redis with a replica for failover.\n"]
+            lines += [
+                "",
+                f"Redis itself, without the store's client side (redis-benchmark, XADD of an event-sized "
+                f"entry, AOF always): {raw.get('32')} appends/s with 32 connections, {raw.get('1')} with "
+                f"one.",
+            ]
+        lines += [
+            "",
+            f"The store's figures are what redis-py in one Python process gets on a shared 2-core "
+            f"machine; Redis alone takes several times more. On paper: a meeting stores about "
+            f"three events per utterance (transcript, translation, enhanced) and has an utterance every "
+            f"3-4 s: about 1 event/s. 1000 concurrent meetings are about 1000 appends/s, "
+            f"{1000 / best:.0%} of the {best} appends/s measured here, plus each event's delivery once "
+            f"per server that has viewers of it. One Redis (AOF always, on an SSD) carries that; what "
+            f"1000 meetings need is speech and LLM compute: on this 2-core machine one server transcribes "
+            f"about 4 streams in real time (real-time factor 0.25 without translation, pipeline.md), so "
+            f"1000 meetings would be about 250 such servers, or far fewer GPU servers (not measured "
+            f"here), all on one Redis with a replica for failover.\n",
+        ]
     if "latency" in out:
         lt = out["latency"]
         lo, re_ = lt["local"]["transcript_ms"], lt["redis"]["transcript_ms"]
         tl, tr = lt["local"]["translation_ms"], lt["redis"]["translation_ms"]
-        lines += ["## What the Redis store costs the speaker\n",
-                  f"One server, the same 24 s file in real time, alternating stores ({' '.join(out['latency_order'])}); "
-                  f"events pooled per store.\n",
-                  "| store | final transcript p50 / p95 ms | translation p50 / p95 ms |", "|---|---|---|",
-                  f"| local (fsync per event) | {lo.get('p50')} / {lo.get('p95')} | {tl.get('p50')} / {tl.get('p95')} |",
-                  f"| Redis (AOF always) | {re_.get('p50')} / {re_.get('p95')} | {tr.get('p50')} / {tr.get('p95')} |",
-                  f"| ratio Redis / local | {ratio(lo, re_, 'p50')} / {ratio(lo, re_, 'p95')} | "
-                  f"{ratio(tl, tr, 'p50')} / {ratio(tl, tr, 'p95')} |", ""]
+        lines += [
+            "## What the Redis store costs the speaker\n",
+            f"One server, the same 24 s file in real time, alternating stores ({' '.join(out['latency_order'])}); "
+            f"events pooled per store.\n",
+            "| store | final transcript p50 / p95 ms | translation p50 / p95 ms |",
+            "|---|---|---|",
+            f"| local (fsync per event) | {lo.get('p50')} / {lo.get('p95')} | {tl.get('p50')} / {tl.get('p95')} |",
+            f"| Redis (AOF always) | {re_.get('p50')} / {re_.get('p95')} | {tr.get('p50')} / {tr.get('p95')} |",
+            f"| ratio Redis / local | {ratio(lo, re_, 'p50')} / {ratio(lo, re_, 'p95')} | "
+            f"{ratio(tl, tr, 'p50')} / {ratio(tl, tr, 'p95')} |",
+            "",
+        ]
     return "\n".join(lines)
 
 

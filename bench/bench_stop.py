@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -51,8 +50,9 @@ class Raw:
             tensor = self.g.InferInput(name, list(value.shape), dtype)
             tensor.set_data_from_numpy(value)
             inputs.append(tensor)
-        self.client.async_stream_infer("pipeline", inputs, sequence_id=self.sequence_id,
-                                       sequence_start=start, sequence_end=end)
+        self.client.async_stream_infer(
+            "pipeline", inputs, sequence_id=self.sequence_id, sequence_start=start, sequence_end=end
+        )
 
     def drop(self) -> None:
         """Gone without ending its sequence (a crashed client, a dead network)."""
@@ -76,7 +76,7 @@ def open_speaker(url: str, session: str, seconds: float = 3.0) -> Raw:
     pcm = speech(seconds)
     raw.send({"AUDIO": pcm[:1600], **SessionOptions(session, 16000, translate=False).to_tensors()}, start=True)
     for i in range(1600, len(pcm), 1600):
-        raw.send({"AUDIO": pcm[i:i + 1600]})
+        raw.send({"AUDIO": pcm[i : i + 1600]})
     return raw
 
 
@@ -86,8 +86,20 @@ def run(code: Path, scenario: str, llm: str) -> dict:
     data = Path(tempfile.mkdtemp(prefix="livetranslate-stopbench-"))
     log = data / "serve.out"
     env = {**os.environ, "PYTHONPATH": str(code), "LIVETRANSLATE_DATA_DIR": str(data / "sessions")}
-    cmd = [sys.executable, "-m", "livetranslate.cli", "serve", "--grpc-port", str(grpc), "--http-port", str(http),
-           "--metrics-port", str(metrics), "--llm", llm]
+    cmd = [
+        sys.executable,
+        "-m",
+        "livetranslate.cli",
+        "serve",
+        "--grpc-port",
+        str(grpc),
+        "--http-port",
+        str(http),
+        "--metrics-port",
+        str(metrics),
+        "--llm",
+        llm,
+    ]
     help_text = subprocess.run(cmd[:4] + ["--help"], env=env, capture_output=True, text=True, cwd=code).stdout
     if "--log-file" in help_text:
         cmd += ["--log-file", str(data / "triton.log")]
@@ -127,13 +139,38 @@ def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s
 
         talk = make_all(ROOT / ".cache" / "test-audio")["speech"]
         cli = [sys.executable, "-m", "livetranslate.cli"]
-        clients.append(subprocess.Popen(cli + ["stream", str(talk), "--realtime", "--no-translate", "--session", "live",
-                                               "--url", url, "--format", "jsonl"], stdout=subprocess.PIPE,
-                                              stderr=subprocess.PIPE, text=True, cwd=ROOT))
+        clients.append(
+            subprocess.Popen(
+                cli
+                + [
+                    "stream",
+                    str(talk),
+                    "--realtime",
+                    "--no-translate",
+                    "--session",
+                    "live",
+                    "--url",
+                    url,
+                    "--format",
+                    "jsonl",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+        )
         time.sleep(5.0)  # the stream is under way: its vad (and enhance) sequences are open
         if scenario == "viewer":
-            clients.append(subprocess.Popen(cli + ["watch", "live", "--url", url, "--format", "jsonl"],
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT))
+            clients.append(
+                subprocess.Popen(
+                    cli + ["watch", "live", "--url", url, "--format", "jsonl"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    cwd=ROOT,
+                )
+            )
             time.sleep(2.0)
     elif scenario in ("gone-speaker", "frozen-speaker"):  # a raw client: gone, or connected and silent
         speaker = open_speaker(url, "live")
@@ -160,8 +197,11 @@ def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s
         except subprocess.TimeoutExpired:
             client.kill()
             _, err = client.communicate()
-        told += [line.strip()[:120] for line in err.splitlines()
-                 if "shutting down" in line or "connection lost" in line or "ended this stream" in line][:2]
+        told += [
+            line.strip()[:120]
+            for line in err.splitlines()
+            if "shutting down" in line or "connection lost" in line or "ended this stream" in line
+        ][:2]
     for raw in held:  # what the clients still connected were told
         while True:
             try:
@@ -178,9 +218,14 @@ def _scenario(proc, out, data: Path, log: Path, url: str, scenario: str, ready_s
             pass
     triton_log = (data / "triton.log") if (data / "triton.log").exists() else log
     text = triton_log.read_text(errors="replace")
-    return {"scenario": scenario, "ready_s": round(ready_s, 1), "stop_s": round(stop_s, 1), "exit_code": code_,
-            "exit_timeout_expired": "Exit timeout expired" in text or "Timeout 1:" in text,
-            "clients_told": sorted(set(told))}
+    return {
+        "scenario": scenario,
+        "ready_s": round(ready_s, 1),
+        "stop_s": round(stop_s, 1),
+        "exit_code": code_,
+        "exit_timeout_expired": "Exit timeout expired" in text or "Timeout 1:" in text,
+        "clients_told": sorted(set(told)),
+    }
 
 
 def main() -> None:
@@ -198,23 +243,32 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / "stop.json"
     previous = json.loads(store.read_text()) if store.exists() else []
-    keep = [r for r in previous if not (r["label"] == args.label and r["llm"] == args.llm
-                                        and r["scenario"] in {x["scenario"] for x in rows})]
+    keep = [
+        r
+        for r in previous
+        if not (r["label"] == args.label and r["llm"] == args.llm and r["scenario"] in {x["scenario"] for x in rows})
+    ]
     everything = keep + rows
     store.write_text(json.dumps(everything, indent=1) + "\n")
-    lines = ["# `serve`: start-up and stop", "",
-             "`bench/bench_stop.py`: `livetranslate serve` started as a user starts it, ready = the line",
-             "that says so; then SIGTERM, and the time until the command has exited. Scenarios: nothing",
-             "connected (`idle`), after one finished stream, while `livetranslate stream` streams a file in real",
-             "time (`speaker`), the same and `livetranslate watch` following it (`viewer`), after a raw client",
-             "vanished without ending its stream (`gone-speaker`), and a raw client that stays connected without",
-             "sending (`frozen-speaker`: Triton cannot unload `pipeline` while it holds its stream open).",
-             "This 2-core machine is shared: compare rows of one run, not across days.", "",
-             "| code | LLM | scenario | start to ready (s) | SIGTERM to exit (s) | exit code | Triton's exit timeout ran out | what connected clients were told |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# `serve`: start-up and stop",
+        "",
+        "`bench/bench_stop.py`: `livetranslate serve` started as a user starts it, ready = the line",
+        "that says so; then SIGTERM, and the time until the command has exited. Scenarios: nothing",
+        "connected (`idle`), after one finished stream, while `livetranslate stream` streams a file in real",
+        "time (`speaker`), the same and `livetranslate watch` following it (`viewer`), after a raw client",
+        "vanished without ending its stream (`gone-speaker`), and a raw client that stays connected without",
+        "sending (`frozen-speaker`: Triton cannot unload `pipeline` while it holds its stream open).",
+        "This 2-core machine is shared: compare rows of one run, not across days.",
+        "",
+        "| code | LLM | scenario | start to ready (s) | SIGTERM to exit (s) | exit code | Triton's exit timeout ran out | what connected clients were told |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in everything:
-        lines.append(f"| {r['label']} | {r['llm']} | {r['scenario']} | {r['ready_s']} | {r['stop_s']} | {r['exit_code']} "
-                     f"| {'yes' if r['exit_timeout_expired'] else 'no'} | {'; '.join(r['clients_told']) or '-'} |")
+        lines.append(
+            f"| {r['label']} | {r['llm']} | {r['scenario']} | {r['ready_s']} | {r['stop_s']} | {r['exit_code']} "
+            f"| {'yes' if r['exit_timeout_expired'] else 'no'} | {'; '.join(r['clients_told']) or '-'} |"
+        )
     (RESULTS / "stop.md").write_text("\n".join(lines) + "\n")
 
 

@@ -52,12 +52,13 @@ def main():
     metas = {True: [], False: []}
     try:
         stores = {sync: SessionStore(base / f"fsync-{sync}", fsync=sync) for sync in (True, False)}
-        for sync, store in stores.items():
+        for store in stores.values():
             store.open("bench", "de", "en")
         per_round = args.events // ROUNDS
         for r in range(ROUNDS):
-            for sync in ((True, False) if r % 2 == 0 else (False, True)):
+            for sync in (True, False) if r % 2 == 0 else (False, True):
                 store = stores[sync]
+
                 def append(i):
                     seg = r * per_round + i
                     store.append("bench", Event(EventKind.TRANSCRIPT, TEXT, seg, seg * 2.0, seg * 2.0 + 1.8, "de"))

@@ -26,17 +26,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (DATA, RESULTS, machine, percentiles, start_server, stream_in_process,  # noqa: E402
-                    stream_many, stream_timed, write_report)
+from common import (  # noqa: E402
+    DATA,
+    RESULTS,
+    machine,
+    percentiles,
+    start_server,
+    stream_in_process,
+    stream_many,
+    stream_timed,
+    write_report,
+)
 
-from livetranslate.stages.whisper import AsrRequest, create_engine  # noqa: E402
 from livetranslate.audio import read_audio, resample  # noqa: E402
 from livetranslate.dashboard import parse_metrics  # noqa: E402
-from livetranslate.quality.evaluation import wer  # noqa: E402
-from livetranslate.weights.catalog import resolve  # noqa: E402
-from livetranslate.protocol import EventKind  # noqa: E402
-from livetranslate.quality.samples import load_reference, make_all, make_bench_recording  # noqa: E402
 from livetranslate.pipeline.streaming import DecodeOptions, repeated_across_boundaries  # noqa: E402
+from livetranslate.protocol import EventKind  # noqa: E402
+from livetranslate.quality.evaluation import wer  # noqa: E402
+from livetranslate.quality.samples import load_reference, make_all, make_bench_recording  # noqa: E402
+from livetranslate.stages.whisper import AsrRequest, create_engine  # noqa: E402
+from livetranslate.weights.catalog import resolve  # noqa: E402
 
 LATENCY_LIMIT_MS = 2000.0
 
@@ -111,8 +120,9 @@ def in_process(path: Path, engine, reference: str, decode) -> tuple[float, list[
     timed = TimedEngine(engine)
     pipeline = Pipeline(LocalStages(timed), PipelineOptions(decode=decode))
     pcm, rate = read_audio(path)
-    events = stream_in_process(pipeline, pcm, rate, SessionOptions(decode.policy, rate, translate=False,
-                                                                   partials=False))
+    events = stream_in_process(
+        pipeline, pcm, rate, SessionOptions(decode.policy, rate, translate=False, partials=False)
+    )
     return wer(reference, " ".join(e.text for e in events if e.kind == EventKind.TRANSCRIPT)), timed.seconds
 
 
@@ -121,7 +131,7 @@ def batch_gain(engine, path: Path, sizes=(1, 2, 4)) -> dict:
     pcm, rate = read_audio(path)
     audio = resample(pcm.astype("float32") / 32768, rate)
     utterances = load_reference(path)
-    clips = [audio[int(u.start_s * 16000): int(u.end_s * 16000) + 4000] for u in utterances[:max(sizes)]]
+    clips = [audio[int(u.start_s * 16000) : int(u.end_s * 16000) + 4000] for u in utterances[: max(sizes)]]
     out = {}
     for n in sizes:
         requests = [AsrRequest(clips[i % len(clips)], "de") for i in range(n)]
@@ -133,11 +143,18 @@ def batch_gain(engine, path: Path, sizes=(1, 2, 4)) -> dict:
 
 
 def concurrent(url: str, path: Path, n: int, seconds: float) -> dict:
-    results = [received for received, _, _ in stream_many(url, path, n, session=f"load-{n}", realtime=True,
-                                                           translate=False, seconds=seconds)]
+    results = [
+        received
+        for received, _, _ in stream_many(
+            url, path, n, session=f"load-{n}", realtime=True, translate=False, seconds=seconds
+        )
+    ]
     latencies = [e.latency_ms for r in results for _, e in r if e.kind == EventKind.TRANSCRIPT]
-    return {"streams": n, "latency_ms": percentiles(latencies),
-            "partials": sum(e.kind == EventKind.PARTIAL for r in results for _, e in r)}
+    return {
+        "streams": n,
+        "latency_ms": percentiles(latencies),
+        "partials": sum(e.kind == EventKind.PARTIAL for r in results for _, e in r),
+    }
 
 
 def whisper_batches(server) -> dict:
@@ -146,8 +163,11 @@ def whisper_batches(server) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{server.options.metrics_port}/metrics") as r:
         m = parse_metrics(r.read().decode()).get("whisper", {})
     requests, execs = m.get("nv_inference_count", 0.0), m.get("nv_inference_exec_count", 0.0)
-    return {"requests": int(requests), "executions": int(execs),
-            "mean_batch": round(requests / execs, 2) if execs else 0.0}
+    return {
+        "requests": int(requests),
+        "executions": int(execs),
+        "mean_batch": round(requests / execs, 2) if execs else 0.0,
+    }
 
 
 def main() -> None:
@@ -177,11 +197,12 @@ def main() -> None:
         cpu_live = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
         quiet = None
         if not args.smoke:
-            quiet, _, _ = stream_timed(server.grpc_url, path, realtime=True, session="live-no-partials",
-                                       translate=False, partials=False)
+            quiet, _, _ = stream_timed(
+                server.grpc_url, path, realtime=True, session="live-no-partials", translate=False, partials=False
+            )
         load_s = 25.0 if args.smoke else 60.0
         levels = []
-        for n in ((2,) if args.smoke else (2, 3, 4, 6)):
+        for n in (2,) if args.smoke else (2, 3, 4, 6):
             levels.append(concurrent(server.grpc_url, path, n, load_s))
             if levels[-1]["latency_ms"].get("p95", 0) > LATENCY_LIMIT_MS:
                 break
@@ -193,8 +214,9 @@ def main() -> None:
     latencies = [e.latency_ms for _, e in live if e.kind == EventKind.TRANSCRIPT]
     # one stream counts only if it met the limit itself; more only where their run did
     single_ok = percentiles(latencies).get("p95", 1e9) <= LATENCY_LIMIT_MS
-    sustained = max([int(single_ok)] + [lv["streams"] for lv in levels
-                                        if lv["latency_ms"].get("p95", 1e9) <= LATENCY_LIMIT_MS])
+    sustained = max(
+        [int(single_ok)] + [lv["streams"] for lv in levels if lv["latency_ms"].get("p95", 1e9) <= LATENCY_LIMIT_MS]
+    )
     offline_wer = wer(reference, offline_text)
     streaming_wer = wer(reference, " ".join(texts))
     data = {
@@ -209,8 +231,9 @@ def main() -> None:
         },
         "latency_ms": {
             "partials_on": percentiles(latencies),
-            "partials_off": None if quiet is None else percentiles(
-                [e.latency_ms for _, e in quiet if e.kind == EventKind.TRANSCRIPT]),
+            "partials_off": None
+            if quiet is None
+            else percentiles([e.latency_ms for _, e in quiet if e.kind == EventKind.TRANSCRIPT]),
         },
         "time_to_first_partial_s": percentiles(first_partial_s(live)),
         "partials": sum(e.kind == EventKind.PARTIAL for _, e in live),
@@ -226,34 +249,37 @@ def main() -> None:
 def render(d: dict) -> str:
     w, lat, lv = d["wer"], d["latency_ms"], d["concurrency"]
     off = lat["partials_off"] or {}
-    rows = "\n".join(f"| {x['streams']} | {x['latency_ms'].get('p50')} | {x['latency_ms'].get('p95')} | "
-                     f"{x['latency_ms'].get('max')} | {x['partials']} |" for x in lv["levels"])
+    rows = "\n".join(
+        f"| {x['streams']} | {x['latency_ms'].get('p50')} | {x['latency_ms'].get('p95')} | "
+        f"{x['latency_ms'].get('max')} | {x['partials']} |"
+        for x in lv["levels"]
+    )
     gain = d["whisper_batch"]["seconds_per_request"]
     per_utt = "n/a" if w["per_utterance_policy"] is None else f"{w['per_utterance_policy']:.1%}"
     return f"""# Streaming accuracy and latency
 
-Measured {d['machine']['date']} on {d['machine']['cpus']} CPUs. Audio: `{d['audio']['file']}` (espeak-ng German,
-{d['audio']['sentences']} sentences, 3 voices, pauses 0.6-2 s, noise -45 dBFS), {d['audio']['seconds']} s, streamed in
+Measured {d["machine"]["date"]} on {d["machine"]["cpus"]} CPUs. Audio: `{d["audio"]["file"]}` (espeak-ng German,
+{d["audio"]["sentences"]} sentences, 3 voices, pauses 0.6-2 s, noise -45 dBFS), {d["audio"]["seconds"]} s, streamed in
 real time through Triton (cpu profile, Whisper base int8, beam 5; transcription only).
 
 | figure | value |
 |---|---|
-| WER offline (whole file, faster-whisper, same model) | {w['offline']:.1%} |
-| WER streaming, context policy (real time, partials on) | {w['streaming']:.1%} |
+| WER offline (whole file, faster-whisper, same model) | {w["offline"]:.1%} |
+| WER streaming, context policy (real time, partials on) | {w["streaming"]:.1%} |
 | WER streaming, per-utterance policy (same logic in-process) | {per_utt} |
-| streaming / offline WER - 1 | {w['relative_gap']:+.1%} |
-| final-transcript latency p50 / p95 / max, partials on | {lat['partials_on'].get('p50')} / {lat['partials_on'].get('p95')} / {lat['partials_on'].get('max')} ms |
-| final-transcript latency p50 / p95 / max, partials off | {off.get('p50')} / {off.get('p95')} / {off.get('max')} ms |
-| time to first partial (from the start of speech) p50 / p95 | {d['time_to_first_partial_s'].get('p50')} / {d['time_to_first_partial_s'].get('p95')} s |
-| partials sent | {d['partials']} |
-| real-time factor, streaming as fast as possible / offline | {d['rtf']['streaming_fast']} / {d['rtf']['offline']} |
-| server CPU, cores busy (fast run / real-time run) | {d['cpu_cores_used']['fast']} / {d['cpu_cores_used']['realtime']} |
-| word sequences (3+) repeated across adjacent transcripts | {len(d['boundary_repeats'])} {d['boundary_repeats'][:3]} |
-| Whisper seconds per request, batch of 1 / 2 / 4 | {' / '.join(str(gain.get(k, gain.get(str(k)))) for k in (1, 2, 4))} |
-| Triton whisper batches (requests / executions) | {d['whisper_batch']['triton']['requests']} / {d['whisper_batch']['triton']['executions']} (mean {d['whisper_batch']['triton']['mean_batch']}) |
-| concurrent real-time streams with latency p95 <= 2 s | {lv['sustained_streams']} |
+| streaming / offline WER - 1 | {w["relative_gap"]:+.1%} |
+| final-transcript latency p50 / p95 / max, partials on | {lat["partials_on"].get("p50")} / {lat["partials_on"].get("p95")} / {lat["partials_on"].get("max")} ms |
+| final-transcript latency p50 / p95 / max, partials off | {off.get("p50")} / {off.get("p95")} / {off.get("max")} ms |
+| time to first partial (from the start of speech) p50 / p95 | {d["time_to_first_partial_s"].get("p50")} / {d["time_to_first_partial_s"].get("p95")} s |
+| partials sent | {d["partials"]} |
+| real-time factor, streaming as fast as possible / offline | {d["rtf"]["streaming_fast"]} / {d["rtf"]["offline"]} |
+| server CPU, cores busy (fast run / real-time run) | {d["cpu_cores_used"]["fast"]} / {d["cpu_cores_used"]["realtime"]} |
+| word sequences (3+) repeated across adjacent transcripts | {len(d["boundary_repeats"])} {d["boundary_repeats"][:3]} |
+| Whisper seconds per request, batch of 1 / 2 / 4 | {" / ".join(str(gain.get(k, gain.get(str(k)))) for k in (1, 2, 4))} |
+| Triton whisper batches (requests / executions) | {d["whisper_batch"]["triton"]["requests"]} / {d["whisper_batch"]["triton"]["executions"]} (mean {d["whisper_batch"]["triton"]["mean_batch"]}) |
+| concurrent real-time streams with latency p95 <= 2 s | {lv["sustained_streams"]} |
 
-Concurrent real-time streams (first {lv['load_seconds']:.0f} s of the recording each, partials on):
+Concurrent real-time streams (first {lv["load_seconds"]:.0f} s of the recording each, partials on):
 
 | streams | p50 ms | p95 ms | max ms | partials |
 |---|---|---|---|---|

@@ -18,23 +18,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sacrebleu  # noqa: E402
 from common import machine, write_report  # noqa: E402
 
-import sacrebleu  # noqa: E402
-
-from livetranslate.stages.llm import create_engine  # noqa: E402
-from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
-from livetranslate.stages.translate import TranslationError, Translator  # noqa: E402
 from livetranslate.numbers import written_numbers  # noqa: E402
 from livetranslate.quality.traps import HELD_OUT, TRAPS, check, facts_kept  # noqa: E402
+from livetranslate.stages.llm import create_engine  # noqa: E402
+from livetranslate.stages.translate import TranslationError, Translator  # noqa: E402
+from livetranslate.weights.catalog import MODELS, resolve  # noqa: E402
 
 
 def run(model: str) -> dict:
     engine = create_engine("llama_cpp", str(resolve(model)))
     translator = Translator(lambda r, **_: "".join(engine.generate(r)), MODELS[model].prompt_family)
     translator.translate("Guten Morgen.", "de", "en")  # warm: the timing is of the calls after
-    return {"model": model, "sets": {name: run_set(translator, traps)
-                                     for name, traps in (("tuned on", TRAPS), ("held out", HELD_OUT))}}
+    return {
+        "model": model,
+        "sets": {name: run_set(translator, traps) for name, traps in (("tuned on", TRAPS), ("held out", HELD_OUT))},
+    }
 
 
 def run_set(translator: Translator, traps) -> dict:
@@ -63,20 +64,24 @@ def main():
     parser.add_argument("--name", default="traps")
     args = parser.parse_args()
     results = [run(m) for m in args.models]
-    md = [f"# Traps: does the translation keep what was said?\n",
-          f"Measured {machine()['date']} on {machine()['cpus']} CPUs. German sentences around meaning flips, "
-          f"each with the facts its English must keep (livetranslate/quality/traps.py): {len(TRAPS)} sentences "
-          f"({sum(len(t.facts) for t in TRAPS)} facts) written before anything was tuned and then tuned on, "
-          f"{len(HELD_OUT)} ({sum(len(t.facts) for t in HELD_OUT)} facts) written after the first measurement and "
-          f"never tuned on. Each model translates the German alone, as the speaker's translation is asked for "
-          f"(no context, temperature 0, numbers written as the pipeline writes them). The held-out set's "
-          f"failures were seen once, before the last two prompt steps; no recording was tuned on.\n",
-          "| model | set | facts kept | sentences with every fact kept | chrF | ms per sentence |",
-          "|---|---|---|---|---|---|"]
+    md = [
+        "# Traps: does the translation keep what was said?\n",
+        f"Measured {machine()['date']} on {machine()['cpus']} CPUs. German sentences around meaning flips, "
+        f"each with the facts its English must keep (livetranslate/quality/traps.py): {len(TRAPS)} sentences "
+        f"({sum(len(t.facts) for t in TRAPS)} facts) written before anything was tuned and then tuned on, "
+        f"{len(HELD_OUT)} ({sum(len(t.facts) for t in HELD_OUT)} facts) written after the first measurement and "
+        f"never tuned on. Each model translates the German alone, as the speaker's translation is asked for "
+        f"(no context, temperature 0, numbers written as the pipeline writes them). The held-out set's "
+        f"failures were seen once, before the last two prompt steps; no recording was tuned on.\n",
+        "| model | set | facts kept | sentences with every fact kept | chrF | ms per sentence |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         for name, x in r["sets"].items():
-            md.append(f"| {r['model']} | {name} | {x['facts_kept']} % | {x['sentences_kept']} / {x['sentences']} "
-                      f"| {x['chrf']} | {x['ms_per_sentence']} |")
+            md.append(
+                f"| {r['model']} | {name} | {x['facts_kept']} % | {x['sentences_kept']} / {x['sentences']} "
+                f"| {x['chrf']} | {x['ms_per_sentence']} |"
+            )
     for r in results:
         for name, x in r["sets"].items():
             md.append(f"\n## What {r['model']} lost ({name})\n")

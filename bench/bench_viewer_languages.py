@@ -101,7 +101,8 @@ def level(runs: list[dict]) -> dict:
         views = [r["viewers"][language] for r in runs]
         pooled["viewers"][language] = {
             "translations": sum(len(v["made_ms"]) for v in views),
-            "too_late": sum(v["too_late"] for v in views), "failed": sum(v["failed"] for v in views),
+            "too_late": sum(v["too_late"] for v in views),
+            "failed": sum(v["failed"] for v in views),
             "latency_ms": percentiles([x for v in views for x in v["made_ms"]]),
         }
     return pooled
@@ -139,12 +140,18 @@ def report(rows: list[dict], runs: list[dict], llm: str, seconds: float, order: 
         lines.append(
             f"| {extra} | {tr.get('p50')} | {tr.get('p95')} | {ratio(tr.get('p50'), base['translation_latency_ms'].get('p50'))} "
             f"| {ratio(tr.get('p95'), base['translation_latency_ms'].get('p95'))} | {ts.get('p50')} | {ts.get('p95')} "
-            f"| {ratio(ts.get('p95'), base['transcript_latency_ms'].get('p95'))} | {made} | {p50} | {p95} |")
+            f"| {ratio(ts.get('p95'), base['transcript_latency_ms'].get('p95'))} | {made} | {p50} | {p95} |"
+        )
     late = sum(v["too_late"] + v["failed"] for r in rows for v in r["viewers"].values())
-    lines.append(f"\nExtra-language translations failed or stored as too late, all levels: {late}. "
-                 f"Speaker translations failed: {sum(r['translations_failed'] for r in rows)}.")
-    lines.append("\nEach run by itself (speaker translation p50 ms, in the order they ran): " + ", ".join(
-        f"{len(r['extra_languages'])} extra: {percentiles(r['translation_ms']).get('p50')}" for r in runs) + ".")
+    lines.append(
+        f"\nExtra-language translations failed or stored as too late, all levels: {late}. "
+        f"Speaker translations failed: {sum(r['translations_failed'] for r in rows)}."
+    )
+    lines.append(
+        "\nEach run by itself (speaker translation p50 ms, in the order they ran): "
+        + ", ".join(f"{len(r['extra_languages'])} extra: {percentiles(r['translation_ms']).get('p50')}" for r in runs)
+        + "."
+    )
     lines.append("\nThe host is shared and its speed varies: compare rows within this report only.")
     return "\n".join(lines) + "\n"
 
@@ -168,9 +175,11 @@ def main():
     finally:
         server.stop()
     rows = [level([r for r in runs if len(r["extra_languages"]) == k]) for k in levels]
-    write_report("viewer_languages", {"machine": machine(), "llm": llm, "seconds": args.seconds, "order": order,
-                                      "levels": rows, "runs": runs},
-                 report(rows, runs, llm, args.seconds, order))
+    write_report(
+        "viewer_languages",
+        {"machine": machine(), "llm": llm, "seconds": args.seconds, "order": order, "levels": rows, "runs": runs},
+        report(rows, runs, llm, args.seconds, order),
+    )
 
 
 if __name__ == "__main__":

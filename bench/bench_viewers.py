@@ -26,7 +26,6 @@ from livetranslate.client import PipelineClient  # noqa: E402
 from livetranslate.protocol import EventKind, SessionOptions  # noqa: E402
 from livetranslate.quality.samples import make_all  # noqa: E402
 
-
 LEVELS = (0, 1, 5, 20, 50, 100, 200)
 SPEAKER_SLACK = 1.25
 
@@ -70,8 +69,12 @@ def run(url: str, path: Path, n_viewers: int, name: str) -> dict:
     delays = [(seen[k] - spoken[k]) * 1000 for seen in views for k in seen if k in spoken and seen[k] >= spoken[k] - 5]
     complete = sum(set(seen) == set(spoken) for seen in views)
     transcript_latency = percentiles([e.latency_ms for e in speaker_events if e.kind == EventKind.TRANSCRIPT])
-    return {"viewers": n_viewers, "viewer_delay_ms": percentiles(delays), "complete_viewers": complete,
-            "speaker_transcript_latency_ms": transcript_latency}
+    return {
+        "viewers": n_viewers,
+        "viewer_delay_ms": percentiles(delays),
+        "complete_viewers": complete,
+        "speaker_transcript_latency_ms": transcript_latency,
+    }
 
 
 def main():
@@ -89,19 +92,22 @@ def main():
     finally:
         server.stop()
     served = max([r["viewers"] for r in rows if r["speaker_realtime"] and r["complete_viewers"] == r["viewers"]])
-    lines = ["# Viewers of one session\n",
-             f"Measured {machine()['date']} on {machine()['cpus']} CPUs; speaker streams a 24 s German file in real time "
-             f"(translation on, Gemma 3 270M); viewers subscribe through `pipeline` like any client, all on this machine.\n",
-             f"Viewers served with the speaker real-time (transcript p95 within {SPEAKER_SLACK}x of no viewers) "
-             f"and every viewer complete: {served}{'' if served < LEVELS[-1] else ' (the highest level tried)'}.\n",
-             "| viewers | viewer delay p50 ms | p95 ms | max ms | viewers with every event | speaker transcript p95 ms | speaker real-time |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Viewers of one session\n",
+        f"Measured {machine()['date']} on {machine()['cpus']} CPUs; speaker streams a 24 s German file in real time "
+        f"(translation on, Gemma 3 270M); viewers subscribe through `pipeline` like any client, all on this machine.\n",
+        f"Viewers served with the speaker real-time (transcript p95 within {SPEAKER_SLACK}x of no viewers) "
+        f"and every viewer complete: {served}{'' if served < LEVELS[-1] else ' (the highest level tried)'}.\n",
+        "| viewers | viewer delay p50 ms | p95 ms | max ms | viewers with every event | speaker transcript p95 ms | speaker real-time |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         d = r["viewer_delay_ms"]
-        lines.append(f"| {r['viewers']} | {d.get('p50')} | {d.get('p95')} | {d.get('max')} | {r['complete_viewers']} | "
-                     f"{r['speaker_transcript_latency_ms'].get('p95')} | {'yes' if r['speaker_realtime'] else 'no'} |")
-    write_report("viewers", {"machine": machine(), "runs": rows, "viewers_served": served},
-                 "\n".join(lines) + "\n")
+        lines.append(
+            f"| {r['viewers']} | {d.get('p50')} | {d.get('p95')} | {d.get('max')} | {r['complete_viewers']} | "
+            f"{r['speaker_transcript_latency_ms'].get('p95')} | {'yes' if r['speaker_realtime'] else 'no'} |"
+        )
+    write_report("viewers", {"machine": machine(), "runs": rows, "viewers_served": served}, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

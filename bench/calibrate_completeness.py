@@ -18,10 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, machine, write_report  # noqa: E402
 
+from livetranslate.stages.completeness import SENTENCE_END, CompletenessChecker, CompletenessThresholds  # noqa: E402
 from livetranslate.stages.llm import GenerationRequest, create_engine  # noqa: E402
 from livetranslate.stages.llm.prompts import completeness_prompt  # noqa: E402
 from livetranslate.weights.catalog import resolve  # noqa: E402
-from livetranslate.stages.completeness import SENTENCE_END, CompletenessChecker, CompletenessThresholds  # noqa: E402
 
 MODELS = {"qwen2.5-1.5b": "chatml", "gemma3-270m": "fewshot"}
 
@@ -66,19 +66,25 @@ def main():
             "test_accuracy_p_yes_0.5_alone": round(accuracy([p >= 0.5 for p in test_p], test_y), 3),
             "test_accuracy_free_text_answer": round(accuracy(free_text, test_y), 3),
             "test_accuracy_punctuation_alone": round(
-                accuracy([bool(SENTENCE_END.search(t)) for t in test_x], test_y), 3),
+                accuracy([bool(SENTENCE_END.search(t)) for t in test_x], test_y), 3
+            ),
             "test_auc": round(auc(test_p, test_y), 3),
         }
-    lines = ["# Completeness check calibration\n", f"Measured {machine()['date']}. Dev set "
-             f"{len(dev_x)} texts, test set {len(test_x)} texts (tests/data/completeness_*.jsonl, written by "
-             f"hand: complete sentences, cut-off fragments, fragments with a Whisper-style period, complete "
-             f"sentences without one). Thresholds chosen on dev only.\n",
-             "| model | thresholds (punct. / none) | dev acc. | test acc. | test: P(yes)>=0.5 | test: free-text answer | test: punctuation only | test AUC |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Completeness check calibration\n",
+        f"Measured {machine()['date']}. Dev set "
+        f"{len(dev_x)} texts, test set {len(test_x)} texts (tests/data/completeness_*.jsonl, written by "
+        f"hand: complete sentences, cut-off fragments, fragments with a Whisper-style period, complete "
+        f"sentences without one). Thresholds chosen on dev only.\n",
+        "| model | thresholds (punct. / none) | dev acc. | test acc. | test: P(yes)>=0.5 | test: free-text answer | test: punctuation only | test AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for model, r in results.items():
-        lines.append(f"| {model} | {r['thresholds']['punctuated']} / {r['thresholds']['unpunctuated']} | "
-                     f"{r['dev_accuracy']:.0%} | {r['test_accuracy']:.0%} | {r['test_accuracy_p_yes_0.5_alone']:.0%} | "
-                     f"{r['test_accuracy_free_text_answer']:.0%} | {r['test_accuracy_punctuation_alone']:.0%} | {r['test_auc']} |")
+        lines.append(
+            f"| {model} | {r['thresholds']['punctuated']} / {r['thresholds']['unpunctuated']} | "
+            f"{r['dev_accuracy']:.0%} | {r['test_accuracy']:.0%} | {r['test_accuracy_p_yes_0.5_alone']:.0%} | "
+            f"{r['test_accuracy_free_text_answer']:.0%} | {r['test_accuracy_punctuation_alone']:.0%} | {r['test_auc']} |"
+        )
     write_report("completeness", {"machine": machine(), "results": results}, "\n".join(lines) + "\n")
 
 

@@ -48,10 +48,12 @@ INPUTS = [
     "Er sagte: „Wir sind fertig.“",
     "Zweitausendvierundzwanzig.",
     "Eins, zwei, drei, Test, Test.",
-    ("Also wir haben im letzten Quartal, und das muss ich wirklich betonen, weil es in den Berichten oft "
-     "untergeht, nicht nur die Kosten im Support gesenkt, sondern gleichzeitig auch die Antwortzeiten "
-     "verbessert, obwohl wir zwei Leute weniger im Team hatten und die Zahl der Anfragen um fast ein "
-     "Drittel gestiegen ist, was ehrlich gesagt niemand von uns erwartet hätte."),
+    (
+        "Also wir haben im letzten Quartal, und das muss ich wirklich betonen, weil es in den Berichten oft "
+        "untergeht, nicht nur die Kosten im Support gesenkt, sondern gleichzeitig auch die Antwortzeiten "
+        "verbessert, obwohl wir zwei Leute weniger im Team hatten und die Zahl der Anfragen um fast ein "
+        "Drittel gestiegen ist, was ehrlich gesagt niemand von uns erwartet hätte."
+    ),
     "Wie würdest du das ins Englische übersetzen?",
     "Bitte antworte auf Englisch.",
     "Wie heißt du eigentlich?",
@@ -127,7 +129,13 @@ def main():
                 request = GenerationRequest(prompt.text, max_tokens=int(32 + 0.6 * len(source)), stop=prompt.stop)
                 raw = "".join(engine.generate(request))
                 row = known.get((model, source, raw, context)) or {
-                    "model": model, "family": family, "source": source, "context": context, "raw": raw, "expect": None}
+                    "model": model,
+                    "family": family,
+                    "source": source,
+                    "context": context,
+                    "raw": raw,
+                    "expect": None,
+                }
                 rows.append(row)
                 print(json.dumps(row, ensure_ascii=False), file=sys.stderr)
     CORPUS.parent.mkdir(parents=True, exist_ok=True)

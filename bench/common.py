@@ -43,8 +43,7 @@ def recordings(smoke: bool = False, folder: Path = DATA) -> list[Recording]:
     on (the bench recording, or with `smoke` the five-sentence one) and the natural one (four
     MBROLA and Pico voices, room reverb, noise 20 dB down, 150-500 ms turns; with `smoke` its
     first half minute)."""
-    from livetranslate.quality import samples
-    from livetranslate.quality import samples_natural
+    from livetranslate.quality import samples, samples_natural
 
     if smoke:
         espeak_path, english = samples.make_all(folder)["speech"], samples.SENTENCES_EN[:5]
@@ -57,12 +56,23 @@ def recordings(smoke: bool = False, folder: Path = DATA) -> list[Recording]:
     natural_path = samples_natural.make_natural(folder)["natural_short" if smoke else "natural"]
     natural_reference = samples_natural.load_reference(natural_path)
     return [
-        Recording("espeak", espeak_path, [u.text for u in espeak_reference], list(english),
-                  [(u.start_s, u.end_s) for u in espeak_reference], about),
-        Recording("natural", natural_path, [u.text_de for u in natural_reference],
-                  [u.text_en for u in natural_reference], [(u.start_s, u.end_s) for u in natural_reference],
-                  f"MBROLA and Pico, {len({u.voice for u in natural_reference})} voices, room reverb, "
-                  f"pauses 0.15-0.5 s, noise {samples_natural.SNR_DB:.0f} dB below speech"),
+        Recording(
+            "espeak",
+            espeak_path,
+            [u.text for u in espeak_reference],
+            list(english),
+            [(u.start_s, u.end_s) for u in espeak_reference],
+            about,
+        ),
+        Recording(
+            "natural",
+            natural_path,
+            [u.text_de for u in natural_reference],
+            [u.text_en for u in natural_reference],
+            [(u.start_s, u.end_s) for u in natural_reference],
+            f"MBROLA and Pico, {len({u.voice for u in natural_reference})} voices, room reverb, "
+            f"pauses 0.15-0.5 s, noise {samples_natural.SNR_DB:.0f} dB below speech",
+        ),
     ]
 
 
@@ -73,15 +83,16 @@ def free_port() -> int:
 
 
 def start_server(log_name: str, **options):
-    from livetranslate.launcher import ServerOptions, TritonServer
-
     import tempfile
+
+    from livetranslate.launcher import ServerOptions, TritonServer
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     # sessions of a bench go to a folder of their own (a stored name would be continued)
     options.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="livetranslate-bench-")))
-    opts = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                         host="127.0.0.1", **options)
+    opts = ServerOptions(
+        grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(), host="127.0.0.1", **options
+    )
     server = TritonServer(opts, log_file=ROOT / ".cache" / f"{log_name}.log")
     server.start()
     try:
@@ -92,8 +103,17 @@ def start_server(log_name: str, **options):
     return server
 
 
-def stream_timed(url: str, path: Path, *, realtime: bool, session: str, language: str = "de",
-                 translate: bool = True, partials: bool = True, seconds: float | None = None):
+def stream_timed(
+    url: str,
+    path: Path,
+    *,
+    realtime: bool,
+    session: str,
+    language: str = "de",
+    translate: bool = True,
+    partials: bool = True,
+    seconds: float | None = None,
+):
     """Streams a file (its first `seconds`); returns (events with their receive time since
     start, stats, audio seconds)."""
     pcm, rate = read_audio(path)
@@ -178,8 +198,12 @@ def percentiles(values) -> dict:
 def machine() -> dict:
     import os
 
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 def write_report(name: str, data: dict, markdown: str, folder: Path = RESULTS) -> None:

@@ -29,8 +29,12 @@ def one(url: str, path, name: str, timeout: float, translate: bool) -> tuple[str
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         return "hang", time.monotonic() - started, (exc.stderr or b"").decode(errors="replace")[-2000:]
-    ok = (done.returncode == 0 and '"kind": "end"' in done.stdout and '"kind": "transcript"' in done.stdout
-          and '"kind": "error"' not in done.stdout)
+    ok = (
+        done.returncode == 0
+        and '"kind": "end"' in done.stdout
+        and '"kind": "transcript"' in done.stdout
+        and '"kind": "error"' not in done.stdout
+    )
     return ("ok" if ok else "fail"), time.monotonic() - started, done.stderr[-2000:]
 
 
@@ -50,17 +54,23 @@ def main() -> None:
         for i in range(args.rounds):
             outcomes.append(one(url, audio["speech_b"], f"soak-{i}", args.timeout, args.translate))
             with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-                outcomes += pool.map(lambda k: one(url, audio["speech"], f"soak-{i}-{k}", args.timeout,
-                                                   args.translate), range(args.parallel))
-            print(f"round {i}: {[o[0] for o in outcomes[-1 - args.parallel:]]}", flush=True)
+                outcomes += pool.map(
+                    lambda k: one(url, audio["speech"], f"soak-{i}-{k}", args.timeout, args.translate),
+                    range(args.parallel),
+                )
+            print(f"round {i}: {[o[0] for o in outcomes[-1 - args.parallel :]]}", flush=True)
     finally:
         server.stop()
     bad = [o for o in outcomes if o[0] != "ok"]
     for kind, seconds, stderr in bad:
         print(f"--- {kind} after {seconds:.0f} s\n{stderr}")
-    summary = {"streams": len(outcomes), "ok": len(outcomes) - len(bad),
-               "hangs": sum(o[0] == "hang" for o in outcomes), "failures": sum(o[0] == "fail" for o in outcomes),
-               "seconds_max": max(o[1] for o in outcomes)}
+    summary = {
+        "streams": len(outcomes),
+        "ok": len(outcomes) - len(bad),
+        "hangs": sum(o[0] == "hang" for o in outcomes),
+        "failures": sum(o[0] == "fail" for o in outcomes),
+        "seconds_max": max(o[1] for o in outcomes),
+    }
     print(summary)
     sys.exit(1 if bad else 0)
 

@@ -17,14 +17,32 @@ import pandas as pd
 import streamlit as st
 
 from livetranslate import settings
+from livetranslate.client import ClientError, PipelineClient, ResilientSession
+from livetranslate.dashboard import (
+    COOKIE_EXPIRY_DAYS,
+    COOKIE_NAME,
+    CREDENTIALS_ENV,
+    AccessError,
+    CredentialsError,
+    Endpoints,
+    UploadedAudio,
+    UploadError,
+    access_mode,
+    cookie_key,
+    delays,
+    escape_markdown,
+    fetch_metrics,
+    health,
+    load_credentials,
+    max_upload_mb,
+    model_problems,
+    rates,
+    session_rows,
+    stage_table,
+)
+from livetranslate.dashboard.followers import Followers
 from livetranslate.present import readable
 from livetranslate.present.captions import page_css, render_html
-from livetranslate.dashboard.followers import Followers
-from livetranslate.client import ClientError, PipelineClient, ResilientSession
-from livetranslate.dashboard import (COOKIE_EXPIRY_DAYS, COOKIE_NAME, CREDENTIALS_ENV, AccessError, CredentialsError,
-                                     Endpoints, UploadedAudio, UploadError, access_mode, cookie_key, delays,
-                                     escape_markdown, fetch_metrics, health, load_credentials, max_upload_mb,
-                                     model_problems, rates, session_rows, stage_table)
 from livetranslate.present.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
@@ -58,8 +76,14 @@ def require_login(why: str = "") -> None:
     # at once) and the library keeps its per-visitor state in st.session_state
     authenticator = stauth.Authenticate(credentials, COOKIE_NAME, cookie_key(), COOKIE_EXPIRY_DAYS, auto_hash=False)
     try:
-        authenticator.login(fields={"Form name": "livetranslate: log in", "Username": "User name",
-                                    "Password": "Password", "Login": "Log in"})
+        authenticator.login(
+            fields={
+                "Form name": "livetranslate: log in",
+                "Username": "User name",
+                "Password": "Password",
+                "Login": "Log in",
+            }
+        )
     except stauth.LoginError as exc:  # e.g. the cookie of a user no longer in the file
         st.error(f"Cannot log in: {escape_markdown(str(exc))}")
     status = st.session_state.get("authentication_status")
@@ -109,8 +133,10 @@ def captions_page() -> None:
     if needs_login():
         if token is not None:
             if not (session and token_valid(session, token, cookie_key())):
-                st.error("This captions link is not valid (its token does not match). "
-                         "Ask the speaker for a new one: livetranslate share SESSION")
+                st.error(
+                    "This captions link is not valid (its token does not match). "
+                    "Ask the speaker for a new one: livetranslate share SESSION"
+                )
                 st.stop()
         else:
             require_login("These captions need a share link (`livetranslate share SESSION`) or a login.")
@@ -169,8 +195,7 @@ def start_upload(name: str, upload, translate: bool) -> None:
     """Streams UPLOAD to the server as session NAME in a thread, as fast as the server takes
     it; raises UploadError for a file that is too large or not audio. The temporary copy goes
     when the stream ends or fails."""
-    audio = UploadedAudio(upload, Path(upload.name).suffix or ".wav", max_bytes=max_upload_mb() * 2**20,
-                          realtime=False)
+    audio = UploadedAudio(upload, Path(upload.name).suffix or ".wav", max_bytes=max_upload_mb() * 2**20, realtime=False)
     progress = uploads()[name] = {"status": "starting", "events": 0, "done_s": 0.0, "total_s": audio.seconds}
 
     def run():
@@ -179,8 +204,12 @@ def start_upload(name: str, upload, translate: bool) -> None:
             progress["done_s"] = max(progress["done_s"], event.end_s)
             progress["status"] = f"streaming: {event.end_s:.0f} s processed"
 
-        session = ResilientSession(endpoints.connection(), SessionOptions(name, audio.rate, translate=translate),
-                                   on_event=on_event, on_status=lambda m: progress.update(status=m))
+        session = ResilientSession(
+            endpoints.connection(),
+            SessionOptions(name, audio.rate, translate=translate),
+            on_event=on_event,
+            on_status=lambda m: progress.update(status=m),
+        )
         with audio:
             try:
                 session.run(audio)
@@ -256,23 +285,32 @@ def health_panel() -> None:
         st.warning(escape_markdown("Not ready: " + (", ".join(problems) or "the pipeline is loading")))
     st.subheader("Delays")
     name, measured = recent_delays()
-    st.caption(escape_markdown(
-        "From the end of a spoken sentence until readers see it: median (and 95th percentile) over the "
-        f"sentences of the newest session ({name or 'none yet'}). A file is sent faster than it plays and "
-        "its sentences wait their turn: long delays there are that queue."))
+    st.caption(
+        escape_markdown(
+            "From the end of a spoken sentence until readers see it: median (and 95th percentile) over the "
+            f"sentences of the newest session ({name or 'none yet'}). A file is sent faster than it plays and "
+            "its sentences wait their turn: long delays there are that queue."
+        )
+    )
     if not measured:
         st.caption("No sentences yet.")
     for label, d in measured.items():
-        st.metric(label.capitalize(), f"{d['median s']:.1f} s", help=f"95th percentile {d['p95 s']:.1f} s, "
-                  f"{d['sentences']} sentences", delta=None)
+        st.metric(
+            label.capitalize(),
+            f"{d['median s']:.1f} s",
+            help=f"95th percentile {d['p95 s']:.1f} s, {d['sentences']} sentences",
+            delta=None,
+        )
     metrics = fetch_metrics(endpoints)
     history = st.session_state.setdefault("metrics_history", [])  # counter samples: the last 5 minutes
     if metrics:
         history.append((time.time(), metrics))
         del history[:-60]
     with st.expander("Details for operators"):
-        st.caption("Per model since the server started: requests answered, failed, and the mean time "
-                   "a request took in milliseconds (of which computing).")
+        st.caption(
+            "Per model since the server started: requests answered, failed, and the mean time "
+            "a request took in milliseconds (of which computing)."
+        )
         table = stage_table(metrics)
         if table:
             st.table(pd.DataFrame(table).set_index("stage"))
@@ -280,8 +318,11 @@ def health_panel() -> None:
         if throughput:
             st.caption("Requests per second, per model, since this page opened.")
             frame = pd.DataFrame(throughput).set_index("t")
-            st.line_chart(frame[[c for c in ("pipeline", "whisper", "translate", "llm") if c in frame]],
-                          x_label="seconds since this page opened", y_label="requests/s")
+            st.line_chart(
+                frame[[c for c in ("pipeline", "whisper", "translate", "llm") if c in frame]],
+                x_label="seconds since this page opened",
+                y_label="requests/s",
+            )
 
 
 with st.sidebar:
@@ -297,7 +338,9 @@ def new_session_page() -> None:
     # the name typed is kept in a key of our own: Streamlit forgets a widget's value when the
     # widget is not drawn in a run (another page, a rerun cut short by another input)
     if "upload-name" not in st.session_state:
-        st.session_state["upload-name"] = st.session_state.get("upload-name-kept") or f"upload-{time.strftime('%H%M%S')}"
+        st.session_state["upload-name"] = (
+            st.session_state.get("upload-name-kept") or f"upload-{time.strftime('%H%M%S')}"
+        )
     st.session_state["upload-name-kept"] = st.text_input("Session name", key="upload-name")
     st.checkbox("Translate", value=True, key="upload-translate")
     recording = st.audio_input("…or record with the browser microphone", key="upload-mic")
@@ -347,8 +390,15 @@ def sessions_page() -> None:
     # chosen yet is the newest, chosen here rather than as the widget's default
     wanted = st.session_state.get("session") or st.query_params.get("session")
     st.session_state["session"] = wanted if wanted in infos else names[0]
-    chosen = st.selectbox("Session", names, index=None, key="session", format_func=lambda n: label(infos[n]),
-                          bind="query-params", placeholder="Choose a session")
+    chosen = st.selectbox(
+        "Session",
+        names,
+        index=None,
+        key="session",
+        format_func=lambda n: label(infos[n]),
+        bind="query-params",
+        placeholder="Choose a session",
+    )
     if chosen is None:
         c.close()
         return
@@ -376,8 +426,11 @@ def session_view(c: PipelineClient, info: dict) -> None:
         cols[0].badge("LIVE", color="red")
     else:
         cols[0].badge(info["state"], color="gray")
-    cols[1].caption(escape_markdown(f"{info['source_language']} → {info['target_language']} · "
-                                    f"{info['counts'].get('transcript', 0)} sentences"))
+    cols[1].caption(
+        escape_markdown(
+            f"{info['source_language']} → {info['target_language']} · {info['counts'].get('transcript', 0)} sentences"
+        )
+    )
     token = share_token(name, cookie_key()) if needs_login() else None
     link = share_link(st.context.url or "", name, info["target_language"], token)
     with st.expander("Captions for coworkers: share this link"):
@@ -404,9 +457,13 @@ def session_view(c: PipelineClient, info: dict) -> None:
             if column in table:
                 table[column] = table[column].map(escape_markdown)
         st.table(table)
-    lang = st.radio("Download", ["both", "source", "target"], horizontal=True, key=f"lang-{name}",
-                    format_func={"both": "transcript + translation", "source": "transcript only",
-                                 "target": "translation only"}.get)
+    lang = st.radio(
+        "Download",
+        ["both", "source", "target"],
+        horizontal=True,
+        key=f"lang-{name}",
+        format_func={"both": "transcript + translation", "source": "transcript only", "target": "translation only"}.get,
+    )
     cols = st.columns(4)
     for col, fmt in zip(cols, ("txt", "srt", "vtt", "jsonl")):
         col.download_button(f"Download {fmt}", export(events, fmt, lang), file_name=f"{name}.{fmt}", key=f"dl-{fmt}")

@@ -58,33 +58,69 @@ class WhisperBuild:
         # convert_checkpoint.py reads <model_dir>/<model_name>.pt: another file name would
         # silently convert whatever checkpoint sits there under that name
         if Path(self.checkpoint).name != f"{self.model_name}.pt":
-            raise SystemExit(f"the Whisper checkpoint must be named {self.model_name}.pt (TensorRT-LLM's "
-                             f"convert_checkpoint.py reads <folder>/<model name>.pt); for "
-                             f"{Path(self.checkpoint).name} pass --model-name {Path(self.checkpoint).stem}")
-        convert = [sys.executable, str(examples / versions.WHISPER_EXAMPLE / "convert_checkpoint.py"),
-                   "--model_dir", str(Path(self.checkpoint).parent), "--model_name", self.model_name,
-                   "--dtype", self.dtype, "--output_dir", self.checkpoint_dir]
+            raise SystemExit(
+                f"the Whisper checkpoint must be named {self.model_name}.pt (TensorRT-LLM's "
+                f"convert_checkpoint.py reads <folder>/<model name>.pt); for "
+                f"{Path(self.checkpoint).name} pass --model-name {Path(self.checkpoint).stem}"
+            )
+        convert = [
+            sys.executable,
+            str(examples / versions.WHISPER_EXAMPLE / "convert_checkpoint.py"),
+            "--model_dir",
+            str(Path(self.checkpoint).parent),
+            "--model_name",
+            self.model_name,
+            "--dtype",
+            self.dtype,
+            "--output_dir",
+            self.checkpoint_dir,
+        ]
         if self.weight_only_precision:
             convert += ["--use_weight_only", "--weight_only_precision", self.weight_only_precision]
-        encoder = ["trtllm-build", "--checkpoint_dir", f"{self.checkpoint_dir}/encoder",
-                   "--output_dir", f"{self.output_dir}/encoder",
-                   "--moe_plugin", "disable",
-                   "--max_batch_size", str(self.max_batch_size),
-                   "--gemm_plugin", "disable",
-                   "--bert_attention_plugin", self.bert_attention_plugin,
-                   "--max_input_len", str(self.encoder_max_input_len),
-                   "--max_seq_len", str(self.encoder_max_input_len)]
-        decoder = ["trtllm-build", "--checkpoint_dir", f"{self.checkpoint_dir}/decoder",
-                   "--output_dir", f"{self.output_dir}/decoder",
-                   "--moe_plugin", "disable",
-                   "--max_beam_width", str(self.max_beam_width),
-                   "--max_batch_size", str(self.max_batch_size),
-                   "--max_seq_len", str(self.decoder_max_seq_len),
-                   "--max_input_len", str(self.decoder_max_input_len),
-                   "--max_encoder_input_len", str(self.max_encoder_input_len),
-                   "--gemm_plugin", self.gemm_plugin,
-                   "--bert_attention_plugin", self.bert_attention_plugin,
-                   "--gpt_attention_plugin", self.gpt_attention_plugin]
+        encoder = [
+            "trtllm-build",
+            "--checkpoint_dir",
+            f"{self.checkpoint_dir}/encoder",
+            "--output_dir",
+            f"{self.output_dir}/encoder",
+            "--moe_plugin",
+            "disable",
+            "--max_batch_size",
+            str(self.max_batch_size),
+            "--gemm_plugin",
+            "disable",
+            "--bert_attention_plugin",
+            self.bert_attention_plugin,
+            "--max_input_len",
+            str(self.encoder_max_input_len),
+            "--max_seq_len",
+            str(self.encoder_max_input_len),
+        ]
+        decoder = [
+            "trtllm-build",
+            "--checkpoint_dir",
+            f"{self.checkpoint_dir}/decoder",
+            "--output_dir",
+            f"{self.output_dir}/decoder",
+            "--moe_plugin",
+            "disable",
+            "--max_beam_width",
+            str(self.max_beam_width),
+            "--max_batch_size",
+            str(self.max_batch_size),
+            "--max_seq_len",
+            str(self.decoder_max_seq_len),
+            "--max_input_len",
+            str(self.decoder_max_input_len),
+            "--max_encoder_input_len",
+            str(self.max_encoder_input_len),
+            "--gemm_plugin",
+            self.gemm_plugin,
+            "--bert_attention_plugin",
+            self.bert_attention_plugin,
+            "--gpt_attention_plugin",
+            self.gpt_attention_plugin,
+        ]
         if self.gather_context_logits:
             decoder.append("--gather_context_logits")
         copy_tokenizer = ["cp", self.tokenizer, f"{self.output_dir}/tokenizer.json"]
@@ -108,16 +144,35 @@ class LlamaBuild:
     TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
     def commands(self, examples: Path) -> list[list[str]]:
-        convert = [sys.executable, str(examples / versions.LLAMA_EXAMPLE / "convert_checkpoint.py"),
-                   "--model_dir", self.checkpoint, "--output_dir", self.checkpoint_dir, "--dtype", self.dtype]
+        convert = [
+            sys.executable,
+            str(examples / versions.LLAMA_EXAMPLE / "convert_checkpoint.py"),
+            "--model_dir",
+            self.checkpoint,
+            "--output_dir",
+            self.checkpoint_dir,
+            "--dtype",
+            self.dtype,
+        ]
         if self.weight_only_precision:
             convert += ["--use_weight_only", "--weight_only_precision", self.weight_only_precision]
-        build = ["trtllm-build", "--checkpoint_dir", self.checkpoint_dir, "--output_dir", self.output_dir,
-                 "--gemm_plugin", self.gemm_plugin,
-                 "--max_batch_size", str(self.max_batch_size),
-                 "--max_input_len", str(self.max_input_len),
-                 "--max_seq_len", str(self.max_seq_len),
-                 "--use_paged_context_fmha", "enable" if self.use_paged_context_fmha else "disable"]
+        build = [
+            "trtllm-build",
+            "--checkpoint_dir",
+            self.checkpoint_dir,
+            "--output_dir",
+            self.output_dir,
+            "--gemm_plugin",
+            self.gemm_plugin,
+            "--max_batch_size",
+            str(self.max_batch_size),
+            "--max_input_len",
+            str(self.max_input_len),
+            "--max_seq_len",
+            str(self.max_seq_len),
+            "--use_paged_context_fmha",
+            "enable" if self.use_paged_context_fmha else "disable",
+        ]
         if self.gather_generation_logits:
             build.append("--gather_generation_logits")
         # the tokenizer travels with the engine: preprocessing, postprocessing and
@@ -148,12 +203,21 @@ def _spec_from(args: argparse.Namespace, spec):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine_build", description=__doc__.split("\n\n")[0])
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    p.add_argument("--tensorrt-llm-sources", type=Path, default=versions.TENSORRT_LLM_SOURCES,
-                   help="TensorRT-LLM checkout at the pinned tag (its examples convert the checkpoints)")
-    p.add_argument("--backend-sources", type=Path, default=versions.BACKEND_SOURCES,
-                   help="tensorrtllm_backend checkout at the pinned tag (templates, fill_template.py)")
-    p.add_argument("--server-tensorrt-llm", default=versions.TENSORRT_LLM_VERSION,
-                   help="the TensorRT-LLM version the server runs")
+    p.add_argument(
+        "--tensorrt-llm-sources",
+        type=Path,
+        default=versions.TENSORRT_LLM_SOURCES,
+        help="TensorRT-LLM checkout at the pinned tag (its examples convert the checkpoints)",
+    )
+    p.add_argument(
+        "--backend-sources",
+        type=Path,
+        default=versions.BACKEND_SOURCES,
+        help="tensorrtllm_backend checkout at the pinned tag (templates, fill_template.py)",
+    )
+    p.add_argument(
+        "--server-tensorrt-llm", default=versions.TENSORRT_LLM_VERSION, help="the TensorRT-LLM version the server runs"
+    )
     sub = p.add_subparsers(dest="target", required=True)
     _add_fields(sub.add_parser("whisper", help="Whisper large-v3 encoder and decoder engines"), WhisperBuild)
     _add_fields(sub.add_parser("llama", help="LLaMA 3.1 8B Instruct engine"), LlamaBuild)

@@ -46,11 +46,20 @@ class LlmServing:
         common = {"triton_max_batch_size": str(self.triton_max_batch_size)}
         if member == "preprocessing":
             # our prompts (livetranslate.stages.llm.prompts) carry <|begin_of_text|> themselves
-            return {**common, "tokenizer_dir": tokenizer, "add_special_tokens": "False",
-                    "preprocessing_instance_count": str(self.instance_count), "engine_dir": self.engine_dir}
+            return {
+                **common,
+                "tokenizer_dir": tokenizer,
+                "add_special_tokens": "False",
+                "preprocessing_instance_count": str(self.instance_count),
+                "engine_dir": self.engine_dir,
+            }
         if member == "postprocessing":
-            return {**common, "tokenizer_dir": tokenizer, "skip_special_tokens": "True",
-                    "postprocessing_instance_count": str(self.instance_count)}
+            return {
+                **common,
+                "tokenizer_dir": tokenizer,
+                "skip_special_tokens": "True",
+                "postprocessing_instance_count": str(self.instance_count),
+            }
         return {
             **common,
             "triton_backend": "tensorrtllm",
@@ -73,8 +82,13 @@ def fill_commands(serving: LlmServing, backend_dir: Path, repository: Path) -> l
     """The backend's fill_template.py, once per member, on copies of its templates."""
     tool = backend_dir / "tools" / "fill_template.py"
     return [
-        [sys.executable, str(tool), "-i", str(config_path(repository, member)),
-         ",".join(f"{k}:{_escape(v)}" for k, v in serving.substitutions(member).items())]
+        [
+            sys.executable,
+            str(tool),
+            "-i",
+            str(config_path(repository, member)),
+            ",".join(f"{k}:{_escape(v)}" for k, v in serving.substitutions(member).items()),
+        ]
         for member in MEMBERS
     ]
 
@@ -108,8 +122,14 @@ def interface_of(config) -> dict:
     from tritonclient.grpc import model_config_pb2
 
     def tensors(items):
-        return {t.name: {"data_type": model_config_pb2.DataType.Name(t.data_type), "dims": list(t.dims),
-                         **({"optional": True} if getattr(t, "optional", False) else {})} for t in items}
+        return {
+            t.name: {
+                "data_type": model_config_pb2.DataType.Name(t.data_type),
+                "dims": list(t.dims),
+                **({"optional": True} if getattr(t, "optional", False) else {}),
+            }
+            for t in items
+        }
 
     return {"inputs": tensors(config.input), "outputs": tensors(config.output)}
 

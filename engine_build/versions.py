@@ -51,13 +51,15 @@ def check_build_version(installed: str | None, server: str = TENSORRT_LLM_VERSIO
     if installed is None:
         raise VersionMismatch(
             f"TensorRT-LLM is not installed here: build inside the gpu image "
-            f"({TRITON_IMAGE}:{TRITON_IMAGE_TAG}, TensorRT-LLM {server})")
+            f"({TRITON_IMAGE}:{TRITON_IMAGE_TAG}, TensorRT-LLM {server})"
+        )
     if release(installed) != release(server):
         raise VersionMismatch(
             f"TensorRT-LLM {installed} is installed here but the server runs {server}: engines "
             f"built by one version do not load in another. Build inside the gpu image "
             f"({TRITON_IMAGE}:{TRITON_IMAGE_TAG}) or pass --server-tensorrt-llm to say which "
-            f"version the server runs")
+            f"version the server runs"
+        )
 
 
 __all__ = ["VersionMismatch", "check_build_version", "check_engine_version", "engine_version", "installed_tensorrt_llm"]

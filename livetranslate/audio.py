@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soxr
@@ -25,8 +25,8 @@ class StreamResampler:
     def __init__(self, in_rate: int, out_rate: int = SAMPLE_RATE_HZ):
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self._stream = None if in_rate == out_rate else soxr.ResampleStream(
-            in_rate, out_rate, 1, dtype="float32", quality="HQ"
+        self._stream = (
+            None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ")
         )
 
     def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:

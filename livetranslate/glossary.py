@@ -81,12 +81,12 @@ class Glossary:
             hint = joined
         return hint
 
-    def relevant(self, text: str) -> "Glossary":
+    def relevant(self, text: str) -> Glossary:
         """The terms that occur in `text`: exactly (any case), or, for longer terms, nearly
         (a transcript that misspelled a name still gets its pair)."""
         return Glossary(tuple(t for t in self.terms if occurs(t.source, text)))
 
-    def kept_as_is(self) -> "Glossary":
+    def kept_as_is(self) -> Glossary:
         """The terms without a translation of their own (names): right in any target language,
         unlike pairs written for the speaker's target."""
         return Glossary(tuple(t for t in self.terms if not t.target))
@@ -128,8 +128,10 @@ def parse(text: str) -> Glossary:
         if not source:
             raise GlossaryError(f"glossary line {number} has no term before '='")
         if sep and not target:
-            raise GlossaryError(f"glossary line {number} has nothing after '=': "
-                                f"write the translation, or leave out '=' to keep {source!r} as it is")
+            raise GlossaryError(
+                f"glossary line {number} has nothing after '=': "
+                f"write the translation, or leave out '=' to keep {source!r} as it is"
+            )
         key = source.casefold()
         if key in seen:
             raise GlossaryError(f"glossary line {number} repeats the term {source!r} of line {seen[key]}")
@@ -144,7 +146,7 @@ def parse_bytes(data: bytes) -> Glossary:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise GlossaryError(f"the glossary is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}") from None
     return parse(text)
 

@@ -74,7 +74,7 @@ class Keys:
         return found
 
     @classmethod
-    def parse(cls, text: str, source: str = "the keys file") -> "Keys":
+    def parse(cls, text: str, source: str = "the keys file") -> Keys:
         clients: dict[bytes, Client] = {}
         names: set[str] = set()
         for number, line in enumerate(text.splitlines(), 1):
@@ -88,8 +88,10 @@ class Keys:
             if not NAME.fullmatch(name):
                 raise KeysError(f"{where}: the name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
             if len(key) < MIN_KEY_LENGTH:
-                raise KeysError(f"{where}: the key of {name!r} is too short: use at least {MIN_KEY_LENGTH} "
-                                f"characters (e.g. `python -c 'import secrets; print(secrets.token_hex(16))'`)")
+                raise KeysError(
+                    f"{where}: the key of {name!r} is too short: use at least {MIN_KEY_LENGTH} "
+                    f"characters (e.g. `python -c 'import secrets; print(secrets.token_hex(16))'`)"
+                )
             if name in names:
                 raise KeysError(f"{where}: {name!r} is named twice")
             if _digest(key) in clients:
@@ -107,13 +109,13 @@ class Keys:
         return cls(clients)
 
     @classmethod
-    def from_environment(cls) -> "Keys | None":
+    def from_environment(cls) -> Keys | None:
         """The keys file the launcher names (ServerOptions.keys_file), or None: no named keys."""
         path = settings.get(KEYS_FILE_ENV)
         return cls.load(path) if path else None
 
     @classmethod
-    def load(cls, path: str | Path) -> "Keys":
+    def load(cls, path: str | Path) -> Keys:
         path = Path(path)
         try:
             mode = path.stat().st_mode

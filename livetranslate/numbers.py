@@ -32,32 +32,137 @@ LANGUAGES = frozenset({"de"})  # the languages the rule is written and tested fo
 
 SMALLEST_DIGITS = 13  # a lone cardinal below this is a word, from this up digits
 _EIN = frozenset({"ein", "eine", "einen", "einem", "einer", "eines"})
-_MAGNITUDES = frozenset({"million", "millionen", "milliarde", "milliarden", "billion", "billionen",
-                         "mio", "mrd"})
+_MAGNITUDES = frozenset({"million", "millionen", "milliarde", "milliarden", "billion", "billionen", "mio", "mrd"})
 # after a number: measures, money, percentages, the clock (digits, as captions write them)
-_UNITS = frozenset({
-    "uhr", "prozent", "prozentpunkt", "prozentpunkte", "prozentpunkten", "promille", "%", "‰",
-    "euro", "€", "cent", "dollar", "$", "franken", "pfund", "grad", "°",
-    "kilometer", "km", "meter", "zentimeter", "cm", "millimeter", "mm", "kilogramm", "kilo", "kg",
-    "gramm", "tonnen", "tonne", "liter", "milliliter", "hektar", "quadratmeter", "kubikmeter",
-    "watt", "kilowatt", "megawatt", "gigawatt", "volt", "kilowattstunden", "gigabyte", "megabyte",
-    "terabyte",
-} | _MAGNITUDES)
+_UNITS = frozenset(
+    {
+        "uhr",
+        "prozent",
+        "prozentpunkt",
+        "prozentpunkte",
+        "prozentpunkten",
+        "promille",
+        "%",
+        "‰",
+        "euro",
+        "€",
+        "cent",
+        "dollar",
+        "$",
+        "franken",
+        "pfund",
+        "grad",
+        "°",
+        "kilometer",
+        "km",
+        "meter",
+        "zentimeter",
+        "cm",
+        "millimeter",
+        "mm",
+        "kilogramm",
+        "kilo",
+        "kg",
+        "gramm",
+        "tonnen",
+        "tonne",
+        "liter",
+        "milliliter",
+        "hektar",
+        "quadratmeter",
+        "kubikmeter",
+        "watt",
+        "kilowatt",
+        "megawatt",
+        "gigawatt",
+        "volt",
+        "kilowattstunden",
+        "gigabyte",
+        "megabyte",
+        "terabyte",
+    }
+    | _MAGNITUDES
+)
 # before a number: it names something (a page, a rank, an item): digits
-_LABELS = frozenset({
-    "seite", "seiten", "kapitel", "nummer", "nr", "platz", "rang", "artikel", "paragraf", "paragraph",
-    "§", "absatz", "punkt", "tagesordnungspunkt", "top", "folie", "version", "zimmer", "raum", "halle",
-    "gleis", "linie", "bus", "stufe", "level", "teil", "band", "abschnitt", "tabelle", "abbildung",
-    "frage", "aufgabe", "runde", "woche", "kalenderwoche", "kw", "minus", "plus", "uhr",
-})
-_MONTHS = frozenset({"januar", "jänner", "februar", "märz", "april", "mai", "juni", "juli", "august",
-                     "september", "oktober", "november", "dezember"})
+_LABELS = frozenset(
+    {
+        "seite",
+        "seiten",
+        "kapitel",
+        "nummer",
+        "nr",
+        "platz",
+        "rang",
+        "artikel",
+        "paragraf",
+        "paragraph",
+        "§",
+        "absatz",
+        "punkt",
+        "tagesordnungspunkt",
+        "top",
+        "folie",
+        "version",
+        "zimmer",
+        "raum",
+        "halle",
+        "gleis",
+        "linie",
+        "bus",
+        "stufe",
+        "level",
+        "teil",
+        "band",
+        "abschnitt",
+        "tabelle",
+        "abbildung",
+        "frage",
+        "aufgabe",
+        "runde",
+        "woche",
+        "kalenderwoche",
+        "kw",
+        "minus",
+        "plus",
+        "uhr",
+    }
+)
+_MONTHS = frozenset(
+    {
+        "januar",
+        "jänner",
+        "februar",
+        "märz",
+        "april",
+        "mai",
+        "juni",
+        "juli",
+        "august",
+        "september",
+        "oktober",
+        "november",
+        "dezember",
+    }
+)
 _DECIMAL = "komma"
 
 _TOKEN = re.compile(r"[^\W\d_]+|\d+(?:[.,:]\d+)*|[%‰€$°§]")
 _PLAIN_INTEGER = re.compile(r"\d+")
-_SMALL_WORDS = ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun",
-                "zehn", "elf", "zwölf")
+_SMALL_WORDS = (
+    "null",
+    "eins",
+    "zwei",
+    "drei",
+    "vier",
+    "fünf",
+    "sechs",
+    "sieben",
+    "acht",
+    "neun",
+    "zehn",
+    "elf",
+    "zwölf",
+)
 
 
 def written_numbers(text: str, language: str) -> str:
@@ -82,7 +187,7 @@ def _one_pass(text: str) -> str:
         token.after = tokens[i + 1] if i + 1 < len(tokens) and _adjacent(text, token, tokens[i + 1]) else None
     out, at = [], 0
     for run in _runs(text, tokens):
-        out.append(text[at:run[0].start])
+        out.append(text[at : run[0].start])
         out.append(_rewrite(text, run))
         at = run[-1].end
     out.append(text[at:])
@@ -113,7 +218,7 @@ class _Token:
 
 def _adjacent(text: str, a: _Token, b: _Token) -> bool:
     """Nothing or only spaces between them ("12 %", "12%"; a comma or a hyphen ends a number)."""
-    return not text[a.end:b.start].strip()
+    return not text[a.end : b.start].strip()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -144,8 +249,13 @@ def _runs(text: str, tokens: list[_Token]) -> list[list[_Token]]:
             if _PLAIN_INTEGER.fullmatch(token.text) and _whole_integer(text, token):
                 runs.append([token])
             continue
-        joins = token.spelled or (token.key == _DECIMAL and token.before is not None
-                                  and token.before.spelled and token.after is not None and token.after.numeric)
+        joins = token.spelled or (
+            token.key == _DECIMAL
+            and token.before is not None
+            and token.before.spelled
+            and token.after is not None
+            and token.after.numeric
+        )
         if not joins:
             continue
         if runs and runs[-1][-1] is token.before and not runs[-1][-1].digits:
@@ -156,7 +266,7 @@ def _runs(text: str, tokens: list[_Token]) -> list[list[_Token]]:
 
 
 def _whole_integer(text: str, token: _Token) -> bool:
-    """"12" alone, not in "A4", "2-mal", "3er", "3." (an ordinal or a sentence's end: left as written)."""
+    """ "12" alone, not in "A4", "2-mal", "3er", "3." (an ordinal or a sentence's end: left as written)."""
     before = text[token.start - 1] if token.start else " "
     after = text[token.end] if token.end < len(text) else " "
     return not (before.isalnum() or before in "-/.,+") and not (after.isalnum() or after in "-/.")
@@ -171,7 +281,7 @@ def _stands_alone(run: list[_Token]) -> bool:
 
 
 def _rewrite(text: str, run: list[_Token]) -> str:
-    span = text[run[0].start:run[-1].end]
+    span = text[run[0].start : run[-1].end]
     first = run[0]
     if first.digits:  # a lone integer Whisper wrote in digits
         value = int(first.text)
@@ -191,13 +301,15 @@ def _rewrite(text: str, run: list[_Token]) -> str:
 
 
 def _clock(text: str) -> str:
-    """"7 Uhr 45" -> "7:45 Uhr", as Whisper writes it when it writes digits."""
+    """ "7 Uhr 45" -> "7:45 Uhr", as Whisper writes it when it writes digits."""
+
     def colon(m: re.Match) -> str:
         hours, minutes = int(m.group(1)), int(m.group(2))
         return f"{hours}:{minutes:02d} Uhr" if hours <= 24 and 0 < minutes < 60 else m.group(0)
 
-    return re.sub(r"(?<![\w.,:])(\d{1,2}) Uhr (\d{1,2})(?![\w%€]|[.,:]\d|\s*(?:Minuten|Min\b|%|Prozent|Euro))",
-                  colon, text)
+    return re.sub(
+        r"(?<![\w.,:])(\d{1,2}) Uhr (\d{1,2})(?![\w%€]|[.,:]\d|\s*(?:Minuten|Min\b|%|Prozent|Euro))", colon, text
+    )
 
 
 def _starts_sentence(text: str, at: int) -> bool:
@@ -219,8 +331,9 @@ _HOURS = {w: i for i, w in enumerate(_SMALL_WORDS) if i} | {str(i): i for i in r
 _HOUR = r"(eins|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|1[0-9]|2[0-4]|[1-9])"
 # "halb zwei Stunden", "Viertel vor acht Tagen" are amounts, not times
 _NOT_A_TIME = r"(?!\s+(stunden?|tage?n?|wochen?|monate?n?|jahre?n?|minuten?|meter|kilo|liter|prozent|mal)\b)"
-_CLOCK = re.compile(rf"\b(?P<kind>halb|viertel\s+vor|viertel\s+nach|dreiviertel)\s+{_HOUR}\b(?:\s+uhr\b)?{_NOT_A_TIME}",
-                    re.IGNORECASE)
+_CLOCK = re.compile(
+    rf"\b(?P<kind>halb|viertel\s+vor|viertel\s+nach|dreiviertel)\s+{_HOUR}\b(?:\s+uhr\b)?{_NOT_A_TIME}", re.IGNORECASE
+)
 
 
 def clock_times(text: str, language: str) -> str:

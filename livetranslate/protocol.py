@@ -6,8 +6,8 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -231,7 +231,7 @@ class Event:
         }
 
     @classmethod
-    def from_tensors(cls, get: Callable[[str], np.ndarray | None]) -> "Event":
+    def from_tensors(cls, get: Callable[[str], np.ndarray | None]) -> Event:
         """Build an event from a response; `get(name)` returns that output as numpy."""
 
         def scalar(name):
@@ -278,8 +278,7 @@ class SessionOptions:
             raise ProtocolError(f"SESSION must be a printable name of 1 to {MAX_SESSION_NAME} characters")
         if not MIN_SAMPLE_RATE_HZ <= self.sample_rate <= MAX_SAMPLE_RATE_HZ:
             raise ProtocolError(
-                f"SAMPLE_RATE {self.sample_rate} Hz is out of range "
-                f"({MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz)"
+                f"SAMPLE_RATE {self.sample_rate} Hz is out of range ({MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz)"
             )
         from livetranslate.languages import UnknownLanguage, code_for
 
@@ -295,8 +294,9 @@ class SessionOptions:
         if not 0 <= self.segment_base <= MAX_SEGMENT_BASE:
             raise ProtocolError(f"SEGMENT_BASE must be 0 to {MAX_SEGMENT_BASE}, got {self.segment_base}")
         if not math.isfinite(self.time_base_s) or not 0 <= self.time_base_s <= MAX_TIME_BASE_S:
-            raise ProtocolError(f"TIME_BASE_S must be a number of seconds from 0 to {MAX_TIME_BASE_S:.0f}, "
-                                f"got {self.time_base_s}")
+            raise ProtocolError(
+                f"TIME_BASE_S must be a number of seconds from 0 to {MAX_TIME_BASE_S:.0f}, got {self.time_base_s}"
+            )
 
     @property
     def whisper_language(self) -> str:

@@ -24,11 +24,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
-
-import tomllib
+from typing import Any
 
 PREFIX = "LIVETRANSLATE_"
 SETTINGS_FILE = "LIVETRANSLATE_SETTINGS_FILE"  # the hand-off file a parent names for its child
@@ -47,7 +47,7 @@ class Variable:
     @property
     def key(self) -> str:
         """Its name in the config file."""
-        return self.name[len(PREFIX):].lower()
+        return self.name[len(PREFIX) :].lower()
 
     def parse(self, text: str) -> Any:
         if self.kind == "path":
@@ -90,6 +90,7 @@ def _dashboard_key_file(environ: Mapping[str, str]) -> Path:
     return _xdg(environ, "CONFIG", ".config") / "livetranslate" / "dashboard.key"
 
 
+# fmt: off
 _ALL = (
     # --- where the server is: every client command, the dashboard ----------------------
     Variable("LIVETRANSLATE_URL", "Triton gRPC address; several, comma-separated (replicas sharing sessions)",
@@ -175,6 +176,7 @@ _ALL = (
     Variable("LIVETRANSLATE_ENGINES_DIR", "the gpu profile's TensorRT-LLM engines", None,
              who="Dockerfile, gpu overlay", python=False),
 )
+# fmt: on
 VARIABLES: dict[str, Variable] = {v.name: v for v in _ALL}
 BY_KEY: dict[str, Variable] = {v.key: v for v in _ALL}
 
@@ -245,8 +247,9 @@ def _config_values(environ: Mapping[str, str]) -> tuple[Path, dict[str, str]]:
         if variable is None or not variable.python:
             raise SettingsError(f"{path}: unknown setting {key!r} (`livetranslate config` lists them)")
         if variable.kind == "secret":
-            raise SettingsError(f"{path}: {key} is a secret: put it in a file of mode 600 and name that file, "
-                                f"or in ${variable.name}")
+            raise SettingsError(
+                f"{path}: {key} is a secret: put it in a file of mode 600 and name that file, or in ${variable.name}"
+            )
         values[variable.name] = "1" if value is True else "0" if value is False else str(value)
     _config_cache[path] = (mtime, values)
     return path, values
@@ -320,21 +323,30 @@ def shown(name: str, value: Any) -> str:
 
 def markdown() -> str:
     """docs/configuration.md, made from VARIABLES."""
-    lines = ["# Configuration", "",
-             "Generated from `livetranslate/settings.py` by `python -m livetranslate.settings`; do not edit.", "",
-             *__doc__.strip().split("\n")[2:], "",
-             "| variable | config file | option | read by | default | what it sets |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from `livetranslate/settings.py` by `python -m livetranslate.settings`; do not edit.",
+        "",
+        *__doc__.strip().split("\n")[2:],
+        "",
+        "| variable | config file | option | read by | default | what it sets |",
+        "|---|---|---|---|---|---|",
+    ]
     for v in _ALL:
         default = v.default
         if callable(v.default):
-            default = {"_data_dir": "~/.local/share/livetranslate/sessions",
-                       "_models_dir": ".venv/share/livetranslate/models",
-                       "_config_file": "~/.config/livetranslate/config.toml",
-                       "_dashboard_key_file": "~/.config/livetranslate/dashboard.key"}[v.default.__name__]
+            default = {
+                "_data_dir": "~/.local/share/livetranslate/sessions",
+                "_models_dir": ".venv/share/livetranslate/models",
+                "_config_file": "~/.config/livetranslate/config.toml",
+                "_dashboard_key_file": "~/.config/livetranslate/dashboard.key",
+            }[v.default.__name__]
         key = v.key if v.python and v.kind != "secret" else "-"
-        lines.append(f"| `{v.name}` | {key} | {v.option or '-'} | {v.who} | {'-' if default in (None, '') else default}"
-                     f" | {v.help} |")
+        lines.append(
+            f"| `{v.name}` | {key} | {v.option or '-'} | {v.who} | {'-' if default in (None, '') else default}"
+            f" | {v.help} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -16,8 +16,8 @@ import hmac
 import os
 import secrets
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from livetranslate import settings
 
@@ -42,8 +42,9 @@ def token_valid(session: str, token: str | None, secret: str | None) -> bool:
     return hmac.compare_digest(share_token(session, secret), token.strip().lower())
 
 
-def share_link(dashboard_url: str, session: str, lang: str | None = None, token: str | None = None,
-               style: str | None = None) -> str:
+def share_link(
+    dashboard_url: str, session: str, lang: str | None = None, token: str | None = None, style: str | None = None
+) -> str:
     """The captions page of SESSION on the dashboard at DASHBOARD_URL."""
     params = {"view": CAPTIONS_VIEW, "session": session}
     if lang:

@@ -39,8 +39,14 @@ def server(tmp_path_factory):
     log = ARTIFACTS / "triton-test.log"
     log.unlink(missing_ok=True)
     # The tests use the small, fast LLM; the default (Qwen 1.5B) is measured in bench/.
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path_factory.mktemp("sessions"))
+    options = ServerOptions(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        host="127.0.0.1",
+        llm="gemma3-270m",
+        data_dir=tmp_path_factory.mktemp("sessions"),
+    )
     with TritonServer(options, log_file=log) as srv:
         failed = {name: state for name, state in srv.failed_models().items() if state.startswith("UNAVAILABLE")}
         assert not failed, f"models failed to load: {failed}; Triton's log ends:\n{srv.log_tail(20)}"
@@ -56,8 +62,17 @@ def whisper_engine():
 
 
 _LOG_SIZES: dict[Path, int] = {}
-_WORTH_SEEING = ("not healthy", "reloaded", "died", "Signal", "Illegal", "Segmentation", "Killed",
-                 "made no progress", "llm stall")
+_WORTH_SEEING = (
+    "not healthy",
+    "reloaded",
+    "died",
+    "Signal",
+    "Illegal",
+    "Segmentation",
+    "Killed",
+    "made no progress",
+    "llm stall",
+)
 _ORDERLY_STOP = re.compile(r"Signal \((2|15)\) received")
 
 

@@ -23,8 +23,9 @@ class RawStream:
             tensor = grpcclient.InferInput(name, list(value.shape), dtype)
             tensor.set_data_from_numpy(value)
             inputs.append(tensor)
-        self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=self.sequence_id,
-                                       sequence_start=start, sequence_end=end)
+        self.client.async_stream_infer(
+            P.PIPELINE, inputs, sequence_id=self.sequence_id, sequence_start=start, sequence_end=end
+        )
 
     def next(self, timeout=60):
         item = self.events.get(timeout=timeout)

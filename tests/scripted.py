@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pytest
 
-from livetranslate.stages.enhance import Enhancer, WindowOptions
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
-from livetranslate.store import Hub, SessionStore
+from livetranslate.stages.enhance import Enhancer, WindowOptions
 from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
 from livetranslate.stages.whisper import Transcription
+from livetranslate.store import Hub, SessionStore
 
 WORDS = [""] + "hallo welt guten morgen liebe leute heute reden wir über das wetter und den regen".split()
 
@@ -59,8 +59,10 @@ class Sequences:
                 self.held[sequence_id] = [new(), now]
             entry = self.held.get(sequence_id)
             if entry is None:
-                raise RuntimeError(f"inference request for sequence {sequence_id} to model '{self.model}' must "
-                                   f"specify the START flag on the first request of the sequence")
+                raise RuntimeError(
+                    f"inference request for sequence {sequence_id} to model '{self.model}' must "
+                    f"specify the START flag on the first request of the sequence"
+                )
             entry[1] = now
             if end:
                 del self.held[sequence_id]
@@ -141,11 +143,26 @@ class ScriptedStages:
         assert self.llm_gate.wait(30)
         return f"{target.upper()} {text}"
 
-    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
-                glossary=None, translate_window=True):
+    def enhance(
+        self,
+        sequence_id,
+        step,
+        source,
+        target,
+        start,
+        end,
+        check_complete=True,
+        flush=True,
+        glossary=None,
+        translate_window=True,
+    ):
         self._arrive(start, end)
-        enhancer = self.enhance_sequences.request(sequence_id, start, end, lambda: Enhancer(
-            self.window, lambda text, ctx: self.translate(text, source, target), lambda text: False))
+        enhancer = self.enhance_sequences.request(
+            sequence_id,
+            start,
+            end,
+            lambda: Enhancer(self.window, lambda text, ctx: self.translate(text, source, target), lambda text: False),
+        )
         out = enhancer.step(step, check_complete, translate_window)
         return out + (enhancer.flush() if end and flush else [])
 
@@ -210,13 +227,24 @@ class Speaker:
     """A client of one stream: each chunk waits for its reply's final flag (as the real
     client paces itself), and the simulated clock moves with the audio sent."""
 
-    def __init__(self, pipeline, clock: Clock, sequence_id: int, session: str = "talk", *, translate: bool = True,
-                 partials: bool = False, segment_base: int = 0, time_base_s: float = 0.0):
+    def __init__(
+        self,
+        pipeline,
+        clock: Clock,
+        sequence_id: int,
+        session: str = "talk",
+        *,
+        translate: bool = True,
+        partials: bool = False,
+        segment_base: int = 0,
+        time_base_s: float = 0.0,
+    ):
         from livetranslate.protocol import SessionOptions
 
         self.pipeline, self.clock, self.sequence_id = pipeline, clock, sequence_id
-        self.options = SessionOptions(session, translate=translate, partials=partials, segment_base=segment_base,
-                                      time_base_s=time_base_s).to_tensors()
+        self.options = SessionOptions(
+            session, translate=translate, partials=partials, segment_base=segment_base, time_base_s=time_base_s
+        ).to_tensors()
         self.events: list[Event] = []
         self.replies: list[Collect] = []
 

@@ -50,8 +50,11 @@ def test_live_streams_are_untouched_by_attacks(server, audio_files):
     # a new speaker now is told the server is full, within a second
     began = time.monotonic()
     with PipelineClient(server.grpc_url) as client:
-        refused = list(client.stream(chunks(read_audio(audio_files["speech_b"])[0], 1600),
-                                     SessionOptions("latecomer", translate=False)))
+        refused = list(
+            client.stream(
+                chunks(read_audio(audio_files["speech_b"])[0], 1600), SessionOptions("latecomer", translate=False)
+            )
+        )
     assert time.monotonic() - began < 5  # connect + refuse; the refusal itself is immediate
     assert refused[-1].kind == EventKind.END and "server full" in refused[-1].error
     for t in threads:
@@ -68,6 +71,10 @@ def test_live_streams_are_untouched_by_attacks(server, audio_files):
     assert server.is_ready()
     # the idle streams ended, their places are free again
     with PipelineClient(server.grpc_url) as client:
-        after = list(client.stream(chunks(read_audio(audio_files["speech_b"])[0], 1600),
-                                   SessionOptions("after-attack", 16000, translate=False)))
+        after = list(
+            client.stream(
+                chunks(read_audio(audio_files["speech_b"])[0], 1600),
+                SessionOptions("after-attack", 16000, translate=False),
+            )
+        )
     assert after[-1].kind == EventKind.END and not after[-1].error and texts(after)

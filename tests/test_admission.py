@@ -8,16 +8,15 @@ import time
 
 import numpy as np
 import pytest
+from scripted import Collect, FailingStore
 
 from livetranslate import protocol as P
-from livetranslate.stages.whisper import Transcription
 from livetranslate.keys import Keys
 from livetranslate.pipeline import Admission, Limits, Pipeline, PipelineOptions, ServerFull
 from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
-from livetranslate.store import Hub, SessionStore
 from livetranslate.stages.vad import Boundaries, Utterance
-
-from scripted import Collect, FailingStore
+from livetranslate.stages.whisper import Transcription
+from livetranslate.store import Hub, SessionStore
 
 RATE = P.SAMPLE_RATE_HZ
 
@@ -47,8 +46,7 @@ class FakeStages:
     def translate(self, text, source, target, context="", glossary=None):
         return "hello"
 
-    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True,
-                glossary=None):
+    def enhance(self, stream_id, step, source, target, start, end, check_complete=True, flush=True, glossary=None):
         return []
 
 
@@ -57,8 +55,10 @@ def pipeline(limits=Limits(), stages=None, store=None):
 
 
 def start(p, stream_id, session, events, seconds=0.5, translate=False):
-    tensors = {P.AUDIO: np.ones(int(seconds * RATE), np.int16) * 100,
-               **SessionOptions(session, translate=translate, partials=False).to_tensors()}
+    tensors = {
+        P.AUDIO: np.ones(int(seconds * RATE), np.int16) * 100,
+        **SessionOptions(session, translate=translate, partials=False).to_tensors(),
+    }
     reply = Collect(events)
     p.handle(stream_id, True, False, tensors.get, reply)
     return reply
@@ -186,9 +186,17 @@ def test_a_store_failure_ends_the_stream_with_an_error_and_frees_its_threads(tmp
     assert chunk(p, 10, other, end=True).closed.wait(10) and not other[-1].error
 
 
-@pytest.mark.parametrize("field, value", [("time_base_s", math.nan), ("time_base_s", math.inf),
-                                          ("time_base_s", -1.0), ("time_base_s", 1e12),
-                                          ("segment_base", -1), ("segment_base", 2**40)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("time_base_s", math.nan),
+        ("time_base_s", math.inf),
+        ("time_base_s", -1.0),
+        ("time_base_s", 1e12),
+        ("segment_base", -1),
+        ("segment_base", 2**40),
+    ],
+)
 def test_out_of_range_session_bases_are_refused(field, value):
     with pytest.raises(ProtocolError, match=field.upper()):
         SessionOptions("s", **{field: value})
@@ -288,7 +296,8 @@ def test_a_new_speaker_takes_the_place_of_the_stream_quiet_for_longest_past_the_
     chunk(p, 1, told)
     chunk(p, 2, kept)
     assert told[0].kind == EventKind.ERROR and told[0].text == (
-        "no audio for 16 s: the stream was closed to make room for another speaker; reconnect to go on")
+        "no audio for 16 s: the stream was closed to make room for another speaker; reconnect to go on"
+    )
     assert not [e for e in kept if e.kind == EventKind.ERROR]
     for stream_id, events in ((2, kept), (4, fourth)):
         assert chunk(p, stream_id, events, end=True).closed.wait(10) and not events[-1].error
@@ -354,9 +363,15 @@ def test_each_named_client_keeps_within_its_own_limits_and_says_which_was_hit():
     a1, a2, b1, b2, m = [], [], [], [], []
     keyed(p, 1, "a1", a1, "alice-key-0123456789abcdef")
     assert keyed(p, 2, "a2", a2, "alice-key-0123456789abcdef").closed.wait(1)
-    assert a2[-1].kind == EventKind.END and a2[-1].text == "" and a2[-1].error == (
-        "client 'alice' already has 1 speaker stream(s) live, the most its key allows; "
-        "try again when one of them has ended")
+    assert (
+        a2[-1].kind == EventKind.END
+        and a2[-1].text == ""
+        and a2[-1].error
+        == (
+            "client 'alice' already has 1 speaker stream(s) live, the most its key allows; "
+            "try again when one of them has ended"
+        )
+    )
     keyed(p, 3, "b1", b1, "bob-key-0123456789abcdef00")
     keyed(p, 4, "b2", b2, "bob-key-0123456789abcdef00")  # bob's default: 2
     assert not [e for e in b1 + b2 if e.error]
@@ -407,8 +422,14 @@ def test_a_client_viewer_quota(tmp_path):
     replies = []
     for i in range(2):
         replies.append(Collect(views[i]))
-        p.handle(100 + i, True, True, {P.SUBSCRIBE: np.array([b"talk"], dtype=np.object_)}.get, replies[-1],
-                 key=lambda: "alice-key-0123456789abcdef")
+        p.handle(
+            100 + i,
+            True,
+            True,
+            {P.SUBSCRIBE: np.array([b"talk"], dtype=np.object_)}.get,
+            replies[-1],
+            key=lambda: "alice-key-0123456789abcdef",
+        )
     assert replies[1].closed.wait(1) and "client 'alice' already has 1 viewer(s) live" in views[1][-1].error
     replies[0].cancelled = True
     assert replies[0].closed.wait(5)

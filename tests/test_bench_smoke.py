@@ -14,8 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_streaming_bench_smoke(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_streaming.py"), "--smoke", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_streaming.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads((tmp_path / "streaming-smoke.json").read_text())
     assert 0 <= data["wer"]["offline"] < 0.5 and 0 <= data["wer"]["streaming"] < 0.5
@@ -32,8 +36,20 @@ def test_accuracy_bench_smoke_on_the_natural_recordings_short_cut(tmp_path):
     """bench/bench_accuracy.py on the natural recording's first half minute (four voices,
     reverb, noise): the faster-whisper anchors, then a real server streamed in real time with
     translation on. Bounds are loose: they catch a broken pipeline, not a small regression."""
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_accuracy.py"), "--smoke", "--only", "natural",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_accuracy.py"),
+            "--smoke",
+            "--only",
+            "natural",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads((tmp_path / "accuracy-smoke.json").read_text())
     assert list(data["recordings"]) == ["natural"]

@@ -11,14 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import cli, share
+from livetranslate import dashboard as D
 from livetranslate.cli import dashboard as cli_dashboard
 from livetranslate.present import readable
-from livetranslate import dashboard as D
 from livetranslate.present.captions import CaptionLines, Snapshot, caption_events, in_language, page_css, render_html
 from livetranslate.protocol import Event, EventKind
 
-T, TR, P, EN, END = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.PARTIAL, EventKind.ENHANCED,
-                     EventKind.END)
+T, TR, P, EN, END = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.PARTIAL, EventKind.ENHANCED, EventKind.END)
 HOSTILE = "![x](http://evil/x.png) <img src=x onerror=alert(1)> [link](http://evil)"
 
 
@@ -43,8 +42,9 @@ def test_a_token_opens_its_own_session_only_and_depends_on_the_secret():
 
 def test_a_share_link_names_the_view_session_language_and_token():
     link = share.share_link("https://board.example/", "Team Sync & Co/1", "en", "abc", "transparent")
-    assert link == ("https://board.example/?view=captions&session=Team%20Sync%20%26%20Co%2F1&lang=en"
-                    "&style=transparent&token=abc")
+    assert link == (
+        "https://board.example/?view=captions&session=Team%20Sync%20%26%20Co%2F1&lang=en&style=transparent&token=abc"
+    )
     assert share.share_link("http://h:8501", "s") == "http://h:8501/?view=captions&session=s"
 
 
@@ -59,9 +59,14 @@ def test_the_secret_comes_from_the_environment_or_an_owner_only_key_file(tmp_pat
 
 
 def test_livetranslate_share_prints_the_link_with_the_token_the_dashboard_checks(tmp_path):
-    env = {share.KEY_FILE_ENV: str(tmp_path / "k"), share.COOKIE_KEY_ENV: "the-dashboard-secret",
-           share.DASHBOARD_URL_ENV: ""}
-    out = CliRunner().invoke(cli.main, ["share", "standup", "--lang", "DE", "--dashboard", "https://b.example"], env=env)
+    env = {
+        share.KEY_FILE_ENV: str(tmp_path / "k"),
+        share.COOKIE_KEY_ENV: "the-dashboard-secret",
+        share.DASHBOARD_URL_ENV: "",
+    }
+    out = CliRunner().invoke(
+        cli.main, ["share", "standup", "--lang", "DE", "--dashboard", "https://b.example"], env=env
+    )
     assert out.exit_code == 0, out.output
     token = share.share_token("standup", "the-dashboard-secret")
     assert out.output.strip() == f"https://b.example/?view=captions&session=standup&lang=de&token={token}"
@@ -167,10 +172,9 @@ def test_the_page_escapes_every_text_and_pins_the_newest_line():
     lines = CaptionLines()
     lines.add(ev(TR, "older " + HOSTILE, 0, "en"))
     lines.add(ev(TR, "newest " + HOSTILE, 1, "en"))
-    page = render_html(Snapshot(session="s<b>", lang="en", state="live", lines=tuple(lines.lines),
-                                interim=HOSTILE))
+    page = render_html(Snapshot(session="s<b>", lang="en", state="live", lines=tuple(lines.lines), interim=HOSTILE))
     assert "<img" not in page and "<b>" not in page and html.escape(HOSTILE) in page
-    assert page.index("older") < page.index('lt-newest') < page.index("newest ") < page.index("lt-interim")
+    assert page.index("older") < page.index("lt-newest") < page.index("newest ") < page.index("lt-interim")
     assert "● LIVE · s&lt;b&gt; · en" in page
     assert "Waiting" in render_html(Snapshot(state="waiting", message="Waiting for a live session…"))
     assert "transparent" in page_css("transparent") and "#000" in page_css("dark")
@@ -206,7 +210,6 @@ def test_models_without_a_state_are_not_reported_as_problems():
 @pytest.fixture
 def captions_app(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
-
     from test_dashboard_logic import APP
 
     users = tmp_path / "users.yaml"
@@ -221,6 +224,7 @@ def captions_app(monkeypatch, tmp_path):
         for k, v in params.items():
             at.query_params[k] = v
         return at.run()
+
     return make
 
 
@@ -235,7 +239,8 @@ def test_a_captions_link_with_a_wrong_token_shows_a_clear_message_and_nothing_el
         assert not at.exception
         assert [e.value for e in at.error] == [
             "This captions link is not valid (its token does not match). "
-            "Ask the speaker for a new one: livetranslate share SESSION"]
+            "Ask the speaker for a new one: livetranslate share SESSION"
+        ]
         assert 'class="lt-captions"' not in html_of(at) and not at.text_input and not at.sidebar.children
     # no token at all: a login, as for the dashboard
     at = captions_app(view="captions", session="standup")
@@ -244,8 +249,9 @@ def test_a_captions_link_with_a_wrong_token_shows_a_clear_message_and_nothing_el
 
 
 def test_a_captions_link_with_its_token_shows_the_captions_without_a_login(captions_app):
-    at = captions_app(view="captions", session="standup", lang="en",
-                      token=share.share_token("standup", "the-dashboard-secret"))
+    at = captions_app(
+        view="captions", session="standup", lang="en", token=share.share_token("standup", "the-dashboard-secret")
+    )
     assert not at.exception and not at.error and not at.text_input and not at.radio and not at.sidebar.children
     assert 'class="lt-captions"' in html_of(at) and "standup" in html_of(at)
 
@@ -391,8 +397,17 @@ def test_a_follower_nobody_reads_is_stopped_and_its_watch_cancelled(fast_poll):
 
 def test_a_line_made_by_the_small_model_carries_a_quiet_explained_mark_until_replaced():
     lines = CaptionLines()
-    lines.add(Event(TR, "We have too many people.", 0, 0.0, 1.0, language="en",
-                    note="made by the small model: the translations were 5 s behind the speech"))
+    lines.add(
+        Event(
+            TR,
+            "We have too many people.",
+            0,
+            0.0,
+            1.0,
+            language="en",
+            note="made by the small model: the translations were 5 s behind the speech",
+        )
+    )
     lines.add(ev(TR, "Thanks.", 1, "en"))
     assert [(ln.text, ln.draft) for ln in lines.lines] == [("We have too many people.", True), ("Thanks.", False)]
     page = render_html(Snapshot(lines=tuple(lines.lines)))

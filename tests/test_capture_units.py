@@ -6,8 +6,8 @@ import srt
 import webvtt
 
 from livetranslate.client import AudioBuffer, level_dbfs
-from livetranslate.protocol import Event, EventKind
 from livetranslate.present.subtitles import SubtitleWriter, render
+from livetranslate.protocol import Event, EventKind
 
 
 def test_live_buffer_drops_oldest_and_counts_it():
@@ -61,8 +61,7 @@ def test_srt_and_vtt_parse_and_match_at_every_moment(tmp_path):
         vtt_w.add(event)
         parsed = list(srt.parse((tmp_path / "a.srt").read_text()))  # valid after every event
         captions = webvtt.read(str(tmp_path / "a.vtt"))
-        assert len(parsed) == len(captions.captions) == sum(
-            e.kind in kinds and not e.error for e in EVENTS[: n + 1])
+        assert len(parsed) == len(captions.captions) == sum(e.kind in kinds and not e.error for e in EVENTS[: n + 1])
     assert [s.content for s in parsed] == ["Good morning.", "A line with an arrow."]
     assert parsed[1].start.total_seconds() == 61.25 and parsed[1].end.total_seconds() == 3725.5
     assert captions.captions[1].start == "00:01:01.250" and captions.captions[1].end == "01:02:05.500"

@@ -11,13 +11,19 @@ from tritonclient.grpc import model_config_pb2
 from livetranslate import protocol as P
 from livetranslate.stages.enhance import Enhanced, Piece, Tick
 from livetranslate.stages.llm import GenerationRequest
-from livetranslate.triton import codecs
 from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
 from livetranslate.stages.whisper import AsrRequest, Transcription
+from livetranslate.triton import codecs
 
 REPOSITORY = Path(__file__).resolve().parents[1] / "model_repository"
-DTYPES = {"TYPE_FP32": np.float32, "TYPE_INT64": np.int64, "TYPE_INT32": np.int32, "TYPE_BOOL": np.bool_,
-          "TYPE_STRING": np.object_, "TYPE_INT16": np.int16}
+DTYPES = {
+    "TYPE_FP32": np.float32,
+    "TYPE_INT64": np.int64,
+    "TYPE_INT32": np.int32,
+    "TYPE_BOOL": np.bool_,
+    "TYPE_STRING": np.object_,
+    "TYPE_INT16": np.int16,
+}
 
 
 def check(model: str, side: str, tensors: dict[str, np.ndarray]) -> None:
@@ -31,12 +37,15 @@ def check(model: str, side: str, tensors: dict[str, np.ndarray]) -> None:
         assert {t.name for t in config.input if not t.optional} <= set(tensors)
 
 
-@pytest.mark.parametrize("found", [
-    Boundaries(),
-    Boundaries((Utterance(100, 105, 104), Utterance(200, 203, 203))),
-    Boundaries((Utterance(100, 105, 104),), Ongoing(300, 350)),
-    Boundaries(ongoing=Ongoing(0, 0)),
-])
+@pytest.mark.parametrize(
+    "found",
+    [
+        Boundaries(),
+        Boundaries((Utterance(100, 105, 104), Utterance(200, 203, 203))),
+        Boundaries((Utterance(100, 105, 104),), Ongoing(300, 350)),
+        Boundaries(ongoing=Ongoing(0, 0)),
+    ],
+)
 def test_vad_boundaries_come_back_whole(found):
     tensors = codecs.boundaries_to_tensors(found)
     check(P.VAD, "output", tensors)
@@ -78,8 +87,9 @@ def test_whisper_requests_and_answers_come_back_whole():
     check(P.WHISPER, "output", tensors)
     assert codecs.transcription_from_tensors(tensors.get) == result
     with pytest.raises(P.ProtocolError, match="BEAM_SIZE"):
-        codecs.asr_request_from({**tensors, P.AUDIO: np.ones((1, 5), np.float32),
-                                 P.BEAM_SIZE: np.array([[99]], np.int32)}.get)
+        codecs.asr_request_from(
+            {**tensors, P.AUDIO: np.ones((1, 5), np.float32), P.BEAM_SIZE: np.array([[99]], np.int32)}.get
+        )
 
 
 def test_text_requests_and_generation_come_back_whole():

@@ -13,17 +13,19 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import cli
-from livetranslate.cli import dashboard as cli_dashboard
 from livetranslate import dashboard as D
+from livetranslate.cli import dashboard as cli_dashboard
 from livetranslate.dashboard import Endpoints, rates
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
 
 def test_dashboard_throughput_from_counter_samples():
-    history = [(100.0, {"whisper": {"nv_inference_request_success": 10}}),
-               (102.0, {"whisper": {"nv_inference_request_success": 14}, "llm": {"nv_inference_request_success": 3}}),
-               (104.0, {"whisper": {"nv_inference_request_success": 2}})]  # the server restarted
+    history = [
+        (100.0, {"whisper": {"nv_inference_request_success": 10}}),
+        (102.0, {"whisper": {"nv_inference_request_success": 14}, "llm": {"nv_inference_request_success": 3}}),
+        (104.0, {"whisper": {"nv_inference_request_success": 2}}),
+    ]  # the server restarted
     assert rates(history) == [{"t": 2.0, "llm": 1.5, "whisper": 2.0}, {"t": 4.0, "whisper": 0.0}]
 
 
@@ -47,6 +49,7 @@ def test_endpoints_come_from_the_environment_when_made(monkeypatch):
 
 
 # --- who may see it -------------------------------------------------------------------------
+
 
 def test_the_dashboard_is_open_only_with_a_login_or_on_loopback():
     assert D.access_mode("0.0.0.0", {D.CREDENTIALS_ENV: "/etc/users.yaml"}) == "login"
@@ -120,12 +123,16 @@ def test_dashboard_command_refuses_to_start_without_a_login(exec_calls):
 
 def test_dashboard_command_binds_to_loopback_and_keeps_secrets_off_the_command_line(exec_calls, tmp_path):
     users = tmp_path / "users.yaml"
-    out = CliRunner().invoke(cli.main, ["dashboard", "--add-user", "alice", "--credentials", str(users)],
-                             input="s3cret-Pass\n")
+    out = CliRunner().invoke(
+        cli.main, ["dashboard", "--add-user", "alice", "--credentials", str(users)], input="s3cret-Pass\n"
+    )
     assert out.exit_code == 0, out.output
     assert D.load_credentials(users)["usernames"]["alice"]["password"].startswith("$2")
-    out = CliRunner().invoke(cli.main, ["dashboard", "--credentials", str(users), "--max-upload-mb", "50"],
-                             env={"LIVETRANSLATE_API_KEY": "the-api-key"})
+    out = CliRunner().invoke(
+        cli.main,
+        ["dashboard", "--credentials", str(users), "--max-upload-mb", "50"],
+        env={"LIVETRANSLATE_API_KEY": "the-api-key"},
+    )
     assert out.exit_code == 0, out.output
     ((argv, env),) = exec_calls
     command_line = " ".join(argv)
@@ -230,8 +237,9 @@ def wav_bytes(seconds: float, rate: int = 44_100, channels: int = 2) -> bytes:
 
 
 def test_an_upload_streams_in_chunks_from_a_temporary_file_removed_afterwards(tmp_path):
-    with D.UploadedAudio(io.BytesIO(wav_bytes(3.0)), ".wav", max_bytes=2**20, realtime=False,
-                         tmp_dir=tmp_path) as audio:
+    with D.UploadedAudio(
+        io.BytesIO(wav_bytes(3.0)), ".wav", max_bytes=2**20, realtime=False, tmp_dir=tmp_path
+    ) as audio:
         (folder,) = tmp_path.iterdir()
         assert audio.rate == 16_000 and abs(audio.seconds - 3.0) < 0.01
         parts = iter(audio)

@@ -36,16 +36,20 @@ def hadolint() -> str:
 
 def checkov() -> str:
     """checkov's own venv (its pins clash with the project's), else one on PATH."""
-    for found in (ROOT / ".cache" / "checkov-venv" / "bin" / "checkov", Path(sys.executable).with_name("checkov"),
-                  shutil.which("checkov")):
+    for found in (
+        ROOT / ".cache" / "checkov-venv" / "bin" / "checkov",
+        Path(sys.executable).with_name("checkov"),
+        shutil.which("checkov"),
+    ):
         if found and Path(found).is_file():
             return str(found)
     pytest.fail("checkov is not installed: scripts/setup.sh puts it in .cache/checkov-venv")
 
 
 def test_dockerfile_passes_hadolint():
-    result = subprocess.run([hadolint(), "--config", str(ROOT / ".hadolint.yaml"), str(ROOT / "Dockerfile")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [hadolint(), "--config", str(ROOT / ".hadolint.yaml"), str(ROOT / "Dockerfile")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -72,15 +76,16 @@ def test_the_cpu_images_install_steps_run_here():
     LIVETRANSLATE_EXTRAS and LIVETRANSLATE_APT_PACKAGES: setup.sh and the prepared
     Python backend folder (everything but the base image and the apt cleanup)."""
     text = (ROOT / "Dockerfile").read_text()
-    args = {name: quoted or bare
-            for name, quoted, bare in re.findall(r'^ARG (LIVETRANSLATE_\w+)=(?:"([^"]*)"|(\S+))$', text, re.M)}
+    args = {
+        name: quoted or bare
+        for name, quoted, bare in re.findall(r'^ARG (LIVETRANSLATE_\w+)=(?:"([^"]*)"|(\S+))$', text, re.M)
+    }
     assert set(args) == {"LIVETRANSLATE_EXTRAS", "LIVETRANSLATE_APT_PACKAGES"}
     cpu = re.split(r"^FROM ", text, flags=re.M)[1]
     run = re.search(r"^RUN bash scripts/setup.sh \\\n\s+&& (\.venv/bin/python -c \"[^\"]+\")", cpu, re.M)
     assert run, "the cpu stage installs through setup.sh, then prepares the backends"
     env = {**os.environ, **args}
-    setup = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=900)
+    setup = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert setup.returncode == 0 and "setup done" in setup.stdout, setup.stdout[-2000:] + setup.stderr[-2000:]
     prepared = subprocess.run(["bash", "-c", run.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert prepared.returncode == 0, prepared.stderr
@@ -103,8 +108,11 @@ def _merge(base, patch, field=""):
                 merged[key] = _merge(base[key], value, key) if key in base else copy.deepcopy(value)
         return merged
     key = MERGE_KEYS.get(field, "name")
-    if isinstance(base, list) and isinstance(patch, list) and all(isinstance(i, dict) and key in i
-                                                                   for i in base + patch):
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(i, dict) and key in i for i in base + patch)
+    ):
         merged = [copy.deepcopy(i) for i in base]
         for item in patch:
             match = next((k for k, b in enumerate(merged) if b[key] == item[key]), None)
@@ -119,8 +127,11 @@ def _merge(base, patch, field=""):
 def _patch(docs: list[dict], folder: Path, kustomization: dict) -> None:
     for patch in kustomization.get("patches", []):
         for change in [c for c in yaml.safe_load_all((folder / patch["path"]).read_text()) if c]:
-            targets = [i for i, d in enumerate(docs)
-                       if d["kind"] == change["kind"] and d["metadata"]["name"] == change["metadata"]["name"]]
+            targets = [
+                i
+                for i, d in enumerate(docs)
+                if d["kind"] == change["kind"] and d["metadata"]["name"] == change["metadata"]["name"]
+            ]
             assert len(targets) == 1, f"patch {patch['path']} matches {len(targets)} resources"
             if change.get("$patch") == "delete":
                 del docs[targets[0]]
@@ -220,9 +231,9 @@ def test_one_triton_pod_with_probes_metrics_and_a_locked_down_container(overlay)
 def test_readiness_asks_the_launcher_which_says_no_as_soon_as_the_pod_stops(overlay):
     """Triton's own readiness stays true while it drains; the launcher's /ready does not. And
     the pod's termination grace outlasts the launcher's longest stop (grace, drain, exit)."""
-    from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S, DRAIN_GRACE_ENV
-    from livetranslate.launcher.health import HEALTH_PORT_ENV
     from livetranslate.launcher import ServerOptions, stop_bound_s
+    from livetranslate.launcher.health import HEALTH_PORT_ENV
+    from livetranslate.protocol import DEFAULT_DRAIN_GRACE_S, DRAIN_GRACE_ENV
 
     name, docs = overlay
     spec = pod_specs(docs)["livetranslate-triton"]
@@ -286,7 +297,9 @@ def test_no_key_is_ever_an_argument_or_a_literal(overlay):
         for container in spec["containers"]:
             words = container.get("command", []) + container.get("args", [])
             words += container.get("livenessProbe", {}).get("exec", {}).get("command", [])
-            keys = [w for w in words if re.match(r"--(api|admin|cookie)[-_]?key(=|$)", w) or re.search(r"key=", w, re.I)]
+            keys = [
+                w for w in words if re.match(r"--(api|admin|cookie)[-_]?key(=|$)", w) or re.search(r"key=", w, re.I)
+            ]
             assert not keys, (name, words)
             literal = [e["name"] for e in container.get("env", []) if "KEY" in e["name"] and "valueFrom" not in e]
             assert not literal, (name, literal)
@@ -365,8 +378,10 @@ def replicas():
 
 def test_replicas_share_their_sessions_through_redis_and_no_volume(replicas):
     deployment = by_kind(replicas, "Deployment")["livetranslate-triton"]
-    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
-                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     spec = deployment["spec"]["template"]["spec"]
     # several pods on several nodes: no ReadWriteOnce claim among them, none left over
     assert not [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
@@ -376,8 +391,10 @@ def test_replicas_share_their_sessions_through_redis_and_no_volume(replicas):
     example = {d["metadata"]["name"]: d["stringData"] for d in example_secrets()}["livetranslate-store"]
     assert set(example) == {"url", "redis-password"}
     assert example["url"].startswith("redis://") and "@livetranslate-redis:6379/" in example["url"]
-    assert spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == \
-        deployment["spec"]["selector"]["matchLabels"]
+    assert (
+        spec["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]
+        == deployment["spec"]["selector"]["matchLabels"]
+    )
 
 
 def test_redis_keeps_every_write_on_its_own_volume_before_it_answers(replicas):
@@ -433,11 +450,31 @@ def test_voluntary_disruptions_take_one_triton_replica_at_a_time(replicas):
 
 # KEDA 2's ScaledObject (keda.sh/v1alpha1), the fields used or allowed here; its metadata
 # values are strings (map[string]string): a number there is refused by KEDA's admission
-SCALED_OBJECT_SPEC = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod",
-                      "idleReplicaCount", "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers"}
+SCALED_OBJECT_SPEC = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
 TRIGGER = {"type", "name", "metadata", "metricType", "useCachedMetrics", "authenticationRef"}
-PROMETHEUS_METADATA = {"serverAddress", "query", "threshold", "activationThreshold", "namespace", "customHeaders",
-                       "ignoreNullValues", "queryParameters", "unsafeSsl", "authModes"}
+PROMETHEUS_METADATA = {
+    "serverAddress",
+    "query",
+    "threshold",
+    "activationThreshold",
+    "namespace",
+    "customHeaders",
+    "ignoreNullValues",
+    "queryParameters",
+    "unsafeSsl",
+    "authModes",
+}
 
 
 def test_keda_scales_triton_on_live_streams_per_replica(replicas):
@@ -462,8 +499,12 @@ def test_keda_scales_triton_on_live_streams_per_replica(replicas):
     assert re.fullmatch(r'avg\(livetranslate_active_streams\{namespace="livetranslate"\}\)', metadata["query"])
     assert trigger["metricType"] == "Value"
     threshold = float(metadata["threshold"])
-    max_streams = int(re.search(r'key: "max_streams", value: \{ string_value: "(\d+)"',
-                                (ROOT / "model_repository" / "pipeline" / "config.pbtxt").read_text()).group(1))
+    max_streams = int(
+        re.search(
+            r'key: "max_streams", value: \{ string_value: "(\d+)"',
+            (ROOT / "model_repository" / "pipeline" / "config.pbtxt").read_text(),
+        ).group(1)
+    )
     assert 0 < threshold < max_streams  # scaled out before a replica turns speakers away
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
     assert behavior["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
@@ -496,9 +537,14 @@ def allowed(docs, source: dict, target: dict, port: int, protocol: str = "TCP") 
     def side(pod: dict, other: dict, kind: str, peers_key: str) -> bool:
         if "pod" not in pod:
             return True  # outside the cluster: not ours to police
-        policies = [p for p in docs if p["kind"] == "NetworkPolicy"
-                    and p["metadata"]["namespace"] == pod["namespace"]
-                    and kind in p["spec"]["policyTypes"] and _matches(p["spec"]["podSelector"], pod["pod"])]
+        policies = [
+            p
+            for p in docs
+            if p["kind"] == "NetworkPolicy"
+            and p["metadata"]["namespace"] == pod["namespace"]
+            and kind in p["spec"]["policyTypes"]
+            and _matches(p["spec"]["podSelector"], pod["pod"])
+        ]
         if not policies:
             return True
         for policy in policies:
@@ -515,9 +561,11 @@ def allowed(docs, source: dict, target: dict, port: int, protocol: str = "TCP") 
 
 def _pod(docs, component: str | None = None, namespace: str = NAMESPACE, labels: dict | None = None):
     if component:
-        (labels,) = [s["metadata"]["labels"] for s in (d["spec"]["template"] for d in docs
-                                                        if d["kind"] in WORKLOADS)
-                     if s["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+        (labels,) = [
+            s["metadata"]["labels"]
+            for s in (d["spec"]["template"] for d in docs if d["kind"] in WORKLOADS)
+            if s["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        ]
     namespace_labels = {"kubernetes.io/metadata.name": namespace}
     if namespace == NAMESPACE:
         namespace_labels.update(by_kind(docs, "Namespace")[NAMESPACE]["metadata"]["labels"])
@@ -565,8 +613,9 @@ def test_network_policies_let_in_only_what_they_should(overlay):
 # --- checkov ---------------------------------------------------------------------------------
 def _weakened(docs: list[dict]) -> list[dict]:
     """Triton's Deployment as someone might loosen it: a writable root, privileges."""
-    (deployment,) = [copy.deepcopy(d) for d in docs if d["kind"] == "Deployment"
-                     and d["metadata"]["name"] == "livetranslate-triton"]
+    (deployment,) = [
+        copy.deepcopy(d) for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "livetranslate-triton"
+    ]
     deployment["metadata"]["name"] = "weakened"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     container["securityContext"] = {"allowPrivilegeEscalation": True, "readOnlyRootFilesystem": False}
@@ -584,9 +633,14 @@ def checkov_report(tmp_path_factory):
     (folder / "weakened.yaml").write_text(yaml.safe_dump_all(_weakened(render(K8S / "overlays" / "cpu"))))
     files = [str(p) for p in sorted(folder.glob("*.yaml"))] + [str(ROOT / "Dockerfile")]
     started = time.monotonic()
-    result = subprocess.run([checkov(), "--config-file", str(ROOT / ".checkov.yaml"), "--output", "json",
-                             "--file", *files], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "LOG_LEVEL": "WARNING"})
+    result = subprocess.run(
+        [checkov(), "--config-file", str(ROOT / ".checkov.yaml"), "--output", "json", "--file", *files],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )
     took = time.monotonic() - started
     assert result.stdout.strip(), result.stderr[-3000:]
     reports = json.loads(result.stdout)
@@ -595,8 +649,11 @@ def checkov_report(tmp_path_factory):
 
 
 def _failed(report, file_part: str | None = None) -> list[str]:
-    return [f"{c['check_id']} {c['resource']} {c['file_path']}" for c in report["results"]["failed_checks"]
-            if file_part is None or file_part in c["file_path"]]
+    return [
+        f"{c['check_id']} {c['resource']} {c['file_path']}"
+        for c in report["results"]["failed_checks"]
+        if file_part is None or file_part in c["file_path"]
+    ]
 
 
 def test_checkov_passes_the_manifests_and_the_dockerfile(checkov_report):
@@ -605,10 +662,17 @@ def test_checkov_passes_the_manifests_and_the_dockerfile(checkov_report):
     kubernetes, dockerfile = reports["kubernetes"], reports["dockerfile"]
     # it really looked: every workload, Service and ServiceAccount of both overlays, the Dockerfile
     for name in OVERLAYS:
-        expected = {f"{d['kind']}.{NAMESPACE}.{d['metadata']['name']}" for d in render(K8S / "overlays" / name)
-                    if d["kind"] in WORKLOADS + ("Service", "ServiceAccount")}
-        seen = {c["resource"] for key in ("passed_checks", "skipped_checks")
-                for c in kubernetes["results"][key] if c["file_path"].endswith(f"/{name}.yaml")}
+        expected = {
+            f"{d['kind']}.{NAMESPACE}.{d['metadata']['name']}"
+            for d in render(K8S / "overlays" / name)
+            if d["kind"] in WORKLOADS + ("Service", "ServiceAccount")
+        }
+        seen = {
+            c["resource"]
+            for key in ("passed_checks", "skipped_checks")
+            for c in kubernetes["results"][key]
+            if c["file_path"].endswith(f"/{name}.yaml")
+        }
         assert len(expected) >= 5 and expected <= seen, expected - seen
     assert kubernetes["summary"]["passed"] > 300, kubernetes["summary"]
     assert dockerfile["summary"]["resource_count"] == 1 and dockerfile["summary"]["passed"] > 20, dockerfile["summary"]
@@ -632,8 +696,9 @@ SKIPPED_EVERYWHERE = {"CKV_K8S_43", "CKV_K8S_15"}  # in .checkov.yaml
 
 def test_every_checkov_skip_says_why(checkov_report):
     reports, _, _ = checkov_report
-    skipped = [c for r in reports.values() for c in r["results"]["skipped_checks"]
-               if "weakened.yaml" not in c["file_path"]]
+    skipped = [
+        c for r in reports.values() for c in r["results"]["skipped_checks"] if "weakened.yaml" not in c["file_path"]
+    ]
     assert {c["check_id"] for c in skipped} == SKIPPED_HERE
     for check in skipped:
         assert len(check["check_result"].get("suppress_comment") or "") > 40, (check["check_id"], check["resource"])

@@ -7,13 +7,12 @@ import threading
 import time
 
 import numpy as np
+from scripted import Clock, Collect, ScriptedStages, Speaker, kinds, speech, wait_for
 
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 from livetranslate.protocol import AUDIO, DRAIN, DRAIN_GRACE_S, SUBSCRIBE, EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.pipeline.streaming import DecodeOptions
-
-from scripted import Clock, Collect, ScriptedStages, Speaker, kinds, speech, wait_for
 
 DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
 
@@ -50,8 +49,13 @@ def test_a_drain_ends_every_stream_viewer_and_open_sequence(tmp_path):
     stages = ScriptedStages(clock)
     store = SessionStore(tmp_path, hub=Hub(), fsync=False)
     ended: list[int] = []
-    pipeline = Pipeline(stages, PipelineOptions(decode=DECODE, limits=Limits(max_streams=1)), store=store,
-                        clock=clock, end_sequence=ended.append)
+    pipeline = Pipeline(
+        stages,
+        PipelineOptions(decode=DECODE, limits=Limits(max_streams=1)),
+        store=store,
+        clock=clock,
+        end_sequence=ended.append,
+    )
     live = Speaker(pipeline, clock, 11, session="live")
     live.say(1, 2)
     refused = Speaker(pipeline, clock, 12, session="second")  # server full: its sequence is ended at once
@@ -94,8 +98,9 @@ def test_sequences_ended_by_their_clients_or_expired_are_not_ended_again(tmp_pat
     clock = Clock()
     stages = ScriptedStages(clock)
     ended: list[int] = []
-    pipeline = Pipeline(stages, PipelineOptions(decode=DECODE, session_ttl_s=60.0), clock=clock,
-                        end_sequence=ended.append)
+    pipeline = Pipeline(
+        stages, PipelineOptions(decode=DECODE, session_ttl_s=60.0), clock=clock, end_sequence=ended.append
+    )
     finished = Speaker(pipeline, clock, 21, session="a")
     finished.say(1)
     finished.end()
@@ -146,8 +151,9 @@ def test_a_graceful_drain_refuses_newcomers_at_once_and_lets_live_streams_run_un
     clock = Clock()
     store = SharedStore(tmp_path)
     ended: list[int] = []
-    pipeline = Pipeline(ScriptedStages(clock), PipelineOptions(decode=DECODE), store=store, clock=clock,
-                        end_sequence=ended.append)
+    pipeline = Pipeline(
+        ScriptedStages(clock), PipelineOptions(decode=DECODE), store=store, clock=clock, end_sequence=ended.append
+    )
     live = Speaker(pipeline, clock, 41, session="live", translate=False)
     live.say(1)
     seen: list = []
@@ -189,8 +195,9 @@ def test_a_graceful_drain_refuses_newcomers_at_once_and_lets_live_streams_run_un
 def test_a_drain_ends_its_grace_when_the_last_stream_ends(tmp_path):
     clock = Clock()
     store = SessionStore(tmp_path, hub=Hub(), fsync=False)
-    pipeline = Pipeline(ScriptedStages(clock), PipelineOptions(decode=DECODE), store=store, clock=clock,
-                        end_sequence=lambda _: None)
+    pipeline = Pipeline(
+        ScriptedStages(clock), PipelineOptions(decode=DECODE), store=store, clock=clock, end_sequence=lambda _: None
+    )
     speaker = Speaker(pipeline, clock, 51, session="ending", translate=False)
     speaker.say(1)
     events, reply = drain_request(pipeline, 52, internal=True, grace_s=60.0, wait=False)

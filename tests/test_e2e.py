@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from raw import RawStream
 
 from livetranslate import protocol as P
-from livetranslate.stages import priority
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import ClientError, PipelineClient, StreamStats
-from livetranslate.quality.evaluation import wer
 from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.quality.evaluation import wer
 from livetranslate.quality.samples import load_reference
-from raw import RawStream
+from livetranslate.stages import priority
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -35,8 +35,9 @@ def stream_file(server, path, *, realtime=False, language="de", session=None, st
     pcm, rate = read_audio(path)
     with PipelineClient(server.grpc_url) as client:
         # a new session each time: a stored session's name continues its segment ids and clock
-        options = SessionOptions(session or f"{Path(path).stem}-{uuid.uuid4().hex[:8]}", rate, language,
-                                 partials=partials)
+        options = SessionOptions(
+            session or f"{Path(path).stem}-{uuid.uuid4().hex[:8]}", rate, language, partials=partials
+        )
         return list(client.stream(chunks(pcm, rate // 10), options, realtime=realtime, stats=stats))
 
 
@@ -90,7 +91,8 @@ def test_transcripts_arrive_while_audio_is_still_streaming(server, audio_files):
             assert e.end_s <= events[finals[e.segment_id]].end_s + 0.5
     # partials came from whisper_partial, whose stub process runs wholly at idle priority
     stats = grpcclient.InferenceServerClient(server.grpc_url).get_inference_statistics(
-        P.WHISPER_PARTIAL, headers=server.admin_headers())
+        P.WHISPER_PARTIAL, headers=server.admin_headers()
+    )
     assert stats.model_stats[0].inference_stats.success.count >= len(partials)
     [stub] = stub_pids(server, P.WHISPER_PARTIAL)
     assert priority.is_idle(stub) and not priority.is_idle(*stub_pids(server, P.WHISPER))
@@ -116,8 +118,7 @@ def test_two_concurrent_streams_stay_apart(server, audio_files):
     results = {}
 
     def run(name):  # partials off for one of them
-        results[name] = stream_file(server, audio_files[name], realtime=True, session=name,
-                                    partials=name == "speech")
+        results[name] = stream_file(server, audio_files[name], realtime=True, session=name, partials=name == "speech")
 
     def broken():
         """Beside them, a client that floods audio as fast as it can and then vanishes
@@ -192,7 +193,9 @@ def test_whisper_refuses_an_absurd_beam(server, audio_files):
 def test_cli_stream_jsonl(server, audio_files):
     out = subprocess.run(
         CLI + ["stream", str(audio_files["speech_b"]), "--url", server.grpc_url, "--format", "jsonl"],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert out.returncode == 0, out.stderr
     events = [json.loads(line) for line in out.stdout.splitlines()]
@@ -205,7 +208,9 @@ def test_cli_stream_from_stdin(server, audio_files):
     pcm, rate = read_audio(audio_files["speech_b"])
     out = subprocess.run(
         CLI + ["stream", "-", "--rate", str(rate), "--url", server.grpc_url],
-        input=pcm.astype("<i2").tobytes(), capture_output=True, timeout=180,
+        input=pcm.astype("<i2").tobytes(),
+        capture_output=True,
+        timeout=180,
     )
     assert out.returncode == 0, out.stderr
     assert "Bericht" in out.stdout.decode()
@@ -296,8 +301,9 @@ def test_cli_errors_are_plain_and_non_zero(server, tmp_path):
     out = subprocess.run(CLI + ["stream", str(wav), "--url", "127.0.0.1:1"], capture_output=True, text=True)
     assert out.returncode != 0 and "cannot reach the livetranslate server" in out.stderr
     assert "Traceback" not in out.stderr
-    out = subprocess.run(CLI + ["stream", str(wav), "--url", server.grpc_url, "--language", "xx"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        CLI + ["stream", str(wav), "--url", server.grpc_url, "--language", "xx"], capture_output=True, text=True
+    )
     assert out.returncode != 0 and "Invalid value for '--language': unknown language 'xx'" in out.stderr
 
 
@@ -327,10 +333,23 @@ def test_serve_stops_triton_cleanly_on_sigterm(tmp_path):
 
     ports = [str(free_port()) for _ in range(3)]
     serve = subprocess.Popen(
-        CLI + ["serve", "--grpc-port", ports[0], "--http-port", ports[1], "--metrics-port", ports[2],
-               "--llm", "gemma3-270m"],
+        CLI
+        + [
+            "serve",
+            "--grpc-port",
+            ports[0],
+            "--http-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+            "--llm",
+            "gemma3-270m",
+        ],
         env={**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "data")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -355,10 +374,28 @@ def test_run_starts_a_server_streams_and_stops(audio_files, tmp_path):
     from conftest import free_port
 
     ports = [str(free_port()) for _ in range(3)]
-    out = subprocess.run(CLI + ["run", str(audio_files["speech_b"]), "--no-translate", "--format", "jsonl",
-                                "--llm", "gemma3-270m", "--grpc-port", ports[0], "--http-port", ports[1],
-                                "--metrics-port", ports[2]], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "data")})
+    out = subprocess.run(
+        CLI
+        + [
+            "run",
+            str(audio_files["speech_b"]),
+            "--no-translate",
+            "--format",
+            "jsonl",
+            "--llm",
+            "gemma3-270m",
+            "--grpc-port",
+            ports[0],
+            "--http-port",
+            ports[1],
+            "--metrics-port",
+            ports[2],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "data")},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     events = [json.loads(line) for line in out.stdout.splitlines()]
     assert events[-1]["kind"] == "end" and "Bericht" in " ".join(e["text"] for e in events)
@@ -368,24 +405,36 @@ def test_without_whisper_partial_partials_share_whisper(tmp_path, audio_files):
     """The gpu profile does not load whisper_partial: partials then go to `whisper`."""
     import shutil
 
-    from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
     from conftest import ARTIFACTS, free_port
 
+    from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
+
     repo = tmp_path / "repository"
-    shutil.copytree(DEFAULT_MODEL_REPOSITORY, repo, symlinks=True,
-                    ignore=shutil.ignore_patterns(P.WHISPER_PARTIAL, "__pycache__", "llm", "translate",
-                                                  "completeness", "enhance"))
-    options = ServerOptions(model_repository=repo, grpc_port=free_port(), http_port=free_port(),
-                            metrics_port=free_port(), host="127.0.0.1", data_dir=tmp_path / "sessions")
+    shutil.copytree(
+        DEFAULT_MODEL_REPOSITORY,
+        repo,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(P.WHISPER_PARTIAL, "__pycache__", "llm", "translate", "completeness", "enhance"),
+    )
+    options = ServerOptions(
+        model_repository=repo,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        host="127.0.0.1",
+        data_dir=tmp_path / "sessions",
+    )
     with TritonServer(options, log_file=ARTIFACTS / "triton-no-partial-model.log") as srv:
         pcm, rate = read_audio(audio_files["speech"])
         with PipelineClient(srv.grpc_url) as client:
-            events = list(client.stream(chunks(pcm[: 12 * rate], rate // 10), SessionOptions("p", rate, "de"),
-                                        realtime=True))
+            events = list(
+                client.stream(chunks(pcm[: 12 * rate], rate // 10), SessionOptions("p", rate, "de"), realtime=True)
+            )
         partials = [e for e in events if e.kind == EventKind.PARTIAL]
         assert partials and any(e.kind == EventKind.TRANSCRIPT for e in events)
         assert not [e for e in events if e.kind == EventKind.ERROR]
         stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(
-            P.WHISPER, headers=srv.admin_headers())
+            P.WHISPER, headers=srv.admin_headers()
+        )
         finals = sum(e.kind == EventKind.TRANSCRIPT for e in events)
         assert stats.model_stats[0].inference_stats.success.count >= finals + len(partials)

@@ -10,14 +10,13 @@ import threading
 import time
 
 import pytest
+from conftest import ARTIFACTS, free_port
+from test_e2e_dashboard import dashboard_env, speak
 
 from livetranslate import dashboard as D
 from livetranslate import share
 from livetranslate.client import PipelineClient
 from livetranslate.protocol import EventKind
-
-from conftest import ARTIFACTS, free_port
-from test_e2e_dashboard import dashboard_env, speak
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -47,15 +46,38 @@ def board(server, tmp_path_factory):
     D.add_user(users, "alice", "right-password")
     port = free_port()
     env = {**os.environ, share.COOKIE_KEY_ENV: SECRET, share.KEY_FILE_ENV: str(tmp / "key"), "TMPDIR": str(tmp)}
-    app = subprocess.Popen(CLI + ["dashboard", "--port", str(port), "--credentials", str(users), "--url",
-                                  server.grpc_url, "--http-url", server.http_url, "--metrics-url",
-                                  dashboard_env(server)["LIVETRANSLATE_METRICS_URL"]],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = subprocess.Popen(
+        CLI
+        + [
+            "dashboard",
+            "--port",
+            str(port),
+            "--credentials",
+            str(users),
+            "--url",
+            server.grpc_url,
+            "--http-url",
+            server.http_url,
+            "--metrics-url",
+            dashboard_env(server)["LIVETRANSLATE_METRICS_URL"],
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = pw.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page()
         deadline = time.monotonic() + 60
         while True:
@@ -76,8 +98,14 @@ def board(server, tmp_path_factory):
 
 
 def share_link(board, session, *more):
-    out = subprocess.run(CLI + ["share", session, "--dashboard", board["url"], *more], env=board["env"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        CLI + ["share", session, "--dashboard", board["url"], *more],
+        env=board["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -124,18 +152,22 @@ def test_captions_follow_the_newest_live_session_and_the_dashboard_lists_it(serv
             speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files[audio], name, spoken, started))
             speaker.start()
             assert started.wait(90)
-            page.wait_for_function(f"document.querySelector('.lt-status').textContent.includes({name!r})",
-                                   timeout=30_000)
+            page.wait_for_function(
+                f"document.querySelector('.lt-status').textContent.includes({name!r})", timeout=30_000
+            )
             # the dashboard lists the new session without a reload, marked live
             dash.wait_for_function(f"document.body.innerText.includes('LIVE now: ' + {name!r})", timeout=15_000)
             speaker.join(180)
             first_sentence = next(e.text for e in spoken if e.kind == EventKind.TRANSCRIPT)
-            page.wait_for_function(f"Object.keys(window.__seen).some(t => t.includes({first_sentence!r}))",
-                                   timeout=30_000)
+            page.wait_for_function(
+                f"Object.keys(window.__seen).some(t => t.includes({first_sentence!r}))", timeout=30_000
+            )
         assert page.evaluate("window.__page") == marker  # the same page all along: no reload
         # transparent for OBS: nothing behind the text
         assert page.evaluate("getComputedStyle(document.querySelector('.stApp')).backgroundColor") in (
-            "rgba(0, 0, 0, 0)", "transparent")
+            "rgba(0, 0, 0, 0)",
+            "transparent",
+        )
     finally:
         page.screenshot(path=str(ARTIFACTS / "captions-newest.png"))
         dash.screenshot(path=str(ARTIFACTS / "dashboard-list.png"), full_page=True)
@@ -151,7 +183,7 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
     english = open_captions(board, link_en, viewport=(1920, 1080))  # a projector
     german = open_captions(board, link_de)  # a phone
     tampered = board["browser"].new_page()
-    tampered.goto(link_en.replace("token=", "token=0") [:-1])
+    tampered.goto(link_en.replace("token=", "token=0")[:-1])
     try:
         english.get_by_text("Waiting for “cap-live” to start").wait_for(timeout=30_000)
         received = []
@@ -195,7 +227,9 @@ def test_captions_from_a_share_link_in_two_languages_with_the_interim_text(serve
     # the interim text showed while a sentence was spoken, and each was replaced (by more
     # words, or by the sentence made final)
     partials = [e for _, e in received if e.kind == EventKind.PARTIAL]
-    assert partials, f"no interim text reached a viewer (the speaker got {sum(e.kind == EventKind.PARTIAL for e in spoken)})"
+    assert partials, (
+        f"no interim text reached a viewer (the speaker got {sum(e.kind == EventKind.PARTIAL for e in spoken)})"
+    )
     texts = [t for t in interims if t]
     assert texts, (interims, partials)
     # replaced: by more words, or by its sentence made final (shown as a line), and gone at the end
@@ -234,13 +268,40 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
     # as fast as the server takes it is done well before its length (one paced in real time
     # cannot be), even on a busy machine
     upload = tmp / "long.ogg"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(audio_files["speech_b"]), "-f", "lavfi", "-t", "60",
-                    "-i", "anullsrc=r=22050:cl=mono", "-i", str(audio_files["speech_b"]), "-filter_complex",
-                    "[0:a]aformat=sample_rates=22050:channel_layouts=mono[a];[2:a]aformat=sample_rates=22050:"
-                    "channel_layouts=mono[c];[a][1:a][c]concat=n=3:v=0:a=1", "-c:a", "libvorbis", str(upload)],
-                   check=True, timeout=60)
-    seconds = float(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                                    str(upload)], capture_output=True, text=True, check=True).stdout)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(audio_files["speech_b"]),
+            "-f",
+            "lavfi",
+            "-t",
+            "60",
+            "-i",
+            "anullsrc=r=22050:cl=mono",
+            "-i",
+            str(audio_files["speech_b"]),
+            "-filter_complex",
+            "[0:a]aformat=sample_rates=22050:channel_layouts=mono[a];[2:a]aformat=sample_rates=22050:"
+            "channel_layouts=mono[c];[a][1:a][c]concat=n=3:v=0:a=1",
+            "-c:a",
+            "libvorbis",
+            str(upload),
+        ],
+        check=True,
+        timeout=60,
+    )
+    seconds = float(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(upload)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     page = board["browser"].new_page(viewport={"width": 1400, "height": 1000})
     try:
         log_in(page, board["url"])
@@ -251,8 +312,10 @@ def test_an_upload_keeps_its_typed_name_lands_on_its_session_and_runs_at_server_
         page.get_by_text("Translate", exact=True).click()
         give_file(page, upload)
         # the upload is in when Start is enabled (every rerun its inputs caused is done)
-        page.wait_for_function("[...document.querySelectorAll('button')].some(b => b.innerText.trim() == 'Start' "
-                               "&& !b.disabled)", timeout=120_000)
+        page.wait_for_function(
+            "[...document.querySelectorAll('button')].some(b => b.innerText.trim() == 'Start' && !b.disabled)",
+            timeout=120_000,
+        )
         page.wait_for_timeout(1500)
         assert name_box.input_value() == "cap-upload"
         started = time.monotonic()

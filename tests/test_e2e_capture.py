@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import srt
 import webvtt
-
-from livetranslate.quality.samples import SENTENCES_DE, make_speech
-from livetranslate.launcher import ServerOptions, TritonServer
-
 from conftest import ARTIFACTS, free_port
+
+from livetranslate.launcher import ServerOptions, TritonServer
+from livetranslate.quality.samples import SENTENCES_DE, make_speech
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -54,15 +53,27 @@ def long_speech(tmp_path_factory):
 def pulse(tmp_path_factory):
     """A private PulseAudio daemon (no hardware), its environment for clients."""
     runtime = tmp_path_factory.mktemp("pulse")
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime),
-           "PULSE_SERVER": f"unix:{runtime}/pulse/native"}
+    env = {
+        **os.environ,
+        "XDG_RUNTIME_DIR": str(runtime),
+        "HOME": str(runtime),
+        "PULSE_SERVER": f"unix:{runtime}/pulse/native",
+    }
     daemon = subprocess.Popen(
-        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--disallow-exit",
-         "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=silence"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(ARTIFACTS / "pulseaudio.log", "wb"),
+        [
+            "pulseaudio",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "-n",
+            "--disallow-exit",
+            "--load=module-native-protocol-unix",
+            "--load=module-null-sink sink_name=silence",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(ARTIFACTS / "pulseaudio.log", "wb"),
     )
-    wait_for(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 20,
-             "pulseaudio")
+    wait_for(lambda: subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode == 0, 20, "pulseaudio")
     yield env
     daemon.terminate()
     daemon.wait(10)
@@ -70,9 +81,13 @@ def pulse(tmp_path_factory):
 
 def capture_run(server, pulse, source, audio, tmp_path, sink):
     out = tmp_path / f"{source.replace(':', '_')}.jsonl"
-    client = subprocess.Popen(CLI + ["stream", source, "--url", server.grpc_url, "--no-translate", "--format",
-                                     "jsonl", "--out", str(out)],
-                              env=pulse, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client = subprocess.Popen(
+        CLI + ["stream", source, "--url", server.grpc_url, "--no-translate", "--format", "jsonl", "--out", str(out)],
+        env=pulse,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.0)
     assert client.poll() is None, client.stderr.read()
     subprocess.run(["paplay", f"--device={sink}", str(audio)], env=pulse, check=True, timeout=120)
@@ -107,8 +122,13 @@ def test_microphone_through_portaudio(server, pulse, audio_files, tmp_path):
 
 
 def test_pulse_source_errors_are_plain(server, pulse):
-    out = subprocess.run(CLI + ["stream", "pulse:no_such_source", "--url", server.grpc_url], env=pulse,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        CLI + ["stream", "pulse:no_such_source", "--url", server.grpc_url],
+        env=pulse,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0 and "cannot record from PulseAudio source 'no_such_source'" in out.stderr
 
 
@@ -120,9 +140,27 @@ def test_client_reconnects_after_a_server_restart(long_speech, tmp_path):
     server = TritonServer(options, log_file=log).__enter__()
     out, srt_path = tmp_path / "events.jsonl", tmp_path / "live.srt"
     client = subprocess.Popen(
-        CLI + ["stream", str(long_speech), "--realtime", "--url", server.grpc_url, "--no-translate",
-               "--format", "jsonl", "--out", str(out), "--srt", str(srt_path), "--session", "standup"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        CLI
+        + [
+            "stream",
+            str(long_speech),
+            "--realtime",
+            "--url",
+            server.grpc_url,
+            "--no-translate",
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--srt",
+            str(srt_path),
+            "--session",
+            "standup",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: any(e["kind"] == "transcript" for e in read_jsonl(out)), 60, "a first transcript")
         server.kill()  # kill -9: server and its stubs
@@ -148,9 +186,25 @@ def test_client_reconnects_after_a_server_restart(long_speech, tmp_path):
 def test_subtitles_survive_kill_9_of_the_client(server, long_speech, tmp_path):
     srt_path, vtt_path, out = tmp_path / "s.srt", tmp_path / "s.vtt", tmp_path / "s.jsonl"
     client = subprocess.Popen(
-        CLI + ["stream", str(long_speech), "--realtime", "--url", server.grpc_url, "--format", "jsonl",
-               "--out", str(out), "--srt", str(srt_path), "--vtt", str(vtt_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        CLI
+        + [
+            "stream",
+            str(long_speech),
+            "--realtime",
+            "--url",
+            server.grpc_url,
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--srt",
+            str(srt_path),
+            "--vtt",
+            str(vtt_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: sum(e["kind"] == "translation" for e in read_jsonl(out)) >= 2, 90, "two translations")
     client.kill()
     client.wait()
@@ -168,22 +222,59 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     def openssl(*args):
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=livetranslate test CA",
-            "-keyout", "ca.key", "-out", "ca.pem")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
-            "-out", "server.csr")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=livetranslate test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"
+    )
     (folder / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.cnf", "-out", "server.pem")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "server.pem",
+    )
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
 def test_tls_and_api_key(audio_files, tmp_path):
     ca, cert, key = make_certificates(tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm="gemma3-270m", tls_cert=cert, tls_key=key, api_key="s3cret",
-                            data_dir=tmp_path / "sessions")
+    options = ServerOptions(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        host="127.0.0.1",
+        llm="gemma3-270m",
+        tls_cert=cert,
+        tls_key=key,
+        api_key="s3cret",
+        data_dir=tmp_path / "sessions",
+    )
     with TritonServer(options, log_file=ARTIFACTS / "triton-secure.log"):
         url = f"localhost:{options.grpc_port}"
         base = CLI + ["stream", str(audio_files["speech_b"]), "--url", url, "--no-translate", "--no-reconnect"]
@@ -191,8 +282,13 @@ def test_tls_and_api_key(audio_files, tmp_path):
 
         def run(*extra, env=None):
             # each run its own session: a stored session is resumed, not what is tested here
-            return subprocess.run(base + ["--session", f"secure-{next(runs)}", *extra], capture_output=True,
-                                  text=True, timeout=120, env={**os.environ, **(env or {})})
+            return subprocess.run(
+                base + ["--session", f"secure-{next(runs)}", *extra],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={**os.environ, **(env or {})},
+            )
 
         key_file, wrong_file = tmp_path / "key", tmp_path / "wrong"
         key_file.write_text("s3cret\n")
@@ -201,7 +297,10 @@ def test_tls_and_api_key(audio_files, tmp_path):
         assert ok.returncode == 0 and "Bericht" in ok.stdout, ok.stderr
         from_env = run("--tls", "--ca", str(ca), env={"LIVETRANSLATE_API_KEY": "s3cret"})
         assert from_env.returncode == 0, from_env.stderr
-        for refused in (run("--tls", "--ca", str(ca)), run("--tls", "--ca", str(ca), "--api-key-file", str(wrong_file))):
+        for refused in (
+            run("--tls", "--ca", str(ca)),
+            run("--tls", "--ca", str(ca), "--api-key-file", str(wrong_file)),
+        ):
             assert refused.returncode != 0 and "needs an API key" in refused.stderr, refused.stderr
             assert "StatusCode" not in refused.stderr and "Traceback" not in refused.stderr
         plain = run("--api-key-file", str(key_file))

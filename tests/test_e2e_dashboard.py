@@ -9,15 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ARTIFACTS, free_port
 
 from livetranslate import dashboard as D
-from livetranslate.present import readable
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
+from livetranslate.present import readable
 from livetranslate.protocol import Event, EventKind, SessionOptions
 from livetranslate.store import SessionStore
-
-from conftest import ARTIFACTS, free_port
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -39,9 +38,11 @@ def store_hostile_session(server, name):
     Markdown or HTML, load a remote image, run a script and make a link."""
     store = SessionStore(server.options.data_dir, fsync=False)
     store.open(name, "de", "en")
-    for event in (Event(EventKind.TRANSCRIPT, HOSTILE, 0, 0.0, 2.0, "de"),
-                  Event(EventKind.TRANSLATION, "translated " + HOSTILE, 0, 0.0, 2.0, "en"),
-                  Event(EventKind.ENHANCED, "enhanced " + HOSTILE, 0, 0.0, 2.0, "en", first_segment_id=0)):
+    for event in (
+        Event(EventKind.TRANSCRIPT, HOSTILE, 0, 0.0, 2.0, "de"),
+        Event(EventKind.TRANSLATION, "translated " + HOSTILE, 0, 0.0, 2.0, "en"),
+        Event(EventKind.ENHANCED, "enhanced " + HOSTILE, 0, 0.0, 2.0, "en", first_segment_id=0),
+    ):
         store.append(name, event)
     store.close(name)
 
@@ -54,8 +55,11 @@ def users(tmp_path):
 
 
 def dashboard_env(server):
-    return {"LIVETRANSLATE_URL": server.grpc_url, "LIVETRANSLATE_HTTP_URL": server.http_url,
-            "LIVETRANSLATE_METRICS_URL": f"http://localhost:{server.options.metrics_port}/metrics"}
+    return {
+        "LIVETRANSLATE_URL": server.grpc_url,
+        "LIVETRANSLATE_HTTP_URL": server.http_url,
+        "LIVETRANSLATE_METRICS_URL": f"http://localhost:{server.options.metrics_port}/metrics",
+    }
 
 
 def log_in(at, user, password):
@@ -100,8 +104,9 @@ def test_dashboard_app_logic(server, audio_files, users, monkeypatch):
     assert list(table["translation"]) == [D.escape_markdown("translated " + HOSTILE)]
     # the translation in context says something else than the sentence's: shown, under its plain name
     assert list(table[readable.COMBINED_NAME]) == [D.escape_markdown("enhanced " + HOSTILE)]
-    markdown = [m.value for kind in ("markdown", "caption", "info", "error", "warning", "success")
-                for m in at.get(kind)]
+    markdown = [
+        m.value for kind in ("markdown", "caption", "info", "error", "warning", "success") for m in at.get(kind)
+    ]
     assert not [m for m in markdown if "](http://evil" in m or "<img" in m]
 
 
@@ -114,22 +119,49 @@ def test_dashboard_in_a_real_browser(server, audio_files, users, tmp_path):
     env = {**os.environ, D.COOKIE_KEY_ENV: "test-cookie-key-0123456789abcdef", "TMPDIR": str(tmp_path)}
     # a compressed upload: decoded by ffmpeg's libraries a packet at a time
     upload = tmp_path / "weather.ogg"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(audio_files["speech_b"]), "-c:a", "libvorbis", str(upload)],
-                   check=True, timeout=60)
-    app = subprocess.Popen(CLI + ["dashboard", "--port", str(port), "--credentials", str(users), "--url",
-                                  server.grpc_url, "--http-url", server.http_url, "--metrics-url",
-                                  dashboard_env(server)["LIVETRANSLATE_METRICS_URL"]],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(audio_files["speech_b"]), "-c:a", "libvorbis", str(upload)],
+        check=True,
+        timeout=60,
+    )
+    app = subprocess.Popen(
+        CLI
+        + [
+            "dashboard",
+            "--port",
+            str(port),
+            "--credentials",
+            str(users),
+            "--url",
+            server.grpc_url,
+            "--http-url",
+            server.http_url,
+            "--metrics-url",
+            dashboard_env(server)["LIVETRANSLATE_METRICS_URL"],
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     spoken, started = [], threading.Event()
-    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech"], "browser-spoken", spoken,
-                                                   started))
+    speaker = threading.Thread(
+        target=speak, args=(server.grpc_url, audio_files["speech"], "browser-spoken", spoken, started)
+    )
     try:
         speaker.start()
         assert started.wait(60)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             requested = []
             page.on("request", lambda r: requested.append(r.url))
@@ -168,8 +200,13 @@ def test_dashboard_in_a_real_browser(server, audio_files, users, tmp_path):
                 page.wait_for_function(f"document.body.innerText.split({HOSTILE!r}).length > 3", timeout=30_000)
                 for shown in ("enhanced " + HOSTILE, "translated " + HOSTILE):
                     assert shown in page.inner_text("body")
-                assert page.evaluate("[...document.querySelectorAll('img')].filter(i => "
-                                     "!i.src.startsWith(location.origin) && !i.src.startsWith('data:')).length") == 0
+                assert (
+                    page.evaluate(
+                        "[...document.querySelectorAll('img')].filter(i => "
+                        "!i.src.startsWith(location.origin) && !i.src.startsWith('data:')).length"
+                    )
+                    == 0
+                )
                 assert page.evaluate("document.querySelectorAll('a[href*=evil]').length") == 0
                 assert not [url for url in requested if "evil" in url]
 
@@ -189,8 +226,11 @@ def test_dashboard_in_a_real_browser(server, audio_files, users, tmp_path):
         app.terminate()
         app.wait(10)
     # `livetranslate dashboard` is the streamlit process itself: stopping it leaves nothing behind
-    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-                if "streamlit run" in line and f"--server.port {port}" in line]
+    assert not [
+        line
+        for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+        if "streamlit run" in line and f"--server.port {port}" in line
+    ]
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
     with PipelineClient(server.grpc_url) as client:
         stored = client.sessions("get", "browser-upload")["events"]

@@ -6,17 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from raw import RawStream
+from test_e2e import assert_server_still_serves
 
 from livetranslate import glossary as G
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.quality.evaluation import term_accuracy
 from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.quality.evaluation import term_accuracy
 from livetranslate.quality.samples_glossary import TERMS_DE, TERMS_EN, make_terms_recording
-
-from raw import RawStream
-from test_e2e import assert_server_still_serves
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +52,9 @@ def test_the_glossary_changes_the_words_that_come_back(server, recording):
     target_terms = [t.translation for t in glossary.terms]
     heard = [term_accuracy(source_terms, TERMS_DE, texts(e, EventKind.TRANSCRIPT)) for e in (plain, guided)]
     said = [term_accuracy(target_terms, TERMS_EN, texts(e, EventKind.TRANSLATION)) for e in (plain, guided)]
-    summary = f"transcripts {heard[0]['right']} -> {heard[1]['right']}, translations {said[0]['right']} -> {said[1]['right']}"
+    summary = (
+        f"transcripts {heard[0]['right']} -> {heard[1]['right']}, translations {said[0]['right']} -> {said[1]['right']}"
+    )
     # Whisper, told the terms, spells clearly more of them right; the translations follow
     # (the share depends on the CPU Whisper's int8 kernels run on: 10 of 18 terms on one
     # machine here, for this tree and the one before it alike; more on others)

@@ -10,16 +10,15 @@ import uuid
 
 import numpy as np
 import pytest
+from conftest import ARTIFACTS, free_port
 
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.quality.evaluation import wer
-from livetranslate.protocol import EventKind, SessionOptions
-from livetranslate.quality.samples import load_reference
 from livetranslate.launcher import DEFAULT_MODEL_REPOSITORY, ServerOptions, TritonServer
-
-from conftest import ARTIFACTS, free_port
+from livetranslate.protocol import EventKind, SessionOptions
+from livetranslate.quality.evaluation import wer
+from livetranslate.quality.samples import load_reference
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +32,11 @@ def quick_idle_repository(path):
     shutil.copytree(DEFAULT_MODEL_REPOSITORY, path, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     for model, idle_s in IDLE_S.items():
         config = path / model / "config.pbtxt"
-        text, n = re.subn(r"max_sequence_idle_microseconds: \d+", f"max_sequence_idle_microseconds: {idle_s * 10**6}",
-                          config.read_text())
+        text, n = re.subn(
+            r"max_sequence_idle_microseconds: \d+",
+            f"max_sequence_idle_microseconds: {idle_s * 10**6}",
+            config.read_text(),
+        )
         if model == P.PIPELINE:
             text, k = re.subn(r'(key: "keepalive_s", value: \{ string_value: )"\d+"', rf'\1"{KEEPALIVE_S}"', text)
             assert k == 1
@@ -47,8 +49,14 @@ def quick_idle_repository(path):
 def quick_idle_server(tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     repository = quick_idle_repository(tmp_path_factory.mktemp("repository") / "model_repository")
-    options = ServerOptions(model_repository=repository, grpc_port=free_port(), http_port=free_port(),
-                            metrics_port=free_port(), llm="gemma3-270m", data_dir=tmp_path_factory.mktemp("sessions"))
+    options = ServerOptions(
+        model_repository=repository,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        llm="gemma3-270m",
+        data_dir=tmp_path_factory.mktemp("sessions"),
+    )
     with TritonServer(options, log_file=ARTIFACTS / "triton-long-silence.log") as srv:
         yield srv
 

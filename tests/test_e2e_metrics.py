@@ -9,14 +9,14 @@ import uuid
 
 import pytest
 
-from livetranslate.pipeline import metrics as M
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
+from livetranslate.pipeline import metrics as M
 from livetranslate.protocol import EventKind, SessionOptions
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -84,7 +84,8 @@ def test_a_stream_moves_the_pipelines_metrics_and_its_gauges_come_back_to_zero(s
         measured = [e for e in events if e.kind == kind and not e.error]
         assert moved(latency + "_count", kind=kind.value) == len(measured), kind
         assert moved(latency + "_sum", kind=kind.value) == pytest.approx(
-            sum(e.latency_ms for e in measured) / 1000, rel=1e-3, abs=0.01), kind
+            sum(e.latency_ms for e in measured) / 1000, rel=1e-3, abs=0.01
+        ), kind
     # every transcript took longer than the smallest bucket and less than the largest
     assert moved(latency + "_bucket", kind="transcript", le="0.1") < len(transcripts)
     assert moved(latency + "_bucket", kind="transcript", le="+Inf") == len(transcripts)

@@ -11,14 +11,13 @@ import time
 import uuid
 
 import pytest
+from conftest import ARTIFACTS, free_port
+from redisd import RedisServer
 
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
 from livetranslate.launcher import ServerOptions, TritonServer
-
-from conftest import ARTIFACTS, free_port
-from redisd import RedisServer
+from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -37,9 +36,16 @@ def redis(tmp_path_factory):
 
 
 def replica(name, redis, tmp_path_factory) -> TritonServer:
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(), host="127.0.0.1",
-                            llm="gemma3-270m", data_dir=tmp_path_factory.mktemp(f"unused-{name}"), store=redis.url,
-                            env={"LIVETRANSLATE_STORE_LEASE_S": str(LEASE_S)})
+    options = ServerOptions(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        host="127.0.0.1",
+        llm="gemma3-270m",
+        data_dir=tmp_path_factory.mktemp(f"unused-{name}"),
+        store=redis.url,
+        env={"LIVETRANSLATE_STORE_LEASE_S": str(LEASE_S)},
+    )
     server = TritonServer(options, log_file=ARTIFACTS / f"triton-replica-{name}.log")
     server.start()
     try:
@@ -74,15 +80,20 @@ def test_a_viewer_on_another_server_sees_exactly_what_the_speaker_saw(pair, audi
     a, b = pair
     name = f"replicas-{uuid.uuid4().hex[:6]}"
     seen_b, seen_a, french_b = [], [], []
-    viewers = [threading.Thread(target=watch_until_end, args=(b.grpc_url, name, seen_b)),
-               threading.Thread(target=watch_until_end, args=(a.grpc_url, name, seen_a)),
-               threading.Thread(target=watch_until_end, args=(b.grpc_url, name, french_b, "fr"))]
+    viewers = [
+        threading.Thread(target=watch_until_end, args=(b.grpc_url, name, seen_b)),
+        threading.Thread(target=watch_until_end, args=(a.grpc_url, name, seen_a)),
+        threading.Thread(target=watch_until_end, args=(b.grpc_url, name, french_b, "fr")),
+    ]
     for viewer in viewers:
         viewer.start()
     pcm, rate = read_audio(audio_files["speech_b"])
     with PipelineClient(a.grpc_url) as client:
-        spoken = [e for e in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True)
-                  if e.kind not in INTERIM_KINDS]
+        spoken = [
+            e
+            for e in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate), realtime=True)
+            if e.kind not in INTERIM_KINDS
+        ]
     for viewer in viewers:
         viewer.join(60)
     assert spoken[-1].kind == EventKind.END and not spoken[-1].error
@@ -92,17 +103,28 @@ def test_a_viewer_on_another_server_sees_exactly_what_the_speaker_saw(pair, audi
     # a viewer on B reading French: the speaker's server (A) translates for it too
     french = [e for e in french_b if e.kind == EventKind.TRANSLATION]
     assert french and all(e.language == "fr" for e in french) and any(e.text for e in french), french_b
-    assert [e.text for e in french_b if e.kind == EventKind.TRANSCRIPT] == \
-        [e.text for e in spoken if e.kind == EventKind.TRANSCRIPT]
+    assert [e.text for e in french_b if e.kind == EventKind.TRANSCRIPT] == [
+        e.text for e in spoken if e.kind == EventKind.TRANSCRIPT
+    ]
 
     # the session list, one session and its export are the same on both servers
     with PipelineClient(a.grpc_url) as on_a, PipelineClient(b.grpc_url) as on_b:
         listed = [on.sessions() for on in (on_a, on_b)]
-        assert [s["name"] for s in listed[0]] == [s["name"] for s in listed[1]] and name in [s["name"] for s in listed[0]]
+        assert [s["name"] for s in listed[0]] == [s["name"] for s in listed[1]] and name in [
+            s["name"] for s in listed[0]
+        ]
         got = [on.sessions("get", name) for on in (on_a, on_b)]
         assert got[0] == got[1] and got[0]["info"]["state"] == "ended"
-    exports = [subprocess.run(CLI + ["export", name, "--url", server.grpc_url, "--format", "srt"], capture_output=True,
-                              text=True, timeout=60, check=True).stdout for server in (a, b)]
+    exports = [
+        subprocess.run(
+            CLI + ["export", name, "--url", server.grpc_url, "--format", "srt"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        for server in (a, b)
+    ]
     assert exports[0] == exports[1] and "-->" in exports[0]
 
 
@@ -122,9 +144,26 @@ def read_jsonl(path):
 
 def speaker_cli(urls, path, name, out, *more):
     """`livetranslate stream FILE --realtime` given several servers, as a speaker runs it."""
-    return subprocess.Popen(CLI + ["stream", str(path), "--realtime", "--session", name, "--url", ",".join(urls),
-                                   "--format", "jsonl", "--out", str(out), *more],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        CLI
+        + [
+            "stream",
+            str(path),
+            "--realtime",
+            "--session",
+            name,
+            "--url",
+            ",".join(urls),
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            *more,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(check, timeout_s, what):
@@ -196,7 +235,8 @@ def test_a_drained_servers_speaker_goes_on_on_the_other_server_without_a_break(p
 
 
 def test_a_killed_servers_session_is_ended_for_its_viewers_and_its_speaker_goes_on_elsewhere(
-        pair, redis, tmp_path_factory, audio_files, tmp_path):
+    pair, redis, tmp_path_factory, audio_files, tmp_path
+):
     _, survivor = pair
     doomed = replica("doomed", redis, tmp_path_factory)
     try:
@@ -205,11 +245,9 @@ def test_a_killed_servers_session_is_ended_for_its_viewers_and_its_speaker_goes_
         seen = []
         viewer = threading.Thread(target=watch_until_end, args=(survivor.grpc_url, name, seen))
         viewer.start()
-        speaker = speaker_cli([doomed.grpc_url, survivor.grpc_url], audio_files["speech"], name, out,
-                              "--no-translate")
+        speaker = speaker_cli([doomed.grpc_url, survivor.grpc_url], audio_files["speech"], name, out, "--no-translate")
         try:
-            wait_for(lambda: sum(e.kind == EventKind.TRANSCRIPT for e in read_jsonl(out)) >= 2, 90,
-                     "two transcripts")
+            wait_for(lambda: sum(e.kind == EventKind.TRANSCRIPT for e in read_jsonl(out)) >= 2, 90, "two transcripts")
             doomed.kill()
             killed = time.monotonic()
             viewer.join(LEASE_S + 30)

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import srt
 import tritonclient.grpc as grpcclient
+from conftest import ARTIFACTS, free_port
 
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
 from livetranslate.launcher import ServerOptions, TritonServer
-
-from conftest import ARTIFACTS, free_port
+from livetranslate.protocol import INTERIM_KINDS, EventKind, SessionOptions
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "livetranslate.cli"]
@@ -41,8 +40,9 @@ def speak(url, path, name, received, started=None, partials=None):
 
 def test_two_viewers_mid_session_see_exactly_what_the_speaker_saw(server, audio_files):
     spoken, started, interim = [], threading.Event(), []
-    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech"], "watched", spoken, started,
-                                                   interim))
+    speaker = threading.Thread(
+        target=speak, args=(server.grpc_url, audio_files["speech"], "watched", spoken, started, interim)
+    )
     speaker.start()
     assert started.wait(60)
     views = [[], []]
@@ -67,8 +67,9 @@ def test_two_viewers_mid_session_see_exactly_what_the_speaker_saw(server, audio_
 
 def test_a_viewer_that_never_reads_does_not_stall_the_speaker(server, audio_files):
     spoken, started = [], threading.Event()
-    speaker = threading.Thread(target=speak, args=(server.grpc_url, audio_files["speech_b"], "stuck-viewer", spoken,
-                                                   started))
+    speaker = threading.Thread(
+        target=speak, args=(server.grpc_url, audio_files["speech_b"], "stuck-viewer", spoken, started)
+    )
     speaker.start()
     assert started.wait(60)
     client = grpcclient.InferenceServerClient(server.grpc_url)
@@ -87,12 +88,14 @@ def test_a_viewer_that_never_reads_does_not_stall_the_speaker(server, audio_file
 
 
 def test_unknown_session_is_a_clear_error(server):
-    out = subprocess.run(CLI + ["watch", "no-such-session", "--url", server.grpc_url], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        CLI + ["watch", "no-such-session", "--url", server.grpc_url], capture_output=True, text=True, timeout=60
+    )
     hint = "Error: no session named 'no-such-session': `livetranslate sessions` lists the stored sessions\n"
     assert out.returncode == 1 and out.stderr == hint  # like every other error, with where to look
-    out = subprocess.run(CLI + ["export", "no-such-session", "--url", server.grpc_url], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        CLI + ["export", "no-such-session", "--url", server.grpc_url], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 1 and out.stderr == hint
 
 
@@ -104,16 +107,36 @@ def test_export_and_list(server, audio_files, tmp_path):
     transcripts = [e for e in spoken if e.kind == EventKind.TRANSCRIPT]
     # --text first: a cue per sentence, its transcript and then its first translation
     out = tmp_path / "first.srt"
-    subprocess.run(CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both",
-                          "--text", "first", "-o", str(out)], check=True, timeout=60)
+    subprocess.run(
+        CLI
+        + [
+            "export",
+            "export-me",
+            "--url",
+            server.grpc_url,
+            "--format",
+            "srt",
+            "--lang",
+            "both",
+            "--text",
+            "first",
+            "-o",
+            str(out),
+        ],
+        check=True,
+        timeout=60,
+    )
     cues = list(srt.parse(out.read_text()))
     assert len(cues) == len(transcripts)
     for cue, t in zip(cues, transcripts):
         assert cue.content.startswith(t.text) and abs(cue.start.total_seconds() - t.start_s) < 0.002
     # by default the best text: an enhanced window is one cue in place of the sentences it covers
     out = tmp_path / "best.srt"
-    subprocess.run(CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both",
-                          "-o", str(out)], check=True, timeout=60)
+    subprocess.run(
+        CLI + ["export", "export-me", "--url", server.grpc_url, "--format", "srt", "--lang", "both", "-o", str(out)],
+        check=True,
+        timeout=60,
+    )
     best = list(srt.parse(out.read_text()))
     windows = [e for e in spoken if e.kind == EventKind.ENHANCED and e.text and not e.error]
     merged = sum(e.segment_id - e.first_segment_id for e in windows if e.first_segment_id >= 0)
@@ -144,18 +167,28 @@ def test_a_session_streamed_again_goes_on_where_it_ended(server, audio_files, tm
     assert [e.kind for e in watched].count(EventKind.END) == 1 and watched[-1].kind == EventKind.END
     assert stored["info"]["state"] == "ended"
     out = tmp_path / "twice.srt"
-    subprocess.run(CLI + ["export", "twice", "--url", server.grpc_url, "--format", "srt", "--lang", "source",
-                          "-o", str(out)], check=True, timeout=60)
+    subprocess.run(
+        CLI + ["export", "twice", "--url", server.grpc_url, "--format", "srt", "--lang", "source", "-o", str(out)],
+        check=True,
+        timeout=60,
+    )
     assert len(list(srt.parse(out.read_text()))) == 6
 
 
 def test_events_survive_kill_9_of_the_server(audio_files, tmp_path):
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm="gemma3-270m", data_dir=tmp_path / "data")
+    options = ServerOptions(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        host="127.0.0.1",
+        llm="gemma3-270m",
+        data_dir=tmp_path / "data",
+    )
     server = TritonServer(options, log_file=ARTIFACTS / "triton-store.log").__enter__()
     received = []
-    speaker = threading.Thread(target=lambda: pytest.raises(Exception, speak, server.grpc_url,
-                                                            audio_files["speech"], "crash", received))
+    speaker = threading.Thread(
+        target=lambda: pytest.raises(Exception, speak, server.grpc_url, audio_files["speech"], "crash", received)  # noqa: B017
+    )
     speaker.start()
     deadline = time.monotonic() + 60
     while sum(e.kind == EventKind.TRANSCRIPT for e in received) < 2 and time.monotonic() < deadline:
@@ -171,4 +204,3 @@ def test_events_survive_kill_9_of_the_server(audio_files, tmp_path):
     assert [key(e) for e in stored[: len(received)]] == [key(e) for e in received]
     assert report["info"]["state"] == "ended"  # the restarted server knows no stream is left
     assert watched[-1].kind == EventKind.END and [key(e) for e in watched[:-1]] == [key(e) for e in stored]
-

@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from conftest import ARTIFACTS, free_port
 
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
+from livetranslate.launcher import ServerOptions, TritonServer
 from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.quality.samples import make_speech
-from livetranslate.launcher import ServerOptions, TritonServer
 from livetranslate.triton import codecs
-
-from conftest import ARTIFACTS, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +76,7 @@ def test_the_translation_streams_as_it_is_generated(translated):
         assert translated.index(interim) < translated.index(final)
         assert interim.language == "en" and interim.text and interim.latency_ms < final.latency_ms
         so_far = words(interim.text)  # the final's first words (punctuation aside)
-        assert so_far == words(final.text)[:len(so_far)], (interim.text, final.text)
+        assert so_far == words(final.text)[: len(so_far)], (interim.text, final.text)
     for segment in {i.segment_id for i in interims}:
         texts = [i.text for i in interims if i.segment_id == segment]
         assert all(len(a) < len(b) for a, b in zip(texts, texts[1:]))
@@ -137,14 +136,23 @@ def call_translate(server, text, timeout_s):
     client.start_stream(callback=lambda result, error: answers.put(error or result))
     inputs = []
     for name, value in codecs.translate_request_to_tensors(codecs.TextRequest(text, "de", "en")).items():
-        inputs.append(grpcclient.InferInput(name, list(value.shape), "BYTES" if value.dtype == np.object_
-                                            else grpcclient.np_to_triton_dtype(value.dtype)))
+        inputs.append(
+            grpcclient.InferInput(
+                name,
+                list(value.shape),
+                "BYTES" if value.dtype == np.object_ else grpcclient.np_to_triton_dtype(value.dtype),
+            )
+        )
         inputs[-1].set_data_from_numpy(value)
     started = time.monotonic()
     try:
-        client.async_stream_infer(P.TRANSLATE, inputs, timeout=int(timeout_s * 1e6),
-                                  parameters={P.INTERNAL_PARAMETER: server.options.internal_token},
-                                  enable_empty_final_response=True)
+        client.async_stream_infer(
+            P.TRANSLATE,
+            inputs,
+            timeout=int(timeout_s * 1e6),
+            parameters={P.INTERNAL_PARAMETER: server.options.internal_token},
+            enable_empty_final_response=True,
+        )
         while True:
             answer = answers.get(timeout=120)
             if isinstance(answer, Exception):
@@ -160,10 +168,12 @@ def test_a_call_given_up_on_is_dropped_down_the_chain_not_finished(server):
     """The time limit of a call travels with the BLS calls it makes: `translate` passes what
     is left of it to `llm`, which stops generating once it has passed instead of finishing
     work nobody will read (the calls queued behind it would time out in turn)."""
-    text = ("Wir haben im letzten Quartal viele neue Kunden in Berlin, Hamburg und München gewonnen. "
-            "Das Team arbeitet jetzt an der nächsten Version der Software, die im Frühjahr erscheinen soll. "
-            "Außerdem planen wir eine Schulung für alle Mitarbeiter, damit jeder die neuen Funktionen kennt. "
-            "Zum Schluss möchte ich mich bei allen für die gute Zusammenarbeit in diesem Jahr bedanken.")
+    text = (
+        "Wir haben im letzten Quartal viele neue Kunden in Berlin, Hamburg und München gewonnen. "
+        "Das Team arbeitet jetzt an der nächsten Version der Software, die im Frühjahr erscheinen soll. "
+        "Außerdem planen wir eine Schulung für alle Mitarbeiter, damit jeder die neuen Funktionen kennt. "
+        "Zum Schluss möchte ich mich bei allen für die gute Zusammenarbeit in diesem Jahr bedanken."
+    )
     took, error = call_translate(server, text, timeout_s=1.0)
     assert error is not None and "dropped, its caller stopped waiting" in error, error
     assert took < 8, took  # the whole translation (about 70 tokens) takes longer
@@ -175,8 +185,14 @@ def test_a_call_given_up_on_is_dropped_down_the_chain_not_finished(server):
 def test_a_broken_llm_leaves_transcripts_intact(audio_files, tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 4096)
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            host="127.0.0.1", llm=str(broken), data_dir=tmp_path / "sessions")
+    options = ServerOptions(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        host="127.0.0.1",
+        llm=str(broken),
+        data_dir=tmp_path / "sessions",
+    )
     with TritonServer(options, log_file=ARTIFACTS / "triton-broken-llm.log") as server:
         assert "llm" in server.failed_models()
         events = stream(server.grpc_url, audio_files["speech_b"])

@@ -53,8 +53,10 @@ def test_viewers_read_a_german_speaker_in_french_and_english(server, audio_files
     speaker = threading.Thread(target=speak)
     speaker.start()
     wait_for_session(server.grpc_url, name)
-    viewers = [threading.Thread(target=view, args=(key, language))
-               for key, language in (("fr1", "fr"), ("fr2", "fr"), ("en", "en"))]
+    viewers = [
+        threading.Thread(target=view, args=(key, language))
+        for key, language in (("fr1", "fr"), ("fr2", "fr"), ("en", "en"))
+    ]
     for t in viewers:
         t.start()
     speaker.join(180)
@@ -84,7 +86,8 @@ def test_viewers_read_a_german_speaker_in_french_and_english(server, audio_files
     # the English viewer sees what the speaker saw (live viewers get the interim text too, from
     # when they joined: compared are the events that are stored)
     assert [(e.kind, e.segment_id, e.text) for e in views["en"] if e.kind not in INTERIM_KINDS] == [
-        (e.kind, e.segment_id, e.text) for e in spoken if e.kind not in INTERIM_KINDS]
+        (e.kind, e.segment_id, e.text) for e in spoken if e.kind not in INTERIM_KINDS
+    ]
 
     # stored: each transcript translated once per language, however many viewers read it
     with PipelineClient(server.grpc_url) as client:
@@ -98,16 +101,28 @@ def test_viewers_read_a_german_speaker_in_french_and_english(server, audio_files
     assert translations(late) == french
 
     # the command line: the French export, and the French translations only
-    out = subprocess.run(CLI + ["export", name, "--url", server.grpc_url, "--format", "srt", "--lang", "fr"],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        CLI + ["export", name, "--url", server.grpc_url, "--format", "srt", "--lang", "fr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert [c.content for c in srt.parse(out.stdout)] == [e.text for e in made]
-    out = subprocess.run(CLI + ["watch", name, "--url", server.grpc_url, "--lang", "fr", "--only", "translation",
-                                "--format", "jsonl"], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        CLI + ["watch", name, "--url", server.grpc_url, "--lang", "fr", "--only", "translation", "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     printed = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(e["kind"], e["language"], e["text"]) for e in printed[:-1]] == [
-        ("translation", "fr", e.text) for e in french]
+        ("translation", "fr", e.text) for e in french
+    ]
     print("French:", [e.text or e.error for e in french], "English:", [e.text for e in english.values()])
     assert printed[-1]["kind"] == "end"
-    listed = subprocess.run(CLI + ["sessions", "--url", server.grpc_url], capture_output=True, text=True,
-                            timeout=60, check=True)
+    listed = subprocess.run(
+        CLI + ["sessions", "--url", server.grpc_url], capture_output=True, text=True, timeout=60, check=True
+    )
     assert any(name in line and "de->en (+fr)" in line for line in listed.stdout.splitlines())

@@ -14,25 +14,28 @@ def test_a_date_and_time_in_digits_is_what_was_said_in_words():
     assert scores["wer_numbers"] == 0.0 and scores["wer"] == wer(written, said)
 
 
-@pytest.mark.parametrize("written, said", [
-    ("Die Frist endet am 30.04.", "Die Frist endet am dreißigsten vierten."),
-    ("Start ist am 12.05.2025.", "Start ist am zwölften fünften zweitausendfünfundzwanzig."),
-    ("Der Zug fährt um 7:45 Uhr.", "Der Zug fährt um sieben Uhr fünfundvierzig."),
-    ("Der Zug fährt um 7.45 Uhr.", "Der Zug fährt um sieben Uhr fünfundvierzig."),
-    ("Ab 18:00 Uhr ist zu.", "Ab achtzehn Uhr ist zu."),
-    ("Das sind 12 % mehr.", "Das sind zwölf Prozent mehr."),
-    ("Sie stiegen um 3,5 Prozent.", "Sie stiegen um drei Komma fünf Prozent."),
-    ("Wir haben 1,8 Millionen Euro Umsatz.", "Wir haben eins komma acht Millionen Euro Umsatz."),
-    ("Der Gewinn liegt bei 214.000 Euro.", "Der Gewinn liegt bei zweihundertvierzehntausend Euro."),
-    ("Es waren 1.200 Datensätze.", "Es waren eintausendzweihundert Datensätze."),
-    ("Es waren 1.200 Datensätze.", "Es waren tausendzweihundert Datensätze."),
-    ("Es kostet 100 €.", "Es kostet hundert Euro."),
-    ("Sie ist seit 1997 Kundin.", "Sie ist seit neunzehnhundertsiebenundneunzig Kundin."),
-    ("Im 2. Quartal wuchs es.", "Im zweiten Quartal wuchs es."),
-    ("Er kam als 1. an.", "Er kam als erster an."),
-    ("Am 7. Juni.", "Am siebenten Juni."),
-    ("Halle 12 ist gebucht.", "Halle zwölf ist gebucht."),
-])
+@pytest.mark.parametrize(
+    "written, said",
+    [
+        ("Die Frist endet am 30.04.", "Die Frist endet am dreißigsten vierten."),
+        ("Start ist am 12.05.2025.", "Start ist am zwölften fünften zweitausendfünfundzwanzig."),
+        ("Der Zug fährt um 7:45 Uhr.", "Der Zug fährt um sieben Uhr fünfundvierzig."),
+        ("Der Zug fährt um 7.45 Uhr.", "Der Zug fährt um sieben Uhr fünfundvierzig."),
+        ("Ab 18:00 Uhr ist zu.", "Ab achtzehn Uhr ist zu."),
+        ("Das sind 12 % mehr.", "Das sind zwölf Prozent mehr."),
+        ("Sie stiegen um 3,5 Prozent.", "Sie stiegen um drei Komma fünf Prozent."),
+        ("Wir haben 1,8 Millionen Euro Umsatz.", "Wir haben eins komma acht Millionen Euro Umsatz."),
+        ("Der Gewinn liegt bei 214.000 Euro.", "Der Gewinn liegt bei zweihundertvierzehntausend Euro."),
+        ("Es waren 1.200 Datensätze.", "Es waren eintausendzweihundert Datensätze."),
+        ("Es waren 1.200 Datensätze.", "Es waren tausendzweihundert Datensätze."),
+        ("Es kostet 100 €.", "Es kostet hundert Euro."),
+        ("Sie ist seit 1997 Kundin.", "Sie ist seit neunzehnhundertsiebenundneunzig Kundin."),
+        ("Im 2. Quartal wuchs es.", "Im zweiten Quartal wuchs es."),
+        ("Er kam als 1. an.", "Er kam als erster an."),
+        ("Am 7. Juni.", "Am siebenten Juni."),
+        ("Halle 12 ist gebucht.", "Halle zwölf ist gebucht."),
+    ],
+)
 def test_numbers_written_either_way_score_the_same(written, said):
     assert normalize(written, numbers=True) == normalize(said, numbers=True)
     assert wer(written, said, numbers=True) == 0.0

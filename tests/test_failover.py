@@ -14,17 +14,25 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from click.testing import CliRunner
+from conftest import free_port
 from tritonclient.utils import deserialize_bytes_tensor
 
 from livetranslate import cli
-from livetranslate.cli import outputs as cli_outputs
 from livetranslate import protocol as P
-from livetranslate.client import AudioBuffer, ClientError, Connection, PipelineClient, ResilientSession, follow, normalize_urls
+from livetranslate.cli import outputs as cli_outputs
+from livetranslate.client import (
+    AudioBuffer,
+    ClientError,
+    Connection,
+    PipelineClient,
+    ResilientSession,
+    follow,
+    normalize_urls,
+)
 from livetranslate.client.connection import ADDRESS_TIMEOUT_S, Unreachable
 from livetranslate.client.resilient import Refused
-from livetranslate.protocol import Event, EventKind as K, SessionOptions
-
-from conftest import free_port
+from livetranslate.protocol import Event, SessionOptions
+from livetranslate.protocol import EventKind as K
 
 RATE = 16000
 CHUNK = RATE // 10
@@ -37,9 +45,15 @@ class Result:
 
     def __init__(self, request_id: str, event: Event | None = None, final: bool = False):
         self._tensors = event.to_tensors() if event is not None else {}
-        self._response = type("Response", (), {
-            "id": request_id, "outputs": list(self._tensors),
-            "parameters": {"triton_final_response": type("Flag", (), {"bool_param": final})()}})()
+        self._response = type(
+            "Response",
+            (),
+            {
+                "id": request_id,
+                "outputs": list(self._tensors),
+                "parameters": {"triton_final_response": type("Flag", (), {"bool_param": final})()},
+            },
+        )()
 
     def get_response(self):
         return self._response
@@ -71,7 +85,7 @@ class Replica:
         self.transcribed = 0
         self._lock = threading.Lock()
 
-    def request(self, conn: "FakeTriton", tensors: dict, request_id: str, start: bool, end: bool) -> None:
+    def request(self, conn: FakeTriton, tensors: dict, request_id: str, start: bool, end: bool) -> None:
         with self._lock:
             if not self.up or conn.stopped:
                 raise RuntimeError("[StatusCode.UNAVAILABLE] Socket closed")
@@ -124,8 +138,19 @@ class Replica:
                 options, before = stream["options"], len(stream["heard"])
                 stream["heard"].append(int(audio[0]))
                 start_s = options.time_base_s + before * CHUNK / RATE
-                send(Result(request_id, Event(K.TRANSCRIPT, str(int(audio[0])), options.segment_base + before,
-                                              start_s, start_s + CHUNK / RATE)), None)
+                send(
+                    Result(
+                        request_id,
+                        Event(
+                            K.TRANSCRIPT,
+                            str(int(audio[0])),
+                            options.segment_base + before,
+                            start_s,
+                            start_s + CHUNK / RATE,
+                        ),
+                    ),
+                    None,
+                )
                 self.transcribed += 1
             if end:
                 send(Result(request_id, Event(K.END)), None)
@@ -153,13 +178,17 @@ class FakeTriton:
     def start_stream(self, callback, headers=None):
         self.callback = callback
 
-    def async_stream_infer(self, model_name, inputs, request_id="", sequence_id=0, sequence_start=False,
-                           sequence_end=False, **_):
+    def async_stream_infer(
+        self, model_name, inputs, request_id="", sequence_id=0, sequence_start=False, sequence_end=False, **_
+    ):
         tensors = {}
         for tensor in inputs:
             raw = tensor._raw_content or b""
-            tensors[tensor.name()] = (deserialize_bytes_tensor(raw) if tensor.datatype() == "BYTES" else
-                                      np.frombuffer(raw, grpcclient.triton_to_np_dtype(tensor.datatype())))
+            tensors[tensor.name()] = (
+                deserialize_bytes_tensor(raw)
+                if tensor.datatype() == "BYTES"
+                else np.frombuffer(raw, grpcclient.triton_to_np_dtype(tensor.datatype()))
+            )
         self.replica.request(self, tensors, request_id, sequence_start, sequence_end)
 
     def stop_stream(self, cancel_requests=False):
@@ -204,8 +233,14 @@ class NumberedAudio:
 def speak(connection: Connection, chunks: int = 20, **options):
     """Runs a ResilientSession over numbered audio; its events, status lines and the session."""
     events, statuses, failure = [], [], []
-    session = ResilientSession(connection, SessionOptions("standup", RATE), on_event=events.append,
-                               on_status=statuses.append, max_backoff_s=0.01, **options)
+    session = ResilientSession(
+        connection,
+        SessionOptions("standup", RATE),
+        on_event=events.append,
+        on_status=statuses.append,
+        max_backoff_s=0.01,
+        **options,
+    )
 
     def run():
         try:
@@ -242,14 +277,19 @@ def test_a_list_of_addresses_is_normalized_entry_by_entry():
     assert Connection("localhost").urls == ("localhost:8001",)
 
 
-@pytest.mark.parametrize("text, says", [
-    ("a:8001,b:http", "--url 'b:http': the port must be a number from 1 to 65535"),
-    ("a:8001,ftp://b:8001", "--url 'ftp://b:8001': unknown scheme ftp://"),
-    ("a:8001,:9000", "--url ':9000': no host"),
-    (" , ", "--url ' , ': no host"),
-    ("grpcs://a:8001,http://b:8001", "--url 'grpcs://a:8001,http://b:8001': grpcs://a:8001 uses TLS and "
-                                     "http://b:8001 does not"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("a:8001,b:http", "--url 'b:http': the port must be a number from 1 to 65535"),
+        ("a:8001,ftp://b:8001", "--url 'ftp://b:8001': unknown scheme ftp://"),
+        ("a:8001,:9000", "--url ':9000': no host"),
+        (" , ", "--url ' , ': no host"),
+        (
+            "grpcs://a:8001,http://b:8001",
+            "--url 'grpcs://a:8001,http://b:8001': grpcs://a:8001 uses TLS and http://b:8001 does not",
+        ),
+    ],
+)
 def test_a_bad_entry_is_named_with_the_single_address_message(text, says):
     with pytest.raises(ClientError) as caught:
         normalize_urls(text)
@@ -290,7 +330,8 @@ def test_when_no_address_answers_each_says_why(replicas):
         f"  cannot reach the livetranslate server at {a.url}: nothing answers there. Is it running? "
         f"Start it with `livetranslate serve`, or check --url\n"
         f"  cannot reach the livetranslate server at {b.url}: nothing answers there. Is it running? "
-        f"Start it with `livetranslate serve`, or check --url")
+        f"Start it with `livetranslate serve`, or check --url"
+    )
 
 
 # --- a speaker ---------------------------------------------------------------------------
@@ -341,7 +382,9 @@ def test_a_session_still_leased_elsewhere_is_retried_until_accepted_without_losi
     b.refusals, b.refuse_as = [LEASED, LEASED, LEASED], form
     events, statuses, _ = speak(Connection(f"{a.url},{b.url}"))
     refused = [s for s in statuses if " refused the stream: " in s]
-    assert len(refused) == 3 and all(s.startswith(f"{b.url} refused the stream: {LEASED}; retrying in ") for s in refused)
+    assert len(refused) == 3 and all(
+        s.startswith(f"{b.url} refused the stream: {LEASED}; retrying in ") for s in refused
+    )
     assert not [e for e in events if e.kind == K.ERROR or e.error]  # refusals are status, not events
     # each refused stream was offered the same first chunk, which went on to the stream accepted
     first_offered = [s["heard"] for s in b.streams if s["refused"]]
@@ -471,11 +514,30 @@ def test_a_viewer_follows_on_at_the_next_address_without_repeating_itself(replic
     failed = Event(K.ERROR, "translation failed")
     a.history, a.viewer_dies = [transcript(0), failed, translation(0), failed, transcript(1)], True
     # b replays the stored history, with what came while the viewer was away
-    b.history = [transcript(0), failed, translation(0), failed, transcript(1), Event(K.PARTIAL, "Sa", 2),
-                 translation(1), failed, transcript(2)]
+    b.history = [
+        transcript(0),
+        failed,
+        translation(0),
+        failed,
+        transcript(1),
+        Event(K.PARTIAL, "Sa", 2),
+        translation(1),
+        failed,
+        transcript(2),
+    ]
     events, statuses = watched(Connection(f"{a.url},{b.url}"))
-    assert events == [transcript(0), failed, translation(0), failed, transcript(1),  # from a
-                      Event(K.PARTIAL, "Sa", 2), translation(1), failed, transcript(2), Event(K.END)]  # from b
+    assert events == [
+        transcript(0),
+        failed,
+        translation(0),
+        failed,
+        transcript(1),  # from a
+        Event(K.PARTIAL, "Sa", 2),
+        translation(1),
+        failed,
+        transcript(2),
+        Event(K.END),
+    ]  # from b
     assert statuses[0].startswith("connection lost (") and "Socket closed" in statuses[0]
     assert statuses[1] == f"connected to {b.url}, session standup (moved from {a.url})"
 

@@ -9,13 +9,12 @@ import threading
 import time
 
 import pytest
+from conftest import ARTIFACTS, free_port
 
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient
-from livetranslate.protocol import EventKind, SessionOptions
 from livetranslate.launcher import ServerOptions, TritonServer
-
-from conftest import ARTIFACTS, free_port
+from livetranslate.protocol import EventKind, SessionOptions
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +23,9 @@ pytestmark = pytest.mark.slow
 def small_disk(tmp_path_factory):
     """A real 2 MB filesystem for the session data (tmpfs; the tests run as root)."""
     path = tmp_path_factory.mktemp("small-disk")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(path)], capture_output=True, text=True
+    )
     assert mounted.returncode == 0, f"cannot mount a small tmpfs (needs root): {mounted.stderr}"
     yield path
     subprocess.run(["umount", "-l", str(path)], check=False)
@@ -34,8 +34,9 @@ def small_disk(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fault_server(small_disk):
     ARTIFACTS.mkdir(exist_ok=True)
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            llm="gemma3-270m", data_dir=small_disk)
+    options = ServerOptions(
+        grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(), llm="gemma3-270m", data_dir=small_disk
+    )
     with TritonServer(options, log_file=ARTIFACTS / "triton-faults.log") as srv:
         yield srv
 
@@ -43,8 +44,7 @@ def fault_server(small_disk):
 def speak(server, path, name, events, on_transcript=None):
     pcm, rate = read_audio(path)
     with PipelineClient(server.grpc_url) as client:
-        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate, translate=False),
-                                   realtime=True):
+        for event in client.stream(chunks(pcm, rate // 10), SessionOptions(name, rate, translate=False), realtime=True):
             events.append(event)
             if event.kind == EventKind.TRANSCRIPT and on_transcript is not None:
                 on_transcript()
@@ -65,8 +65,7 @@ def stream_threads(wait_s: float = 5.0):
         time.sleep(0.1)
 
 
-def test_a_full_disk_ends_the_stream_with_a_clear_error_and_nothing_else_breaks(fault_server, small_disk,
-                                                                                  audio_files):
+def test_a_full_disk_ends_the_stream_with_a_clear_error_and_nothing_else_breaks(fault_server, small_disk, audio_files):
     filler = small_disk / "filler"
     events = []
 
@@ -100,8 +99,9 @@ def test_a_full_disk_ends_the_stream_with_a_clear_error_and_nothing_else_breaks(
 
 
 def stub_pids(server, model):
-    out = subprocess.run(["pgrep", "-f", f"triton_python_backend_stub.*{model}_0_0"],
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        ["pgrep", "-f", f"triton_python_backend_stub.*{model}_0_0"], capture_output=True, text=True
+    ).stdout.split()
     children = set(open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split())
     return [int(pid) for pid in out if pid in children]
 
@@ -128,8 +128,9 @@ def test_a_killed_stage_is_reloaded_and_its_utterances_are_transcribed_after_all
     assert not stream_threads()
     # the dead stub was replaced by a new one, and transcription works again
     deadline = time.monotonic() + 60
-    while (not stub_pids(fault_server, "whisper") or stub_pids(fault_server, "whisper") == killed) \
-            and time.monotonic() < deadline:
+    while (
+        not stub_pids(fault_server, "whisper") or stub_pids(fault_server, "whisper") == killed
+    ) and time.monotonic() < deadline:
         time.sleep(0.5)
     [new] = stub_pids(fault_server, "whisper")
     assert new not in killed

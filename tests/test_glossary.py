@@ -7,13 +7,13 @@ import pytest
 
 from livetranslate import glossary
 from livetranslate import protocol as P
+from livetranslate.glossary import GlossaryError, Term
 from livetranslate.quality.evaluation import term_accuracy
-from livetranslate.glossary import Glossary, GlossaryError, Term
 from livetranslate.stages.llm import GenerationRequest
 from livetranslate.stages.llm.prompts import translation_prompt
 from livetranslate.stages.translate import Translator
-from livetranslate.triton import codecs
 from livetranslate.stages.whisper import AsrRequest, decode_again, lists_hotwords
+from livetranslate.triton import codecs
 
 FILE = """\ufeff# product launch
 Mirelda Oskavit
@@ -27,23 +27,30 @@ Zorvexa Cloud
 
 def test_a_hand_written_file_parses_into_terms():
     g = glossary.parse(FILE)
-    assert g.terms == (Term("Mirelda Oskavit"), Term("Tranovix Hub"), Term("Kelvaro Fühler", "Kelvaro Probe"),
-                       Term("Zorvexa Cloud"))
+    assert g.terms == (
+        Term("Mirelda Oskavit"),
+        Term("Tranovix Hub"),
+        Term("Kelvaro Fühler", "Kelvaro Probe"),
+        Term("Zorvexa Cloud"),
+    )
     assert g.pairs()[1:3] == [("Tranovix Hub", "Tranovix Hub"), ("Kelvaro Fühler", "Kelvaro Probe")]
     assert glossary.parse(g.to_text()) == g  # what goes over the wire parses back the same
     assert g.to_list()[2] == {"term": "Kelvaro Fühler", "translation": "Kelvaro Probe"}
     assert not glossary.parse("# only a comment\n\n") and glossary.parse("").terms == ()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("\n".join(f"Term{i}" for i in range(glossary.MAX_TERMS + 1)), "more than 200 terms"),
-    ("ok\n" + "x" * (glossary.MAX_LINE_CHARS + 1), "line 2 is longer than 200 characters"),
-    ("Zorvexa\nzorvexa = Z", "line 2 repeats the term 'zorvexa' of line 1"),
-    ("Kelvaro =", "line 1 has nothing after '='"),
-    ("= Probe", "line 1 has no term before '='"),
-    ("Zor\x07vexa", "line 1 holds a control character"),
-    ("x" * (glossary.MAX_BYTES + 1), "larger than 32 KiB"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("\n".join(f"Term{i}" for i in range(glossary.MAX_TERMS + 1)), "more than 200 terms"),
+        ("ok\n" + "x" * (glossary.MAX_LINE_CHARS + 1), "line 2 is longer than 200 characters"),
+        ("Zorvexa\nzorvexa = Z", "line 2 repeats the term 'zorvexa' of line 1"),
+        ("Kelvaro =", "line 1 has nothing after '='"),
+        ("= Probe", "line 1 has no term before '='"),
+        ("Zor\x07vexa", "line 1 holds a control character"),
+        ("x" * (glossary.MAX_BYTES + 1), "larger than 32 KiB"),
+    ],
+)
 def test_a_bad_file_is_refused_naming_the_line(text, message):
     with pytest.raises(GlossaryError, match=message):
         glossary.parse(text)
@@ -69,10 +76,14 @@ def test_whisper_hears_the_first_terms_that_fit():
 def test_the_translator_gets_only_the_terms_the_sentence_holds():
     g = glossary.parse(FILE + "Ax = Bx\n")
     assert g.relevant("Heute stellt mirelda oskavit den Tranovix Hub vor.").pairs() == [
-        ("Mirelda Oskavit", "Mirelda Oskavit"), ("Tranovix Hub", "Tranovix Hub")]
+        ("Mirelda Oskavit", "Mirelda Oskavit"),
+        ("Tranovix Hub", "Tranovix Hub"),
+    ]
     # misspelled by Whisper, a longer term still matches; a short one only exactly
     assert [t.source for t in g.relevant("Die Sorvexa Cloud und der Kelvaro-Fühler, Axt.").terms] == [
-        "Kelvaro Fühler", "Zorvexa Cloud"]
+        "Kelvaro Fühler",
+        "Zorvexa Cloud",
+    ]
     assert not g.relevant("Das Wetter in Berlin ist heute sonnig.")
 
 
@@ -82,7 +93,10 @@ def test_translation_prompts_carry_the_pairs_and_are_unchanged_without():
         plain = translation_prompt(family, "Der Kelvaro Fühler misst.", "de", "en").text
         with_terms = translation_prompt(family, "Der Kelvaro Fühler misst.", "de", "en", terms=pairs).text
         assert "Glossary" not in plain and "Kelvaro Fühler = Kelvaro Probe\n" in with_terms
-        assert with_terms.replace(with_terms[with_terms.index("Glossary"):with_terms.index("Translate into")], "") == plain
+        assert (
+            with_terms.replace(with_terms[with_terms.index("Glossary") : with_terms.index("Translate into")], "")
+            == plain
+        )
     fewshot = translation_prompt("fewshot", "Der Kelvaro Fühler misst.", "de", "en", terms=pairs).text
     assert fewshot.endswith("Terms: Kelvaro Fühler = Kelvaro Probe\nGerman: Der Kelvaro Fühler misst.\nEnglish:")
     assert "Terms: Lumora" in fewshot  # a shot shows a base model what the line means
@@ -110,7 +124,10 @@ def test_the_glossary_tensor_round_trips_and_bad_ones_get_a_clear_error():
     assert P.SessionOptions.from_tensors(tensors.get, "x").glossary == g
     assert P.SessionOptions.from_tensors(P.SessionOptions("s").to_tensors().get, "x").glossary == glossary.NO_GLOSSARY
     for value, message in [
-        (np.array(["Zorvexa\nKelvaro Fühler".encode("latin-1")], dtype=np.object_), "GLOSSARY: the glossary is not UTF-8"),
+        (
+            np.array(["Zorvexa\nKelvaro Fühler".encode("latin-1")], dtype=np.object_),
+            "GLOSSARY: the glossary is not UTF-8",
+        ),
         (np.array([b"a", b"b"], dtype=np.object_), "GLOSSARY must be one text"),
         (np.array([b"Kelvaro ="], dtype=np.object_), "GLOSSARY: glossary line 1 has nothing after"),
     ]:
@@ -123,10 +140,13 @@ def test_the_stages_tensors_carry_the_glossary():
     g = glossary.parse(FILE)
     asr = AsrRequest(np.zeros(160, np.float32), "de", prompt="Vorher.", hotwords=g.whisper_hint())
     assert codecs.asr_request_from(_unbatched(codecs.asr_request_to_tensors(asr))).hotwords == g.whisper_hint()
-    asked = codecs.text_request_from(codecs.translate_request_to_tensors(codecs.TextRequest("t", "de", "en", "", g)).get)
+    asked = codecs.text_request_from(
+        codecs.translate_request_to_tensors(codecs.TextRequest("t", "de", "en", "", g)).get
+    )
     assert asked.glossary == g
     assert P.GLOSSARY not in codecs.translate_request_to_tensors(codecs.TextRequest("t", "de"))
     from livetranslate.stages.enhance import Piece
+
     request = codecs.EnhanceRequest(Piece(1, "Hallo", 0.0, 1.0), "de", "en", glossary=g)
     assert codecs.enhance_request_from(codecs.enhance_request_to_tensors(request).get).glossary == g
 
@@ -146,7 +166,8 @@ def test_whisper_hears_terms_before_its_prompt_and_a_readback_is_decoded_again()
     assert not lists_hotwords("Heute stellt Mirelda Oskavit den neuen Tranovix Hub vor.", hint)
     assert not lists_hotwords("Mirelda Oskavit und Tranovix Hub.", hint)
     assert decode_again(request, "Mirelda Oskavit, Tranovix Hub, Zorvexa Cloud") == AsrRequest(
-        request.audio, "de", prompt="", hotwords="")
+        request.audio, "de", prompt="", hotwords=""
+    )
     # a copied prompt is dropped; the terms stay
     again = decode_again(request, "Guten Morgen. Guten Morgen. Guten Morgen.")
     assert again is not None and again.prompt == "" and again.hotwords == hint
@@ -164,11 +185,11 @@ def test_term_accuracy_counts_exact_spellings_per_reference_occurrence():
 
 
 def test_a_stream_carries_its_glossary_to_whisper_the_translator_enhance_and_the_store(tmp_path):
-    from livetranslate.pipeline import Pipeline, PipelineOptions
-    from livetranslate.store import Hub, SessionStore
-    from livetranslate.pipeline.streaming import DecodeOptions
-
     from scripted import Clock, ScriptedStages, Speaker, kinds
+
+    from livetranslate.pipeline import Pipeline, PipelineOptions
+    from livetranslate.pipeline.streaming import DecodeOptions
+    from livetranslate.store import Hub, SessionStore
 
     class Recording(ScriptedStages):
         def __init__(self, clock):
@@ -183,8 +204,9 @@ def test_a_stream_carries_its_glossary_to_whisper_the_translator_enhance_and_the
             self.glossaries.append(glossary)
             return super().translate(text, source, target, context)
 
-        def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
-                    glossary=None):
+        def enhance(
+            self, sequence_id, step, source, target, start, end, check_complete=True, flush=True, glossary=None
+        ):
             if start:
                 self.enhance_starts.append(glossary)
             return super().enhance(sequence_id, step, source, target, start, end, check_complete, flush)
@@ -192,8 +214,9 @@ def test_a_stream_carries_its_glossary_to_whisper_the_translator_enhance_and_the
     clock = Clock()
     stages = Recording(clock)
     store = SessionStore(tmp_path, hub=Hub(), fsync=False)
-    pipeline = Pipeline(stages, PipelineOptions(decode=DecodeOptions(policy="utterance", lead_in_s=0.0)),
-                        store=store, clock=clock)
+    pipeline = Pipeline(
+        stages, PipelineOptions(decode=DecodeOptions(policy="utterance", lead_in_s=0.0)), store=store, clock=clock
+    )
     g = glossary.parse(FILE)
     speaker = Speaker(pipeline, clock, 5, session="launch")
     speaker.options = P.SessionOptions("launch", partials=False, glossary=g).to_tensors()

@@ -12,11 +12,11 @@ import pytest
 
 from engine_build import build, llm_configs, versions
 from livetranslate import protocol as P
+from livetranslate.launcher import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
+from livetranslate.stages.llm import tensorrt_llm as llm_trt
 from livetranslate.stages.whisper import create_engine
 from livetranslate.stages.whisper import features as F
 from livetranslate.stages.whisper import tensorrt_llm as trt
-from livetranslate.stages.llm import tensorrt_llm as llm_trt
-from livetranslate.launcher import CPU_ONLY_MODELS, GPU_ONLY_MODELS, MODELS, PROFILE_MODELS, ServerOptions
 from livetranslate.weights.trtllm_version import VersionMismatch, check_engine_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,11 @@ def test_models_with_a_gpu_config_keep_the_cpu_io():
 
 
 def test_gpu_only_folders_have_no_default_config_and_load_only_in_the_gpu_profile():
-    gpu_only = sorted(p.parent.parent.name for p in REPOSITORY.glob("*/configs/gpu.pbtxt")
-                      if not (p.parent.parent / "config.pbtxt").exists())
+    gpu_only = sorted(
+        p.parent.parent.name
+        for p in REPOSITORY.glob("*/configs/gpu.pbtxt")
+        if not (p.parent.parent / "config.pbtxt").exists()
+    )
     assert gpu_only == ["yes_probability"]  # the tensorrtllm_backend members are filled at image build
     assert set(gpu_only) <= set(GPU_ONLY_MODELS)
     assert set(GPU_ONLY_MODELS).isdisjoint(MODELS)
@@ -155,7 +158,10 @@ def test_an_engine_from_another_tensorrt_llm_is_refused(tmp_path):
 
 # --- engine build dry run -------------------------------------------------------------------
 def dry_run(capsys, *argv) -> list[str]:
-    assert build.main(["--dry-run", "--tensorrt-llm-sources", "/src/trtllm", "--backend-sources", "/src/backend", *argv]) == 0
+    assert (
+        build.main(["--dry-run", "--tensorrt-llm-sources", "/src/trtllm", "--backend-sources", "/src/backend", *argv])
+        == 0
+    )
     return capsys.readouterr().out.strip().splitlines()
 
 
@@ -163,25 +169,42 @@ def test_whisper_dry_run_has_the_seed_settings(capsys):
     convert, encoder, decoder, tokenizer = dry_run(capsys, "whisper")
     assert convert.endswith(
         "/src/trtllm/examples/whisper/convert_checkpoint.py --model_dir /models/downloads --model_name large-v3 "
-        "--dtype float16 --output_dir /models/build/whisper-large-v3-checkpoint --use_weight_only --weight_only_precision int8")
+        "--dtype float16 --output_dir /models/build/whisper-large-v3-checkpoint --use_weight_only --weight_only_precision int8"
+    )
     assert encoder == (
         "trtllm-build --checkpoint_dir /models/build/whisper-large-v3-checkpoint/encoder "
         "--output_dir /models/engines/whisper-large-v3/encoder --moe_plugin disable --max_batch_size 8 "
-        "--gemm_plugin disable --bert_attention_plugin float16 --max_input_len 3000 --max_seq_len 3000")
+        "--gemm_plugin disable --bert_attention_plugin float16 --max_input_len 3000 --max_seq_len 3000"
+    )
     assert decoder == (
         "trtllm-build --checkpoint_dir /models/build/whisper-large-v3-checkpoint/decoder "
         "--output_dir /models/engines/whisper-large-v3/decoder --moe_plugin disable --max_beam_width 4 "
         "--max_batch_size 8 --max_seq_len 114 --max_input_len 14 --max_encoder_input_len 3000 "
-        "--gemm_plugin float16 --bert_attention_plugin float16 --gpt_attention_plugin float16 --gather_context_logits")
-    assert tokenizer == ("cp /models/downloads/whisper-large-v3/tokenizer.json "
-                         "/models/engines/whisper-large-v3/tokenizer.json")
+        "--gemm_plugin float16 --bert_attention_plugin float16 --gpt_attention_plugin float16 --gather_context_logits"
+    )
+    assert tokenizer == (
+        "cp /models/downloads/whisper-large-v3/tokenizer.json /models/engines/whisper-large-v3/tokenizer.json"
+    )
 
 
 def test_whisper_dry_run_takes_overrides(capsys):
     convert, encoder, decoder, _ = dry_run(
-        capsys, "whisper", "--max-batch-size", "16", "--max-beam-width", "1", "--weight-only-precision", "",
-        "--decoder-max-input-len", "64", "--decoder-max-seq-len", "224", "--no-gather-context-logits",
-        "--output-dir", "/e/w")
+        capsys,
+        "whisper",
+        "--max-batch-size",
+        "16",
+        "--max-beam-width",
+        "1",
+        "--weight-only-precision",
+        "",
+        "--decoder-max-input-len",
+        "64",
+        "--decoder-max-seq-len",
+        "224",
+        "--no-gather-context-logits",
+        "--output-dir",
+        "/e/w",
+    )
     assert "--use_weight_only" not in convert
     assert "--max_batch_size 16" in encoder and "--output_dir /e/w/encoder" in encoder
     assert "--max_beam_width 1 --max_batch_size 16 --max_seq_len 224 --max_input_len 64" in decoder
@@ -200,20 +223,39 @@ def test_llama_dry_run_has_the_seed_settings_and_overrides(capsys):
     assert convert.endswith(
         "/src/trtllm/examples/llama/convert_checkpoint.py --model_dir /models/downloads/Meta-Llama-3.1-8B-Instruct "
         "--output_dir /models/build/llama-3.1-8b-instruct-checkpoint --dtype float16 "
-        "--use_weight_only --weight_only_precision int4")
+        "--use_weight_only --weight_only_precision int4"
+    )
     assert engine == (
         "trtllm-build --checkpoint_dir /models/build/llama-3.1-8b-instruct-checkpoint "
         "--output_dir /models/engines/llama-3.1-8b-instruct --gemm_plugin float16 --max_batch_size 8 "
-        "--max_input_len 1000 --max_seq_len 2000 --use_paged_context_fmha enable --gather_generation_logits")
+        "--max_input_len 1000 --max_seq_len 2000 --use_paged_context_fmha enable --gather_generation_logits"
+    )
     assert tokenizer.startswith("cp /models/downloads/Meta-Llama-3.1-8B-Instruct/tokenizer.json")
-    _, engine, _ = dry_run(capsys, "llama", "--max-input-len", "1500", "--max-seq-len", "3000",
-                           "--no-use-paged-context-fmha", "--weight-only-precision", "int8")
+    _, engine, _ = dry_run(
+        capsys,
+        "llama",
+        "--max-input-len",
+        "1500",
+        "--max-seq-len",
+        "3000",
+        "--no-use-paged-context-fmha",
+        "--weight-only-precision",
+        "int8",
+    )
     assert "--max_input_len 1500 --max_seq_len 3000 --use_paged_context_fmha disable" in engine
 
 
 def test_llm_configs_dry_run_fills_every_member(capsys):
-    lines = dry_run(capsys, "llm-configs", "--repository", "/r", "--engine-dir", "/e/llama",
-                    "--kv-cache-free-gpu-mem-fraction", "0.4")
+    lines = dry_run(
+        capsys,
+        "llm-configs",
+        "--repository",
+        "/r",
+        "--engine-dir",
+        "/e/llama",
+        "--kv-cache-free-gpu-mem-fraction",
+        "0.4",
+    )
     assert [line.split()[3] for line in lines] == [f"/r/{m}/configs/gpu.pbtxt" for m in llm_configs.MEMBERS]
     assert all(line.split()[1] == "/src/backend/tools/fill_template.py" for line in lines)
     trtllm = dict(kv.split(":", 1) for kv in lines[1].split()[4].split(","))
@@ -271,7 +313,7 @@ def test_log_mel_matches_faster_whisper(n_mels, seconds):
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
     # what the encoder gets: the last 30 s, padded to 3000 frames, (frames, n_mels)
-    window = audio[-30 * F.SAMPLE_RATE:]
+    window = audio[-30 * F.SAMPLE_RATE :]
     expected = pad_or_trim(extractor(window), extractor.nb_max_frames).T
     np.testing.assert_allclose(F.encoder_features(audio, n_mels), expected, atol=1e-4)
     assert F.encoder_features(audio, n_mels).shape == (F.N_FRAMES, n_mels)
@@ -292,12 +334,16 @@ def test_prompt_ids_match_whispers_tokenizer(whisper_tokenizer_json, language):
     import tokenizers
     from faster_whisper.tokenizer import Tokenizer
 
-    reference = Tokenizer(tokenizers.Tokenizer.from_file(str(whisper_tokenizer_json)), True,
-                          task="transcribe", language=language)
+    reference = Tokenizer(
+        tokenizers.Tokenizer.from_file(str(whisper_tokenizer_json)), True, task="transcribe", language=language
+    )
     ours = F.WhisperTokenizer(whisper_tokenizer_json)
     assert ours.specials.task_sequence(language) == list(reference.sot_sequence) + [reference.no_timestamps]
     assert (ours.specials.eot, ours.specials.sot_prev, ours.specials.no_speech) == (
-        reference.eot, reference.sot_prev, reference.no_speech)
+        reference.eot,
+        reference.sot_prev,
+        reference.no_speech,
+    )
     text = "Guten Morgen zusammen, wir fangen mit dem Bericht an."
     assert ours.encode(" " + text) == reference.encode(" " + text)
     assert ours.decode(reference.encode(" " + text) + [reference.eot]) == reference.decode(reference.encode(" " + text))
@@ -308,12 +354,18 @@ def test_full_prompt_matches_faster_whispers_layout(whisper_tokenizer_json):
     from faster_whisper import WhisperModel
     from faster_whisper.tokenizer import Tokenizer
 
-    reference = Tokenizer(tokenizers.Tokenizer.from_file(str(whisper_tokenizer_json)), True,
-                          task="transcribe", language="de")
+    reference = Tokenizer(
+        tokenizers.Tokenizer.from_file(str(whisper_tokenizer_json)), True, task="transcribe", language="de"
+    )
     ours = F.WhisperTokenizer(whisper_tokenizer_json)
     previous, prefix = "Hallo zusammen, wie geht es euch heute?", "Wir fangen an"
-    expected = WhisperModel.get_prompt(types.SimpleNamespace(max_length=448), reference,
-                                       reference.encode(" " + previous), without_timestamps=True, prefix=prefix)
+    expected = WhisperModel.get_prompt(
+        types.SimpleNamespace(max_length=448),
+        reference,
+        reference.encode(" " + previous),
+        without_timestamps=True,
+        prefix=prefix,
+    )
     prompt = ours.prompt("de", previous, prefix)
     assert prompt.tokens == expected
     assert prompt.tokens[prompt.sot_index] == reference.sot
@@ -331,7 +383,7 @@ def test_prompt_fits_the_decoder_engine(whisper_tokenizer_json):
     assert prompt.tokens == task + prefix[-10:]
     short = ours.prompt("de", "Hallo zusammen", "Gut", 14)
     assert len(short.tokens) <= 14 and short.tokens[0] == ours.specials.sot_prev
-    assert short.tokens[short.sot_index:short.sot_index + 4] == task
+    assert short.tokens[short.sot_index : short.sot_index + 4] == task
 
 
 def test_large_v3_special_ids_move_with_the_extra_language():
@@ -343,8 +395,9 @@ def test_large_v3_special_ids_move_with_the_extra_language():
     vocab = {"<|endoftext|>": 50257, "<|startoftranscript|>": 50258}
     vocab.update({f"<|{code}|>": 50259 + i for i, code in enumerate(order)})
     after = 50259 + len(order)
-    for offset, token in enumerate(["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>",
-                                    "<|nospeech|>", "<|notimestamps|>"]):
+    for offset, token in enumerate(
+        ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+    ):
         vocab[token] = after + offset
     specials = F.SpecialTokens.from_vocabulary(vocab)
     assert specials.task_sequence("de") == [50258, 50261, 50360, 50364]
@@ -368,9 +421,18 @@ def test_no_speech_and_logprob():
 
 
 def test_engine_limits_come_from_the_engine_configs(tmp_path):
-    for part, config in {"encoder": {"pretrained_config": {"n_mels": 128}},
-                         "decoder": {"build_config": {"max_input_len": 14, "max_seq_len": 114, "max_beam_width": 4,
-                                                      "max_batch_size": 8, "gather_context_logits": True}}}.items():
+    for part, config in {
+        "encoder": {"pretrained_config": {"n_mels": 128}},
+        "decoder": {
+            "build_config": {
+                "max_input_len": 14,
+                "max_seq_len": 114,
+                "max_beam_width": 4,
+                "max_batch_size": 8,
+                "gather_context_logits": True,
+            }
+        },
+    }.items():
         (tmp_path / part).mkdir()
         (tmp_path / part / "config.json").write_text(json.dumps({"version": "0.17.0", **config}))
     limits = trt.EngineLimits.from_engine_dir(tmp_path)
@@ -396,8 +458,9 @@ def test_yes_probability_from_generation_logits():
     logits[0, 0, [2, 3]] = [np.log(3.0), 0.0]  # "Yes" x3 as likely as " Yes"... both yes
     logits[0, 0, 5] = np.log(4.0)  # "No"
     assert llm_trt.yes_probability(logits, [2, 3], [5]) == pytest.approx(4 / 8, abs=1e-3)
-    assert llm_trt.first_token_ids(lambda w: {"Yes": [2], " Yes": [3, 1], "yes": [2]}.get(w, []),
-                                   ("Yes", " Yes", "yes", " yes")) == [2, 3]
+    assert llm_trt.first_token_ids(
+        lambda w: {"Yes": [2], " Yes": [3, 1], "yes": [2]}.get(w, []), ("Yes", " Yes", "yes", " yes")
+    ) == [2, 3]
 
 
 def test_yes_no_scorer_uses_the_tokenizer(tmp_path, whisper_tokenizer_json):
@@ -411,7 +474,8 @@ def test_yes_no_scorer_uses_the_tokenizer(tmp_path, whisper_tokenizer_json):
 
 
 def test_a_system_triton_replaces_the_wheels(tmp_path, monkeypatch):
-    from livetranslate.launcher import ServerOptions, binaries as server
+    from livetranslate.launcher import ServerOptions
+    from livetranslate.launcher import binaries as server
 
     binary, backends = tmp_path / "tritonserver", tmp_path / "backends"
     binary.write_text("")

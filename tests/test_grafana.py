@@ -41,8 +41,10 @@ def dashboard():
 
 
 def test_the_expression_parser_finds_metric_names_only():
-    expr = ('histogram_quantile(0.95, sum by (le, kind) (rate(foo_seconds_bucket{kind="a b", job=~"$job"}'
-            '[$__rate_interval]))) / on(instance) group_left max without (pod) (bar) > bool 1e3')
+    expr = (
+        'histogram_quantile(0.95, sum by (le, kind) (rate(foo_seconds_bucket{kind="a b", job=~"$job"}'
+        "[$__rate_interval]))) / on(instance) group_left max without (pod) (bar) > bool 1e3"
+    )
     assert metric_names(expr) == {"foo_seconds_bucket", "bar"}
     assert metric_names("sum(rate(baz_total[5m])) or vector(0)") == {"baz_total"}
 
@@ -65,8 +67,7 @@ def test_the_prometheus_datasource_is_a_variable_every_panel_uses(dashboard):
 def test_every_expression_reads_only_metrics_the_code_defines_and_every_metric_is_shown(dashboard):
     defined = M.series_names()
     shown = set()
-    queries = [(p["title"], t["expr"]) for p in panels(dashboard["panels"]) if p["type"] != "row"
-               for t in p["targets"]]
+    queries = [(p["title"], t["expr"]) for p in panels(dashboard["panels"]) if p["type"] != "row" for t in p["targets"]]
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":  # Grafana's label_values(<series>, <label>)
             series = re.fullmatch(r"label_values\((.+),\s*\w+\)", variable["definition"])

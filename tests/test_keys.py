@@ -24,16 +24,19 @@ def test_a_keys_file_names_each_client_with_its_limits():
         assert keys.identify(wrong) is None
 
 
-@pytest.mark.parametrize("text, says", [
-    ("alice", "give a name and its key"),
-    ("alice short", "too short"),
-    ("al/ice alice-key-0123456789abcdef", "must be 1-64 letters"),
-    ("a alice-key-0123456789abcdef\na bob-key-0123456789abcdef00", "named twice"),
-    ("a alice-key-0123456789abcdef\nb alice-key-0123456789abcdef", "has the key of 'a'"),
-    ("a alice-key-0123456789abcdef streams=two", "limits are streams=N and viewers=N"),
-    ("a alice-key-0123456789abcdef speakers=2", "limits are streams=N and viewers=N"),
-    ("# nobody\n\n", "names no client"),
-])
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("alice", "give a name and its key"),
+        ("alice short", "too short"),
+        ("al/ice alice-key-0123456789abcdef", "must be 1-64 letters"),
+        ("a alice-key-0123456789abcdef\na bob-key-0123456789abcdef00", "named twice"),
+        ("a alice-key-0123456789abcdef\nb alice-key-0123456789abcdef", "has the key of 'a'"),
+        ("a alice-key-0123456789abcdef streams=two", "limits are streams=N and viewers=N"),
+        ("a alice-key-0123456789abcdef speakers=2", "limits are streams=N and viewers=N"),
+        ("# nobody\n\n", "names no client"),
+    ],
+)
 def test_a_bad_keys_file_says_which_line_and_why(text, says):
     with pytest.raises(KeysError, match=says) as caught:
         Keys.parse(text, "keys.txt")

@@ -4,17 +4,16 @@ and the backlog is bounded. Also the interim text of a translation as it is gene
 (livetranslate.stages.translate.Interim) and the choice of the small model under load
 (livetranslate.pipeline.guards.TranslationLoad)."""
 
+import concurrent.futures
 import threading
 import time
-
-import concurrent.futures
 
 import pytest
 
 from livetranslate import deadline
+from livetranslate.pipeline.guards import TranslationLoad
 from livetranslate.stages.llm import GenerationRequest, LlmEngine
 from livetranslate.stages.llm.lanes import LaneError, Lanes
-from livetranslate.pipeline.guards import TranslationLoad
 from livetranslate.stages.translate import Interim, Translator
 
 
@@ -38,6 +37,7 @@ class Engine(LlmEngine):
 def run(lanes: Lanes, prompt: str, lane: str, out: dict) -> threading.Thread:
     def work():
         out[prompt] = "".join(lanes.generate(GenerationRequest(prompt), lane))
+
     thread = threading.Thread(target=work)
     thread.start()
     return thread
@@ -55,17 +55,17 @@ def test_urgent_work_runs_while_background_work_pauses_between_tokens():
     fast.join(5)
     slow.join(5)
     assert out["U"] == "U0 U1 U2 U3 U4 " and out["B"].count("B") == 20
-    first, last = (next(i for i, e in enumerate(log) if e[1] == "U"),
-                   max(i for i, e in enumerate(log) if e[1] == "U"))
+    first, last = (next(i for i, e in enumerate(log) if e[1] == "U"), max(i for i, e in enumerate(log) if e[1] == "U"))
     # while the urgent call ran, at most one background token (the one under way) was made
-    assert sum(1 for e in log[first:last + 1] if e[1] == "B") <= 1
+    assert sum(1 for e in log[first : last + 1] if e[1] == "B") <= 1
     assert lanes.paused_s > 0
 
 
 def test_a_background_call_pauses_at_most_max_pause_s_at_a_time():
     log, out = [], {}
-    lanes = Lanes(Engine("main", log, tokens=3, token_s=0.01), Engine("urgent", log, tokens=40, token_s=0.02),
-                  max_pause_s=0.1)
+    lanes = Lanes(
+        Engine("main", log, tokens=3, token_s=0.01), Engine("urgent", log, tokens=40, token_s=0.02), max_pause_s=0.1
+    )
     urgent = run(lanes, "U", "urgent", out)
     while not log:
         time.sleep(0.005)
@@ -161,8 +161,9 @@ def test_a_deadline_keeps_the_nearer_of_two_and_travels_into_a_pool_task():
         left = pool.submit(deadline.run_until, time.monotonic() + 5, deadline.remaining).result()
         assert 4 < left <= 5
         with pytest.raises(deadline.DeadlineExceeded, match="a step: dropped"):
-            pool.submit(deadline.run_until, time.monotonic() + 0.01,
-                        lambda: (time.sleep(0.05), deadline.check("a step"))).result()
+            pool.submit(
+                deadline.run_until, time.monotonic() + 0.01, lambda: (time.sleep(0.05), deadline.check("a step"))
+            ).result()
         # a task that had to wait for the pool past its deadline never runs
         ran = []
         blocker = pool.submit(time.sleep, 0.1)
@@ -177,8 +178,15 @@ def test_interim_text_is_whole_words_cleaned_and_growing():
     now = [0.0]
     seen = []
     interim = Interim(seen.append, min_interval_s=0.3, clock=lambda: now[0])
-    for piece, t in (("Trans", 0.0), ("lation: We", 0.1), (" meet", 0.4), (" to", 0.5), ("morrow", 0.8),
-                     (" at", 1.2), (" ten", 1.3)):
+    for piece, t in (
+        ("Trans", 0.0),
+        ("lation: We", 0.1),
+        (" meet", 0.4),
+        (" to", 0.5),
+        ("morrow", 0.8),
+        (" at", 1.2),
+        (" ten", 1.3),
+    ):
         now[0] = t
         interim.piece(piece)
     # "Translation:" is cleaned away, a word still being generated ("to…") is never shown,
@@ -263,8 +271,10 @@ def test_a_background_prompt_pauses_between_its_pieces_for_urgent_work():
     urgent.join()
     background.join()
     assert out["U"] == "U0 U1 U2 " and out["B"] == "B0 B1 B2 B3 B4 "
-    first_u, last_u = (next(i for i, e in enumerate(log) if e[0] == "urgent"),
-                       max(i for i, e in enumerate(log) if e[0] == "urgent"))
+    first_u, last_u = (
+        next(i for i, e in enumerate(log) if e[0] == "urgent"),
+        max(i for i, e in enumerate(log) if e[0] == "urgent"),
+    )
     # while the urgent call ran, at most one piece of the background prompt was evaluated
     assert sum(1 for e in log[first_u:last_u] if e[0] == "main") <= 1
     assert any(str(e[2]).startswith("p") for e in log[last_u:])  # the prompt went on after it
@@ -273,9 +283,11 @@ def test_a_background_prompt_pauses_between_its_pieces_for_urgent_work():
 
 def test_a_background_prompt_pauses_for_max_pause_s_in_all_under_constant_urgent_load():
     log = []
-    lanes = Lanes(PrefillingEngine("main", log, pieces=30, piece_s=0.001), Engine("urgent", log, tokens=200,
-                                                                                  token_s=0.01),
-                  max_pause_s=0.2)
+    lanes = Lanes(
+        PrefillingEngine("main", log, pieces=30, piece_s=0.001),
+        Engine("urgent", log, tokens=200, token_s=0.01),
+        max_pause_s=0.2,
+    )
     out = {}
     urgent = run(lanes, "U", "urgent", out)  # two seconds of urgent work
     time.sleep(0.05)

@@ -12,14 +12,13 @@ import urllib.error
 import urllib.request
 
 import pytest
+from scripted import Clock, ScriptedStages, Speaker, kinds, wait_for
 
 from livetranslate import protocol as P
+from livetranslate.launcher import DRAIN_TIMEOUT_S, ServerOptions, TritonServer, stop_bound_s
 from livetranslate.launcher.health import HealthServer
 from livetranslate.pipeline import Pipeline, PipelineOptions
-from livetranslate.launcher import DRAIN_TIMEOUT_S, ServerOptions, TritonServer, stop_bound_s
 from livetranslate.pipeline.streaming import DecodeOptions
-
-from scripted import Clock, ScriptedStages, Speaker, kinds, wait_for
 
 
 def get(url: str) -> tuple[int, str]:
@@ -101,8 +100,7 @@ def test_stop_says_not_ready_before_it_drains_and_drains_before_triton_stops():
     server.drain = drain
     said: list[str] = []
     server.stop(say=said.append)
-    assert events == [("drain", 7.5, (False, "draining: this server is shutting down")),
-                      ("signal", signal.SIGTERM)]
+    assert events == [("drain", 7.5, (False, "draining: this server is shutting down")), ("signal", signal.SIGTERM)]
     assert said == ["refusing"]
 
 
@@ -165,9 +163,12 @@ def fake_grpc(monkeypatch):
 
     monkeypatch.setattr(grpcclient, "InferInput", Input)
     clock = Clock()
-    pipeline = Pipeline(ScriptedStages(clock), PipelineOptions(decode=DecodeOptions(policy="utterance", lead_in_s=0.0,
-                                                                                     prompt_segments=0)),
-                        clock=clock, end_sequence=lambda _: None)
+    pipeline = Pipeline(
+        ScriptedStages(clock),
+        PipelineOptions(decode=DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)),
+        clock=clock,
+        end_sequence=lambda _: None,
+    )
     sent: list = []
     clients: list = []
 
@@ -254,8 +255,9 @@ def test_serve_takes_the_grace_and_the_health_port_from_options_or_the_environme
         seen["health"] = port
 
     monkeypatch.setattr(cli_server, "_health", fake_health)
-    result = CliRunner().invoke(cli.main, ["serve", "--log-file", "-", *argv],
-                                env={"LIVETRANSLATE_HEALTH_PORT": "18003"})
+    result = CliRunner().invoke(
+        cli.main, ["serve", "--log-file", "-", *argv], env={"LIVETRANSLATE_HEALTH_PORT": "18003"}
+    )
     assert result.exit_code == 0, result.output
     assert seen == {"grace": grace, "health": 18003}
     env = CliRunner().invoke(cli.main, ["serve", "--log-file", "-"], env={P.DRAIN_GRACE_ENV: "20"})
@@ -264,12 +266,15 @@ def test_serve_takes_the_grace_and_the_health_port_from_options_or_the_environme
 
 def test_serve_refuses_a_taken_health_port_in_plain_words():
     with HealthServer("127.0.0.1", 0, lambda: (True, "ready")) as taken:
-        result = subprocess.run([sys.executable, "-m", "livetranslate.cli", "serve", "--log-file", "-",
-                                 "--health-port", str(taken.port)], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "livetranslate.cli", "serve", "--log-file", "-", "--health-port", str(taken.port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1
     assert f"cannot serve health on 127.0.0.1:{taken.port}" in result.stderr
     assert "choose another --health-port" in result.stderr
-
 
 
 def test_a_refused_drain_is_reported_at_once_not_waited_for(fake_grpc):

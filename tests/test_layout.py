@@ -11,8 +11,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "livetranslate"
 # the modules of livetranslate/ itself: one idea each, used everywhere, importing only each other
-FOUNDATIONS = {"protocol", "languages", "glossary", "numbers", "audio", "keys", "share", "deadline", "periodic",
-               "settings"}
+FOUNDATIONS = {
+    "protocol",
+    "languages",
+    "glossary",
+    "numbers",
+    "audio",
+    "keys",
+    "share",
+    "deadline",
+    "periodic",
+    "settings",
+}
 # what each package may import besides itself (docs/architecture.md); the CLI may use everything
 MAY_IMPORT = {
     "foundations": set(),
@@ -71,8 +81,7 @@ def test_nothing_imports_upward():
 def test_only_the_triton_layer_imports_triton_python_backend_utils():
     users = [module for path, module in _modules() if "triton_python_backend_utils" in set(_imports(path))]
     assert users and all(module.startswith("livetranslate.triton") for module in users), users
-    glue = [p for p in (ROOT / "model_repository").rglob("model.py")
-            if "triton_python_backend_utils" in p.read_text()]
+    glue = [p for p in (ROOT / "model_repository").rglob("model.py") if "triton_python_backend_utils" in p.read_text()]
     assert glue == []  # every model.py goes through livetranslate.triton
 
 
@@ -85,7 +94,7 @@ def test_modules_stay_small_and_long_functions_say_why():
         lines = text.split("\n")
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
-                head = "\n".join(lines[node.lineno - 1: node.lineno + 15])
+                head = "\n".join(lines[node.lineno - 1 : node.end_lineno])
                 if not re.search(r"# One piece: ", head):
                     unexplained.append(f"{module}.{node.name}")
     assert too_long == [] and unexplained == []

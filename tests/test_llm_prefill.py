@@ -18,8 +18,13 @@ def engine():
 
 
 def test_a_prompt_evaluated_in_pieces_gives_the_same_text(engine):
-    prompt = translation_prompt("fewshot", "Wir haben zu wenig Leute im Support, und das schon seit Wochen.",
-                                "de", "en", context="Anna stellt die Zahlen vor. " * 6)
+    prompt = translation_prompt(
+        "fewshot",
+        "Wir haben zu wenig Leute im Support, und das schon seit Wochen.",
+        "de",
+        "en",
+        context="Anna stellt die Zahlen vor. " * 6,
+    )
     request = GenerationRequest(prompt.text, max_tokens=24, stop=prompt.stop)
     engine.llm.reset()
     whole = "".join(engine.generate(request))

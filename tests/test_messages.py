@@ -11,38 +11,44 @@ from concurrent import futures
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import free_port
 
 from livetranslate import cli
 from livetranslate.cli import options as cli_options
 from livetranslate.cli import outputs as cli_outputs
 from livetranslate.client import ClientError, Connection, PipelineClient, normalize_url
 from livetranslate.languages import NAMES, UnknownLanguage, code_for
-from livetranslate.protocol import Event, EventKind as K, ProtocolError, SessionOptions
-
-from conftest import free_port
+from livetranslate.protocol import Event, ProtocolError, SessionOptions
+from livetranslate.protocol import EventKind as K
 
 
 # --- where the server is ----------------------------------------------------------------
-@pytest.mark.parametrize("url, expected", [
-    ("localhost:8001", ("localhost:8001", False)),
-    ("http://localhost:8001", ("localhost:8001", False)),
-    ("grpc://10.0.0.5:9001/", ("10.0.0.5:9001", False)),
-    ("https://example.org:8001", ("example.org:8001", True)),
-    ("grpcs://example.org", ("example.org:8001", True)),
-    ("example.org", ("example.org:8001", False)),
-    ("[::1]:8001", ("[::1]:8001", False)),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("localhost:8001", ("localhost:8001", False)),
+        ("http://localhost:8001", ("localhost:8001", False)),
+        ("grpc://10.0.0.5:9001/", ("10.0.0.5:9001", False)),
+        ("https://example.org:8001", ("example.org:8001", True)),
+        ("grpcs://example.org", ("example.org:8001", True)),
+        ("example.org", ("example.org:8001", False)),
+        ("[::1]:8001", ("[::1]:8001", False)),
+    ],
+)
 def test_urls_as_users_write_them(url, expected):
     assert normalize_url(url) == expected
     assert (Connection(url).url, Connection(url).tls) == expected
 
 
-@pytest.mark.parametrize("url, says", [
-    ("http://localhost:8000/v2/health", "a gRPC address has no path; give host:port"),
-    ("ftp://localhost:8001", "unknown scheme ftp://; give the gRPC address as host:port"),
-    ("localhost:http", "the port must be a number from 1 to 65535"),
-    (":8001", "no host; give host:port"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("http://localhost:8000/v2/health", "a gRPC address has no path; give host:port"),
+        ("ftp://localhost:8001", "unknown scheme ftp://; give the gRPC address as host:port"),
+        ("localhost:http", "the port must be a number from 1 to 65535"),
+        (":8001", "no host; give host:port"),
+    ],
+)
 def test_unusable_urls_say_how_to_write_one(url, says):
     with pytest.raises(ClientError, match="e.g. localhost:8001") as caught:
         normalize_url(url)
@@ -72,8 +78,10 @@ def test_nothing_listening_says_start_the_server():
     port = free_port()
     with pytest.raises(ClientError) as caught:
         PipelineClient(f"127.0.0.1:{port}", timeout_s=3)
-    assert str(caught.value) == (f"cannot reach the livetranslate server at 127.0.0.1:{port}: nothing answers there. "
-                                 f"Is it running? Start it with `livetranslate serve`, or check --url")
+    assert str(caught.value) == (
+        f"cannot reach the livetranslate server at 127.0.0.1:{port}: nothing answers there. "
+        f"Is it running? Start it with `livetranslate serve`, or check --url"
+    )
 
 
 def test_unknown_host_is_named():
@@ -87,8 +95,27 @@ def tls_grpc_port(tmp_path_factory):
     import grpc
 
     folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-keyout", "key.pem", "-out", "cert.pem"], check=True, capture_output=True, cwd=folder)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=folder,
+    )
     credentials = grpc.ssl_server_credentials([((folder / "key.pem").read_bytes(), (folder / "cert.pem").read_bytes())])
     server = grpc.server(futures.ThreadPoolExecutor(1))
     port = server.add_secure_port("127.0.0.1:0", credentials)
@@ -128,8 +155,19 @@ def test_cli_bad_url_is_one_plain_line():
 
 
 # --- languages ------------------------------------------------------------------------
-@pytest.mark.parametrize("text, code", [("de", "de"), ("DE", "de"), ("german", "de"), ("Deutsch", "de"),
-                                        ("de-DE", "de"), ("pt_BR", "pt"), ("Français", "fr"), ("Cantonese", "yue")])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("de", "de"),
+        ("DE", "de"),
+        ("german", "de"),
+        ("Deutsch", "de"),
+        ("de-DE", "de"),
+        ("pt_BR", "pt"),
+        ("Français", "fr"),
+        ("Cantonese", "yue"),
+    ],
+)
 def test_languages_by_code_or_name(text, code):
     assert code_for(text) == code
 
@@ -143,8 +181,10 @@ def test_every_whisper_language_has_a_name():
 def test_an_unknown_language_says_how_to_write_it():
     with pytest.raises(UnknownLanguage) as caught:
         code_for("germn", allow_auto=True)
-    assert str(caught.value) == ("unknown language 'germn' (did you mean German, de?): use a code such as de or a name "
-                                 "such as German, or auto to detect it (`livetranslate languages` lists them)")
+    assert str(caught.value) == (
+        "unknown language 'germn' (did you mean German, de?): use a code such as de or a name "
+        "such as German, or auto to detect it (`livetranslate languages` lists them)"
+    )
     with pytest.raises(UnknownLanguage, match="'klingon': use a code such as de"):
         code_for("klingon")
     with pytest.raises(UnknownLanguage):
@@ -168,7 +208,10 @@ def test_cli_language_option_says_how_to_write_it(tmp_path):
 
 # --- sessions --------------------------------------------------------------------------
 def test_a_missing_session_points_at_the_list():
-    assert cli_options.session_hint("no session named 'x'") == "no session named 'x': `livetranslate sessions` lists the stored sessions"
+    assert (
+        cli_options.session_hint("no session named 'x'")
+        == "no session named 'x': `livetranslate sessions` lists the stored sessions"
+    )
     assert cli_options.session_hint("server full") == "server full"
 
 
@@ -181,12 +224,15 @@ def _wav_bytes(seconds: float) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("data, suffix, says", [
-    (b"not audio at all\n" * 50, ".txt", "no sound (no audio track)"),
-    (b"%PDF-1.4\n" + bytes(range(256)) * 4, ".pdf", "not an audio file: ffmpeg cannot read it"),
-    (b"", ".wav", "not an audio file: ffmpeg cannot read it"),
-    (_wav_bytes(1.0)[:60], ".wav", "holds no sound ffmpeg can decode"),
-])
+@pytest.mark.parametrize(
+    "data, suffix, says",
+    [
+        (b"not audio at all\n" * 50, ".txt", "no sound (no audio track)"),
+        (b"%PDF-1.4\n" + bytes(range(256)) * 4, ".pdf", "not an audio file: ffmpeg cannot read it"),
+        (b"", ".wav", "not an audio file: ffmpeg cannot read it"),
+        (_wav_bytes(1.0)[:60], ".wav", "holds no sound ffmpeg can decode"),
+    ],
+)
 def test_a_non_audio_upload_says_so_without_a_path(tmp_path, data, suffix, says):
     from livetranslate.dashboard import UploadedAudio, UploadError
 
@@ -217,7 +263,10 @@ def test_text_shows_a_combined_translation_only_when_it_adds_something(capsys, t
     outputs.close()
     out = capsys.readouterr().out.splitlines()
     assert [line.strip() for line in out if "|" in line and "en" in line.split("|")[0]] == [
-        "#0     en | One.  (0.0 s)", "#1     en | Two.  (0.0 s)", "in context #0-1 en | One, two.  (0.0 s)"]
+        "#0     en | One.  (0.0 s)",
+        "#1     en | Two.  (0.0 s)",
+        "in context #0-1 en | One, two.  (0.0 s)",
+    ]
     assert len(out) == 6 and out[-1] == "-- end of stream (00:03.0 of audio)"
     kept = (tmp_path / "all.jsonl").read_text().splitlines()
     assert len(kept) == len(list(_events()))  # the data keeps every event

@@ -11,15 +11,25 @@ import types
 
 import numpy as np
 import pytest
+from scripted import (  # noqa: F401 (pytest fixtures, taken by name)
+    Collect,
+    FailingStore,
+    ScriptedStages,
+    Speaker,
+    clock,
+    kinds,
+    silence,
+    speech,
+    stages,
+    wait_for,
+)
 
+from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.pipeline import metrics as M
 from livetranslate.pipeline.metrics import FAMILIES, Gauges, Metrics
-from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
+from livetranslate.pipeline.streaming import DecodeOptions
 from livetranslate.protocol import SUBSCRIBE, Event, EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.pipeline.streaming import DecodeOptions
-
-from scripted import clock, stages, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
 
 DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
 LATENCY = M.EVENT_LATENCY.name
@@ -67,8 +77,13 @@ class Recorded(Metrics):
 
 
 def make_pipeline(stages, clock, metrics, store=None, **options):
-    return Pipeline(stages, PipelineOptions(decode=options.pop("decode", DECODE), **options), store=store,
-                    clock=clock, metrics=metrics)
+    return Pipeline(
+        stages,
+        PipelineOptions(decode=options.pop("decode", DECODE), **options),
+        store=store,
+        clock=clock,
+        metrics=metrics,
+    )
 
 
 def subscribe(pipeline, request_id, session, events):
@@ -79,8 +94,9 @@ def subscribe(pipeline, request_id, session, events):
 
 def test_every_event_sent_to_the_speaker_is_measured_once_under_its_kind(stages, clock):
     metrics = Recorded()
-    decode = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0,
-                           partial_min_s=1.0)
+    decode = DecodeOptions(
+        policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0, partial_min_s=1.0
+    )
     pipeline = make_pipeline(stages, clock, metrics, decode=decode)
     speaker = Speaker(pipeline, clock, 1, partials=True)
     for word in (1, 2):
@@ -88,7 +104,7 @@ def test_every_event_sent_to_the_speaker_is_measured_once_under_its_kind(stages,
             count = len(kinds(speaker.events, EventKind.PARTIAL))
             speaker.send(speech(word, 0.5))
             if i % 2:
-                assert wait_for(lambda: len(kinds(speaker.events, EventKind.PARTIAL)) > count)
+                assert wait_for(lambda count=count: len(kinds(speaker.events, EventKind.PARTIAL)) > count)
         speaker.send(silence())
     speaker.quiet(4)  # a pause: the enhanced window goes out
     events = speaker.end()
@@ -116,7 +132,9 @@ def test_a_failed_translation_is_not_a_latency(clock):
     translations = kinds(events, EventKind.TRANSLATION)
     good = [e for e in translations if not e.error]
     assert len(good) == 2 and len(translations) == 3
-    assert sorted(metrics.observed[(LATENCY, "translation")]) == pytest.approx(sorted(e.latency_ms / 1000 for e in good))
+    assert sorted(metrics.observed[(LATENCY, "translation")]) == pytest.approx(
+        sorted(e.latency_ms / 1000 for e in good)
+    )
 
 
 def test_refusals_are_counted_by_reason(stages, clock, tmp_path):
@@ -228,8 +246,7 @@ def test_each_stored_event_is_counted_by_kind_and_each_failed_write(stages, cloc
     full = FailingStore(tmp_path / "full", ok=3, fsync=False)
     speaker = Speaker(make_pipeline(stages, clock, metrics, store=full), clock, 2, session="lost")
     speaker.say(1, 2, 3)
-    assert wait_for(lambda: any(e.kind == EventKind.END and "could not be stored" in e.error
-                                for e in speaker.events))
+    assert wait_for(lambda: any(e.kind == EventKind.END and "could not be stored" in e.error for e in speaker.events))
     assert metrics.count(M.STORE_FAILURES) >= 1
     assert sum(n for (k, _), n in metrics.counts.items() if k == M.EVENTS_STORED.name) == len(full.events("lost")) == 3
 

@@ -38,8 +38,11 @@ def test_the_partial_whisper_is_whisper_at_idle_priority():
     whisper, partial = (parse(REPOSITORY / name / "config.pbtxt") for name in (P.WHISPER, P.WHISPER_PARTIAL))
     assert (REPOSITORY / P.WHISPER_PARTIAL / "1" / "model.py").resolve() == (REPOSITORY / P.WHISPER / "1" / "model.py")
     assert list(partial.input) == list(whisper.input) and list(partial.output) == list(whisper.output)
-    differ = {k for k in set(whisper.parameters) | set(partial.parameters)
-              if whisper.parameters[k].string_value != partial.parameters[k].string_value}
+    differ = {
+        k
+        for k in set(whisper.parameters) | set(partial.parameters)
+        if whisper.parameters[k].string_value != partial.parameters[k].string_value
+    }
     assert differ == {"beam_size", "cpu_priority"}
     assert partial.parameters["cpu_priority"].string_value == "idle"
     assert P.WHISPER_PARTIAL not in PROFILE_MODELS["gpu"]

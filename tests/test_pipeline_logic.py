@@ -4,13 +4,12 @@ import threading
 
 import numpy as np
 import pytest
+from scripted import Collect
 
 from livetranslate import protocol as P
 from livetranslate.audio import chunks, read_audio
 from livetranslate.pipeline import LocalStages, Pipeline
 from livetranslate.protocol import EventKind, SessionOptions
-
-from scripted import Collect
 
 
 def run_stream(pipeline, stream_id, pcm, rate, language="de", chunk=4410, translate=True):
@@ -67,8 +66,9 @@ def test_a_hanging_llm_times_out_and_the_stream_goes_on(whisper_engine, audio_fi
         def check(self, text, source):
             return False, 0.0
 
-    pipeline = Pipeline(LocalStages(whisper_engine, translator=Hanging(), checker=NeverComplete()),
-                        PipelineOptions(llm_timeout_s=0.5))
+    pipeline = Pipeline(
+        LocalStages(whisper_engine, translator=Hanging(), checker=NeverComplete()), PipelineOptions(llm_timeout_s=0.5)
+    )
     pcm, rate = read_audio(audio_files["speech_b"])
     events = run_stream(pipeline, 3, pcm, rate)
     release.set()

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from livetranslate import protocol as P
+from livetranslate.present.subtitles import WORD_JOINER, cue_text, render
 from livetranslate.protocol import Event, EventKind, ProtocolError, SessionOptions
 from livetranslate.store import SessionStore, safe_name
-from livetranslate.present.subtitles import WORD_JOINER, cue_text, render
 
 # no example database: nothing written into the working tree (failures print their example)
 FAST = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,9 +31,15 @@ any_char = st.characters(exclude_categories=())  # surrogates too
 text = st.text(st.one_of(any_char, st.sampled_from(BREAKS + "-><&0123456789 .,:")), max_size=60)
 seconds = st.floats(min_value=0, max_value=1e6, allow_nan=False)
 events = st.builds(
-    Event, kind=st.sampled_from([k for k in EventKind if k != EventKind.PARTIAL]), text=text,
-    segment_id=st.integers(-1, 2**40), start_s=seconds, end_s=seconds, language=text,
-    latency_ms=st.floats(allow_nan=False, allow_infinity=False), first_segment_id=st.integers(-1, 2**40),
+    Event,
+    kind=st.sampled_from([k for k in EventKind if k != EventKind.PARTIAL]),
+    text=text,
+    segment_id=st.integers(-1, 2**40),
+    start_s=seconds,
+    end_s=seconds,
+    language=text,
+    latency_ms=st.floats(allow_nan=False, allow_infinity=False),
+    first_segment_id=st.integers(-1, 2**40),
     error=text,
 )
 # what str.isprintable() accepts: no control, format, private, unassigned or separator
@@ -90,8 +96,10 @@ def read_srt(body):
 
 
 def read_vtt(body):
-    return [(c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), c.text)
-            for c in webvtt.from_buffer(io.StringIO(body), strict=True)]
+    return [
+        (c.start_time.in_milliseconds(), c.end_time.in_milliseconds(), c.text)
+        for c in webvtt.from_buffer(io.StringIO(body), strict=True)
+    ]
 
 
 def ms(s: float) -> int:
@@ -101,8 +109,9 @@ def ms(s: float) -> int:
 @FAST
 @given(cues=st.lists(st.tuples(text, seconds, st.floats(0, 100)), min_size=1, max_size=5))
 def test_subtitles_read_back_as_written(cues):
-    stored = [Event(EventKind.TRANSLATION, t or "x", i, start, start + length)
-              for i, (t, start, length) in enumerate(cues)]
+    stored = [
+        Event(EventKind.TRANSLATION, t or "x", i, start, start + length) for i, (t, start, length) in enumerate(cues)
+    ]
     subs = read_srt(render(stored, "srt", (EventKind.TRANSLATION,)))
     caps = read_vtt(render(stored, "vtt", (EventKind.TRANSLATION,)))
     assert len(subs) == len(caps) == len(stored)
@@ -111,18 +120,23 @@ def test_subtitles_read_back_as_written(cues):
         assert cap[2] == cue_text(e.text, "vtt") and html.unescape(cap[2]) == ("\n".join(lines) or "…")
         assert sub[2] == cue_text(e.text, "srt")
         assert sub[2].replace(WORD_JOINER, "") == ("\n".join(ARROW.sub("->", line) for line in lines) or "…").replace(
-            WORD_JOINER, "")
+            WORD_JOINER, ""
+        )
         start, end = ms(e.start_s), ms(max(e.end_s, e.start_s + 0.5))
         assert sub[0].total_seconds() * 1000 == pytest.approx(start, abs=1) and cap[0] == pytest.approx(start, abs=1)
         assert sub[1].total_seconds() * 1000 == pytest.approx(end, abs=1) and cap[1] == pytest.approx(end, abs=1)
 
 
 valid_options = st.builds(
-    SessionOptions, session=session_names.filter(lambda name: name == name.strip()),
+    SessionOptions,
+    session=session_names.filter(lambda name: name == name.strip()),
     sample_rate=st.integers(P.MIN_SAMPLE_RATE_HZ, P.MAX_SAMPLE_RATE_HZ),
     source_language=st.sampled_from(sorted(P.WHISPER_LANGUAGES) + [P.AUTO_LANGUAGE]),
-    target_language=st.sampled_from(sorted(P.WHISPER_LANGUAGES)), translate=st.booleans(), partials=st.booleans(),
-    segment_base=st.integers(0, 10**6), time_base_s=st.floats(0, 10**6),
+    target_language=st.sampled_from(sorted(P.WHISPER_LANGUAGES)),
+    translate=st.booleans(),
+    partials=st.booleans(),
+    segment_base=st.integers(0, 10**6),
+    time_base_s=st.floats(0, 10**6),
 )
 
 
@@ -135,20 +149,24 @@ def test_valid_options_travel_as_tensors(options):
 
 @FAST
 @given(
-    session=st.one_of(st.none(), st.just("Team / Standup".encode()), st.binary(max_size=300)),
-    rate=st.one_of(st.none(), st.integers(P.MIN_SAMPLE_RATE_HZ, P.MAX_SAMPLE_RATE_HZ), st.integers(-2**31, 2**31 - 1)),
+    session=st.one_of(st.none(), st.just(b"Team / Standup"), st.binary(max_size=300)),
+    rate=st.one_of(
+        st.none(), st.integers(P.MIN_SAMPLE_RATE_HZ, P.MAX_SAMPLE_RATE_HZ), st.integers(-(2**31), 2**31 - 1)
+    ),
     source=st.one_of(st.none(), st.sampled_from([b"de", b"AUTO", b" en "]), st.binary(max_size=8)),
     target=st.one_of(st.none(), st.sampled_from([b"en", b"De"]), st.binary(max_size=8)),
-    base=st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)),
+    base=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
     time_base=st.one_of(st.none(), st.sampled_from([math.nan, math.inf, -1.0, 3e38]), st.floats(width=32)),
 )
 def test_any_first_request_validates_or_is_a_protocol_error(session, rate, source, target, base, time_base):
-    sent = {P.SESSION: session and np.array([session], dtype=np.object_),
-            P.SAMPLE_RATE: rate is not None and np.array([rate], dtype=np.int32),
-            P.SOURCE_LANGUAGE: source and np.array([source], dtype=np.object_),
-            P.TARGET_LANGUAGE: target and np.array([target], dtype=np.object_),
-            P.SEGMENT_BASE: base is not None and np.array([base], dtype=np.int64),
-            P.TIME_BASE_S: time_base is not None and np.array([time_base], dtype=np.float32)}
+    sent = {
+        P.SESSION: session and np.array([session], dtype=np.object_),
+        P.SAMPLE_RATE: rate is not None and np.array([rate], dtype=np.int32),
+        P.SOURCE_LANGUAGE: source and np.array([source], dtype=np.object_),
+        P.TARGET_LANGUAGE: target and np.array([target], dtype=np.object_),
+        P.SEGMENT_BASE: base is not None and np.array([base], dtype=np.int64),
+        P.TIME_BASE_S: time_base is not None and np.array([time_base], dtype=np.float32),
+    }
     sent = {k: v for k, v in sent.items() if isinstance(v, np.ndarray)}
     try:
         options = SessionOptions.from_tensors(sent.get, "stream-1")
@@ -173,8 +191,13 @@ def test_a_segment_base_out_of_range_is_refused(segment_base):
 
 
 @FAST
-@given(session=st.one_of(st.just(""), st.text(min_size=201, max_size=300),
-                         st.text(min_size=1, max_size=50).filter(lambda s: not s.isprintable())))
+@given(
+    session=st.one_of(
+        st.just(""),
+        st.text(min_size=201, max_size=300),
+        st.text(min_size=1, max_size=50).filter(lambda s: not s.isprintable()),
+    )
+)
 def test_a_bad_session_name_is_refused(session):
     with pytest.raises(ProtocolError, match="SESSION"):
         SessionOptions(session)

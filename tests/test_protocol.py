@@ -8,8 +8,18 @@ from livetranslate.protocol import Event, EventKind, ProtocolError, SessionOptio
 def test_event_round_trips_through_tensors():
     event = Event(EventKind.TRANSCRIPT, "Grüß Gott, wie geht's?", 3, 1.25, 2.5, "de", 812.5)
     tensors = event.to_tensors()
-    assert set(tensors) == {P.KIND, P.TEXT, P.SEGMENT_ID, P.START_S, P.END_S, P.LANGUAGE, P.LATENCY_MS,
-                            P.FIRST_SEGMENT_ID, P.ERROR, P.NOTE}
+    assert set(tensors) == {
+        P.KIND,
+        P.TEXT,
+        P.SEGMENT_ID,
+        P.START_S,
+        P.END_S,
+        P.LANGUAGE,
+        P.LATENCY_MS,
+        P.FIRST_SEGMENT_ID,
+        P.ERROR,
+        P.NOTE,
+    }
     assert Event.from_tensors(tensors.get) == event
     failed = Event(EventKind.TRANSLATION, "", 4, error="the LLM returned no translation")
     assert Event.from_tensors(failed.to_tensors().get) == failed

@@ -1,5 +1,5 @@
-from livetranslate.protocol import Event, EventKind
 from livetranslate.present.readable import adds_something, normalized
+from livetranslate.protocol import Event, EventKind
 
 
 def enhanced(text, first, last):

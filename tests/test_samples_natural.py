@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 import soundfile
 
-from livetranslate.quality import samples
-from livetranslate.quality import samples_glossary
+from livetranslate.quality import samples, samples_glossary
 from livetranslate.quality.evaluation import normalize
-from livetranslate.quality.samples_natural import (JOINED_PAUSE_S, LEAD_S, MEETING, SPEAKERS, TURN_PAUSE_S, load_reference,
-                                           make_natural, rms_db)
+from livetranslate.quality.samples_natural import (
+    JOINED_PAUSE_S,
+    LEAD_S,
+    MEETING,
+    SPEAKERS,
+    TURN_PAUSE_S,
+    load_reference,
+    make_natural,
+    rms_db,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE_S = 0.002  # references are rounded to milliseconds
@@ -30,7 +37,7 @@ def meeting(natural):
 
 
 def window_db(audio, rate, start_s, end_s) -> float:
-    return rms_db(audio[int(start_s * rate): int(end_s * rate)])
+    return rms_db(audio[int(start_s * rate) : int(end_s * rate)])
 
 
 def noise_db(audio, rate) -> float:
@@ -75,8 +82,11 @@ def test_pauses_and_the_long_stretch(meeting):
     # the longest stretch of one speaker with no pause longer than a breath
     longest, start = 0.0, 0
     for i in range(1, len(utterances) + 1):
-        if i == len(utterances) or gaps[i - 1] >= TURN_PAUSE_S[0] - TOLERANCE_S or \
-                utterances[i].speaker != utterances[start].speaker:
+        if (
+            i == len(utterances)
+            or gaps[i - 1] >= TURN_PAUSE_S[0] - TOLERANCE_S
+            or utterances[i].speaker != utterances[start].speaker
+        ):
             longest = max(longest, utterances[i - 1].end_s - utterances[start].start_s)
             start = i
     assert 25 <= longest <= 40
@@ -86,14 +96,14 @@ def test_noise_is_twenty_db_below_the_voices(meeting):
     audio, rate, utterances = meeting
     mask = np.zeros(len(audio), bool)
     for u in utterances:
-        mask[int(u.start_s * rate): int(u.end_s * rate)] = True
+        mask[int(u.start_s * rate) : int(u.end_s * rate)] = True
     snr = rms_db(audio[mask]) - noise_db(audio, rate)
     assert 18.5 <= snr <= 21.5, snr
     for name in {u.speaker for u in utterances}:  # nobody drowns, nobody shouts
         own = np.zeros(len(audio), bool)
         for u in utterances:
             if u.speaker == name:
-                own[int(u.start_s * rate): int(u.end_s * rate)] = True
+                own[int(u.start_s * rate) : int(u.end_s * rate)] = True
         assert 15 <= rms_db(audio[own]) - noise_db(audio, rate) <= 25, name
     assert np.abs(audio).max() < 0.99  # no clipping
     # steady: the noise before the first word is as loud as after the last
@@ -137,8 +147,11 @@ def test_the_short_cut_is_the_start_of_the_meeting(natural, meeting):
 def test_made_again_it_is_the_same_bytes(tmp_path, natural):
     def digest(folder: Path) -> dict[str, str]:
         files = make_natural(folder)
-        return {p.name + suffix: hashlib.sha256(p.with_suffix(suffix).read_bytes()).hexdigest()
-                for p in files.values() for suffix in (".wav", ".json")}
+        return {
+            p.name + suffix: hashlib.sha256(p.with_suffix(suffix).read_bytes()).hexdigest()
+            for p in files.values()
+            for suffix in (".wav", ".json")
+        }
 
     first = digest(tmp_path / "a")
     assert first == digest(tmp_path / "b")

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import yaml
+from conftest import ARTIFACTS, free_port
 
 from livetranslate import protocol as P
 from livetranslate.launcher import ServerError, ServerOptions, TritonServer
-
-from conftest import ARTIFACTS, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from abuse import tensor, text  # noqa: E402
@@ -49,17 +48,25 @@ def outcome(message: str) -> str:
     return f"error: {message[:300]}"
 
 
-PROBE_CONFIG = json.dumps({"name": "probe_x", "backend": "python", "max_batch_size": 0,
-                           "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [1]}],
-                           "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [1]}]})
+PROBE_CONFIG = json.dumps(
+    {
+        "name": "probe_x",
+        "backend": "python",
+        "max_batch_size": 0,
+        "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [1]}],
+        "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [1]}],
+    }
+)
 
 
 def probe_model(marker: Path) -> bytes:
     """Code a load_model with a files override would run inside the server."""
-    return (f"open({str(marker)!r}, 'a').write('ran\\n')\n"
-            "class TritonPythonModel:\n"
-            "    def execute(self, requests):\n"
-            "        return []\n").encode()
+    return (
+        f"open({str(marker)!r}, 'a').write('ran\\n')\n"
+        "class TritonPythonModel:\n"
+        "    def execute(self, requests):\n"
+        "        return []\n"
+    ).encode()
 
 
 def grpc_stream(url, h, model, tensors, **kw) -> str:
@@ -112,23 +119,24 @@ class Grpc:
 
     def speaker_stream(self, c, h, key):
         audio = np.zeros(8000, np.int16)
-        tensors = [tensor(P.AUDIO, audio)] + [tensor(k, v) for k, v in
-                                               P.SessionOptions(SESSION, translate=False).to_tensors().items()]
-        return grpc_stream(self.url, h, P.PIPELINE, tensors, sequence_id=777, sequence_start=True,
-                           sequence_end=True)
+        tensors = [tensor(P.AUDIO, audio)] + [
+            tensor(k, v) for k, v in P.SessionOptions(SESSION, translate=False).to_tensors().items()
+        ]
+        return grpc_stream(self.url, h, P.PIPELINE, tensors, sequence_id=777, sequence_start=True, sequence_end=True)
 
     def viewer(self, c, h, key):
         tensors = [tensor(P.AUDIO, np.zeros(0, np.int16)), tensor(P.SUBSCRIBE, text(SESSION))]
-        return grpc_stream(self.url, h, P.PIPELINE, tensors, sequence_id=778, sequence_start=True,
-                           sequence_end=True)
+        return grpc_stream(self.url, h, P.PIPELINE, tensors, sequence_id=778, sequence_start=True, sequence_end=True)
 
     def sessions_list(self, c, h, key):
         result = c.infer(P.SESSIONS, [tensor(P.ACTION, text("list")), tensor(P.SESSION, text(""))], headers=h)
         assert SESSION in P.decode_text(result.as_numpy(P.RESULT))
 
     def llm_direct(self, c, h, key):
-        tensors = [tensor(P.TEXT_INPUT, text("Write a long story.", batch=True)),
-                   tensor(P.MAX_TOKENS, np.array([[500]], np.int32))]
+        tensors = [
+            tensor(P.TEXT_INPUT, text("Write a long story.", batch=True)),
+            tensor(P.MAX_TOKENS, np.array([[500]], np.int32)),
+        ]
         return grpc_stream(self.url, h, P.LLM, tensors)
 
     def whisper_direct(self, c, h, key):
@@ -159,8 +167,9 @@ class Http:
 
     def request(self, method, path, h, body=None) -> str:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **h})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json", **h}
+        )
         try:
             with urllib.request.urlopen(request, timeout=120) as r:
                 answer = r.read().decode()
@@ -179,15 +188,23 @@ class Http:
         return self.request("GET", "/v2", h)
 
     def speaker_stream(self, h, key):
-        body = {"parameters": {"sequence_id": 779, "sequence_start": True, "sequence_end": True},
-                "inputs": [{"name": P.AUDIO, "shape": [4], "datatype": "INT16", "data": [0, 0, 0, 0]},
-                           {"name": P.SESSION, "shape": [1], "datatype": "BYTES", "data": [SESSION]}]}
+        body = {
+            "parameters": {"sequence_id": 779, "sequence_start": True, "sequence_end": True},
+            "inputs": [
+                {"name": P.AUDIO, "shape": [4], "datatype": "INT16", "data": [0, 0, 0, 0]},
+                {"name": P.SESSION, "shape": [1], "datatype": "BYTES", "data": [SESSION]},
+            ],
+        }
         return self.request("POST", f"/v2/models/{P.PIPELINE}/infer", h, body)
 
     def viewer(self, h, key):
-        body = {"parameters": {"sequence_id": 780, "sequence_start": True, "sequence_end": True},
-                "inputs": [{"name": P.AUDIO, "shape": [0], "datatype": "INT16", "data": []},
-                           {"name": P.SUBSCRIBE, "shape": [1], "datatype": "BYTES", "data": [SESSION]}]}
+        body = {
+            "parameters": {"sequence_id": 780, "sequence_start": True, "sequence_end": True},
+            "inputs": [
+                {"name": P.AUDIO, "shape": [0], "datatype": "INT16", "data": []},
+                {"name": P.SUBSCRIBE, "shape": [1], "datatype": "BYTES", "data": [SESSION]},
+            ],
+        }
         return self.request("POST", f"/v2/models/{P.PIPELINE}/infer", h, body)
 
     def sessions_list(self, h, key):
@@ -195,8 +212,9 @@ class Http:
         return self.request("POST", f"/v2/models/{P.SESSIONS}/infer", h, body)
 
     def llm_direct(self, h, key):
-        return self.request("POST", f"/v2/models/{P.LLM}/generate_stream", h,
-                            {"text_input": "Write a long story.", "max_tokens": 500})
+        return self.request(
+            "POST", f"/v2/models/{P.LLM}/generate_stream", h, {"text_input": "Write a long story.", "max_tokens": 500}
+        )
 
     def whisper_direct(self, h, key):
         body = {"inputs": [{"name": P.AUDIO, "shape": [1, 1600], "datatype": "FP32", "data": [0.0] * 1600}]}
@@ -204,18 +222,27 @@ class Http:
 
     def load_with_files(self, h, key):
         code = base64.b64encode(probe_model(self.marker)).decode()
-        return self.request("POST", "/v2/repository/models/probe_x/load", h,
-                            {"parameters": {"config": PROBE_CONFIG, "file:1/model.py": code}})
+        return self.request(
+            "POST",
+            "/v2/repository/models/probe_x/load",
+            h,
+            {"parameters": {"config": PROBE_CONFIG, "file:1/model.py": code}},
+        )
 
     def unload(self, h, key):
-        return self.request("POST", f"/v2/repository/models/{'probe_x' if key == 'admin' else P.PIPELINE}/unload",
-                            h, {})
+        return self.request(
+            "POST", f"/v2/repository/models/{'probe_x' if key == 'admin' else P.PIPELINE}/unload", h, {}
+        )
 
     def shm_register(self, h, key):
         region = shared_memory.SharedMemory(create=True, size=64)
         try:
-            result = self.request("POST", "/v2/systemsharedmemory/region/lt_probe/register", h,
-                                  {"key": "/" + region.name, "offset": 0, "byte_size": 64})
+            result = self.request(
+                "POST",
+                "/v2/systemsharedmemory/region/lt_probe/register",
+                h,
+                {"key": "/" + region.name, "offset": 0, "byte_size": 64},
+            )
             if result == "ok":
                 self.request("POST", "/v2/systemsharedmemory/region/lt_probe/unregister", h, {})
             return result
@@ -231,9 +258,15 @@ class Http:
 def keyed_server(tmp_path_factory):
     """Both keys, the default host (loopback)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    options = ServerOptions(grpc_port=free_port(), http_port=free_port(), metrics_port=free_port(),
-                            llm="gemma3-270m", api_key=CLIENT_KEY, admin_key=ADMIN_KEY,
-                            data_dir=tmp_path_factory.mktemp("sessions"))
+    options = ServerOptions(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        llm="gemma3-270m",
+        api_key=CLIENT_KEY,
+        admin_key=ADMIN_KEY,
+        data_dir=tmp_path_factory.mktemp("sessions"),
+    )
     with TritonServer(options, log_file=ARTIFACTS / "triton-security.log") as srv:
         yield srv
 
@@ -244,7 +277,7 @@ def test_auth_matrix_matches_the_allow_table(keyed_server, protocol, tmp_path):
     marker = tmp_path / "loaded-code-ran"
     runner = (Grpc if protocol == "grpc" else Http)(keyed_server, marker)
     got, ran_for = {}, {}
-    for action, expected in TABLE[protocol].items():
+    for action in TABLE[protocol]:
         got[action] = {}
         for key in TABLE["keys"]:
             got[action][key] = runner.run(action, key)
@@ -268,8 +301,11 @@ def test_server_listens_on_loopback_only_and_keeps_keys_off_the_process_list(key
             if state == "0A" and int(port, 16) in ports:  # LISTEN
                 listening.setdefault(int(port, 16), set()).add(address)
     assert set(listening) == ports
-    loopback = {"0100007F", "00000000000000000000000001000000",  # 127.0.0.1, ::1
-                "0000000000000000FFFF00000100007F"}  # ::ffff:127.0.0.1 (metrics)
+    loopback = {
+        "0100007F",
+        "00000000000000000000000001000000",  # 127.0.0.1, ::1
+        "0000000000000000FFFF00000100007F",
+    }  # ::ffff:127.0.0.1 (metrics)
     assert all(addresses <= loopback for addresses in listening.values()), listening
     pid = keyed_server.process.pid
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
@@ -314,10 +350,16 @@ def test_serve_refuses_a_network_bind_without_a_key_in_plain_words():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in (P.API_KEY_ENV, P.ADMIN_KEY_ENV)}
-    out = subprocess.run([sys.executable, "-m", "livetranslate.cli", "serve", "--host", "0.0.0.0"],
-                         capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "livetranslate.cli", "serve", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert out.returncode != 0 and "refusing to listen on 0.0.0.0 without a key" in out.stderr
     assert "Traceback" not in out.stderr
-    help_text = subprocess.run([sys.executable, "-m", "livetranslate.cli", "serve", "--help"],
-                               capture_output=True, text=True, timeout=60).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "livetranslate.cli", "serve", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
     assert "--insecure-no-key" in help_text and "--api-key-file" in help_text and "--api-key " not in help_text

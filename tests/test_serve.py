@@ -17,14 +17,13 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import free_port
+from raw import RawStream
 
 from livetranslate import protocol as P
 from livetranslate.audio import read_audio
 from livetranslate.launcher import stop_bound_s
 from livetranslate.store import SessionStore
-
-from conftest import free_port
-from raw import RawStream
 
 CLI = [sys.executable, "-m", "livetranslate.cli"]
 # seconds on a busy 2-core machine past the drain's grace, which a live speaker waits out
@@ -37,9 +36,26 @@ def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
     log = tmp_path / "triton.log"
     env = {**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions")}
     began = time.monotonic()
-    proc = subprocess.Popen(CLI + ["serve", "--grpc-port", str(grpc), "--http-port", str(http), "--metrics-port",
-                                   str(metrics), "--llm", "gemma3-270m", "--log-file", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        CLI
+        + [
+            "serve",
+            "--grpc-port",
+            str(grpc),
+            "--http-port",
+            str(http),
+            "--metrics-port",
+            str(metrics),
+            "--llm",
+            "gemma3-270m",
+            "--log-file",
+            str(log),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True)
     reader.start()
@@ -53,7 +69,7 @@ def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
         # the short status: profile, where the log is, models ready, addresses, how to stop
         assert lines[0] == f"starting Triton: cpu profile, LLM gemma3-270m; its log: {log}"
         assert re.fullmatch(r"ready in \d+\.\d s: 9 of 9 models loaded", lines[1]), lines
-        assert lines[2].split() [:2] == ["gRPC", url] and f"--url {url}" in lines[2]
+        assert lines[2].split()[:2] == ["gRPC", url] and f"--url {url}" in lines[2]
         assert lines[3].split() == ["HTTP", f"http://127.0.0.1:{http}"]
         assert lines[4].split() == ["metrics", f"http://127.0.0.1:{metrics}/metrics"]
         assert lines[5] == "Ctrl-C (or SIGTERM) stops it" and len(lines) == 6
@@ -68,26 +84,46 @@ def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
         wrong = cli("sessions", "--url", f"127.0.0.1:{http}")
         assert wrong.returncode == 1 and wrong.stderr.startswith(
             f"Error: 127.0.0.1:{http} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. "
-            f"Point --url at the gRPC port"), wrong.stderr
+            f"Point --url at the gRPC port"
+        ), wrong.stderr
         assert "TLS" not in wrong.stderr
         scheme = cli("sessions", "--url", f"http://{url}")
         assert scheme.returncode == 0 and "Misformatted" not in scheme.stderr, scheme.stderr
         missing = cli("watch", "no-such-session", "--url", url)
         assert missing.returncode == 1 and missing.stderr == (
-            "Error: no session named 'no-such-session': `livetranslate sessions` lists the stored sessions\n")
+            "Error: no session named 'no-such-session': `livetranslate sessions` lists the stored sessions\n"
+        )
 
         # then SIGTERM while `stream` streams, `watch` follows, and a raw client has gone without its end
-        speaker = subprocess.Popen(CLI + ["stream", str(audio_files["speech"]), "--realtime", "--no-translate",
-                                          "--session", "live", "--url", url, "--format", "jsonl"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        speaker = subprocess.Popen(
+            CLI
+            + [
+                "stream",
+                str(audio_files["speech"]),
+                "--realtime",
+                "--no-translate",
+                "--session",
+                "live",
+                "--url",
+                url,
+                "--format",
+                "jsonl",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         pcm, rate = read_audio(audio_files["speech_b"])
         gone = RawStream(url)
-        gone.send({P.AUDIO: pcm[: rate // 10], **P.SessionOptions("gone", rate, translate=False).to_tensors()},
-                  start=True)
+        gone.send(
+            {P.AUDIO: pcm[: rate // 10], **P.SessionOptions("gone", rate, translate=False).to_tensors()}, start=True
+        )
         time.sleep(4.0)
         gone.close(cancel=True)
-        viewer = subprocess.Popen(CLI + ["watch", "live", "--url", url], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
+        viewer = subprocess.Popen(
+            CLI + ["watch", "live", "--url", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         time.sleep(3.0)
         stopping = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -143,13 +179,33 @@ def test_sigterm_refuses_newcomers_at_once_and_serves_the_live_stream_through_th
     is ended and the server exits within stop_bound_s."""
     grpc, http, metrics, health = free_port(), free_port(), free_port(), free_port()
     env = {**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions")}
-    proc = subprocess.Popen(CLI + ["serve", "--grpc-port", str(grpc), "--http-port", str(http), "--metrics-port",
-                                   str(metrics), "--health-port", str(health), "--drain-grace-s", str(GRACE_S),
-                                   "--llm", "gemma3-270m", "--log-file", str(tmp_path / "triton.log")],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        CLI
+        + [
+            "serve",
+            "--grpc-port",
+            str(grpc),
+            "--http-port",
+            str(http),
+            "--metrics-port",
+            str(metrics),
+            "--health-port",
+            str(health),
+            "--drain-grace-s",
+            str(GRACE_S),
+            "--llm",
+            "gemma3-270m",
+            "--log-file",
+            str(tmp_path / "triton.log"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[tuple[float, str]] = []
-    reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), line.rstrip("\n"))
-                                                          for line in proc.stderr), daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.extend((time.monotonic(), line.rstrip("\n")) for line in proc.stderr), daemon=True
+    )
     reader.start()
     said = lambda: "\n".join(line for _, line in lines)  # noqa: E731
     url, ready = f"127.0.0.1:{grpc}", f"http://127.0.0.1:{health}/ready"
@@ -174,7 +230,7 @@ def test_sigterm_refuses_newcomers_at_once_and_serves_the_live_stream_through_th
             for i, at in enumerate(range(0, len(pcm), chunk)):
                 if not sending.is_set():
                     return
-                tensors = {P.AUDIO: pcm[at: at + chunk]}
+                tensors = {P.AUDIO: pcm[at : at + chunk]}
                 if i == 0:
                     tensors.update(P.SessionOptions("live", rate, translate=False).to_tensors())
                 try:
@@ -234,11 +290,19 @@ def test_sigterm_refuses_newcomers_at_once_and_serves_the_live_stream_through_th
         print(f"SIGTERM to exit {stop_s:.1f} s with a {GRACE_S:.0f} s grace")
         assert code == 0, said()
         # the live stream was served through the grace: transcripts arrived well after SIGTERM
-        during = [e for at, e in arrived if stopping + 2.0 < at <= stopping + GRACE_S
-                  and getattr(e, "kind", None) == P.EventKind.TRANSCRIPT]
+        during = [
+            e
+            for at, e in arrived
+            if stopping + 2.0 < at <= stopping + GRACE_S and getattr(e, "kind", None) == P.EventKind.TRANSCRIPT
+        ]
         assert during, [(round(at - stopping, 1), e) for at, e in arrived]
-        assert not [e for at, e in arrived if at < stopping + GRACE_S - 1.0  # (after it: "this stream has ended")
-                    and isinstance(e, P.Event) and e.kind == P.EventKind.ERROR]
+        assert not [
+            e
+            for at, e in arrived
+            if at < stopping + GRACE_S - 1.0  # (after it: "this stream has ended")
+            and isinstance(e, P.Event)
+            and e.kind == P.EventKind.ERROR
+        ]
         text = (tmp_path / "triton.log").read_text()
         assert "Exit timeout expired" not in text and "successfully unloaded 'pipeline'" in text
         assert GRACE_S - 1.0 <= stop_s < stop_bound_s(GRACE_S, 10), (stop_s, said())
@@ -279,9 +343,26 @@ def test_serve_starts_triton_again_when_it_dies_and_the_session_goes_on(tmp_path
 
     grpc, http, metrics = free_port(), free_port(), free_port()
     env = {**os.environ, "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions")}
-    proc = subprocess.Popen(CLI + ["serve", "--grpc-port", str(grpc), "--http-port", str(http), "--metrics-port",
-                                   str(metrics), "--llm", "gemma3-270m", "--log-file", str(tmp_path / "triton.log")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        CLI
+        + [
+            "serve",
+            "--grpc-port",
+            str(grpc),
+            "--http-port",
+            str(http),
+            "--metrics-port",
+            str(metrics),
+            "--llm",
+            "gemma3-270m",
+            "--log-file",
+            str(tmp_path / "triton.log"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stderr), daemon=True).start()
 
@@ -299,7 +380,7 @@ def test_serve_starts_triton_again_when_it_dies_and_the_session_goes_on(tmp_path
 
     try:
         wait_for(lambda: any(line.startswith("Ctrl-C") for line in lines), "ready")
-        before = [e for e in speak(pcm[:rate * 10]) if e.kind == EventKind.TRANSCRIPT]
+        before = [e for e in speak(pcm[: rate * 10]) if e.kind == EventKind.TRANSCRIPT]
         triton = _child(proc.pid, "tritonserver")
         assert before and triton
         os.kill(triton, signal.SIGABRT)  # as its gRPC front end's assertion does
@@ -308,7 +389,7 @@ def test_serve_starts_triton_again_when_it_dies_and_the_session_goes_on(tmp_path
         assert any(line.startswith("restarting Triton (1 of at most 5 restarts in 10 minutes)") for line in lines)
         with pytest.raises(ProcessLookupError):  # none of the dead Triton's stub processes lives on
             os.killpg(triton, 0)
-        after = speak(pcm[rate * 10:])
+        after = speak(pcm[rate * 10 :])
         assert after[-1].kind == EventKind.END and not after[-1].error
         later = [e for e in after if e.kind == EventKind.TRANSCRIPT]
         assert later and later[0].segment_id > before[-1].segment_id

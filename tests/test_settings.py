@@ -33,8 +33,9 @@ def test_an_option_wins_then_the_hand_off_then_the_environment_then_the_file_the
     assert settings.get("LIVETRANSLATE_DRAIN_GRACE_S", environ) == 7.0  # typed
     environ["LIVETRANSLATE_URL"] = "from-env:8001"
     assert settings.lookup("LIVETRANSLATE_URL", environ) == ("from-env:8001", "environment")
-    handed = settings.write_handoff({"LIVETRANSLATE_URL": "from-parent:8001", "LIVETRANSLATE_STORE": ""},
-                                    tmp_path / "handed.json")
+    handed = settings.write_handoff(
+        {"LIVETRANSLATE_URL": "from-parent:8001", "LIVETRANSLATE_STORE": ""}, tmp_path / "handed.json"
+    )
     assert stat.S_IMODE(handed.stat().st_mode) == 0o600
     environ[settings.SETTINGS_FILE] = str(handed)
     assert settings.lookup("LIVETRANSLATE_URL", environ) == ("from-parent:8001", "settings file")
@@ -62,8 +63,9 @@ def test_the_config_file_refuses_secrets_unknown_names_and_broken_values(config)
 def test_the_client_key_comes_from_the_environment_or_the_file_it_names(tmp_path):
     key = tmp_path / "key"
     key.write_text("k-123\n")
-    assert settings.client_key({"LIVETRANSLATE_API_KEY_FILE": str(key), "LIVETRANSLATE_CONFIG": "/nonexistent"}) \
-        == "k-123"
+    assert (
+        settings.client_key({"LIVETRANSLATE_API_KEY_FILE": str(key), "LIVETRANSLATE_CONFIG": "/nonexistent"}) == "k-123"
+    )
     assert settings.client_key({"LIVETRANSLATE_API_KEY": "k-env", "LIVETRANSLATE_API_KEY_FILE": str(key)}) == "k-env"
     key.write_text("")
     with pytest.raises(settings.SettingsError, match="is empty"):
@@ -83,8 +85,9 @@ def test_every_command_finds_the_server_from_one_setting(monkeypatch, tmp_path):
     assert out.exit_code == 0 and re.search(r"LIVETRANSLATE_URL\s+127\.0\.0\.1:1\s+" + re.escape(str(path)), out.output)
     monkeypatch.setenv("LIVETRANSLATE_API_KEY", "never-shown")
     out = CliRunner().invoke(cli.main, ["config"])
-    assert "never-shown" not in out.output and re.search(r"LIVETRANSLATE_API_KEY\s+\(set, hidden\)\s+environment",
-                                                         out.output)
+    assert "never-shown" not in out.output and re.search(
+        r"LIVETRANSLATE_API_KEY\s+\(set, hidden\)\s+environment", out.output
+    )
 
 
 def test_config_says_which_setting_is_broken(monkeypatch):
@@ -133,8 +136,9 @@ def test_only_the_settings_module_reads_livetranslate_variables():
             read = None
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
                 owner = ast.unparse(node.func.value)
-                if (node.func.attr in ("get", "pop", "setdefault") and owner.endswith("environ")) \
-                        or node.func.attr == "getenv":
+                if (
+                    node.func.attr in ("get", "pop", "setdefault") and owner.endswith("environ")
+                ) or node.func.attr == "getenv":
                     read = node.args[0]
             elif isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("environ"):
                 read = node.slice
@@ -147,8 +151,12 @@ def test_only_the_settings_module_reads_livetranslate_variables():
 
 def test_every_variable_the_code_names_is_documented():
     named = set()
-    for path in [*_code_files(), ROOT / "scripts" / "setup.sh", ROOT / "Dockerfile",
-                 *(ROOT / "deploy").rglob("*.yaml")]:
+    for path in [
+        *_code_files(),
+        ROOT / "scripts" / "setup.sh",
+        ROOT / "Dockerfile",
+        *(ROOT / "deploy").rglob("*.yaml"),
+    ]:
         named |= set(re.findall(r"\bLIVETRANSLATE_[A-Z_]*[A-Z]\b", path.read_text()))
     assert sorted(named - set(settings.VARIABLES)) == []
 

@@ -3,8 +3,8 @@ import threading
 import srt
 import webvtt
 
-from livetranslate.present.export import export
 from livetranslate.pipeline import follow
+from livetranslate.present.export import export
 from livetranslate.protocol import Event, EventKind
 from livetranslate.store import Hub, SessionStore, safe_name, session_report
 
@@ -159,8 +159,11 @@ def test_a_new_stream_under_an_old_name_goes_on_from_its_segments(tmp_path):
 def test_a_viewer_of_a_resumed_session_sees_one_end(tmp_path):
     store = SessionStore(tmp_path, hub=Hub())
     store.open("s", "de", "en")
-    history = [ev(EventKind.TRANSCRIPT, "Eins.", 0), ev(EventKind.END, end=1.0),  # the first run
-               ev(EventKind.TRANSCRIPT, "Zwei.", 1)]  # the second run, still live
+    history = [
+        ev(EventKind.TRANSCRIPT, "Eins.", 0),
+        ev(EventKind.END, end=1.0),  # the first run
+        ev(EventKind.TRANSCRIPT, "Zwei.", 1),
+    ]  # the second run, still live
     for e in history:
         store.append("s", e)
     viewer = Collect()
@@ -201,8 +204,9 @@ import pytest
 from click.testing import CliRunner
 
 from livetranslate import store as store_module
+from livetranslate.store import StoreError
 from livetranslate.store import files as store_files
-from livetranslate.store import StoreError, _legacy_name
+from livetranslate.store.files import _dir_bytes, _legacy_name
 
 LINE_BREAKS = "a\u2028b\u2029c\x85d\re\x0bf\x0cg\x1ch\x1di\x1ej\r\nk\nl"
 
@@ -210,8 +214,12 @@ LINE_BREAKS = "a\u2028b\u2029c\x85d\re\x0bf\x0cg\x1ch\x1di\x1ej\r\nk\nl"
 def test_text_with_every_kind_of_line_break_comes_back_whole(tmp_path):
     store = SessionStore(tmp_path)
     store.open("s", "de", "en")
-    events = [ev(EventKind.TRANSCRIPT, LINE_BREAKS, 0), ev(EventKind.TRANSLATION, "\u2028", 0, error="\u2029"),
-              ev(EventKind.TRANSCRIPT, "lone \ud800 surrogate", 1), ev(EventKind.TRANSCRIPT, "danach", 2)]
+    events = [
+        ev(EventKind.TRANSCRIPT, LINE_BREAKS, 0),
+        ev(EventKind.TRANSLATION, "\u2028", 0, error="\u2029"),
+        ev(EventKind.TRANSCRIPT, "lone \ud800 surrogate", 1),
+        ev(EventKind.TRANSCRIPT, "danach", 2),
+    ]
     for e in events:
         store.append("s", e)
     log = next(tmp_path.glob("*.jsonl"))
@@ -232,6 +240,7 @@ def synced(monkeypatch):
         def call(fd):
             calls.append(os.readlink(f"/proc/self/fd/{fd}"))
             return real(fd)
+
         return call
 
     monkeypatch.setattr(store_files, "_sync_data", spy(store_files._sync_data))
@@ -280,7 +289,12 @@ def test_metadata_is_rebuilt_from_the_log(tmp_path):
         reader = SessionStore(tmp_path)
         info = reader.info("Weekly / Team")
         assert (info.name, info.source_language, info.target_language, info.started_at, info.state) == (
-            "Weekly / Team", "de", "en", started, "ended")
+            "Weekly / Team",
+            "de",
+            "en",
+            started,
+            "ended",
+        )
         assert info.counts == {"transcript": 1, "translation": 1, "end": 1} and info.ended_at >= started
         assert [i.name for i in reader.sessions()] == ["Weekly / Team"]
         assert not meta.exists() or "Weekly / Te" in meta.read_text()  # a reader leaves the files alone
@@ -289,8 +303,10 @@ def test_metadata_is_rebuilt_from_the_log(tmp_path):
 
 
 def test_a_log_without_header_or_end_is_a_live_session_with_languages_from_its_events(tmp_path):
-    lines = [ev(EventKind.TRANSCRIPT, "Hallo.", 0, 0.0, 2.0, language="de"),
-             ev(EventKind.TRANSLATION, "Hello.", 0, 0.0, 2.0, language="en")]
+    lines = [
+        ev(EventKind.TRANSCRIPT, "Hallo.", 0, 0.0, 2.0, language="de"),
+        ev(EventKind.TRANSLATION, "Hello.", 0, 0.0, 2.0, language="en"),
+    ]
     (tmp_path / "old-session.jsonl").write_text("".join(e.to_json() + "\n" for e in lines))
     info = SessionStore(tmp_path).sessions()[0]
     assert (info.name, info.source_language, info.target_language, info.state) == ("old-session", "de", "en", "live")
@@ -302,8 +318,11 @@ def test_a_log_without_header_or_end_is_a_live_session_with_languages_from_its_e
 
 def test_one_server_per_data_directory(tmp_path):
     first = SessionStore(tmp_path, exclusive=True)
-    with pytest.raises(StoreError, match=rf"data directory {tmp_path} is in use by another livetranslate "
-                                         rf"server \(pid {os.getpid()}\)"):
+    with pytest.raises(
+        StoreError,
+        match=rf"data directory {tmp_path} is in use by another livetranslate "
+        rf"server \(pid {os.getpid()}\)",
+    ):
         SessionStore(tmp_path, exclusive=True)
     SessionStore(tmp_path).sessions()  # readers need no lock
     first.shutdown()
@@ -312,13 +331,20 @@ def test_one_server_per_data_directory(tmp_path):
 
 def test_the_lock_is_held_by_another_process_until_it_dies(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from livetranslate.store import SessionStore
             store = SessionStore({str(tmp_path)!r}, exclusive=True)
             print("locked", flush=True)
             time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         with pytest.raises(StoreError, match=rf"in use by another livetranslate server \(pid {holder.pid}\)"):
@@ -408,7 +434,7 @@ def test_prune_removes_old_and_then_oldest_ended_sessions_never_live_ones(tmp_pa
     assert sorted(i.name for i in store.sessions()) == ["live", "today", "week"]
     sizes = {i.name: i.size_bytes for i in store.sessions()}
     assert all(size > 1000 for size in sizes.values())
-    removed = store.prune(max_total_bytes=store_module._dir_bytes(tmp_path) - 1)
+    removed = store.prune(max_total_bytes=_dir_bytes(tmp_path) - 1)
     assert [i.name for i in removed] == ["week"] and removed[0].size_bytes == sizes["week"]
     assert [i.name for i in store.prune(max_total_bytes=0)] == ["today"]  # never "live"
     assert [i.name for i in store.sessions()] == ["live"] and store.events("live")
@@ -429,9 +455,19 @@ def test_prune_needs_the_directory_to_itself(tmp_path):
 
 def test_durations_and_sizes():
     assert [store_module.parse_duration(t) for t in ("30d", "12h", "90m", "45s", "1.5 W")] == [
-        30 * 86400, 12 * 3600, 90 * 60, 45, 1.5 * 7 * 86400]
+        30 * 86400,
+        12 * 3600,
+        90 * 60,
+        45,
+        1.5 * 7 * 86400,
+    ]
     assert [store_module.parse_size(t) for t in ("500MB", "2gb", "1.5GiB", "4096", "10k")] == [
-        500 * 10**6, 2 * 10**9, int(1.5 * 2**30), 4096, 10_000]
+        500 * 10**6,
+        2 * 10**9,
+        int(1.5 * 2**30),
+        4096,
+        10_000,
+    ]
     for bad in ("30", "30x", "-1d", "d", "1e3h", ""):
         with pytest.raises(ValueError, match="is not a duration"):
             store_module.parse_duration(bad)

@@ -7,12 +7,11 @@ import time
 import uuid
 
 import pytest
+from redisd import RedisServer
 
 from livetranslate.protocol import Event, EventKind
 from livetranslate.store import Hub, SessionBusy, StoreError, Viewer, open_store, session_report
 from livetranslate.store.redis_store import NOT_CONTINUED, RedisSessionStore
-
-from redisd import RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +246,7 @@ def test_with_redis_gone_a_write_fails_clearly_within_the_stated_bound(tmp_path)
         store.shutdown()
 
 
+@pytest.mark.slow  # several seconds of real Redis: in the full suite
 def test_the_store_is_chosen_by_one_option(tmp_path, monkeypatch, redis_url):
     monkeypatch.setenv("LIVETRANSLATE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("LIVETRANSLATE_STORE", raising=False)
@@ -308,6 +308,7 @@ def test_prune_lists_and_removes_ended_sessions_in_redis_never_live_ones(two, ur
     assert refused.exit_code != 0 and "maxmemory" in refused.output
 
 
+@pytest.mark.slow  # several seconds of real Redis: in the full suite
 def test_a_clients_quota_holds_across_servers_and_a_dead_servers_share_runs_out(two, url):
     """Named client keys (livetranslate.keys) with several servers on one Redis: each client's
     streams are counted over all of them; what a server that died held is free again after

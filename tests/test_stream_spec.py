@@ -5,14 +5,25 @@ import threading
 
 import numpy as np
 import pytest
+from scripted import (  # noqa: F401 (pytest fixtures, taken by name)
+    Clock,
+    Collect,
+    FailingStore,
+    ScriptedStages,
+    Speaker,
+    clock,
+    kinds,
+    silence,
+    speech,
+    stages,
+    wait_for,
+)
 
-from livetranslate.stages.enhance import WindowOptions
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
-from livetranslate.protocol import EventKind
-from livetranslate.store import Hub, SessionStore
 from livetranslate.pipeline.streaming import DecodeOptions
-
-from scripted import clock, stages, Clock, Collect, FailingStore, ScriptedStages, Speaker, kinds, silence, speech, wait_for
+from livetranslate.protocol import EventKind
+from livetranslate.stages.enhance import WindowOptions
+from livetranslate.store import Hub, SessionStore
 
 # the cheap decoding policy: each utterance is decoded alone, so the scripted whisper hears
 # exactly its words
@@ -68,8 +79,9 @@ def test_each_kind_comes_in_segment_order_and_end_comes_last(stages, clock):
 
 
 def test_partials_carry_their_transcripts_id_and_never_follow_it(stages, clock):
-    decode = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0,
-                           partial_min_s=1.0)
+    decode = DecodeOptions(
+        policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0, partial_min_s=1.0
+    )
     pipeline = make_pipeline(stages, clock, decode=decode)
     speaker = Speaker(pipeline, clock, 2, translate=False, partials=True)
     for word in (1, 2):
@@ -77,7 +89,7 @@ def test_partials_carry_their_transcripts_id_and_never_follow_it(stages, clock):
             count = len(kinds(speaker.events, EventKind.PARTIAL))
             speaker.send(speech(word, 0.5))
             if i % 2:  # a partial is due every second of speech
-                assert wait_for(lambda: len(kinds(speaker.events, EventKind.PARTIAL)) > count)
+                assert wait_for(lambda count=count: len(kinds(speaker.events, EventKind.PARTIAL)) > count)
         speaker.send(silence())
     events = speaker.end()
     partials, transcripts = kinds(events, EventKind.PARTIAL), kinds(events, EventKind.TRANSCRIPT)
@@ -107,8 +119,9 @@ def test_a_transcript_never_waits_for_a_translation(stages, clock):
 def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_path, path):
     store = FailingStore(tmp_path, fsync=False)
     # the audio worker wakes every keepalive_s / 2 (wall time) when no request comes
-    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0,
-                             keepalive_s=0.2 if path == "idle server" else 30.0)
+    pipeline = make_pipeline(
+        stages, clock, store=store, session_ttl_s=60.0, keepalive_s=0.2 if path == "idle server" else 30.0
+    )
     speaker = Speaker(pipeline, clock, 4, session="closing", partials=True)
     speaker.say(1, 2)
     if path == "end":
@@ -133,8 +146,13 @@ def test_every_path_closes_the_stream_and_frees_all_it_held(stages, clock, tmp_p
     stored = store.events("closing")
     assert store.info("closing").state == "ended"
     assert stored[-1].kind == EventKind.END or path == "store failure"
-    reasons = {"end": "", "idle client": "timed out", "idle server": "timed out", "replaced": "same sequence id",
-               "shutdown": "shut down"}
+    reasons = {
+        "end": "",
+        "idle client": "timed out",
+        "idle server": "timed out",
+        "replaced": "same sequence id",
+        "shutdown": "shut down",
+    }
     if path in reasons:
         assert reasons[path] in stored[-1].error and [e.kind for e in stored].count(EventKind.END) == 1
     else:
@@ -191,7 +209,11 @@ def test_a_stage_that_lost_the_streams_sequences_gets_them_again(stages, clock):
     assert not [e for e in events if e.error or e.kind == EventKind.ERROR]
     transcripts = kinds(events, EventKind.TRANSCRIPT)
     assert [(t.text, t.start_s, t.end_s) for t in transcripts] == [
-        ("Hallo.", 0.0, 2.0), ("Welt.", 2.0, 4.0), ("Guten.", 4.0, 6.0), ("Morgen.", 6.0, 8.0)]
+        ("Hallo.", 0.0, 2.0),
+        ("Welt.", 2.0, 4.0),
+        ("Guten.", 4.0, 6.0),
+        ("Morgen.", 6.0, 8.0),
+    ]
     assert kinds(events, EventKind.ENHANCED)[-1].segment_id == 3
     assert_all_freed(pipeline, stages)
 
@@ -222,8 +244,9 @@ def test_a_live_viewer_reads_the_interim_text_which_is_never_stored(stages, cloc
     """The captions page shows what is being said before it is final: a viewer gets the
     speaker's partials live; the stored session, and so a later viewer's history, has none."""
     store = SessionStore(tmp_path, hub=Hub(), fsync=False)
-    decode = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0,
-                           partial_min_s=1.0)
+    decode = DecodeOptions(
+        policy="utterance", lead_in_s=0.0, prompt_segments=0, partial_interval_s=1.0, partial_min_s=1.0
+    )
     pipeline = make_pipeline(stages, clock, store=store, decode=decode)
     speaker = Speaker(pipeline, clock, 12, session="interim", translate=False, partials=True)
     speaker.say(1)
@@ -248,8 +271,7 @@ def test_a_reconnecting_client_continues_its_session(stages, clock, tmp_path):
     same session name and goes on. The old stream times out while the new one is live: that
     ends nothing. Segment ids go on without a repeat, and the session ends once."""
     store = SessionStore(tmp_path, hub=Hub(), fsync=False)
-    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0,
-                             limits=Limits(max_streams_per_session=2))
+    pipeline = make_pipeline(stages, clock, store=store, session_ttl_s=60.0, limits=Limits(max_streams_per_session=2))
     old = Speaker(pipeline, clock, 9, session="meeting")
     old.say(1, 2)  # then the network drops: no end
     new = Speaker(pipeline, clock, 10, session="meeting", segment_base=2, time_base_s=4.0)
@@ -336,6 +358,7 @@ def test_a_stream_whose_translations_fall_behind_gets_the_small_model_and_says_s
     speaker.say(1, 2, wait=False)
     assert wait_for(lambda: len(kinds(speaker.events, EventKind.TRANSCRIPT)) == 2)
     import time
+
     time.sleep(0.3)  # longer than the budget
     stages.llm_gate.set()
     events = speaker.end()
@@ -382,7 +405,11 @@ def test_background_llm_timeouts_pause_the_enhanced_windows_and_never_the_senten
     stages.enhance_gate.set()
     events = speaker.end()
     assert [(e.text, e.error) for e in kinds(events, EventKind.TRANSLATION)] == [
-        ("EN Hallo.", ""), ("EN Welt.", ""), ("EN Guten.", ""), ("EN Morgen.", "")]
+        ("EN Hallo.", ""),
+        ("EN Welt.", ""),
+        ("EN Guten.", ""),
+        ("EN Morgen.", ""),
+    ]
     failed = [e.error for e in kinds(events, EventKind.ENHANCED)]
     assert all("enhanced translation failed" in error for error in failed)
     # a failed one is in the stream's language too: a viewer reading English gets it

@@ -4,8 +4,14 @@ Whisper request gets, and how answers become committed text. Pure logic, no mode
 import numpy as np
 import pytest
 
+from livetranslate.pipeline.streaming import (
+    AudioHistory,
+    DecodeOptions,
+    Plan,
+    StreamDecoder,
+    repeated_across_boundaries,
+)
 from livetranslate.stages.whisper import dedupe_boundary
-from livetranslate.pipeline.streaming import AudioHistory, DecodeOptions, Plan, StreamDecoder, repeated_across_boundaries
 
 SR = 16_000
 
@@ -89,10 +95,16 @@ def test_partials_are_greedy_and_share_the_final_request_shape():
 # Recorded answers of Whisper base on the bench meeting (context policy): the prefix
 # forced, what came back after it, and what was committed.
 RECORDED = [
-    ("Hallo zusammen, ich eröffne jetzt die Sitzung.", "Als erstes schauen wir uns die Zahlen an.",
-     "Als erstes schauen wir uns die Zahlen an."),
-    ("Die Kosten sind leider auch gestiegen.", "auch gestiegen. Wir sollten prüfen, ob wir",
-     "Wir sollten prüfen, ob wir"),
+    (
+        "Hallo zusammen, ich eröffne jetzt die Sitzung.",
+        "Als erstes schauen wir uns die Zahlen an.",
+        "Als erstes schauen wir uns die Zahlen an.",
+    ),
+    (
+        "Die Kosten sind leider auch gestiegen.",
+        "auch gestiegen. Wir sollten prüfen, ob wir",
+        "Wir sollten prüfen, ob wir",
+    ),
     ("Ja, das mache ich gerne.", "Ja, das mache ich gerne.", ""),
 ]
 

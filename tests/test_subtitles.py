@@ -9,8 +9,8 @@ import srt
 import webvtt
 
 from livetranslate.present.export import export
-from livetranslate.protocol import Event, EventKind
 from livetranslate.present.subtitles import WORD_JOINER, SubtitleWriter, cue, header, render
+from livetranslate.protocol import Event, EventKind
 
 TRICKY = [
     "Pfeil --> hier",  # would start a cue
@@ -36,8 +36,10 @@ def srt_cues(text):
 
 
 def vtt_cues(text):
-    return [(c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, html.unescape(c.text))
-            for c in webvtt.from_buffer(io.StringIO(text), strict=True)]
+    return [
+        (c.start_time.in_milliseconds() / 1000, c.end_time.in_milliseconds() / 1000, html.unescape(c.text))
+        for c in webvtt.from_buffer(io.StringIO(text), strict=True)
+    ]
 
 
 @pytest.mark.parametrize("text", TRICKY + [INJECTION])
@@ -57,7 +59,13 @@ def test_one_cue_per_event_and_its_text_whole(text):
 def test_the_escapes_themselves():
     assert cue(1, 0, 1, "1 < 2 & 3 > 2 --> ok", "vtt").splitlines()[1] == "1 &lt; 2 &amp; 3 &gt; 2 --&gt; ok"
     assert cue(1, 0, 1, "a ---> b\n42\n-1.5\nx", "srt").split("\n")[2:] == [
-        "a -> b", WORD_JOINER + "42", WORD_JOINER + "-1.5", "x", "", ""]
+        "a -> b",
+        WORD_JOINER + "42",
+        WORD_JOINER + "-1.5",
+        "x",
+        "",
+        "",
+    ]
     assert cue(7, -3, float("nan"), "", "srt") == "7\n00:00:00,000 --> 00:00:00,500\n…\n\n"
 
 
@@ -85,11 +93,12 @@ def test_writer_file_is_valid_after_every_cue(tmp_path):
 
 
 def test_exports_of_both_languages_keep_one_cue_per_segment():
-    events = [Event(EventKind.TRANSCRIPT, "1 < 2\n\n3", 0, 0.0, 1.0),
-              Event(EventKind.TRANSLATION, "Pfeil --> & <i>", 0, 0.0, 1.0, language="en"),
-              Event(EventKind.TRANSCRIPT, "zwei", 1, 1.0, 2.0)]
-    assert [c[2] for c in srt_cues(export(events, "srt", "both"))] == [
-        f"1 < 2\n{WORD_JOINER}3\nPfeil -> & <i>", "zwei"]
+    events = [
+        Event(EventKind.TRANSCRIPT, "1 < 2\n\n3", 0, 0.0, 1.0),
+        Event(EventKind.TRANSLATION, "Pfeil --> & <i>", 0, 0.0, 1.0, language="en"),
+        Event(EventKind.TRANSCRIPT, "zwei", 1, 1.0, 2.0),
+    ]
+    assert [c[2] for c in srt_cues(export(events, "srt", "both"))] == [f"1 < 2\n{WORD_JOINER}3\nPfeil -> & <i>", "zwei"]
     assert [c[2] for c in vtt_cues(export(events, "vtt", "both"))] == ["1 < 2\n3\nPfeil --> & <i>", "zwei"]
     assert header("vtt") == "WEBVTT\n\n" and header("srt") == ""
 
@@ -97,15 +106,16 @@ def test_exports_of_both_languages_keep_one_cue_per_segment():
 def _meeting_with_a_window():
     """Three sentences; the enhanced window covers the first two, in English (and one in French
     for a viewer, which must not leak into the English)."""
-    return [Event(EventKind.TRANSCRIPT, "Wir haben zu wenig Leute.", 0, 0.0, 2.0),
-            Event(EventKind.TRANSLATION, "We have too many people.", 0, 0.0, 2.0, language="en"),
-            Event(EventKind.TRANSCRIPT, "Im Support.", 1, 2.5, 3.5),
-            Event(EventKind.TRANSLATION, "In support.", 1, 2.5, 3.5, language="en"),
-            Event(EventKind.TRANSCRIPT, "Danke.", 2, 4.0, 5.0),
-            Event(EventKind.TRANSLATION, "Thanks.", 2, 4.0, 5.0, language="en"),
-            Event(EventKind.ENHANCED, "Nous manquons de personnel.", 1, 0.0, 3.5, language="fr", first_segment_id=0),
-            Event(EventKind.ENHANCED, "We have too few people in support.", 1, 0.0, 3.5, language="en",
-                  first_segment_id=0)]
+    return [
+        Event(EventKind.TRANSCRIPT, "Wir haben zu wenig Leute.", 0, 0.0, 2.0),
+        Event(EventKind.TRANSLATION, "We have too many people.", 0, 0.0, 2.0, language="en"),
+        Event(EventKind.TRANSCRIPT, "Im Support.", 1, 2.5, 3.5),
+        Event(EventKind.TRANSLATION, "In support.", 1, 2.5, 3.5, language="en"),
+        Event(EventKind.TRANSCRIPT, "Danke.", 2, 4.0, 5.0),
+        Event(EventKind.TRANSLATION, "Thanks.", 2, 4.0, 5.0, language="en"),
+        Event(EventKind.ENHANCED, "Nous manquons de personnel.", 1, 0.0, 3.5, language="fr", first_segment_id=0),
+        Event(EventKind.ENHANCED, "We have too few people in support.", 1, 0.0, 3.5, language="en", first_segment_id=0),
+    ]
 
 
 def test_exports_give_the_best_text_by_default_and_the_first_on_request():
@@ -116,7 +126,9 @@ def test_exports_give_the_best_text_by_default_and_the_first_on_request():
     first = srt_cues(export(events, "srt", "target", "en", text="first"))
     assert [c[2] for c in first] == ["We have too many people.", "In support.", "Thanks."]
     both = export(events, "txt", "both", "en")
-    assert both.splitlines()[0] == "[00:00.0] Wir haben zu wenig Leute. Im Support. / We have too few people in support."
+    assert (
+        both.splitlines()[0] == "[00:00.0] Wir haben zu wenig Leute. Im Support. / We have too few people in support."
+    )
     assert export(events, "txt", "source", "en") == export(events, "txt", "source", "en", text="first")
     with pytest.raises(ValueError, match="best, first"):
         export(events, "txt", "target", "en", text="newest")
@@ -124,9 +136,13 @@ def test_exports_give_the_best_text_by_default_and_the_first_on_request():
 
 def test_a_failed_or_foreign_window_leaves_the_sentences_standing():
     events = _meeting_with_a_window()[:-1] + [
-        Event(EventKind.ENHANCED, "", 1, 0.0, 3.5, language="en", first_segment_id=0, error="failed")]
+        Event(EventKind.ENHANCED, "", 1, 0.0, 3.5, language="en", first_segment_id=0, error="failed")
+    ]
     assert [c[2] for c in srt_cues(export(events, "srt", "target", "en"))] == [
-        "We have too many people.", "In support.", "Thanks."]
+        "We have too many people.",
+        "In support.",
+        "Thanks.",
+    ]
 
 
 def test_live_best_subtitles_are_rewritten_as_a_window_comes_and_valid_throughout(tmp_path):

@@ -4,8 +4,9 @@ import io
 
 from rich.console import Console
 
-from livetranslate.protocol import Event, EventKind as K
 from livetranslate.present.textview import MAX_PENDING, SideBySideView
+from livetranslate.protocol import Event
+from livetranslate.protocol import EventKind as K
 
 
 def view(**kw):

@@ -26,20 +26,23 @@ def _trap(start: str) -> Trap:
     return next(t for t in TRAPS if t.de.startswith(start))
 
 
-@pytest.mark.parametrize("start, wrong", [
-    ("Wir haben zu wenig", "We have too many people in support."),
-    ("Ich hätte die Zahlen", "Yes, I'd like to have them last week."),
-    ("Er kommt erst", "He comes first at ten o'clock."),
-    ("Wir treffen uns um halb", "We'll meet at half past three."),
-    ("Das Büro ist bis", "The office is closed from Friday."),
-    ("Den Vertrag hat", "We cancelled the contract with the customer."),
-    ("Du musst das heute", "You must not do that today."),
-    ("Wir haben dreiundzwanzig", "We have thirty-two customers in Austria."),
-    ("Der Umsatz", "Sales fell by twelve percent."),
-    ("Der Chef wurde", "Maria was informed by the boss."),
-    ("Können Sie mir", "Yes, the report will be ready tomorrow."),
-    ("Wir arbeiten nicht mehr", "We still work with this supplier."),
-])
+@pytest.mark.parametrize(
+    "start, wrong",
+    [
+        ("Wir haben zu wenig", "We have too many people in support."),
+        ("Ich hätte die Zahlen", "Yes, I'd like to have them last week."),
+        ("Er kommt erst", "He comes first at ten o'clock."),
+        ("Wir treffen uns um halb", "We'll meet at half past three."),
+        ("Das Büro ist bis", "The office is closed from Friday."),
+        ("Den Vertrag hat", "We cancelled the contract with the customer."),
+        ("Du musst das heute", "You must not do that today."),
+        ("Wir haben dreiundzwanzig", "We have thirty-two customers in Austria."),
+        ("Der Umsatz", "Sales fell by twelve percent."),
+        ("Der Chef wurde", "Maria was informed by the boss."),
+        ("Können Sie mir", "Yes, the report will be ready tomorrow."),
+        ("Wir arbeiten nicht mehr", "We still work with this supplier."),
+    ],
+)
 def test_a_wrong_reading_is_caught(start, wrong):
     assert check(_trap(start), wrong).lost
 
@@ -53,19 +56,22 @@ def test_curly_apostrophes_and_the_share_of_facts():
 
 @pytest.mark.parametrize("trap", TRAPS + HELD_OUT, ids=lambda t: t.de[:40])
 def test_the_pitfall_check_finds_nothing_wrong_with_a_right_translation(trap):
-    from livetranslate.stages.llm.prompts import missed_pitfalls
     from livetranslate.numbers import written_numbers
+    from livetranslate.stages.llm.prompts import missed_pitfalls
 
     assert missed_pitfalls(written_numbers(trap.de, "de"), trap.en, "de", "en") == []
 
 
-@pytest.mark.parametrize("start, wrong, hint", [
-    ("Wir haben zu wenig", "We have very few people in support.", "zu wenig"),
-    ("Die Miete steigt", "The rent is decreasing from January by 50 euros.", "steigen"),
-    ("Kaum jemand", "No one has read the mail.", "kaum"),
-    ("Du musst das heute", "You must not do that today.", "nicht müssen"),
-    ("Wir haben vor drei Wochen", "We started before three weeks.", "vor drei Tagen"),
-])
+@pytest.mark.parametrize(
+    "start, wrong, hint",
+    [
+        ("Wir haben zu wenig", "We have very few people in support.", "zu wenig"),
+        ("Die Miete steigt", "The rent is decreasing from January by 50 euros.", "steigen"),
+        ("Kaum jemand", "No one has read the mail.", "kaum"),
+        ("Du musst das heute", "You must not do that today.", "nicht müssen"),
+        ("Wir haben vor drei Wochen", "We started before three weeks.", "vor drei Tagen"),
+    ],
+)
 def test_the_pitfall_check_names_what_a_flipped_translation_lost(start, wrong, hint):
     from livetranslate.stages.llm.prompts import missed_pitfalls
 
@@ -82,7 +88,9 @@ def test_a_translation_that_missed_a_pitfall_is_made_once_more_with_the_hint():
         prompts.append(request.prompt)
         return "We have too few people." if "Careful:" in request.prompt else "We have very few people."
 
-    assert Translator(generate, "chatml").translate("Wir haben zu wenig Leute.", "de", "en") == "We have too few people."
+    assert (
+        Translator(generate, "chatml").translate("Wir haben zu wenig Leute.", "de", "en") == "We have too few people."
+    )
     assert len(prompts) == 2 and "'zu wenig' means 'too few'" in prompts[1]
     # a few-shot prompt has no place for hints: one call
     prompts.clear()
@@ -90,5 +98,10 @@ def test_a_translation_that_missed_a_pitfall_is_made_once_more_with_the_hint():
     assert len(prompts) == 1
     # a retry that is no better keeps the first
     prompts.clear()
-    assert Translator(lambda r, **_: prompts.append(1) or "We have few people.", "chatml").translate(
-        "Wir haben zu wenig Leute.", "de", "en") == "We have few people." and len(prompts) == 2
+    assert (
+        Translator(lambda r, **_: prompts.append(1) or "We have few people.", "chatml").translate(
+            "Wir haben zu wenig Leute.", "de", "en"
+        )
+        == "We have few people."
+        and len(prompts) == 2
+    )

@@ -50,7 +50,7 @@ def test_loud_noise_passes_the_vad(audio_files):
 def test_max_length_cuts_cleanly_and_loses_nothing(audio_files):
     x = load16k(audio_files["speech"])
     # no pauses: the sentences back to back, 20+ s of continuous speech
-    speech = np.concatenate([x[s.start_sample:s.end_sample] for s in segment(x, 1600)])
+    speech = np.concatenate([x[s.start_sample : s.end_sample] for s in segment(x, 1600)])
     opts = VadOptions(max_utterance_s=5.0)
     segments = segment(speech, 1600, opts)
     assert len(segments) >= 4
@@ -87,7 +87,7 @@ def test_process_marks_an_open_utterance(audio_files):
     first = seg.process(audio[: int(2.0 * 16000)])  # the first sentence is still being spoken
     assert first.closed == () and 0 < first.ongoing.start_sample < 16000
     assert first.ongoing.start_sample < first.ongoing.speech_end_sample <= 2 * 16000
-    rest = seg.process(audio[int(2.0 * 16000):], end=True)
+    rest = seg.process(audio[int(2.0 * 16000) :], end=True)
     assert rest.closed and rest.ongoing is None
     assert rest.closed[0].start_sample == first.ongoing.start_sample
 

@@ -6,15 +6,23 @@ import threading
 
 import numpy as np
 import pytest
+from scripted import (  # noqa: F401 (pytest fixtures, taken by name)
+    Clock,
+    Collect,
+    ScriptedStages,
+    Speaker,
+    clock,
+    kinds,
+    stages,
+    wait_for,
+)
 
 from livetranslate import protocol as P
-from livetranslate.present.export import export, languages
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions, translator
+from livetranslate.pipeline.streaming import DecodeOptions
+from livetranslate.present.export import export, languages
 from livetranslate.protocol import EventKind
 from livetranslate.store import Hub, SessionStore
-from livetranslate.pipeline.streaming import DecodeOptions
-
-from scripted import clock, stages, Clock, Collect, ScriptedStages, Speaker, kinds, wait_for
 
 DECODE = DecodeOptions(policy="utterance", lead_in_s=0.0, prompt_segments=0)
 TRANSLATED = (EventKind.TRANSLATION, EventKind.ENHANCED)
@@ -83,14 +91,20 @@ def test_two_viewers_of_one_language_cost_one_translation_per_transcript(pipelin
     for viewer in french:
         seen = viewer.finished()
         assert [(e.segment_id, e.text, e.language) for e in viewer.translations()] == [
-            (0, "FR Hallo.", "fr"), (1, "FR Welt.", "fr"), (2, "FR Guten.", "fr")]
+            (0, "FR Hallo.", "fr"),
+            (1, "FR Welt.", "fr"),
+            (2, "FR Guten.", "fr"),
+        ]
         assert not kinds(seen, EventKind.ENHANCED)  # extra languages: sentence translations only
         assert [e.text for e in kinds(seen, EventKind.TRANSCRIPT)] == ["Hallo.", "Welt.", "Guten."]
     # the speaker gets its own language only; the session stores both
     assert {e.language for e in spoken if e.kind in TRANSLATED} == {"en"}
     stored = store.events("talk")
     assert [e.text for e in stored if e.kind == EventKind.TRANSLATION and e.language == "fr"] == [
-        "FR Hallo.", "FR Welt.", "FR Guten."]
+        "FR Hallo.",
+        "FR Welt.",
+        "FR Guten.",
+    ]
     assert store.info("talk").languages == ["en", "fr"]
     assert stored.index(kinds(stored, EventKind.END)[0]) == len(stored) - 1  # every translation before `end`
 
@@ -247,14 +261,17 @@ def test_the_dashboard_shows_the_speakers_translations_beside_the_transcripts(pi
 
 
 def test_a_session_is_read_in_a_bounded_number_of_languages(stages, clock, store):
-    pipeline = Pipeline(stages, PipelineOptions(decode=DECODE, limits=Limits(max_viewer_languages=1)), store=store,
-                        clock=clock)
+    pipeline = Pipeline(
+        stages, PipelineOptions(decode=DECODE, limits=Limits(max_viewer_languages=1)), store=store, clock=clock
+    )
     speaker = started(pipeline, clock, 10)
     french, spanish = Watcher(pipeline, "fr"), Watcher(pipeline, "es")
     more_french, english = Watcher(pipeline, "fr"), Watcher(pipeline, "en")  # a language read already; the speaker's
     (refused,) = spanish.finished()
-    assert refused.error == ("session 'talk' is already read in 1 language(s) besides the speaker's (fr), the most one "
-                             "session takes: read one of those")
+    assert refused.error == (
+        "session 'talk' is already read in 1 language(s) besides the speaker's (fr), the most one "
+        "session takes: read one of those"
+    )
     speaker.say(1)
     speaker.end()
     assert calls(stages, "es") == [] and calls(stages, "fr") == ["Hallo."]

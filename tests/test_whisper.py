@@ -1,8 +1,8 @@
 import pytest
 
-from livetranslate.stages.whisper import AsrRequest, SpeechFilter, Transcription, create_engine, is_known_hallucination
 from livetranslate.audio import pcm16_to_float, read_audio, resample
 from livetranslate.quality.samples import load_reference
+from livetranslate.stages.whisper import AsrRequest, SpeechFilter, Transcription, create_engine, is_known_hallucination
 
 
 def t(text, no_speech=0.1, logprob=-0.3, ratio=1.2):
@@ -63,12 +63,17 @@ def test_a_batch_of_streams_at_different_points_decodes_like_each_alone(whisper_
     refs = load_reference(audio_files["speech"])
 
     def clip(i, j):
-        return x[int(refs[i].start_s * 16000) - 3200: int(refs[j].end_s * 16000) + 3200]
+        return x[int(refs[i].start_s * 16000) - 3200 : int(refs[j].end_s * 16000) + 3200]
 
     requests = [
         AsrRequest(clip(1, 1), "de", beam_size=5),
-        AsrRequest(clip(0, 1), "de", prompt="Eine lange Einleitung vorher, mit vielen Worten darin.",
-                   prefix=refs[0].text, beam_size=5),
+        AsrRequest(
+            clip(0, 1),
+            "de",
+            prompt="Eine lange Einleitung vorher, mit vielen Worten darin.",
+            prefix=refs[0].text,
+            beam_size=5,
+        ),
         AsrRequest(clip(3, 4), "de", prompt="Kurz.", beam_size=5),
         AsrRequest(clip(1, 1), "de", prompt="Eine lange Einleitung vorher, mit vielen Worten darin.", beam_size=5),
     ]

@@ -1,10 +1,11 @@
 """`livetranslate` command: one click group; each command group lives in a module of its own.
 
-    server.py     serve, run, demo           streaming.py  stream, watch
-    sessions.py   sessions, export, prune,   dashboard.py  dashboard
-                  share, probe               capture.py    languages, devices, sink
-    models.py     models fetch, models list  config.py     config
-    options.py    the options they share     outputs.py    where a stream's events go
+server.py     serve                      streaming.py  stream, watch
+demo.py       run, demo
+sessions.py   sessions, export, prune,   dashboard.py  dashboard
+              share, probe               capture.py    languages, devices, sink
+models.py     models fetch, models list  config.py     config
+options.py    the options they share     outputs.py    where a stream's events go
 """
 
 from __future__ import annotations
@@ -19,11 +20,26 @@ def main():
 
 
 def _register() -> None:
-    from livetranslate.cli import capture, config, dashboard, models, server, sessions, streaming
+    from livetranslate.cli import capture, config, dashboard, demo, models, server, sessions, streaming
 
-    for command in (server.serve, streaming.stream, server.run, server.demo, streaming.watch, sessions.probe,
-                    sessions.sessions_list, sessions.export, sessions.prune, dashboard.dashboard, sessions.share,
-                    capture.languages, capture.devices, capture.sink, models.models, config.config):
+    for command in (
+        server.serve,
+        streaming.stream,
+        demo.run,
+        demo.demo,
+        streaming.watch,
+        sessions.probe,
+        sessions.sessions_list,
+        sessions.export,
+        sessions.prune,
+        dashboard.dashboard,
+        sessions.share,
+        capture.languages,
+        capture.devices,
+        capture.sink,
+        models.models,
+        config.config,
+    ):
         main.add_command(command)
 
 

@@ -38,7 +38,7 @@ def _sink(action: str, name: str) -> None:
     try:
         click.echo(getattr(capture, f"sink_{action}")(name))
     except capture.SourceError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
 
 
 @sink.command("create")

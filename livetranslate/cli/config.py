@@ -8,8 +8,12 @@ from livetranslate import settings
 
 
 @click.command("config")
-@click.option("--all", "show_all", is_flag=True,
-              help="also the variables of the set-up script, the container and the engine build")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="also the variables of the set-up script, the container and the engine build",
+)
 def config(show_all):
     """Print every setting as this machine sets it, and where its value comes from: the
     environment, the config file, or the default. An option given to a command wins over all
@@ -17,7 +21,7 @@ def config(show_all):
     try:
         path = settings.get("LIVETRANSLATE_CONFIG")
     except settings.SettingsError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     click.echo(f"config file: {path} ({'read' if path.is_file() else 'none there'})")
     problems = 0
     for variable in settings.VARIABLES.values():

@@ -27,7 +27,7 @@ def models_fetch(names, models_dir, force):
         try:
             path = MODELS[name].fetch(models_dir, force=force)
         except ModelError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from None
         click.echo(f"{name}: {path} (sha256 verified)")
 
 

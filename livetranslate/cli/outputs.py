@@ -82,7 +82,7 @@ class Outputs:
     def _redraw(self) -> None:
         if self.live_status:
             width = shutil.get_terminal_size().columns - 1
-            line = f"\033[2m… {self.partial[-(width - 2):]}\033[0m" if self.partial else self._status_line()
+            line = f"\033[2m… {self.partial[-(width - 2) :]}\033[0m" if self.partial else self._status_line()
             sys.stderr.write("\r\033[2K" + line)
             sys.stderr.flush()
 
@@ -151,8 +151,9 @@ class Outputs:
         elif message.startswith(("connection lost", "cannot connect")) or " refused the " in message:
             self.state = "reconnecting"
         if self.view is not None:
-            self.view.note(f"-- {message}", style="yellow" if message.startswith(("warning", "connection lost"))
-                           else "dim")
+            self.view.note(
+                f"-- {message}", style="yellow" if message.startswith(("warning", "connection lost")) else "dim"
+            )
             return
         if self.live_status:
             sys.stderr.write("\r\033[2K")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -16,13 +15,8 @@ from livetranslate.cli.options import (
     read_key,
     server_options,
     shown_default,
-    stream_options,
 )
-from livetranslate.cli.streaming import run_stream
 from livetranslate.launcher.health import HEALTH_PORT_ENV
-
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
-
 
 # Where `serve` writes Triton's own log ("-": the terminal, e.g. in a container whose runtime
 # collects standard output); default: server.default_log_file
@@ -33,19 +27,42 @@ TRITON_LOG_ENV = "LIVETRANSLATE_TRITON_LOG"
 RESTARTS, RESTART_WINDOW_S = 5, 600
 
 
-def _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm=None,
-                 log_file=None, host="127.0.0.1", insecure_no_key=False, admin_key=None, api_key=None, store=None,
-                 keys_file=None):
+def _make_server(
+    grpc_port,
+    http_port,
+    metrics_port,
+    profile,
+    model_repository,
+    models_dir,
+    llm=None,
+    log_file=None,
+    host="127.0.0.1",
+    insecure_no_key=False,
+    admin_key=None,
+    api_key=None,
+    store=None,
+    keys_file=None,
+):
     from livetranslate.launcher import ServerError, ServerOptions, TritonServer
 
-    opts = ServerOptions(grpc_port=grpc_port, http_port=http_port, metrics_port=metrics_port, profile=profile,
-                         llm=llm, host=host, allow_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
-                         store=store, keys_file=keys_file)
+    opts = ServerOptions(
+        grpc_port=grpc_port,
+        http_port=http_port,
+        metrics_port=metrics_port,
+        profile=profile,
+        llm=llm,
+        host=host,
+        allow_no_key=insecure_no_key,
+        admin_key=admin_key,
+        api_key=api_key,
+        store=store,
+        keys_file=keys_file,
+    )
     try:
         opts.check_exposure()
         opts.check_keys()
     except ServerError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     if model_repository:
         opts.model_repository = model_repository.resolve()
     if models_dir:
@@ -64,8 +81,10 @@ def _log_to_file(server, path: Path | None = None) -> None:
         if path.exists():
             path.replace(path.with_name(path.name + ".1"))
     except OSError as exc:
-        raise click.ClickException(f"cannot write Triton's log to {path}: {exc.strerror or exc} "
-                                   f"(choose another with --log-file, or --log-file - for this terminal)")
+        raise click.ClickException(
+            f"cannot write Triton's log to {path}: {exc.strerror or exc} "
+            f"(choose another with --log-file, or --log-file - for this terminal)"
+        ) from None
     server.log_file = path
 
 
@@ -81,7 +100,7 @@ def _start(server) -> None:
         took = server.wait_ready()
     except ServerError as exc:
         server.stop()
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     wanted, states = PROFILE_MODELS[o.profile], server.model_states()
     ready = [name for name in wanted if states.get(name, "").startswith("READY")]
     click.echo(f"ready in {took:.1f} s: {len(ready)} of {len(wanted)} models loaded", err=True)
@@ -94,8 +113,11 @@ def _start(server) -> None:
 def _addresses(server, health=None) -> None:
     """Where clients reach a started server, and how to stop it."""
     o, host = server.options, server.connect_host
-    click.echo(f"  gRPC     {host}:{o.grpc_port}   clients: livetranslate stream FILE --url {host}:{o.grpc_port}"
-               + (" --tls" if o.tls_cert else ""), err=True)
+    click.echo(
+        f"  gRPC     {host}:{o.grpc_port}   clients: livetranslate stream FILE --url {host}:{o.grpc_port}"
+        + (" --tls" if o.tls_cert else ""),
+        err=True,
+    )
     click.echo(f"  HTTP     http://{host}:{o.http_port}", err=True)
     click.echo(f"  metrics  http://{host}:{o.metrics_port}/metrics", err=True)
     if health is not None:
@@ -107,43 +129,104 @@ def _addresses(server, health=None) -> None:
 
 @click.command()
 @server_options
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="serve gRPC over TLS with this certificate (PEM)")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="the certificate's private key (PEM)")
-@click.option("--api-key-file", "api_key", type=click.Path(dir_okay=False), default=None,
-              callback=read_key(P.API_KEY_ENV),
-              help=f"file holding the client key (or ${P.API_KEY_ENV}): clients send it (header "
-                   f"{P.API_KEY_HEADER}) for streaming, viewing and metadata; health stays open for probes")
-@click.option("--keys-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="named client keys, one per line: `name key [streams=N] [viewers=N]`; each client keeps within "
-                   "its own limits (default 2 speaker streams, 20 viewers); instead of --api-key-file")
-@click.option("--retention-days", type=click.FloatRange(min=0), default=None,
-              help="at start, remove ended sessions older than this (default: keep all)")
-@click.option("--retention-max-mb", type=click.FloatRange(min=0), default=None,
-              help="at start, remove the oldest ended sessions until the data holds at most this")
-@click.option("--no-audio-s", type=click.FloatRange(min=0), default=None,
-              help="close a speaker stream that has sent no audio for this long; its client is told to reconnect, "
-                   "its session is kept (default 60; silence counts as audio; 0: never)")
-@click.option("--no-audio-yield-s", type=click.FloatRange(min=0), default=None,
-              help="when the server is full, a new speaker takes the place of the stream that has sent no audio "
-                   "for longest, if for more than this (default 15; 0: never)")
-@click.option("--log-file", default=from_settings(TRITON_LOG_ENV), metavar="PATH",
-              help="where Triton's own log goes (default: ~/.local/state/livetranslate/triton-GRPC_PORT.log; "
-                   f"'-': this terminal, e.g. in a container; or ${TRITON_LOG_ENV})")
-@click.option("--drain-grace-s", type=click.FloatRange(min=0), default=from_settings(P.DRAIN_GRACE_ENV),
-              show_default=shown_default(P.DRAIN_GRACE_ENV),
-              help="on Ctrl-C or SIGTERM: new speakers and viewers are refused at once, the live streams get this "
-                   "many seconds to end before they are ended (a second Ctrl-C ends them now); with several "
-                   f"servers sharing a store they go on on another one (or ${P.DRAIN_GRACE_ENV})")
-@click.option("--restart/--no-restart", default=True, show_default=True,
-              help=f"start Triton again when it dies on its own (at most {RESTARTS} times in "
-                   f"{RESTART_WINDOW_S // 60} minutes); sessions go on and clients reconnect")
-@click.option("--health-port", type=click.IntRange(1, 65535), default=from_settings(HEALTH_PORT_ENV),
-              help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
-                   f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})")
-def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_audio_s, no_audio_yield_s, log_file,
-          drain_grace_s, restart, health_port, **kw):
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="serve gRPC over TLS with this certificate (PEM)",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the certificate's private key (PEM)",
+)
+@click.option(
+    "--api-key-file",
+    "api_key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    callback=read_key(P.API_KEY_ENV),
+    help=f"file holding the client key (or ${P.API_KEY_ENV}): clients send it (header "
+    f"{P.API_KEY_HEADER}) for streaming, viewing and metadata; health stays open for probes",
+)
+@click.option(
+    "--keys-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="named client keys, one per line: `name key [streams=N] [viewers=N]`; each client keeps within "
+    "its own limits (default 2 speaker streams, 20 viewers); instead of --api-key-file",
+)
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="at start, remove ended sessions older than this (default: keep all)",
+)
+@click.option(
+    "--retention-max-mb",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="at start, remove the oldest ended sessions until the data holds at most this",
+)
+@click.option(
+    "--no-audio-s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="close a speaker stream that has sent no audio for this long; its client is told to reconnect, "
+    "its session is kept (default 60; silence counts as audio; 0: never)",
+)
+@click.option(
+    "--no-audio-yield-s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="when the server is full, a new speaker takes the place of the stream that has sent no audio "
+    "for longest, if for more than this (default 15; 0: never)",
+)
+@click.option(
+    "--log-file",
+    default=from_settings(TRITON_LOG_ENV),
+    metavar="PATH",
+    help="where Triton's own log goes (default: ~/.local/state/livetranslate/triton-GRPC_PORT.log; "
+    f"'-': this terminal, e.g. in a container; or ${TRITON_LOG_ENV})",
+)
+@click.option(
+    "--drain-grace-s",
+    type=click.FloatRange(min=0),
+    default=from_settings(P.DRAIN_GRACE_ENV),
+    show_default=shown_default(P.DRAIN_GRACE_ENV),
+    help="on Ctrl-C or SIGTERM: new speakers and viewers are refused at once, the live streams get this "
+    "many seconds to end before they are ended (a second Ctrl-C ends them now); with several "
+    f"servers sharing a store they go on on another one (or ${P.DRAIN_GRACE_ENV})",
+)
+@click.option(
+    "--restart/--no-restart",
+    default=True,
+    show_default=True,
+    help=f"start Triton again when it dies on its own (at most {RESTARTS} times in "
+    f"{RESTART_WINDOW_S // 60} minutes); sessions go on and clients reconnect",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    default=from_settings(HEALTH_PORT_ENV),
+    help="serve /ready (503 once stopping) and /live on this port, on --host, for load balancers "
+    f"and Kubernetes probes (default: none; or ${HEALTH_PORT_ENV})",
+)
+def serve(
+    tls_cert,
+    tls_key,
+    keys_file,
+    retention_days,
+    retention_max_mb,
+    no_audio_s,
+    no_audio_yield_s,
+    log_file,
+    drain_grace_s,
+    restart,
+    health_port,
+    **kw,
+):
     """Start Triton on the model repository and wait; Ctrl-C or SIGTERM stops it cleanly:
     new clients are refused at once, live streams get --drain-grace-s, then Triton stops.
     The terminal gets a short status; Triton's own log goes to a file (--log-file)."""
@@ -156,9 +239,12 @@ def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_aud
     server.options.drain_grace_s = drain_grace_s
     from livetranslate.pipeline.options import NO_AUDIO_ENV
 
-    for env, value in (("LIVETRANSLATE_RETENTION_DAYS", retention_days),
-                       ("LIVETRANSLATE_RETENTION_MAX_MB", retention_max_mb),
-                       (NO_AUDIO_ENV["no_audio_s"], no_audio_s), (NO_AUDIO_ENV["no_audio_yield_s"], no_audio_yield_s)):
+    for env, value in (
+        ("LIVETRANSLATE_RETENTION_DAYS", retention_days),
+        ("LIVETRANSLATE_RETENTION_MAX_MB", retention_max_mb),
+        (NO_AUDIO_ENV["no_audio_s"], no_audio_s),
+        (NO_AUDIO_ENV["no_audio_yield_s"], no_audio_yield_s),
+    ):
         if value is not None:
             server.options.env[env] = str(value)
     if log_file != "-":
@@ -189,8 +275,11 @@ def serve(tls_cert, tls_key, keys_file, retention_days, retention_max_mb, no_aud
             # e.g. Triton 2.51's gRPC front end aborts on a rare race of a client's cancelled
             # stream: the sessions are stored, the clients reconnect, so start it again
             click.echo(message, err=True)
-            click.echo(f"restarting Triton ({len(died)} of at most {RESTARTS} restarts in "
-                       f"{RESTART_WINDOW_S // 60} minutes); clients reconnect and their sessions go on", err=True)
+            click.echo(
+                f"restarting Triton ({len(died)} of at most {RESTARTS} restarts in "
+                f"{RESTART_WINDOW_S // 60} minutes); clients reconnect and their sessions go on",
+                err=True,
+            )
             server.restarting()
             _start(server)
     except KeyboardInterrupt:
@@ -214,49 +303,7 @@ def _health(server, port: int):
     try:
         return HealthServer(server.options.host, port, server.readiness).start()
     except OSError as exc:
-        raise click.ClickException(f"cannot serve health on {server.options.host}:{port}: {exc.strerror or exc} "
-                                   f"(is another server running? choose another --health-port)")
-
-
-@click.command()
-@click.argument("source")
-@stream_options
-@server_options
-def run(source, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, url, host,
-        insecure_no_key, admin_key, store, **kw):
-    """Start the server, stream SOURCE through it, print events, stop the server."""
-    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
-                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=kw["api_key"],
-                          store=store)
-    _log_to_file(server)
-    try:  # Ctrl-C while Triton starts stops it too (it runs in a session of its own)
-        _start(server)
-        code = run_stream(source, url=server.grpc_url, **kw)
-    finally:
-        server.stop()
-    sys.exit(code)
-
-
-@click.command()
-@click.option("--fast", is_flag=True, help="do not pace the audio in real time")
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-@server_options
-def demo(fast, fmt, grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm, host,
-         insecure_no_key, admin_key, store):
-    """Start the server and stream the bundled German sample through it, live."""
-    from livetranslate.quality.samples import make_all
-
-    sample = make_all(SAMPLES_DIR)["speech"]
-    click.echo(f"sample: {sample}", err=True)
-    api_key = settings.client_key()
-    server = _make_server(grpc_port, http_port, metrics_port, profile, model_repository, models_dir, llm,
-                          host=host, insecure_no_key=insecure_no_key, admin_key=admin_key, api_key=api_key,
-                          store=store)
-    _log_to_file(server)
-    try:
-        _start(server)
-        code = run_stream(str(sample), server.grpc_url, None, "de", "en", not fast, fmt,
-                       P.SAMPLE_RATE_HZ, 100, api_key=api_key)
-    finally:
-        server.stop()
-    sys.exit(code)
+        raise click.ClickException(
+            f"cannot serve health on {server.options.host}:{port}: {exc.strerror or exc} "
+            f"(is another server running? choose another --health-port)"
+        ) from None

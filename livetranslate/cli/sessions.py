@@ -65,7 +65,7 @@ def sessions_list(url, tls, ca, api_key):
         try:
             infos = client.sessions("list")
         except ClientError as exc:
-            raise click.ClickException(str(exc))
+            raise click.ClickException(str(exc)) from None
         if not infos:
             click.echo("no sessions stored yet: `livetranslate stream` starts one", err=True)
         for info in infos:
@@ -74,23 +74,40 @@ def sessions_list(url, tls, ca, api_key):
             extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
             more = f" (+{','.join(extra)})" if extra else ""
             terms = len(info.get("glossary") or [])
-            click.echo(f"{info['name']:<30} {info['state']:<6} {started}  "
-                       f"{info['source_language']}->{info['target_language']}{more}  {counts}"
-                       + (f"  glossary: {terms} terms" if terms else ""))
+            click.echo(
+                f"{info['name']:<30} {info['state']:<6} {started}  "
+                f"{info['source_language']}->{info['target_language']}{more}  {counts}"
+                + (f"  glossary: {terms} terms" if terms else "")
+            )
 
 
 @click.command()
 @click.argument("session")
 @connection_options
 @click.option("--format", "fmt", type=click.Choice(["txt", "srt", "vtt", "jsonl"]), default="txt", show_default=True)
-@click.option("--lang", default="both", show_default=True,
-              help="source, target (the speaker's), both, or a language code the session was translated into "
-                   "for its viewers (`livetranslate sessions` lists them)")
-@click.option("--text", "text_choice", type=click.Choice(["best", "first"]), default="best", show_default=True,
-              help="which translation: best (each sentence's, replaced by the in-context translation of its "
-                   "window where one came) or first (each sentence's first complete translation)")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="file to write (default: standard output)")
+@click.option(
+    "--lang",
+    default="both",
+    show_default=True,
+    help="source, target (the speaker's), both, or a language code the session was translated into "
+    "for its viewers (`livetranslate sessions` lists them)",
+)
+@click.option(
+    "--text",
+    "text_choice",
+    type=click.Choice(["best", "first"]),
+    default="best",
+    show_default=True,
+    help="which translation: best (each sentence's, replaced by the in-context translation of its "
+    "window where one came) or first (each sentence's first complete translation)",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="file to write (default: standard output)",
+)
 def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
     """Export a stored session as plain text, SubRip, WebVTT or jsonl."""
     from livetranslate.present.export import export as render
@@ -99,12 +116,13 @@ def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
         try:
             stored = client.sessions("get", session)
         except ClientError as exc:
-            raise click.ClickException(session_hint(str(exc)))
+            raise click.ClickException(session_hint(str(exc))) from None
     try:
-        text = render(stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""),
-                      text_choice)
+        text = render(
+            stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""), text_choice
+        )
     except ValueError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
@@ -113,16 +131,31 @@ def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
 
 
 @click.command()
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="the server's session directory (default: $LIVETRANSLATE_DATA_DIR or "
-                   "~/.local/share/livetranslate/sessions)")
-@click.option("--older-than", metavar="AGE", default=None,
-              help="remove ended sessions last active longer ago than this: 30d, 12h, 90m")
-@click.option("--max-size", metavar="SIZE", default=None,
-              help="then remove the oldest ended sessions until the directory holds at most this: 500MB, 2GB")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="the server's session directory (default: $LIVETRANSLATE_DATA_DIR or ~/.local/share/livetranslate/sessions)",
+)
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    default=None,
+    help="remove ended sessions last active longer ago than this: 30d, 12h, 90m",
+)
+@click.option(
+    "--max-size",
+    metavar="SIZE",
+    default=None,
+    help="then remove the oldest ended sessions until the directory holds at most this: 500MB, 2GB",
+)
 @click.option("--dry-run", is_flag=True, help="show what would be removed, remove nothing")
-@click.option("--store", default=None, callback=store_url,
-              help=f"the sessions in this Redis instead (or ${STORE_ENV}); servers may keep running")
+@click.option(
+    "--store",
+    default=None,
+    callback=store_url,
+    help=f"the sessions in this Redis instead (or ${STORE_ENV}); servers may keep running",
+)
 def prune(data_dir, older_than, max_size, dry_run, store):
     """Remove old ended sessions from a data directory, never live ones; without limits, list
     the sessions and their sizes. Removing needs the directory to itself (no server on it).
@@ -142,14 +175,18 @@ def prune(data_dir, older_than, max_size, dry_run, store):
         try:
             return None if value is None else parse(value)
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=option)
+            raise click.BadParameter(str(exc), param_hint=option) from None
 
-    max_age_s, max_bytes = parsed(parse_duration, older_than, "--older-than"), parsed(parse_size, max_size, "--max-size")
+    max_age_s, max_bytes = (
+        parsed(parse_duration, older_than, "--older-than"),
+        parsed(parse_size, max_size, "--max-size"),
+    )
     listing = max_age_s is None and max_bytes is None
     store_url = store if store is not None else settings.get(STORE_ENV)
     if store_url and max_bytes is not None:
-        raise click.BadParameter("Redis bounds its own size (its maxmemory setting): use --older-than",
-                                 param_hint="--max-size")
+        raise click.BadParameter(
+            "Redis bounds its own size (its maxmemory setting): use --older-than", param_hint="--max-size"
+        )
     data_dir = data_dir or default_data_dir()
     if not store_url and not data_dir.is_dir():
         raise click.ClickException(f"{data_dir}: no such data directory")
@@ -157,12 +194,13 @@ def prune(data_dir, older_than, max_size, dry_run, store):
         store = open_store(store_url) if store_url else SessionStore(data_dir)
         infos = store.sessions() if listing else store.prune(max_age_s, max_bytes, dry_run=dry_run)
     except StoreError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     now = time.time()
     for info in infos:
         name = info.name if info.name.isprintable() else repr(info.name)  # nothing for the terminal to obey
-        click.echo(f"{name:<30} {info.state:<6} {format_size(info.size_bytes):>9}  "
-                   f"{format_age(now - info.last_active)} ago")
+        click.echo(
+            f"{name:<30} {info.state:<6} {format_size(info.size_bytes):>9}  {format_age(now - info.last_active)} ago"
+        )
     count = f"{len(infos)} session{'' if len(infos) == 1 else 's'}, {format_size(sum(i.size_bytes for i in infos))}"
     click.echo(count if listing else f"{'would remove' if dry_run else 'removed'} {count}")
 
@@ -170,10 +208,19 @@ def prune(data_dir, older_than, max_size, dry_run, store):
 @click.command()
 @click.argument("session")
 @click.option("--lang", default=None, help="the language to show (default: the session's translation)")
-@click.option("--dashboard", "dashboard_url", default=from_settings(_share.DASHBOARD_URL_ENV),
-              show_default=shown_default(_share.DASHBOARD_URL_ENV), help=f"the dashboard's address as coworkers reach it (or ${_share.DASHBOARD_URL_ENV})")
-@click.option("--style", type=click.Choice(_share.STYLES), default=None,
-              help="dark (default) or transparent (an OBS browser source)")
+@click.option(
+    "--dashboard",
+    "dashboard_url",
+    default=from_settings(_share.DASHBOARD_URL_ENV),
+    show_default=shown_default(_share.DASHBOARD_URL_ENV),
+    help=f"the dashboard's address as coworkers reach it (or ${_share.DASHBOARD_URL_ENV})",
+)
+@click.option(
+    "--style",
+    type=click.Choice(_share.STYLES),
+    default=None,
+    help="dark (default) or transparent (an OBS browser source)",
+)
 def share(session, lang, dashboard_url, style):
     """Print a link to SESSION's captions page to paste into the meeting's chat. With the
     dashboard's secret at hand (it has a login) the link carries a read-only token for that
@@ -184,14 +231,17 @@ def share(session, lang, dashboard_url, style):
     try:
         SessionOptions(session)
     except ProtocolError as exc:
-        raise click.BadParameter(str(exc).replace("SESSION", "the session"), param_hint="SESSION")
+        raise click.BadParameter(str(exc).replace("SESSION", "the session"), param_hint="SESSION") from None
     try:
         lang = code_for(lang) if lang is not None else None
     except UnknownLanguage as exc:
-        raise click.BadParameter(str(exc), param_hint="--lang")
+        raise click.BadParameter(str(exc), param_hint="--lang") from None
     secret = _share.dashboard_secret()
     if secret is None:
-        click.echo(f"note: no dashboard secret here (${_share.COOKIE_KEY_ENV} or {_share.key_file()}): the link has "
-                   f"no token and opens only a dashboard without login", err=True)
+        click.echo(
+            f"note: no dashboard secret here (${_share.COOKIE_KEY_ENV} or {_share.key_file()}): the link has "
+            f"no token and opens only a dashboard without login",
+            err=True,
+        )
     token = _share.share_token(session, secret) if secret else None
     click.echo(_share.share_link(dashboard_url, session, lang.lower() if lang else None, token, style))

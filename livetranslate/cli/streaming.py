@@ -21,32 +21,73 @@ from livetranslate.client import ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 
-def run_stream(source, url, session, source_language, target_language, realtime, fmt, rate, chunk_ms,
-            no_translate=False, out=None, srt=None, vtt=None, subtitle_text="auto", reconnect=True,
-            buffer_s=30.0, tls=False, ca=None, api_key=None, partials=True, glossary=None,
-            text_choice="best") -> int:
+def run_stream(
+    source,
+    url,
+    session,
+    source_language,
+    target_language,
+    realtime,
+    fmt,
+    rate,
+    chunk_ms,
+    no_translate=False,
+    out=None,
+    srt=None,
+    vtt=None,
+    subtitle_text="auto",
+    reconnect=True,
+    buffer_s=30.0,
+    tls=False,
+    ca=None,
+    api_key=None,
+    partials=True,
+    glossary=None,
+    text_choice="best",
+) -> int:
+    # One piece: the source, the outputs, the session and the Ctrl-C handler are made here and
+    # closed together in one finally, on every way out.
     from livetranslate.client import ResilientSession
     from livetranslate.client.capture import SourceError, open_source
 
     try:
         src = open_source(source, chunk_ms=chunk_ms, rate=rate, realtime=realtime)
     except SourceError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     try:
         # without --session, a new session each run (a stored name would continue it)
         name = session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        options = SessionOptions(name, src.rate, source_language.lower(), target_language.lower(),
-                                 translate=not no_translate, partials=partials,
-                                 **({"glossary": glossary} if glossary else {}))
+        options = SessionOptions(
+            name,
+            src.rate,
+            source_language.lower(),
+            target_language.lower(),
+            translate=not no_translate,
+            partials=partials,
+            **({"glossary": glossary} if glossary else {}),
+        )
     except P.ProtocolError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     if subtitle_text == "auto":
         subtitle_text = "transcript" if no_translate else "translation"
     connection = open_connection(url, tls, ca, api_key)
-    outputs = Outputs(fmt, out, srt, vtt, EventKind(subtitle_text), translate=not no_translate,
-                      best_language=options.target_language if text_choice == "best" else "")
-    session_runner = ResilientSession(connection, options, on_event=outputs.event, on_status=outputs.status,
-                                      reconnect=reconnect, max_buffer_s=buffer_s)
+    outputs = Outputs(
+        fmt,
+        out,
+        srt,
+        vtt,
+        EventKind(subtitle_text),
+        translate=not no_translate,
+        best_language=options.target_language if text_choice == "best" else "",
+    )
+    session_runner = ResilientSession(
+        connection,
+        options,
+        on_event=outputs.event,
+        on_status=outputs.status,
+        reconnect=reconnect,
+        max_buffer_s=buffer_s,
+    )
     outputs.session, outputs.runner = options.session, session_runner
     outputs.start_ticker()
     interrupts = []
@@ -64,7 +105,7 @@ def run_stream(source, url, session, source_language, target_language, realtime,
     try:
         session_runner.run(src)
     except ClientError as exc:
-        raise click.ClickException(str(exc))
+        raise click.ClickException(str(exc)) from None
     finally:
         signal.signal(signal.SIGINT, previous)
         src.close()
@@ -86,20 +127,35 @@ def stream(source, **kw):
 
 
 # `watch --only`: the kinds each choice prints (errors and the end always)
-ONLY = {"translation": {EventKind.TRANSLATION, EventKind.PARTIAL_TRANSLATION, EventKind.ENHANCED, EventKind.ERROR,
-                        EventKind.END},
-        "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.ERROR, EventKind.END}}
+ONLY = {
+    "translation": {
+        EventKind.TRANSLATION,
+        EventKind.PARTIAL_TRANSLATION,
+        EventKind.ENHANCED,
+        EventKind.ERROR,
+        EventKind.END,
+    },
+    "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.ERROR, EventKind.END},
+}
 
 
 @click.command()
 @click.argument("session")
 @connection_options
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
-@click.option("--lang", "language", default=None,
-              help="the language to read translations in (default: the speaker's target); the server "
-                   "translates into it while you watch")
-@click.option("--only", type=click.Choice(["translation", "transcript"]), default=None,
-              help="print only the translations (of --lang) or only the transcripts")
+@click.option(
+    "--lang",
+    "language",
+    default=None,
+    help="the language to read translations in (default: the speaker's target); the server "
+    "translates into it while you watch",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["translation", "transcript"]),
+    default=None,
+    help="print only the translations (of --lang) or only the transcripts",
+)
 def watch(session, url, tls, ca, api_key, fmt, language, only):
     """Follow SESSION as a viewer: its history so far, then live events until it ends. With
     several addresses in --url, a viewer whose server goes away follows on at the next."""
@@ -109,7 +165,7 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
     try:
         language = code_for(language) if language else None
     except UnknownLanguage as exc:
-        raise click.BadParameter(str(exc), param_hint="--lang")
+        raise click.BadParameter(str(exc), param_hint="--lang") from None
     connection = open_connection(url, tls, ca, api_key)
     failed, shown = False, 0
     outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION)
@@ -131,7 +187,7 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
         outputs.start_ticker()
         follow(connection, session, on_event, language=language, on_status=outputs.status)
     except (ClientError, P.ProtocolError) as exc:
-        raise click.ClickException(session_hint(str(exc)))
+        raise click.ClickException(session_hint(str(exc))) from None
     finally:
         outputs.close()
     sys.exit(1 if failed else 0)

@@ -11,16 +11,29 @@ anyone's program. Its public interface is what this module names:
 from __future__ import annotations
 
 from livetranslate.client.connection import (
-                                              DEFAULT_URL,
-                                              ClientError,
-                                              Connection,
-                                              normalize_url,
-                                              normalize_urls,
-                                              passing_refusal,
+    DEFAULT_URL,
+    ClientError,
+    Connection,
+    normalize_url,
+    normalize_urls,
+    passing_refusal,
 )
 from livetranslate.client.follow import follow
 from livetranslate.client.pipeline import WINDOW_S, PipelineClient, StreamStats
 from livetranslate.client.resilient import AudioBuffer, ResilientSession, level_dbfs
 
-__all__ = ["DEFAULT_URL", "WINDOW_S", "AudioBuffer", "ClientError", "Connection", "PipelineClient", "ResilientSession",
-           "StreamStats", "follow", "level_dbfs", "normalize_url", "normalize_urls", "passing_refusal"]
+__all__ = [
+    "DEFAULT_URL",
+    "WINDOW_S",
+    "AudioBuffer",
+    "ClientError",
+    "Connection",
+    "PipelineClient",
+    "ResilientSession",
+    "StreamStats",
+    "follow",
+    "level_dbfs",
+    "normalize_url",
+    "normalize_urls",
+    "passing_refusal",
+]

@@ -10,9 +10,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -84,8 +84,9 @@ def open_source(spec: str, *, chunk_ms: int = 100, rate: int = LIVE_RATE, realti
     except AudioFileError as exc:
         raise SourceError(str(exc)) from None
     parts = chunks(pcm, max(1, file_rate * chunk_ms // 1000))
-    return Source(Path(spec).stem, file_rate, False, _paced(parts, file_rate) if realtime else parts,
-                  seconds=len(pcm) / file_rate)
+    return Source(
+        Path(spec).stem, file_rate, False, _paced(parts, file_rate) if realtime else parts, seconds=len(pcm) / file_rate
+    )
 
 
 def _pulse(device: str, rate: int, chunk_ms: int) -> Source:
@@ -94,9 +95,17 @@ def _pulse(device: str, rate: int, chunk_ms: int) -> Source:
     if shutil.which("parec") is None:
         raise SourceError("parec is not installed (apt-get install pulseaudio-utils)")
     process = subprocess.Popen(
-        ["parec", f"--device={device}", "--format=s16le", f"--rate={rate}", "--channels=1", "--raw",
-         f"--latency-msec={chunk_ms}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            "parec",
+            f"--device={device}",
+            "--format=s16le",
+            f"--rate={rate}",
+            "--channels=1",
+            "--raw",
+            f"--latency-msec={chunk_ms}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     time.sleep(0.2)
     if process.poll() is not None:
@@ -112,8 +121,9 @@ def _microphone(device: str | None, rate: int, chunk_ms: int) -> Source:
         raise SourceError(f"microphone capture needs PortAudio (apt-get install libportaudio2): {exc}") from None
     dev = int(device) if device and device.isdigit() else device
     try:
-        stream = sd.RawInputStream(samplerate=rate, channels=1, dtype="int16", device=dev,
-                                   blocksize=rate * chunk_ms // 1000)
+        stream = sd.RawInputStream(
+            samplerate=rate, channels=1, dtype="int16", device=dev, blocksize=rate * chunk_ms // 1000
+        )
         stream.start()
     except Exception as exc:
         raise SourceError(f"cannot open microphone {device or '(default)'}: {exc}") from None
@@ -139,8 +149,9 @@ def list_devices() -> list[str]:
 
         for i, dev in enumerate(sd.query_devices()):
             if dev["max_input_channels"] > 0:
-                lines.append(f"mic:{i:<3} {dev['name']} ({dev['max_input_channels']} ch, "
-                             f"{int(dev['default_samplerate'])} Hz)")
+                lines.append(
+                    f"mic:{i:<3} {dev['name']} ({dev['max_input_channels']} ch, {int(dev['default_samplerate'])} Hz)"
+                )
     except Exception as exc:  # no PortAudio, no devices
         lines.append(f"(no PortAudio devices: {exc})")
     if shutil.which("pactl"):
@@ -167,19 +178,21 @@ def sink_create(name: str) -> str:
     sinks = _pactl("list", "short", "sinks").splitlines()
     if any(line.split()[1] == name for line in sinks if line.strip()):
         return f"sink {name} already exists; capture it with: livetranslate stream pulse:{name}.monitor"
-    module = _pactl("load-module", "module-null-sink", f"sink_name={name}",
-                    f"sink_properties=device.description={name}")
-    return (f"created sink {name} (module {module}).\n"
-            f"Route the meeting app's output to it: in pavucontrol (Playback tab) pick '{name}', or\n"
-            f"  pactl move-sink-input <stream-id> {name}   (ids from: pactl list short sink-inputs)\n"
-            f"Then capture it:  livetranslate stream pulse:{name}.monitor\n"
-            f"To still hear the meeting: pactl load-module module-loopback source={name}.monitor")
+    module = _pactl(
+        "load-module", "module-null-sink", f"sink_name={name}", f"sink_properties=device.description={name}"
+    )
+    return (
+        f"created sink {name} (module {module}).\n"
+        f"Route the meeting app's output to it: in pavucontrol (Playback tab) pick '{name}', or\n"
+        f"  pactl move-sink-input <stream-id> {name}   (ids from: pactl list short sink-inputs)\n"
+        f"Then capture it:  livetranslate stream pulse:{name}.monitor\n"
+        f"To still hear the meeting: pactl load-module module-loopback source={name}.monitor"
+    )
 
 
 def sink_remove(name: str) -> str:
     modules = _pactl("list", "short", "modules").splitlines()
-    ids = [line.split()[0] for line in modules
-           if "module-null-sink" in line and f"sink_name={name}" in line]
+    ids = [line.split()[0] for line in modules if "module-null-sink" in line and f"sink_name={name}" in line]
     if not ids:
         raise SourceError(f"no null sink named {name}")
     for module in ids:

@@ -31,11 +31,15 @@ def plain(exc: Exception) -> str:
     message = str(message() if callable(message) else (message or str(exc)))
     lowered = message.lower()
     if "restricted" in lowered and "header" in lowered:
-        return ("the server refused the request: it needs an API key, and the one given is missing or wrong "
-                f"(set {P.API_KEY_ENV} or use --api-key-file)")
+        return (
+            "the server refused the request: it needs an API key, and the one given is missing or wrong "
+            f"(set {P.API_KEY_ENV} or use --api-key-file)"
+        )
     if "ssl" in lowered or "handshake" in lowered or "certificate" in lowered or "tls" in lowered:
-        return ("secure connection failed: the server and client disagree about TLS "
-                "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)")
+        return (
+            "secure connection failed: the server and client disagree about TLS "
+            "(use --tls, and --ca with the server's CA certificate, when the server runs with TLS)"
+        )
     if "must specify the START flag" in message:  # its sequence was ended by a stopping server
         return "the server ended this stream: it stopped or restarted"
     if "server exiting" in lowered or "has no available versions" in lowered:
@@ -98,10 +102,11 @@ def normalize_url(url: str, tls: bool = False) -> tuple[str, bool]:
     if scheme:
         name = scheme.group(1).lower()
         if name not in ("grpc", "http", "grpcs", "https"):
-            raise ClientError(f"--url {url!r}: unknown scheme {name}://; give the gRPC address as host:port, "
-                              f"e.g. {DEFAULT_URL}")
+            raise ClientError(
+                f"--url {url!r}: unknown scheme {name}://; give the gRPC address as host:port, e.g. {DEFAULT_URL}"
+            )
         tls = tls or name in ("grpcs", "https")
-        text = text[scheme.end():]
+        text = text[scheme.end() :]
     address, _, path = text.partition("/")
     if path.strip("/"):
         raise ClientError(f"--url {url!r}: a gRPC address has no path; give host:port, e.g. {DEFAULT_URL}")
@@ -125,8 +130,10 @@ def diagnose(url: str, tls: bool, exc: Exception) -> str:
     """Why a connection to `url` failed, in words a user can act on."""
     import socket
 
-    http_port = (f"{url} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. Point --url at "
-                 f"the gRPC port ({_host_port(url)[0]}:8001 unless the server was started with another --grpc-port)")
+    http_port = (
+        f"{url} answers HTTP: it is Triton's HTTP (or metrics) port, not its gRPC port. Point --url at "
+        f"the gRPC port ({_host_port(url)[0]}:8001 unless the server was started with another --grpc-port)"
+    )
     reason = plain(exc)
     if reason.startswith(("the server refused the request", "the server is shutting down")):
         return reason  # the connection itself is fine
@@ -135,18 +142,24 @@ def diagnose(url: str, tls: bool, exc: Exception) -> str:
     except OSError:
         return f"cannot reach the livetranslate server at {url}: no host named {_host_port(url)[0]!r} (check --url)"
     if not _port_open(url):
-        return (f"cannot reach the livetranslate server at {url}: nothing answers there. "
-                f"Is it running? Start it with `livetranslate serve`, or check --url")
+        return (
+            f"cannot reach the livetranslate server at {url}: nothing answers there. "
+            f"Is it running? Start it with `livetranslate serve`, or check --url"
+        )
     if _answers_http(url):
         return http_port
     if not tls and _speaks_tls(url):
-        return (f"the server at {url} uses TLS: connect with --tls (and --ca with the CA certificate that signed "
-                f"the server's)")
+        return (
+            f"the server at {url} uses TLS: connect with --tls (and --ca with the CA certificate that signed "
+            f"the server's)"
+        )
     if tls and not _speaks_tls(url):
         return f"the server at {url} does not use TLS: connect without --tls"
     if tls and reason.startswith("secure connection failed"):
-        return (f"the server at {url} uses TLS but its certificate is not trusted: give --ca with the CA "
-                f"certificate that signed it, and reach it by the host name the certificate names")
+        return (
+            f"the server at {url} uses TLS but its certificate is not trusted: give --ca with the CA "
+            f"certificate that signed it, and reach it by the host name the certificate names"
+        )
     return f"the server at {url} accepts connections but did not answer as a livetranslate server: {reason}"
 
 
@@ -173,8 +186,10 @@ def normalize_urls(text: str, tls: bool = False) -> tuple[tuple[str, ...], bool]
         if url not in urls:
             urls.append(url)
     if secure and plain:
-        raise ClientError(f"--url {text!r}: {secure[0]} uses TLS and {plain[0]} does not; the servers of one "
-                          f"list are reached the same way (with --tls, every address uses TLS)")
+        raise ClientError(
+            f"--url {text!r}: {secure[0]} uses TLS and {plain[0]} does not; the servers of one "
+            f"list are reached the same way (with --tls, every address uses TLS)"
+        )
     return tuple(urls), tls or bool(secure)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from typing import Callable
+from collections.abc import Callable
 
 from livetranslate.client.connection import ClientError, Connection, passing_refusal
 from livetranslate.client.pipeline import PipelineClient
@@ -11,9 +11,17 @@ from livetranslate.client.resilient import Lost, Refused, connected, retrying
 from livetranslate.protocol import INTERIM_KINDS, Event
 
 
-def follow(connection: Connection, session: str, on_event: Callable[[Event], None], *, language: str | None = None,
-           on_status: Callable[[str], None] = lambda message: None, idle_timeout_s: float = 3600.0,
-           max_backoff_s: float = 8.0, give_up_after_s: float | None = None) -> None:
+def follow(
+    connection: Connection,
+    session: str,
+    on_event: Callable[[Event], None],
+    *,
+    language: str | None = None,
+    on_status: Callable[[str], None] = lambda message: None,
+    idle_timeout_s: float = 3600.0,
+    max_backoff_s: float = 8.0,
+    give_up_after_s: float | None = None,
+) -> None:
     """Follows a session as a viewer until its `end` (PipelineClient.watch). With several
     addresses it survives the loss of its server (a crash, a drain) as a speaker does: it
     subscribes again at the next address. The new subscription replays the session's stored
@@ -21,6 +29,8 @@ def follow(connection: Connection, session: str, on_event: Callable[[Event], Non
     language, text, error), so each stored event comes once and the ones missed meanwhile come
     too. Partials are never stored, so never replayed. Counts, not a set: two equal events
     are two events."""
+    # One piece: the subscription and the retry loop share what the viewer has already been
+    # given (the replay counts), which must outlive every reconnect.
     several = len(connection.urls) > 1
     delivered: collections.Counter = collections.Counter()
     address: str | None = None
@@ -41,8 +51,14 @@ def follow(connection: Connection, session: str, on_event: Callable[[Event], Non
                         raise Refused(f"{client.url} refused the viewer: {refusal}" if not answered else refusal)
                     answered = True
                     if event.kind not in INTERIM_KINDS:
-                        key = (event.kind, event.segment_id, event.first_segment_id, event.language, event.text,
-                               event.error)
+                        key = (
+                            event.kind,
+                            event.segment_id,
+                            event.first_segment_id,
+                            event.language,
+                            event.text,
+                            event.error,
+                        )
                         replayed[key] += 1
                         if replayed[key] <= delivered[key]:
                             continue

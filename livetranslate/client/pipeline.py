@@ -8,8 +8,8 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -40,8 +40,9 @@ WINDOW_S = 20.0
 START_TIMEOUT_S = 30.0
 
 
-def _read_events(events: queue.Queue, idle_timeout_s: float, last: tuple,
-                 waiting: Callable[[], bool] = lambda: True) -> Iterator[Event]:
+def _read_events(
+    events: queue.Queue, idle_timeout_s: float, last: tuple, waiting: Callable[[], bool] = lambda: True
+) -> Iterator[Event]:
     """Events a stream callback queued, up to one of kind `last`; errors raised. Silence
     longer than `idle_timeout_s` is an error only while `waiting()` (an answer is due):
     a live capture of a quiet meeting gets no events for minutes, and that is fine."""
@@ -121,8 +122,9 @@ class PipelineClient:
     """A connection to the first of the addresses that answers (live, `pipeline` ready), tried
     in order: `addresses` (default: the connection's own order). `url` is the one it reached."""
 
-    def __init__(self, url: str | Connection = DEFAULT_URL, timeout_s: float = 10.0,
-                 addresses: Iterable[str] | None = None):
+    def __init__(
+        self, url: str | Connection = DEFAULT_URL, timeout_s: float = 10.0, addresses: Iterable[str] | None = None
+    ):
         import tritonclient.grpc as grpcclient
 
         self.connection = url if isinstance(url, Connection) else Connection(url)
@@ -152,15 +154,21 @@ class PipelineClient:
         try:
             # tritonclient reads root_certificates from this path itself
             client = grpcclient.InferenceServerClient(
-                url=url, ssl=self.connection.tls, root_certificates=self.connection.ca,
+                url=url,
+                ssl=self.connection.tls,
+                root_certificates=self.connection.ca,
                 # finds a dead network within about a minute (the server allows pings every 10 s)
                 keepalive_options=grpcclient.KeepAliveOptions(
-                    keepalive_time_ms=KEEPALIVE_S * 1000, keepalive_timeout_ms=20_000,
-                    keepalive_permit_without_calls=True, http2_max_pings_without_data=0),
+                    keepalive_time_ms=KEEPALIVE_S * 1000,
+                    keepalive_timeout_ms=20_000,
+                    keepalive_permit_without_calls=True,
+                    http2_max_pings_without_data=0,
+                ),
             )
             live = client.is_server_live(client_timeout=timeout_s)
-            ready = live and client.is_model_ready(P.PIPELINE, client_timeout=timeout_s,
-                                                   headers=self.connection.headers)
+            ready = live and client.is_model_ready(
+                P.PIPELINE, client_timeout=timeout_s, headers=self.connection.headers
+            )
         except Exception as exc:
             if client is not None:
                 client.close()
@@ -189,9 +197,11 @@ class PipelineClient:
     def _watch(self, session: str, idle_timeout_s: float, language: str | None) -> Iterator[Event]:
         events: queue.Queue = queue.Queue()
         self.client.start_stream(
-            callback=lambda result, error: events.put(ClientError(plain(error)) if error else
-                                                      Event.from_tensors(result.as_numpy)),
-            headers=self.connection.headers)
+            callback=lambda result, error: events.put(
+                ClientError(plain(error)) if error else Event.from_tensors(result.as_numpy)
+            ),
+            headers=self.connection.headers,
+        )
         tensor = self._grpc.InferInput(P.SUBSCRIBE, [1], "BYTES")
         tensor.set_data_from_numpy(np.array([session.encode("utf-8")], dtype=np.object_))
         audio = self._grpc.InferInput(P.AUDIO, [0], "INT16")
@@ -200,8 +210,9 @@ class PipelineClient:
         if language is not None:
             inputs.append(self._grpc.InferInput(P.TARGET_LANGUAGE, [1], "BYTES"))
             inputs[-1].set_data_from_numpy(np.array([language.encode()], dtype=np.object_))
-        self.client.async_stream_infer(P.PIPELINE, inputs, sequence_id=random.randint(1, 2**63 - 1),
-                                       sequence_start=True, sequence_end=True)
+        self.client.async_stream_infer(
+            P.PIPELINE, inputs, sequence_id=random.randint(1, 2**63 - 1), sequence_start=True, sequence_end=True
+        )
         ended = False
         try:
             # a viewer's own failure (no such session, dropped) comes as an `end` that
@@ -291,8 +302,12 @@ class PipelineClient:
         def request(chunk: np.ndarray, first: bool, last: bool) -> None:
             request_id = window.sending(len(chunk))
             self.client.async_stream_infer(
-                P.PIPELINE, self._inputs(chunk, options if first else None), request_id=request_id,
-                sequence_id=sequence_id, sequence_start=first, sequence_end=last,
+                P.PIPELINE,
+                self._inputs(chunk, options if first else None),
+                request_id=request_id,
+                sequence_id=sequence_id,
+                sequence_start=first,
+                sequence_end=last,
                 enable_empty_final_response=True,
             )
 
@@ -307,9 +322,12 @@ class PipelineClient:
                             time.sleep(ahead)
                     if not window.wait_for_room(len(chunk), first_answer_s=START_TIMEOUT_S):
                         if window.unanswered_start:
-                            events.put(ClientError(
-                                f"the server did not accept the stream within {START_TIMEOUT_S:.0f} s: "
-                                f"it is overloaded; try again later"))
+                            events.put(
+                                ClientError(
+                                    f"the server did not accept the stream within {START_TIMEOUT_S:.0f} s: "
+                                    f"it is overloaded; try again later"
+                                )
+                            )
                             return
                         break  # the stream ended early (refused or stopped): end the sequence
                     request(chunk, first, False)

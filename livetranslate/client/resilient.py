@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class AudioBuffer:
 
     def __init__(self, rate: int, live: bool, max_s: float = 30.0):
         self.rate, self.live, self.max_samples = rate, live, int(max_s * rate)
-        self._chunks: "collections.deque[np.ndarray]" = collections.deque()
+        self._chunks: collections.deque[np.ndarray] = collections.deque()
         self._samples = 0
         self._cond = threading.Condition()
         self.finished = False
@@ -89,8 +89,14 @@ class Lost(Exception):
     """A stream the server had accepted was lost: reconnect at once, a new outage begins."""
 
 
-def retrying(first: bool, retry: bool, addresses: int, give_up_after_s: float | None, max_backoff_s: float,
-              on_status: Callable[[str], None]):
+def retrying(
+    first: bool,
+    retry: bool,
+    addresses: int,
+    give_up_after_s: float | None,
+    max_backoff_s: float,
+    on_status: Callable[[str], None],
+):
     """The tries of one outage. The first connection fails at once when no server answers (one
     that is not running is the user's to fix), and when each address was tried once; after a
     connection was lost, retry with backoff until `give_up_after_s` (None: never)."""
@@ -116,8 +122,13 @@ def retrying(first: bool, retry: bool, addresses: int, give_up_after_s: float | 
         what = str(exc) if isinstance(exc, Refused) else f"cannot connect ({exc})"
         on_status(f"{what}; retrying in {state.next_action.sleep:.1f} s")
 
-    return Retrying(wait=wait_exponential(multiplier=0.5, max=max_backoff_s),
-                    retry=retry_if_exception_type(ClientError), stop=stop, reraise=True, before_sleep=before_sleep)
+    return Retrying(
+        wait=wait_exponential(multiplier=0.5, max=max_backoff_s),
+        retry=retry_if_exception_type(ClientError),
+        stop=stop,
+        reraise=True,
+        before_sleep=before_sleep,
+    )
 
 
 def connected(client: PipelineClient, previous: str | None, session: str) -> str:
@@ -133,9 +144,18 @@ class ResilientSession:
     Audio captured meanwhile waits in a bounded buffer; what overflows is dropped and reported,
     never silently; audio a refusing server took goes back to the buffer."""
 
-    def __init__(self, connection: Connection, options: SessionOptions, *, on_event, on_status,
-                 reconnect: bool = True, max_buffer_s: float = 30.0, max_backoff_s: float = 8.0,
-                 give_up_after_s: float | None = None):
+    def __init__(
+        self,
+        connection: Connection,
+        options: SessionOptions,
+        *,
+        on_event,
+        on_status,
+        reconnect: bool = True,
+        max_buffer_s: float = 30.0,
+        max_backoff_s: float = 8.0,
+        give_up_after_s: float | None = None,
+    ):
         self.connection, self.options, self.reconnect = connection, options, reconnect
         self.on_event, self.on_status = on_event, on_status
         self.max_buffer_s, self.max_backoff_s, self.give_up_after_s = max_buffer_s, max_backoff_s, give_up_after_s
@@ -157,8 +177,10 @@ class ResilientSession:
                     self.on_status(f"warning: buffer full, dropped {buffer.dropped_s:.1f} s of audio so far")
                 if getattr(source, "overflows", 0) > overflows:
                     overflows = source.overflows
-                    self.on_status(f"warning: the audio device dropped input {overflows} time(s): "
-                                   f"the machine is too busy to read it in time")
+                    self.on_status(
+                        f"warning: the audio device dropped input {overflows} time(s): "
+                        f"the machine is too busy to read it in time"
+                    )
         finally:
             buffer.finish()
 
@@ -168,8 +190,14 @@ class ResilientSession:
         first = True
         while True:
             try:
-                for attempt in retrying(first, self.reconnect, len(self.connection.urls), self.give_up_after_s,
-                                         self.max_backoff_s, self.on_status):
+                for attempt in retrying(
+                    first,
+                    self.reconnect,
+                    len(self.connection.urls),
+                    self.give_up_after_s,
+                    self.max_backoff_s,
+                    self.on_status,
+                ):
                     with attempt:
                         self._stream(source, buffer)
                 return
@@ -181,6 +209,8 @@ class ResilientSession:
         Returns when the session ended. Raises ClientError when the stream was refused or lost
         before the server accepted it (its audio back in the buffer), Lost when it was lost
         after (ClientError without `reconnect`)."""
+        # One piece: one connection's life: the sender, the buffer and the handling of a refusal share
+        # the try that decides whether the audio goes back into the buffer for the next server.
         client = PipelineClient(self.connection, addresses=self.connection.after(self.address))
         self.on_status(connected(client, self.address, self.options.session))
         self.address = client.url
@@ -209,8 +239,9 @@ class ResilientSession:
                 yield chunk
 
         try:
-            for event in client.stream(audio(), dataclasses.replace(self.options, sample_rate=source.rate),
-                                       stats=stats):
+            for event in client.stream(
+                audio(), dataclasses.replace(self.options, sample_rate=source.rate), stats=stats
+            ):
                 refusal = passing_refusal(event)
                 if refusal:  # stopping, full, or the session is still held elsewhere
                     raise Refused(f"{client.url} refused the stream: {refusal}" if not stats.accepted else refusal)
@@ -228,8 +259,9 @@ class ResilientSession:
             if not stats.accepted or not self.reconnect:
                 raise
             self.reconnects += 1
-            self.on_status(f"connection lost ({exc}); reconnecting, audio is buffered "
-                           f"(up to {self.max_buffer_s:.0f} s)")
+            self.on_status(
+                f"connection lost ({exc}); reconnecting, audio is buffered (up to {self.max_buffer_s:.0f} s)"
+            )
             raise Lost() from exc
         finally:
             with lock:

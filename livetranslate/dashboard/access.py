@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from livetranslate import settings
 from livetranslate.launcher.options import is_loopback
@@ -34,19 +34,22 @@ NO_CREDENTIALS = (
     "The dashboard needs a login. Create a credentials file with\n"
     "  livetranslate dashboard --add-user NAME --credentials FILE\n"
     f"and start it with --credentials FILE (or ${CREDENTIALS_ENV}=FILE). "
-    "For a dashboard that only this machine can reach: --no-login (binds to 127.0.0.1).")
+    "For a dashboard that only this machine can reach: --no-login (binds to 127.0.0.1)."
+)
 
 
 def access_mode(bind_address: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """"login" when a credentials file is configured, "open" for --no-login on a loopback
+    """ "login" when a credentials file is configured, "open" for --no-login on a loopback
     address; anything else raises AccessError (the app then shows nothing)."""
     if settings.get(CREDENTIALS_ENV, environ):
         return "login"
     if settings.get(NO_LOGIN_ENV, environ):
         if is_loopback(bind_address):
             return "open"
-        raise AccessError(f"--no-login is only allowed when the dashboard listens on a loopback address, "
-                          f"not {bind_address or 'every interface'!r}.")
+        raise AccessError(
+            f"--no-login is only allowed when the dashboard listens on a loopback address, "
+            f"not {bind_address or 'every interface'!r}."
+        )
     raise AccessError(NO_CREDENTIALS)
 
 
@@ -72,8 +75,10 @@ def load_credentials(path: str | Path) -> dict:
         raise CredentialsError(f"{path}: no users (expected credentials: usernames: NAME: password: HASH)")
     for name, user in users.items():
         if not isinstance(user, dict) or not _is_bcrypt(user.get("password")):
-            raise CredentialsError(f"{path}: the password of {name!r} is not a bcrypt hash; "
-                                   f"set it with `livetranslate dashboard --add-user {name} --credentials {path}`")
+            raise CredentialsError(
+                f"{path}: the password of {name!r} is not a bcrypt hash; "
+                f"set it with `livetranslate dashboard --add-user {name} --credentials {path}`"
+            )
     return {"usernames": {str(name).lower(): dict(user) for name, user in users.items()}}
 
 

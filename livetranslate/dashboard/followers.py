@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from livetranslate.client import ClientError, PipelineClient
 from livetranslate.present.captions import CaptionLines, Snapshot, caption_events
@@ -127,7 +127,7 @@ class Follower:
 class NewestFollower:
     """Follows the newest live session; keeps showing the last one until another starts."""
 
-    def __init__(self, followers: "Followers", lang: str | None):
+    def __init__(self, followers: Followers, lang: str | None):
         self.followers, self.lang = followers, lang
         self.last_used = time.monotonic()
         self.current: str | None = None

@@ -69,8 +69,12 @@ class Endpoints:
 
 
 def http_json(url: str, data: bytes | None = None, timeout: float = 3.0, api_key: str | None = None):
-    request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                     headers={API_KEY_HEADER: api_key} if api_key else {})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={API_KEY_HEADER: api_key} if api_key else {},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as r:
         body = r.read()
     return json.loads(body) if body else {}
@@ -88,8 +92,10 @@ def health(endpoints: Endpoints) -> dict:
         index = http_json(f"{endpoints.http}/v2/repository/index", b"{}", api_key=endpoints.api_key)
         models = {m["name"]: m.get("state", "?") for m in index}
     except urllib.error.HTTPError:
-        models = {name: "READY" if _answers(f"{endpoints.http}/v2/models/{name}/ready", endpoints.api_key)
-                  else "not ready" for name in MODELS}
+        models = {
+            name: "READY" if _answers(f"{endpoints.http}/v2/models/{name}/ready", endpoints.api_key) else "not ready"
+            for name in MODELS
+        }
     except (urllib.error.URLError, OSError, ValueError) as exc:
         return {"ready": False, "models": {}, "error": f"the server at {endpoints.http} is not reachable ({exc})"}
     return {"ready": models.get(PIPELINE) == "READY", "models": models, "error": ""}
@@ -104,7 +110,7 @@ def _answers(url: str, api_key: str | None) -> bool:
         return False
 
 
-_SAMPLE = re.compile(r'^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$')
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+)$")
 
 
 def parse_metrics(text: str) -> dict[str, dict[str, float]]:
@@ -127,19 +133,23 @@ def stage_table(metrics: dict[str, dict[str, float]]) -> list[dict]:
     for model, m in sorted(metrics.items()):
         n = m.get("nv_inference_request_success", 0.0)
         execs = m.get("nv_inference_exec_count", 0.0) or n
-        rows.append({
-            "stage": model,
-            "requests": int(n),
-            "failures": int(m.get("nv_inference_request_failure", 0.0)),
-            "mean request ms": round(m.get("nv_inference_request_duration_us", 0.0) / n / 1000, 1) if n else 0.0,
-            "mean compute ms": round(m.get("nv_inference_compute_infer_duration_us", 0.0) / execs / 1000, 1)
-            if execs else 0.0,
-        })
+        rows.append(
+            {
+                "stage": model,
+                "requests": int(n),
+                "failures": int(m.get("nv_inference_request_failure", 0.0)),
+                "mean request ms": round(m.get("nv_inference_request_duration_us", 0.0) / n / 1000, 1) if n else 0.0,
+                "mean compute ms": round(m.get("nv_inference_compute_infer_duration_us", 0.0) / execs / 1000, 1)
+                if execs
+                else 0.0,
+            }
+        )
     return rows
 
 
-def rates(history: list[tuple[float, dict[str, dict[str, float]]]], metric: str = "nv_inference_request_success"
-          ) -> list[dict]:
+def rates(
+    history: list[tuple[float, dict[str, dict[str, float]]]], metric: str = "nv_inference_request_success"
+) -> list[dict]:
     """Per-second rates of a Triton counter between successive samples of the metrics
     endpoint, one row per interval: {"t": seconds since the first sample, model: rate}."""
     rows = []
@@ -184,15 +194,26 @@ def session_rows(events: list[Event], language: str = "") -> list[dict]:
     combined: dict[int, str] = {}
     for e in events:
         if e.kind == EventKind.TRANSCRIPT:
-            rows.setdefault(e.segment_id, {"segment": e.segment_id, "time": f"{int(e.start_s // 60):02d}:"
-                                           f"{e.start_s % 60:04.1f}", "transcript": "", "translation": ""})
+            rows.setdefault(
+                e.segment_id,
+                {
+                    "segment": e.segment_id,
+                    "time": f"{int(e.start_s // 60):02d}:{e.start_s % 60:04.1f}",
+                    "transcript": "",
+                    "translation": "",
+                },
+            )
             rows[e.segment_id]["transcript"] = e.text
         elif e.kind == EventKind.TRANSLATION and e.segment_id in rows and e.language == language:
             translations[e.segment_id] = e
             small = " (small model)" if e.note and e.text else ""  # the server was behind
             rows[e.segment_id]["translation"] = (e.text + small) if e.text else f"(failed: {e.error})"
-        elif (e.kind == EventKind.PARTIAL_TRANSLATION and e.segment_id in rows and e.language == language
-              and e.segment_id not in translations):  # the translation so far, while it is generated
+        elif (
+            e.kind == EventKind.PARTIAL_TRANSLATION
+            and e.segment_id in rows
+            and e.language == language
+            and e.segment_id not in translations
+        ):  # the translation so far, while it is generated
             rows[e.segment_id]["translation"] = f"{e.text} …"
         elif e.kind == EventKind.ENHANCED and e.language == language and readable.adds_something(e, translations):
             ids = readable.covered_ids(e)
@@ -216,8 +237,11 @@ def delays(events: list[Event]) -> dict[str, dict]:
     for label, kind in (("speech to caption", EventKind.TRANSCRIPT), ("speech to translation", EventKind.TRANSLATION)):
         values = [e.latency_ms / 1000 for e in events if e.kind == kind and not e.error and e.latency_ms > 0]
         if values:
-            out[label] = {"median s": round(percentile(values, 0.5), 1), "p95 s": round(percentile(values, 0.95), 1),
-                          "sentences": len(values)}
+            out[label] = {
+                "median s": round(percentile(values, 0.5), 1),
+                "p95 s": round(percentile(values, 0.95), 1),
+                "sentences": len(values),
+            }
     return out
 
 

@@ -8,8 +8,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO
 
 import numpy as np
 
@@ -71,8 +72,16 @@ class UploadedAudio:
 
     rate, live, overflows = SAMPLE_RATE_HZ, False, 0
 
-    def __init__(self, upload: BinaryIO, suffix: str = "", *, max_bytes: int, chunk_ms: int = 100,
-                 realtime: bool = True, tmp_dir: str | Path | None = None):
+    def __init__(
+        self,
+        upload: BinaryIO,
+        suffix: str = "",
+        *,
+        max_bytes: int,
+        chunk_ms: int = 100,
+        realtime: bool = True,
+        tmp_dir: str | Path | None = None,
+    ):
         import av
 
         self.chunk, self.realtime = self.rate * chunk_ms // 1000, realtime
@@ -163,7 +172,7 @@ class UploadedAudio:
                 have += len(pcm)
             while have >= self.chunk or (packet is None and have):
                 joined = np.concatenate(pending)
-                part, rest = joined[: self.chunk], joined[self.chunk:]
+                part, rest = joined[: self.chunk], joined[self.chunk :]
                 pending, have = ([rest] if len(rest) else []), len(rest)
                 yield part
             if packet is None:

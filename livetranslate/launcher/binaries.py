@@ -41,8 +41,9 @@ def system_triton() -> tuple[Path, Path] | None:
     if not binary:
         return None
     if not Path(binary).is_file() or not backends or not Path(backends).is_dir():
-        raise ServerError(f"{TRITONSERVER_ENV}={binary} needs an existing binary and "
-                          f"{BACKEND_DIR_ENV} set to its backends folder")
+        raise ServerError(
+            f"{TRITONSERVER_ENV}={binary} needs an existing binary and {BACKEND_DIR_ENV} set to its backends folder"
+        )
     return Path(binary), Path(backends)
 
 

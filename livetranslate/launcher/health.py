@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 HEALTH_PORT_ENV = "LIVETRANSLATE_HEALTH_PORT"
 
@@ -72,7 +72,7 @@ class HealthServer:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def start(self) -> "HealthServer":
+    def start(self) -> HealthServer:
         self._thread.start()
         return self
 
@@ -80,7 +80,7 @@ class HealthServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "HealthServer":
+    def __enter__(self) -> HealthServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -172,7 +172,8 @@ class ServerOptions:
             f"refusing to listen on {self.host} without a key: anyone who reaches it could stream, read "
             f"every session and use this machine's CPU. Set a client key in ${API_KEY_ENV_NAME} "
             f"(clients set it too, or use --api-key-file), or bind to 127.0.0.1, or pass --insecure-no-key "
-            f"if the network is yours alone")
+            f"if the network is yours alone"
+        )
 
     def command(self, backends: Path) -> list[str]:
         if self.profile not in PROFILES:
@@ -228,8 +229,10 @@ class ServerOptions:
             # to `pipeline` and `sessions`, which check it (the internal models check their token)
             from livetranslate.protocol import GRPC_API_KEY_HEADER
 
-            cmd += [f"--grpc-header-forward-pattern=^{GRPC_API_KEY_HEADER}$",
-                    f"--http-header-forward-pattern=^{API_KEY_HEADER}$"]
+            cmd += [
+                f"--grpc-header-forward-pattern=^{GRPC_API_KEY_HEADER}$",
+                f"--http-header-forward-pattern=^{API_KEY_HEADER}$",
+            ]
         return cmd + self.extra_args
 
     def secrets(self) -> dict[str, str]:
@@ -243,8 +246,9 @@ class ServerOptions:
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         if system_triton() is None:  # the wheel's binary needs the wheel's libraries
-            env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(triton_libs()), own_libpython_dir(),
-                                                                   env.get("LD_LIBRARY_PATH")]))
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                filter(None, [str(triton_libs()), own_libpython_dir(), env.get("LD_LIBRARY_PATH")])
+            )
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
         # machine with few cores; passive waiting lets them share it.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -261,9 +265,14 @@ class ServerOptions:
         then its own settings (environment, config file); handed over in a file of mode 600."""
         from livetranslate.keys import KEYS_FILE_ENV
 
-        values = {name: str(settings.get(name)) for name, variable in settings.VARIABLES.items()
-                  if "models" in variable.who and variable.kind != "secret" and name != settings.SETTINGS_FILE
-                  and settings.is_set(name)}
+        values = {
+            name: str(settings.get(name))
+            for name, variable in settings.VARIABLES.items()
+            if "models" in variable.who
+            and variable.kind != "secret"
+            and name != settings.SETTINGS_FILE
+            and settings.is_set(name)
+        }
         values[MODELS_DIR_ENV] = str(self.models_dir)
         values[DATA_DIR_ENV] = str(self.data_dir)
         if self.keys_file:

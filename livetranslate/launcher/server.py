@@ -11,8 +11,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from livetranslate import protocol as P
 from livetranslate import settings
@@ -61,7 +61,7 @@ class TritonServer:
     def http_url(self) -> str:
         return f"http://{self.connect_host}:{self.options.http_port}"
 
-    def start(self) -> "TritonServer":
+    def start(self) -> TritonServer:
         import socket
 
         for port in (self.options.grpc_port, self.options.http_port, self.options.metrics_port):
@@ -70,8 +70,10 @@ class TritonServer:
                 try:
                     probe.bind((self.connect_host, port))
                 except OSError:
-                    raise ServerError(f"port {port} is in use: is another server running? "
-                                      f"Choose other ports (--grpc-port, --http-port, --metrics-port)") from None
+                    raise ServerError(
+                        f"port {port} is in use: is another server running? "
+                        f"Choose other ports (--grpc-port, --http-port, --metrics-port)"
+                    ) from None
         from livetranslate.launcher.native import NativeBuildError, hide_secrets_library
         from livetranslate.launcher.shm import remove_stale_regions
 
@@ -92,7 +94,10 @@ class TritonServer:
         out = open(self.log_file, "ab") if self.log_file else None
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None,
+            cmd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
             start_new_session=True,
         )
         self._group = self.process.pid  # a session, so a process group, of its own
@@ -153,8 +158,9 @@ class TritonServer:
         """READY / UNAVAILABLE (with the reason) for each model, from the repository index."""
         import json
 
-        request = urllib.request.Request(f"{self.http_url}/v2/repository/index", data=b"{}", method="POST",
-                                         headers=self._headers())
+        request = urllib.request.Request(
+            f"{self.http_url}/v2/repository/index", data=b"{}", method="POST", headers=self._headers()
+        )
         try:
             with urllib.request.urlopen(request, timeout=5) as r:
                 index = json.loads(r.read())
@@ -165,8 +171,11 @@ class TritonServer:
     def failed_models(self) -> dict[str, str]:
         """The profile's models that are not ready (the index also lists the other profile's folders)."""
         wanted = PROFILE_MODELS.get(self.options.profile, MODELS)
-        return {name: state for name, state in self.model_states().items()
-                if name in wanted and not state.startswith("READY")}
+        return {
+            name: state
+            for name, state in self.model_states().items()
+            if name in wanted and not state.startswith("READY")
+        }
 
     def log_tail(self, lines: int = 6) -> str:
         """The last lines of Triton's log file, for a message about why it stopped."""
@@ -201,9 +210,9 @@ class TritonServer:
             time.sleep(0.25)
         raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s")
 
-
-    def drain(self, grace_s: float = 0.0, timeout_s: float = DRAIN_TIMEOUT_S,
-              say: Callable[[str], None] = lambda _: None) -> bool:
+    def drain(
+        self, grace_s: float = 0.0, timeout_s: float = DRAIN_TIMEOUT_S, say: Callable[[str], None] = lambda _: None
+    ) -> bool:
         """Asks `pipeline` to refuse new speakers and viewers at once, to let the live streams
         run for `grace_s` (less when the last one ends, or after hurry()), then to end
         everything it holds (viewers told why, streams moved on, every open sequence ended),
@@ -238,13 +247,22 @@ class TritonServer:
 
         def send(grace: float) -> None:
             nonlocal sent
-            inputs = [grpcclient.InferInput(AUDIO, [0], "INT16"), grpcclient.InferInput(DRAIN, [1], "BOOL"),
-                      grpcclient.InferInput(DRAIN_GRACE_S, [1], "FP32")]
+            inputs = [
+                grpcclient.InferInput(AUDIO, [0], "INT16"),
+                grpcclient.InferInput(DRAIN, [1], "BOOL"),
+                grpcclient.InferInput(DRAIN_GRACE_S, [1], "FP32"),
+            ]
             inputs[0].set_data_from_numpy(np.zeros(0, np.int16))
             inputs[1].set_data_from_numpy(np.array([True]))
             inputs[2].set_data_from_numpy(np.array([grace], np.float32))
-            client.async_stream_infer(PIPELINE, inputs, sequence_id=DRAIN_SEQUENCE_ID - sent, sequence_start=True,
-                                      sequence_end=True, parameters={INTERNAL_PARAMETER: self.options.internal_token})
+            client.async_stream_infer(
+                PIPELINE,
+                inputs,
+                sequence_id=DRAIN_SEQUENCE_ID - sent,
+                sequence_start=True,
+                sequence_end=True,
+                parameters={INTERNAL_PARAMETER: self.options.internal_token},
+            )
             sent += 1
 
         deadline = time.monotonic() + grace_s + timeout_s
@@ -351,7 +369,7 @@ class TritonServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         self.start()
         try:
             self.wait_ready()

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,8 +56,10 @@ log = logging.getLogger("livetranslate.pipeline")
 GONE_REMEMBERED = 4096
 
 
-NO_KEY = ("this server needs a client key: send yours in the x-livetranslate-key header "
-          "(`livetranslate stream --api-key-file`, or $LIVETRANSLATE_API_KEY)")
+NO_KEY = (
+    "this server needs a client key: send yours in the x-livetranslate-key header "
+    "(`livetranslate stream --api-key-file`, or $LIVETRANSLATE_API_KEY)"
+)
 
 
 def no_audio_message(seconds: float, yielded: bool = False) -> str:
@@ -69,10 +71,17 @@ def no_audio_message(seconds: float, yielded: bool = False) -> str:
 class Pipeline(Stopping):
     """All open streams of one `pipeline` instance."""
 
-    def __init__(self, stages: Stages, options: PipelineOptions = PipelineOptions(), store=None,
-                 clock: Callable[[], float] = time.monotonic,
-                 end_sequence: Callable[[int], None] | None = None, metrics: Metrics = NO_METRICS,
-                 keys: Keys | None = None, quota: Quota | None = None):
+    def __init__(
+        self,
+        stages: Stages,
+        options: PipelineOptions = PipelineOptions(),
+        store=None,
+        clock: Callable[[], float] = time.monotonic,
+        end_sequence: Callable[[int], None] | None = None,
+        metrics: Metrics = NO_METRICS,
+        keys: Keys | None = None,
+        quota: Quota | None = None,
+    ):
         """`keys`: the server's named client keys (livetranslate.keys): every request must
         carry one, and each client's streams and viewers are counted in `quota`."""
         self.stages, self.options, self.store, self.metrics = stages, options, store, metrics
@@ -83,12 +92,18 @@ class Pipeline(Stopping):
         # every sequence Triton holds open for this model (started, not ended), streams or not:
         # Triton's shutdown waits for each one
         self.sequences: StreamTable[bool] = StreamTable(options.session_ttl_s, clock=clock)
-        self.shared = Shared(WhisperLoad(), LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
-                             SegmentIds(), clock, languages=ViewerLanguages(options.limits.max_viewer_languages,
-                                                              store if getattr(store, "shared", False) else None),
-                             metrics=metrics, translations=TranslationLoad(options.translation_budget_s,
-                                                                         model=options.basic_model),
-                             background_breaker=LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s))
+        self.shared = Shared(
+            WhisperLoad(),
+            LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
+            SegmentIds(),
+            clock,
+            languages=ViewerLanguages(
+                options.limits.max_viewer_languages, store if getattr(store, "shared", False) else None
+            ),
+            metrics=metrics,
+            translations=TranslationLoad(options.translation_budget_s, model=options.basic_model),
+            background_breaker=LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
+        )
         self.admission = Admission(options.limits, metrics, quota)
         self.sessions = SessionKeeper(store, metrics) if store is not None else None
         self.viewers = Viewers(store, self.admission, self.shared.languages)
@@ -205,20 +220,23 @@ class Pipeline(Stopping):
         long the oldest of those has waited."""
         streams, viewers = self.admission.counts()
         loads = [stream.load() for stream in self.open_streams()]
-        oldest = min((load.oldest_untranslated for load in loads if load.oldest_untranslated is not None),
-                     default=None)
-        return Gauges(streams, viewers,
-                      queued_audio_s=max((load.queued_audio_s for load in loads), default=0.0),
-                      translation_backlog=sum(load.untranslated for load in loads),
-                      translation_lag_s=0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
-                      llm_breaker_open=self.shared.breaker.is_open,
-                      llm_background_breaker_open=self.shared.background_breaker.is_open)
+        oldest = min((load.oldest_untranslated for load in loads if load.oldest_untranslated is not None), default=None)
+        return Gauges(
+            streams,
+            viewers,
+            queued_audio_s=max((load.queued_audio_s for load in loads), default=0.0),
+            translation_backlog=sum(load.untranslated for load in loads),
+            translation_lag_s=0.0 if oldest is None else max(0.0, time.monotonic() - oldest),
+            llm_breaker_open=self.shared.breaker.is_open,
+            llm_background_breaker_open=self.shared.background_breaker.is_open,
+        )
 
     def report_gauges(self) -> None:
         self.metrics.gauges(self.gauges())
 
-    def _start(self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool,
-               client: Client | None = None) -> Stream:
+    def _start(
+        self, stream_id: int, get: Callable[[str], np.ndarray | None], end: bool, client: Client | None = None
+    ) -> Stream:
         options = SessionOptions.from_tensors(get, default_session=f"stream-{stream_id}")
         validate_audio_chunk(get(AUDIO), options.sample_rate, last=end)  # a bad first chunk opens nothing
         old = self.streams.pop(stream_id)
@@ -230,13 +248,18 @@ class Pipeline(Stopping):
         session = None
         try:
             if self.store is not None:  # the session first: with a shared store, the lease to go on from
-                session = self.sessions.open(options.session, options.source_language, options.target_language,
-                                             options.glossary.to_list())
+                session = self.sessions.open(
+                    options.session, options.source_language, options.target_language, options.glossary.to_list()
+                )
                 next_segment, end_s = self.store.resume_point(options.session)
-                options = dataclasses.replace(options, segment_base=max(options.segment_base, next_segment),
-                                              time_base_s=max(options.time_base_s, end_s))
-            stream = Stream(stream_id, options, self.stages, self.options, self.shared, session,
-                            on_closed=self._stream_closed)
+                options = dataclasses.replace(
+                    options,
+                    segment_base=max(options.segment_base, next_segment),
+                    time_base_s=max(options.time_base_s, end_s),
+                )
+            stream = Stream(
+                stream_id, options, self.stages, self.options, self.shared, session, on_closed=self._stream_closed
+            )
         except BaseException:
             self.admission.stream_left(options.session, client)
             if session is not None:
@@ -248,9 +271,17 @@ class Pipeline(Stopping):
         self.streams.put(stream_id, stream)
         return stream
 
-    def handle(self, stream_id: int, start: bool, end: bool, get: Callable[[str], np.ndarray | None],
-               reply: Reply, arrived: float | None = None, internal: Callable[[], bool] = lambda: False,
-               key: Callable[[], str] = lambda: "") -> None:
+    def handle(
+        self,
+        stream_id: int,
+        start: bool,
+        end: bool,
+        get: Callable[[str], np.ndarray | None],
+        reply: Reply,
+        arrived: float | None = None,
+        internal: Callable[[], bool] = lambda: False,
+        key: Callable[[], str] = lambda: "",
+    ) -> None:
         """One request. Never raises: problems become `error` events on `reply`. `internal()`:
         whether the request carries the server's own token; `key()`: the client key it
         carries (with named keys: livetranslate.keys)."""

@@ -7,8 +7,9 @@ import collections
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from livetranslate.keys import Client
 from livetranslate.pipeline.metrics import NO_METRICS, Metrics
@@ -95,8 +96,7 @@ class Admission:
             return self.limits.max_streams, self.limits.max_streams_per_session, "speaker stream"
         return self.limits.max_viewers, self.limits.max_viewers_per_session, "viewer"
 
-    def _admit(self, kind: str, session: str, client: Client | None,
-               make_room: Callable[[Scope], bool] | None) -> None:
+    def _admit(self, kind: str, session: str, client: Client | None, make_room: Callable[[Scope], bool] | None) -> None:
         """Counts one more for `session` (and `client`), or raises ServerFull. When a limit is
         hit, `make_room(scope)` may free a place there first; True if it did."""
         counter = self._counts[kind]
@@ -116,22 +116,32 @@ class Admission:
             if full is None:  # the client's own quota: the place taken above goes back
                 full = "client_full"
                 self._leave(counter, session)
-            scope = {"server_full": ("server", ""), "session_full": ("session", session),
-                     "client_full": ("client", client.name if client else "")}[full]
+            scope = {
+                "server_full": ("server", ""),
+                "session_full": ("session", session),
+                "client_full": ("client", client.name if client else ""),
+            }[full]
             if make_room is None or client_most == 0 and full == "client_full" or not make_room(scope):
                 break
             make_room = None  # one place made; if another took it meanwhile, this one is refused
         self.refused(kind, full)
         if full == "server_full":
-            raise ServerFull(f"server full: {most} {what}s are live, the most this server takes; "
-                             f"try again later or use another server", full)
+            raise ServerFull(
+                f"server full: {most} {what}s are live, the most this server takes; "
+                f"try again later or use another server",
+                full,
+            )
         if full == "session_full":
-            raise ServerFull(f"session {session!r} already has {most_per_session} {what}(s), the most "
-                             f"one session takes", full)
+            raise ServerFull(
+                f"session {session!r} already has {most_per_session} {what}(s), the most one session takes", full
+            )
         if client_most == 0:
             raise ServerFull(f"client {client.name!r} may not open {what}s: its key allows none", full)
-        raise ServerFull(f"client {client.name!r} already has {client_most} {what}(s) live, the most its key "
-                         f"allows; try again when one of them has ended", full)
+        raise ServerFull(
+            f"client {client.name!r} already has {client_most} {what}(s) live, the most its key "
+            f"allows; try again when one of them has ended",
+            full,
+        )
 
     def refused(self, kind: str, reason: str) -> None:
         """A speaker stream (`kind` "stream") or a viewer ("viewer") was turned away."""
@@ -143,8 +153,9 @@ class Admission:
             if counter[session] <= 0:
                 del counter[session]
 
-    def admit_stream(self, session: str, make_room: Callable[[Scope], bool] | None = None,
-                     client: Client | None = None) -> None:
+    def admit_stream(
+        self, session: str, make_room: Callable[[Scope], bool] | None = None, client: Client | None = None
+    ) -> None:
         self._admit("stream", session, client, make_room)
 
     def stream_left(self, session: str, client: Client | None = None) -> None:
@@ -227,8 +238,10 @@ class LlmBreaker:
         with self._lock:
             left = self._open_until - self._clock()
         if left > 0:
-            raise LlmUnavailable(f"the LLM did not answer {self.timeouts_to_open} calls in a row in time; "
-                                 f"calls paused, next try in {left:.0f} s")
+            raise LlmUnavailable(
+                f"the LLM did not answer {self.timeouts_to_open} calls in a row in time; "
+                f"calls paused, next try in {left:.0f} s"
+            )
 
     @property
     def is_open(self) -> bool:
@@ -259,8 +272,15 @@ class TranslationLoad:
     stream ahead of it; while the small model stands in, every `probe_every`-th translation is
     the large one's again, so its estimate follows the load back down."""
 
-    def __init__(self, budget_s: float, initial_s: float = 2.0, weight: float = 0.3,
-                 clock: Callable[[], float] = time.monotonic, model: str = "auto", probe_every: int = 8):
+    def __init__(
+        self,
+        budget_s: float,
+        initial_s: float = 2.0,
+        weight: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+        model: str = "auto",
+        probe_every: int = 8,
+    ):
         if model not in BASIC_MODELS:
             raise ValueError(f"unknown basic translation model {model!r}: use one of {', '.join(BASIC_MODELS)}")
         self.budget_s, self.weight, self._clock, self.model = budget_s, weight, clock, model

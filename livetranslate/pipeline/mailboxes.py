@@ -54,7 +54,8 @@ class AudioInbox:
                     raise TooFast(
                         f"too much audio waiting ({self._samples / self._rate:.0f} s): this stream sends "
                         f"faster than the server works; wait for the replies of earlier chunks (the chunk "
-                        f"was dropped)")
+                        f"was dropped)"
+                    )
                 self._samples += len(message.audio)
                 self.last_put = self._clock()
                 self._uncounted += len(message.audio)

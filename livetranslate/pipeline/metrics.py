@@ -12,8 +12,8 @@ session name or a stream id, so the number of series stays bounded.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from livetranslate.periodic import Every
 from livetranslate.protocol import Event, EventKind
@@ -22,8 +22,17 @@ COUNTER, GAUGE, HISTOGRAM = "counter", "gauge", "histogram"
 # end of speech to the event: partials come in under a second, translations wait for the LLM
 LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
 LATENCY_KINDS = (EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
-REFUSED_STREAM_REASONS = ("server_full", "session_full", "client_full", "too_fast", "draining", "session_elsewhere",
-                          "no_audio", "yielded", "no_key")
+REFUSED_STREAM_REASONS = (
+    "server_full",
+    "session_full",
+    "client_full",
+    "too_fast",
+    "draining",
+    "session_elsewhere",
+    "no_audio",
+    "yielded",
+    "no_key",
+)
 REFUSED_VIEWER_REASONS = ("server_full", "session_full", "client_full", "draining", "no_key")
 
 
@@ -43,37 +52,72 @@ class Family:
 ACTIVE_STREAMS = Family("livetranslate_active_streams", GAUGE, "speaker streams live on this server")
 ACTIVE_VIEWERS = Family("livetranslate_active_viewers", GAUGE, "viewers following a session on this server")
 REFUSED_STREAMS = Family(
-    "livetranslate_refused_streams_total", COUNTER,
+    "livetranslate_refused_streams_total",
+    COUNTER,
     "speaker streams refused (server_full, session_full, client_full: the client's own quota, no_key: no known "
     "client key, draining, session_elsewhere: another server serves "
     "its session), chunks refused because the stream sent audio far faster than it is processed (too_fast), and "
     "live streams closed because they sent no audio for too long (no_audio), or for a while when a new speaker "
     "needed their place (yielded)",
-    "reason", REFUSED_STREAM_REASONS)
-REFUSED_VIEWERS = Family("livetranslate_refused_viewers_total", COUNTER, "viewers refused", "reason",
-                         REFUSED_VIEWER_REASONS)
+    "reason",
+    REFUSED_STREAM_REASONS,
+)
+REFUSED_VIEWERS = Family(
+    "livetranslate_refused_viewers_total", COUNTER, "viewers refused", "reason", REFUSED_VIEWER_REASONS
+)
 EVENT_LATENCY = Family(
-    "livetranslate_event_latency_seconds", HISTOGRAM,
+    "livetranslate_event_latency_seconds",
+    HISTOGRAM,
     "end of speech (the arrival of its audio) to the event sent to the speaker; failed events are not counted",
-    "kind", tuple(k.value for k in LATENCY_KINDS), LATENCY_BUCKETS_S)
-TRANSLATION_BACKLOG = Family("livetranslate_translation_backlog", GAUGE,
-                             "transcripts sent and still without their translation, all streams")
-TRANSLATION_LAG = Family("livetranslate_translation_lag_seconds", GAUGE,
-                         "how long the oldest transcript still without its translation has waited (0: none waits)")
-QUEUED_AUDIO = Family("livetranslate_queued_audio_max_seconds", GAUGE,
-                      "the most audio waiting to be processed in any one speaker stream")
-LLM_BREAKER = Family("livetranslate_llm_breaker_open", GAUGE,
-                     "1 while LLM calls are paused after timeouts in a row, else 0")
-LLM_BACKGROUND_BREAKER = Family("livetranslate_llm_background_breaker_open", GAUGE,
-                                "1 while the LLM's background calls (enhanced windows, viewers' languages) are paused "
-                                "after timeouts in a row, else 0")
-EVENTS_STORED = Family("livetranslate_events_stored_total", COUNTER, "events written to the session store",
-                       "kind", tuple(k.value for k in EventKind))
-STORE_FAILURES = Family("livetranslate_store_failures_total", COUNTER,
-                        "events the session store failed to write (the stream is stopped)")
+    "kind",
+    tuple(k.value for k in LATENCY_KINDS),
+    LATENCY_BUCKETS_S,
+)
+TRANSLATION_BACKLOG = Family(
+    "livetranslate_translation_backlog", GAUGE, "transcripts sent and still without their translation, all streams"
+)
+TRANSLATION_LAG = Family(
+    "livetranslate_translation_lag_seconds",
+    GAUGE,
+    "how long the oldest transcript still without its translation has waited (0: none waits)",
+)
+QUEUED_AUDIO = Family(
+    "livetranslate_queued_audio_max_seconds", GAUGE, "the most audio waiting to be processed in any one speaker stream"
+)
+LLM_BREAKER = Family(
+    "livetranslate_llm_breaker_open", GAUGE, "1 while LLM calls are paused after timeouts in a row, else 0"
+)
+LLM_BACKGROUND_BREAKER = Family(
+    "livetranslate_llm_background_breaker_open",
+    GAUGE,
+    "1 while the LLM's background calls (enhanced windows, viewers' languages) are paused "
+    "after timeouts in a row, else 0",
+)
+EVENTS_STORED = Family(
+    "livetranslate_events_stored_total",
+    COUNTER,
+    "events written to the session store",
+    "kind",
+    tuple(k.value for k in EventKind),
+)
+STORE_FAILURES = Family(
+    "livetranslate_store_failures_total", COUNTER, "events the session store failed to write (the stream is stopped)"
+)
 
-FAMILIES = (ACTIVE_STREAMS, ACTIVE_VIEWERS, REFUSED_STREAMS, REFUSED_VIEWERS, EVENT_LATENCY, TRANSLATION_BACKLOG,
-            TRANSLATION_LAG, QUEUED_AUDIO, LLM_BREAKER, LLM_BACKGROUND_BREAKER, EVENTS_STORED, STORE_FAILURES)
+FAMILIES = (
+    ACTIVE_STREAMS,
+    ACTIVE_VIEWERS,
+    REFUSED_STREAMS,
+    REFUSED_VIEWERS,
+    EVENT_LATENCY,
+    TRANSLATION_BACKLOG,
+    TRANSLATION_LAG,
+    QUEUED_AUDIO,
+    LLM_BREAKER,
+    LLM_BACKGROUND_BREAKER,
+    EVENTS_STORED,
+    STORE_FAILURES,
+)
 
 
 def series_names() -> set[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from livetranslate import settings
 from livetranslate.pipeline.guards import (

@@ -16,6 +16,7 @@ from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
 
 log = logging.getLogger("livetranslate.pipeline")
 
+
 class PartialWorker:
     """Decodes every `partial_interval_s` of new audio in the open utterance. Skipped while a
     final decode is under way anywhere in this pipeline, while Whisper has been busy for most
@@ -27,7 +28,8 @@ class PartialWorker:
         self._ctx, self._mailbox = ctx, mailbox
         opts = ctx.popts.decode
         self._interval, self._least, self._pause = (
-            int(s * SAMPLE_RATE_HZ) for s in (opts.partial_interval_s, opts.partial_min_s, opts.partial_pause_s))
+            int(s * SAMPLE_RATE_HZ) for s in (opts.partial_interval_s, opts.partial_min_s, opts.partial_pause_s)
+        )
         self._last: tuple[int, int] = (-1, 0)  # (utterance start, audio end) of the last partial
 
     def run(self) -> None:
@@ -46,8 +48,11 @@ class PartialWorker:
     def _due(self, s: Speaking) -> bool:
         start, end = s.utterance.start_sample, s.audio_end
         since = end - (self._last[1] if self._last[0] == start else start + self._least - self._interval)
-        return (since >= self._interval and end - s.voiced_end <= self._pause
-                and self._ctx.shared.load.allows_partial(self._ctx.popts.decode.partial_max_busy))
+        return (
+            since >= self._interval
+            and end - s.voiced_end <= self._pause
+            and self._ctx.shared.load.allows_partial(self._ctx.popts.decode.partial_max_busy)
+        )
 
     def _partial(self, s: Speaking) -> None:
         ctx = self._ctx
@@ -59,9 +64,15 @@ class PartialWorker:
         text = s.decoder.clean(plan, result.text)
         if not text or not ctx.popts.speech_filter.keep(result):
             return
-        s.utterance.send(s.reply, Event(
-            EventKind.PARTIAL, written_numbers(text, result.language),
-            segment_id=ctx.shared.ids.peek(ctx.options.session),
-            start_s=ctx.t0 + start / SAMPLE_RATE_HZ, end_s=ctx.t0 + end / SAMPLE_RATE_HZ,
-            language=result.language, latency_ms=(time.monotonic() - s.arrived) * 1000,
-        ))
+        s.utterance.send(
+            s.reply,
+            Event(
+                EventKind.PARTIAL,
+                written_numbers(text, result.language),
+                segment_id=ctx.shared.ids.peek(ctx.options.session),
+                start_s=ctx.t0 + start / SAMPLE_RATE_HZ,
+                end_s=ctx.t0 + end / SAMPLE_RATE_HZ,
+                language=result.language,
+                latency_ms=(time.monotonic() - s.arrived) * 1000,
+            ),
+        )

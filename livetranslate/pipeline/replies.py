@@ -33,7 +33,7 @@ class SharedReply:
     def send(self, event: Event) -> None:
         self._reply.send(event)
 
-    def hold(self) -> "SharedReply":
+    def hold(self) -> SharedReply:
         with self._lock:
             self._holders += 1
         return self

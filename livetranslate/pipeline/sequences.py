@@ -14,8 +14,9 @@ still ending).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -84,10 +85,12 @@ class VadSequence(StageSequence):
         if not self._base:
             return found
         b = self._base
-        return Boundaries(tuple(Utterance(u.start_sample + b, u.end_sample + b, u.speech_end_sample + b)
-                                for u in found.closed),
-                          Ongoing(found.ongoing.start_sample + b, found.ongoing.speech_end_sample + b)
-                          if found.ongoing is not None else None)
+        return Boundaries(
+            tuple(Utterance(u.start_sample + b, u.end_sample + b, u.speech_end_sample + b) for u in found.closed),
+            Ongoing(found.ongoing.start_sample + b, found.ongoing.speech_end_sample + b)
+            if found.ongoing is not None
+            else None,
+        )
 
     def touch(self) -> None:
         self.feed(np.zeros(0, np.float32))
@@ -106,24 +109,52 @@ class EnhanceSequence(StageSequence):
     through the breaker. `bounded(fn, *args)` runs one that cannot (a touch, an end without
     flush): within the time limit only, so a paused LLM never lets the sequence idle out."""
 
-    def __init__(self, stages, sequence_id: int, target: str, clock: Callable[[], float], keepalive_s: float,
-                 call: Callable, bounded: Callable):
+    def __init__(
+        self,
+        stages,
+        sequence_id: int,
+        target: str,
+        clock: Callable[[], float],
+        keepalive_s: float,
+        call: Callable,
+        bounded: Callable,
+    ):
         super().__init__("enhance", sequence_id, clock, keepalive_s)
         self._stages, self._target, self._call, self._bounded = stages, target, call, bounded
         self.source = ""  # set before the first step: the language of the stream's first transcript
         self.glossary = NO_GLOSSARY  # the session's: sent with the sequence's start
         self._now_s = 0.0  # the latest audio time the window has heard
 
-    def _step(self, step: Piece | Tick, end: bool = False, check_complete: bool = True,
-              flush: bool = True, llm: bool = True, recover: bool = True,
-              translate_window: bool = True) -> list[Enhanced]:
+    def _step(
+        self,
+        step: Piece | Tick,
+        end: bool = False,
+        check_complete: bool = True,
+        flush: bool = True,
+        llm: bool = True,
+        recover: bool = True,
+        translate_window: bool = True,
+    ) -> list[Enhanced]:
         self._now_s = max(self._now_s, step.end_s if isinstance(step, Piece) else step.now_s)
         run = self._call if llm else self._bounded
         # only said when false: a stage set without the option (a test's) never sees it
         enhance = self._stages.enhance if translate_window else partial(self._stages.enhance, translate_window=False)
-        return self._send(lambda start, end: run(enhance, self.sequence_id, step, self.source,
-                                                 self._target, start, end, check_complete, flush,
-                                                 self.glossary if start else NO_GLOSSARY), end, recover)
+        return self._send(
+            lambda start, end: run(
+                enhance,
+                self.sequence_id,
+                step,
+                self.source,
+                self._target,
+                start,
+                end,
+                check_complete,
+                flush,
+                self.glossary if start else NO_GLOSSARY,
+            ),
+            end,
+            recover,
+        )
 
     def add(self, piece: Piece, check_complete: bool = True, translate_window: bool = True) -> list[Enhanced]:
         return self._step(piece, check_complete=check_complete, translate_window=translate_window)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from livetranslate.pipeline.guards import ServerFull
 from livetranslate.pipeline.metrics import NO_METRICS
@@ -71,13 +71,19 @@ class ViewerLanguages:
         with self._lock:
             counts = self._viewers.setdefault(session, collections.Counter())
             others = (set(counts) | elsewhere) - {speakers}
-            if language not in counts and language not in elsewhere and language != speakers \
-                    and len(others) >= self.most:
+            if (
+                language not in counts
+                and language not in elsewhere
+                and language != speakers
+                and len(others) >= self.most
+            ):
                 if not counts:
                     del self._viewers[session]
-                raise ServerFull(f"session {session!r} is already read in {self.most} language(s) besides the "
-                                 f"speaker's ({', '.join(sorted(others))}), the most one session takes: read one "
-                                 f"of those")
+                raise ServerFull(
+                    f"session {session!r} is already read in {self.most} language(s) besides the "
+                    f"speaker's ({', '.join(sorted(others))}), the most one session takes: read one "
+                    f"of those"
+                )
             counts[language] += 1
             mine = set(counts)
         self._publish(session, mine)
@@ -126,8 +132,9 @@ class SessionKeeper:
         self._unclosed: set[str] = set()
         self._lock = threading.Lock()
 
-    def open(self, name: str, source_language: str, target_language: str,
-             glossary: list[dict] | None = None) -> "SessionHandle":
+    def open(
+        self, name: str, source_language: str, target_language: str, glossary: list[dict] | None = None
+    ) -> SessionHandle:
         self.store.open(name, source_language, target_language, glossary)
         return SessionHandle(self, name)
 
@@ -198,8 +205,7 @@ class RecordingReply:
     the stream is stopped with an `end` that says why: nothing unstored is sent, and the
     stream's workers end."""
 
-    def __init__(self, reply: Reply, session: SessionHandle, failure: Callable[[], str],
-                 fail: Callable[[str], None]):
+    def __init__(self, reply: Reply, session: SessionHandle, failure: Callable[[], str], fail: Callable[[str], None]):
         self._reply, self._session, self._failure, self._fail = reply, session, failure, fail
 
     def send(self, event: Event) -> None:

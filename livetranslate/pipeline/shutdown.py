@@ -8,7 +8,8 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -81,8 +82,9 @@ class Stopping:
                 self._open_changed.wait(self._grace_ends - time.monotonic())
             return not self._open
 
-    def drain(self, reason: str = SHUTTING_DOWN, wait_s: float = 10.0, end_sequences: bool = True,
-              grace_s: float = 0.0) -> int:
+    def drain(
+        self, reason: str = SHUTTING_DOWN, wait_s: float = 10.0, end_sequences: bool = True, grace_s: float = 0.0
+    ) -> int:
         """Ends everything this pipeline holds, so that a stopping Triton finds nothing in
         flight and unloads it at once. New streams and viewers are refused at once; the live
         streams get `grace_s` to end on their own; then every viewer gets an `end` saying why,
@@ -130,8 +132,12 @@ class Stopping:
             raise ProtocolError(f"{DRAIN_GRACE_S} must be a number of seconds, 0 or more")
         self.refuse()  # at once, before this request's answer: the launcher reports it so
         live = len(self.open_streams())
-        reply.send(Event(EventKind.PARTIAL, text=f"refusing new speakers and viewers; {live} stream(s) live, "
-                                                 f"ending them within {grace_s:g} s"))
+        reply.send(
+            Event(
+                EventKind.PARTIAL,
+                text=f"refusing new speakers and viewers; {live} stream(s) live, ending them within {grace_s:g} s",
+            )
+        )
 
         def run():  # a thread: the drain ends sequences through this model's own execute()
             try:

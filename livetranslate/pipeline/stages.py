@@ -4,8 +4,9 @@ the server, is livetranslate.triton.bls.TritonStages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -31,25 +32,42 @@ class Stages(Protocol):
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription: ...
 
-    def translate(self, text: str, source: str, target: str, context: str = "",
-                  glossary: Glossary = NO_GLOSSARY) -> str: ...
+    def translate(
+        self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
+    ) -> str: ...
 
     # optional (translate_urgent below falls back to `translate` without it): the speaker's
     # translation first in the LLM's queue, on the small model when `fast`, and the text so far
     # to `on_interim` while it is generated
     # def translate_urgent(self, text, source, target, glossary, *, fast, on_interim) -> SpokenTranslation
 
-    def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
-                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY,
-                translate_window: bool = True) -> list[Enhanced]: ...
+    def enhance(
+        self,
+        sequence_id: int,
+        step: Piece | Tick,
+        source: str,
+        target: str,
+        start: bool,
+        end: bool,
+        check_complete: bool = True,
+        flush: bool = True,
+        glossary: Glossary = NO_GLOSSARY,
+        translate_window: bool = True,
+    ) -> list[Enhanced]: ...
 
 
 class LocalStages:
     """The stages in this process. `translator` and `checker` are optional (a stream
     without translation needs neither)."""
 
-    def __init__(self, engine, vad_options: VadOptions | None = None, translator=None, checker=None,
-                 window: WindowOptions | None = None):
+    def __init__(
+        self,
+        engine,
+        vad_options: VadOptions | None = None,
+        translator=None,
+        checker=None,
+        window: WindowOptions | None = None,
+    ):
         self.engine = engine
         self.vad_options = vad_options or VadOptions()
         self.translator, self.checker = translator, checker
@@ -68,21 +86,43 @@ class LocalStages:
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
         return self.engine.transcribe([request])[0]
 
-    def translate(self, text: str, source: str, target: str, context: str = "",
-                  glossary: Glossary = NO_GLOSSARY) -> str:
+    def translate(
+        self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
+    ) -> str:
         return self.translator.translate(text, source, target, context, glossary)
 
-    def translate_urgent(self, text: str, source: str, target: str, glossary: Glossary = NO_GLOSSARY, *,
-                         fast: bool = False, on_interim: Callable[[str], None] | None = None) -> SpokenTranslation:
+    def translate_urgent(
+        self,
+        text: str,
+        source: str,
+        target: str,
+        glossary: Glossary = NO_GLOSSARY,
+        *,
+        fast: bool = False,
+        on_interim: Callable[[str], None] | None = None,
+    ) -> SpokenTranslation:
         # in process no interim text: the benches and tests that run here read translations only
         return SpokenTranslation(self.translate(text, source, target, "", glossary))
 
-    def enhance(self, sequence_id, step, source, target, start, end, check_complete=True, flush=True,
-                glossary=NO_GLOSSARY, translate_window=True):
+    def enhance(
+        self,
+        sequence_id,
+        step,
+        source,
+        target,
+        start,
+        end,
+        check_complete=True,
+        flush=True,
+        glossary=NO_GLOSSARY,
+        translate_window=True,
+    ):
         if start:
             self._enhancers[sequence_id] = Enhancer(
-                self.window, lambda text, ctx: self.translate(text, source, target, ctx, glossary),
-                lambda text: self.checker.check(text, source)[0])
+                self.window,
+                lambda text, ctx: self.translate(text, source, target, ctx, glossary),
+                lambda text: self.checker.check(text, source)[0],
+            )
         enhancer = self._enhancers[sequence_id]
         out = enhancer.step(step, check_complete, translate_window)
         if end:
@@ -91,8 +131,16 @@ class LocalStages:
         return out
 
 
-def translate_urgent(stages, text: str, source: str, target: str, glossary: Glossary = NO_GLOSSARY, *,
-                     fast: bool = False, on_interim: Callable[[str], None] | None = None) -> SpokenTranslation:
+def translate_urgent(
+    stages,
+    text: str,
+    source: str,
+    target: str,
+    glossary: Glossary = NO_GLOSSARY,
+    *,
+    fast: bool = False,
+    on_interim: Callable[[str], None] | None = None,
+) -> SpokenTranslation:
     """The speaker's translation through a stage set; one without `translate_urgent` (a
     test's scripted set) translates as usual, with no interim text."""
     urgent = getattr(stages, "translate_urgent", None)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from livetranslate.pipeline.mailboxes import TooFast, TranslationInbox
 from livetranslate.pipeline.messages import Abandon, Chunk
@@ -47,9 +47,16 @@ class StreamLoad:
 
 
 class Stream:
-    def __init__(self, stream_id: int, options: SessionOptions, stages: Stages, popts: PipelineOptions,
-                 shared: Shared, session: SessionHandle | None = None,
-                 on_closed: Callable[["Stream"], None] | None = None):
+    def __init__(
+        self,
+        stream_id: int,
+        options: SessionOptions,
+        stages: Stages,
+        popts: PipelineOptions,
+        shared: Shared,
+        session: SessionHandle | None = None,
+        on_closed: Callable[[Stream], None] | None = None,
+    ):
         self.stream_id, self.options = stream_id, options
         self.failure = ""  # why the stream was stopped (its session could not be stored)
         self.abandoned = ""  # why it was abandoned: it gets no `end` from its client
@@ -59,10 +66,23 @@ class Stream:
         self._released = False
         self._final: SharedReply | None = None  # the last request's reply, for `end`
         shared.ids.open(options.session, options.segment_base)
-        ctx = StreamContext(stream_id, shared.sequence_ids(), options, popts, stages, shared, lambda: self.failure,
-                            self.abandon, self._for_viewers if session is not None else None)
-        self._inbox = AudioInbox(popts.limits.max_queued_s * options.sample_rate, options.sample_rate,
-                                 shared.clock, COUNTED_AUDIO_S * options.sample_rate)
+        ctx = StreamContext(
+            stream_id,
+            shared.sequence_ids(),
+            options,
+            popts,
+            stages,
+            shared,
+            lambda: self.failure,
+            self.abandon,
+            self._for_viewers if session is not None else None,
+        )
+        self._inbox = AudioInbox(
+            popts.limits.max_queued_s * options.sample_rate,
+            options.sample_rate,
+            shared.clock,
+            COUNTED_AUDIO_S * options.sample_rate,
+        )
         partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
         self._jobs = jobs = TranslationInbox() if options.translate else None
         self._transcriber = Transcriber(ctx, self._inbox, partials, jobs)
@@ -70,11 +90,14 @@ class Stream:
         if jobs is not None:
             runs.append(("translate", Translator(ctx, jobs).run))
         self._running = len(runs)  # the workers that may answer last; close() runs when none is left
-        self._threads = [threading.Thread(target=self._work, args=(run,), name=f"{name}-{stream_id}", daemon=True)
-                         for name, run in runs]
+        self._threads = [
+            threading.Thread(target=self._work, args=(run,), name=f"{name}-{stream_id}", daemon=True)
+            for name, run in runs
+        ]
         if partials is not None:
-            self._threads.append(threading.Thread(target=PartialWorker(ctx, partials).run,
-                                                  name=f"partial-{stream_id}", daemon=True))
+            self._threads.append(
+                threading.Thread(target=PartialWorker(ctx, partials).run, name=f"partial-{stream_id}", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 
@@ -183,8 +206,9 @@ class Stream:
                 final.send(Event(EventKind.END, end_s=self.audio_end_s))
                 final.close()
             if self._session is not None:  # a failed stream's session gets no stored `end`
-                self._session.release("" if self.failure else self.abandoned, self.audio_end_s,
-                                      move_on=self.moving and not self.failure)
+                self._session.release(
+                    "" if self.failure else self.abandoned, self.audio_end_s, move_on=self.moving and not self.failure
+                )
         finally:
             if self._on_closed is not None:
                 self._on_closed(self)

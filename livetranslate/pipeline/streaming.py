@@ -157,8 +157,15 @@ class StreamDecoder:
         self.committed: collections.deque[Committed] | tuple[Committed, ...] = collections.deque(maxlen=64)
 
     # --- requests -------------------------------------------------------------------------
-    def plan(self, history: AudioHistory | AudioView, start: int, end: int, *, partial: bool = False,
-             use_context: bool = True) -> Plan:
+    def plan(
+        self,
+        history: AudioHistory | AudioView,
+        start: int,
+        end: int,
+        *,
+        partial: bool = False,
+        use_context: bool = True,
+    ) -> Plan:
         """The request for speech from `start` to `end` (samples on the stream clock)."""
         opts = self.options
         beam = opts.partial_beam_size if partial else 0
@@ -167,17 +174,26 @@ class StreamDecoder:
         if context:
             window_start = context[0].start_sample
             earlier = [c.text for c in self.committed if c.end_sample <= window_start and c.text]
-            request = AsrRequest(history.slice(window_start, end), self.language,
-                                 prompt=" ".join(earlier[-opts.prompt_segments:]) if opts.prompt_segments else "",
-                                 prefix=" ".join(c.text for c in context), beam_size=beam,
-                                 hotwords=self.hotwords)
+            request = AsrRequest(
+                history.slice(window_start, end),
+                self.language,
+                prompt=" ".join(earlier[-opts.prompt_segments :]) if opts.prompt_segments else "",
+                prefix=" ".join(c.text for c in context),
+                beam_size=beam,
+                hotwords=self.hotwords,
+            )
             return Plan(request, request.prefix, partial)
         lead_start = max(start - int(opts.lead_in_s * SAMPLE_RATE_HZ), history.start)
         own = history.slice(start, end)
         audio = np.concatenate([history.slice(lead_start, start), own]) if lead_start < start else own
         texts = [c.text for c in self.committed if c.text]
-        request = AsrRequest(audio, self.language, prompt=" ".join(texts[-opts.prompt_segments:])
-                             if opts.prompt_segments else "", beam_size=beam, hotwords=self.hotwords)
+        request = AsrRequest(
+            audio,
+            self.language,
+            prompt=" ".join(texts[-opts.prompt_segments :]) if opts.prompt_segments else "",
+            beam_size=beam,
+            hotwords=self.hotwords,
+        )
         # the lead-in may hold the end of the previous utterance: its words are dropped
         heard_before = self.committed and lead_start < self.committed[-1].end_sample
         return Plan(request, texts[-1] if texts and heard_before else "", partial)
@@ -187,9 +203,12 @@ class StreamDecoder:
         opts = self.options
         chosen: list[Committed] = []
         for c in reversed(self.committed):
-            if (not c.text or c.start_sample < history.start
-                    or start - c.start_sample > opts.context_s * SAMPLE_RATE_HZ
-                    or end - c.start_sample > opts.max_window_s * SAMPLE_RATE_HZ):
+            if (
+                not c.text
+                or c.start_sample < history.start
+                or start - c.start_sample > opts.context_s * SAMPLE_RATE_HZ
+                or end - c.start_sample > opts.max_window_s * SAMPLE_RATE_HZ
+            ):
                 break
             chosen.append(c)
         return chosen[::-1]
@@ -205,9 +224,12 @@ class StreamDecoder:
     def too_short(self, text: str, speech_s: float) -> bool:
         """Far fewer characters than `speech_s` seconds of speech hold."""
         opts = self.options
-        return (opts.min_chars_per_s > 0 and speech_s >= opts.short_check_s
-                and self.language not in FEW_CHARACTERS
-                and len(text.strip()) < opts.min_chars_per_s * speech_s)
+        return (
+            opts.min_chars_per_s > 0
+            and speech_s >= opts.short_check_s
+            and self.language not in FEW_CHARACTERS
+            and len(text.strip()) < opts.min_chars_per_s * speech_s
+        )
 
     def prefer_retry(self, plan: Plan, text: str, retry: Plan, retry_text: str) -> bool:
         """After retry_without_context: the retry replaces an empty or copying answer, and a
@@ -230,7 +252,7 @@ class StreamDecoder:
     def commit(self, start: int, end: int, text: str) -> None:
         self.committed.append(Committed(start, end, text))
 
-    def snapshot(self) -> "StreamDecoder":
+    def snapshot(self) -> StreamDecoder:
         """This decoder as it is now, for another thread: it plans, it cannot commit."""
         frozen = StreamDecoder(self.options, self.language, self.hotwords)
         frozen.committed = tuple(self.committed)
@@ -248,4 +270,3 @@ def repeated_across_boundaries(texts: list[str], min_words: int = 3) -> list[str
                 found.append(" ".join(current[:k]))
                 break
     return found
-

@@ -45,14 +45,14 @@ TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
 
 
 class Transcriber:
-    def __init__(self, ctx: StreamContext, inbox: AudioInbox, partials: Latest | None,
-                 translator: queue.Queue | None):
+    def __init__(self, ctx: StreamContext, inbox: AudioInbox, partials: Latest | None, translator: queue.Queue | None):
         self._ctx, self._inbox, self._partials, self._translator = ctx, inbox, partials, translator
         self._resampler = StreamResampler(ctx.options.sample_rate)
         self._audio = AudioHistory()  # the 16 kHz audio handed to vad, recent part
         self._arrivals: collections.deque[tuple[int, float]] = collections.deque(maxlen=2000)
-        self._decoder = StreamDecoder(ctx.popts.decode, ctx.options.whisper_language,
-                                      ctx.options.glossary.whisper_hint())
+        self._decoder = StreamDecoder(
+            ctx.popts.decode, ctx.options.whisper_language, ctx.options.glossary.whisper_hint()
+        )
         self._clock = ctx.shared.clock
         self._vad = VadSequence(ctx.stages, ctx.sequence_id, self._clock, ctx.popts.keepalive_s)
         self._utterance: LiveUtterance | None = None  # the one open, while partials are on
@@ -151,21 +151,30 @@ class Transcriber:
         try:
             result, text = self._decode(utterance)
         except Exception as exc:
-            reply.send(Event(EventKind.ERROR,
-                             f"whisper failed on {utterance.start_s:.2f}-{utterance.end_s:.2f} s: {exc}"))
+            reply.send(
+                Event(EventKind.ERROR, f"whisper failed on {utterance.start_s:.2f}-{utterance.end_s:.2f} s: {exc}")
+            )
             return
         keep = ctx.popts.speech_filter.keep(result) and text
         # a dropped utterance is committed empty: later context windows never span it
         self._decoder.commit(utterance.start_sample, utterance.end_sample, text if keep else "")
         if not keep:
-            log.info("stream %s: dropped %r (no_speech %.2f, logprob %.2f)", ctx.stream_id,
-                     result.text, result.no_speech_prob, result.avg_logprob)
+            log.info(
+                "stream %s: dropped %r (no_speech %.2f, logprob %.2f)",
+                ctx.stream_id,
+                result.text,
+                result.no_speech_prob,
+                result.avg_logprob,
+            )
             return
         spoken_at = self._arrival_of(utterance.speech_end_sample)
         transcript = Event(
-            EventKind.TRANSCRIPT, written_numbers(text, result.language),
+            EventKind.TRANSCRIPT,
+            written_numbers(text, result.language),
             segment_id=ctx.shared.ids.take(ctx.options.session),
-            start_s=ctx.t0 + utterance.start_s, end_s=ctx.t0 + utterance.end_s, language=result.language,
+            start_s=ctx.t0 + utterance.start_s,
+            end_s=ctx.t0 + utterance.end_s,
+            language=result.language,
             latency_ms=(time.monotonic() - spoken_at) * 1000,
         )
         reply.send(transcript)
@@ -194,9 +203,19 @@ class Transcriber:
         if self._inbox.waiting():  # this stream's audio is queued: under load partials go first
             self._drop(self._partials.withdraw())
             return
-        self._drop(self._partials.offer(Speaking(
-            self._utterance, ongoing.speech_end_sample, self._audio.end, self._audio.view(),
-            self._decoder.snapshot(), arrived, reply.hold())))
+        self._drop(
+            self._partials.offer(
+                Speaking(
+                    self._utterance,
+                    ongoing.speech_end_sample,
+                    self._audio.end,
+                    self._audio.view(),
+                    self._decoder.snapshot(),
+                    arrived,
+                    reply.hold(),
+                )
+            )
+        )
 
     def _close_utterance(self) -> None:
         if self._utterance is not None:

@@ -85,8 +85,15 @@ class Translator:
         self._enhance_waiting = 0  # steps submitted and not finished
         self._waiting_lock = threading.Lock()
         self._abandoned = False
-        self._enhance = EnhanceSequence(ctx.stages, ctx.sequence_id, ctx.options.target_language, ctx.shared.clock,
-                                        ctx.popts.keepalive_s, self._in_background, self._bounded)
+        self._enhance = EnhanceSequence(
+            ctx.stages,
+            ctx.sequence_id,
+            ctx.options.target_language,
+            ctx.shared.clock,
+            ctx.popts.keepalive_s,
+            self._in_background,
+            self._bounded,
+        )
         self._enhance.source = ctx.options.source_language  # with `auto`: set by the first transcript
         self._enhance.glossary = ctx.options.glossary
         self._spoken_at: dict[int, float] = {}  # segment id -> arrival of its end, for latency
@@ -110,7 +117,7 @@ class Translator:
                     if isinstance(message, Translate):
                         self._translate(message)
                     elif isinstance(message, Silence):
-                        self._in_order(lambda: self._enhance.tick(message.now_s), reply)
+                        self._in_order(lambda now_s=message.now_s: self._enhance.tick(now_s), reply)
                     elif isinstance(message, KeepAlive) and self._enhance.started:
                         self._in_order(self._enhance.touch, reply)
                 except Exception as exc:
@@ -174,8 +181,15 @@ class Translator:
                 return self._enhance.add(piece, check_complete=not behind, translate_window=translate_window)
             except Exception as exc:
                 # in the stream's language, as a made one would be: viewers get what is in theirs
-                job.reply.send(Event(EventKind.ENHANCED, "", first_segment_id=piece.segment_id,
-                                     error=f"enhanced translation failed: {exc}", **base))
+                job.reply.send(
+                    Event(
+                        EventKind.ENHANCED,
+                        "",
+                        first_segment_id=piece.segment_id,
+                        error=f"enhanced translation failed: {exc}",
+                        **base,
+                    )
+                )
                 return []
 
         self._in_order(add, job.reply)
@@ -188,20 +202,40 @@ class Translator:
         fast = load.choose_fast(lag_s)
         on_interim, done = None, threading.Event()
         if options.partials:
+
             def on_interim(text: str) -> None:
                 if not done.is_set():  # never after the translation (a late one, after a time-out)
-                    job.reply.send(Event(EventKind.PARTIAL_TRANSLATION, text,
-                                         latency_ms=(time.monotonic() - job.spoken_at) * 1000, **base))
+                    job.reply.send(
+                        Event(
+                            EventKind.PARTIAL_TRANSLATION,
+                            text,
+                            latency_ms=(time.monotonic() - job.spoken_at) * 1000,
+                            **base,
+                        )
+                    )
+
         try:
             with load.translating(fast):
-                made = self._in_time(lambda: translate_urgent(self._ctx.stages, job.transcript.text, source, target,
-                                                              options.glossary, fast=fast, on_interim=on_interim))
+                made = self._in_time(
+                    lambda: translate_urgent(
+                        self._ctx.stages,
+                        job.transcript.text,
+                        source,
+                        target,
+                        options.glossary,
+                        fast=fast,
+                        on_interim=on_interim,
+                    )
+                )
         except Exception as exc:
             return "", f"translation failed: {exc}", ""
         finally:
             done.set()
-        note = (f"made by the small model: the translations were {lag_s:.0f} s behind the speech"
-                if made.fast and load.model == "auto" else "")
+        note = (
+            f"made by the small model: the translations were {lag_s:.0f} s behind the speech"
+            if made.fast and load.model == "auto"
+            else ""
+        )
         return made.text, "", note
 
     def _viewer_translation(self, job: ForViewers) -> None:
@@ -216,14 +250,32 @@ class Translator:
         else:
             try:
                 # the glossary's names hold in any language; its pairs were written for the speaker's
-                text, error = self._in_background(self._ctx.stages.translate, t.text, job.source, job.language, "",
-                                            self._ctx.options.glossary.kept_as_is()), ""
+                text, error = (
+                    self._in_background(
+                        self._ctx.stages.translate,
+                        t.text,
+                        job.source,
+                        job.language,
+                        "",
+                        self._ctx.options.glossary.kept_as_is(),
+                    ),
+                    "",
+                )
             except Exception as exc:
                 text, error = "", f"translation failed: {exc}"
         try:
-            self._ctx.record(Event(EventKind.TRANSLATION, text, segment_id=t.segment_id, start_s=t.start_s,
-                                   end_s=t.end_s, language=job.language, error=error,
-                                   latency_ms=(time.monotonic() - job.spoken_at) * 1000))
+            self._ctx.record(
+                Event(
+                    EventKind.TRANSLATION,
+                    text,
+                    segment_id=t.segment_id,
+                    start_s=t.start_s,
+                    end_s=t.end_s,
+                    language=job.language,
+                    error=error,
+                    latency_ms=(time.monotonic() - job.spoken_at) * 1000,
+                )
+            )
         except Exception:
             log.exception("stream %s: a translation into %s was lost", self._ctx.stream_id, job.language)
 
@@ -255,11 +307,18 @@ class Translator:
                 log.warning("stream %s: an enhanced translation with no request to answer on", self._ctx.stream_id)
                 continue
             spoken_at = self._spoken_at.pop(item.last_segment_id, time.monotonic())
-            reply.send(Event(
-                EventKind.ENHANCED, item.text, segment_id=item.last_segment_id, start_s=item.start_s,
-                end_s=item.end_s, language=self._ctx.options.target_language,
-                latency_ms=(time.monotonic() - spoken_at) * 1000, first_segment_id=item.first_segment_id,
-            ))
+            reply.send(
+                Event(
+                    EventKind.ENHANCED,
+                    item.text,
+                    segment_id=item.last_segment_id,
+                    start_s=item.start_s,
+                    end_s=item.end_s,
+                    language=self._ctx.options.target_language,
+                    latency_ms=(time.monotonic() - spoken_at) * 1000,
+                    first_segment_id=item.first_segment_id,
+                )
+            )
 
     def _in_time(self, fn, *args):
         """The speaker's LLM call: refused at once while the breaker is open, failed after the

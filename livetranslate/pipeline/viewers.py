@@ -8,7 +8,7 @@ only, and the session's live streams translate into it while it watches."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,14 +27,24 @@ from livetranslate.protocol import (
 from livetranslate.store import Viewer
 
 
-def follow(store, session: str, reply: Reply, *, language: str | None = None,
-           languages: ViewerLanguages | None = None, max_events: int = 500,
-           cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.5,
-           stopping: Callable[[], str] = lambda: "") -> None:
+def follow(
+    store,
+    session: str,
+    reply: Reply,
+    *,
+    language: str | None = None,
+    languages: ViewerLanguages | None = None,
+    max_events: int = 500,
+    cancelled: Callable[[], bool] = lambda: False,
+    poll_s: float = 0.5,
+    stopping: Callable[[], str] = lambda: "",
+) -> None:
     """One viewer: the stored history of `session`, then its live events, until `end`, the
     viewer cancels, it falls `max_events` behind (then it is told and dropped), or the
     server stops (`stopping()` says why; the viewer is told). It reads `language` (None: the
     speaker's target), counted in `languages` while it watches."""
+    # One piece: the history, the live queue and the subscription share one try/finally that
+    # unsubscribes the viewer and counts its language off on every way out.
     viewer = Viewer(max_events)
 
     def stop(message: str) -> None:  # the viewer's own failure: an `end` that carries it
@@ -95,8 +105,14 @@ class Viewers:
         before they get here, by the pipeline that stops.)"""
         self.stopping = reason
 
-    def subscribe(self, request_id: int, subscribe: np.ndarray, reply: Reply,
-                  language: np.ndarray | None = None, client: Client | None = None) -> None:
+    def subscribe(
+        self,
+        request_id: int,
+        subscribe: np.ndarray,
+        reply: Reply,
+        language: np.ndarray | None = None,
+        client: Client | None = None,
+    ) -> None:
         if self.store is None:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
         name = decode_text(subscribe).strip()
@@ -113,8 +129,15 @@ class Viewers:
 
         def run():
             try:
-                follow(self.store, name, reply, language=wanted, languages=self.languages,
-                       cancelled=getattr(reply, "is_cancelled", lambda: False), stopping=lambda: self.stopping)
+                follow(
+                    self.store,
+                    name,
+                    reply,
+                    language=wanted,
+                    languages=self.languages,
+                    cancelled=getattr(reply, "is_cancelled", lambda: False),
+                    stopping=lambda: self.stopping,
+                )
             finally:
                 self.admission.viewer_left(name, client)
 

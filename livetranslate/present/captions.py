@@ -9,15 +9,16 @@ connection per (session, language), shared by every page that shows it (see capt
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from livetranslate.present import readable
 from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
 from livetranslate.share import STYLES  # dark; transparent for an OBS browser source
 
-CAPTION_KINDS = frozenset({EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.PARTIAL_TRANSLATION,
-                           EventKind.TRANSLATION, EventKind.ENHANCED})
+CAPTION_KINDS = frozenset(
+    {EventKind.PARTIAL, EventKind.TRANSCRIPT, EventKind.PARTIAL_TRANSLATION, EventKind.TRANSLATION, EventKind.ENHANCED}
+)
 MAX_LINES = 4  # final lines kept on screen; the page shows the newest largest, at the bottom
 
 
@@ -83,8 +84,14 @@ class CaptionLines:
                 self.interim = None
             if event.error or not event.text.strip():
                 return True  # a failed translation: nothing to read, the interim went
-            self._put(Line(event.text.strip(), event.segment_id, event.segment_id,
-                           draft=event.kind == EventKind.TRANSLATION and bool(event.note)))
+            self._put(
+                Line(
+                    event.text.strip(),
+                    event.segment_id,
+                    event.segment_id,
+                    draft=event.kind == EventKind.TRANSLATION and bool(event.note),
+                )
+            )
             return True
         if event.kind == EventKind.ENHANCED and readable.adds_something(event, self._translations):
             return self._combine(event)
@@ -92,11 +99,14 @@ class CaptionLines:
 
     def _put(self, line: Line) -> None:
         """In segment order; a line of the same segments replaces the one there."""
-        kept = [old for old in self.lines if old.segment_id < line.first_segment_id or
-                old.first_segment_id > line.segment_id]
+        kept = [
+            old
+            for old in self.lines
+            if old.segment_id < line.first_segment_id or old.first_segment_id > line.segment_id
+        ]
         kept.append(line)
         kept.sort(key=lambda ln: ln.segment_id)
-        self.lines = kept[-self.max_lines:]
+        self.lines = kept[-self.max_lines :]
 
     def _combine(self, enhanced: Event) -> bool:
         """The better translation of several sentences replaces their lines, when any of
@@ -147,8 +157,13 @@ def page_css(style: str) -> str:
 
 
 def status_text(snapshot: Snapshot) -> str:
-    label = {"live": "● LIVE", "ended": "ended", "waiting": "waiting", "connecting": "connecting…",
-             "unreachable": "server unreachable"}.get(snapshot.state, snapshot.state)
+    label = {
+        "live": "● LIVE",
+        "ended": "ended",
+        "waiting": "waiting",
+        "connecting": "connecting…",
+        "unreachable": "server unreachable",
+    }.get(snapshot.state, snapshot.state)
     return " · ".join(x for x in (label, snapshot.session, snapshot.lang) if x)
 
 
@@ -156,16 +171,17 @@ def render_html(snapshot: Snapshot) -> str:
     """The captions as HTML: the older lines dimmed, the newest one large at the bottom, the
     interim text below it. Every text from speech or the LLM is escaped."""
     esc = html.escape
-    parts = [f'<div class="lt-status" data-state="{esc(snapshot.state)}">{esc(status_text(snapshot))}</div>',
-             '<div class="lt-captions">']
+    parts = [
+        f'<div class="lt-status" data-state="{esc(snapshot.state)}">{esc(status_text(snapshot))}</div>',
+        '<div class="lt-captions">',
+    ]
     if not snapshot.lines and not snapshot.interim and snapshot.message:
         parts.append(f'<div class="lt-message">{esc(snapshot.message)}</div>')
     for i, line in enumerate(snapshot.lines):
         newest = " lt-newest" if i == len(snapshot.lines) - 1 else ""
         tag = f'<span class="lt-tag">{esc(readable.COMBINED_NAME)}</span>' if line.combined else ""
         if line.draft:  # quiet, and explained on hover: the better text replaces it when it comes
-            tag = (f'<span class="lt-tag" title="{esc(readable.DRAFT_EXPLAINED)}">'
-                   f'{esc(readable.DRAFT_NAME)}</span>')
+            tag = f'<span class="lt-tag" title="{esc(readable.DRAFT_EXPLAINED)}">{esc(readable.DRAFT_NAME)}</span>'
         parts.append(f'<div class="lt-line{newest}" data-segment="{line.segment_id}">{tag}{esc(line.text)}</div>')
     if snapshot.interim:
         parts.append(f'<div class="lt-interim">{esc(snapshot.interim)}</div>')

@@ -55,8 +55,11 @@ def lines(events: list[Event], lang: str, language: str, text: str = "best") -> 
     """(start, end, text) per segment, in segment order; with `best`, one row per enhanced
     window instead of its sentences' rows."""
     transcripts = {e.segment_id: e for e in events if e.kind == EventKind.TRANSCRIPT}
-    translations = {e.segment_id: e.text for e in events if e.kind == EventKind.TRANSLATION and not e.error and e.text
-                    and e.language == language}
+    translations = {
+        e.segment_id: e.text
+        for e in events
+        if e.kind == EventKind.TRANSLATION and not e.error and e.text and e.language == language
+    }
     windows = _windows(events, language, transcripts) if text == "best" and lang != "source" else {}
     rows = []
     for seg_id in sorted(transcripts):
@@ -92,8 +95,11 @@ def export(events: list[Event], fmt: str, lang: str = "both", target_language: s
         if lang in LANGS:  # the whole log
             return "".join(e.to_json() + "\n" for e in events)
         # one language: its translations, and everything that is not a translation
-        return "".join(e.to_json() + "\n" for e in events
-                       if e.kind not in (EventKind.TRANSLATION, EventKind.ENHANCED) or e.language == language)
+        return "".join(
+            e.to_json() + "\n"
+            for e in events
+            if e.kind not in (EventKind.TRANSLATION, EventKind.ENHANCED) or e.language == language
+        )
     rows = lines(events, lang, language, text)
     if fmt == "txt":
         return "".join(f"[{int(s // 60):02d}:{s % 60:04.1f}] {text.replace(chr(10), ' / ')}\n" for s, _, text in rows)

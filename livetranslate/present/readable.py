@@ -11,15 +11,17 @@ sentence translation it would replace.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from livetranslate.protocol import Event, EventKind
 
 COMBINED_NAME = "in context"  # what users read for an `enhanced` translation
 # what users read beside a translation the small model made because the server was behind
 DRAFT_NAME = "draft"
-DRAFT_EXPLAINED = ("a quick translation by the small model while the server was busy; "
-                   "the translation in context replaces it when it comes")
+DRAFT_EXPLAINED = (
+    "a quick translation by the small model while the server was busy; "
+    "the translation in context replaces it when it comes"
+)
 
 _NOT_WORDS = re.compile(r"[\W_]+", re.UNICODE)
 

@@ -12,8 +12,8 @@ import datetime
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import srt
 
@@ -59,8 +59,10 @@ def header(fmt: str) -> str:
 
 def render(events: Iterable[Event], fmt: str, kinds: tuple[EventKind, ...]) -> str:
     """A whole subtitle file for these events (exports)."""
-    body = [cue(i, e.start_s, e.end_s, e.text, fmt)
-            for i, e in enumerate((e for e in events if e.kind in kinds and e.text and not e.error), 1)]
+    body = [
+        cue(i, e.start_s, e.end_s, e.text, fmt)
+        for i, e in enumerate((e for e in events if e.kind in kinds and e.text and not e.error), 1)
+    ]
     return header(fmt) + "".join(body)
 
 

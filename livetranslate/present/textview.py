@@ -12,8 +12,8 @@ the sentence translations (see `livetranslate.present.readable`). Rendering is r
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -76,8 +76,9 @@ class Row:
 
 
 class SideBySideView:
-    def __init__(self, console: Console | None = None, *, translate: bool = True,
-                 status: Callable[[], str] = lambda: ""):
+    def __init__(
+        self, console: Console | None = None, *, translate: bool = True, status: Callable[[], str] = lambda: ""
+    ):
         self.console = console or Console()
         self.translate = translate
         self.status = status
@@ -85,8 +86,14 @@ class SideBySideView:
         self._pending: list[Row] = []
         self._sentences = SentenceTranslations()
         self._lock = threading.Lock()
-        self._live = Live(console=self.console, get_renderable=self._live_area, refresh_per_second=4,
-                          transient=True, redirect_stdout=False, redirect_stderr=False)
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._live_area,
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
 
     # --- layout ---------------------------------------------------------------------------
     @staticmethod

@@ -10,12 +10,50 @@ from __future__ import annotations
 import functools
 import re
 
-MONTHS_DE = ("januar", "februar", "märz", "april", "mai", "juni", "juli", "august", "september",
-             "oktober", "november", "dezember")
+MONTHS_DE = (
+    "januar",
+    "februar",
+    "märz",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "dezember",
+)
 # Words after which "3." is an ordinal ("am 3.", "im 2. Quartal"), not a number ending a sentence.
-_BEFORE_ORDINAL = {"am", "im", "vom", "zum", "beim", "ab", "bis", "seit", "der", "die", "das", "den", "dem",
-                   "des", "ein", "eine", "einen", "einem", "einer", "jeden", "jede", "jeder", "jedem",
-                   "diesen", "diesem", "nächsten", "letzten"}
+_BEFORE_ORDINAL = {
+    "am",
+    "im",
+    "vom",
+    "zum",
+    "beim",
+    "ab",
+    "bis",
+    "seit",
+    "der",
+    "die",
+    "das",
+    "den",
+    "dem",
+    "des",
+    "ein",
+    "eine",
+    "einen",
+    "einem",
+    "einer",
+    "jeden",
+    "jede",
+    "jeder",
+    "jedem",
+    "diesen",
+    "diesem",
+    "nächsten",
+    "letzten",
+}
 _INFLECTIONS = ("", "n", "r", "s", "m")  # dritte, dritten, dritter, drittes, drittem
 _MAX_ORDINAL = 100
 _NOT_AFTER = r"(?<![\w.,:])"  # a number starts here, not inside "A4", "1.500" or "14:30"
@@ -83,8 +121,11 @@ def spell_numbers(text: str) -> str:
     text = re.sub(_NOT_AFTER + r"(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})?(?!\d)", _date, text)
     text = re.sub(_NOT_AFTER + r"(\d{1,2})[:.](\d{2})\s*Uhr\b", lambda m: _time(*m.groups()), text)
     text = re.sub(_NOT_AFTER + r"(\d{1,2}):(\d{2})(?![\w:])", lambda m: _time(*m.groups()), text)
-    text = re.sub(_NOT_AFTER + r"(\d{1,3}(?:\.\d{3})+)(?!\d)(?!\.\d)",
-                  lambda m: _num2words(int(m.group(1).replace(".", ""))), text)
+    text = re.sub(
+        _NOT_AFTER + r"(\d{1,3}(?:\.\d{3})+)(?!\d)(?!\.\d)",
+        lambda m: _num2words(int(m.group(1).replace(".", ""))),
+        text,
+    )
     text = re.sub(_NOT_AFTER + r"(\d+),(\d+)(?!\w)", lambda m: _decimal(*m.groups()), text)
     text = _ordinals(text)
     text = re.sub(_NOT_AFTER + r"(\d+)(?!\w)", lambda m: _integer(m.group(1)), text)
@@ -150,5 +191,10 @@ def term_accuracy(terms: list[str], references: list[str], hypotheses: list[str]
         per_term[term] = {"expected": expected, "right": min(expected, found), "extra": max(0, found - expected)}
     expected = sum(v["expected"] for v in per_term.values())
     right = sum(v["right"] for v in per_term.values())
-    return {"right": right, "expected": expected, "accuracy": round(right / expected, 3) if expected else 0.0,
-            "extra": sum(v["extra"] for v in per_term.values()), "terms": per_term}
+    return {
+        "right": right,
+        "expected": expected,
+        "accuracy": round(right / expected, 3) if expected else 0.0,
+        "extra": sum(v["extra"] for v in per_term.values()),
+        "terms": per_term,
+    }

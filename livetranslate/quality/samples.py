@@ -168,9 +168,7 @@ def make_speech(
     audio += rng.normal(0, 10 ** (noise_dbfs / 20), len(audio)).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), audio, ESPEAK_RATE_HZ, subtype="PCM_16")
-    reference_path(path).write_text(
-        json.dumps([u.__dict__ for u in utterances], ensure_ascii=False, indent=1)
-    )
+    reference_path(path).write_text(json.dumps([u.__dict__ for u in utterances], ensure_ascii=False, indent=1))
     return utterances
 
 
@@ -232,8 +230,9 @@ def make_bench_recording(directory: Path) -> Path:
     pauses of 0.6-2.0 s, noise at -45 dBFS."""
     path = directory / "de_meeting_3min.wav"
     if not path.exists():
-        make_speech(MEETING_DE + SENTENCES_DE, path, voices=MEETING_VOICES, pause_s=(0.6, 2.0),
-                    noise_dbfs=-45.0, seed=11)
+        make_speech(
+            MEETING_DE + SENTENCES_DE, path, voices=MEETING_VOICES, pause_s=(0.6, 2.0), noise_dbfs=-45.0, seed=11
+        )
     return path
 
 

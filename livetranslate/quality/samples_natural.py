@@ -65,6 +65,7 @@ class Line:
 
 
 # A project meeting on Tuesday, 4 March 2025 (the weekdays and dates agree with the calendar).
+# fmt: off
 MEETING = [
     Line("Katrin", "Guten Morgen zusammen, schön, dass ihr alle da seid.",
          "Good morning, everyone, it's nice that you're all here."),
@@ -166,6 +167,7 @@ MEETING = [
          "Danke euch, das nächste Treffen ist am achtzehnten März um zehn Uhr dreißig im großen Besprechungsraum."),
     Line("Katrin", "Schönen Tag noch und bis dann.", "Have a nice day, and see you then."),
 ]
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -188,11 +190,22 @@ def _synthesizer(voice: str, speed: int, pitch: int, text: str, out: str) -> tup
     if voice == PICO_VOICE:
         if "<" in text:
             raise ValueError(f"Pico reads '<' as markup: {text!r}")
-        return (["pico2wave", "-l", voice.removeprefix("pico-"), "-w", out,
-                 f"<speed level='{speed}'><pitch level='{pitch}'>{text}</pitch></speed>"], "libttspico-utils")
+        return (
+            [
+                "pico2wave",
+                "-l",
+                voice.removeprefix("pico-"),
+                "-w",
+                out,
+                f"<speed level='{speed}'><pitch level='{pitch}'>{text}</pitch></speed>",
+            ],
+            "libttspico-utils",
+        )
     # amplitude 70: the MBROLA voices clip ("Saturation") at espeak-ng's default of 100
-    return (["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", "70", "-w", out, text],
-            "espeak-ng mbrola mbrola-" + voice.removeprefix("mb-"))
+    return (
+        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-a", "70", "-w", out, text],
+        "espeak-ng mbrola mbrola-" + voice.removeprefix("mb-"),
+    )
 
 
 def synthesize(text: str, speaker: Speaker, speed: int, pitch: int) -> np.ndarray:
@@ -203,13 +216,15 @@ def synthesize(text: str, speaker: Speaker, speed: int, pitch: int) -> np.ndarra
         _require(command[0], packages)
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0 or not Path(out).exists() or Path(out).stat().st_size == 0:
-            raise RuntimeError(f"{command[0]} could not speak with {speaker.voice} (apt-get install {packages}, "
-                               f"or scripts/setup.sh): {done.stderr.strip()[-300:]}")
+            raise RuntimeError(
+                f"{command[0]} could not speak with {speaker.voice} (apt-get install {packages}, "
+                f"or scripts/setup.sh): {done.stderr.strip()[-300:]}"
+            )
         samples, rate = soundfile.read(out, dtype="float32")
     samples = resample(samples, rate, RATE_HZ)
     loud = np.flatnonzero(np.abs(samples) > np.abs(samples).max() * 10 ** (-40 / 20))
     margin = int(0.01 * RATE_HZ)
-    return samples[max(0, loud[0] - margin): loud[-1] + margin]
+    return samples[max(0, loud[0] - margin) : loud[-1] + margin]
 
 
 def room(track: np.ndarray, reverb: tuple) -> np.ndarray:
@@ -219,8 +234,24 @@ def room(track: np.ndarray, reverb: tuple) -> np.ndarray:
         dry, wet = Path(folder) / "dry.wav", Path(folder) / "wet.wav"
         soundfile.write(str(dry), track, RATE_HZ, subtype="FLOAT")
         # -R: repeatable; float output, no dither: the same input gives the same samples
-        subprocess.run(["sox", "-R", "-D", "-V1", str(dry), "-e", "floating-point", "-b", "32", str(wet),
-                        "reverb", *map(str, reverb)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "sox",
+                "-R",
+                "-D",
+                "-V1",
+                str(dry),
+                "-e",
+                "floating-point",
+                "-b",
+                "32",
+                str(wet),
+                "reverb",
+                *map(str, reverb),
+            ],
+            check=True,
+            capture_output=True,
+        )
         out, _ = soundfile.read(str(wet), dtype="float32")
     return out[: len(track)]
 
@@ -231,7 +262,7 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     freqs = np.fft.rfftfreq(n, 1 / RATE_HZ)
     spectrum /= np.sqrt(np.maximum(freqs, 20.0))
     noise = np.fft.irfft(spectrum, n)
-    return (noise / np.sqrt(np.mean(noise ** 2))).astype(np.float32)
+    return (noise / np.sqrt(np.mean(noise**2))).astype(np.float32)
 
 
 def rms_db(samples: np.ndarray) -> float:
@@ -241,7 +272,7 @@ def rms_db(samples: np.ndarray) -> float:
 def speech_mask(utterances: list[SpokenUtterance], n: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     for u in utterances:
-        mask[int(u.start_s * RATE_HZ): int(u.end_s * RATE_HZ)] = True
+        mask[int(u.start_s * RATE_HZ) : int(u.end_s * RATE_HZ)] = True
     return mask
 
 
@@ -264,8 +295,16 @@ def make_recording(lines: list[Line], path: Path, *, seed: int = 0, snr_db: floa
         clip *= 10 ** ((SPEECH_DBFS + speaker.gain_db - rms_db(clip)) / 20)
         start = int(round(t * RATE_HZ))
         clips.append((line.speaker, start, clip))
-        utterances.append(SpokenUtterance(line.de, line.en, round(start / RATE_HZ, 3),
-                                          round((start + len(clip)) / RATE_HZ, 3), speaker.name, speaker.voice))
+        utterances.append(
+            SpokenUtterance(
+                line.de,
+                line.en,
+                round(start / RATE_HZ, 3),
+                round((start + len(clip)) / RATE_HZ, 3),
+                speaker.name,
+                speaker.voice,
+            )
+        )
         t = (start + len(clip)) / RATE_HZ
     n = int(round((t + LEAD_S) * RATE_HZ))
     speech = np.zeros(n, np.float32)
@@ -273,7 +312,7 @@ def make_recording(lines: list[Line], path: Path, *, seed: int = 0, snr_db: floa
         track = np.zeros(n, np.float32)
         for who, start, clip in clips:
             if who == name:
-                track[start: start + len(clip)] += clip
+                track[start : start + len(clip)] += clip
         speech += room(track, SPEAKERS[name].reverb)
     mask = speech_mask(utterances, n)
     speech *= 10 ** ((SPEECH_DBFS - rms_db(speech[mask])) / 20)
@@ -288,13 +327,17 @@ def make_recording(lines: list[Line], path: Path, *, seed: int = 0, snr_db: floa
     return utterances
 
 
-def cut(source: Path, utterances: list[SpokenUtterance], lines: list[Line], path: Path,
-        seconds: float = SHORT_S) -> list[SpokenUtterance]:
+def cut(
+    source: Path, utterances: list[SpokenUtterance], lines: list[Line], path: Path, seconds: float = SHORT_S
+) -> list[SpokenUtterance]:
     """The start of a recording up to the middle of the real pause (not a breath) nearest to
     `seconds`, then the noise alone from before its first word (as long as its lead-in, cross-
     faded over 10 ms), so that the cut too ends in quiet; and its reference."""
-    middles = {i: (utterances[i].end_s + utterances[i + 1].start_s) / 2
-               for i in range(len(utterances) - 1) if not lines[i + 1].joined}
+    middles = {
+        i: (utterances[i].end_s + utterances[i + 1].start_s) / 2
+        for i in range(len(utterances) - 1)
+        if not lines[i + 1].joined
+    }
     last = min(middles, key=lambda i: abs(middles[i] - seconds))
     audio, rate = soundfile.read(str(source), dtype="float32")
     at, fade = int(round(middles[last] * rate)), int(0.01 * rate)
@@ -314,7 +357,8 @@ def reference_path(audio_path: Path) -> Path:
 
 def write_reference(audio_path: Path, utterances: list[SpokenUtterance]) -> None:
     reference_path(audio_path).write_text(
-        json.dumps([asdict(u) for u in utterances], ensure_ascii=False, indent=1), encoding="utf-8")
+        json.dumps([asdict(u) for u in utterances], ensure_ascii=False, indent=1), encoding="utf-8"
+    )
 
 
 def load_reference(audio_path: Path) -> list[SpokenUtterance]:

@@ -36,6 +36,7 @@ def _t(de: str, en: str, *facts: tuple[str, ...]) -> Trap:
     return Trap(de, en, tuple(Fact(*f) for f in facts))
 
 
+# fmt: off
 TRAPS: tuple[Trap, ...] = (
     # too few / too many
     _t("Wir haben zu wenig Leute im Support.", "We have too few people in support.",
@@ -168,9 +169,11 @@ TRAPS: tuple[Trap, ...] = (
     _t("Können Sie mir sagen, wann der Bericht fertig ist?", "Can you tell me when the report will be ready?",
        ("a question", r"\?\s*$", r"^(yes|no|sure|of course)\b"), ("when", r"\bwhen\b")),
 )
+# fmt: on
 
 # Written after the first measurement of TRAPS, before any prompt was changed, and never
 # used to tune one: the figures on these are the ones that say whether a change generalizes.
+# fmt: off
 HELD_OUT: tuple[Trap, ...] = (
     _t("Es gab zu wenige Anmeldungen für den Kurs.", "There were too few registrations for the course.",
        ("too few", r"too few|not enough|too little|insufficient", r"too many|too much")),
@@ -229,6 +232,7 @@ HELD_OUT: tuple[Trap, ...] = (
     _t("Bist du sicher, dass die Zahlen stimmen?", "Are you sure the figures are correct?",
        ("a question", r"\?\s*$", r"^(yes|no|sure|of course|i am)\b")),
 )
+# fmt: on
 
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "´": "'"})

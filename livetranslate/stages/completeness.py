@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from livetranslate.stages.llm.prompts import completeness_prompt
 

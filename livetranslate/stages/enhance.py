@@ -4,8 +4,8 @@ is full, or the speaker paused. One Enhancer per stream."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from livetranslate.stages.completeness import SENTENCE_END
 from livetranslate.stages.similarity import SimilarityFilter
@@ -84,7 +84,7 @@ class Enhancer:
     def text(self) -> str:
         return " ".join(p.text.strip() for p in self._window)
 
-    def step(self, step: "Piece | Tick", check_complete: bool = True, translate: bool = True) -> list[Enhanced]:
+    def step(self, step: Piece | Tick, check_complete: bool = True, translate: bool = True) -> list[Enhanced]:
         return self.tick(step.now_s) if isinstance(step, Tick) else self.add(step, check_complete, translate)
 
     def add(self, piece: Piece, check_complete: bool = True, translate: bool = True) -> list[Enhanced]:
@@ -135,5 +135,8 @@ class Enhancer:
             self.dropped += 1
             return []
         self._filter.remember(translation)
-        return [Enhanced(window[0].segment_id, window[-1].segment_id, translation,
-                         window[0].start_s, window[-1].end_s, reason)]
+        return [
+            Enhanced(
+                window[0].segment_id, window[-1].segment_id, translation, window[0].start_s, window[-1].end_s, reason
+            )
+        ]

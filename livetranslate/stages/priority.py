@@ -39,11 +39,13 @@ def set_idle(pid: int | str = "self") -> str:
 
 def is_idle(pid: int | str = "self") -> bool:
     """True when every thread of the process runs at idle priority."""
+
     def idle(tid: int) -> bool:
         try:
             return os.sched_getscheduler(tid) == os.SCHED_IDLE or os.getpriority(os.PRIO_PROCESS, tid) >= 19
         except ProcessLookupError:
             return True
+
     return all(idle(t) for t in threads(pid))
 
 

@@ -17,8 +17,7 @@ class SimilarityFilter:
         self._recent: collections.deque[str] = collections.deque(maxlen=max(1, history))
 
     def similarity(self, text: str) -> float:
-        return max((fuzz.ratio(text, old, processor=utils.default_process) / 100 for old in self._recent),
-                   default=0.0)
+        return max((fuzz.ratio(text, old, processor=utils.default_process) / 100 for old in self._recent), default=0.0)
 
     def is_new(self, text: str) -> bool:
         return bool(text.strip()) and self.similarity(text) < self.threshold

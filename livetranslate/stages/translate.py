@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.numbers import clock_times
@@ -58,9 +58,17 @@ class Translator:
     family: str = "chatml"
     max_tokens_per_char: float = 0.6  # German -> English: ~0.3 tokens per source char; headroom x2
 
-    def translate(self, text: str, source: str, target: str, context: str = "",
-                  glossary: Glossary = NO_GLOSSARY, *, on_interim: Callable[[str], None] | None = None,
-                  **options) -> str:
+    def translate(
+        self,
+        text: str,
+        source: str,
+        target: str,
+        context: str = "",
+        glossary: Glossary = NO_GLOSSARY,
+        *,
+        on_interim: Callable[[str], None] | None = None,
+        **options,
+    ) -> str:
         """`glossary`: the session's; the pairs whose term occurs in `text` go into the prompt.
         `on_interim`: called with the translation so far while it is generated (Interim).
         `options` go to `generate` as they are (the llm lane). A translation that misses the
@@ -83,8 +91,9 @@ class Translator:
 
     def _once(self, text, source, target, context, terms, hints, on_interim, options) -> str:
         # the LLM reads clock idioms as digits ("halb drei" -> 2:30): they are easy to turn into 3:30
-        prompt = translation_prompt(self.family, clock_times(text, source), source, target, clock_times(context, source),
-                                    terms, hints)
+        prompt = translation_prompt(
+            self.family, clock_times(text, source), source, target, clock_times(context, source), terms, hints
+        )
         max_tokens = int(32 + self.max_tokens_per_char * len(text))
         options = dict(options)
         if on_interim is not None:

@@ -109,7 +109,8 @@ class Segmenter:
         # while no utterance is open: (energy, voiced) of the frames before the ring, up to
         # lookback_ms and never before the last utterance's end
         self._before: collections.deque[tuple[float, bool]] = collections.deque(
-            maxlen=max(1, options.lookback_ms // options.frame_ms))
+            maxlen=max(1, options.lookback_ms // options.frame_ms)
+        )
         self._pending = np.zeros(0, dtype=np.float32)
         self._clock = 0  # samples consumed into frames so far
         self._frames: list[tuple[int, bool, float]] = []  # (length, voiced, energy) of the open utterance
@@ -182,8 +183,10 @@ class Segmenter:
                 self._before.clear()
             return None
         self._frames.append((len(frame), is_speech, energy))
-        if (sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen
-                or self._long_and_pausing()):
+        if (
+            sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen
+            or self._long_and_pausing()
+        ):
             self._triggered = False
             self._ring.clear()
             return self._close(len(self._frames))

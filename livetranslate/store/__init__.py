@@ -11,8 +11,6 @@ atomically and durably; it is rebuilt from the log when missing or corrupt. Line
 is skipped instead of failing. One server owns a data directory at a time (`.lock`).
 """
 
-import os
-
 from livetranslate import settings
 from livetranslate.store.fanout import Hub, Viewer
 from livetranslate.store.files import (
@@ -24,8 +22,6 @@ from livetranslate.store.files import (
     SessionBusy,
     SessionInfo,
     StoreError,
-    _dir_bytes,
-    _legacy_name,
     default_data_dir,
     safe_name,
 )
@@ -45,8 +41,10 @@ def check_store_url(url: str) -> str:
     """A `--store` value: empty (the local store) or a Redis URL; ValueError saying what works."""
     url = (url or "").strip()
     if url and url.partition("://")[0] not in REDIS_SCHEMES:
-        raise ValueError(f"unknown session store {url!r}: give a Redis URL (redis://host:6379/0, rediss:// for "
-                         f"TLS, unix:///path/redis.sock), or nothing for the local store in the data directory")
+        raise ValueError(
+            f"unknown session store {url!r}: give a Redis URL (redis://host:6379/0, rediss:// for "
+            f"TLS, unix:///path/redis.sock), or nothing for the local store in the data directory"
+        )
     return url
 
 
@@ -63,6 +61,26 @@ def open_store(url: str | None = None, hub: Hub | None = None, *, serving: bool 
     return SessionStore(hub=hub, exclusive=serving)
 
 
-__all__ = ["DATA_DIR_ENV", "STORE_ENV", "check_store_url", "open_store", "HEADER_KEY", "Hub", "LOCK_FILE", "LOG_SUFFIX", "META_SUFFIX", "SessionBusy", "SessionInfo", "SessionStore",
-           "StoreError", "Viewer", "default_data_dir", "format_age", "format_size", "parse_duration", "parse_size",
-           "safe_name", "session_report"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "STORE_ENV",
+    "check_store_url",
+    "open_store",
+    "HEADER_KEY",
+    "Hub",
+    "LOCK_FILE",
+    "LOG_SUFFIX",
+    "META_SUFFIX",
+    "SessionBusy",
+    "SessionInfo",
+    "SessionStore",
+    "StoreError",
+    "Viewer",
+    "default_data_dir",
+    "format_age",
+    "format_size",
+    "parse_duration",
+    "parse_size",
+    "safe_name",
+    "session_report",
+]

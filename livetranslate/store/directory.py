@@ -50,8 +50,9 @@ class DataDirectory:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise StoreError(f"data directory {self.data_dir} is in use by another livetranslate server "
-                             f"(pid {holder})") from None
+            raise StoreError(
+                f"data directory {self.data_dir} is in use by another livetranslate server (pid {holder})"
+            ) from None
         except OSError as exc:
             os.close(fd)
             raise StoreError(f"cannot lock data directory {self.data_dir}: {exc}") from exc

@@ -143,9 +143,9 @@ def _load_info(meta: Path) -> SessionInfo | None:
 def _info_from_log(name: str, header: dict, events: list[Event], mtime: float) -> SessionInfo:
     """Metadata rebuilt from a log: languages from its header, else its first events; ended if
     its last event is an `end`."""
+
     def first_language(*kinds):
-        return next((e.language for e in events if e.kind in kinds and isinstance(e.language, str)
-                     and e.language), "")
+        return next((e.language for e in events if e.kind in kinds and isinstance(e.language, str) and e.language), "")
 
     source = header.get("source_language") or first_language(EventKind.TRANSCRIPT)
     target = header.get("target_language") or first_language(EventKind.TRANSLATION, EventKind.ENHANCED)
@@ -154,12 +154,23 @@ def _info_from_log(name: str, header: dict, events: list[Event], mtime: float) -
         # no header: the last write less the audio it holds
         started = mtime - max((e.end_s for e in events if isinstance(e.end_s, (int, float))), default=0.0)
     ended = bool(events) and events[-1].kind == EventKind.END
-    languages = list(dict.fromkeys(e.language for e in events if e.kind == EventKind.TRANSLATION
-                                   and isinstance(e.language, str) and e.language))
+    languages = list(
+        dict.fromkeys(
+            e.language for e in events if e.kind == EventKind.TRANSLATION and isinstance(e.language, str) and e.language
+        )
+    )
     glossary = header.get("glossary")
-    return SessionInfo(name, str(source), str(target), float(started), mtime if ended else None,
-                       "ended" if ended else "live", dict(collections.Counter(e.kind.value for e in events)),
-                       languages=languages, glossary=glossary if isinstance(glossary, list) else [])
+    return SessionInfo(
+        name,
+        str(source),
+        str(target),
+        float(started),
+        mtime if ended else None,
+        "ended" if ended else "live",
+        dict(collections.Counter(e.kind.value for e in events)),
+        languages=languages,
+        glossary=glossary if isinstance(glossary, list) else [],
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -180,7 +191,7 @@ def _append_line(fd: int, line: bytes, sync: bool) -> None:
     try:
         view = memoryview(line)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         if sync:
             _sync_data(fd)
     except OSError:
@@ -189,9 +200,14 @@ def _append_line(fd: int, line: bytes, sync: bool) -> None:
         raise
 
 
-_REASONS = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
-            errno.EFBIG: "file size limit reached", errno.EIO: "I/O error", errno.EROFS: "read-only file system",
-            errno.EACCES: "permission denied"}
+_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit reached",
+    errno.EIO: "I/O error",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+}
 
 
 def _failed(exc: OSError, what: str) -> StoreError:

@@ -15,6 +15,7 @@ def lua(name: str) -> str:
     """The text of the Lua script store/lua/NAME.lua (run atomically in Redis)."""
     return (Path(__file__).with_name("lua") / f"{name}.lua").read_text(encoding="utf-8")
 
+
 log = logging.getLogger("livetranslate.store")
 
 
@@ -24,10 +25,14 @@ LEASE_ENV = "LIVETRANSLATE_STORE_LEASE_S"
 HANDOVER_ENV = "LIVETRANSLATE_STORE_HANDOVER_S"
 
 
-DEFAULT_LEASE_S = settings.VARIABLES[LEASE_ENV].default  # a dead replica's sessions end this long after its last renewal
+DEFAULT_LEASE_S = settings.VARIABLES[
+    LEASE_ENV
+].default  # a dead replica's sessions end this long after its last renewal
 
 
-DEFAULT_HANDOVER_S = settings.VARIABLES[HANDOVER_ENV].default  # a drained session waits this long for its client to go on elsewhere
+DEFAULT_HANDOVER_S = settings.VARIABLES[
+    HANDOVER_ENV
+].default  # a drained session waits this long for its client to go on elsewhere
 
 
 # Redis unreachable: a command is retried with backoff for about this long before the stream
@@ -43,7 +48,7 @@ def retries(seconds: float) -> int:
     waited, n = 0.0, 0
     while waited < seconds:
         n += 1
-        waited += min(1.0, 0.05 * 2 ** n)
+        waited += min(1.0, 0.05 * 2**n)
     return max(1, n)
 
 
@@ -81,6 +86,14 @@ def info_from(name: str, meta: dict) -> SessionInfo:
         return value if isinstance(value, list) else []
 
     counts = {k[2:]: int(v) for k, v in m.items() if k.startswith("c:") and v.lstrip("-").isdigit()}
-    return SessionInfo(name, m.get("source_language", ""), m.get("target_language", ""),
-                       number("started_at", 0.0), number("ended_at"), m.get("state", "live"), counts,
-                       languages=listed("languages"), glossary=listed("glossary"))
+    return SessionInfo(
+        name,
+        m.get("source_language", ""),
+        m.get("target_language", ""),
+        number("started_at", 0.0),
+        number("ended_at"),
+        m.get("state", "live"),
+        counts,
+        languages=listed("languages"),
+        glossary=listed("glossary"),
+    )

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from livetranslate.store.redis_store import RedisSessionStore
 
 
-
 _QUOTA_TAKE = lua("quota_take")
 _QUOTA_GIVE_BACK = lua("quota_give_back")
 _QUOTA_COUNT = lua("quota_count")
@@ -23,7 +22,7 @@ class RedisQuota:
     """Each client's live streams and viewers over every server on one Redis
     (livetranslate.pipeline.guards.Quota)."""
 
-    def __init__(self, store: "RedisSessionStore"):
+    def __init__(self, store: RedisSessionStore):
         self.store = store
         redis = store._redis
         self._take, self._give_back = redis.register_script(_QUOTA_TAKE), redis.register_script(_QUOTA_GIVE_BACK)
@@ -39,8 +38,12 @@ class RedisQuota:
 
     def take(self, kind: str, client: str, most: int) -> bool:
         servers, prefix = self._keys(kind, client)
-        taken = self.store._call("counting a client's quota", self._take, keys=[servers],
-                                 args=[prefix, self.store.token, most, self._ttl_ms()])
+        taken = self.store._call(
+            "counting a client's quota",
+            self._take,
+            keys=[servers],
+            args=[prefix, self.store.token, most, self._ttl_ms()],
+        )
         if taken:
             with self._lock:
                 self._held[kind, client] += 1
@@ -55,8 +58,9 @@ class RedisQuota:
                 del self._held[kind, client]
         servers, prefix = self._keys(kind, client)
         try:
-            self.store._call("counting a client's quota", self._give_back, keys=[servers],
-                             args=[prefix, self.store.token])
+            self.store._call(
+                "counting a client's quota", self._give_back, keys=[servers], args=[prefix, self.store.token]
+            )
         except StoreError as exc:  # this server's count runs out with its leases
             log.warning("client %s: giving back a %s of its quota failed: %s", client, kind, exc)
 

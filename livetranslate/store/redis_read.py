@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from livetranslate.store.redis_store import RedisSessionStore
 
 
-
 class Follower:
     """Reads one session's new stream entries and offers them to this replica's viewers."""
 
@@ -68,8 +67,13 @@ class RedisReading:
     def _entries(self, session: str, after: str) -> list[tuple[tuple[int, int], Event]]:
         out, start = [], after
         while True:  # in pages: a long session's history is not one reply
-            rows = self._call("reading", self._redis.xrange, self._k("events", session),
-                              min=start if start == "-" else f"({start}", count=2000)
+            rows = self._call(
+                "reading",
+                self._redis.xrange,
+                self._k("events", session),
+                min=start if start == "-" else f"({start}",
+                count=2000,
+            )
             for entry_id, fields in rows:
                 event = decode(fields)
                 if event is not None:
@@ -130,15 +134,18 @@ class RedisReading:
                 infos.append(info)
         return infos
 
-    def prune(self, max_age_s: float | None = None, max_total_bytes: int | None = None,
-              dry_run: bool = False) -> list[SessionInfo]:
+    def prune(
+        self, max_age_s: float | None = None, max_total_bytes: int | None = None, dry_run: bool = False
+    ) -> list[SessionInfo]:
         """Removes ended sessions older than `max_age_s`, oldest first; never live ones.
         (A size bound is Redis's own: its maxmemory.)"""
         if max_age_s is None:
             return []
         now = self._clock()
-        old = sorted((i for i in self.sessions() if i.state == "ended" and now - i.last_active > max_age_s),
-                     key=lambda i: i.last_active)
+        old = sorted(
+            (i for i in self.sessions() if i.state == "ended" and now - i.last_active > max_age_s),
+            key=lambda i: i.last_active,
+        )
         for info in old if not dry_run else ():
             pipe = self._redis.pipeline(transaction=True)
             pipe.delete(self._k("meta", info.name), self._k("events", info.name))

@@ -36,7 +36,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from livetranslate import settings
 from livetranslate.protocol import Event, EventKind
@@ -72,8 +72,10 @@ _HANDOVER = lua("handover")
 _REAP = lua("reap")
 
 
-REAPED = ("the server serving the speaker stopped (it has not renewed the session's lease "
-          "for {lease:.0f} s); the speaker may reconnect and continue")
+REAPED = (
+    "the server serving the speaker stopped (it has not renewed the session's lease "
+    "for {lease:.0f} s); the speaker may reconnect and continue"
+)
 
 
 NOT_CONTINUED = "the speaker's server shut down and the speaker did not continue on another: "
@@ -85,9 +87,19 @@ class RedisSessionStore(RedisReading):
 
     shared = True  # several servers use it: a draining one hands its sessions over
 
-    def __init__(self, url: str, hub: Hub | None = None, *, serving: bool = False,
-                 lease_s: float | None = None, handover_s: float | None = None, retry_s: float = RETRY_S,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        url: str,
+        hub: Hub | None = None,
+        *,
+        serving: bool = False,
+        lease_s: float | None = None,
+        handover_s: float | None = None,
+        retry_s: float = RETRY_S,
+        clock: Callable[[], float] = time.time,
+    ):
+        # One piece: the connection, the scripts, the persistence check and the renewal and reaper
+        # threads are set up in the order they depend on each other.
         import redis
         from redis.backoff import ExponentialBackoff
         from redis.retry import Retry
@@ -102,10 +114,17 @@ class RedisSessionStore(RedisReading):
         self.handover_s = float(handover_s or settings.get(HANDOVER_ENV))
         self._clock = clock
         self._redis = redis.Redis.from_url(
-            plain, socket_timeout=5.0, socket_connect_timeout=2.0, health_check_interval=15,
+            plain,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=15,
             # a refused connection is an OSError until redis-py wraps it: retried too
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=retries(retry_s),
-                        supported_errors=(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)))
+            retry=Retry(
+                ExponentialBackoff(cap=1.0, base=0.05),
+                retries=retries(retry_s),
+                supported_errors=(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError),
+            ),
+        )
         self._errors = redis.exceptions.RedisError
         try:
             self._redis.ping()
@@ -155,13 +174,17 @@ class RedisSessionStore(RedisReading):
         except self._errors:
             return  # CONFIG is often disabled on managed Redis: its settings are its operator's
         if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
-            log.warning("the Redis session store runs with appendonly=%s appendfsync=%s: an event is acknowledged "
-                        "before it is on disk (appendonly yes, appendfsync always makes it durable)",
-                        config.get("appendonly"), config.get("appendfsync"))
+            log.warning(
+                "the Redis session store runs with appendonly=%s appendfsync=%s: an event is acknowledged "
+                "before it is on disk (appendonly yes, appendfsync always makes it durable)",
+                config.get("appendonly"),
+                config.get("appendfsync"),
+            )
 
     # the writer side
-    def open(self, session: str, source_language: str, target_language: str,
-             glossary: list[dict] | None = None) -> SessionInfo:
+    def open(
+        self, session: str, source_language: str, target_language: str, glossary: list[dict] | None = None
+    ) -> SessionInfo:
         with self._lock:
             if self._live.get(session):  # another stream of it on this replica: the lease is ours
                 self._live[session] += 1
@@ -169,23 +192,38 @@ class RedisSessionStore(RedisReading):
                 return self.info(session)
             existing = self.info(session)
             started = existing.started_at if existing else self._clock()
-            fields = {"name": session, "source_language": source_language, "target_language": target_language,
-                      "started_at": repr(started), "state": "live",
-                      "glossary": json.dumps(list(glossary or []), ensure_ascii=False)}
-            answer = self._call(f"starting session {session!r}", self._acquire,
-                                keys=[self._k("lease", session), self._k("live"), self._k("meta", session)],
-                                args=[self.token, int(self.lease_s * 1000), session,
-                                      json.dumps(fields, ensure_ascii=False)])
+            fields = {
+                "name": session,
+                "source_language": source_language,
+                "target_language": target_language,
+                "started_at": repr(started),
+                "state": "live",
+                "glossary": json.dumps(list(glossary or []), ensure_ascii=False),
+            }
+            answer = self._call(
+                f"starting session {session!r}",
+                self._acquire,
+                keys=[self._k("lease", session), self._k("live"), self._k("meta", session)],
+                args=[self.token, int(self.lease_s * 1000), session, json.dumps(fields, ensure_ascii=False)],
+            )
             if answer != -3:
-                raise SessionBusy(f"session {session!r} is live on another server (its speaker streams there; "
-                                  f"if that server died, the session is freed within {max(answer, 0) / 1000:.0f} s)")
+                raise SessionBusy(
+                    f"session {session!r} is live on another server (its speaker streams there; "
+                    f"if that server died, the session is freed within {max(answer, 0) / 1000:.0f} s)"
+                )
             self._call("indexing", self._redis.zadd, self._k("index"), {session: started}, nx=True)
             self._live[session] = 1
             self._handed.discard(session)
             self._languages[session] = list(existing.languages) if existing else []
-            return SessionInfo(session, source_language, target_language, started,
-                               counts=dict(existing.counts) if existing else {},
-                               languages=list(self._languages[session]), glossary=list(glossary or []))
+            return SessionInfo(
+                session,
+                source_language,
+                target_language,
+                started,
+                counts=dict(existing.counts) if existing else {},
+                languages=list(self._languages[session]),
+                glossary=list(glossary or []),
+            )
 
     def resume_point(self, session: str) -> tuple[int, float]:
         meta = self._call("reading", self._redis.hmget, self._k("meta", session), "next_segment", "last_end_s")
@@ -206,18 +244,33 @@ class RedisSessionStore(RedisReading):
                 languages = json.dumps(known)
         data = json.dumps(event.to_dict(), ensure_ascii=False)
         next_segment = str(event.segment_id + 1) if event.kind == EventKind.TRANSCRIPT else ""
-        self._call(f"storing session {session!r}", self._append,
-                   keys=[self._k("events", session), self._k("meta", session), self._k("lease", session)],
-                   args=[self.token, uuid.uuid4().hex, data, event.kind.value, next_segment, repr(event.end_s),
-                         int(self.lease_s * 1000), languages])
+        self._call(
+            f"storing session {session!r}",
+            self._append,
+            keys=[self._k("events", session), self._k("meta", session), self._k("lease", session)],
+            args=[
+                self.token,
+                uuid.uuid4().hex,
+                data,
+                event.kind.value,
+                next_segment,
+                repr(event.end_s),
+                int(self.lease_s * 1000),
+                languages,
+            ],
+        )
 
     def handover(self, session: str, reason: str) -> None:
         """This replica drains: the session stays live, for its client to continue on
         another replica within `handover_s`."""
         with self._lock:
             self._handed.add(session)
-        self._call("handing over", self._handover, keys=[self._k("lease", session), self._k("meta", session)],
-                   args=[self.token, reason, int(self.handover_s * 1000)])
+        self._call(
+            "handing over",
+            self._handover,
+            keys=[self._k("lease", session), self._k("meta", session)],
+            args=[self.token, reason, int(self.handover_s * 1000)],
+        )
 
     def close(self, session: str) -> bool:
         with self._lock:
@@ -229,9 +282,12 @@ class RedisSessionStore(RedisReading):
             if session in self._handed:
                 self._handed.discard(session)
                 return True
-        self._call(f"ending session {session!r}", self._release,
-                   keys=[self._k("lease", session), self._k("live"), self._k("meta", session)],
-                   args=[self.token, session, repr(self._clock())])
+        self._call(
+            f"ending session {session!r}",
+            self._release,
+            keys=[self._k("lease", session), self._k("live"), self._k("meta", session)],
+            args=[self.token, session, repr(self._clock())],
+        )
         return True
 
     def sync_info(self, session: str) -> None:
@@ -253,10 +309,12 @@ class RedisSessionStore(RedisReading):
             if leased:
                 continue
             end = Event(EventKind.END, error=REAPED.format(lease=self.lease_s)).to_dict()
-            done = self._call("ending", self._reap,
-                              keys=[self._k("lease", name), self._k("live"), self._k("meta", name),
-                                    self._k("events", name)],
-                              args=[name, repr(self._clock()), json.dumps(end), NOT_CONTINUED, uuid.uuid4().hex])
+            done = self._call(
+                "ending",
+                self._reap,
+                keys=[self._k("lease", name), self._k("live"), self._k("meta", name), self._k("events", name)],
+                args=[name, repr(self._clock()), json.dumps(end), NOT_CONTINUED, uuid.uuid4().hex],
+            )
             if done:
                 log.warning("session %s: ended, its server stopped serving it", name)
                 ended.append(name)

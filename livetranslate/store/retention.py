@@ -19,12 +19,15 @@ def retention(params: dict[str, str]) -> dict:
     max_mb = settings.get(RETENTION_MAX_MB_ENV)
     days = days if days is not None else float(params.get("retention_days") or "nan")
     max_mb = max_mb if max_mb is not None else float(params.get("retention_max_mb") or "nan")
-    return {"max_age_s": days * 86400 if days == days else None,
-            "max_total_bytes": int(max_mb * 1e6) if max_mb == max_mb else None}
+    return {
+        "max_age_s": days * 86400 if days == days else None,
+        "max_total_bytes": int(max_mb * 1e6) if max_mb == max_mb else None,
+    }
 
 
-def prune(store, max_age_s: float | None = None, max_total_bytes: int | None = None,
-          dry_run: bool = False) -> list[SessionInfo]:
+def prune(
+    store, max_age_s: float | None = None, max_total_bytes: int | None = None, dry_run: bool = False
+) -> list[SessionInfo]:
     """Removes ended sessions, never live ones: those last active more than `max_age_s`
     ago, then the oldest others until the data directory holds at most `max_total_bytes`.
     Returns what it removed (with dry_run: would remove), oldest first. A store without
@@ -36,9 +39,14 @@ def prune(store, max_age_s: float | None = None, max_total_bytes: int | None = N
     with store._lock, store._owning(not dry_run):
         now = time.time()
         total = _dir_bytes(store.data_dir)
-        ended = sorted(((stem, info) for stem, info in store._scan()
-                        if info.state == "ended" and info.name not in store._infos and not store._live[info.name]),
-                       key=lambda found: found[1].last_active)
+        ended = sorted(
+            (
+                (stem, info)
+                for stem, info in store._scan()
+                if info.state == "ended" and info.name not in store._infos and not store._live[info.name]
+            ),
+            key=lambda found: found[1].last_active,
+        )
         removed = []
         for stem, info in ended:
             too_old = max_age_s is not None and now - info.last_active > max_age_s
@@ -59,16 +67,29 @@ def prune(store, max_age_s: float | None = None, max_total_bytes: int | None = N
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-               "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def parse_duration(text: str) -> float:
     """Seconds in "45s", "90m", "12h", "30d" or "2w"."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]+)\s*", text.lower())
     if not m or m.group(2) not in _DURATION_UNITS:
-        raise ValueError(f"{text!r} is not a duration: give a number and a unit (s, m, h, d, w), "
-                         f"e.g. 30d, 12h or 90m")
+        raise ValueError(f"{text!r} is not a duration: give a number and a unit (s, m, h, d, w), e.g. 30d, 12h or 90m")
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
@@ -76,8 +97,10 @@ def parse_size(text: str) -> int:
     """Bytes in "500MB", "2GB" (powers of 1000), "1.5GiB" (powers of 1024) or "4096"."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*", text.lower())
     if not m or m.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"{text!r} is not a size: give a number and a unit (B, KB, MB, GB, TB, or KiB, "
-                         f"MiB, GiB, TiB), e.g. 500MB or 2GB")
+        raise ValueError(
+            f"{text!r} is not a size: give a number and a unit (B, KB, MB, GB, TB, or KiB, "
+            f"MiB, GiB, TiB), e.g. 500MB or 2GB"
+        )
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
 
 

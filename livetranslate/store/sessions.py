@@ -36,8 +36,9 @@ class SessionStore(DataDirectory):
     then holds `<data_dir>/.lock`: a second server on the same directory fails at start.
     Readers (the sessions model, listings, exports) do not need the lock."""
 
-    def __init__(self, data_dir: Path | None = None, hub: Hub | None = None, *, fsync: bool = True,
-                 exclusive: bool = False):
+    def __init__(
+        self, data_dir: Path | None = None, hub: Hub | None = None, *, fsync: bool = True, exclusive: bool = False
+    ):
         self.hub = hub
         self._lock = threading.Lock()
         self._files: dict[str, int] = {}  # session -> its log, open for appending
@@ -53,8 +54,9 @@ class SessionStore(DataDirectory):
             self._files.clear()
             self._let_go()
 
-    def open(self, session: str, source_language: str, target_language: str,
-             glossary: list[dict] | None = None) -> SessionInfo:
+    def open(
+        self, session: str, source_language: str, target_language: str, glossary: list[dict] | None = None
+    ) -> SessionInfo:
         """Starts (or, for a reconnecting client, resumes) a session. `glossary`: the stream's
         (Glossary.to_list()), kept in the session's metadata."""
         with self._lock:
@@ -107,8 +109,12 @@ class SessionStore(DataDirectory):
             if not st.st_size:
                 header = {HEADER_KEY: session}
                 if info is not None:
-                    header.update(source_language=info.source_language, target_language=info.target_language,
-                                  started_at=info.started_at, **({"glossary": info.glossary} if info.glossary else {}))
+                    header.update(
+                        source_language=info.source_language,
+                        target_language=info.target_language,
+                        started_at=info.started_at,
+                        **({"glossary": info.glossary} if info.glossary else {}),
+                    )
                 _append_line(fd, _line(header), self.fsync)
                 if self.fsync:
                     _fsync_dir(self.data_dir)  # the new file's name, too
@@ -143,14 +149,14 @@ class SessionStore(DataDirectory):
             if self.hub is not None:  # under the lock: a viewer attaching sees each event once
                 self.hub.publish(session, event)
 
-    def attach(self, session: str, viewer: "Viewer") -> list[Event]:
+    def attach(self, session: str, viewer: Viewer) -> list[Event]:
         """Subscribes a viewer; returns the history up to that moment, atomically."""
         with self._lock:
             history = self.events(session)
             self.hub.subscribe(session, viewer)
             return history
 
-    def detach(self, session: str, viewer: "Viewer") -> None:
+    def detach(self, session: str, viewer: Viewer) -> None:
         self.hub.unsubscribe(session, viewer)
 
     def ended_with(self, session: str) -> Event | None:
@@ -217,8 +223,9 @@ class SessionStore(DataDirectory):
     def sessions(self) -> list[SessionInfo]:
         return sorted((info for _, info in self._scan()), key=lambda i: i.started_at, reverse=True)
 
-    def prune(self, max_age_s: float | None = None, max_total_bytes: int | None = None,
-              dry_run: bool = False) -> list[SessionInfo]:
+    def prune(
+        self, max_age_s: float | None = None, max_total_bytes: int | None = None, dry_run: bool = False
+    ) -> list[SessionInfo]:
         """Removes ended sessions, never live ones (retention.prune)."""
         return retention.prune(self, max_age_s, max_total_bytes, dry_run)
 
@@ -231,6 +238,7 @@ def session_report(store: SessionStore, action: str, session: str = "") -> str:
         info = store.info(session)
         if info is None:
             raise ValueError(f"no session named {session!r}")
-        return json.dumps({"info": info.to_dict(), "events": [e.to_dict() for e in store.events(session)]},
-                          ensure_ascii=False)
+        return json.dumps(
+            {"info": info.to_dict(), "events": [e.to_dict() for e in store.events(session)]}, ensure_ascii=False
+        )
     raise ValueError(f"unknown ACTION {action!r}: use list or get")

@@ -9,7 +9,8 @@ import os
 import re
 import threading
 import time
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -76,8 +77,13 @@ def stub_alive(instance: str) -> bool:
             state = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if (args and args[0].endswith(b"triton_python_backend_stub") and instance.encode() in args
-                and server.encode() in args and state != "Z"):
+        if (
+            args
+            and args[0].endswith(b"triton_python_backend_stub")
+            and instance.encode() in args
+            and server.encode() in args
+            and state != "Z"
+        ):
             return True
     return False
 
@@ -136,9 +142,13 @@ def _request(model: str, tensors: codecs.Tensors, outputs: Iterable[str], extra:
     left = deadline.remaining()
     timeout = {} if left is None else {"timeout": max(1, int(left * 1e6))}
     return pb_utils.InferenceRequest(
-        model_name=model, inputs=[pb_utils.Tensor(name, value) for name, value in tensors.items()],
-        requested_output_names=list(outputs), parameters={**internal_parameters(), **(extra or {})},
-        **timeout, **sequence)
+        model_name=model,
+        inputs=[pb_utils.Tensor(name, value) for name, value in tensors.items()],
+        requested_output_names=list(outputs),
+        parameters={**internal_parameters(), **(extra or {})},
+        **timeout,
+        **sequence,
+    )
 
 
 def _call(model: str, tensors: codecs.Tensors, outputs: Iterable[str], **sequence) -> codecs.Get:
@@ -184,14 +194,19 @@ def end_pipeline_sequence(sequence_id: int) -> None:
 class TritonLlm:
     """`llm` through BLS, with the TensorRT-LLM ensemble's I/O."""
 
-    def generate(self, request: GenerationRequest, lane: str = "",
-                 on_piece: Callable[[str], None] | None = None) -> str:
+    def generate(
+        self, request: GenerationRequest, lane: str = "", on_piece: Callable[[str], None] | None = None
+    ) -> str:
         """The generated text. `lane`: livetranslate.stages.llm.lanes (cpu profile). `on_piece`:
         called with each piece as it comes (the llm streams then)."""
         extra = {P.LLM_LANE_PARAMETER: lane} if lane else None
         if on_piece is None:
-            outs = retry_unhealthy(P.LLM, lambda: _decoupled(
-                _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT], extra), [P.TEXT_OUTPUT]))
+            outs = retry_unhealthy(
+                P.LLM,
+                lambda: _decoupled(
+                    _request(P.LLM, codecs.generation_to_tensors(request), [P.TEXT_OUTPUT], extra), [P.TEXT_OUTPUT]
+                ),
+            )
             return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
 
         def streamed() -> str:
@@ -208,9 +223,13 @@ class TritonLlm:
         return retry_unhealthy(P.LLM, streamed)
 
     def yes_probability(self, prompt: str) -> float:
-        outs = retry_unhealthy(P.LLM, lambda: _decoupled(
-            _request(P.LLM, codecs.yes_probability_request(prompt), [P.TEXT_OUTPUT, P.YES_PROBABILITY]),
-            [P.YES_PROBABILITY]))
+        outs = retry_unhealthy(
+            P.LLM,
+            lambda: _decoupled(
+                _request(P.LLM, codecs.yes_probability_request(prompt), [P.TEXT_OUTPUT, P.YES_PROBABILITY]),
+                [P.YES_PROBABILITY],
+            ),
+        )
         for out in outs:
             if P.YES_PROBABILITY in out:
                 return float(out[P.YES_PROBABILITY].reshape(-1)[0])
@@ -245,20 +264,34 @@ class TritonStages:
         out = _stateless(model, codecs.asr_request_to_tensors(request), codecs.TRANSCRIPTION_OUTPUTS)
         return codecs.transcription_from_tensors(out)
 
-    def translate(self, text: str, source: str, target: str, context: str = "",
-                  glossary: Glossary = NO_GLOSSARY) -> str:
+    def translate(
+        self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
+    ) -> str:
         tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target, context, glossary))
-        answers = retry_unhealthy(P.TRANSLATE, lambda: _decoupled(
-            _request(P.TRANSLATE, tensors, codecs.TRANSLATION_OUTPUTS), codecs.TRANSLATION_OUTPUTS))
+        answers = retry_unhealthy(
+            P.TRANSLATE,
+            lambda: _decoupled(_request(P.TRANSLATE, tensors, codecs.TRANSLATION_OUTPUTS), codecs.TRANSLATION_OUTPUTS),
+        )
         return codecs.translation_from(answers).text
 
-    def translate_urgent(self, text: str, source: str, target: str, glossary: Glossary = NO_GLOSSARY, *,
-                         fast: bool = False, on_interim: Callable[[str], None] | None = None) -> SpokenTranslation:
+    def translate_urgent(
+        self,
+        text: str,
+        source: str,
+        target: str,
+        glossary: Glossary = NO_GLOSSARY,
+        *,
+        fast: bool = False,
+        on_interim: Callable[[str], None] | None = None,
+    ) -> SpokenTranslation:
         """The speaker's translation: the llm's urgent lane (the fast one when `fast`), the
         text so far to `on_interim` while it is generated."""
         tensors = codecs.translate_request_to_tensors(
-            codecs.TextRequest(text, source, target, "", glossary), urgent=True, fast=fast,
-            interim=on_interim is not None)
+            codecs.TextRequest(text, source, target, "", glossary),
+            urgent=True,
+            fast=fast,
+            interim=on_interim is not None,
+        )
 
         def answers():
             final = []
@@ -281,10 +314,21 @@ class TritonStages:
         tensors = codecs.completeness_request_to_tensors(codecs.TextRequest(text, source))
         return bool(codecs.scalar(_stateless(P.COMPLETENESS, tensors, [P.COMPLETE, P.PROBABILITY]), P.COMPLETE))
 
-    def enhance(self, sequence_id: int, step: Piece | Tick, source: str, target: str, start: bool, end: bool,
-                check_complete: bool = True, flush: bool = True, glossary: Glossary = NO_GLOSSARY,
-                translate_window: bool = True) -> list[Enhanced]:
+    def enhance(
+        self,
+        sequence_id: int,
+        step: Piece | Tick,
+        source: str,
+        target: str,
+        start: bool,
+        end: bool,
+        check_complete: bool = True,
+        flush: bool = True,
+        glossary: Glossary = NO_GLOSSARY,
+        translate_window: bool = True,
+    ) -> list[Enhanced]:
         tensors = codecs.enhance_request_to_tensors(
-            codecs.EnhanceRequest(step, source, target, check_complete, flush, glossary, translate_window))
+            codecs.EnhanceRequest(step, source, target, check_complete, flush, glossary, translate_window)
+        )
         out = _call(P.ENHANCE, tensors, codecs.ENHANCED_OUTPUTS, **_sequence(sequence_id, start, end))
         return codecs.enhanced_from_tensors(out)

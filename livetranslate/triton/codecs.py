@@ -8,8 +8,8 @@ model (its model.py). numpy only, so tests check them without a server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -117,10 +117,13 @@ def transcription_to_tensors(result: Transcription) -> Tensors:
 
 
 def transcription_from_tensors(get: Get) -> Transcription:
-    return Transcription(text=text(get, P.TEXT), language=text(get, P.LANGUAGE),
-                         no_speech_prob=float(scalar(get, P.NO_SPEECH_PROB)),
-                         avg_logprob=float(scalar(get, P.AVG_LOGPROB)),
-                         compression_ratio=float(scalar(get, P.COMPRESSION_RATIO)))
+    return Transcription(
+        text=text(get, P.TEXT),
+        language=text(get, P.LANGUAGE),
+        no_speech_prob=float(scalar(get, P.NO_SPEECH_PROB)),
+        avg_logprob=float(scalar(get, P.AVG_LOGPROB)),
+        compression_ratio=float(scalar(get, P.COMPRESSION_RATIO)),
+    )
 
 
 # --- translate and completeness ------------------------------------------------------------
@@ -133,10 +136,15 @@ class TextRequest:
     glossary: Glossary = NO_GLOSSARY  # translate: the session's
 
 
-def translate_request_to_tensors(request: TextRequest, *, urgent: bool = False, fast: bool = False,
-                                 interim: bool = False) -> Tensors:
-    tensors = {P.TEXT: text_tensor(request.text), P.SOURCE_LANGUAGE: text_tensor(request.source),
-               P.TARGET_LANGUAGE: text_tensor(request.target), P.CONTEXT: text_tensor(request.context)}
+def translate_request_to_tensors(
+    request: TextRequest, *, urgent: bool = False, fast: bool = False, interim: bool = False
+) -> Tensors:
+    tensors = {
+        P.TEXT: text_tensor(request.text),
+        P.SOURCE_LANGUAGE: text_tensor(request.source),
+        P.TARGET_LANGUAGE: text_tensor(request.target),
+        P.CONTEXT: text_tensor(request.context),
+    }
     if request.glossary:
         tensors[P.GLOSSARY] = text_tensor(request.glossary.to_text())
     for name, on in ((P.URGENT, urgent), (P.FAST, fast), (P.INTERIM, interim)):
@@ -153,8 +161,9 @@ class TranslateFlags:
 
 
 def translate_flags_from(get: Get) -> TranslateFlags:
-    return TranslateFlags(bool(scalar(get, P.URGENT, False)), bool(scalar(get, P.FAST, False)),
-                          bool(scalar(get, P.INTERIM, False)))
+    return TranslateFlags(
+        bool(scalar(get, P.URGENT, False)), bool(scalar(get, P.FAST, False)), bool(scalar(get, P.INTERIM, False))
+    )
 
 
 @dataclass(frozen=True)
@@ -173,14 +182,21 @@ def completeness_request_to_tensors(request: TextRequest) -> Tensors:
 
 def text_request_from(get: Get) -> TextRequest:
     """A `translate` or `completeness` request (completeness has no target or context)."""
-    return TextRequest(text(get, P.TEXT), text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
-                       text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE), text(get, P.CONTEXT),
-                       P.decode_glossary(get(P.GLOSSARY)))
+    return TextRequest(
+        text(get, P.TEXT),
+        text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
+        text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
+        text(get, P.CONTEXT),
+        P.decode_glossary(get(P.GLOSSARY)),
+    )
 
 
 def translation_to_tensors(translation: str, *, interim: bool = False, fast: bool = False) -> Tensors:
-    return {P.TRANSLATION: text_tensor(translation), P.INTERIM: np.array([interim], dtype=bool),
-            P.FAST_USED: np.array([fast], dtype=bool)}
+    return {
+        P.TRANSLATION: text_tensor(translation),
+        P.INTERIM: np.array([interim], dtype=bool),
+        P.FAST_USED: np.array([fast], dtype=bool),
+    }
 
 
 def translation_from(answers: list[dict[str, np.ndarray]]) -> Translated:
@@ -188,8 +204,9 @@ def translation_from(answers: list[dict[str, np.ndarray]]) -> Translated:
     if not answers:
         raise P.ProtocolError("translate returned no translation")
     get = answers[-1].get
-    return Translated(text(get, P.TRANSLATION), bool(scalar(get, P.INTERIM, False)),
-                      bool(scalar(get, P.FAST_USED, False)))
+    return Translated(
+        text(get, P.TRANSLATION), bool(scalar(get, P.INTERIM, False)), bool(scalar(get, P.FAST_USED, False))
+    )
 
 
 def completeness_to_tensors(complete: bool, probability: float) -> Tensors:
@@ -228,12 +245,20 @@ def enhance_request_to_tensors(request: EnhanceRequest) -> Tensors:
 
 def enhance_request_from(get: Get) -> EnhanceRequest:
     words, end_s = text(get, P.TEXT), float(scalar(get, P.END_S, 0.0))
-    step = (Piece(int(scalar(get, P.SEGMENT_ID, -1)), words, float(scalar(get, P.START_S, 0.0)), end_s)
-            if words.strip() else Tick(end_s))
-    return EnhanceRequest(step, text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
-                          text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
-                          bool(scalar(get, P.CHECK_COMPLETE, True)), bool(scalar(get, P.FLUSH, True)),
-                          P.decode_glossary(get(P.GLOSSARY)), bool(scalar(get, P.TRANSLATE_WINDOW, True)))
+    step = (
+        Piece(int(scalar(get, P.SEGMENT_ID, -1)), words, float(scalar(get, P.START_S, 0.0)), end_s)
+        if words.strip()
+        else Tick(end_s)
+    )
+    return EnhanceRequest(
+        step,
+        text(get, P.SOURCE_LANGUAGE, P.DEFAULT_SOURCE_LANGUAGE),
+        text(get, P.TARGET_LANGUAGE, P.DEFAULT_TARGET_LANGUAGE),
+        bool(scalar(get, P.CHECK_COMPLETE, True)),
+        bool(scalar(get, P.FLUSH, True)),
+        P.decode_glossary(get(P.GLOSSARY)),
+        bool(scalar(get, P.TRANSLATE_WINDOW, True)),
+    )
 
 
 ENHANCED_OUTPUTS = (P.TEXT, P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)
@@ -251,8 +276,10 @@ def enhanced_to_tensors(items: list[Enhanced]) -> Tensors:
 
 def enhanced_from_tensors(get: Get) -> list[Enhanced]:
     numbers = [get(name).reshape(-1).tolist() for name in (P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)]
-    return [Enhanced(first, last, words, start, end, reason="")
-            for words, first, last, start, end in zip(texts(get, P.TEXT), *numbers)]
+    return [
+        Enhanced(first, last, words, start, end, reason="")
+        for words, first, last, start, end in zip(texts(get, P.TEXT), *numbers)
+    ]
 
 
 # --- llm: the TensorRT-LLM ensemble's I/O (batch dimension included) ------------------------
@@ -270,14 +297,21 @@ def generation_to_tensors(request: GenerationRequest, stream: bool = False) -> T
 
 
 def yes_probability_request(prompt: str) -> Tensors:
-    return {P.TEXT_INPUT: text_tensor(prompt, batch=True), P.MAX_TOKENS: np.array([[1]], dtype=np.int32),
-            P.RETURN_YES_PROBABILITY: np.array([[True]], dtype=bool)}
+    return {
+        P.TEXT_INPUT: text_tensor(prompt, batch=True),
+        P.MAX_TOKENS: np.array([[1]], dtype=np.int32),
+        P.RETURN_YES_PROBABILITY: np.array([[True]], dtype=bool),
+    }
 
 
 def generation_from(get: Get) -> GenerationRequest:
     prompt = text(get, P.TEXT_INPUT)
     if not prompt:
         raise P.ProtocolError("text_input is empty")
-    return GenerationRequest(prompt, max_tokens=int(scalar(get, P.MAX_TOKENS, 200)),
-                             temperature=float(scalar(get, P.TEMPERATURE, 0.0)), top_k=int(scalar(get, P.TOP_K, 1)),
-                             stop=tuple(texts(get, P.STOP_WORDS)))
+    return GenerationRequest(
+        prompt,
+        max_tokens=int(scalar(get, P.MAX_TOKENS, 200)),
+        temperature=float(scalar(get, P.TEMPERATURE, 0.0)),
+        top_k=int(scalar(get, P.TOP_K, 1)),
+        stop=tuple(texts(get, P.STOP_WORDS)),
+    )

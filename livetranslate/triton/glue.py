@@ -7,8 +7,8 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Callable, Iterable
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -41,11 +41,11 @@ def inputs(request) -> codecs.Get:
     return partial(get, request)
 
 
-def response(tensors: dict[str, np.ndarray]) -> "pb_utils.InferenceResponse":
+def response(tensors: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in tensors.items()])
 
 
-def error_response(message: str) -> "pb_utils.InferenceResponse":
+def error_response(message: str) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
 
 
@@ -94,11 +94,14 @@ def check_internal(request, model: str) -> None:
     token = _internal_token()
     sent = request_parameter(request, P.INTERNAL_PARAMETER)
     if not token:
-        raise P.ProtocolError(f"model '{model}' is internal and this server has no internal token: "
-                              f"start it with `livetranslate serve`")
+        raise P.ProtocolError(
+            f"model '{model}' is internal and this server has no internal token: start it with `livetranslate serve`"
+        )
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), token.encode()):
-        raise P.ProtocolError(f"model '{model}' is internal to the server: clients stream to "
-                              f"'{P.PIPELINE}' and read sessions from '{P.SESSIONS}'")
+        raise P.ProtocolError(
+            f"model '{model}' is internal to the server: clients stream to "
+            f"'{P.PIPELINE}' and read sessions from '{P.SESSIONS}'"
+        )
 
 
 def request_timeout_s(request) -> float | None:
@@ -125,8 +128,9 @@ def is_internal(request) -> bool:
         return False
 
 
-def respond_each(requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str,
-                 internal: bool = True) -> list:
+def respond_each(
+    requests, answer: Callable[[object], dict[str, np.ndarray]], stage: str, internal: bool = True
+) -> list:
     """One plain response per request: `answer(request)`'s tensors, or an error response
     naming the stage. One bad request never takes the others in the batch down. An
     internal stage refuses requests from outside the server."""
@@ -158,8 +162,9 @@ def respond_decoupled(request, produce: Callable[[], Iterable[dict[str, np.ndarr
     sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
-def respond_streaming(request, answer: Callable[[Callable[[dict[str, np.ndarray]], None]], dict[str, np.ndarray]],
-                      stage: str) -> None:
+def respond_streaming(
+    request, answer: Callable[[Callable[[dict[str, np.ndarray]], None]], dict[str, np.ndarray]], stage: str
+) -> None:
     """`answer(send)` may `send` interim tensors while it works; what it returns goes last,
     with the final flag. A failure becomes one error response carrying the final flag."""
     sender = request.get_response_sender()

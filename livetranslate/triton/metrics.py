@@ -31,14 +31,16 @@ class TritonMetrics(M.Metrics):
 
     def __init__(self):
         self._lock = threading.Lock()
-        kinds = {M.COUNTER: pb_utils.MetricFamily.COUNTER, M.GAUGE: pb_utils.MetricFamily.GAUGE,
-                 M.HISTOGRAM: pb_utils.MetricFamily.HISTOGRAM}
+        kinds = {
+            M.COUNTER: pb_utils.MetricFamily.COUNTER,
+            M.GAUGE: pb_utils.MetricFamily.GAUGE,
+            M.HISTOGRAM: pb_utils.MetricFamily.HISTOGRAM,
+        }
         # Triton drops a family (and fails its metrics) when the last reference to it goes
         self._families = []
         self._metrics = {}
         for family in M.FAMILIES:
-            triton_family = pb_utils.MetricFamily(name=family.name, description=family.help,
-                                                  kind=kinds[family.kind])
+            triton_family = pb_utils.MetricFamily(name=family.name, description=family.help, kind=kinds[family.kind])
             self._families.append(triton_family)
             for labels in family.label_sets():
                 extra = {"buckets": list(family.buckets)} if family.kind == M.HISTOGRAM else {}

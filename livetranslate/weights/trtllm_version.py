@@ -39,4 +39,5 @@ def check_engine_version(engine_dir: str | Path, running: str) -> None:
     if release(built) != release(running):
         raise VersionMismatch(
             f"the engine in {engine_dir} was built by TensorRT-LLM {built} but this server runs "
-            f"{running}: rebuild it with engine_build in this image")
+            f"{running}: rebuild it with engine_build in this image"
+        )

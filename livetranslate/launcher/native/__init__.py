@@ -25,11 +25,13 @@ def hide_secrets_library(cache_dir: Path = DEFAULT_CACHE, build: bool = True) ->
     if not build or compiler is None:
         raise NativeBuildError(
             f"{target} is missing and no C compiler is here to build it: run scripts/setup.sh "
-            "(it keeps the server's keys off the command line that `ps` shows)")
+            "(it keeps the server's keys off the command line that `ps` shows)"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_suffix(f".{id(target)}.tmp")
-    result = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(staging), str(SOURCE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(staging), str(SOURCE)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise NativeBuildError(f"building {SOURCE.name} failed: {result.stderr.strip()}")
     staging.replace(target)

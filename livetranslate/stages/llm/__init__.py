@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class LlmEngine(abc.ABC):
     def next_token_logprobs(self, prompt: str, candidates: tuple[str, ...]) -> dict[str, float]:
         """Log-probability that the next token is (the first token of) each candidate."""
 
-    def prefill(self, prompt: str, between: Callable[[], None]) -> None:
+    def prefill(self, prompt: str, between: Callable[[], None]) -> None:  # noqa: B027 (optional: a no-op)
         """Evaluates the prompt ahead of `generate` or `yes_probability` in pieces, calling
         `between()` after each (it may pause, or raise to drop the call): a long prompt then
         waits for urgent work instead of holding the CPU for its whole evaluation. An engine

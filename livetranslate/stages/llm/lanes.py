@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from livetranslate import deadline
 from livetranslate.periodic import Every
@@ -56,9 +56,17 @@ class LaneError(RuntimeError):
 
 
 class Lanes:
-    def __init__(self, background: LlmEngine, urgent: LlmEngine | None = None, fast: LlmEngine | None = None, *,
-                 max_pause_s: float = 2.0, max_waiting: int = 32, clock: Callable[[], float] = time.monotonic,
-                 stall_s: float = STALL_S):
+    def __init__(
+        self,
+        background: LlmEngine,
+        urgent: LlmEngine | None = None,
+        fast: LlmEngine | None = None,
+        *,
+        max_pause_s: float = 2.0,
+        max_waiting: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+        stall_s: float = STALL_S,
+    ):
         self._engines = {"background": background, "urgent": urgent or background, "fast": fast}
         self.max_pause_s, self.max_waiting, self.stall_s = max_pause_s, max_waiting, stall_s
         self._clock = clock
@@ -109,8 +117,9 @@ class Lanes:
         """The lane's turn, waited for no longer than the caller waits."""
         left = deadline.remaining()
         if not turn.acquire(timeout=-1 if left is None else max(0.0, left)):
-            raise deadline.DeadlineExceeded(f"an LLM call waiting for its turn in the {lane} lane: dropped, "
-                                            f"its caller stopped waiting")
+            raise deadline.DeadlineExceeded(
+                f"an LLM call waiting for its turn in the {lane} lane: dropped, its caller stopped waiting"
+            )
         try:
             yield
         finally:
@@ -228,15 +237,21 @@ class Lanes:
         stalled lane's later calls go to the other instance, when there is one."""
         now = self._clock()
         with self._cond:
-            stalled = [lane for lane, at in self._progress.items()
-                       if now - at >= self.stall_s and lane not in self.stalled]
+            stalled = [
+                lane for lane, at in self._progress.items() if now - at >= self.stall_s and lane not in self.stalled
+            ]
             for lane in stalled:
                 self.stalled.append(lane)
                 moved = self._reroute(lane)
-                log.error("llm: the %s lane made no progress for %.0f s (a hung call); %s. Where the llm "
-                          "threads are:\n%s", lane, now - self._progress[lane],
-                          f"its calls go to the {moved} instance from now on" if moved else
-                          "no other instance to send its calls to", thread_stacks("llm-"))
+                log.error(
+                    "llm: the %s lane made no progress for %.0f s (a hung call); %s. Where the llm threads are:\n%s",
+                    lane,
+                    now - self._progress[lane],
+                    f"its calls go to the {moved} instance from now on"
+                    if moved
+                    else "no other instance to send its calls to",
+                    thread_stacks("llm-"),
+                )
         return stalled
 
     def _reroute(self, lane: str) -> str:
@@ -245,7 +260,7 @@ class Lanes:
         if lane == "fast":
             self._engines["fast"] = None  # lane_of sends its calls to the urgent lane
             return "urgent"
-        own, other = (("urgent", "background") if lane == "urgent" else ("background", "urgent"))
+        own, other = ("urgent", "background") if lane == "urgent" else ("background", "urgent")
         if self._turns[own] is self._turns[other] or other in self.stalled:
             return ""
         stuck = self._turns[own]
@@ -269,6 +284,8 @@ def thread_stacks(prefix: str = "", limit: int = 8) -> str:
         if not name.startswith(prefix):
             continue
         frames = traceback.extract_stack(frame)[-limit:]
-        lines.append(f"llm stall: {name}: " + " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})"
-                                                 for f in reversed(frames)))
+        lines.append(
+            f"llm stall: {name}: "
+            + " <- ".join(f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in reversed(frames))
+        )
     return "\n".join(sorted(lines)) or "llm stall: (no such thread)"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from livetranslate import settings
 from livetranslate.stages.llm import GenerationRequest, LlmEngine
@@ -39,8 +39,9 @@ def _repacking(on: bool):
 
 
 class LlamaCppEngine(LlmEngine):
-    def __init__(self, model_path: str | Path, *, n_threads: int = 2, n_ctx: int = 2048, seed: int = 0,
-                 prompt_cache_mb: int = 0):
+    def __init__(
+        self, model_path: str | Path, *, n_threads: int = 2, n_ctx: int = 2048, seed: int = 0, prompt_cache_mb: int = 0
+    ):
         """`prompt_cache_mb`: keep the states of recent prompts in RAM (llama-cpp-python's
         LlamaRAMCache), so a prompt whose beginning was evaluated before, even with other
         prompts in between, starts from there: a context that serves several kinds of prompt."""
@@ -58,8 +59,13 @@ class LlamaCppEngine(LlmEngine):
             raise FileNotFoundError(f"{model_path}: no such GGUF file")
         with _repacking(settings.get(REPACK_ENV)):
             self.llm = Llama(
-                model_path=str(model_path), n_threads=n_threads, n_threads_batch=n_threads, n_ctx=n_ctx,
-                seed=seed, verbose=False, logits_all=False,
+                model_path=str(model_path),
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                n_ctx=n_ctx,
+                seed=seed,
+                verbose=False,
+                logits_all=False,
             )
         if prompt_cache_mb:
             from llama_cpp import LlamaRAMCache
@@ -103,9 +109,9 @@ class LlamaCppEngine(LlmEngine):
                 out[word] = float(logprobs[ids[0]])
         return out
 
-
-    def _eval_reusing_prefix(self, tokens: list[int], between: Callable[[], None] | None = None,
-                             last: bool = True) -> None:
+    def _eval_reusing_prefix(
+        self, tokens: list[int], between: Callable[[], None] | None = None, last: bool = True
+    ) -> None:
         """Evaluates `tokens` (all but the last unless `last`), starting after what the context
         holds of them already (the system turn of the previous check): `eval` drops the cache
         beyond `n_tokens`. With `between`, in pieces of PREFILL_PIECE tokens, calling it after
@@ -119,11 +125,11 @@ class LlamaCppEngine(LlmEngine):
         if cache is not None:  # a state held for a prompt that starts alike (the last check)
             try:
                 state = cache[tokens]
-                if same(state.input_ids.tolist()) > same(self.llm.input_ids[:self.llm.n_tokens].tolist()):
+                if same(state.input_ids.tolist()) > same(self.llm.input_ids[: self.llm.n_tokens].tolist()):
                     self.llm.load_state(state)
             except KeyError:
                 pass
-        keep = min(same(self.llm.input_ids[:self.llm.n_tokens].tolist()), len(tokens) - 1)  # one is evaluated
+        keep = min(same(self.llm.input_ids[: self.llm.n_tokens].tolist()), len(tokens) - 1)  # one is evaluated
         if keep > 0:
             self.llm.n_tokens = keep
         else:
@@ -131,7 +137,7 @@ class LlamaCppEngine(LlmEngine):
         todo = tokens[keep:] if last else tokens[keep:-1]
         step = PREFILL_PIECE if between is not None else max(1, len(todo))
         for start in range(0, len(todo), step):
-            self.llm.eval(todo[start:start + step])
+            self.llm.eval(todo[start : start + step])
             if between is not None and start + step < len(todo):
                 between()
         if cache is not None and last:

@@ -9,16 +9,32 @@ fence the text; the few-shot prompt has no instruction to override.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 FAMILIES = ("chatml", "llama3", "fewshot")
 
 LANGUAGE_NAMES = {
-    "de": "German", "en": "English", "fr": "French", "es": "Spanish", "it": "Italian",
-    "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "tr": "Turkish",
-    "uk": "Ukrainian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic",
-    "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish", "cs": "Czech",
+    "de": "German",
+    "en": "English",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "tr": "Turkish",
+    "uk": "Ukrainian",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "sv": "Swedish",
+    "da": "Danish",
+    "no": "Norwegian",
+    "fi": "Finnish",
+    "cs": "Czech",
 }
 
 
@@ -34,12 +50,13 @@ class Prompt:
 
 def _chat(family: str, system: str, user: str) -> str:
     if family == "chatml":
-        return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
-                f"<|im_start|>assistant\n")
+        return f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
     if family == "llama3":
-        return (f"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>"
-                f"<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>"
-                f"<|start_header_id|>assistant<|end_header_id|>\n\n")
+        return (
+            f"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>"
+            f"<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>"
+            f"<|start_header_id|>assistant<|end_header_id|>\n\n"
+        )
     raise ValueError(f"unknown prompt family {family!r}: use one of {', '.join(FAMILIES)}")
 
 
@@ -54,16 +71,28 @@ _FEWSHOT_TRANSLATIONS = [
 
 # the same examples in other targets: a base model follows the examples' language more than the label
 _FEWSHOT_TARGETS = {
-    "fr": ("Malheureusement, je n'ai pas le temps aujourd'hui.", "Où est la gare la plus proche ?",
-           "Nous nous retrouvons demain à dix heures au bureau."),
-    "es": ("Lamentablemente, hoy no tengo tiempo.", "¿Dónde está la estación de tren más cercana?",
-           "Nos vemos mañana a las diez en la oficina."),
-    "it": ("Purtroppo oggi non ho tempo.", "Dov'è la stazione ferroviaria più vicina?",
-           "Ci vediamo domani alle dieci in ufficio."),
+    "fr": (
+        "Malheureusement, je n'ai pas le temps aujourd'hui.",
+        "Où est la gare la plus proche ?",
+        "Nous nous retrouvons demain à dix heures au bureau.",
+    ),
+    "es": (
+        "Lamentablemente, hoy no tengo tiempo.",
+        "¿Dónde está la estación de tren más cercana?",
+        "Nos vemos mañana a las diez en la oficina.",
+    ),
+    "it": (
+        "Purtroppo oggi non ho tempo.",
+        "Dov'è la stazione ferroviaria più vicina?",
+        "Ci vediamo domani alle dieci in ufficio.",
+    ),
 }
 # With a glossary, one more shot shows a base model what its `Terms:` line means.
-_FEWSHOT_TERMS = ("Lumora = Lumora; Kassenbuch = cash ledger", "Lumora hat das Kassenbuch gestern geprüft.",
-                  "Lumora checked the cash ledger yesterday.")
+_FEWSHOT_TERMS = (
+    "Lumora = Lumora; Kassenbuch = cash ledger",
+    "Lumora hat das Kassenbuch gestern geprüft.",
+    "Lumora checked the cash ledger yesterday.",
+)
 
 
 # Words whose slips turn a sentence into its opposite, per language pair, for the chat
@@ -93,32 +122,59 @@ _PITFALLS = {
 # (source pattern, what the English needs, the hint)
 _CHECKS = {
     ("de", "en"): (
-        (r"\bzu\s+wenige?\b", r"too (few|little)|not enough|insufficient|lack|short of|understaff",
-         "'zu wenig' means 'too few' or 'too little'"),
-        (r"\bzu\s+viele?\b", r"too (many|much)|excess|overspen",
-         "'zu viel' means 'too many' or 'too much'"),
-        (r"\bnicht\s+mehr\b(?!\s+als)", r"no longer|any ?more|stopped|ceased|not .{0,20}longer|no more",
-         "'nicht mehr' means 'no longer'"),
-        (r"\bnoch\s+nicht\b", r"not .{0,25}yet|n't .{0,25}yet|still (not|n't|hasn't|haven't)|yet to",
-         "'noch nicht' means 'not yet'"),
-        (r"\bkaum\b", r"hardly|barely|scarcely|almost no|few|little",
-         "'kaum' means 'hardly' ('kaum jemand' is 'hardly anyone', not 'no one')"),
+        (
+            r"\bzu\s+wenige?\b",
+            r"too (few|little)|not enough|insufficient|lack|short of|understaff",
+            "'zu wenig' means 'too few' or 'too little'",
+        ),
+        (r"\bzu\s+viele?\b", r"too (many|much)|excess|overspen", "'zu viel' means 'too many' or 'too much'"),
+        (
+            r"\bnicht\s+mehr\b(?!\s+als)",
+            r"no longer|any ?more|stopped|ceased|not .{0,20}longer|no more",
+            "'nicht mehr' means 'no longer'",
+        ),
+        (
+            r"\bnoch\s+nicht\b",
+            r"not .{0,25}yet|n't .{0,25}yet|still (not|n't|hasn't|haven't)|yet to",
+            "'noch nicht' means 'not yet'",
+        ),
+        (
+            r"\bkaum\b",
+            r"hardly|barely|scarcely|almost no|few|little",
+            "'kaum' means 'hardly' ('kaum jemand' is 'hardly anyone', not 'no one')",
+        ),
         (r"\bfast\b", r"almost|nearly|virtually|close to", "'fast' means 'almost'"),
-        (r"\bhöchstens\b", r"at most|no more than|maximum|up to|not .{0,12}(more|longer) than|at the most",
-         "'höchstens' means 'at most'"),
+        (
+            r"\bhöchstens\b",
+            r"at most|no more than|maximum|up to|not .{0,12}(more|longer) than|at the most",
+            "'höchstens' means 'at most'",
+        ),
         (r"\bmindestens\b", r"at least|minimum|no (fewer|less) than|or more", "'mindestens' means 'at least'"),
-        (r"\b(steigt|stieg|stiegen|steigen|gestiegen)\b",
-         r"ris|rose|increas|grow|grew|\bup\b|higher|climb|gain|rais", "'steigen' means 'to rise' or 'to go up'"),
-        (r"\b(sinkt|sank|sanken|sinken|gesunken|fällt|fiel|fielen|gefallen)\b",
-         r"fall|fell|decreas|drop|declin|\bdown\b|lower|sank|sunk|reduc", "'sinken' and 'fallen' mean 'to fall'"),
-        (r"\bvor\s+(\w+\s+)?(sekunden|minuten|stunden|tagen|wochen|monaten|jahren)\b", r"\bago\b|earlier",
-         "'vor drei Tagen' means 'three days ago'"),
-        (r"\b(muss|musst|müssen|müsst)\b[^.!?]{0,40}\bnicht\b(?!\s+nur)|\bnicht\s+(\w+\s+){0,2}(zu\s+)?müssen\b",
-         r"(don't|do not|doesn't|does not|didn't|not) (have|need) to|needn't|no need|not necessary|not required",
-         "'nicht müssen' means 'not have to' (not 'must not')"),
-        (r"\berst\s+(seit|um|ab|am|nach|morgen|nächste|in|im|wenn|dann|jetzt|gestern|heute)\b",
-         r"\bonly\b|not until|\bjust\b|not before|\buntil\b",
-         "'erst' with a time means 'only' or 'not until', not 'first'"),
+        (
+            r"\b(steigt|stieg|stiegen|steigen|gestiegen)\b",
+            r"ris|rose|increas|grow|grew|\bup\b|higher|climb|gain|rais",
+            "'steigen' means 'to rise' or 'to go up'",
+        ),
+        (
+            r"\b(sinkt|sank|sanken|sinken|gesunken|fällt|fiel|fielen|gefallen)\b",
+            r"fall|fell|decreas|drop|declin|\bdown\b|lower|sank|sunk|reduc",
+            "'sinken' and 'fallen' mean 'to fall'",
+        ),
+        (
+            r"\bvor\s+(\w+\s+)?(sekunden|minuten|stunden|tagen|wochen|monaten|jahren)\b",
+            r"\bago\b|earlier",
+            "'vor drei Tagen' means 'three days ago'",
+        ),
+        (
+            r"\b(muss|musst|müssen|müsst)\b[^.!?]{0,40}\bnicht\b(?!\s+nur)|\bnicht\s+(\w+\s+){0,2}(zu\s+)?müssen\b",
+            r"(don't|do not|doesn't|does not|didn't|not) (have|need) to|needn't|no need|not necessary|not required",
+            "'nicht müssen' means 'not have to' (not 'must not')",
+        ),
+        (
+            r"\berst\s+(seit|um|ab|am|nach|morgen|nächste|in|im|wenn|dann|jetzt|gestern|heute)\b",
+            r"\bonly\b|not until|\bjust\b|not before|\buntil\b",
+            "'erst' with a time means 'only' or 'not until', not 'first'",
+        ),
     ),
 }
 
@@ -127,16 +183,26 @@ def missed_pitfalls(source_text: str, translation: str, source: str, target: str
     """The hints for the pitfalls of `source_text` its translation does not get right (the
     word's meaning is missing from it); empty when none, or none are known for the pair."""
     text = " ".join(translation.replace("’", "'").split())
-    return [hint for pattern, needed, hint in _CHECKS.get((source, target), ())
-            if re.search(pattern, source_text, re.IGNORECASE) and not re.search(needed, text, re.IGNORECASE)]
+    return [
+        hint
+        for pattern, needed, hint in _CHECKS.get((source, target), ())
+        if re.search(pattern, source_text, re.IGNORECASE) and not re.search(needed, text, re.IGNORECASE)
+    ]
 
 
 def _term_lines(terms: Sequence[tuple[str, str]]) -> str:
     return "".join(f"{source} = {target}\n" for source, target in terms)
 
 
-def translation_prompt(family: str, text: str, source: str, target: str, context: str = "",
-                       terms: Sequence[tuple[str, str]] = (), hints: Sequence[str] = ()) -> Prompt:
+def translation_prompt(
+    family: str,
+    text: str,
+    source: str,
+    target: str,
+    context: str = "",
+    terms: Sequence[tuple[str, str]] = (),
+    hints: Sequence[str] = (),
+) -> Prompt:
     """`context`: the source text said just before `text`, to read it by (not translated).
     `terms`: (term, translation) pairs of the session's glossary that occur in `text`.
     `hints`: what a translation of `text` got wrong before (missed_pitfalls; chat prompts only)."""
@@ -167,8 +233,10 @@ def translation_prompt(family: str, text: str, source: str, target: str, context
     if context:  # the source text just before `text` (enhanced windows), already translated
         user += f"Earlier in the transcript (context only, do not translate it):\n{context.strip()}\n\n"
     if terms:
-        user += (f"Glossary: translate these names and terms exactly as given (the right side is the "
-                 f"{tgt} to use):\n{_term_lines(terms)}\n")
+        user += (
+            f"Glossary: translate these names and terms exactly as given (the right side is the "
+            f"{tgt} to use):\n{_term_lines(terms)}\n"
+        )
     if hints:
         user += "Careful: " + "; ".join(hints) + ".\n\n"
     user += f"Translate into {tgt}:\n{text.strip()}"
@@ -189,8 +257,10 @@ def completeness_prompt(family: str, text: str, source: str) -> str:
         shots = "".join(f"Text: {t}\nComplete thought: {a}\n\n" for t, a in _FEWSHOT_COMPLETENESS)
         return f"{shots}Text: {' '.join(text.split())}\nComplete thought:"
     system = "You check speech transcripts. Answer with exactly one word: Yes or No."
-    user = (f"Is the following {language_name(source)} transcript a complete sentence or thought that can be "
-            f"translated on its own, without waiting for more words?\n\n{text.strip()}")
+    user = (
+        f"Is the following {language_name(source)} transcript a complete sentence or thought that can be "
+        f"translated on its own, without waiting for more words?\n\n{text.strip()}"
+    )
     return _chat(family, system, user)
 
 
@@ -204,20 +274,30 @@ _PREFIX = re.compile(
     r"(?:\s+(?:of|for)\s+(?:the|this|your)\s+(?:\w+\s+){0,3}?(?:text|sentence|transcript|line|passage))?"
     r"(?:\s+(?:in|into|to)\s+english)?"
     r"\s*(?:\([^)]*\))?\s*(?::|is\s*:)\s*",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # the source itself starts with such a preamble ("Hier ist die Übersetzung:"): then it is its translation
-_SOURCE_STARTS_WITH_TRANSLATION = re.compile(r"^\W*(?:(?:hier ist|das ist|here is)\s+)?(?:(?:die|eine|the|a)\s+)?"
-                                             r"(?:übersetzung|translation|traduction|traducción)", re.IGNORECASE)
+_SOURCE_STARTS_WITH_TRANSLATION = re.compile(
+    r"^\W*(?:(?:hier ist|das ist|here is)\s+)?(?:(?:die|eine|the|a)\s+)?"
+    r"(?:übersetzung|translation|traduction|traducción)",
+    re.IGNORECASE,
+)
 _QUOTES = "\"'“”„«»‘’`"
 # An assistant's "Sure," before the translation, unless the source starts by agreeing too
 _AGREEING = re.compile(r"^\s*(?:sure|certainly|of course|absolutely|gladly)\s*[,!.]\s*", re.IGNORECASE)
-_AGREEING_SOURCE = re.compile(r"(?:sicher|klar|natürlich|gerne?|selbstverständlich|ok|okay|jawohl|na klar|"
-                              r"absolut|auf jeden fall|sure|of course)\b", re.IGNORECASE)
+_AGREEING_SOURCE = re.compile(
+    r"(?:sicher|klar|natürlich|gerne?|selbstverständlich|ok|okay|jawohl|na klar|"
+    r"absolut|auf jeden fall|sure|of course)\b",
+    re.IGNORECASE,
+)
 # A note after the translation: a paragraph, a "Note:" line, a parenthesis at the end that
 # talks about the text instead of translating it.
 _NOTE = re.compile(r"\n\s*\n|\n\s*(?:note|notes|explanation|hinweis|translation note)\s*:", re.IGNORECASE)
-_TRAILING_NOTE = re.compile(r"\s*\((?:note|literally|lit\.|or|this (?:means|is|translates)|translated|i translated|"
-                            r"the (?:original|german|text|sentence))\b[^()]*\)\s*$", re.IGNORECASE)
+_TRAILING_NOTE = re.compile(
+    r"\s*\((?:note|literally|lit\.|or|this (?:means|is|translates)|translated|i translated|"
+    r"the (?:original|german|text|sentence))\b[^()]*\)\s*$",
+    re.IGNORECASE,
+)
 
 
 def clean_translation(raw: str, source: str = "") -> str:
@@ -245,30 +325,39 @@ def clean_translation(raw: str, source: str = "") -> str:
 # Words of a language that are not also common English words: a translation into English that
 # has some of them and no English word at all is in another language (the source repeated, or
 # a language the text asked for).
-_NOT_ENGLISH = frozenset("""
+_NOT_ENGLISH = frozenset(
+    """
     der das und ist nicht ich wir sie ihr uns mit auf für ein eine einen dem den des zu auch noch aber wie
     wenn dass bitte haben sind wird werden kann können müssen mir dir sich sehr schon heute morgen gut danke
     je suis nous vous est les une des pas avec pour dans sur que qui très merci bonjour oui
     el los las es está son por para con muy gracias hola sí también pero una del
     il gli sono della per con che molto grazie ciao anche
-""".split())
-_ENGLISH = frozenset("""
+""".split()
+)
+_ENGLISH = frozenset(
+    """
     the a an to is are was were be been i you he she it we they me us them my your our this that these those
     of in on at for with from by and or but not no yes do does did have has had will would can could should
     please thank thanks okay ok hello hi what when where who why how there here all some any one two three
     well so oh good morning sorry let's let go going get see meet
-""".split())
+""".split()
+)
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 _SORRY_SOURCE = re.compile(r"leid|entschuldig|sorry|verzeih|leider|kann nicht|können nicht|geht nicht", re.IGNORECASE)
-_AN_ASSISTANT = re.compile(r"^(?:i'm sorry|i am sorry|sorry, (?:but )?i (?:can't|cannot)|i (?:can't|cannot|am unable to) "
-                           r"(?:help|assist|translate|answer|provide|do that)|as an ai\b|as a language model\b)|"
-                           r"\b(?:please provide (?:me with )?the (?:\w+ )?text|(?:the )?text you would like (?:me )?to "
-                           r"(?:translate|have translated)|(?:text|sentence) you would like translated|i can translate|"
-                           r"i(?:'d| would) be happy to|feel free to)\b",
-                           re.IGNORECASE)
+_AN_ASSISTANT = re.compile(
+    r"^(?:i'm sorry|i am sorry|sorry, (?:but )?i (?:can't|cannot)|i (?:can't|cannot|am unable to) "
+    r"(?:help|assist|translate|answer|provide|do that)|as an ai\b|as a language model\b)|"
+    r"\b(?:please provide (?:me with )?the (?:\w+ )?text|(?:the )?text you would like (?:me )?to "
+    r"(?:translate|have translated)|(?:text|sentence) you would like translated|i can translate|"
+    r"i(?:'d| would) be happy to|feel free to)\b",
+    re.IGNORECASE,
+)
 # words of our own prompts (translation_prompt): a translation that has them repeats its instructions
-_OUR_PROMPT = re.compile(r"earlier in the transcript|context only|do not translate it|translate into \w+:|"
-                         r"professional interpreter|speech transcript", re.IGNORECASE)
+_OUR_PROMPT = re.compile(
+    r"earlier in the transcript|context only|do not translate it|translate into \w+:|"
+    r"professional interpreter|speech transcript",
+    re.IGNORECASE,
+)
 # the model answered with a list of its own ("1. ...", "- ...")
 _LIST = re.compile(r"\n\s*(?:\d+[.)]|[-*•])\s")
 
@@ -281,7 +370,8 @@ def looks_like_garbage(source: str, translation: str, target: str = "", raw: str
     if not translation.strip():
         return "the LLM returned no translation"
     if (_LIST.search(raw) and not _LIST.search("\n" + source.replace(". ", ".\n"))) or (
-            translation.rstrip().endswith(":") and not source.rstrip().endswith(":")):
+        translation.rstrip().endswith(":") and not source.rstrip().endswith(":")
+    ):
         return "the LLM answered with a text of its own instead of translating"
     words = translation.split()
     if len(words) > 8 and len(set(words)) / len(words) < 0.3:

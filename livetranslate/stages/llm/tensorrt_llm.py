@@ -51,4 +51,6 @@ class YesNoScorer:
 
     def __call__(self, logits: np.ndarray | None) -> float:
         """NaN when the request did not ask (no logits came): nobody reads it then."""
-        return float("nan") if logits is None or logits.size == 0 else yes_probability(logits, self.yes_ids, self.no_ids)
+        return (
+            float("nan") if logits is None or logits.size == 0 else yes_probability(logits, self.yes_ids, self.no_ids)
+        )

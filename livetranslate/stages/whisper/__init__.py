@@ -191,5 +191,7 @@ def _normalise(text: str) -> str:
 def is_known_hallucination(text: str) -> bool:
     """True when the whole text is one of the phrases Whisper invents on silence."""
     norm = _normalise(text)
-    return any(norm == phrase or (norm.startswith(phrase) and len(norm) < len(phrase) + 12)
-               for phrase in map(_normalise, _HALLUCINATIONS))
+    return any(
+        norm == phrase or (norm.startswith(phrase) and len(norm) < len(phrase) + 12)
+        for phrase in map(_normalise, _HALLUCINATIONS)
+    )

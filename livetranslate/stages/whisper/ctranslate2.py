@@ -40,12 +40,13 @@ class CTranslate2Engine(WhisperEngine):
 
         model_path = Path(model_path)
         if not (model_path / "model.bin").is_file():
-            raise FileNotFoundError(
-                f"no CTranslate2 Whisper model in {model_path}: run `livetranslate models fetch`"
-            )
+            raise FileNotFoundError(f"no CTranslate2 Whisper model in {model_path}: run `livetranslate models fetch`")
         self.options = options
         self.model = WhisperModel(
-            str(model_path), device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+            str(model_path),
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
             local_files_only=True,
         )
         self._tokenizers: dict[str, object] = {}
@@ -55,8 +56,11 @@ class CTranslate2Engine(WhisperEngine):
             return []
         results = self._decode_batch(requests)
         # Whisper, unsure of the audio, tends to repeat its prompt: decode those again without it.
-        again = {i: retry for i, (r, out) in enumerate(zip(requests, results))
-                 if (retry := decode_again(r, out.text)) is not None}
+        again = {
+            i: retry
+            for i, (r, out) in enumerate(zip(requests, results))
+            if (retry := decode_again(r, out.text)) is not None
+        }
         if again:
             for i, result in zip(again, self._decode_batch(list(again.values()))):
                 results[i] = result
@@ -82,8 +86,10 @@ class CTranslate2Engine(WhisperEngine):
         window = int(MAX_WINDOW_S * whisper.feature_extractor.sampling_rate)
         mels = [whisper.feature_extractor(np.asarray(r.audio, np.float32)[-window:]) for r in requests]
         # a batch shares one encoder input length: the longest any of its requests needs
-        frames = max(encoder_frames(m.shape[-1], self._min_window_s(r), whisper.feature_extractor.nb_max_frames)
-                     for m, r in zip(mels, requests))
+        frames = max(
+            encoder_frames(m.shape[-1], self._min_window_s(r), whisper.feature_extractor.nb_max_frames)
+            for m, r in zip(mels, requests)
+        )
         features = np.stack([pad_or_trim(m, frames) for m in mels])
         encoded = whisper.model.encode(get_ctranslate2_storage(features), to_cpu=False)
         languages = [r.language for r in requests]
@@ -109,15 +115,17 @@ class CTranslate2Engine(WhisperEngine):
             tokens = out.sequences_ids[0]
             text = tok.decode(tokens).strip()
             if request.prefix and text.startswith(request.prefix.strip()):
-                text = text[len(request.prefix.strip()):].strip()  # in case a build returns the prefix
+                text = text[len(request.prefix.strip()) :].strip()  # in case a build returns the prefix
             avg_logprob = out.scores[0] * len(tokens) / (len(tokens) + 1)
-            results.append(Transcription(
-                text=text,
-                language=lang,
-                no_speech_prob=float(out.no_speech_prob),
-                avg_logprob=float(avg_logprob) if tokens else -10.0,
-                compression_ratio=_compression_ratio(text),
-            ))
+            results.append(
+                Transcription(
+                    text=text,
+                    language=lang,
+                    no_speech_prob=float(out.no_speech_prob),
+                    avg_logprob=float(avg_logprob) if tokens else -10.0,
+                    compression_ratio=_compression_ratio(text),
+                )
+            )
         return results
 
     def _generate(self, encoded, prompts: list[list[int]], tokenizer, beam_size: int) -> list:
@@ -146,14 +154,13 @@ class CTranslate2Engine(WhisperEngine):
         if language not in self._tokenizers:
             multilingual = self.model.model.is_multilingual
             self._tokenizers[language] = Tokenizer(
-                self.model.hf_tokenizer, multilingual, task="transcribe",
-                language=language if multilingual else None)
+                self.model.hf_tokenizer, multilingual, task="transcribe", language=language if multilingual else None
+            )
         return self._tokenizers[language]
 
     def _prompt(self, tokenizer, request: AsrRequest) -> list[int]:
         previous = tokenizer.encode(" " + request.previous_text()) if request.previous_text() else []
-        return self.model.get_prompt(tokenizer, previous, without_timestamps=True,
-                                     prefix=request.prefix or None)
+        return self.model.get_prompt(tokenizer, previous, without_timestamps=True, prefix=request.prefix or None)
 
 
 def encoder_frames(audio_frames: int, min_window_s: float, max_frames: int = 3000) -> int:

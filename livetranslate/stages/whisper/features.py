@@ -99,7 +99,7 @@ class SpecialTokens:
     languages: dict[str, int]
 
     @classmethod
-    def from_vocabulary(cls, token_ids: dict[str, int]) -> "SpecialTokens":
+    def from_vocabulary(cls, token_ids: dict[str, int]) -> SpecialTokens:
         languages = {}
         for token, token_id in token_ids.items():
             code = token[2:-2]
@@ -117,7 +117,7 @@ class SpecialTokens:
         )
 
     @classmethod
-    def from_tokenizer_json(cls, path: str | Path) -> "SpecialTokens":
+    def from_tokenizer_json(cls, path: str | Path) -> SpecialTokens:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls.from_vocabulary({t["content"]: t["id"] for t in data.get("added_tokens", [])})
 
@@ -125,8 +125,12 @@ class SpecialTokens:
         """<|startoftranscript|><|de|><|transcribe|><|notimestamps|>"""
         if language not in self.languages:
             raise ValueError(f"Whisper has no language {language!r}")
-        return [self.sot, self.languages[language], self.transcribe if task == "transcribe" else self.translate,
-                self.no_timestamps]
+        return [
+            self.sot,
+            self.languages[language],
+            self.transcribe if task == "transcribe" else self.translate,
+            self.no_timestamps,
+        ]
 
     def language_of(self, token_id: int) -> str | None:
         for code, tid in self.languages.items():
@@ -157,9 +161,9 @@ def build_prompt(
     """
     task = specials.task_sequence(language)
     room = max(0, max_tokens - len(task))
-    prefix = list(prefix)[-min(room, 448 // 2 - 1):] if room else []
+    prefix = list(prefix)[-min(room, 448 // 2 - 1) :] if room else []
     room -= len(prefix)
-    previous = list(previous)[-min(room - 1, 448 // 2 - 1):] if room > 1 and previous else []
+    previous = list(previous)[-min(room - 1, 448 // 2 - 1) :] if room > 1 and previous else []
     head = [specials.sot_prev, *previous] if previous else []
     return DecoderPrompt(head + task + prefix, sot_index=len(head))
 
@@ -180,8 +184,9 @@ class WhisperTokenizer:
     def decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t < self.specials.eot])
 
-    def prompt(self, language: str, previous_text: str = "", prefix: str = "",
-               max_tokens: int = 448 // 2) -> DecoderPrompt:
+    def prompt(
+        self, language: str, previous_text: str = "", prefix: str = "", max_tokens: int = 448 // 2
+    ) -> DecoderPrompt:
         previous = self.encode(" " + previous_text.strip()) if previous_text.strip() else []
         prefix_ids = self.encode(" " + prefix.strip()) if prefix.strip() else []
         return build_prompt(self.specials, language, previous, prefix_ids, max_tokens)

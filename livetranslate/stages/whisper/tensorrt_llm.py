@@ -48,7 +48,7 @@ class EngineLimits:
     context_logits: bool = False  # built with --gather_context_logits: no-speech probability
 
     @classmethod
-    def from_engine_dir(cls, engine_dir: Path) -> "EngineLimits":
+    def from_engine_dir(cls, engine_dir: Path) -> EngineLimits:
         decoder = json.loads((engine_dir / "decoder" / "config.json").read_text())
         encoder = json.loads((engine_dir / "encoder" / "config.json").read_text())
         build = decoder.get("build_config", {})
@@ -64,18 +64,21 @@ class EngineLimits:
 
 def engine_files(engine_dir: Path) -> list[Path]:
     """What engine_build/whisper leaves in an engine folder."""
-    return [engine_dir / "encoder" / "config.json", engine_dir / "decoder" / "config.json",
-            engine_dir / "tokenizer.json"]
+    return [
+        engine_dir / "encoder" / "config.json",
+        engine_dir / "decoder" / "config.json",
+        engine_dir / "tokenizer.json",
+    ]
 
 
 def generated_tokens(output_ids: list[int], sequence_length: int, prompt: list[int], eot: int) -> list[int]:
     """The tokens the decoder produced: ModelRunnerCpp returns the prompt in front of them
     for encoder-decoder models, padded with end ids after the sequence length."""
     tokens = [int(t) for t in output_ids[:sequence_length]]
-    if tokens[:len(prompt)] == list(prompt):
-        tokens = tokens[len(prompt):]
+    if tokens[: len(prompt)] == list(prompt):
+        tokens = tokens[len(prompt) :]
     if eot in tokens:
-        tokens = tokens[:tokens.index(eot)]
+        tokens = tokens[: tokens.index(eot)]
     return tokens
 
 
@@ -118,7 +121,8 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
             raise RuntimeError(
                 f"the tensorrt_llm Whisper engine needs TensorRT-LLM and torch, which the gpu image "
                 f"ships (Dockerfile target gpu); this environment lacks them ({exc}). "
-                f"Use the cpu profile here (engine ctranslate2)") from exc
+                f"Use the cpu profile here (engine ctranslate2)"
+            ) from exc
         from livetranslate.weights.trtllm_version import check_engine_version
 
         engine_dir = Path(model_path)
@@ -126,7 +130,8 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
         if missing:
             raise FileNotFoundError(
                 f"no Whisper TensorRT-LLM engine in {engine_dir} (missing {', '.join(missing)}): "
-                f"build it with `python -m engine_build whisper`")
+                f"build it with `python -m engine_build whisper`"
+            )
         for part in ("encoder", "decoder"):
             check_engine_version(engine_dir / part, tensorrt_llm.__version__)
         self.torch = torch
@@ -153,8 +158,11 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
         languages = self._languages(requests, features)
         results = self._decode(requests, features, languages)
         # Whisper, unsure of the audio, tends to repeat its prompt: decode those again without it.
-        again = {i: retry for i, (r, out) in enumerate(zip(requests, results))
-                 if (retry := decode_again(r, out.text)) is not None}
+        again = {
+            i: retry
+            for i, (r, out) in enumerate(zip(requests, results))
+            if (retry := decode_again(r, out.text)) is not None
+        }
         if again:
             retried = self._decode(list(again.values()), [features[i] for i in again], [languages[i] for i in again])
             for i, result in zip(again, retried):
@@ -170,7 +178,7 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
             sot = self.tokenizer.specials.sot
             outputs = self._generate([[sot]] * len(unknown), [features[i] for i in unknown], beam=1, max_new=1)
             for i, ids, length in zip(unknown, outputs["output_ids"], outputs["sequence_lengths"]):
-                tokens = list(ids[0][:length[0]])
+                tokens = list(ids[0][: length[0]])
                 guess = self.tokenizer.specials.language_of(tokens[-1]) if tokens else None
                 languages[i] = guess or "en"
         return languages
@@ -182,13 +190,21 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
             beam = min(r.beam_size or self.options.beam_size, self.limits.max_beam_width)
             groups.setdefault(max(1, beam), []).append(i)
         for beam, indices in groups.items():
-            prompts = [self.tokenizer.prompt(languages[i], requests[i].previous_text(), requests[i].prefix,
-                                             self.limits.max_input_len) for i in indices]
+            prompts = [
+                self.tokenizer.prompt(
+                    languages[i], requests[i].previous_text(), requests[i].prefix, self.limits.max_input_len
+                )
+                for i in indices
+            ]
             max_new = min(MAX_NEW_TOKENS, self.limits.max_seq_len - max(len(p.tokens) for p in prompts))
             out = self._generate([p.tokens for p in prompts], [features[i] for i in indices], beam, max_new)
             for k, (i, prompt) in enumerate(zip(indices, prompts)):
-                tokens = generated_tokens(list(out["output_ids"][k][0]), int(out["sequence_lengths"][k][0]),
-                                          prompt.tokens, self.tokenizer.specials.eot)
+                tokens = generated_tokens(
+                    list(out["output_ids"][k][0]),
+                    int(out["sequence_lengths"][k][0]),
+                    prompt.tokens,
+                    self.tokenizer.specials.eot,
+                )
                 text = self.tokenizer.decode(tokens).strip()
                 cum = out.get("cum_log_probs")
                 context = out.get("context_logits")
@@ -197,9 +213,11 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
                     language=languages[i],
                     no_speech_prob=no_speech_probability(
                         None if context is None else np.asarray(context[k])[prompt.sot_index],
-                        self.tokenizer.specials.no_speech),
-                    avg_logprob=average_logprob(None if cum is None else float(np.asarray(cum[k]).reshape(-1)[0]),
-                                                len(tokens)),
+                        self.tokenizer.specials.no_speech,
+                    ),
+                    avg_logprob=average_logprob(
+                        None if cum is None else float(np.asarray(cum[k]).reshape(-1)[0]), len(tokens)
+                    ),
                     compression_ratio=_compression_ratio(text),
                 )
         return results
@@ -210,8 +228,9 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
             outputs = self.runner.generate(
                 batch_input_ids=[torch.tensor(p, dtype=torch.int32) for p in prompts],
                 encoder_input_features=[torch.from_numpy(f).to(self.device, torch.float16) for f in features],
-                encoder_output_lengths=torch.tensor([N_FRAMES // ENCODER_DOWNSAMPLING] * len(prompts),
-                                                    dtype=torch.int32, device=self.device),
+                encoder_output_lengths=torch.tensor(
+                    [N_FRAMES // ENCODER_DOWNSAMPLING] * len(prompts), dtype=torch.int32, device=self.device
+                ),
                 max_new_tokens=max(1, max_new),
                 end_id=self.tokenizer.specials.eot,
                 pad_id=self.tokenizer.specials.eot,
@@ -221,8 +240,11 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
                 return_dict=True,
             )
             torch.cuda.synchronize()
-        return {name: _to_numpy(value) for name, value in outputs.items()
-                if name in ("output_ids", "sequence_lengths", "cum_log_probs", "context_logits")}
+        return {
+            name: _to_numpy(value)
+            for name, value in outputs.items()
+            if name in ("output_ids", "sequence_lengths", "cum_log_probs", "context_logits")
+        }
 
 
 def _to_numpy(value):

@@ -2,9 +2,9 @@
 
 from livetranslate import protocol as P
 from livetranslate.stages.completeness import CompletenessChecker, CompletenessThresholds
-from livetranslate.weights.catalog import llm_choice
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonLlm
+from livetranslate.weights.catalog import llm_choice
 
 
 class TritonPythonModel:
@@ -12,7 +12,8 @@ class TritonPythonModel:
         params = glue.parameters(args)
         choice = llm_choice(params["llm_model"], params.get("prompt_family", ""))
         self.checker = CompletenessChecker(
-            TritonLlm().yes_probability, choice.prompt_family,
+            TritonLlm().yes_probability,
+            choice.prompt_family,
             CompletenessThresholds(*choice.completeness_thresholds),
         )
 

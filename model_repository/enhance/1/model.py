@@ -34,11 +34,14 @@ class TritonPythonModel:
         asked = codecs.enhance_request_from(glue.inputs(request))
         if start:
             source, target, glossary = asked.source, asked.target, asked.glossary
-            self.streams.put(stream_id, Enhancer(
-                self.options,
-                translate=lambda text, context: self.stages.translate(text, source, target, context, glossary),
-                is_complete=lambda text: self.stages.is_complete(text, source),
-            ))
+            self.streams.put(
+                stream_id,
+                Enhancer(
+                    self.options,
+                    translate=lambda text, context: self.stages.translate(text, source, target, context, glossary),
+                    is_complete=lambda text: self.stages.is_complete(text, source),
+                ),
+            )
         enhancer = self.streams.pop(stream_id) if end else self.streams.get(stream_id)
         if enhancer is None:
             raise P.ProtocolError(f"no open enhance stream {stream_id}")

@@ -9,8 +9,8 @@ import numpy as np
 from livetranslate import protocol as P
 from livetranslate.stages.llm import GenerationRequest, create_engine
 from livetranslate.stages.llm.lanes import Lanes
-from livetranslate.weights.catalog import llm_choice, resolve
 from livetranslate.triton import codecs, glue
+from livetranslate.weights.catalog import llm_choice, resolve
 
 
 class TritonPythonModel:
@@ -31,14 +31,21 @@ class TritonPythonModel:
         urgent = engine(choice.model) if params.get("urgent_context", "true") == "true" else None
         fast_model = params.get("fast_model", "")
         fast = engine(fast_model) if fast_model and fast_model != choice.model else None
-        self.lanes = Lanes(main, urgent, fast, max_pause_s=float(params.get("max_pause_s", "2")),
-                           max_waiting=int(params.get("max_waiting", "32")))
+        self.lanes = Lanes(
+            main,
+            urgent,
+            fast,
+            max_pause_s=float(params.get("max_pause_s", "2")),
+            max_waiting=int(params.get("max_waiting", "32")),
+        )
         # a lane whose call hangs is logged (where every llm thread is) and its calls move on
         self.lanes.start_watchdog()
         # a thread per call in flight, urgent calls on threads of their own: background calls
         # waiting for their turn never hold up an urgent one
-        self.workers = {lane: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix=f"llm-{lane}")
-                        for lane in ("urgent", "background")}
+        self.workers = {
+            lane: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix=f"llm-{lane}")
+            for lane in ("urgent", "background")
+        }
 
     def execute(self, requests):
         for request in requests:

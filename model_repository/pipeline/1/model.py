@@ -5,13 +5,13 @@ import time
 from livetranslate.keys import Keys
 from livetranslate.pipeline import Limits, Pipeline, PipelineOptions
 from livetranslate.pipeline.options import no_audio_settings
+from livetranslate.pipeline.streaming import DecodeOptions
+from livetranslate.stages.whisper import SpeechFilter
 from livetranslate.store import Hub, open_store
 from livetranslate.store.retention import retention
-from livetranslate.pipeline.streaming import DecodeOptions
 from livetranslate.triton import glue
 from livetranslate.triton.bls import TritonStages, end_pipeline_sequence
 from livetranslate.triton.metrics import TritonMetrics
-from livetranslate.stages.whisper import SpeechFilter
 
 
 class TritonPythonModel:
@@ -69,7 +69,14 @@ class TritonPythonModel:
         arrived = time.monotonic()
         for request in requests:
             stream_id, start, end = glue.sequence_flags(request)
-            self.pipeline.handle(stream_id, start, end, glue.inputs(request), glue.DecoupledReply(request), arrived,
-                                 internal=lambda request=request: glue.is_internal(request),
-                                 key=lambda request=request: glue.client_key(request))
+            self.pipeline.handle(
+                stream_id,
+                start,
+                end,
+                glue.inputs(request),
+                glue.DecoupledReply(request),
+                arrived,
+                internal=lambda request=request: glue.is_internal(request),
+                key=lambda request=request: glue.client_key(request),
+            )
         return None

@@ -6,10 +6,10 @@ the text so far goes out as it is generated, then the translation."""
 import concurrent.futures
 
 from livetranslate import protocol as P
-from livetranslate.weights.catalog import fast_llm_choice, llm_choice
 from livetranslate.stages.translate import Translator
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonLlm
+from livetranslate.weights.catalog import fast_llm_choice, llm_choice
 
 
 class TritonPythonModel:
@@ -22,8 +22,10 @@ class TritonPythonModel:
         self.fast_translator = Translator(generate, fast.prompt_family) if fast else None
         # the speaker's translations on threads of their own: calls waiting in the llm's
         # background lane never hold up an urgent one here
-        self.workers = {urgent: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="translate")
-                        for urgent in (True, False)}
+        self.workers = {
+            urgent: concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="translate")
+            for urgent in (True, False)
+        }
 
     def execute(self, requests):
         for request in requests:
@@ -31,8 +33,9 @@ class TritonPythonModel:
                 urgent = codecs.translate_flags_from(glue.inputs(request)).urgent
             except Exception:  # a malformed request: its answer says why
                 urgent = False
-            self.workers[urgent].submit(glue.respond_streaming, request,
-                                        lambda send, r=request: self._translate(r, send), P.TRANSLATE)
+            self.workers[urgent].submit(
+                glue.respond_streaming, request, lambda send, r=request: self._translate(r, send), P.TRANSLATE
+            )
         return None
 
     def finalize(self):

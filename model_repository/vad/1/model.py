@@ -2,8 +2,8 @@
 
 from livetranslate import protocol as P
 from livetranslate.stages.state import StreamTable
-from livetranslate.triton import codecs, glue
 from livetranslate.stages.vad import Segmenter, VadOptions
+from livetranslate.triton import codecs, glue
 
 
 class TritonPythonModel:

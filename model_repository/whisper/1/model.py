@@ -1,8 +1,8 @@
 """whisper (and whisper_partial, which links here): thin Triton glue over livetranslate.stages.whisper."""
 
-from livetranslate.weights.catalog import resolve
-from livetranslate.triton import codecs, glue
 from livetranslate.stages.whisper import AsrOptions, create_engine
+from livetranslate.triton import codecs, glue
+from livetranslate.weights.catalog import resolve
 
 
 class TritonPythonModel:
@@ -16,10 +16,11 @@ class TritonPythonModel:
             device=params.get("device", "cpu"),
             compute_type=params.get("compute_type", "int8"),
             cpu_threads=int(params.get("cpu_threads", "2")),
-            options=AsrOptions(beam_size=int(params.get("beam_size", "5")),
-                               min_window_s=float(params.get("min_window_s", AsrOptions.min_window_s)),
-                               min_window_alone_s=float(params.get("min_window_alone_s",
-                                                                   AsrOptions.min_window_alone_s))),
+            options=AsrOptions(
+                beam_size=int(params.get("beam_size", "5")),
+                min_window_s=float(params.get("min_window_s", AsrOptions.min_window_s)),
+                min_window_alone_s=float(params.get("min_window_alone_s", AsrOptions.min_window_alone_s)),
+            ),
         )
 
     def execute(self, requests):

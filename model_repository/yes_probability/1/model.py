@@ -4,8 +4,8 @@ livetranslate.stages.llm.tensorrt_llm."""
 import numpy as np
 
 from livetranslate import protocol as P
-from livetranslate.triton import glue
 from livetranslate.stages.llm.tensorrt_llm import YesNoScorer
+from livetranslate.triton import glue
 
 
 class TritonPythonModel:
