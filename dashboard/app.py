@@ -346,7 +346,7 @@ def new_session_page() -> None:
     recording = st.audio_input("…or record with the browser microphone", key="upload-mic")
     upload = upload if upload is not None else recording
     too_large = upload is not None and upload.size > limit_mb * 2**20
-    if too_large:
+    if upload is not None and too_large:
         st.error(f"The file is {upload.size / 2**20:.0f} MB; this dashboard takes files up to {limit_mb} MB.")
     st.button("Start", disabled=upload is None or too_large, on_click=start_clicked)
     if st.session_state.get("upload-error"):
@@ -464,8 +464,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
         key=f"lang-{name}",
         format_func={"both": "transcript + translation", "source": "transcript only", "target": "translation only"}.get,
     )
-    cols = st.columns(4)
-    for col, fmt in zip(cols, ("txt", "srt", "vtt", "jsonl")):
+    for col, fmt in zip(st.columns(4), ("txt", "srt", "vtt", "jsonl")):
         col.download_button(f"Download {fmt}", export(events, fmt, lang), file_name=f"{name}.{fmt}", key=f"dl-{fmt}")
 
 

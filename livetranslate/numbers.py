@@ -290,8 +290,8 @@ def _rewrite(text: str, run: list[_Token]) -> str:
             return word.capitalize() if _starts_sentence(text, first.start) else word
         return span
     if len(run) == 1:
-        value = _cardinal(first)
-        if value is not None and value < SMALLEST_DIGITS and _stands_alone(run):
+        cardinal = _cardinal(first)
+        if cardinal is not None and cardinal < SMALLEST_DIGITS and _stands_alone(run):
             return span  # "zwei", "eins": a word, as the rule keeps it
     before_month = run[-1].after is not None and run[-1].after.key in _MONTHS
     written = _digits(span, ordinal_threshold=0 if before_month else SMALLEST_DIGITS - 1)

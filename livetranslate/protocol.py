@@ -234,8 +234,10 @@ class Event:
     def from_tensors(cls, get: Callable[[str], np.ndarray | None]) -> Event:
         """Build an event from a response; `get(name)` returns that output as numpy."""
 
-        def scalar(name):
-            return get(name).reshape(-1)[0]
+        def scalar(name: str):
+            value = get(name)
+            assert value is not None, f"response without {name}"  # every server version sends these
+            return value.reshape(-1)[0]
 
         return cls(
             kind=EventKind(decode_text(get(KIND))),

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+from livetranslate.pipeline.stages import PlainUrgentTranslation
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind
 from livetranslate.stages.enhance import Enhancer, WindowOptions
 from livetranslate.stages.vad import Boundaries, Ongoing, Utterance
@@ -103,7 +104,7 @@ def words_in(audio: np.ndarray) -> list[str]:
     return [WORDS[v] for v in runs.tolist() if v > 0]
 
 
-class ScriptedStages:
+class ScriptedStages(PlainUrgentTranslation):
     """The pipeline's stages (livetranslate.pipeline.stages.Stages), scripted. `translate`
     waits while `llm_gate` is clear; whisper fails on the words in `whisper_fails`."""
 

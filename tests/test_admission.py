@@ -13,6 +13,7 @@ from scripted import Collect, FailingStore
 from livetranslate import protocol as P
 from livetranslate.keys import Keys
 from livetranslate.pipeline import Admission, Limits, Pipeline, PipelineOptions, ServerFull
+from livetranslate.pipeline.stages import PlainUrgentTranslation
 from livetranslate.protocol import EventKind, ProtocolError, SessionOptions
 from livetranslate.stages.vad import Boundaries, Utterance
 from livetranslate.stages.whisper import Transcription
@@ -21,7 +22,7 @@ from livetranslate.store import Hub, SessionStore
 RATE = P.SAMPLE_RATE_HZ
 
 
-class FakeStages:
+class FakeStages(PlainUrgentTranslation):
     """Every chunk is one closed utterance that Whisper hears as a new word; `gate` holds vad."""
 
     WORDS = "hallo welt guten morgen liebe leute heute reden wir über das wetter".split()

@@ -1,6 +1,7 @@
 """The stream logic of `pipeline` in-process with the real VAD and Whisper (no Triton)."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,26 @@ def test_a_pause_publishes_the_enhanced_window_before_the_speaker_goes_on(whispe
     last = Collect(events)
     pipeline.handle(9, False, True, {P.AUDIO: np.zeros(0, np.int16)}.get, last)
     assert last.closed.wait(60) and events[-1].kind == EventKind.END
+
+
+def test_every_stage_set_satisfies_the_stage_interface():
+    """The pipeline calls its stages through one declared interface (pipeline.stages.Stages):
+    the scripted set of these tests, the in-process set and the Triton set all satisfy it."""
+    from scripted import Clock, ScriptedStages
+
+    from livetranslate.pipeline.stages import LocalStages, Stages
+
+    assert isinstance(ScriptedStages(Clock()), Stages) and isinstance(LocalStages(engine=None), Stages)
+    assert not isinstance(object(), Stages)
+    bls = (Path(__file__).resolve().parents[1] / "livetranslate" / "triton" / "bls.py").read_text()
+    needed = [
+        name for name in ("vad", "whisper", "translate", "translate_urgent", "enhance") if f"    def {name}(" not in bls
+    ]
+    assert needed == []  # TritonStages imports Triton's own module: checked by its source here
+
+
+def test_a_pipeline_without_a_store_keeps_nothing_and_refuses_viewers():
+    from livetranslate.store import NoStore, Store
+
+    store: Store = NoStore()
+    assert store.keeps is False and store.resume_point("any") == (0, 0.0) and store.events("any") == []

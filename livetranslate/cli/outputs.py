@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from livetranslate.present.textview import (
     segments_label,
 )
 from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
+
+if TYPE_CHECKING:
+    from livetranslate.client.resilient import ResilientSession
 
 
 def format_event(event: Event, fmt: str) -> str:
@@ -55,6 +59,7 @@ class Outputs:
         self.jsonl = open(out, "w", encoding="utf-8") if out else None
         kinds = (subtitle_kind,)
         paths = [(p, f) for p, f in ((srt_path, "srt"), (vtt_path, "vtt")) if p]
+        self.subtitles: list[SubtitleWriter | BestSubtitleWriter]
         if subtitle_kind == EventKind.TRANSLATION and best_language:  # the best text: rewritten as it improves
             self.subtitles = [BestSubtitleWriter(p, f, best_language) for p, f in paths]
         else:
@@ -65,7 +70,7 @@ class Outputs:
     partial = ""  # the open utterance's interim text, shown dimmed in place of the status
     state = "connecting"
     latency_s = 0.0
-    runner = None  # the ResilientSession, for the audio level
+    runner: ResilientSession | None = None  # for the audio level
 
     @property
     def live_status(self) -> bool:

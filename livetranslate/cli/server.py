@@ -250,7 +250,7 @@ def serve(
     if log_file != "-":
         _log_to_file(server, Path(log_file) if log_file else None)
     health = _health(server, health_port) if health_port else None
-    stopping = []
+    stopping: list[bool] = []
 
     def on_signal(*_):
         if stopping:  # the second one: end the grace now (the stop stays bounded either way)

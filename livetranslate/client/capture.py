@@ -109,6 +109,7 @@ def _pulse(device: str, rate: int, chunk_ms: int) -> Source:
     )
     time.sleep(0.2)
     if process.poll() is not None:
+        assert process.stderr is not None  # stderr=PIPE
         error = process.stderr.read().decode(errors="replace").strip()
         raise SourceError(f"cannot record from PulseAudio source {device!r}: {error or 'parec exited'}")
     return Source(device, rate, True, _pcm_pipe(process.stdout, max(2, rate * chunk_ms // 1000 * 2)), process)

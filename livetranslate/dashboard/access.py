@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from livetranslate import settings
 from livetranslate.launcher.options import is_loopback
@@ -95,7 +96,7 @@ def add_user(path: str | Path, username: str, password: str) -> None:
     if len(password.encode()) > 72:
         raise CredentialsError("the password is longer than 72 bytes (bcrypt's limit)")
     path = Path(path)
-    config = {}
+    config: dict[str, Any] = {}
     if path.exists():
         config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(config, dict):

@@ -25,7 +25,8 @@ class Lister:
     that waits asks every POLL_S)."""
 
     def __init__(self, connect: Callable[[], PipelineClient]):
-        self.connect, self._client = connect, None
+        self.connect = connect
+        self._client: PipelineClient | None = None
 
     def info(self, name: str | None) -> dict | None:
         """The listed info of session NAME, or of the newest live session when NAME is None."""
@@ -176,9 +177,9 @@ class Followers:
     def get(self, session: str | None, lang: str | None) -> Follower | NewestFollower:
         now = time.monotonic()
         with self._lock:
-            for key, follower in list(self._all.items()):
-                if follower.stopped or now - follower.last_used > self.idle_s:
-                    follower.stop()
+            for key, existing in list(self._all.items()):
+                if existing.stopped or now - existing.last_used > self.idle_s:
+                    existing.stop()
                     del self._all[key]
             follower = self._all.get((session, lang))
             if follower is None:

@@ -48,8 +48,8 @@ def system_triton() -> tuple[Path, Path] | None:
 
 
 def find_tritonserver() -> Path:
-    if system_triton():
-        return system_triton()[0]
+    if triton := system_triton():
+        return triton[0]
     binary = pytriton_dir() / "tritonserver" / "bin" / "tritonserver"
     if not binary.is_file():
         raise ServerError(f"tritonserver not found at {binary}")

@@ -63,7 +63,10 @@ class HealthServer:
         if ":" in host:  # an IPv6 address, as --host takes one
             import socket
 
-            server_class = type("ThreadingHTTPServer6", (server_class,), {"address_family": socket.AF_INET6})
+            class ThreadingHTTPServer6(http.server.ThreadingHTTPServer):
+                address_family = socket.AF_INET6
+
+            server_class = ThreadingHTTPServer6
         self._server = server_class((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health", daemon=True)

@@ -79,7 +79,7 @@ class TritonServer:
 
         remove_stale_regions()
 
-        backends = system_triton()[1] if system_triton() else prepare_backends(self.options.cache_dir)
+        backends = triton[1] if (triton := system_triton()) else prepare_backends(self.options.cache_dir)
         cmd = self.options.command(backends)
         env = self.options.environment()
         env[settings.SETTINGS_FILE] = str(self._write_handoff())
@@ -179,16 +179,19 @@ class TritonServer:
 
     def log_tail(self, lines: int = 6) -> str:
         """The last lines of Triton's log file, for a message about why it stopped."""
+        if self.log_file is None:  # its output went to the terminal
+            return ""
         try:
             with open(self.log_file, "rb") as log:
                 log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
                 text = log.read().decode("utf-8", "replace")
-        except (OSError, TypeError):
+        except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
     def exit_message(self, when: str) -> str:
         """Triton exited on its own: its code, where the log is, and the log's last lines."""
+        assert self.process is not None  # called once the started process has exited
         message = f"tritonserver exited with code {self.process.returncode} {when}"
         if self.log_file:
             tail = self.log_tail()
@@ -305,7 +308,8 @@ class TritonServer:
             return {}
         import ssl
 
-        cert = ssl._ssl._test_decode_cert(str(self.options.tls_cert))  # noqa: SLF001 (stdlib's own PEM reader)
+        # the stdlib's own PEM reader, private: typeshed does not declare it
+        cert = ssl._ssl._test_decode_cert(str(self.options.tls_cert))  # type: ignore[attr-defined]  # noqa: SLF001
         names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
         names += [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
         options = {"ssl": True, "root_certificates": str(self.options.tls_cert)}

@@ -49,6 +49,7 @@ from livetranslate.protocol import (
 )
 from livetranslate.stages.state import StreamTable
 from livetranslate.store import SessionBusy
+from livetranslate.store.interface import NoStore, Store
 
 log = logging.getLogger("livetranslate.pipeline")
 # streams closed for want of audio whose client is told so on its next requests (the most
@@ -75,7 +76,7 @@ class Pipeline(Stopping):
         self,
         stages: Stages,
         options: PipelineOptions = PipelineOptions(),
-        store=None,
+        store: Store | None = None,
         clock: Callable[[], float] = time.monotonic,
         end_sequence: Callable[[int], None] | None = None,
         metrics: Metrics = NO_METRICS,
@@ -84,7 +85,9 @@ class Pipeline(Stopping):
     ):
         """`keys`: the server's named client keys (livetranslate.keys): every request must
         carry one, and each client's streams and viewers are counted in `quota`."""
-        self.stages, self.options, self.store, self.metrics = stages, options, store, metrics
+        # without a store nothing is kept and nobody can subscribe (NoStore, the null store)
+        self.store: Store = store if store is not None else NoStore()
+        self.stages, self.options, self.metrics = stages, options, metrics
         self.keys = keys
         # ends one of this model's own sequences in Triton (a drain, for clients that will not)
         self.end_sequence = end_sequence
@@ -97,16 +100,14 @@ class Pipeline(Stopping):
             LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
             SegmentIds(),
             clock,
-            languages=ViewerLanguages(
-                options.limits.max_viewer_languages, store if getattr(store, "shared", False) else None
-            ),
+            languages=ViewerLanguages(options.limits.max_viewer_languages, self.store if self.store.shared else None),
             metrics=metrics,
             translations=TranslationLoad(options.translation_budget_s, model=options.basic_model),
             background_breaker=LlmBreaker(options.llm_timeouts_to_pause, options.llm_pause_s),
         )
         self.admission = Admission(options.limits, metrics, quota)
-        self.sessions = SessionKeeper(store, metrics) if store is not None else None
-        self.viewers = Viewers(store, self.admission, self.shared.languages)
+        self.sessions = SessionKeeper(self.store, metrics)
+        self.viewers = Viewers(self.store, self.admission, self.shared.languages)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
         # the streams that hold a place in `admission`, and the client each came with
@@ -247,16 +248,16 @@ class Pipeline(Stopping):
             self._gone.pop(stream_id, None)  # a new stream under an old id
         session = None
         try:
-            if self.store is not None:  # the session first: with a shared store, the lease to go on from
-                session = self.sessions.open(
-                    options.session, options.source_language, options.target_language, options.glossary.to_list()
-                )
-                next_segment, end_s = self.store.resume_point(options.session)
-                options = dataclasses.replace(
-                    options,
-                    segment_base=max(options.segment_base, next_segment),
-                    time_base_s=max(options.time_base_s, end_s),
-                )
+            # the session first: with a shared store, the lease to go on from
+            session = self.sessions.open(
+                options.session, options.source_language, options.target_language, options.glossary.to_list()
+            )
+            next_segment, end_s = self.store.resume_point(options.session)
+            options = dataclasses.replace(
+                options,
+                segment_base=max(options.segment_base, next_segment),
+                time_base_s=max(options.time_base_s, end_s),
+            )
             stream = Stream(
                 stream_id, options, self.stages, self.options, self.shared, session, on_closed=self._stream_closed
             )
@@ -296,8 +297,7 @@ class Pipeline(Stopping):
             self.sequences.put(stream_id, True)
         else:
             self.sequences.get(stream_id)  # still in use
-        if self.sessions is not None:
-            self.sessions.retry()
+        self.sessions.retry()
         try:
             if get(DRAIN) is not None:
                 self._drain_request(reply, internal(), get(DRAIN_GRACE_S))

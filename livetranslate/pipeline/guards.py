@@ -89,7 +89,10 @@ class Admission:
         self.limits, self.metrics = limits, metrics
         self.quota = quota or LocalQuota()
         self._lock = threading.Lock()
-        self._counts = {"stream": collections.Counter(), "viewer": collections.Counter()}
+        self._counts: dict[str, collections.Counter[str]] = {
+            "stream": collections.Counter(),
+            "viewer": collections.Counter(),
+        }
 
     def _limits(self, kind: str) -> tuple[int, int, str]:
         if kind == "stream":
@@ -135,10 +138,11 @@ class Admission:
             raise ServerFull(
                 f"session {session!r} already has {most_per_session} {what}(s), the most one session takes", full
             )
+        name = client.name if client else ""  # client_full comes with a client only
         if client_most == 0:
-            raise ServerFull(f"client {client.name!r} may not open {what}s: its key allows none", full)
+            raise ServerFull(f"client {name!r} may not open {what}s: its key allows none", full)
         raise ServerFull(
-            f"client {client.name!r} already has {client_most} {what}(s) live, the most its key "
+            f"client {name!r} already has {client_most} {what}(s) live, the most its key "
             f"allows; try again when one of them has ended",
             full,
         )

@@ -159,4 +159,5 @@ class Latest(Generic[T]):
         with self._cond:
             self._cond.wait_for(lambda: self._message is not None)
             message, self._message = self._message, (self._message if self._stopped else None)
+            assert message is not None  # waited for
             return message

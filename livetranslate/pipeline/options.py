@@ -107,9 +107,9 @@ class StreamContext:
     shared: Shared
     failure: Callable[[], str]  # why the stream was stopped; "" while it runs
     abandon: Callable[[str], None]  # the stream stops itself (its client went silent)
-    # stores an event for the session's viewers only (not sent to the speaker); None when
-    # the stream has no stored session (then it has no viewers either)
-    record: Callable[[Event], None] | None = None
+    # stores an event for the session's viewers only (not sent to the speaker; with the null
+    # store, NoStore, nothing is kept and there are no viewers)
+    record: Callable[[Event], None]
 
     @property
     def t0(self) -> float:

@@ -8,11 +8,13 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
+from typing import cast
 
 from livetranslate.pipeline.guards import ServerFull
-from livetranslate.pipeline.metrics import NO_METRICS
+from livetranslate.pipeline.metrics import NO_METRICS, Metrics
 from livetranslate.pipeline.replies import Reply
 from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
+from livetranslate.store.interface import SharedStore, Store
 
 log = logging.getLogger("livetranslate.pipeline")
 
@@ -127,7 +129,7 @@ class SessionKeeper:
     """Ends streams' parts in their sessions. A close the store could not write (a full disk)
     is tried again with each request until it is, so no session stays `live`."""
 
-    def __init__(self, store, metrics=NO_METRICS):
+    def __init__(self, store: Store, metrics: Metrics = NO_METRICS):
         self.store, self.metrics = store, metrics
         self._unclosed: set[str] = set()
         self._lock = threading.Lock()
@@ -174,9 +176,8 @@ class SessionHandle:
 
     def preview(self, event: Event) -> None:
         """An event for the live viewers only (the interim text): not stored, not replayed."""
-        hub = getattr(self.store, "hub", None)
-        if hub is not None:
-            hub.publish(self.name, event)
+        if self.store.hub is not None:
+            self.store.hub.publish(self.name, event)
 
     def release(self, abandoned: str, end_s: float, move_on: bool = False) -> None:
         """The stream is over (once; later calls do nothing). One abandoned (no `end` from its
@@ -189,8 +190,8 @@ class SessionHandle:
                 return
             self._released = True
         try:
-            if abandoned and move_on and getattr(self.store, "shared", False):
-                self.store.handover(self.name, abandoned)
+            if abandoned and move_on and self.store.shared:
+                cast(SharedStore, self.store).handover(self.name, abandoned)
             elif abandoned and self.store.live_streams(self.name) <= 1:
                 with self.keeper.metrics.storing(EventKind.END):
                     self.store.append(self.name, Event(EventKind.END, end_s=end_s, error=abandoned))

@@ -117,6 +117,8 @@ class Stopping:
         it was ended already (by a drain, a refusal or its client) or could not be."""
         if self.sequences.pop(sequence_id) is None:
             return False
+        if self.end_sequence is None:
+            return False
         try:
             self.end_sequence(sequence_id)
             return True
@@ -165,5 +167,7 @@ class Stopping:
         self._refused_ends.put(sequence_id)
 
     def _end_refused_ones(self) -> None:
+        refused = self._refused_ends
+        assert refused is not None  # made before this thread starts
         while True:
-            self._end_open_sequence(self._refused_ends.get())
+            self._end_open_sequence(refused.get())

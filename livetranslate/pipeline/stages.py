@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,9 +24,14 @@ class SpokenTranslation:
     fast: bool = False
 
 
+@runtime_checkable
 class Stages(Protocol):
-    """`vad` and `enhance` are sequence-stateful: `start` opens a stream's sequence, `end`
-    ends it (and for `enhance`, flushes the window unless `flush` is false)."""
+    """What a stream needs of the other models. Three sets satisfy it: TritonStages (BLS calls
+    inside the server, livetranslate.triton.bls), LocalStages (the same logic in this process,
+    for benches) and the fast tests' scripted set (tests/scripted.py).
+
+    `vad` and `enhance` are sequence-stateful: `start` opens a stream's sequence, `end` ends it
+    (and for `enhance`, flushes the window unless `flush` is false)."""
 
     def vad(self, sequence_id: int, audio: np.ndarray, start: bool, end: bool) -> Boundaries: ...
 
@@ -36,10 +41,19 @@ class Stages(Protocol):
         self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
     ) -> str: ...
 
-    # optional (translate_urgent below falls back to `translate` without it): the speaker's
-    # translation first in the LLM's queue, on the small model when `fast`, and the text so far
-    # to `on_interim` while it is generated
-    # def translate_urgent(self, text, source, target, glossary, *, fast, on_interim) -> SpokenTranslation
+    def translate_urgent(
+        self,
+        text: str,
+        source: str,
+        target: str,
+        glossary: Glossary = NO_GLOSSARY,
+        *,
+        fast: bool = False,
+        on_interim: Callable[[str], None] | None = None,
+    ) -> SpokenTranslation:
+        """The speaker's translation: first in the LLM's queue, on the small model when `fast`,
+        the text so far to `on_interim` while it is generated (PlainUrgentTranslation: none of it)."""
+        ...
 
     def enhance(
         self,
@@ -56,7 +70,29 @@ class Stages(Protocol):
     ) -> list[Enhanced]: ...
 
 
-class LocalStages:
+class PlainUrgentTranslation:
+    """translate_urgent for a stage set whose LLM has no queue to jump and no interim text:
+    the speaker's translation is a plain `translate`."""
+
+    def translate(
+        self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
+    ) -> str:
+        raise NotImplementedError
+
+    def translate_urgent(
+        self,
+        text: str,
+        source: str,
+        target: str,
+        glossary: Glossary = NO_GLOSSARY,
+        *,
+        fast: bool = False,
+        on_interim: Callable[[str], None] | None = None,
+    ) -> SpokenTranslation:
+        return SpokenTranslation(self.translate(text, source, target, "", glossary))
+
+
+class LocalStages(PlainUrgentTranslation):
     """The stages in this process. `translator` and `checker` are optional (a stream
     without translation needs neither)."""
 
@@ -91,19 +127,6 @@ class LocalStages:
     ) -> str:
         return self.translator.translate(text, source, target, context, glossary)
 
-    def translate_urgent(
-        self,
-        text: str,
-        source: str,
-        target: str,
-        glossary: Glossary = NO_GLOSSARY,
-        *,
-        fast: bool = False,
-        on_interim: Callable[[str], None] | None = None,
-    ) -> SpokenTranslation:
-        # in process no interim text: the benches and tests that run here read translations only
-        return SpokenTranslation(self.translate(text, source, target, "", glossary))
-
     def enhance(
         self,
         sequence_id,
@@ -129,21 +152,3 @@ class LocalStages:
             out += enhancer.flush() if flush else []
             del self._enhancers[sequence_id]
         return out
-
-
-def translate_urgent(
-    stages,
-    text: str,
-    source: str,
-    target: str,
-    glossary: Glossary = NO_GLOSSARY,
-    *,
-    fast: bool = False,
-    on_interim: Callable[[str], None] | None = None,
-) -> SpokenTranslation:
-    """The speaker's translation through a stage set; one without `translate_urgent` (a
-    test's scripted set) translates as usual, with no interim text."""
-    urgent = getattr(stages, "translate_urgent", None)
-    if urgent is None:
-        return SpokenTranslation(stages.translate(text, source, target, "", glossary))
-    return urgent(text, source, target, glossary, fast=fast, on_interim=on_interim)

@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from livetranslate.pipeline.mailboxes import TooFast, TranslationInbox
 from livetranslate.pipeline.messages import Abandon, Chunk
@@ -54,8 +55,8 @@ class Stream:
         stages: Stages,
         popts: PipelineOptions,
         shared: Shared,
-        session: SessionHandle | None = None,
-        on_closed: Callable[[Stream], None] | None = None,
+        session: SessionHandle,
+        on_closed: Callable[[Stream], None] = lambda stream: None,
     ):
         self.stream_id, self.options = stream_id, options
         self.failure = ""  # why the stream was stopped (its session could not be stored)
@@ -75,7 +76,7 @@ class Stream:
             shared,
             lambda: self.failure,
             self.abandon,
-            self._for_viewers if session is not None else None,
+            self._for_viewers,
         )
         self._inbox = AudioInbox(
             popts.limits.max_queued_s * options.sample_rate,
@@ -83,7 +84,7 @@ class Stream:
             shared.clock,
             COUNTED_AUDIO_S * options.sample_rate,
         )
-        partials = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
+        partials: Latest[Any] | None = Latest() if options.partials and popts.decode.partial_interval_s > 0 else None
         self._jobs = jobs = TranslationInbox() if options.translate else None
         self._transcriber = Transcriber(ctx, self._inbox, partials, jobs)
         runs = [("stream", self._transcriber.run)]
@@ -113,8 +114,6 @@ class Stream:
         """A request's reply: each event sent is measured; with a stored session, each event is
         stored before it is sent."""
         reply = MeteredReply(reply, self._shared.metrics)
-        if self._session is None:
-            return reply
         return RecordingReply(reply, self._session, lambda: self.failure, self.fail)
 
     def no_audio_s(self, now: float) -> float:
@@ -205,10 +204,9 @@ class Stream:
             if final is not None:  # the client's end: `end` is the stream's last event
                 final.send(Event(EventKind.END, end_s=self.audio_end_s))
                 final.close()
-            if self._session is not None:  # a failed stream's session gets no stored `end`
-                self._session.release(
-                    "" if self.failure else self.abandoned, self.audio_end_s, move_on=self.moving and not self.failure
-                )
+            # a failed stream's session gets no stored `end`
+            self._session.release(
+                "" if self.failure else self.abandoned, self.audio_end_s, move_on=self.moving and not self.failure
+            )
         finally:
-            if self._on_closed is not None:
-                self._on_closed(self)
+            self._on_closed(self)

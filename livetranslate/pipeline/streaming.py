@@ -154,6 +154,7 @@ class StreamDecoder:
         self.options = options
         self.language = language
         self.hotwords = hotwords  # the session glossary's terms, heard with every request
+        # a snapshot holds a tuple instead (it plans, it never commits)
         self.committed: collections.deque[Committed] | tuple[Committed, ...] = collections.deque(maxlen=64)
 
     # --- requests -------------------------------------------------------------------------
@@ -250,6 +251,8 @@ class StreamDecoder:
         return text
 
     def commit(self, start: int, end: int, text: str) -> None:
+        if not isinstance(self.committed, collections.deque):
+            raise TypeError("a snapshot of a decoder cannot commit")
         self.committed.append(Committed(start, end, text))
 
     def snapshot(self) -> StreamDecoder:

@@ -230,6 +230,8 @@ class Transcriber:
 
     # --- the translation worker's clock, and keeping the stages' sequences alive ---------
     def _tell(self, message) -> None:
+        if self._translator is None:  # a stream without translation tells nobody
+            return
         self._translator.put(message)
         self._told = self._clock()
 

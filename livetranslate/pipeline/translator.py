@@ -30,6 +30,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from livetranslate import deadline
 from livetranslate.pipeline.mailboxes import TranslationInbox
@@ -43,7 +44,6 @@ from livetranslate.pipeline.messages import (
 from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import EnhanceSequence
-from livetranslate.pipeline.stages import translate_urgent
 from livetranslate.protocol import AUTO_LANGUAGE, Event, EventKind
 from livetranslate.stages.enhance import Enhanced, Piece
 
@@ -113,7 +113,7 @@ class Translator:
                         self._in_order(self._enhance.finish, reply).result()
                         while self._for_viewers:  # stored before the session's `end`
                             self._viewer_translation(self._for_viewers.popleft())
-                        return reply.hold()
+                        return reply.hold() if reply is not None else None
                     if isinstance(message, Translate):
                         self._translate(message)
                     elif isinstance(message, Silence):
@@ -163,16 +163,16 @@ class Translator:
         self._spoken_at[t.segment_id] = job.spoken_at
         if not self._enhance.started:  # with `auto`: the language of the first transcript
             self._enhance.source = source
-        base = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
+        base: dict[str, Any] = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
         try:
             text, error, note = self._spoken_translation(job, source, target, base)
             latency = (time.monotonic() - job.spoken_at) * 1000
             job.reply.send(Event(EventKind.TRANSLATION, text, latency_ms=latency, error=error, note=note, **base))
         finally:  # its enhanced window comes after: the transcript no longer waits for the LLM
             self._inbox.translated()
-        if self._ctx.record is not None:  # viewers' languages: after the speaker's own work
-            for language in sorted(self._ctx.shared.languages.of(options.session) - {target, source}):
-                self._for_viewers.append(ForViewers(t, source, language, job.spoken_at))
+        # viewers' languages: after the speaker's own work
+        for language in sorted(self._ctx.shared.languages.of(options.session) - {target, source}):
+            self._for_viewers.append(ForViewers(t, source, language, job.spoken_at))
         piece = Piece(t.segment_id, t.text, t.start_s, t.end_s)
 
         def add():
@@ -217,8 +217,7 @@ class Translator:
         try:
             with load.translating(fast):
                 made = self._in_time(
-                    lambda: translate_urgent(
-                        self._ctx.stages,
+                    lambda: self._ctx.stages.translate_urgent(
                         job.transcript.text,
                         source,
                         target,

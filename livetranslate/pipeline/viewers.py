@@ -25,10 +25,11 @@ from livetranslate.protocol import (
     decode_text,
 )
 from livetranslate.store import Viewer
+from livetranslate.store.interface import Store
 
 
 def follow(
-    store,
+    store: Store,
     session: str,
     reply: Reply,
     *,
@@ -65,9 +66,9 @@ def follow(
         viewer.language = wanted  # counted in `languages` from here
         # `end` events in the history close earlier runs of a resumed session: the viewer's
         # one `end` is the session's last
-        for event in store.attach(session, viewer):
-            if event.kind != EventKind.END and viewer.wants(event):
-                reply.send(event)
+        for stored in store.attach(session, viewer):
+            if stored.kind != EventKind.END and viewer.wants(stored):
+                reply.send(stored)
         while not cancelled():
             if stopping():
                 stop(f"{stopping()}: follow the session again in a moment")
@@ -96,7 +97,7 @@ class Viewers:
     """The viewers of every session this pipeline serves: admitted, each followed by its
     own thread, counted out when it ends."""
 
-    def __init__(self, store, admission: Admission, languages: ViewerLanguages):
+    def __init__(self, store: Store, admission: Admission, languages: ViewerLanguages):
         self.store, self.admission, self.languages = store, admission, languages
         self.stopping = ""  # the server is stopping: why every viewer ends
 
@@ -113,13 +114,13 @@ class Viewers:
         language: np.ndarray | None = None,
         client: Client | None = None,
     ) -> None:
-        if self.store is None:
+        if not self.store.keeps:
             raise ProtocolError("this server keeps no sessions: nothing to subscribe to")
         name = decode_text(subscribe).strip()
         if not name or len(name) > MAX_SESSION_NAME or not name.isprintable():
             raise ProtocolError(f"SUBSCRIBE must name a session: 1 to {MAX_SESSION_NAME} printable characters")
-        wanted = decode_text(language).strip()
-        wanted = check_language(wanted) if wanted else None
+        named = decode_text(language).strip()
+        wanted = check_language(named) if named else None
         try:
             self.admission.admit_viewer(name, client)
         except ServerFull as exc:  # a viewer's own failure is an `end` that carries it

@@ -112,7 +112,7 @@ class BestSubtitleWriter:
             raise ValueError(f"unknown subtitle format {fmt!r}")
         self.path, self.fmt, self.language = Path(path), fmt, language
         self._events: list[Event] = []
-        self._written = None
+        self._written: str | None = None
         self._write()
 
     def _write(self) -> None:

@@ -152,6 +152,7 @@ class SideBySideView:
 
     def event(self, event: Event) -> None:
         done: list = []
+        row: Row | None
         with self._lock:
             if event.kind == EventKind.PARTIAL:
                 self.partial = event

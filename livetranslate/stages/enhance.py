@@ -72,7 +72,7 @@ class Enhancer:
     is_complete: Callable[[str], bool]
     _window: list[Piece] = field(default_factory=list)
     _before: str = ""  # the source text of the windows before, for context
-    _filter: SimilarityFilter | None = None
+    _filter: SimilarityFilter = field(init=False)  # made in __post_init__, from the options
     _translating: bool = True  # false: windows closed by this step are dropped untranslated
     dropped: int = 0
     skipped: int = 0  # windows dropped untranslated because the stream was behind

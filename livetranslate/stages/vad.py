@@ -103,8 +103,9 @@ class Segmenter:
         self.options = options
         self._vad = webrtcvad.Vad(options.mode)
         self._frame = SAMPLE_RATE_HZ * options.frame_ms // 1000
+        self._ring_frames = max(1, options.padding_ms // options.frame_ms)
         self._ring: collections.deque[tuple[float, bool]] = collections.deque(
-            maxlen=max(1, options.padding_ms // options.frame_ms)
+            maxlen=self._ring_frames
         )  # (energy, voiced) of the last frames
         # while no utterance is open: (energy, voiced) of the frames before the ring, up to
         # lookback_ms and never before the last utterance's end
@@ -170,11 +171,11 @@ class Segmenter:
         if is_speech:
             self._last_voiced = self._clock
         opts = self.options
-        if not self._triggered and len(self._ring) == self._ring.maxlen and opts.lookback_ms:
+        if not self._triggered and len(self._ring) == self._ring_frames and opts.lookback_ms:
             self._before.append(self._ring[0])  # about to leave the ring
         self._ring.append((energy, is_speech))
         if not self._triggered:
-            if sum(voiced for _, voiced in self._ring) > opts.trigger_ratio * self._ring.maxlen:
+            if sum(voiced for _, voiced in self._ring) > opts.trigger_ratio * self._ring_frames:
                 self._triggered = True  # the ring becomes the utterance's pre-roll
                 onset = self._onset()
                 self._start = self._clock - (len(self._ring) + len(onset)) * self._frame
@@ -184,7 +185,7 @@ class Segmenter:
             return None
         self._frames.append((len(frame), is_speech, energy))
         if (
-            sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring.maxlen
+            sum(not voiced for _, voiced in self._ring) > opts.release_ratio * self._ring_frames
             or self._long_and_pausing()
         ):
             self._triggered = False

@@ -25,6 +25,7 @@ from livetranslate.store.files import (
     default_data_dir,
     safe_name,
 )
+from livetranslate.store.interface import NoStore, SharedStore, Store
 from livetranslate.store.retention import (
     format_age,
     format_size,
@@ -48,7 +49,7 @@ def check_store_url(url: str) -> str:
     return url
 
 
-def open_store(url: str | None = None, hub: Hub | None = None, *, serving: bool = False):
+def open_store(url: str | None = None, hub: Hub | None = None, *, serving: bool = False) -> Store:
     """The session store: `url` (else the environment's LIVETRANSLATE_STORE) names a Redis
     shared by several servers; without one, the local event log of this server's data
     directory. `serving`: the pipeline's own store (it holds the data directory's lock, or
@@ -62,6 +63,9 @@ def open_store(url: str | None = None, hub: Hub | None = None, *, serving: bool 
 
 
 __all__ = [
+    "NoStore",
+    "SharedStore",
+    "Store",
     "DATA_DIR_ENV",
     "STORE_ENV",
     "check_store_url",

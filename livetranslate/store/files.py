@@ -15,6 +15,7 @@ import stat
 import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from livetranslate import settings
 from livetranslate.protocol import Event, EventKind
@@ -113,7 +114,8 @@ def _read_regular(path: Path) -> bytes | None:
 
 def _parse_log(data: bytes) -> tuple[dict, list[Event]]:
     """(header, events) of a log. Lines end at b"\\n" only; a torn or corrupt line is skipped."""
-    header, events = {}, []
+    header: dict[str, Any] = {}
+    events: list[Event] = []
     for raw in data.split(b"\n"):
         try:
             record = json.loads(raw.decode("utf-8"))
@@ -128,6 +130,8 @@ def _parse_log(data: bytes) -> tuple[dict, list[Event]]:
 
 def _load_info(meta: Path) -> SessionInfo | None:
     data = _read_regular(meta)
+    if data is None:
+        return None  # missing: rebuilt from the log
     try:
         d = json.loads(data)
         info = SessionInfo(**{k: v for k, v in d.items() if k in _INFO_FIELDS})
@@ -211,7 +215,7 @@ _REASONS = {
 
 
 def _failed(exc: OSError, what: str) -> StoreError:
-    reason = _REASONS.get(exc.errno, "write failed")
+    reason = _REASONS.get(exc.errno or 0, "write failed")
     return StoreError(f"{reason} while {what}: {exc.strerror or exc}")
 
 

@@ -5,21 +5,22 @@ list of sessions and pruning."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from livetranslate.protocol import Event, EventKind
-from livetranslate.store.fanout import Viewer
-from livetranslate.store.files import SessionInfo
+from livetranslate.store.fanout import Hub, Viewer
+from livetranslate.store.files import SessionInfo, StoreError
 from livetranslate.store.redis_common import as_text, decode, info_from, log, stream_id
 
 if TYPE_CHECKING:
-    from livetranslate.store.redis_store import RedisSessionStore
+    pass
 
 
 class Follower:
     """Reads one session's new stream entries and offers them to this replica's viewers."""
 
-    def __init__(self, store: RedisSessionStore, session: str):
+    def __init__(self, store: RedisReading, session: str):
         self.store, self.session = store, session
         self.viewers: set[Viewer] = set()
         self._stop = threading.Event()
@@ -50,11 +51,29 @@ class Follower:
                     self._last = as_text(entry_id)
                     event = decode(fields)
                     if event is not None:
-                        self.store.hub.publish(self.session, event, stream_id(entry_id))
+                        self.store._hub().publish(self.session, event, stream_id(entry_id))
 
 
 class RedisReading:
     """The read side of RedisSessionStore (its keys, connection and hub are the store's)."""
+
+    # the store's, set by RedisSessionStore.__init__
+    _redis: Any  # redis.Redis: its replies are typed for the async client too
+    _lock: threading.Lock
+    _followers: dict[str, Follower]
+    _clock: Callable[[], float]
+    hub: Hub | None
+
+    def _k(self, kind: str, name: str = "") -> str:
+        raise NotImplementedError  # RedisSessionStore's
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        raise NotImplementedError  # RedisSessionStore's
+
+    def _hub(self) -> Hub:
+        if self.hub is None:
+            raise StoreError("this store was opened without a hub: it has no viewers")
+        return self.hub
 
     # the reader side
     def info(self, session: str) -> SessionInfo | None:
@@ -104,13 +123,13 @@ class RedisReading:
                 follower = self._followers[session] = Follower(self, session)
             follower.viewers.add(viewer)
         viewer.hold()
-        self.hub.subscribe(session, viewer)
+        self._hub().subscribe(session, viewer)
         history = self._entries(session, "-")
         viewer.settle(history[-1][0] if history else (0, 0))
         return [event for _, event in history]
 
     def detach(self, session: str, viewer: Viewer) -> None:
-        self.hub.unsubscribe(session, viewer)
+        self._hub().unsubscribe(session, viewer)
         with self._lock:
             follower = self._followers.get(session)
             if follower is not None and viewer in follower.viewers:

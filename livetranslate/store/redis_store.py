@@ -37,6 +37,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from livetranslate import settings
 from livetranslate.protocol import Event, EventKind
@@ -86,6 +87,7 @@ class RedisSessionStore(RedisReading):
     takes leases, renews them and reaps dead replicas' sessions); readers pass False."""
 
     shared = True  # several servers use it: a draining one hands its sessions over
+    keeps = True
 
     def __init__(
         self,
@@ -113,7 +115,7 @@ class RedisSessionStore(RedisReading):
         self.lease_s = float(lease_s or settings.get(LEASE_ENV))
         self.handover_s = float(handover_s or settings.get(HANDOVER_ENV))
         self._clock = clock
-        self._redis = redis.Redis.from_url(
+        self._redis: Any = redis.Redis.from_url(
             plain,
             socket_timeout=5.0,
             socket_connect_timeout=2.0,
@@ -189,7 +191,8 @@ class RedisSessionStore(RedisReading):
             if self._live.get(session):  # another stream of it on this replica: the lease is ours
                 self._live[session] += 1
                 self._handed.discard(session)
-                return self.info(session)
+                # its first stream stored the metadata; a bare one if it was removed meanwhile
+                return self.info(session) or SessionInfo(session, source_language, target_language)
             existing = self.info(session)
             started = existing.started_at if existing else self._clock()
             fields = {

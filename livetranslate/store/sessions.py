@@ -10,6 +10,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from livetranslate.protocol import Event, EventKind
 from livetranslate.store import retention
@@ -20,6 +21,7 @@ from livetranslate.store.files import (
     LOG_SUFFIX,
     META_SUFFIX,
     SessionInfo,
+    StoreError,
     _append_line,
     _failed,
     _fsync_dir,
@@ -29,12 +31,16 @@ from livetranslate.store.files import (
     _read_regular,
     _size,
 )
+from livetranslate.store.interface import Store
 
 
 class SessionStore(DataDirectory):
     """The sessions of one data directory. The server constructs it with exclusive=True and
     then holds `<data_dir>/.lock`: a second server on the same directory fails at start.
     Readers (the sessions model, listings, exports) do not need the lock."""
+
+    shared = False  # one server at a time (its lock)
+    keeps = True
 
     def __init__(
         self, data_dir: Path | None = None, hub: Hub | None = None, *, fsync: bool = True, exclusive: bool = False
@@ -45,6 +51,11 @@ class SessionStore(DataDirectory):
         self._infos: dict[str, SessionInfo] = {}
         self._live: collections.Counter[str] = collections.Counter()  # open streams per session
         super().__init__(data_dir, fsync=fsync, exclusive=exclusive)
+
+    def _hub(self) -> Hub:
+        if self.hub is None:
+            raise StoreError("this store was opened without a hub: it has no viewers")
+        return self.hub
 
     def shutdown(self) -> None:
         """Closes every log and lets the data directory go."""
@@ -107,7 +118,7 @@ class SessionStore(DataDirectory):
         try:
             st = os.fstat(fd)
             if not st.st_size:
-                header = {HEADER_KEY: session}
+                header: dict[str, Any] = {HEADER_KEY: session}
                 if info is not None:
                     header.update(
                         source_language=info.source_language,
@@ -153,11 +164,11 @@ class SessionStore(DataDirectory):
         """Subscribes a viewer; returns the history up to that moment, atomically."""
         with self._lock:
             history = self.events(session)
-            self.hub.subscribe(session, viewer)
+            self._hub().subscribe(session, viewer)
             return history
 
     def detach(self, session: str, viewer: Viewer) -> None:
-        self.hub.unsubscribe(session, viewer)
+        self._hub().unsubscribe(session, viewer)
 
     def ended_with(self, session: str) -> Event | None:
         """The session's last `end` when it has ended, else None."""
@@ -230,7 +241,7 @@ class SessionStore(DataDirectory):
         return retention.prune(self, max_age_s, max_total_bytes, dry_run)
 
 
-def session_report(store: SessionStore, action: str, session: str = "") -> str:
+def session_report(store: Store, action: str, session: str = "") -> str:
     """The `sessions` model's answer, as JSON."""
     if action == "list":
         return json.dumps([info.to_dict() for info in store.sessions()], ensure_ascii=False)

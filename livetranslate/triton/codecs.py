@@ -34,6 +34,13 @@ def scalar(get: Get, name: str, default=None):
     return default if value is None or value.size == 0 else value.reshape(-1)[0].item()
 
 
+def required(get: Get, name: str) -> np.ndarray:
+    """A tensor that is always there: an output the model's config.pbtxt declares."""
+    value = get(name)
+    assert value is not None, f"no {name} tensor"  # Triton answers with every declared output
+    return value
+
+
 def text(get: Get, name: str, default: str = "") -> str:
     return P.decode_text(get(name), default)
 
@@ -64,7 +71,8 @@ def boundaries_to_tensors(found: Boundaries) -> Tensors:
 
 
 def boundaries_from_tensors(get: Get) -> Boundaries:
-    rows = zip(*(get(name).reshape(-1).tolist() for name in (P.START_SAMPLE, P.END_SAMPLE, P.SPEECH_END_SAMPLE)))
+    names = (P.START_SAMPLE, P.END_SAMPLE, P.SPEECH_END_SAMPLE)
+    rows = zip(*(required(get, name).reshape(-1).tolist() for name in names))
     closed, ongoing = [], None
     for start, end, speech_end in rows:
         if end == P.OPEN_SEGMENT_END:
@@ -275,7 +283,8 @@ def enhanced_to_tensors(items: list[Enhanced]) -> Tensors:
 
 
 def enhanced_from_tensors(get: Get) -> list[Enhanced]:
-    numbers = [get(name).reshape(-1).tolist() for name in (P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)]
+    names = (P.FIRST_SEGMENT_ID, P.SEGMENT_ID, P.START_S, P.END_S)
+    numbers = [required(get, name).reshape(-1).tolist() for name in names]
     return [
         Enhanced(first, last, words, start, end, reason="")
         for words, first, last, start, end in zip(texts(get, P.TEXT), *numbers)

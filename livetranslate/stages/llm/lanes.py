@@ -229,7 +229,10 @@ class Lanes:
 
     def _route(self, lane: str) -> tuple[threading.Lock, LlmEngine]:
         with self._cond:
-            return self._turns[lane], self._engines[lane]
+            engine = self._engines[lane]
+            if engine is None:  # "fast", retired as stalled (_reroute) after lane_of chose it for this call
+                raise LaneError(f"the {lane} lane was given up on as stalled while this call waited for its turn")
+            return self._turns[lane], engine
 
     # --- stalls ---------------------------------------------------------------------------
     def check_stalls(self) -> list[str]:

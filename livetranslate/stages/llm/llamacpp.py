@@ -6,9 +6,13 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from livetranslate import settings
 from livetranslate.stages.llm import GenerationRequest, LlmEngine
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import CreateCompletionStreamResponse
 
 # llama.cpp repacks the weights for the CPU's matrix extensions (AVX-512, AMX) when it loads
 # them. A virtual machine may advertise AMX and fault on it (moved to another host after it
@@ -73,14 +77,16 @@ class LlamaCppEngine(LlmEngine):
             self.llm.set_cache(LlamaRAMCache(capacity_bytes=prompt_cache_mb << 20))
 
     def generate(self, request: GenerationRequest) -> Iterator[str]:
-        for chunk in self.llm.create_completion(
+        completion = self.llm.create_completion(
             request.prompt,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_k=max(1, request.top_k),
             stop=list(request.stop) or None,
             stream=True,
-        ):
+        )
+        # stream=True gives the chunks; create_completion's annotation does not tell the two returns apart
+        for chunk in cast("Iterator[CreateCompletionStreamResponse]", completion):
             text = chunk["choices"][0]["text"]
             if text:
                 yield text

@@ -72,7 +72,7 @@ def create_engine(name: str, model_path: str | Path, cpu_priority: str = "normal
     if name == "ctranslate2":
         from livetranslate.stages.whisper.ctranslate2 import CTranslate2Engine
 
-        engine = CTranslate2Engine(model_path, **params)
+        engine: WhisperEngine = CTranslate2Engine(model_path, **params)
     elif name == "tensorrt_llm":
         # Imports torch and TensorRT-LLM only when created: a clear error where they are missing.
         from livetranslate.stages.whisper.tensorrt_llm import TensorRTLLMWhisperEngine

@@ -69,14 +69,14 @@ class CTranslate2Engine(WhisperEngine):
     # --- batch decode -------------------------------------------------------------------
     def _decode_batch(self, requests: list[AsrRequest]) -> list[Transcription]:
         """Groups by beam size (one generate call takes one) and decodes each group at once."""
-        results: list[Transcription | None] = [None] * len(requests)
+        results: dict[int, Transcription] = {}  # by request: each is in one group
         groups: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.beam_size or self.options.beam_size, []).append(i)
         for beam, indices in groups.items():
             for i, result in zip(indices, self._decode_group([requests[i] for i in indices], beam)):
                 results[i] = result
-        return results
+        return [results[i] for i in range(len(requests))]
 
     def _decode_group(self, requests: list[AsrRequest], beam_size: int) -> list[Transcription]:
         from faster_whisper.audio import pad_or_trim

@@ -9,11 +9,13 @@ Large-v3 uses 128 mel bins, the older models 80.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 SAMPLE_RATE = 16_000
 N_FFT = 400  # 25 ms window
@@ -24,7 +26,7 @@ ENCODER_DOWNSAMPLING = 2  # the encoder's strided conv halves the frames: 1500 p
 
 
 # --- log-mel features ---------------------------------------------------------------------
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: npt.ArrayLike) -> np.ndarray:
     """Slaney's mel scale (librosa's default, what Whisper was trained with): linear below
     1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
@@ -148,8 +150,8 @@ class DecoderPrompt:
 def build_prompt(
     specials: SpecialTokens,
     language: str,
-    previous: list[int] = (),
-    prefix: list[int] = (),
+    previous: Sequence[int] = (),
+    prefix: Sequence[int] = (),
     max_tokens: int = 448 // 2,
 ) -> DecoderPrompt:
     """faster-whisper's prompt layout: [<|startofprev|> previous…] task sequence [prefix…].

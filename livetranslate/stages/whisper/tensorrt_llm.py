@@ -184,7 +184,7 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
         return languages
 
     def _decode(self, requests, features, languages) -> list[Transcription]:
-        results: list[Transcription | None] = [None] * len(requests)
+        results: dict[int, Transcription] = {}  # by request: each is in one group
         groups: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
             beam = min(r.beam_size or self.options.beam_size, self.limits.max_beam_width)
@@ -220,7 +220,7 @@ class TensorRTLLMWhisperEngine(WhisperEngine):
                     ),
                     compression_ratio=_compression_ratio(text),
                 )
-        return results
+        return [results[i] for i in range(len(requests))]
 
     def _generate(self, prompts: list[list[int]], features: list[np.ndarray], beam: int, max_new: int) -> dict:
         torch = self.torch

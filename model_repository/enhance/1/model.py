@@ -1,5 +1,7 @@
 """enhance: thin Triton glue over livetranslate.stages.enhance.Enhancer, one per sequence (= stream)."""
 
+from typing import Any
+
 from livetranslate import protocol as P
 from livetranslate.stages.enhance import Enhancer, WindowOptions
 from livetranslate.stages.state import StreamTable
@@ -23,7 +25,7 @@ class TritonPythonModel:
         )
         self.stages = TritonStages()
         # Triton drops an idle sequence silently: its window goes after as long
-        self.streams = StreamTable(glue.sequence_idle_s(args))
+        self.streams: StreamTable[Any] = StreamTable(glue.sequence_idle_s(args))
 
     def execute(self, requests):
         self.streams.expire()

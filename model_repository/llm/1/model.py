@@ -3,6 +3,7 @@
 runs while a background one is paused between tokens."""
 
 import concurrent.futures
+import functools
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class TritonPythonModel:
         for request in requests:
             lane = self._lane(request)
             pool = self.workers["urgent" if lane in ("urgent", "fast") else "background"]
-            pool.submit(glue.respond_decoupled, request, lambda r=request, lane=lane: self._answer(r, lane), P.LLM)
+            pool.submit(glue.respond_decoupled, request, functools.partial(self._answer, request, lane), P.LLM)
         return None
 
     def finalize(self):

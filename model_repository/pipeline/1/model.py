@@ -1,5 +1,6 @@
 """pipeline: thin Triton glue over livetranslate.pipeline.Pipeline."""
 
+import functools
 import time
 
 from livetranslate.keys import Keys
@@ -21,12 +22,14 @@ class TritonPythonModel:
         store.recover()  # sessions a crashed server left live
         store.prune(**retention(params))
         self.metrics = TritonMetrics()  # on Triton's metrics endpoint, beside its own
+        quiet = no_audio_settings(params)
         self.pipeline = Pipeline(
             TritonStages(),
             PipelineOptions(
                 # Triton drops the stream's own sequence when its client is silent this long
                 session_ttl_s=glue.sequence_idle_s(args),
-                **no_audio_settings(params),
+                no_audio_s=quiet["no_audio_s"],
+                no_audio_yield_s=quiet["no_audio_yield_s"],
                 keepalive_s=float(params["keepalive_s"]),
                 decode=DecodeOptions(
                     policy=params["policy"],
@@ -76,7 +79,7 @@ class TritonPythonModel:
                 glue.inputs(request),
                 glue.DecoupledReply(request),
                 arrived,
-                internal=lambda request=request: glue.is_internal(request),
-                key=lambda request=request: glue.client_key(request),
+                internal=functools.partial(glue.is_internal, request),
+                key=functools.partial(glue.client_key, request),
             )
         return None

@@ -4,6 +4,8 @@ in this model behind an enhanced window's (the llm's lanes order the work); with
 the text so far goes out as it is generated, then the translation."""
 
 import concurrent.futures
+import functools
+from typing import Any
 
 from livetranslate import protocol as P
 from livetranslate.stages.translate import Translator
@@ -34,7 +36,7 @@ class TritonPythonModel:
             except Exception:  # a malformed request: its answer says why
                 urgent = False
             self.workers[urgent].submit(
-                glue.respond_streaming, request, lambda send, r=request: self._translate(r, send), P.TRANSLATE
+                glue.respond_streaming, request, functools.partial(self._translate, request), P.TRANSLATE
             )
         return None
 
@@ -46,8 +48,8 @@ class TritonPythonModel:
         get = glue.inputs(request)
         asked, flags = codecs.text_request_from(get), codecs.translate_flags_from(get)
         fast = flags.fast and self.fast_translator is not None
-        translator = self.fast_translator if fast else self.translator
-        options = {"lane": "fast" if fast else "urgent"} if flags.urgent else {}
+        translator = self.fast_translator if fast and self.fast_translator is not None else self.translator
+        options: dict[str, Any] = {"lane": "fast" if fast else "urgent"} if flags.urgent else {}
         if flags.interim:
             options["on_interim"] = lambda text: send(codecs.translation_to_tensors(text, interim=True, fast=fast))
         text = translator.translate(asked.text, asked.source, asked.target, asked.context, asked.glossary, **options)

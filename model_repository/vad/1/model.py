@@ -1,5 +1,7 @@
 """vad: thin Triton glue over livetranslate.stages.vad.Segmenter, one per sequence (= stream)."""
 
+from typing import Any
+
 from livetranslate import protocol as P
 from livetranslate.stages.state import StreamTable
 from livetranslate.stages.vad import Segmenter, VadOptions
@@ -16,7 +18,7 @@ class TritonPythonModel:
             max_utterance_s=float(params["max_utterance_s"]),
         )
         # Triton drops an idle sequence silently: its segmenter goes after as long
-        self.streams = StreamTable(glue.sequence_idle_s(args))
+        self.streams: StreamTable[Any] = StreamTable(glue.sequence_idle_s(args))
 
     def execute(self, requests):
         self.streams.expire()
