@@ -85,7 +85,10 @@ def free_port() -> int:
 def start_server(log_name: str, **options):
     import tempfile
 
-    from livetranslate.launcher import ServerOptions, TritonServer
+    try:
+        from livetranslate.launcher import ServerOptions, TritonServer
+    except ImportError:  # a tree from before the package layout (bench_ab.py runs old trees too)
+        from livetranslate.server import ServerOptions, TritonServer  # type: ignore[no-redef]
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     # sessions of a bench go to a folder of their own (a stored name would be continued)
