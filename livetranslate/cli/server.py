@@ -16,6 +16,7 @@ from livetranslate.cli.options import (
     server_options,
     shown_default,
 )
+from livetranslate.launcher import ServerError, ServerOptions, TritonServer
 from livetranslate.launcher.health import HEALTH_PORT_ENV
 
 # Where `serve` writes Triton's own log ("-": the terminal, e.g. in a container whose runtime
@@ -27,46 +28,40 @@ TRITON_LOG_ENV = "LIVETRANSLATE_TRITON_LOG"
 RESTARTS, RESTART_WINDOW_S = 5, 600
 
 
-def _make_server(
-    grpc_port,
-    http_port,
-    metrics_port,
-    profile,
-    model_repository,
-    models_dir,
-    llm=None,
-    log_file=None,
-    host="127.0.0.1",
-    insecure_no_key=False,
-    admin_key=None,
-    api_key=None,
-    store=None,
-    keys_file=None,
-):
-    from livetranslate.launcher import ServerError, ServerOptions, TritonServer
+# the options `server_options` adds to a command, and the ServerOptions field each sets
+SERVER_FIELDS = {
+    "grpc_port": "grpc_port",
+    "http_port": "http_port",
+    "metrics_port": "metrics_port",
+    "profile": "profile",
+    "llm": "llm",
+    "host": "host",
+    "insecure_no_key": "allow_no_key",
+    "admin_key": "admin_key",
+    "store": "store",
+}
 
-    opts = ServerOptions(
-        grpc_port=grpc_port,
-        http_port=http_port,
-        metrics_port=metrics_port,
-        profile=profile,
-        llm=llm,
-        host=host,
-        allow_no_key=insecure_no_key,
-        admin_key=admin_key,
-        api_key=api_key,
-        store=store,
-        keys_file=keys_file,
-    )
+
+def server_options_from(kw: dict, **more) -> ServerOptions:
+    """The ServerOptions a command's options ask for; takes them out of `kw` (what is left
+    belongs to the command). `more`: other ServerOptions fields (api_key, keys_file, ...)."""
+    opts = ServerOptions(**{field: kw.pop(option) for option, field in SERVER_FIELDS.items()}, **more)
+    model_repository, models_dir = kw.pop("model_repository"), kw.pop("models_dir")
+    if model_repository:
+        opts.model_repository = model_repository.resolve()
+    if models_dir:
+        opts.models_dir = models_dir.resolve()
+    return opts
+
+
+def _make_server(opts: ServerOptions, log_file: Path | None = None) -> TritonServer:
+    """A server for these options, refused at once (with the reason) when they expose it or
+    name a broken keys file."""
     try:
         opts.check_exposure()
         opts.check_keys()
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
-    if model_repository:
-        opts.model_repository = model_repository.resolve()
-    if models_dir:
-        opts.models_dir = models_dir.resolve()
     return TritonServer(opts, log_file=log_file)
 
 
@@ -234,9 +229,16 @@ def serve(
     # every way out (a signal while starting, Triton dying too often, Ctrl-C) stops Triton once.
     from livetranslate.launcher import stop_bound_s
 
-    server = _make_server(keys_file=keys_file, **kw)
-    server.options.tls_cert, server.options.tls_key = tls_cert, tls_key
-    server.options.drain_grace_s = drain_grace_s
+    server = _make_server(
+        server_options_from(
+            kw,
+            keys_file=keys_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            drain_grace_s=drain_grace_s,
+            api_key=kw.pop("api_key"),
+        )
+    )
     from livetranslate.pipeline.options import NO_AUDIO_ENV
 
     for env, value in (
@@ -265,6 +267,7 @@ def serve(
         _addresses(server, health)
         died: list[float] = []  # when Triton died on its own, lately
         while True:
+            assert server.process is not None  # started (or started again)
             while server.process.poll() is None:
                 time.sleep(0.5)
             message = server.exit_message("unexpectedly")

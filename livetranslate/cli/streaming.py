@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
@@ -18,75 +21,93 @@ from livetranslate.cli.options import (
 )
 from livetranslate.cli.outputs import Outputs
 from livetranslate.client import ClientError
+from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 
-def run_stream(
-    source,
-    url,
-    session,
-    source_language,
-    target_language,
-    realtime,
-    fmt,
-    rate,
-    chunk_ms,
-    no_translate=False,
-    out=None,
-    srt=None,
-    vtt=None,
-    subtitle_text="auto",
-    reconnect=True,
-    buffer_s=30.0,
-    tls=False,
-    ca=None,
-    api_key=None,
-    partials=True,
-    glossary=None,
-    text_choice="best",
-) -> int:
+@dataclass(frozen=True)
+class StreamRequest:
+    """What `stream`, `run` and `demo` ask of one speaker's stream: where the server is, what the
+    stream sends, and where its events go."""
+
+    # where the server is
+    url: str
+    tls: bool = False
+    ca: str | None = None
+    api_key: str | None = None
+    # what the stream sends and asks for
+    session: str | None = None  # default: the source's name and the time
+    source_language: str = P.DEFAULT_SOURCE_LANGUAGE
+    target_language: str = P.DEFAULT_TARGET_LANGUAGE
+    realtime: bool = False
+    rate: int = P.SAMPLE_RATE_HZ  # raw PCM on stdin, and capture
+    chunk_ms: int = 100
+    no_translate: bool = False
+    partials: bool = True
+    glossary: Glossary | None = None
+    reconnect: bool = True
+    buffer_s: float = 30.0
+    # where its events go
+    fmt: str = "text"
+    out: Path | None = None
+    srt: Path | None = None
+    vtt: Path | None = None
+    subtitle_text: str = "auto"
+    text_choice: str = "best"
+
+    @classmethod
+    def from_options(cls, kw: dict) -> StreamRequest:
+        """From a command's `stream_options`; takes them out of `kw`."""
+        return cls(**{f.name: kw.pop(f.name) for f in dataclasses.fields(cls) if f.name in kw})
+
+
+def run_stream(source: str, request: StreamRequest) -> int:
+    """Streams SOURCE as `request` says, printing its events; the exit code (1: errors)."""
     # One piece: the source, the outputs, the session and the Ctrl-C handler are made here and
     # closed together in one finally, on every way out.
     from livetranslate.client import ResilientSession
     from livetranslate.client.capture import SourceError, open_source
 
+    r = request
+
     try:
-        src = open_source(source, chunk_ms=chunk_ms, rate=rate, realtime=realtime)
+        src = open_source(source, chunk_ms=r.chunk_ms, rate=r.rate, realtime=r.realtime)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from None
     try:
         # without --session, a new session each run (a stored name would continue it)
-        name = session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = r.session or f"{src.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         options = SessionOptions(
             name,
             src.rate,
-            source_language.lower(),
-            target_language.lower(),
-            translate=not no_translate,
-            partials=partials,
-            **({"glossary": glossary} if glossary else {}),
+            r.source_language.lower(),
+            r.target_language.lower(),
+            translate=not r.no_translate,
+            partials=r.partials,
+            glossary=r.glossary or NO_GLOSSARY,
         )
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc)) from None
+    subtitle_text = r.subtitle_text
     if subtitle_text == "auto":
-        subtitle_text = "transcript" if no_translate else "translation"
-    connection = open_connection(url, tls, ca, api_key)
+        subtitle_text = "transcript" if r.no_translate else "translation"
+    connection = open_connection(r.url, r.tls, r.ca, r.api_key)
     outputs = Outputs(
-        fmt,
-        out,
-        srt,
-        vtt,
+        r.fmt,
+        r.out,
+        r.srt,
+        r.vtt,
         EventKind(subtitle_text),
-        translate=not no_translate,
-        best_language=options.target_language if text_choice == "best" else "",
+        translate=not r.no_translate,
+        best_language=options.target_language if r.text_choice == "best" else "",
     )
     session_runner = ResilientSession(
         connection,
         options,
         on_event=outputs.event,
         on_status=outputs.status,
-        reconnect=reconnect,
-        max_buffer_s=buffer_s,
+        reconnect=r.reconnect,
+        max_buffer_s=r.buffer_s,
     )
     outputs.session, outputs.runner = options.session, session_runner
     outputs.start_ticker()
@@ -123,7 +144,7 @@ def stream(source, **kw):
     on stdin, mic[:DEVICE] for a microphone, or pulse:SOURCE for a PulseAudio/PipeWire
     source such as meeting_sink.monitor (see `livetranslate devices` and `livetranslate sink`).
     """
-    sys.exit(run_stream(source, **kw))
+    sys.exit(run_stream(source, StreamRequest.from_options(kw)))
 
 
 # `watch --only`: the kinds each choice prints (errors and the end always)
