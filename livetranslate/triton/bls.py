@@ -209,16 +209,20 @@ class TritonLlm:
             )
             return "".join(P.decode_text(out[P.TEXT_OUTPUT]) for out in outs if P.TEXT_OUTPUT in out)
 
+        sent = 0  # characters on_piece has had, across attempts: a retry generates the text again
+
         def streamed() -> str:
+            nonlocal sent
             tensors = codecs.generation_to_tensors(request, stream=True)
-            text = []
+            text = ""
             for result in _request(P.LLM, tensors, [P.TEXT_OUTPUT], extra).exec(decoupled=True):
                 out = _outputs(result, [P.TEXT_OUTPUT])  # an error is the last response
                 if P.TEXT_OUTPUT in out:
-                    piece = P.decode_text(out[P.TEXT_OUTPUT])
-                    text.append(piece)
-                    on_piece(piece)
-            return "".join(text)
+                    text += P.decode_text(out[P.TEXT_OUTPUT])
+                    if len(text) > sent:  # only what the reader has not seen yet
+                        on_piece(text[sent:])
+                        sent = len(text)
+            return text
 
         return retry_unhealthy(P.LLM, streamed)
 

@@ -173,10 +173,11 @@ def respond_streaming(
         with within_request(request):
             deadline.check(stage)
             final = answer(lambda tensors: sender.send(response(tensors)))
+        last = response(final)  # inside: an answer that cannot be sent still ends the stream
     except Exception as exc:
         sender.send(error_response(f"{stage}: {exc}"), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
         return
-    sender.send(response(final), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    sender.send(last, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 class DecoupledReply:
