@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
+from common import DATA, LAID_OUT, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
 from livetranslate.protocol import EventKind  # noqa: E402
 
-try:
+if LAID_OUT:
     from livetranslate.quality.evaluation import wer
     from livetranslate.quality.samples import load_reference, make_meeting
-except ImportError:  # a tree from before the package layout (its modules sat in livetranslate/)
+else:  # a tree from before the package layout (its modules sat in livetranslate/)
     from livetranslate.evaluation import wer  # type: ignore[no-redef]
     from livetranslate.samples import load_reference, make_meeting  # type: ignore[no-redef]
 

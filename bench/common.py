@@ -12,9 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+import livetranslate
 from livetranslate.audio import chunks, read_audio
 from livetranslate.client import PipelineClient, StreamStats
 from livetranslate.protocol import SessionOptions
+
+# the package layout of the tree on PYTHONPATH (bench_ab.py runs a tree from before it too):
+# judged by its folders, since an editable install would find the new modules anywhere
+LAID_OUT = (Path(livetranslate.__file__).parent / "launcher").is_dir()
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -85,9 +90,9 @@ def free_port() -> int:
 def start_server(log_name: str, **options):
     import tempfile
 
-    try:
+    if LAID_OUT:
         from livetranslate.launcher import ServerOptions, TritonServer
-    except ImportError:  # a tree from before the package layout (bench_ab.py runs old trees too)
+    else:  # a tree from before the package layout (bench_ab.py runs old trees too)
         from livetranslate.server import ServerOptions, TritonServer  # type: ignore[no-redef]
 
     RESULTS.mkdir(parents=True, exist_ok=True)
