@@ -37,7 +37,7 @@ COPY . .
 # checked); then the Python backend folder the launcher would otherwise write at start, so the
 # root filesystem can stay read-only at run time.
 RUN bash scripts/setup.sh \
-    && .venv/bin/python -c "import sys; from pathlib import Path; from livetranslate.launcher.server import prepare_backends; prepare_backends(Path(sys.prefix) / 'share' / 'livetranslate')" \
+    && .venv/bin/python -c "import sys; from pathlib import Path; from livetranslate.launcher.binaries import prepare_backends; prepare_backends(Path(sys.prefix) / 'share' / 'livetranslate')" \
     && apt-get purge -y build-essential && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* /root/.cache
 # Triton's log on standard output, where the container runtime collects it
 ENV PATH=/opt/livetranslate/.venv/bin:$PATH HOME=/tmp XDG_CACHE_HOME=/tmp/cache LIVETRANSLATE_DATA_DIR=/data/sessions \
