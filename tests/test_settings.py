@@ -90,6 +90,16 @@ def test_every_command_finds_the_server_from_one_setting(monkeypatch, tmp_path):
     )
 
 
+def test_a_broken_config_file_is_an_error_in_plain_words_for_every_command(monkeypatch, tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('ulr = "typo:8001"\n')
+    monkeypatch.setenv("LIVETRANSLATE_CONFIG", str(path))
+    for args in (["sessions"], ["share", "standup"], ["config"]):
+        out = CliRunner().invoke(cli.main, args)
+        assert out.exit_code == 1 and "unknown setting 'ulr'" in out.output and "Traceback" not in out.output, args
+        assert not isinstance(out.exception, settings.SettingsError)
+
+
 def test_config_says_which_setting_is_broken(monkeypatch):
     monkeypatch.setenv("LIVETRANSLATE_HEALTH_PORT", "eighty")
     out = CliRunner().invoke(cli.main, ["config"])

@@ -12,8 +12,21 @@ from __future__ import annotations
 
 import click
 
+from livetranslate import settings
 
-@click.group()
+
+class _Main(click.Group):
+    """The group: a setting that cannot be used (a broken config file, a value of the wrong kind)
+    is an error in plain words, whichever command reads it."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except settings.SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="livetranslate")
 def main():
     """Real-time speech transcription and translation on Triton."""

@@ -27,10 +27,10 @@ def read_key(env: str):
     arguments: `ps` shows every process's command line."""
 
     def callback(ctx, param, value):
-        try:
-            if value is not None:
-                return settings.read_secret_file(value)
+        if value is None:  # a broken setting is the group's plain error, not this option's
             return settings.client_key() if env == P.API_KEY_ENV else settings.get(env)
+        try:
+            return settings.read_secret_file(value)
         except settings.SettingsError as exc:
             raise click.BadParameter(str(exc)) from None
 

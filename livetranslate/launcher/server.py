@@ -37,8 +37,8 @@ from livetranslate.launcher.options import (
 class TritonServer:
     """A running tritonserver process; a context manager that stops it on exit."""
 
-    def __init__(self, options: ServerOptions = ServerOptions(), log_file: Path | None = None):
-        self.options = options
+    def __init__(self, options: ServerOptions | None = None, log_file: Path | None = None):
+        self.options = options if options is not None else ServerOptions()  # made here: it reads the settings
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
