@@ -63,8 +63,9 @@ def test_srt_and_vtt_parse_and_match_at_every_moment(tmp_path):
         captions = webvtt.read(str(tmp_path / "a.vtt"))
         assert len(parsed) == len(captions.captions) == sum(e.kind in kinds and not e.error for e in EVENTS[: n + 1])
     assert [s.content for s in parsed] == ["Good morning.", "A line with an arrow."]
-    assert parsed[1].start.total_seconds() == 61.25 and parsed[1].end.total_seconds() == 3725.5
-    assert captions.captions[1].start == "00:01:01.250" and captions.captions[1].end == "01:02:05.500"
+    # a cue stays on screen 7 s at the most, however long its event was
+    assert parsed[1].start.total_seconds() == 61.25 and parsed[1].end.total_seconds() == 68.25
+    assert captions.captions[1].start == "00:01:01.250" and captions.captions[1].end == "00:01:08.250"
     whole = render(EVENTS, "srt", (EventKind.TRANSCRIPT,))
     assert [s.content for s in srt.parse(whole)] == ["Guten Morgen.", "Zeile -> mit Pfeil"]
 

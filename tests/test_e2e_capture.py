@@ -16,6 +16,7 @@ import webvtt
 from conftest import ARTIFACTS, free_port
 
 from livetranslate.launcher import ServerOptions, TritonServer
+from livetranslate.present.cues import cues_for
 from livetranslate.quality.samples import SENTENCES_DE, make_speech
 
 pytestmark = pytest.mark.slow
@@ -180,7 +181,8 @@ def test_client_reconnects_after_a_server_restart(long_speech, tmp_path):
     assert starts == sorted(starts)  # the session clock goes on across the restart
     assert "Aufmerksamkeit" in texts(events)  # the last sentence, spoken after the restart
     assert events[-1]["kind"] == "end"
-    assert len(list(srt.parse(srt_path.read_text()))) == len(transcripts)
+    made = [c for e in transcripts for c in cues_for(e["text"], e["start_s"], e["end_s"])]
+    assert [c.content for c in srt.parse(srt_path.read_text())] == [c.text for c in made]
 
 
 def test_subtitles_survive_kill_9_of_the_client(server, long_speech, tmp_path):
@@ -211,10 +213,11 @@ def test_subtitles_survive_kill_9_of_the_client(server, long_speech, tmp_path):
     cues = list(srt.parse(srt_path.read_text()))
     captions = webvtt.read(str(vtt_path)).captions
     translations = [e for e in read_jsonl(out) if e["kind"] == "translation" and not e["error"]]
-    assert len(cues) == len(captions) == len(translations) >= 2
-    for cue, caption, event in zip(cues, captions, translations):
-        assert cue.content == caption.text == event["text"]
-        assert abs(cue.start.total_seconds() - event["start_s"]) < 0.002
+    made = [c for e in translations for c in cues_for(e["text"], e["start_s"], e["end_s"])]
+    assert len(cues) == len(captions) == len(made) >= 2
+    for cue, caption, expected in zip(cues, captions, made):
+        assert cue.content == caption.text == expected.text
+        assert abs(cue.start.total_seconds() - expected.start_s) < 0.002
 
 
 # --- TLS and API key ----------------------------------------------------------------------

@@ -108,7 +108,11 @@ def test_viewers_read_a_german_speaker_in_french_and_english(server, audio_files
         timeout=60,
         check=True,
     )
-    assert [c.content for c in srt.parse(out.stdout)] == [e.text for e in made]
+    from livetranslate.present.cues import cues_for
+
+    assert [c.content for c in srt.parse(out.stdout)] == [
+        c.text for e in made for c in cues_for(e.text, e.start_s, e.end_s)
+    ]
     out = subprocess.run(
         CLI + ["watch", name, "--url", server.grpc_url, "--lang", "fr", "--only", "translation", "--format", "jsonl"],
         capture_output=True,

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from livetranslate import protocol as P
+from livetranslate.present.cues import cues_for
 from livetranslate.present.subtitles import WORD_JOINER, cue_text, render
 from livetranslate.protocol import Event, EventKind, ProtocolError, SessionOptions
 from livetranslate.store import SessionStore, safe_name
@@ -109,22 +110,62 @@ def ms(s: float) -> int:
 @FAST
 @given(cues=st.lists(st.tuples(text, seconds, st.floats(0, 100)), min_size=1, max_size=5))
 def test_subtitles_read_back_as_written(cues):
+    """Each event becomes the cues the cue maker makes of it (livetranslate.present.cues), in
+    order; both parsers read every cue back as the maker wrote it, escaped as its format needs."""
     stored = [
         Event(EventKind.TRANSLATION, t or "x", i, start, start + length) for i, (t, start, length) in enumerate(cues)
     ]
+    made = [c for e in stored for c in cues_for(e.text, e.start_s, e.end_s)]
     subs = read_srt(render(stored, "srt", (EventKind.TRANSLATION,)))
     caps = read_vtt(render(stored, "vtt", (EventKind.TRANSLATION,)))
-    assert len(subs) == len(caps) == len(stored)
-    for e, sub, cap in zip(stored, subs, caps):
-        lines = [line.strip() for line in e.text.splitlines() if line.strip()]
-        assert cap[2] == cue_text(e.text, "vtt") and html.unescape(cap[2]) == ("\n".join(lines) or "…")
-        assert sub[2] == cue_text(e.text, "srt")
-        assert sub[2].replace(WORD_JOINER, "") == ("\n".join(ARROW.sub("->", line) for line in lines) or "…").replace(
-            WORD_JOINER, ""
-        )
-        start, end = ms(e.start_s), ms(max(e.end_s, e.start_s + 0.5))
+    assert len(subs) == len(caps) == len(made) >= len(stored)
+    for c, sub, cap in zip(made, subs, caps):
+        assert cap[2] == cue_text(c.text, "vtt") and html.unescape(cap[2]) == c.text
+        assert sub[2] == cue_text(c.text, "srt")
+        assert sub[2].replace(WORD_JOINER, "") == "\n".join(ARROW.sub("->", line) for line in c.lines)
+        start, end = ms(c.start_s), ms(c.end_s)
         assert sub[0].total_seconds() * 1000 == pytest.approx(start, abs=1) and cap[0] == pytest.approx(start, abs=1)
         assert sub[1].total_seconds() * 1000 == pytest.approx(end, abs=1) and cap[1] == pytest.approx(end, abs=1)
+
+
+# long, short, empty and unicode-heavy text: words of every script, combining marks, emoji,
+# words longer than a line, punctuation, line breaks of every kind
+cue_words = st.one_of(
+    st.text(st.characters(exclude_categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=12),
+    st.text(st.characters(exclude_categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=40, max_size=100),
+    st.sampled_from(["und", "aber", "the", "für", "Prozent,", "gestiegen.", "Ja.", "—", "漢字テキスト", "👩‍👩‍👧"]),
+)
+cue_texts = st.one_of(
+    text,
+    st.lists(st.tuples(cue_words, st.sampled_from([" ", " ", " ", "\n", "\u2028", "  \t"])), max_size=80).map(
+        lambda pairs: "".join(w + s for w, s in pairs)
+    ),
+)
+
+
+@FAST
+@given(said=cue_texts, start=st.floats(0, 36000), length=st.floats(0, 120))
+def test_every_cue_keeps_the_broadcast_rules(said, start, length):
+    from livetranslate.present.cues import MAX_CPS, MAX_LINE, MAX_S, MIN_S, READ_CPS, cues_for, words_of
+
+    made = cues_for(said, start, start + length)
+    assert made
+    words, _ = words_of(said)
+    # every word whole and in order (one longer than a line is cut, as no line holds it)
+    assert [w for c in made for line in c.lines for w in line.split(" ")] == (words or ["…"])
+    previous_end = start
+    for c in made:
+        assert 1 <= len(c.lines) <= 2 and all(0 < len(line) <= MAX_LINE for line in c.lines)
+        assert all(line == line.strip() for line in c.lines)
+        duration = c.end_s - c.start_s
+        assert MIN_S - 1e-9 <= duration <= MAX_S + 1e-9
+        assert c.characters / duration <= MAX_CPS + 1e-6
+        assert c.start_s >= previous_end - 1e-9  # in order, never on top of each other
+        previous_end = c.end_s
+    assert made[0].start_s == start
+    chars = sum(c.characters for c in made)
+    if length >= chars / READ_CPS + MIN_S * len(made):  # the speech leaves time to read comfortably
+        assert all(c.characters / (c.end_s - c.start_s) <= READ_CPS + 1e-6 for c in made)
 
 
 valid_options = st.builds(

@@ -43,17 +43,18 @@ def vtt_cues(text):
 
 
 @pytest.mark.parametrize("text", TRICKY + [INJECTION])
-def test_one_cue_per_event_and_its_text_whole(text):
+def test_each_events_cues_hold_its_text_whole(text):
     events = [Event(EventKind.TRANSCRIPT, text, 0, 1.25, 2.5), Event(EventKind.TRANSCRIPT, "danach", 1, 3.0, 4.0)]
     subs = srt_cues(render(events, "srt", (EventKind.TRANSCRIPT,)))
     caps = vtt_cues(render(events, "vtt", (EventKind.TRANSCRIPT,)))
-    assert [s[:2] for s in subs] == [c[:2] for c in caps] == [(1.25, 2.5), (3.0, 4.0)]
-    assert subs[1][2] == caps[1][2] == "danach"
+    assert [s[:2] for s in subs] == [c[:2] for c in caps]
+    assert subs[0][0] == 1.25 and subs[-1] == (3.0, 4.0, "danach") and caps[-1] == (3.0, 4.0, "danach")
     expected = visible(text) or "…"
-    assert visible(caps[0][2]) == expected  # WebVTT: every visible character back
-    assert visible(subs[0][2]) == expected.replace("-->", "->")
-    for content in (subs[0][2], caps[0][2]):
-        assert all(line.strip() for line in content.split("\n"))
+    assert visible("".join(c[2] for c in caps[:-1])) == expected  # WebVTT: every visible character back
+    assert visible("".join(s[2] for s in subs[:-1])) == expected.replace("-->", "->")
+    for content in [s[2] for s in subs] + [c[2] for c in caps]:
+        lines = content.split("\n")
+        assert len(lines) <= 2 and all(line.strip() and len(line.replace(WORD_JOINER, "")) <= 42 for line in lines)
 
 
 def test_the_escapes_themselves():
@@ -88,18 +89,19 @@ def test_writer_file_is_valid_after_every_cue(tmp_path):
             writer.add(Event(EventKind.TRANSCRIPT, "nicht gewählt", i, i * 2.0, i * 2.0 + 1.5))
             writer.add(Event(EventKind.TRANSLATION, "", i, i * 2.0, i * 2.0 + 1.5, error="failed"))
             cues = read(path.read_text(encoding="utf-8"))  # as a player reading along would
-            assert [c[0] for c in cues] == [j * 2.0 for j in range(i + 1)]
+            starts = [c[0] for c in cues]
+            assert starts == sorted(starts) and {j * 2.0 for j in range(i + 1)} <= set(starts)
         writer.close()
 
 
-def test_exports_of_both_languages_keep_one_cue_per_segment():
+def test_exports_of_both_languages_put_each_language_on_a_line_of_its_own():
     events = [
         Event(EventKind.TRANSCRIPT, "1 < 2\n\n3", 0, 0.0, 1.0),
         Event(EventKind.TRANSLATION, "Pfeil --> & <i>", 0, 0.0, 1.0, language="en"),
         Event(EventKind.TRANSCRIPT, "zwei", 1, 1.0, 2.0),
     ]
-    assert [c[2] for c in srt_cues(export(events, "srt", "both"))] == [f"1 < 2\n{WORD_JOINER}3\nPfeil -> & <i>", "zwei"]
-    assert [c[2] for c in vtt_cues(export(events, "vtt", "both"))] == ["1 < 2\n3\nPfeil --> & <i>", "zwei"]
+    assert [c[2] for c in srt_cues(export(events, "srt", "both"))] == ["1 < 2 3\nPfeil -> & <i>", "zwei"]
+    assert [c[2] for c in vtt_cues(export(events, "vtt", "both"))] == ["1 < 2 3\nPfeil --> & <i>", "zwei"]
     assert header("vtt") == "WEBVTT\n\n" and header("srt") == ""
 
 
@@ -161,3 +163,24 @@ def test_live_best_subtitles_are_rewritten_as_a_window_comes_and_valid_throughou
         assert seen[5] == ["We have too many people.", "In support.", "Thanks."]
         assert seen[-1] == ["We have too few people in support.", "Thanks."]
         assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_long_sentence_becomes_cues_that_break_where_a_reader_pauses():
+    from livetranslate.present.cues import BINDS, cues_for
+
+    said = (
+        "Wir haben im letzten Quartal den Umsatz um fünfzehn Prozent gesteigert, aber die Kosten für die "
+        "Server sind leider auch gestiegen, und deshalb müssen wir prüfen, ob wir einen günstigeren Anbieter finden."
+    )
+    made = cues_for(said, 10.0, 21.0)
+    assert len(made) == 3 and all(c.lines[-1][-1] in ",." for c in made)  # each cue ends at punctuation
+    assert not [line for c in made for line in c.lines if line.split()[-1].lower() in BINDS]  # "den | Umsatz"
+    assert made[0].start_s == 10.0 and made[-1].end_s == 21.0  # the sentence's time, shared by length
+    assert all(c.characters / (c.end_s - c.start_s) <= 20 for c in made)
+    # spoken three times as fast: the cues stay readable (25 characters a second) and run on
+    fast = cues_for(said, 10.0, 13.0)
+    assert all(c.characters / (c.end_s - c.start_s) <= 25.0 + 1e-9 for c in fast) and fast[-1].end_s > 13.0
+    # the file a player reads: every cue two lines of 42 characters at most
+    events = [Event(EventKind.TRANSLATION, said, 0, 10.0, 21.0)]
+    for content in [s[2] for s in srt_cues(render(events, "srt", (EventKind.TRANSLATION,)))]:
+        assert len(content.split("\n")) <= 2 and all(len(line) <= 42 for line in content.split("\n"))

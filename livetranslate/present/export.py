@@ -10,7 +10,7 @@ was shown first."""
 from __future__ import annotations
 
 from livetranslate.present import readable
-from livetranslate.present.subtitles import cue, header
+from livetranslate.present.subtitles import header, numbered
 from livetranslate.protocol import WHISPER_LANGUAGES, Event, EventKind
 
 FORMATS = ("txt", "srt", "vtt", "jsonl")
@@ -103,4 +103,4 @@ def export(events: list[Event], fmt: str, lang: str = "both", target_language: s
     rows = lines(events, lang, language, text)
     if fmt == "txt":
         return "".join(f"[{int(s // 60):02d}:{s % 60:04.1f}] {text.replace(chr(10), ' / ')}\n" for s, _, text in rows)
-    return header(fmt) + "".join(cue(i, s, e, text, fmt) for i, (s, e, text) in enumerate(rows, 1))
+    return header(fmt) + numbered(rows, fmt)

@@ -1,4 +1,6 @@
-"""SubRip and WebVTT cues from events, written so the file is valid at every moment.
+"""SubRip and WebVTT cues from events, written so the file is valid at every moment. Each
+event's text becomes the cues a broadcaster would make of it (livetranslate.present.cues:
+2 lines of 42 characters at most, 1 to 7 s, a reading speed a reader keeps up with).
 
 Cue text is made safe for both formats: every Unicode line break becomes a line of its own,
 blank lines (which would end the cue) are dropped, `-->` (which would start one) becomes `->`
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import srt
 
+from livetranslate.present.cues import cues_for
 from livetranslate.protocol import Event, EventKind
 
 FORMATS = ("srt", "vtt")
@@ -53,17 +56,27 @@ def cue(index: int, start_s: float, end_s: float, text: str, fmt: str) -> str:
     return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{cue_text(text, fmt)}\n\n"
 
 
+def cues(index: int, start_s: float, end_s: float, text: str, fmt: str) -> list[str]:
+    """One event's text as the cues of this format, numbered from `index` (cues.cues_for)."""
+    return [cue(index + i, c.start_s, c.end_s, c.text, fmt) for i, c in enumerate(cues_for(text, start_s, end_s))]
+
+
+def numbered(rows: Iterable[tuple[float, float, str]], fmt: str) -> str:
+    """A whole file's cues from (start, end, text) rows, numbered through."""
+    out: list[str] = []
+    for start_s, end_s, text in rows:
+        out += cues(len(out) + 1, start_s, end_s, text, fmt)
+    return "".join(out)
+
+
 def header(fmt: str) -> str:
     return "WEBVTT\n\n" if fmt == "vtt" else ""
 
 
 def render(events: Iterable[Event], fmt: str, kinds: tuple[EventKind, ...]) -> str:
     """A whole subtitle file for these events (exports)."""
-    body = [
-        cue(i, e.start_s, e.end_s, e.text, fmt)
-        for i, e in enumerate((e for e in events if e.kind in kinds and e.text and not e.error), 1)
-    ]
-    return header(fmt) + "".join(body)
+    rows = ((e.start_s, e.end_s, e.text) for e in events if e.kind in kinds and e.text and not e.error)
+    return header(fmt) + numbered(rows, fmt)
 
 
 def format_for(path: Path) -> str:
@@ -92,8 +105,9 @@ class SubtitleWriter:
 
     def add(self, event: Event) -> None:
         if event.kind in self.kinds and event.text and not event.error:
-            self._index += 1
-            self._write(cue(self._index, event.start_s, event.end_s, event.text, self.fmt))
+            made = cues(self._index + 1, event.start_s, event.end_s, event.text, self.fmt)
+            self._index += len(made)
+            self._write("".join(made))
 
     def close(self) -> None:
         self._file.close()
@@ -119,7 +133,7 @@ class BestSubtitleWriter:
         from livetranslate.present.export import lines
 
         rows = lines(self._events, "target", self.language, "best")
-        text = header(self.fmt) + "".join(cue(i, s, e, t, self.fmt) for i, (s, e, t) in enumerate(rows, 1))
+        text = header(self.fmt) + numbered(rows, self.fmt)
         if text == self._written:
             return
         part = self.path.with_name(self.path.name + ".part")
