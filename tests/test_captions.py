@@ -58,11 +58,23 @@ def test_the_secret_comes_from_the_environment_or_an_owner_only_key_file(tmp_pat
     assert share.key_file({"XDG_CONFIG_HOME": "/x"}) == share.Path("/x/livetranslate/dashboard.key")
 
 
+def stored_session(data_dir, name: str) -> None:
+    from livetranslate.store import SessionStore
+
+    store = SessionStore(data_dir)
+    store.open(name, "de", "en")
+    store.close(name)
+    store.shutdown()
+
+
 def test_livetranslate_share_prints_the_link_with_the_token_the_dashboard_checks(tmp_path):
+    stored_session(tmp_path / "sessions", "standup")  # no server at --url: the local store says it exists
     env = {
         share.KEY_FILE_ENV: str(tmp_path / "k"),
         share.COOKIE_KEY_ENV: "the-dashboard-secret",
         share.DASHBOARD_URL_ENV: "",
+        "LIVETRANSLATE_URL": "127.0.0.1:1",
+        "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions"),
     }
     out = CliRunner().invoke(
         cli.main, ["share", "standup", "--lang", "DE", "--dashboard", "https://b.example"], env=env
@@ -79,6 +91,50 @@ def test_livetranslate_share_prints_the_link_with_the_token_the_dashboard_checks
     for bad in (["share", "standup", "--lang", "xx"], ["share", "bad\nname"], ["share", "s", "--style", "pink"]):
         out = CliRunner().invoke(cli.main, bad, env=env)
         assert out.exit_code == 2 and "Error" in out.output
+
+
+def test_share_refuses_a_session_that_does_not_exist_and_names_the_close_ones(tmp_path):
+    stored_session(tmp_path / "sessions", "standup-monday")
+    env = {"LIVETRANSLATE_URL": "127.0.0.1:1", "LIVETRANSLATE_DATA_DIR": str(tmp_path / "sessions")}
+    out = CliRunner().invoke(cli.main, ["share", "standup-mondya"], env=env)
+    assert out.exit_code == 2 and "no session named 'standup-mondya'" in out.output
+    assert "did you mean 'standup-monday'?" in out.output
+    out = CliRunner().invoke(cli.main, ["share", "standup-monday"], env=env)
+    assert out.exit_code == 0 and "session=standup-monday" in out.stdout
+    # neither a server nor a local store to ask: it says so instead of handing out a link
+    env["LIVETRANSLATE_DATA_DIR"] = str(tmp_path / "nothing-here")
+    out = CliRunner().invoke(cli.main, ["share", "standup-monday"], env=env)
+    assert out.exit_code == 1 and "cannot tell whether the session exists" in out.output
+    # an invitation before the meeting: asked for, not checked
+    out = CliRunner().invoke(cli.main, ["share", "next-week", "--ahead"], env=env)
+    assert out.exit_code == 0 and "session=next-week" in out.stdout
+
+
+def test_sessions_are_listed_with_start_duration_lines_and_languages():
+    from livetranslate.cli.options import session_hint
+    from livetranslate.cli.sessions import format_duration, session_row
+
+    info = {
+        "name": "weekly",
+        "state": "ended",
+        "started_at": 1_000_000.0,
+        "ended_at": 1_003_909.0,
+        "counts": {"transcript": 42, "translation": 42},
+        "source_language": "de",
+        "target_language": "en",
+        "languages": ["en", "fr"],
+        "glossary": [{"term": "Acme"}],
+    }
+    row = session_row(info, 10, now=2_000_000.0)
+    assert row.split()[0:2] == ["weekly", "ended"] and "1:05:09" in row and " 42 " in row
+    assert "de->en (+fr)" in row and "glossary: 1 terms" in row
+    live = session_row({**info, "state": "live", "ended_at": None}, 10, now=1_000_075.0)
+    assert "1:15" in live  # running for as long as it has been live
+    assert [format_duration(s) for s in (0, 45, 723, 3909, -5)] == ["0:00", "0:45", "12:03", "1:05:09", "0:00"]
+    names = ["weekly", "weekly-ops", "standup"]
+    assert session_hint("no session named 'weekyl'", names).endswith("did you mean 'weekly' or 'weekly-ops'?")
+    assert session_hint("no session named 'zzz'", names).endswith("`livetranslate sessions` lists the stored sessions")
+    assert session_hint("server full", names) == "server full"
 
 
 def test_the_dashboard_command_keeps_one_secret_for_logins_and_links(monkeypatch, tmp_path):

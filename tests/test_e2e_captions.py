@@ -99,7 +99,7 @@ def board(server, tmp_path_factory):
 
 def share_link(board, session, *more):
     out = subprocess.run(
-        CLI + ["share", session, "--dashboard", board["url"], *more],
+        CLI + ["share", session, "--dashboard", board["url"], "--ahead", *more],  # shared before it starts
         env=board["env"],
         capture_output=True,
         text=True,

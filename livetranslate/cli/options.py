@@ -294,8 +294,25 @@ def open_client(url, tls, ca, api_key):
         raise click.ClickException(str(exc)) from None
 
 
-def session_hint(message: str) -> str:
-    """A missing session's message, with where to find the right name."""
-    if "no session named" in message:
-        return f"{message}: `livetranslate sessions` lists the stored sessions"
-    return message
+def session_hint(message: str, names: list[str] | None = None) -> str:
+    """A missing session's message, with the closest stored names (`names`), or where to find
+    the right one."""
+    import difflib
+    import re
+
+    missing = re.search(r"no session named '(.*)'", message)
+    if missing is None:
+        return message
+    close = difflib.get_close_matches(missing.group(1), names or [], n=3, cutoff=0.5)
+    if close:
+        return f"{message}; did you mean {' or '.join(repr(name) for name in close)}?"
+    return f"{message}: `livetranslate sessions` lists the stored sessions"
+
+
+def stored_names(url, tls, ca, api_key) -> list[str]:
+    """The names of the sessions the server has stored ([] when it cannot say)."""
+    try:
+        with open_client(url, tls, ca, api_key) as client:
+            return [info["name"] for info in client.sessions("list")]
+    except (ClientError, click.ClickException):
+        return []

@@ -19,6 +19,7 @@ from livetranslate.cli.options import (
     session_hint,
     shown_default,
     store_url,
+    stored_names,
 )
 from livetranslate.client import ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
@@ -58,27 +59,46 @@ def probe(url, tls, ca, api_key, timeout):
 @click.command("sessions")
 @connection_options
 def sessions_list(url, tls, ca, api_key):
-    """List stored sessions, newest first."""
-    import datetime
-
+    """List stored sessions, newest first: when each started, how long it ran (or has been
+    running), its lines and its languages."""
     with open_client(url, tls, ca, api_key) as client:
         try:
             infos = client.sessions("list")
         except ClientError as exc:
             raise click.ClickException(str(exc)) from None
-        if not infos:
-            click.echo("no sessions stored yet: `livetranslate stream` starts one", err=True)
-        for info in infos:
-            started = datetime.datetime.fromtimestamp(info["started_at"]).strftime("%Y-%m-%d %H:%M")
-            counts = ", ".join(f"{v} {k}" for k, v in sorted(info["counts"].items()))
-            extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
-            more = f" (+{','.join(extra)})" if extra else ""
-            terms = len(info.get("glossary") or [])
-            click.echo(
-                f"{info['name']:<30} {info['state']:<6} {started}  "
-                f"{info['source_language']}->{info['target_language']}{more}  {counts}"
-                + (f"  glossary: {terms} terms" if terms else "")
-            )
+    if not infos:
+        click.echo("no sessions stored yet: `livetranslate stream` starts one", err=True)
+        return
+    width = max(7, *(len(info["name"]) for info in infos))
+    click.echo(f"{'session':<{width}}  state  started           duration  lines  languages")
+    now = time.time()
+    for info in infos:
+        click.echo(session_row(info, width, now))
+
+
+def session_row(info: dict, width: int, now: float) -> str:
+    """One line of `livetranslate sessions`: name, state, start, duration, lines, languages."""
+    import datetime
+
+    started = datetime.datetime.fromtimestamp(info["started_at"]).strftime("%Y-%m-%d %H:%M")
+    until = info.get("ended_at") or now if info["state"] == "ended" else now
+    lines = info["counts"].get("transcript", 0)
+    extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
+    more = f" (+{','.join(extra)})" if extra else ""
+    terms = len(info.get("glossary") or [])
+    name = info["name"] if info["name"].isprintable() else repr(info["name"])
+    return (
+        f"{name:<{width}}  {info['state']:<5}  {started}  {format_duration(until - info['started_at']):>8}  "
+        f"{lines:>5}  {info['source_language']}->{info['target_language']}{more}"
+        + (f"  glossary: {terms} terms" if terms else "")
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """1:05:09, 12:03, 0:45: hours only when there are any."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 @click.command()
@@ -116,7 +136,7 @@ def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
         try:
             stored = client.sessions("get", session)
         except ClientError as exc:
-            raise click.ClickException(session_hint(str(exc))) from None
+            raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None
     try:
         text = render(
             stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""), text_choice
@@ -221,7 +241,9 @@ def prune(data_dir, older_than, max_size, dry_run, store):
     default=None,
     help="dark (default) or transparent (an OBS browser source)",
 )
-def share(session, lang, dashboard_url, style):
+@click.option("--ahead", is_flag=True, help="a link to a session that has not started yet (an invitation): not checked")
+@connection_options
+def share(session, lang, dashboard_url, style, ahead, url, tls, ca, api_key):
     """Print a link to SESSION's captions page to paste into the meeting's chat. With the
     dashboard's secret at hand (it has a login) the link carries a read-only token for that
     one session, so nobody needs an account."""
@@ -232,6 +254,12 @@ def share(session, lang, dashboard_url, style):
         SessionOptions(session)
     except ProtocolError as exc:
         raise click.BadParameter(str(exc).replace("SESSION", "the session"), param_hint="SESSION") from None
+    names = [] if ahead else _known_sessions(url, tls, ca, api_key)
+    if not ahead and session not in names:  # a link to nothing helps nobody: say so, and what is there
+        raise click.BadParameter(
+            session_hint(f"no session named {session!r}", names) + " (a link before it starts: --ahead)",
+            param_hint="SESSION",
+        )
     try:
         lang = code_for(lang) if lang is not None else None
     except UnknownLanguage as exc:
@@ -245,3 +273,22 @@ def share(session, lang, dashboard_url, style):
         )
     token = _share.share_token(session, secret) if secret else None
     click.echo(_share.share_link(dashboard_url, session, lang.lower() if lang else None, token, style))
+
+
+def _known_sessions(url, tls, ca, api_key) -> list[str]:
+    """The sessions `share` may link to: those of the server at --url, or, when it cannot be
+    reached, those of this machine's data directory."""
+    try:
+        with open_client(url, tls, ca, api_key) as client:
+            return [info["name"] for info in client.sessions("list")]
+    except (ClientError, click.ClickException) as exc:
+        from livetranslate.store import SessionStore, StoreError, default_data_dir
+
+        try:
+            if default_data_dir().is_dir():
+                return [info.name for info in SessionStore(default_data_dir()).sessions()]
+        except StoreError:
+            pass
+        raise click.ClickException(
+            f"cannot tell whether the session exists: {exc}; give the server's --url (or $LIVETRANSLATE_URL)"
+        ) from None

@@ -17,6 +17,7 @@ from livetranslate.cli.options import (
     connection_options,
     open_connection,
     session_hint,
+    stored_names,
     stream_options,
 )
 from livetranslate.cli.outputs import Outputs
@@ -199,7 +200,7 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
         # an `end` with an error: the viewer itself failed (no such session, dropped)
         failed = event.kind == EventKind.END and bool(event.error)
         if failed and shown == 0:  # refused before anything was shown: an error like any other
-            raise click.ClickException(session_hint(event.error))
+            raise click.ClickException(session_hint(event.error, stored_names(url, tls, ca, api_key)))
         shown += 1
         if only is None or event.kind in ONLY[only]:
             outputs.event(event)
@@ -208,7 +209,7 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
         outputs.start_ticker()
         follow(connection, session, on_event, language=language, on_status=outputs.status)
     except (ClientError, P.ProtocolError) as exc:
-        raise click.ClickException(session_hint(str(exc))) from None
+        raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None
     finally:
         outputs.close()
     sys.exit(1 if failed else 0)
