@@ -46,20 +46,22 @@ def test_live_streams_are_untouched_by_attacks(server, audio_files):
     threads, attacked = two_streams(server, audio_files, "attacked")
     time.sleep(1.0)  # the live streams hold their places first
     attack = Attack(server.grpc_url, idle_streams=MAX_STREAMS + 4).start()
-    assert attack.idle_admitted.wait(60)
-    # a new speaker now is told the server is full, within a second
-    began = time.monotonic()
-    with PipelineClient(server.grpc_url) as client:
-        refused = list(
-            client.stream(
-                chunks(read_audio(audio_files["speech_b"])[0], 1600), SessionOptions("latecomer", translate=False)
+    try:  # whatever fails here, the attack stops: left running it would take every later test down
+        assert attack.idle_admitted.wait(60)
+        # a new speaker now is told the server is full, at once (the bound covers a busy machine)
+        began = time.monotonic()
+        with PipelineClient(server.grpc_url) as client:
+            refused = list(
+                client.stream(
+                    chunks(read_audio(audio_files["speech_b"])[0], 1600), SessionOptions("latecomer", translate=False)
+                )
             )
-        )
-    assert time.monotonic() - began < 5  # connect + refuse; the refusal itself is immediate
-    assert refused[-1].kind == EventKind.END and "server full" in refused[-1].error
-    for t in threads:
-        t.join(300)
-    tally = attack.stop().outcomes
+        assert time.monotonic() - began < 15, time.monotonic() - began  # connect + refuse
+        assert refused[-1].kind == EventKind.END and "server full" in refused[-1].error, refused[-1]
+        for t in threads:
+            t.join(300)
+    finally:
+        tally = attack.stop().outcomes
     for name in ("speech", "speech_b"):
         assert calm[name][-1].kind == EventKind.END and attacked[name][-1].kind == EventKind.END
         assert not [e for e in attacked[name] if e.kind == EventKind.ERROR or e.error]
