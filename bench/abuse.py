@@ -21,6 +21,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from livetranslate import protocol as P
+from livetranslate.client.connection import stop_stream
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
 
@@ -106,8 +107,11 @@ class Attack:
 
     def _llm_loop(self) -> None:
         prompt = "Write a very long story about a ship. " * 200
+        # one client, a stream after another: a client a round would leave a gRPC thread behind
+        # each (thousands in a minute, when every call is refused at once)
+        client = self._client()
         while not self._stop.is_set():
-            client, answers = self._client(), queue.Queue()
+            answers: queue.Queue = queue.Queue()
             client.start_stream(callback=lambda result, error: answers.put(error or result), headers=self.headers)
             try:
                 client.async_stream_infer(
@@ -122,8 +126,8 @@ class Attack:
             except queue.Empty:
                 self.tally.add("llm", "no answer in 60 s")
             finally:
-                client.stop_stream(cancel_requests=True)
-                client.close()
+                stop_stream(client, cancel=True)
+        client.close()
 
     def _whisper_loop(self) -> None:
         audio = np.random.default_rng(0).normal(0, 0.1, (1, 30 * P.SAMPLE_RATE_HZ)).astype(np.float32)
@@ -177,7 +181,7 @@ class Attack:
                 )
             except queue.Empty:
                 self.tally.add("churn", "opened and dropped")
-            client.stop_stream(cancel_requests=True)
+            stop_stream(client, cancel=True)
             client.close()
 
     def _stuck_viewer(self) -> None:
@@ -194,7 +198,7 @@ class Attack:
         self.tally.add("stuck viewer", "subscribed")
         self._stop.wait()
         block.set()
-        client.stop_stream(cancel_requests=True)
+        stop_stream(client, cancel=True)
         client.close()
 
     def _stream_once(self, tensors, start: bool, end: bool, timeout_s: float = 120.0) -> list:
@@ -212,7 +216,7 @@ class Attack:
         except queue.Empty:
             return ["no answer"]
         finally:
-            client.stop_stream(cancel_requests=True)
+            stop_stream(client, cancel=True)
             client.close()
 
     def _idle(self) -> None:
@@ -279,5 +283,5 @@ class Attack:
                 "subscribe",
                 _outcome(item.error) if isinstance(item, Event) and item.kind == EventKind.END else _outcome(str(item)),
             )
-        client.stop_stream(cancel_requests=True)
+        stop_stream(client, cancel=True)
         client.close()

@@ -7,6 +7,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from livetranslate import protocol as P
+from livetranslate.client.connection import stop_stream
 
 
 class RawStream:
@@ -35,5 +36,5 @@ class RawStream:
 
     def close(self, cancel=False):
         """`cancel`: as a client that vanishes does, without waiting for answers."""
-        self.client.stop_stream(cancel_requests=cancel)
+        stop_stream(self.client, cancel=cancel)
         self.client.close()

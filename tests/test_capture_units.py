@@ -102,3 +102,22 @@ def test_a_quiet_meeting_is_not_a_lost_connection():
     assert not reader.is_alive() and isinstance(got[-1], ClientError) and "no answer" in str(got[-1])
     with pytest.raises(ClientError):
         list(_read_events(queue.Queue(), 0.01, (EventKind.END,)))
+
+
+def test_a_cancelled_stream_leaves_no_thread_behind():
+    """tritonclient leaves gRPC's request thread of a cancelled stream waiting forever; the
+    client's stop_stream ends it (a dashboard cancels a stream per viewer that leaves)."""
+    import time
+
+    import tritonclient.grpc as grpcclient
+
+    from livetranslate.client.connection import stop_stream
+
+    client = grpcclient.InferenceServerClient("127.0.0.1:1")  # nothing listens: no server needed
+    before = threading.active_count()
+    for _ in range(20):
+        client.start_stream(callback=lambda **_: None)
+        stop_stream(client, cancel=True)
+    time.sleep(0.5)
+    client.close()
+    assert threading.active_count() - before < 3

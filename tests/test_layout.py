@@ -34,7 +34,7 @@ MAY_IMPORT = {
     "stages": {"foundations", "weights"},
     "pipeline": {"foundations", "stages", "store"},
     "triton": {"foundations", "stages", "pipeline", "store", "weights"},
-    "launcher": {"foundations", "store", "weights"},
+    "launcher": {"foundations", "store", "weights", "client"},  # it drains the pipeline as a client
     "dashboard": {"foundations", "client", "present", "launcher"},
 }
 

@@ -244,3 +244,15 @@ def passing_refusal(event: Event) -> str:
         return event.error
     message = {EventKind.END: event.error, EventKind.ERROR: event.text}.get(event.kind, "")
     return message if any(phrase in message for phrase in PASSING_REFUSALS) else ""
+
+
+def stop_stream(client, cancel: bool) -> None:
+    """tritonclient's InferenceServerClient.stop_stream, without its thread leak: a cancelled
+    stream (tritonclient 2.x) never ends its request iterator, so gRPC's thread that feeds the
+    stream waits on it forever, one thread per cancelled stream (thousands in a long-lived
+    dashboard or under an attack). Ending the iterator lets that thread go."""
+    stream = getattr(client, "_stream", None)
+    client.stop_stream(cancel_requests=cancel)
+    queue = getattr(stream, "_request_queue", None)
+    if cancel and queue is not None:
+        queue.put(None)  # what a graceful close puts there: the end of the requests

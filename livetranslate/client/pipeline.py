@@ -24,6 +24,7 @@ from livetranslate.client.connection import (
     diagnose,
     passing_refusal,
     plain,
+    stop_stream,
 )
 from livetranslate.protocol import Event, EventKind, SessionOptions
 
@@ -224,7 +225,7 @@ class PipelineClient:
             # after `end` the stream closes as it should; cancelling a finished request
             # instead leaves it unreleased in Triton 2.51, and the server then cannot
             # unload `pipeline` when it stops (it waits out its exit timeout)
-            self.client.stop_stream(cancel_requests=not ended)
+            stop_stream(self.client, cancel=not ended)
 
     def sessions(self, action: str = "list", session: str = ""):
         """`sessions` model: the list of sessions, or one session's info and events."""
@@ -354,4 +355,4 @@ class PipelineClient:
                     ended = True
                 yield item
         finally:
-            self.client.stop_stream(cancel_requests=not ended)
+            stop_stream(self.client, cancel=not ended)

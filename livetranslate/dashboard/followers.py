@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from livetranslate.client import ClientError, PipelineClient
+from livetranslate.client.connection import stop_stream
 from livetranslate.present.captions import CaptionLines, Snapshot, caption_events
 from livetranslate.protocol import EventKind
 
@@ -71,7 +72,7 @@ class Follower:
         client = self._client
         if client is not None:  # ends the watch at once: its stream fails, the thread sees _stop
             try:
-                client.client.stop_stream(cancel_requests=True)  # (close() would wait for the session's end)
+                stop_stream(client.client, cancel=True)  # (close() would wait for the session's end)
             except Exception as exc:
                 log.info("captions %s: stopping: %s", self.session, exc)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from livetranslate import protocol as P
 from livetranslate import settings
+from livetranslate.client.connection import stop_stream
 from livetranslate.launcher.binaries import (
     ServerError,
     prepare_backends,
@@ -297,7 +298,7 @@ class TritonServer:
         answered_all = sent > 0 and answered == sent
         # a request cancelled after its last answer stays unreleased in Triton 2.51 (and
         # `pipeline` could not unload): close the stream normally when it answered
-        client.stop_stream(cancel_requests=not answered_all)
+        stop_stream(client, cancel=not answered_all)
         client.close()
         return answered_all and not failed
 
