@@ -70,6 +70,16 @@ class Glossary:
         """For session metadata and exports: [{"term": ..., "translation": ...}]."""
         return [{"term": t.source, "translation": t.target} for t in self.terms]
 
+    @classmethod
+    def from_list(cls, items: list[dict]) -> Glossary:
+        """As `to_list` wrote it (session metadata); entries that are not terms are skipped."""
+        terms = []
+        for item in items or []:
+            if isinstance(item, dict) and isinstance(item.get("term"), str) and item["term"].strip():
+                target = item.get("translation")
+                terms.append(Term(item["term"].strip(), target.strip() if isinstance(target, str) else ""))
+        return cls(tuple(terms))
+
     def whisper_hint(self, max_chars: int = MAX_HINT_CHARS) -> str:
         """The terms as Whisper hears them: a comma-separated list, the first terms of the
         file that fit in `max_chars`."""

@@ -52,6 +52,9 @@ PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events;
 GLOSSARY = "GLOSSARY"
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
+# BYTES [1], JSON: an organiser's one request on a stored session (livetranslate.actions):
+# correct a line, or summarize the session; answered with the events it stored, then `end`
+SESSION_ACTION = "SESSION_ACTION"
 # ... and may carry TARGET_LANGUAGE: its translations in that language (default: the speaker's)
 # BOOL [1], the launcher's only (internal token): before it stops the server, `pipeline` ends
 # every stream, viewer and sequence it holds, so that Triton finds nothing in flight
@@ -157,6 +160,7 @@ TRANSLATION = "TRANSLATION"
 URGENT = "URGENT"
 FAST = "FAST"
 INTERIM = "INTERIM"
+SUMMARY_FLAG = "SUMMARY"  # BOOL, optional (translate): TEXT is a piece of a meeting to summarize
 FAST_USED = "FAST_USED"
 COMPLETE = "COMPLETE"
 PROBABILITY = "PROBABILITY"
@@ -194,6 +198,14 @@ class EventKind(str, enum.Enum):
     ENHANCED = "enhanced"
     ERROR = "error"
     END = "end"
+    # an organiser's correction of a transcript line (`livetranslate edit`), stored as a
+    # revision beside the original (nothing is overwritten): in the spoken language it is the
+    # corrected transcript of `segment_id`, in any other language that correction translated.
+    # The latest correction of a segment and language wins.
+    CORRECTION = "correction"
+    # a summary of the session so far (decisions, action items) in `language`, made by the
+    # LLM from the stored session on request (`livetranslate summary`); the latest one wins
+    SUMMARY = "summary"
 
 
 # Interim events: the speaker and live viewers see them, the final event of the same segment

@@ -121,6 +121,7 @@ class ScriptedStages(PlainUrgentTranslation):
         self.enhance_sequences = Sequences("enhance", enhance_idle_s, clock)
         self.calls = itertools.count()
         self.translations: list[tuple[str, str]] = []  # (text, target) of every translate call, as it began
+        self.summaries: list[tuple[str, str]] = []  # (text, target) of every summarize call
 
     def _arrive(self, start: bool, end: bool) -> None:
         if end and not start and self.end_delay_s:
@@ -143,6 +144,14 @@ class ScriptedStages(PlainUrgentTranslation):
         self.translations.append((text, target))
         assert self.llm_gate.wait(30)
         return f"{target.upper()} {text}"
+
+    def summarize(self, text, source, target):
+        """The LLM's answer for one piece: each line as an action item, so a test can see
+        which lines reached it (and how the pieces were cut)."""
+        self.summaries.append((text, target))
+        assert self.llm_gate.wait(30)
+        items = "\n".join(f"TASK: {target.upper()} {line} (line)" for line in text.splitlines())
+        return f"ABOUT: {target.upper()} meeting of three\nDECISIONS:\n- none\n{items}"
 
     def enhance(
         self,

@@ -22,6 +22,7 @@ FOUNDATIONS = {
     "deadline",
     "periodic",
     "settings",
+    "actions",
 }
 # what each package may import besides itself (docs/architecture.md); the CLI may use everything
 MAY_IMPORT = {

@@ -173,19 +173,23 @@ def test_a_language_stops_when_its_last_viewer_leaves(pipeline, stages, clock):
     assert calls(stages, "fr") == ["Hallo.", "Welt."]
 
 
-def test_a_late_joiner_gets_the_history_in_its_language_where_it_exists(pipeline, stages, clock):
+def test_a_late_joiner_gets_the_history_in_its_language_and_the_rest_translated(pipeline, stages, clock):
     speaker = started(pipeline, clock, 5)
     early = Watcher(pipeline, "fr")
     speaker.say(1, 2)
     assert wait_for(lambda: len(early.translations()) == 2)
     early.leave()
-    speaker.say(3)  # nobody reads French now: not translated into it
+    speaker.say(3)  # nobody reads French now: not translated into it live
+    assert calls(stages, "fr") == ["Hallo.", "Welt."]
     late_french, late_default = Watcher(pipeline, "fr"), Watcher(pipeline)
     assert wait_for(lambda: len(kinds(late_french.events, EventKind.TRANSCRIPT)) == 3)
-    assert [e.text for e in late_french.translations()] == ["FR Hallo.", "FR Welt."]
+    # the stored French at once; the line nobody read in French is translated for the newcomer
+    assert wait_for(lambda: len(late_french.translations()) == 3)
+    assert [e.text for e in late_french.translations()] == ["FR Hallo.", "FR Welt.", "FR Guten."]
     speaker.say(4)  # a French viewer again: translated live
     speaker.end()
-    assert [e.text for e in late_french.translations()] == ["FR Hallo.", "FR Welt.", "FR Morgen."]
+    assert [e.text for e in late_french.translations()] == ["FR Hallo.", "FR Welt.", "FR Guten.", "FR Morgen."]
+    assert calls(stages, "fr") == ["Hallo.", "Welt.", "Guten.", "Morgen."]  # each line once
     assert {e.language for e in late_french.finished() if e.kind in TRANSLATED} == {"fr"}
     assert [e.text for e in late_default.translations()] == ["EN Hallo.", "EN Welt.", "EN Guten.", "EN Morgen."]
     late_default.finished()

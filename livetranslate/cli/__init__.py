@@ -5,6 +5,7 @@ demo.py       run, demo
 sessions.py   sessions, export, prune,   dashboard.py  dashboard
               share, probe               capture.py    languages, devices, sink
 models.py     models fetch, models list  config.py     config
+revisions.py  edit, summary
 options.py    the options they share     outputs.py    where a stream's events go
 """
 
@@ -17,13 +18,18 @@ from livetranslate import settings
 
 class _Main(click.Group):
     """The group: a setting that cannot be used (a broken config file, a value of the wrong kind)
-    is an error in plain words, whichever command reads it."""
+    is an error in plain words, whichever command reads it. Ctrl-C that a command does not
+    handle itself ends it with exit code 130, not click's "Aborted!" (`stream` and `watch`
+    say what they did before they go)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except settings.SettingsError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo(err=True)  # the prompt on a line of its own, after the terminal's ^C
+            ctx.exit(130)
 
 
 @click.group(cls=_Main)
@@ -33,7 +39,7 @@ def main():
 
 
 def _register() -> None:
-    from livetranslate.cli import capture, config, dashboard, demo, models, server, sessions, streaming
+    from livetranslate.cli import capture, config, dashboard, demo, models, revisions, server, sessions, streaming
 
     for command in (
         server.serve,
@@ -44,6 +50,8 @@ def _register() -> None:
         sessions.probe,
         sessions.sessions_list,
         sessions.export,
+        revisions.edit,
+        revisions.summary,
         sessions.prune,
         dashboard.dashboard,
         sessions.share,

@@ -10,7 +10,7 @@ from livetranslate import protocol as P
 @click.command()
 def languages():
     """Languages Whisper hears and the LLM translates into: a code or a name works for
-    --language and --target (German, Deutsch, de and de-DE are the same)."""
+    `stream` and `run` --language and --target (German, Deutsch, de and de-DE are the same)."""
     from livetranslate.languages import NAMES
 
     for code, name in sorted(NAMES.items(), key=lambda item: item[1]):

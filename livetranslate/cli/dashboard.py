@@ -38,8 +38,7 @@ from livetranslate.cli.options import connection_options, from_settings, shown_d
     "--credentials",
     default=from_settings(_board.CREDENTIALS_ENV),
     type=click.Path(dir_okay=False, path_type=Path),
-    help=f"YAML file of users and bcrypt-hashed passwords (or ${_board.CREDENTIALS_ENV}); "
-    f"the login cookie is signed with ${_board.COOKIE_KEY_ENV} (random per start if unset)",
+    help=f"YAML file of users and bcrypt-hashed passwords (or ${_board.CREDENTIALS_ENV})",
 )
 @click.option(
     "--add-user",
@@ -56,7 +55,14 @@ from livetranslate.cli.options import connection_options, from_settings, shown_d
     help="largest audio file the dashboard accepts",
 )
 def dashboard(host, port, url, http_url, metrics_url, tls, ca, api_key, credentials, add_user, no_login, max_upload_mb):
-    """Start the Streamlit dashboard (live sessions, uploads, server health), behind a login."""
+    """Start the Streamlit dashboard (live sessions, uploads, server health), behind a login.
+
+    One secret signs the login cookie and the share links' tokens:
+    $LIVETRANSLATE_DASHBOARD_COOKIE_KEY, else the one kept in the file
+    $LIVETRANSLATE_DASHBOARD_KEY_FILE names (default ~/.config/livetranslate/dashboard.key),
+    made (mode 600) when a dashboard with a login first starts and kept from then on: logins and
+    share links outlive a restart. Deleting that file (or changing the variable) revokes every
+    login and link."""
     # One piece: the option checks, the hand-off file and the exec are one path that ends in
     # exec (nothing runs after it); --add-user is its only other way out.
     if add_user:

@@ -35,6 +35,12 @@ def run(source, **kw):
     sys.exit(code)
 
 
+# `run` streams to the server it starts: the stream options' --url would name another one
+for _param in run.params:
+    if isinstance(_param, click.Option) and _param.name == "url":
+        _param.hidden = True
+
+
 @click.command()
 @click.option("--fast", is_flag=True, help="do not pace the audio in real time")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)

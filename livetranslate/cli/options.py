@@ -60,7 +60,7 @@ def server_options(f):
         default="127.0.0.1",
         show_default=True,
         help="address gRPC, HTTP and metrics listen on; beyond loopback needs a client key "
-        f"(${P.API_KEY_ENV} or --api-key-file)",
+        f"(${P.API_KEY_ENV}, or the file ${API_KEY_FILE_ENV} names; serve and run: --api-key-file)",
     )(f)
     f = click.option(
         "--insecure-no-key",

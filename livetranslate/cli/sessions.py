@@ -60,7 +60,7 @@ def probe(url, tls, ca, api_key, timeout):
 @connection_options
 def sessions_list(url, tls, ca, api_key):
     """List stored sessions, newest first: when each started, how long it ran (or has been
-    running), its lines and its languages."""
+    running), its lines, how many viewers follow it now (live sessions), and its languages."""
     with open_client(url, tls, ca, api_key) as client:
         try:
             infos = client.sessions("list")
@@ -70,26 +70,29 @@ def sessions_list(url, tls, ca, api_key):
         click.echo("no sessions stored yet: `livetranslate stream` starts one", err=True)
         return
     width = max(7, *(len(info["name"]) for info in infos))
-    click.echo(f"{'session':<{width}}  state  started           duration  lines  languages")
+    click.echo(f"{'session':<{width}}  state  started           duration  lines  viewers  languages")
     now = time.time()
     for info in infos:
         click.echo(session_row(info, width, now))
 
 
 def session_row(info: dict, width: int, now: float) -> str:
-    """One line of `livetranslate sessions`: name, state, start, duration, lines, languages."""
+    """One line of `livetranslate sessions`: name, state, start, duration, lines, viewers now
+    (over every server; "-" for an ended session, or a server that does not count them), languages."""
     import datetime
 
     started = datetime.datetime.fromtimestamp(info["started_at"]).strftime("%Y-%m-%d %H:%M")
     until = info.get("ended_at") or now if info["state"] == "ended" else now
     lines = info["counts"].get("transcript", 0)
+    viewers = info.get("viewers")
+    watching = str(viewers) if info["state"] == "live" and isinstance(viewers, int) else "-"
     extra = [lang for lang in info.get("languages", []) if lang != info["target_language"]]
     more = f" (+{','.join(extra)})" if extra else ""
     terms = len(info.get("glossary") or [])
     name = info["name"] if info["name"].isprintable() else repr(info["name"])
     return (
         f"{name:<{width}}  {info['state']:<5}  {started}  {format_duration(until - info['started_at']):>8}  "
-        f"{lines:>5}  {info['source_language']}->{info['target_language']}{more}"
+        f"{lines:>5}  {watching:>7}  {info['source_language']}->{info['target_language']}{more}"
         + (f"  glossary: {terms} terms" if terms else "")
     )
 
@@ -128,7 +131,10 @@ def format_duration(seconds: float) -> str:
     default=None,
     help="file to write (default: standard output)",
 )
-def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
+@click.option(
+    "--summary", "with_summary", is_flag=True, help="the session's summary on top (`livetranslate summary` makes it)"
+)
+def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output, with_summary):
     """Export a stored session as plain text, SubRip, WebVTT or jsonl."""
     from livetranslate.present.export import export as render
 
@@ -139,7 +145,12 @@ def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output):
             raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None
     try:
         text = render(
-            stored["events"], fmt, lang.strip().lower(), stored["info"].get("target_language", ""), text_choice
+            stored["events"],
+            fmt,
+            lang.strip().lower(),
+            stored["info"].get("target_language", ""),
+            text_choice,
+            with_summary,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

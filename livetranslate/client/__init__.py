@@ -5,11 +5,13 @@ anyone's program. Its public interface is what this module names:
     pipeline.py    PipelineClient: one stream (a speaker's audio, a viewer's watch), sessions
     resilient.py   ResilientSession, AudioBuffer: a speaker's session across reconnects
     follow.py      follow: a viewer across reconnects and servers
+    actions.py     edit, summarize: an organiser's correction of a line, a session's summary
     capture.py     audio sources: files, stdin, microphones, PulseAudio
 """
 
 from __future__ import annotations
 
+from livetranslate.client.actions import edit, summarize
 from livetranslate.client.connection import (
     DEFAULT_URL,
     ClientError,
@@ -31,9 +33,11 @@ __all__ = [
     "PipelineClient",
     "ResilientSession",
     "StreamStats",
+    "edit",
     "follow",
     "level_dbfs",
     "normalize_url",
     "normalize_urls",
     "passing_refusal",
+    "summarize",
 ]

@@ -249,3 +249,37 @@ def model_problems(models: dict[str, str]) -> list[str]:
     """The models of this server that are not ready. A model the index lists without a state
     is not loaded in this profile (e.g. a gpu model on the cpu profile): no problem."""
     return sorted(f"{name}: {state.lower()}" for name, state in models.items() if state not in ("READY", "?", ""))
+
+
+# --- the session list, and the dashboard's address of the session chosen there -------------
+LIVE_MARK = "  ● LIVE"
+
+
+def session_label(info: dict) -> str:
+    """How the session list shows a session: its name and its state. Shown only: the address
+    names the session by its name alone (`address_params`)."""
+    return f"{info['name']}{LIVE_MARK}" if info["state"] == "live" else f"{info['name']} ({info['state']})"
+
+
+_OLD_LABEL = re.compile(rf"(.+?)(?:{re.escape(LIVE_MARK)}| \([a-z]+\))")
+
+
+def session_from_address(value: str | None, names) -> str | None:
+    """The session that the address's `session=` names, when it is one of `names`. An address
+    of an older dashboard, which carried the list's label (`standup  ● LIVE`), still finds its
+    session."""
+    if not value:
+        return None
+    if value in names:
+        return value
+    old = _OLD_LABEL.fullmatch(value)
+    return old.group(1) if old and old.group(1) in names else None
+
+
+def address_params(params: dict[str, str], session: str | None) -> dict[str, str]:
+    """The query of the dashboard's address with `session` chosen: its name only (a bookmark
+    or a link keeps working when the session ends), the other parameters as they were."""
+    query = {key: value for key, value in params.items() if key != "session"}
+    if session:
+        query["session"] = session
+    return query

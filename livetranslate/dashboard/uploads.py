@@ -15,7 +15,14 @@ from typing import BinaryIO
 import numpy as np
 
 from livetranslate import settings
-from livetranslate.protocol import SAMPLE_RATE_HZ
+from livetranslate.languages import NAMES
+from livetranslate.protocol import (
+    AUTO_LANGUAGE,
+    DEFAULT_SOURCE_LANGUAGE,
+    DEFAULT_TARGET_LANGUAGE,
+    SAMPLE_RATE_HZ,
+    SessionOptions,
+)
 
 MAX_UPLOAD_ENV = "LIVETRANSLATE_DASHBOARD_MAX_UPLOAD_MB"
 
@@ -28,6 +35,31 @@ def max_upload_mb(environ: Mapping[str, str] | None = None) -> int:
         return max(1, int(settings.get(MAX_UPLOAD_ENV, environ)))
     except ValueError:
         return DEFAULT_MAX_UPLOAD_MB
+
+
+# --- the upload form: the session's name and languages ------------------------------------
+# what the form offers: every language Whisper hears, by name; the spoken one may be detected
+TARGET_LANGUAGES = tuple(sorted(NAMES, key=NAMES.__getitem__))
+SPOKEN_LANGUAGES = (AUTO_LANGUAGE, *TARGET_LANGUAGES)
+DEFAULT_SPOKEN, DEFAULT_TARGET = DEFAULT_SOURCE_LANGUAGE, DEFAULT_TARGET_LANGUAGE  # as `stream`'s
+
+
+def language_label(code: str) -> str:
+    """How the form shows a language: `German (de)`; auto: detect it."""
+    return "Detect it (auto)" if code == AUTO_LANGUAGE else f"{NAMES.get(code, code)} ({code})"
+
+
+def upload_session(name: str, spoken: str, target: str, translate: bool = True) -> SessionOptions:
+    """What the upload form asks the server for: the session NAME, spoken in SPOKEN (a code,
+    or auto to detect it) and translated into TARGET, unless not `translate`. ProtocolError
+    (in plain words) for a name or a language the server would refuse."""
+    return SessionOptions(
+        (name or "").strip(),
+        UploadedAudio.rate,
+        source_language=spoken or DEFAULT_SPOKEN,
+        target_language=target or DEFAULT_TARGET,
+        translate=translate,
+    )
 
 
 # --- uploads -----------------------------------------------------------------------------

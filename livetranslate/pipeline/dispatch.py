@@ -29,6 +29,7 @@ from livetranslate.pipeline.messages import Chunk, LastChunk
 from livetranslate.pipeline.metrics import NO_METRICS, Gauges, Metrics, Sampler
 from livetranslate.pipeline.options import PipelineOptions, Shared
 from livetranslate.pipeline.replies import Reply
+from livetranslate.pipeline.revisions import Revisions
 from livetranslate.pipeline.sessions import SegmentIds, SessionKeeper, ViewerLanguages
 from livetranslate.pipeline.shutdown import Stopping
 from livetranslate.pipeline.stages import Stages
@@ -39,12 +40,14 @@ from livetranslate.protocol import (
     DRAIN,
     DRAIN_GRACE_S,
     RETRY_ELSEWHERE,
+    SESSION_ACTION,
     SUBSCRIBE,
     TARGET_LANGUAGE,
     Event,
     EventKind,
     ProtocolError,
     SessionOptions,
+    decode_text,
     validate_audio_chunk,
 )
 from livetranslate.stages.state import StreamTable
@@ -107,7 +110,16 @@ class Pipeline(Stopping):
         )
         self.admission = Admission(options.limits, metrics, quota)
         self.sessions = SessionKeeper(self.store, metrics)
-        self.viewers = Viewers(self.store, self.admission, self.shared.languages)
+        # corrections, summaries, late viewers' languages: what is added to a session afterwards
+        self.revisions = Revisions(
+            self.store,
+            stages,
+            self.shared.languages,
+            self.shared.background_breaker,
+            self.shared.translations,
+            options.llm_timeout_s,
+        )
+        self.viewers = Viewers(self.store, self.admission, self.shared.languages, self.revisions.late_viewer)
         self.streams: StreamTable[Stream] = StreamTable(options.session_ttl_s, on_expire=self._expired, clock=clock)
         self._open: set[Stream] = set()  # every stream not closed yet, in the table or not
         # the streams that hold a place in `admission`, and the client each came with
@@ -303,6 +315,7 @@ class Pipeline(Stopping):
                 self._drain_request(reply, internal(), get(DRAIN_GRACE_S))
                 return
             subscribe = get(SUBSCRIBE)
+            action = get(SESSION_ACTION)
             client = None
             if self.keys is not None and not internal():
                 client = self.keys.identify(key())
@@ -325,6 +338,9 @@ class Pipeline(Stopping):
                 return
             if subscribe is not None:
                 self.viewers.subscribe(stream_id, subscribe, reply, get(TARGET_LANGUAGE), client)
+                return
+            if action is not None:  # an organiser's correction or summary: answered, then `end`
+                self.revisions.request(stream_id, decode_text(action), reply)
                 return
             if start:
                 try:

@@ -310,6 +310,11 @@ class TranslationLoad:
                 return False
         return late
 
+    @property
+    def in_flight(self) -> int:
+        """The speakers' translations under way now (background work waits for them)."""
+        return self._in_flight
+
     @contextlib.contextmanager
     def translating(self, fast: bool):
         started = self._clock()

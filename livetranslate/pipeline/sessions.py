@@ -65,6 +65,9 @@ class ViewerLanguages:
         self.shared = shared
         self._lock = threading.Lock()
         self._viewers: dict[str, collections.Counter[str]] = {}  # session -> language -> viewers
+        # (session, language) -> the segments someone here translates or translated into it:
+        # a live stream and a late viewer's catching up never both translate one line
+        self._claimed: dict[tuple[str, str], set[int]] = {}
 
     def join(self, session: str, language: str, speakers: str = "") -> None:
         """A viewer of `language`; ServerFull when the session's viewers read `most` other
@@ -98,10 +101,21 @@ class ViewerLanguages:
             counts[language] -= 1
             if counts[language] <= 0:
                 del counts[language]
+                self._claimed.pop((session, language), None)
             if not counts:
                 del self._viewers[session]
             mine = set(counts)
         self._publish(session, mine)
+
+    def claim(self, session: str, language: str, segment_id: int) -> bool:
+        """True for the first to claim translating `segment_id` into `language` (while that
+        language has viewers here; once they all left, claims start again)."""
+        with self._lock:
+            claimed = self._claimed.setdefault((session, language), set())
+            if segment_id in claimed:
+                return False
+            claimed.add(segment_id)
+            return True
 
     def of(self, session: str) -> frozenset[str]:
         with self._lock:

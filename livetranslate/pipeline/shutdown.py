@@ -19,6 +19,7 @@ from livetranslate.protocol import DRAIN, DRAIN_GRACE_S, Event, EventKind, Proto
 if TYPE_CHECKING:
     from livetranslate.periodic import Every
     from livetranslate.pipeline.metrics import Sampler
+    from livetranslate.pipeline.revisions import Revisions
     from livetranslate.pipeline.stream import Stream
     from livetranslate.pipeline.viewers import Viewers
     from livetranslate.stages.state import StreamTable
@@ -37,6 +38,7 @@ class Stopping:
     streams: StreamTable
     sequences: StreamTable
     viewers: Viewers
+    revisions: Revisions
     end_sequence: Callable[[int], None] | None
     _watch: Every | None
     _sampler: Sampler | None
@@ -99,6 +101,7 @@ class Stopping:
 
     def _end_everything(self, reason: str, wait_s: float, end_sequences: bool) -> int:
         self.viewers.stop(reason)
+        self.revisions.stop()  # late viewers' lines: the next server's work
         for stream_id in self.streams.keys():
             stream = self.streams.pop(stream_id)
             if stream is not None:

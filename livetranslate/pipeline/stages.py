@@ -12,6 +12,7 @@ import numpy as np
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary
 from livetranslate.stages.enhance import Enhanced, Enhancer, Piece, Tick, WindowOptions
+from livetranslate.stages.summary import Summarizer
 from livetranslate.stages.vad import Boundaries, Segmenter, VadOptions
 from livetranslate.stages.whisper import AsrRequest, Transcription
 
@@ -40,6 +41,11 @@ class Stages(Protocol):
     def translate(
         self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
     ) -> str: ...
+
+    def summarize(self, text: str, source: str, target: str) -> str:
+        """One piece of a meeting's transcript summarized in `target` (livetranslate.stages.summary:
+        the LLM's answer, for `summary.parse`), in the LLM's background lane."""
+        ...
 
     def translate_urgent(
         self,
@@ -121,6 +127,9 @@ class LocalStages(PlainUrgentTranslation):
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
         return self.engine.transcribe([request])[0]
+
+    def summarize(self, text: str, source: str, target: str) -> str:
+        return Summarizer(self.translator.generate, self.translator.family).piece(text, source, target)
 
     def translate(
         self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY

@@ -240,9 +240,11 @@ class Translator:
     def _viewer_translation(self, job: ForViewers) -> None:
         """One transcript into one viewer language, stored for the viewers; nothing when the
         last viewer of that language left meanwhile."""
-        if job.language not in self._ctx.shared.languages.of(self._ctx.options.session):
+        languages, t = self._ctx.shared.languages, job.transcript
+        if job.language not in languages.of(self._ctx.options.session):
             return
-        t = job.transcript
+        if not languages.claim(self._ctx.options.session, job.language, t.segment_id):
+            return  # a late viewer's catching up translates it
         waited = time.monotonic() - job.queued_at
         if waited > VIEWER_LANGUAGE_MAX_WAIT_S:
             text, error = "", f"not translated: the translations were {waited:.0f} s behind the speaker"

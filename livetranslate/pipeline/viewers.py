@@ -25,6 +25,7 @@ from livetranslate.protocol import (
     decode_text,
 )
 from livetranslate.store import Viewer
+from livetranslate.store.files import SessionInfo
 from livetranslate.store.interface import Store
 
 
@@ -39,6 +40,7 @@ def follow(
     cancelled: Callable[[], bool] = lambda: False,
     poll_s: float = 0.5,
     stopping: Callable[[], str] = lambda: "",
+    late: Callable[[str, str, SessionInfo, list[Event]], None] | None = None,
 ) -> None:
     """One viewer: the stored history of `session`, then its live events, until `end`, the
     viewer cancels, it falls `max_events` behind (then it is told and dropped), or the
@@ -66,9 +68,12 @@ def follow(
         viewer.language = wanted  # counted in `languages` from here
         # `end` events in the history close earlier runs of a resumed session: the viewer's
         # one `end` is the session's last
-        for stored in store.attach(session, viewer):
+        history = store.attach(session, viewer)
+        for stored in history:
             if stored.kind != EventKind.END and viewer.wants(stored):
                 reply.send(stored)
+        if late is not None and wanted:  # the lines before it came, in its language too
+            late(session, wanted, info, history)
         while not cancelled():
             if stopping():
                 stop(f"{stopping()}: follow the session again in a moment")
@@ -97,8 +102,16 @@ class Viewers:
     """The viewers of every session this pipeline serves: admitted, each followed by its
     own thread, counted out when it ends."""
 
-    def __init__(self, store: Store, admission: Admission, languages: ViewerLanguages):
-        self.store, self.admission, self.languages = store, admission, languages
+    def __init__(
+        self,
+        store: Store,
+        admission: Admission,
+        languages: ViewerLanguages,
+        late: Callable[[str, str, SessionInfo, list[Event]], None] | None = None,
+    ):
+        """`late(session, language, info, history)`: a viewer attached in `language` and got
+        `history` (its lines are translated into that language: pipeline.revisions)."""
+        self.store, self.admission, self.languages, self.late = store, admission, languages, late
         self.stopping = ""  # the server is stopping: why every viewer ends
 
     def stop(self, reason: str) -> None:
@@ -138,6 +151,7 @@ class Viewers:
                     languages=self.languages,
                     cancelled=getattr(reply, "is_cancelled", lambda: False),
                     stopping=lambda: self.stopping,
+                    late=self.late,
                 )
             finally:
                 self.admission.viewer_left(name, client)

@@ -23,6 +23,12 @@ DRAFT_EXPLAINED = (
     "the translation in context replaces it when it comes"
 )
 
+# the quiet mark beside a line that changed after it was first shown, and what it means
+IMPROVED_NAME = "improved"
+IMPROVED_EXPLAINED = "translated again with the sentences around it, which reads better than sentence by sentence"
+CORRECTED_NAME = "corrected"
+CORRECTED_EXPLAINED = "corrected by the organiser after it was said; the translation follows the correction"
+
 _NOT_WORDS = re.compile(r"[\W_]+", re.UNICODE)
 
 

@@ -7,7 +7,9 @@ import threading
 
 from livetranslate.protocol import Event, EventKind
 
-TRANSLATED = (EventKind.TRANSLATION, EventKind.PARTIAL_TRANSLATION, EventKind.ENHANCED)
+# a viewer of one language gets these in its language only; corrections go to every viewer
+# (in the spoken language they correct the transcript it reads too)
+TRANSLATED = (EventKind.TRANSLATION, EventKind.PARTIAL_TRANSLATION, EventKind.ENHANCED, EventKind.SUMMARY)
 
 
 class Viewer:
@@ -90,3 +92,8 @@ class Hub:
 
     def count(self, session: str) -> int:
         return len(self._viewers.get(session, ()))
+
+    def counts(self) -> dict[str, int]:
+        """How many viewers each session has here (sessions without any are left out)."""
+        with self._lock:
+            return {session: len(viewers) for session, viewers in self._viewers.items() if viewers}

@@ -73,6 +73,7 @@ class SessionInfo:
     # the glossary of its latest stream: [{"term": ..., "translation": ...}] (livetranslate.glossary)
     glossary: list[dict] = field(default_factory=list)
     size_bytes: int = 0  # log and metadata on disk, as last listed (not stored)
+    viewers: int = 0  # viewers following it now, on every server, as last listed (not stored)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +83,7 @@ class SessionInfo:
         return self.ended_at if self.ended_at is not None else self.started_at
 
 
-_INFO_FIELDS = {f.name for f in fields(SessionInfo)} - {"size_bytes"}
+_INFO_FIELDS = {f.name for f in fields(SessionInfo)} - {"size_bytes", "viewers"}
 
 
 def _event_from_dict(d: dict) -> Event:

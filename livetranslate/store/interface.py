@@ -31,6 +31,12 @@ class Store(Protocol):
 
     def sync_info(self, session: str) -> None: ...
 
+    # --- an organiser's additions: corrections, summaries, late viewers' translations ------
+    def annotate(self, session: str, event: Event) -> None:
+        """Stored whether the session is live here, live on another server, or ended; its
+        viewers get it. StoreError when there is no such session or it cannot be stored."""
+        ...
+
     def close(self, session: str) -> bool: ...
 
     # --- readers and viewers --------------------------------------------------------------
@@ -89,6 +95,9 @@ class NoStore:
         pass
 
     def sync_info(self, session: str) -> None:
+        pass
+
+    def annotate(self, session: str, event: Event) -> None:
         pass
 
     def close(self, session: str) -> bool:

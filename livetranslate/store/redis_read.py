@@ -12,6 +12,7 @@ from livetranslate.protocol import Event, EventKind
 from livetranslate.store.fanout import Hub, Viewer
 from livetranslate.store.files import SessionInfo, StoreError
 from livetranslate.store.redis_common import as_text, decode, info_from, log, stream_id
+from livetranslate.store.redis_viewers import RedisViewerCounts, read_viewer_counts
 
 if TYPE_CHECKING:
     pass
@@ -62,7 +63,11 @@ class RedisReading:
     _lock: threading.Lock
     _followers: dict[str, Follower]
     _clock: Callable[[], float]
+    _errors: Any  # redis.exceptions.RedisError
     hub: Hub | None
+    token: str  # this server's, in Redis
+    lease_s: float
+    _viewer_counts: RedisViewerCounts | None = None  # this server's viewers, once it has had any
 
     def _k(self, kind: str, name: str = "") -> str:
         raise NotImplementedError  # RedisSessionStore's
@@ -124,12 +129,14 @@ class RedisReading:
             follower.viewers.add(viewer)
         viewer.hold()
         self._hub().subscribe(session, viewer)
+        self._viewers_changed()
         history = self._entries(session, "-")
         viewer.settle(history[-1][0] if history else (0, 0))
         return [event for _, event in history]
 
     def detach(self, session: str, viewer: Viewer) -> None:
         self._hub().unsubscribe(session, viewer)
+        self._viewers_changed()
         with self._lock:
             follower = self._followers.get(session)
             if follower is not None and viewer in follower.viewers:
@@ -151,7 +158,18 @@ class RedisReading:
                 info = info_from(name, meta)
                 info.size_bytes = int(size or 0)
                 infos.append(info)
+        watching = read_viewer_counts(self) if any(i.state == "live" for i in infos) else {}
+        for info in infos:
+            info.viewers = watching.get(info.name, 0) if info.state == "live" else 0
         return infos
+
+    def _viewers_changed(self) -> None:
+        """A viewer joined or left here: this server's counts in Redis say so."""
+        with self._lock:
+            if self._viewer_counts is None:
+                self._viewer_counts = RedisViewerCounts(self)
+            counts = self._viewer_counts
+        counts.write()
 
     def prune(
         self, max_age_s: float | None = None, max_total_bytes: int | None = None, dry_run: bool = False

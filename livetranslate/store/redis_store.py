@@ -43,6 +43,7 @@ from livetranslate import settings
 from livetranslate.protocol import Event, EventKind
 from livetranslate.store.fanout import Hub
 from livetranslate.store.files import SessionBusy, SessionInfo, StoreError
+from livetranslate.store.redis_annotate import RedisAnnotating
 from livetranslate.store.redis_common import (
     HANDOVER_ENV,
     LEASE_ENV,
@@ -56,20 +57,10 @@ from livetranslate.store.redis_quota import RedisQuota
 from livetranslate.store.redis_read import Follower, RedisReading
 
 _APPEND = lua("append")
-
-
 _ACQUIRE = lua("acquire")
-
-
 _RENEW = lua("renew")
-
-
 _RELEASE = lua("release")
-
-
 _HANDOVER = lua("handover")
-
-
 _REAP = lua("reap")
 
 
@@ -82,7 +73,7 @@ REAPED = (
 NOT_CONTINUED = "the speaker's server shut down and the speaker did not continue on another: "
 
 
-class RedisSessionStore(RedisReading):
+class RedisSessionStore(RedisAnnotating, RedisReading):
     """The SessionStore interface, in Redis. `serving`: this is the pipeline's store (it
     takes leases, renews them and reaps dead replicas' sessions); readers pass False."""
 
@@ -365,6 +356,8 @@ class RedisSessionStore(RedisReading):
         while not self._stop.wait(self.lease_s / 3):
             if self._quota is not None:
                 self._quota.renew()
+            if self._viewer_counts is not None:  # this server's viewers count on
+                self._viewer_counts.write()
             with self._lock:
                 published = list(self._published)
             for session in published:

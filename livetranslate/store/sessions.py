@@ -32,6 +32,7 @@ from livetranslate.store.files import (
     _size,
 )
 from livetranslate.store.interface import Store
+from livetranslate.store.watching import ViewerCountFile, read_viewer_counts
 
 
 class SessionStore(DataDirectory):
@@ -51,6 +52,8 @@ class SessionStore(DataDirectory):
         self._infos: dict[str, SessionInfo] = {}
         self._live: collections.Counter[str] = collections.Counter()  # open streams per session
         super().__init__(data_dir, fsync=fsync, exclusive=exclusive)
+        # this process's viewers, counted where the `sessions` model (another process) reads them
+        self._watching = ViewerCountFile(self.data_dir, hub.counts) if hub is not None else None
 
     def _hub(self) -> Hub:
         if self.hub is None:
@@ -64,6 +67,8 @@ class SessionStore(DataDirectory):
                 os.close(fd)
             self._files.clear()
             self._let_go()
+        if self._watching is not None:
+            self._watching.stop()
 
     def open(
         self, session: str, source_language: str, target_language: str, glossary: list[dict] | None = None
@@ -160,15 +165,38 @@ class SessionStore(DataDirectory):
             if self.hub is not None:  # under the lock: a viewer attaching sees each event once
                 self.hub.publish(session, event)
 
+    def annotate(self, session: str, event: Event) -> None:
+        """Stores an event that no speaker's stream makes (a correction, a summary, a late
+        viewer's translation), live session or ended; its viewers get it. StoreError as `append`."""
+        if self.info(session) is None:
+            raise StoreError(f"no session named {session!r}")
+        self.append(session, event)
+        with self._lock:
+            if self._live[session]:
+                return
+            fd = self._files.pop(session, None)  # an ended session keeps no log open
+            if fd is not None:
+                os.close(fd)
+            info = self.info(session)
+            if info is not None:
+                info.counts[event.kind.value] = info.counts.get(event.kind.value, 0) + 1
+                if event.kind == EventKind.TRANSLATION and event.language and event.language not in info.languages:
+                    info.languages.append(event.language)
+                self._write_info(info)
+
     def attach(self, session: str, viewer: Viewer) -> list[Event]:
         """Subscribes a viewer; returns the history up to that moment, atomically."""
         with self._lock:
             history = self.events(session)
             self._hub().subscribe(session, viewer)
-            return history
+        if self._watching is not None:
+            self._watching.changed()
+        return history
 
     def detach(self, session: str, viewer: Viewer) -> None:
         self._hub().unsubscribe(session, viewer)
+        if self._watching is not None:
+            self._watching.changed()
 
     def ended_with(self, session: str) -> Event | None:
         """The session's last `end` when it has ended, else None."""
@@ -232,7 +260,12 @@ class SessionStore(DataDirectory):
         return found
 
     def sessions(self) -> list[SessionInfo]:
-        return sorted((info for _, info in self._scan()), key=lambda i: i.started_at, reverse=True)
+        """Newest first; each live one with its viewers now, over every process serving them."""
+        watching = read_viewer_counts(self.data_dir)
+        infos = [info for _, info in self._scan()]
+        for info in infos:
+            info.viewers = watching.get(info.name, 0) if info.state == "live" else 0
+        return sorted(infos, key=lambda i: i.started_at, reverse=True)
 
     def prune(
         self, max_age_s: float | None = None, max_total_bytes: int | None = None, dry_run: bool = False
@@ -249,7 +282,8 @@ def session_report(store: Store, action: str, session: str = "") -> str:
         info = store.info(session)
         if info is None:
             raise ValueError(f"no session named {session!r}")
+        described = {k: v for k, v in info.to_dict().items() if k != "viewers"}  # counted for `list` only
         return json.dumps(
-            {"info": info.to_dict(), "events": [e.to_dict() for e in store.events(session)]}, ensure_ascii=False
+            {"info": described, "events": [e.to_dict() for e in store.events(session)]}, ensure_ascii=False
         )
     raise ValueError(f"unknown ACTION {action!r}: use list or get")

@@ -278,6 +278,15 @@ class TritonStages:
         )
         return codecs.translation_from(answers).text
 
+    def summarize(self, text: str, source: str, target: str) -> str:
+        """One piece of a meeting summarized by the LLM (stages.summary), in the background lane."""
+        tensors = codecs.translate_request_to_tensors(codecs.TextRequest(text, source, target), summary=True)
+        answers = retry_unhealthy(
+            P.TRANSLATE,
+            lambda: _decoupled(_request(P.TRANSLATE, tensors, codecs.TRANSLATION_OUTPUTS), codecs.TRANSLATION_OUTPUTS),
+        )
+        return codecs.translation_from(answers).text
+
     def translate_urgent(
         self,
         text: str,

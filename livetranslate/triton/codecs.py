@@ -145,7 +145,7 @@ class TextRequest:
 
 
 def translate_request_to_tensors(
-    request: TextRequest, *, urgent: bool = False, fast: bool = False, interim: bool = False
+    request: TextRequest, *, urgent: bool = False, fast: bool = False, interim: bool = False, summary: bool = False
 ) -> Tensors:
     tensors = {
         P.TEXT: text_tensor(request.text),
@@ -155,7 +155,7 @@ def translate_request_to_tensors(
     }
     if request.glossary:
         tensors[P.GLOSSARY] = text_tensor(request.glossary.to_text())
-    for name, on in ((P.URGENT, urgent), (P.FAST, fast), (P.INTERIM, interim)):
+    for name, on in ((P.URGENT, urgent), (P.FAST, fast), (P.INTERIM, interim), (P.SUMMARY_FLAG, summary)):
         if on:
             tensors[name] = np.array([True], dtype=bool)
     return tensors
@@ -166,11 +166,15 @@ class TranslateFlags:
     urgent: bool = False
     fast: bool = False
     interim: bool = False
+    summary: bool = False  # TEXT is a piece of a meeting: answer its summary (stages.summary)
 
 
 def translate_flags_from(get: Get) -> TranslateFlags:
     return TranslateFlags(
-        bool(scalar(get, P.URGENT, False)), bool(scalar(get, P.FAST, False)), bool(scalar(get, P.INTERIM, False))
+        bool(scalar(get, P.URGENT, False)),
+        bool(scalar(get, P.FAST, False)),
+        bool(scalar(get, P.INTERIM, False)),
+        bool(scalar(get, P.SUMMARY_FLAG, False)),
     )
 
 

@@ -194,6 +194,11 @@ def _term_lines(terms: Sequence[tuple[str, str]]) -> str:
     return "".join(f"{source} = {target}\n" for source, target in terms)
 
 
+def chat_prompt(family: str, system: str, user: str) -> Prompt:
+    """A chat family's prompt (ValueError for `fewshot`: it has no turns)."""
+    return Prompt(_chat(family, system, user), _CHAT_STOPS[family])
+
+
 def translation_prompt(
     family: str,
     text: str,

@@ -8,6 +8,7 @@ import functools
 from typing import Any
 
 from livetranslate import protocol as P
+from livetranslate.stages.summary import Summarizer
 from livetranslate.stages.translate import Translator
 from livetranslate.triton import codecs, glue
 from livetranslate.triton.bls import TritonLlm
@@ -20,6 +21,7 @@ class TritonPythonModel:
         choice = llm_choice(params["llm_model"], params.get("prompt_family", ""))
         generate = TritonLlm().generate
         self.translator = Translator(generate, choice.prompt_family)
+        self.summarizer = Summarizer(generate, choice.prompt_family)
         fast = fast_llm_choice(params.get("fast_llm_model", ""), choice)
         self.fast_translator = Translator(generate, fast.prompt_family) if fast else None
         # the speaker's translations on threads of their own: calls waiting in the llm's
@@ -47,6 +49,9 @@ class TritonPythonModel:
     def _translate(self, request, send):
         get = glue.inputs(request)
         asked, flags = codecs.text_request_from(get), codecs.translate_flags_from(get)
+        if flags.summary:  # a piece of a meeting to summarize: background work, whoever asks
+            answer = self.summarizer.piece(asked.text, asked.source, asked.target, lane="background")
+            return codecs.translation_to_tensors(answer)
         fast = flags.fast and self.fast_translator is not None
         translator = self.fast_translator if fast and self.fast_translator is not None else self.translator
         options: dict[str, Any] = {"lane": "fast" if fast else "urgent"} if flags.urgent else {}
