@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The images install less (no browser, no PulseAudio): they set these two.
-# mbrola with German voices and SVOX Pico speak the natural test recording (livetranslate/quality/samples_natural.py)
-read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server mbrola mbrola-de2 mbrola-de6 mbrola-de7 libttspico-utils}"
+# mbrola with German voices and SVOX Pico speak the natural test recording (livetranslate/quality/samples_natural.py);
+# tmux runs the terminal view in a real terminal (tests/test_e2e_terminal.py)
+read -r -a APT_PACKAGES <<< "${LIVETRANSLATE_APT_PACKAGES:-espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libportaudio2 openssl chromium procps redis-server mbrola mbrola-de2 mbrola-de6 mbrola-de7 libttspico-utils tmux}"
 EXTRAS=${LIVETRANSLATE_EXTRAS:-models,dashboard,test}
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -262,10 +262,10 @@ def test_text_shows_a_combined_translation_only_when_it_adds_something(capsys, t
         outputs.event(event)
     outputs.close()
     out = capsys.readouterr().out.splitlines()
-    assert [line.strip() for line in out if "|" in line and "en" in line.split("|")[0]] == [
-        "#0     en | One.  (0.0 s)",
-        "#1     en | Two.  (0.0 s)",
-        "in context #0-1 en | One, two.  (0.0 s)",
+    assert [line for line in out if "|" in line and "en" in line.split("|")[0]] == [
+        "00:00.0 #0 en | One.",  # no latency where the server measured none
+        "00:02.0 #1 en | Two.",
+        "00:00.0 #0-1 en | One, two. (improved)",
     ]
     assert len(out) == 6 and out[-1] == "-- end of stream (00:03.0 of audio)"
     kept = (tmp_path / "all.jsonl").read_text().splitlines()

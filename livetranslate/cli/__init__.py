@@ -39,7 +39,17 @@ def main():
 
 
 def _register() -> None:
-    from livetranslate.cli import capture, config, dashboard, demo, models, revisions, server, sessions, streaming
+    from livetranslate.cli import (
+        capture,
+        config,
+        dashboard,
+        demo,
+        models,
+        revisions,
+        server,
+        sessions,
+        streaming,
+    )
 
     for command in (
         server.serve,

@@ -3,19 +3,25 @@ and --srt/--vtt subtitles."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import click
 
 from livetranslate.present.textview import (
+    DIM,
+    YELLOW,
     SentenceTranslations,
+    clean,
     clock,
-    combined_label,
     end_line,
+    mark,
     segments_label,
+    tail,
 )
 from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
 
@@ -24,35 +30,71 @@ if TYPE_CHECKING:
 
 
 def format_event(event: Event, fmt: str) -> str:
+    """One line per event (piped text, or jsonl): `00:04.2 #3 de | text (mark)  (0.9 s)`, with
+    the latency the server measured (none where it measured none)."""
     if fmt == "jsonl":
         return event.to_json()
     if event.kind == EventKind.END:
         return end_line(event)
     if event.kind == EventKind.ERROR:
-        return f"!! {event.text}"
-    latency = f"({event.latency_ms / 1000:.1f} s)"
-    if event.kind == EventKind.TRANSCRIPT:
-        span = f"[{clock(event.start_s)}-{clock(event.end_s)}]"
-        return f"{span} #{event.segment_id:<3} {event.language or '??':>3} | {event.text}  {latency}"
+        return f"!! {clean(event.text)}"
     text = f"(failed: {event.error})" if event.error else event.text
-    if event.kind == EventKind.ENHANCED:  # several sentences translated together
-        return f"{'':>16}{combined_label(event)} {event.language} | {text}  {latency}"
-    return f"{'':>16}{segments_label(event):<5}{event.language:>4} | {text}  {latency}"
+    quiet = f" ({mark(event)})" if mark(event) else ""
+    latency = f"  ({event.latency_ms / 1000:.1f} s)" if event.latency_ms > 0 else ""
+    head = f"{clock(event.start_s)} {segments_label(event)} {event.language or '??'}"
+    return clean(f"{head} | {text}{quiet}{latency}")
+
+
+# `watch --only`: the kinds each choice prints (errors and the end always; a correction is
+# printed in the column of its language)
+ONLY = {
+    "translation": {
+        EventKind.TRANSLATION,
+        EventKind.PARTIAL_TRANSLATION,
+        EventKind.ENHANCED,
+        EventKind.CORRECTION,
+        EventKind.ERROR,
+        EventKind.END,
+    },
+    "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.CORRECTION, EventKind.ERROR, EventKind.END},
+}
+
+
+def duration_words(seconds: float) -> str:
+    """3 min 20 s, 45 s, 1 h 5 min."""
+    hours, rest = divmod(max(round(seconds), 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def summary_line(session: str, lines: int, seconds: float) -> str:
+    """What `stream` and `watch` say last when Ctrl-C ends them."""
+    name = clean(session)
+    count = f"{lines} line" + ("" if lines == 1 else "s")
+    return f"session {name}: {count} in {duration_words(seconds)}, stored (livetranslate export {shlex.quote(name)})"
 
 
 class Outputs:
-    """Everything an event goes to: the terminal, --out jsonl, --srt/--vtt subtitles."""
+    """Everything an event goes to: the terminal, --out jsonl, --srt/--vtt subtitles. `only`
+    (watch --only): one column of the view, "transcript" or "translation"; `language`: the one
+    translations are read in, when known."""
 
-    def __init__(self, fmt, out, srt_path, vtt_path, subtitle_kind, translate=True, best_language=""):
+    def __init__(
+        self, fmt, out, srt_path, vtt_path, subtitle_kind, translate=True, best_language="", only=None, language=""
+    ):
         from livetranslate.present.subtitles import BestSubtitleWriter, SubtitleWriter
 
-        self.fmt = fmt
+        self.fmt, self.only, self.language = fmt, only, language
+        self.started = time.monotonic()
+        self.spoken: dict[int, str] = {}  # segment id -> its transcript's language
         # a terminal gets the side-by-side live view; piped text stays one line per event
         self.view = None
         if fmt == "text" and sys.stdout.isatty():
             from livetranslate.present.textview import SideBySideView
 
-            self.view = SideBySideView(translate=translate, status=self._status_line)
+            self.view = SideBySideView(translate=translate, only=only, language=language, status=self._status_line)
         self.errors = 0
         # the human text shows a combined translation only when it adds something; jsonl has every event
         self.sentences = SentenceTranslations()
@@ -64,12 +106,14 @@ class Outputs:
             self.subtitles = [BestSubtitleWriter(p, f, best_language) for p, f in paths]
         else:
             self.subtitles = [SubtitleWriter(p, f, kinds) for p, f in paths]
+        # the latest latency the server measured (stored events keep theirs), by kind
+        self.latency_s: dict[EventKind, float] = {}
+        self.lines: dict[EventKind, set[int]] = {EventKind.TRANSCRIPT: set(), EventKind.TRANSLATION: set()}
 
     # --- live status line (text view on a terminal) ---------------------------------------
     session = ""
     partial = ""  # the open utterance's interim text, shown dimmed in place of the status
     state = "connecting"
-    latency_s = 0.0
     runner: ResilientSession | None = None  # for the audio level
 
     @property
@@ -79,15 +123,28 @@ class Outputs:
 
     degraded = ""  # the note of the latest translation: the server was behind
 
+    def latency(self) -> str:
+        """`latency: transcript 0.8 s, translation 1.9 s`: from speech to each, as the server
+        measured it for the latest one (a kind not seen yet is left out)."""
+        measured = [f"{kind.value} {self.latency_s[kind]:.1f} s" for kind in self.lines if kind in self.latency_s]
+        return "latency: " + (", ".join(measured) if measured else "–")
+
     def _status_line(self) -> str:
         level = f" · level {self.runner.level:5.0f} dBFS" if self.runner is not None else ""
         behind = " · translations from the small model (behind)" if self.degraded else ""
-        return f"● {self.state} · session {self.session}{level} · latency {self.latency_s:.1f} s{behind}"
+        return f"● {self.state} · session {self.session} · {self.latency()}{level}{behind}"
+
+    def summary(self) -> str:
+        """The one line Ctrl-C ends with."""
+        shown = self.lines[EventKind.TRANSCRIPT] or self.lines[EventKind.TRANSLATION]
+        if self.only == "translation":
+            shown = self.lines[EventKind.TRANSLATION]
+        return summary_line(self.session, len(shown), time.monotonic() - self.started)
 
     def _redraw(self) -> None:
         if self.live_status:
             width = shutil.get_terminal_size().columns - 1
-            line = f"\033[2m… {self.partial[-(width - 2) :]}\033[0m" if self.partial else self._status_line()
+            line = f"\033[2m{tail(self.partial, width)}\033[0m" if self.partial else tail(self._status_line(), width)
             sys.stderr.write("\r\033[2K" + line)
             sys.stderr.flush()
 
@@ -102,15 +159,55 @@ class Outputs:
         elif self.live_status:
             threading.Thread(target=tick, daemon=True).start()
 
-    def event(self, event: Event) -> None:
-        self.errors += event.kind == EventKind.ERROR or (event.kind == EventKind.END and bool(event.error))
+    def _shown(self, event: Event) -> bool:
+        """Whether --only leaves `event` in (a correction: in the column of its language)."""
+        if self.only is None:
+            return True
+        if event.kind == EventKind.CORRECTION:
+            spoken = self.spoken.get(event.segment_id) or next(reversed(self.spoken.values()), "")
+            if event.language == spoken:
+                return self.only == "transcript"
+            return self.only == "translation" and event.language == (self.language or event.language)
+        return event.kind in ONLY[self.only]
+
+    def _count(self, event: Event) -> None:
         if event.kind == EventKind.TRANSCRIPT:
-            self.latency_s = event.latency_ms / 1000
+            self.spoken[event.segment_id] = event.language
+        elif event.kind == EventKind.TRANSLATION and not self.language:
+            self.language = event.language  # the language this viewer reads
+        if event.kind in self.lines and not event.error:
+            self.lines[event.kind].add(event.segment_id)
+            if event.latency_ms > 0:
+                self.latency_s[event.kind] = event.latency_ms / 1000
         if event.kind == EventKind.TRANSLATION and not event.error:
             self.degraded = event.note  # the server says when it translates differently (behind)
-        if self.view is not None:
+
+    busy = interrupted = False  # an event is being shown; Ctrl-C came
+
+    def interrupt(self, *_) -> None:
+        """A SIGINT handler: KeyboardInterrupt now, or once the event being shown is shown (a
+        terminal left with half a redraw would keep it)."""
+        self.interrupted = True
+        if not self.busy:
+            raise KeyboardInterrupt
+
+    def event(self, event: Event) -> None:
+        self.busy = True
+        try:
+            self._show(event)
+        finally:
+            self.busy = False
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def _show(self, event: Event) -> None:
+        self.errors += event.kind == EventKind.ERROR or (event.kind == EventKind.END and bool(event.error))
+        self._count(event)
+        if self.view is not None:  # it shows the column(s) of --only itself
             self.view.event(event)
             self._record(event)
+            return
+        if not self._shown(event):
             return
         if event.kind in INTERIM_KINDS:
             self._partial(event)
@@ -147,7 +244,7 @@ class Outputs:
             click.echo(event.to_json())
         elif self.live_status:
             arrow = f"→ {event.language} " if event.kind == EventKind.PARTIAL_TRANSLATION else ""
-            self.partial = f"#{event.segment_id} {arrow}{event.text}"
+            self.partial = clean(f"… {segments_label(event)} {arrow}{event.text}")
             self._redraw()
 
     def status(self, message: str) -> None:
@@ -156,9 +253,8 @@ class Outputs:
         elif message.startswith(("connection lost", "cannot connect")) or " refused the " in message:
             self.state = "reconnecting"
         if self.view is not None:
-            self.view.note(
-                f"-- {message}", style="yellow" if message.startswith(("warning", "connection lost")) else "dim"
-            )
+            warning = message.startswith(("warning", "connection lost"))
+            self.view.note(f"-- {message}", style=YELLOW if warning else DIM)
             return
         if self.live_status:
             sys.stderr.write("\r\033[2K")

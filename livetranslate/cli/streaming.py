@@ -6,6 +6,7 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ def run_stream(source: str, request: StreamRequest) -> int:
         EventKind(subtitle_text),
         translate=not r.no_translate,
         best_language=options.target_language if r.text_choice == "best" else "",
+        language=options.target_language,
     )
     session_runner = ResilientSession(
         connection,
@@ -117,10 +119,13 @@ def run_stream(source: str, request: StreamRequest) -> int:
     def on_interrupt(*_):
         interrupts.append(1)
         if len(interrupts) == 1:
-            outputs.status("stopping: finishing the open utterance (Ctrl-C again to quit at once)")
+            # said from a thread of its own: this handler may have cut into an event being shown
+            stopping = "stopping: finishing the open utterance (Ctrl-C again to quit at once)"
+            threading.Thread(target=outputs.status, args=(stopping,), daemon=True).start()
             session_runner.stop.set()
         else:
             outputs.close()
+            click.echo(outputs.summary(), err=True)
             os._exit(130)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -132,6 +137,9 @@ def run_stream(source: str, request: StreamRequest) -> int:
         signal.signal(signal.SIGINT, previous)
         src.close()
         outputs.close()
+    if interrupts:  # Ctrl-C: the open utterance was finished, the session is stored
+        click.echo(outputs.summary(), err=True)
+        return 130
     return 1 if outputs.errors else 0
 
 
@@ -146,19 +154,6 @@ def stream(source, **kw):
     source such as meeting_sink.monitor (see `livetranslate devices` and `livetranslate sink`).
     """
     sys.exit(run_stream(source, StreamRequest.from_options(kw)))
-
-
-# `watch --only`: the kinds each choice prints (errors and the end always)
-ONLY = {
-    "translation": {
-        EventKind.TRANSLATION,
-        EventKind.PARTIAL_TRANSLATION,
-        EventKind.ENHANCED,
-        EventKind.ERROR,
-        EventKind.END,
-    },
-    "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.ERROR, EventKind.END},
-}
 
 
 @click.command()
@@ -190,10 +185,8 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
         raise click.BadParameter(str(exc), param_hint="--lang") from None
     connection = open_connection(url, tls, ca, api_key)
     failed, shown = False, 0
-    outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION)
+    outputs = Outputs(fmt, None, None, None, EventKind.TRANSLATION, only=only, language=language or "")
     outputs.session, outputs.state = session, "watching"
-    if only is not None:
-        outputs.view = None  # one kind: a line per event, not side-by-side columns
 
     def on_event(event: Event) -> None:
         nonlocal failed, shown
@@ -202,14 +195,20 @@ def watch(session, url, tls, ca, api_key, fmt, language, only):
         if failed and shown == 0:  # refused before anything was shown: an error like any other
             raise click.ClickException(session_hint(event.error, stored_names(url, tls, ca, api_key)))
         shown += 1
-        if only is None or event.kind in ONLY[only]:
-            outputs.event(event)
+        outputs.event(event)  # what --only leaves out, it leaves out
 
+    previous = signal.signal(signal.SIGINT, outputs.interrupt)  # never in the middle of a redraw
     try:
         outputs.start_ticker()
         follow(connection, session, on_event, language=language, on_status=outputs.status)
+    except KeyboardInterrupt:  # Ctrl-C: how a viewer stops watching, not an error
+        outputs.interrupted = True
     except (ClientError, P.ProtocolError) as exc:
         raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None
     finally:
+        signal.signal(signal.SIGINT, previous)
         outputs.close()
+    if outputs.interrupted:
+        click.echo(outputs.summary(), err=True)
+        sys.exit(130)
     sys.exit(1 if failed else 0)

@@ -1,31 +1,143 @@
-"""The live text view on a terminal: each utterance one row, the transcript on the left and
-its translation on the right, side by side.
+"""The live text view on a terminal: each utterance one row, transcript left, translation
+right, each column wrapped to its width (wide characters count double).
 
-A transcript arrives before its translation. Rows still waiting for their translation stay
-in a live area at the bottom of the terminal (with the dimmed partial of the utterance being
-spoken and the status line) and move up into the scrollback, complete, as their translations
-arrive. A translation of several sentences together (`enhanced`) follows as a highlighted
-full-width row, named for readers as `readable.COMBINED_NAME`, only when it adds something to
-the sentence translations (see `livetranslate.present.readable`). Rendering is rich's (`Live`): this module only decides what goes where.
+Finished text, in normal weight, goes up into the scrollback. Below it, redrawn in place, the
+live area holds the rows waiting for their translation, the interim text (dimmed) and the
+status line; a row waits until MAX_PENDING newer transcripts came or the area would outgrow
+the terminal, then goes up as it is (its translation follows as a row of its own). Each row
+starts with its segment id, dimmed (what `livetranslate edit SESSION ID` takes). A translation
+in context (`enhanced`) shows only when `readable.adds_something`, marked `IMPROVED_NAME`; a
+correction is marked `CORRECTED_NAME`. Not on a terminal: the finished rows as plain text, no
+escape codes, no interim text. Control characters in speech text never reach the terminal.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import shutil
+import sys
 import threading
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TextIO
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
-
-from livetranslate.present.readable import COMBINED_NAME, adds_something
+from livetranslate.present.readable import CORRECTED_NAME, DRAFT_NAME, IMPROVED_NAME, adds_something
 from livetranslate.protocol import Event, EventKind
 
-# rows waiting longer than this many newer transcripts go up without their translation
-# (it then follows as a row of its own): the live area stays a few lines high
-MAX_PENDING = 4
+try:  # the exact width of each character where wcwidth is installed; else unicodedata's
+    _wcwidth: Callable[[str], int] | None = importlib.import_module("wcwidth").wcwidth
+except ImportError:
+    _wcwidth = None
+
+MAX_PENDING = 4  # rows waiting behind more newer ones go up without their translation (it follows)
+MIN_COLUMN = 20  # a terminal too narrow for two columns of this gets the translation below
+SEPARATOR = " │ "
+INTERIM_LINES = 2  # interim text in the live area: its newest lines only
+
+PLAIN, DIM, RED, YELLOW = "", "2", "31", "33"  # SGR parameters of a span of text
+Span = tuple[str, str]  # text, its SGR parameters ("" plain)
+Line = list[Span]
+
+# C0 and C1 control characters (ESC, CSI, BEL, ...) and DEL go; tabs, line breaks are spaces, ESC ␛
+_HARMLESS: dict[int, str | None] = {c: None for c in (*range(0x20), *range(0x7F, 0xA0))}
+_HARMLESS |= {ord(c): " " for c in "\t\n\r\v\f"} | {0x1B: "\u241b"}
+
+
+def clean(text: str) -> str:
+    """Text made harmless for a terminal: only the view's own escapes reach it."""
+    return text.translate(_HARMLESS)
+
+
+@lru_cache(maxsize=8192)
+def char_width(char: str) -> int:
+    """Columns a character takes: 2 for wide (CJK) ones, 0 for combining marks."""
+    if _wcwidth is not None:
+        return max(_wcwidth(char), 0)
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def text_width(text: str) -> int:
+    return sum(char_width(c) for c in text)
+
+
+def tail(text: str, columns: int) -> str:
+    """The end of `text` that fits in `columns`, with … in front when it was cut."""
+    if text_width(text) <= columns:
+        return text
+    return "…" + _cut(text[::-1], columns - 1)[0][::-1]
+
+
+def words(text: str, style: str = PLAIN) -> list[Span]:
+    return [(word, style) for word in clean(text).split()]
+
+
+def _cut(word: str, columns: int) -> tuple[str, str]:
+    """The head of `word` that fits in `columns` (at least one character) and the rest."""
+    used = 0
+    for i, char in enumerate(word):
+        used += char_width(char)
+        if used > columns:
+            return word[: max(i, 1)], word[max(i, 1) :]
+    return word, ""
+
+
+def wrap(spans: list[Span], columns: int) -> list[Line]:
+    """Lines of at most `columns`, broken between words; a word longer than a line (a link,
+    CJK text without spaces) fills the line it starts on and is broken where lines end."""
+    columns = max(columns, 1)
+    lines: list[Line] = []
+    line: Line = []
+    used = 0
+    for word, style in spans:
+        size = text_width(word)
+        if line and used + 1 + size > columns and (size <= columns or used + 3 > columns):
+            lines.append(line)
+            line, used = [], 0
+        if line:
+            line, used = line + [(" ", PLAIN)], used + 1
+        while used + size > columns:
+            head, word = _cut(word, columns - used)
+            lines.append(line + [(head, style)])
+            line, used, size = [], 0, text_width(word)
+        if word:
+            line, used = line + [(word, style)], used + size
+    if line:
+        lines.append(line)
+    return lines
+
+
+def side_by_side(left: list[Span], right: list[Span], columns: int) -> list[Line]:
+    """One row: `left` and `right` each wrapped in a column of its own (the right one behind a
+    dim bar); on a terminal too narrow for two columns, `right` below `left` after a dim →."""
+    inner = columns - len(SEPARATOR)
+    if inner < 2 * MIN_COLUMN:
+        return wrap(left, columns) + wrap([("→", DIM)] + right, columns)
+    left_width = inner // 2
+    lefts, rights = wrap(left, left_width), wrap(right, inner - left_width)
+    rows = []
+    for i in range(max(len(lefts), len(rights), 1)):
+        first = lefts[i] if i < len(lefts) else []
+        second = rights[i] if i < len(rights) else []
+        bar = SEPARATOR if second else SEPARATOR.rstrip()
+        pad = " " * (left_width - text_width("".join(text for text, _ in first)))
+        rows.append(first + [(pad, PLAIN), (bar, DIM)] + second)
+    return rows
+
+
+def render(line: Line, color: bool) -> str:
+    """A line as text: with its SGR codes (each span closes its own), or plain."""
+    merged: Line = []
+    for text, style in line:
+        if merged and (merged[-1][1] == style or not text.strip()):
+            merged[-1] = (merged[-1][0] + text, merged[-1][1])
+        else:
+            merged.append((text, style))
+    return "".join(f"\x1b[{style}m{text}\x1b[0m" if color and style else text for text, style in merged).rstrip(" ")
 
 
 def clock(seconds: float) -> str:
@@ -39,156 +151,248 @@ def segments_label(event: Event) -> str:
     return f"#{event.segment_id}"
 
 
+def mark(event: Event) -> str:
+    """The quiet mark beside a line that is not the first plain text of its segment."""
+    quiet = {EventKind.CORRECTION: CORRECTED_NAME, EventKind.ENHANCED: IMPROVED_NAME}.get(event.kind, "")
+    return quiet or (DRAFT_NAME if event.kind == EventKind.TRANSLATION and event.note and not event.error else "")
+
+
 def end_line(event: Event) -> str:
     """The `end` event: how much audio, or why the stream (or a viewer) ended early."""
-    return f"!! {event.error}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)"
+    return f"!! {clean(event.error)}" if event.error else f"-- end of stream ({clock(event.end_s)} of audio)"
 
 
-class SentenceTranslations:
+class SentenceTranslations(dict[int, Event]):
     """The recent sentence translations by segment: what a combined translation is compared with."""
 
     KEEP = 500  # a combined translation covers a few recent sentences, never old ones
 
-    def __init__(self):
-        self._by_id: dict[int, Event] = {}
-
     def note(self, event: Event) -> None:
         if event.kind == EventKind.TRANSLATION:
-            self._by_id.pop(event.segment_id, None)
-            self._by_id[event.segment_id] = event
-            while len(self._by_id) > self.KEEP:
-                del self._by_id[next(iter(self._by_id))]
+            self.pop(event.segment_id, None)
+            self[event.segment_id] = event
+            if len(self) > self.KEEP:
+                del self[next(iter(self))]
 
     def worth_showing(self, enhanced: Event) -> bool:
-        return adds_something(enhanced, self._by_id)
-
-
-def combined_label(event: Event) -> str:
-    """`in context #3-5`: what a reader sees before a combined translation."""
-    return f"{COMBINED_NAME} {segments_label(event)}"
+        return adds_something(enhanced, self)
 
 
 @dataclass
 class Row:
-    transcript: Event
+    source: Event  # a transcript, or a correction in the spoken language
     translation: Event | None = None
     interim: Event | None = None  # the translation so far, while it is generated
 
 
+def text_spans(event: Event) -> list[Span]:
+    """An event's text and its quiet mark; a failed translation says so."""
+    if event.error:
+        return [(f"(failed: {clean(event.error)})", RED)]
+    quiet = mark(event)
+    return words(event.text) + ([(f"({quiet})", DIM)] if quiet else [])
+
+
 class SideBySideView:
+    """`only`: None (both columns), "transcript" or "translation" (one column). `language`: the
+    one translations are read in, when known (else the first translation's)."""
+
     def __init__(
-        self, console: Console | None = None, *, translate: bool = True, status: Callable[[], str] = lambda: ""
+        self,
+        out: TextIO | None = None,
+        *,
+        translate: bool = True,
+        only: str | None = None,
+        language: str = "",
+        status: Callable[[], str] = lambda: "",
+        live: bool | None = None,
+        size: Callable[[], tuple[int, int]] | None = None,
     ):
-        self.console = console or Console()
-        self.translate = translate
-        self.status = status
-        self.partial: Event | None = None
+        self.out = out or sys.stdout
+        self.live = self.out.isatty() if live is None else live
+        self.only = only or (None if translate else "transcript")
+        self.language, self.status, self._size = language, status, size or self._terminal_size
+        self.partial: Event | None = None  # the open utterance's interim text (its transcript or translation)
         self._pending: list[Row] = []
+        self._spoken: dict[int, str] = {}  # segment id -> its transcript's language
         self._sentences = SentenceTranslations()
-        self._lock = threading.Lock()
-        self._live = Live(
-            console=self.console,
-            get_renderable=self._live_area,
-            refresh_per_second=4,
-            transient=True,
-            redirect_stdout=False,
-            redirect_stderr=False,
-        )
+        self._lock = threading.RLock()  # an event, a redraw, and Ctrl-C in the middle of either
+        self._width = 80  # columns
+        self._closed = threading.Event()
+        self._shown: list[str] = []  # the live area on the screen now
 
-    # --- layout ---------------------------------------------------------------------------
-    @staticmethod
-    def _two_columns(left, right) -> Table:
-        grid = Table.grid(expand=True, padding=(0, 1))
-        grid.add_column(ratio=1)
-        grid.add_column(ratio=1)
-        grid.add_row(left, right)
-        return grid
-
-    @staticmethod
-    def _source(event: Event) -> Text:
-        text = Text(f"{clock(event.start_s)} #{event.segment_id} ", style="dim")
-        text.append(event.text)
-        return text
-
-    @staticmethod
-    def _target(event: Event | None, interim: Event | None = None) -> Text:
-        if event is None:
-            return Text(f"{interim.text} …", style="dim italic") if interim is not None else Text("…", style="dim")
-        if event.error:
-            return Text(f"(failed: {event.error})", style="red")
-        text = Text(event.text, style="green")
-        if event.note:  # the server was behind: the small model made it
-            text.append(" (small model)", style="dim")
-        return text
-
-    def _row(self, row: Row):
-        if not self.translate:
-            return self._source(row.transcript)
-        return self._two_columns(self._source(row.transcript), self._target(row.translation, row.interim))
-
-    def _live_area(self):
-        with self._lock:
-            parts = [self._row(row) for row in self._pending]
-            if self.partial is not None:
-                parts.append(Text(f"… #{self.partial.segment_id} {self.partial.text}", style="dim italic"))
-        status = self.status()
-        if status:
-            parts.append(Text(status, style="dim"))
-        return Group(*parts)
-
-    # --- events ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._live.start()
-
-    def stop(self) -> None:
-        with self._lock:
-            rows, self._pending = self._pending, []
-        for row in rows:
-            self.console.print(self._row(row))
-        self._live.stop()
-
-    def note(self, message: str, style: str = "dim") -> None:
-        self.console.print(Text(message, style=style))
+    def _terminal_size(self) -> tuple[int, int]:
+        """The size of the terminal written to (a stale $COLUMNS a parent left does not count)."""
+        try:
+            return os.get_terminal_size(self.out.fileno())
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size()
 
     def event(self, event: Event) -> None:
-        done: list = []
-        row: Row | None
         with self._lock:
-            if event.kind == EventKind.PARTIAL:
-                self.partial = event
-            elif event.kind == EventKind.TRANSCRIPT:
+            self._measure()
+            self._draw(self._take(event))
+
+    def note(self, message: str, style: str = DIM) -> None:
+        with self._lock:
+            self._measure()
+            self._draw(wrap(words(message, style), self._width))
+
+    def _measure(self) -> None:
+        self._width = max(self._size()[0], 1)
+
+    def _take(self, event: Event) -> list[Line]:
+        """What goes up into the scrollback now; the rest waits in the live area."""
+        kind = event.kind
+        if kind in (EventKind.PARTIAL, EventKind.PARTIAL_TRANSLATION):
+            return self._interim(event)
+        if kind == EventKind.TRANSCRIPT:
+            self._spoken[event.segment_id] = event.language
+            if self.partial is not None and self.partial.kind == EventKind.PARTIAL:
                 self.partial = None
-                row = Row(event)
-                if self.translate:
-                    self._pending.append(row)
-                    while len(self._pending) > MAX_PENDING:
-                        done.append(self._row(self._pending.pop(0)))
-                else:
-                    done.append(self._row(row))
-            elif event.kind == EventKind.PARTIAL_TRANSLATION:
-                row = next((r for r in self._pending if r.transcript.segment_id == event.segment_id), None)
-                if row is not None and row.translation is None:
-                    row.interim = event
-            elif event.kind == EventKind.TRANSLATION:
-                self._sentences.note(event)
-                row = next((r for r in self._pending if r.transcript.segment_id == event.segment_id), None)
-                if row is None:  # its row went up already: the translation on its own, right
-                    done.append(self._two_columns(Text(f"#{event.segment_id}", style="dim"), self._target(event)))
-                else:
-                    row.translation = event
-                while self._pending and self._pending[0].translation is not None:
-                    done.append(self._row(self._pending.pop(0)))
-            elif event.kind == EventKind.ENHANCED and self._sentences.worth_showing(event):
-                text = Text(f"{combined_label(event)} ", style="bold cyan")
-                text.append(event.text, style="bold")
-                done.append(text)
-            elif event.kind == EventKind.ERROR:
-                done.append(Text(f"!! {event.text}", style="bold red"))
-            elif event.kind == EventKind.END:
+            return self._source(event)
+        if kind == EventKind.CORRECTION:
+            spoken = self._spoken.get(event.segment_id) or next(reversed(self._spoken.values()), "")
+            if event.language == spoken:
+                return self._source(event)
+            return self._translation(event) if event.language == (self.language or event.language) else []
+        if kind == EventKind.TRANSLATION:
+            self.language = self.language or event.language
+            self._sentences.note(event)
+            if self.partial is not None and self.partial.segment_id == event.segment_id:
                 self.partial = None
-                done += [self._row(r) for r in self._pending]
-                self._pending = []
-                done.append(Text(end_line(event), style="red" if event.error else "dim"))
-        self._live.refresh()  # the live area without the rows that go up now
-        for renderable in done:
-            self.console.print(renderable)
+            return self._translation(event)
+        if kind == EventKind.ENHANCED:
+            return self._alone(event) if self.only != "transcript" and self._sentences.worth_showing(event) else []
+        if kind == EventKind.ERROR:
+            return wrap(words(f"!! {event.text}", RED), self._width)
+        if kind == EventKind.END:
+            self.partial = None
+            rows, self._pending = self._pending, []
+            ended = wrap(words(end_line(event), RED if event.error else DIM), self._width)
+            return [line for row in rows for line in self._row(row)] + ended
+        return []  # a summary, or a kind this view does not know yet
+
+    def _interim(self, event: Event) -> list[Line]:
+        translated = event.kind == EventKind.PARTIAL_TRANSLATION
+        if self.only == ("transcript" if translated else "translation"):
+            return []
+        row = self._waiting(event.segment_id, EventKind.TRANSCRIPT)
+        if translated and row is not None:
+            row.interim = event
+        else:
+            self.partial = event
+        return []
+
+    def _source(self, event: Event) -> list[Line]:
+        if self.only == "transcript":
+            return self._row(Row(event))
+        if self.only == "translation":
+            return []
+        self._pending.append(Row(event))
+        overflow, self._pending = self._pending[:-MAX_PENDING], self._pending[-MAX_PENDING:]
+        return [line for row in overflow for line in self._row(row)]
+
+    def _translation(self, event: Event) -> list[Line]:
+        """A translation, or a correction translated: into its row, or a row of its own."""
+        if self.only == "transcript":
+            return []
+        row = self._waiting(
+            event.segment_id, event.kind if event.kind == EventKind.CORRECTION else EventKind.TRANSCRIPT
+        )
+        if row is None:  # its row went up already (or there is none): on its own, on the right
+            return self._alone(event)
+        row.translation, row.interim = event, None
+        done = []
+        while self._pending and self._pending[0].translation is not None:
+            done += self._row(self._pending.pop(0))
+        return done
+
+    def _waiting(self, segment_id: int, source: EventKind) -> Row | None:
+        """The row of `segment_id` (from a transcript, or a correction) that waits for its translation."""
+        rows = (r for r in self._pending if r.source.segment_id == segment_id and r.source.kind == source)
+        return next((r for r in rows if r.translation is None), None)
+
+    @staticmethod
+    def _id(event: Event) -> Span:
+        return (segments_label(event), DIM)
+
+    def _alone(self, event: Event) -> list[Line]:
+        if self.only == "translation":
+            return wrap([self._id(event)] + text_spans(event), self._width)
+        return side_by_side([self._id(event)], text_spans(event), self._width)
+
+    def _row(self, row: Row, live: bool = False) -> list[Line]:
+        """A row; in the live area with the translation so far (dimmed), which never goes up."""
+        left = [self._id(row.source)] + text_spans(row.source)
+        if self.only is not None:
+            return wrap(left, self._width)
+        if row.translation is not None:
+            right = text_spans(row.translation)
+        elif live and row.interim is not None:
+            column = (self._width - len(SEPARATOR)) // 2
+            right = words(tail(clean(row.interim.text), INTERIM_LINES * column - 4), DIM) + [("…", DIM)]
+        else:
+            right = [("…", DIM)]
+        return side_by_side(left, right, self._width)
+
+    def _live_lines(self, done: list[Line]) -> list[Line]:
+        """The live area (moving rows that no longer fit in it into `done`)."""
+        room = max(self._size()[1] - 2, 3)
+        extra: list[Line] = []
+        if self.partial is not None:
+            text = tail(clean(self.partial.text), INTERIM_LINES * self._width - 10)
+            extra += wrap([("…", DIM), self._id(self.partial)] + words(text, DIM), self._width)
+        status = clean(self.status())
+        if status:
+            extra.append(
+                [(status if text_width(status) <= self._width else _cut(status, self._width - 1)[0] + "…", DIM)]
+            )
+        while True:
+            rows = [self._row(row, live=True) for row in self._pending]
+            if not rows or sum(map(len, rows)) + len(extra) <= room:
+                break
+            done += self._row(self._pending.pop(0))
+        return ([line for row in rows for line in row] + extra)[-room:]
+
+    def _draw(self, done: list[Line]) -> None:
+        if not self.live:  # plain text: only what is finished
+            self.out.write("".join(render(line, False) + "\n" for line in done))
+            self.out.flush()
+            return
+        live = [] if self._closed.is_set() else self._live_lines(done)
+        shown = [render(line, True) for line in live]
+        if not done and shown == self._shown:
+            return  # nothing new: the screen stays as it is
+        # up to the live area, then line by line (no erase-to-end-of-screen: tmux would scroll
+        # it into the scrollback) what goes up and the live area; old lines left are blanked
+        old, self._shown = len(self._shown), shown
+        rows = [render(line, True) for line in done] + shown
+        stale = max(old - len(rows), 0)
+        parts = [f"\x1b[{old}A" if old else ""] + [f"\r\x1b[2K{row}\n" for row in rows]
+        parts += ["\r\x1b[2K\n" * stale, f"\x1b[{stale}A" if stale else ""]
+        self.out.write("".join(parts))
+        self.out.flush()
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._measure()
+            self._draw([])
+
+    def start(self) -> None:
+        """Redraws the live area (the status line: audio level, connection) twice a second."""
+
+        def tick() -> None:
+            while not self._closed.wait(0.5):
+                self.refresh()
+
+        if self.live:
+            threading.Thread(target=tick, name="textview", daemon=True).start()
+
+    def stop(self) -> None:
+        """The rows still waiting go up as they are; the live area goes."""
+        with self._lock:
+            self._closed.set()
+            self._measure()
+            rows, self._pending = self._pending, []
+            self._draw([line for row in rows for line in self._row(row)])
