@@ -31,14 +31,15 @@ from livetranslate.quality.samples import make_all  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 from test_e2e_dashboard import speak  # noqa: E402
 
+FRAME = 'iframe[title$="livetranslate_captions"]'
 CAPTIONS_REFRESH_S = 0.5  # dashboard/app.py's CAPTIONS_REFRESH_S, for the report
 OBSERVE = """() => {
   window.__seen = {}; window.__interims = {};
   const note = () => {
     const now = Date.now();
-    document.querySelectorAll('.lt-line').forEach(el => {
+    document.querySelectorAll('.lt-line .lt-text').forEach(el => {
       const t = el.textContent.trim(); if (!(t in window.__seen)) window.__seen[t] = now; });
-    const el = document.querySelector('.lt-interim');
+    const el = document.querySelector('.lt-interim .lt-text');
     if (el && !(el.textContent.trim() in window.__interims)) window.__interims[el.textContent.trim()] = now;
   };
   new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true});
@@ -51,9 +52,11 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
         lang = "de" if i % 2 == 0 else "en"
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(f"{board_url}/?view=captions&session={name}&lang={lang}")
-        page.wait_for_selector(".lt-status", state="attached", timeout=60_000)
-        page.evaluate(OBSERVE)
-        pages.append((lang, page))
+        # the captions are a component: its own document, in an iframe over the whole page
+        frame = page.wait_for_selector(FRAME, state="attached", timeout=60_000).content_frame()
+        frame.wait_for_selector(".lt-lines", state="attached", timeout=60_000)
+        frame.evaluate(OBSERVE)
+        pages.append((lang, page, frame))
     received, spoken, started = [], [], threading.Event()
 
     def view():  # joins as the session starts: every event it gets is live, none from the history
@@ -82,8 +85,8 @@ def run(server, board_url: str, browser, audio: Path, n_pages: int, name: str) -
     viewer.join(60)
     time.sleep(2)
     shown = {lang: [] for lang in ("de", "en")}
-    for i, (lang, page) in enumerate(pages):
-        shown[lang].append((page.evaluate("window.__seen"), page.evaluate("window.__interims")))
+    for i, (lang, page, frame) in enumerate(pages):
+        shown[lang].append((frame.evaluate("window.__seen"), frame.evaluate("window.__interims")))
         if i < 2:
             page.screenshot(path=str(ROOT / ".cache" / f"bench-captions-{n_pages}-{lang}.png"))
         page.close()

@@ -4,7 +4,7 @@ coworkers open from a share link. Run with `livetranslate dashboard`.
 
 Nothing shows before a login (the server's API key lives in this process), except the
 captions of the one session a share link's token names. Text that came from speech or the
-LLM is shown as plain text (or escaped HTML on the captions page), never as Markdown."""
+LLM is shown as plain text (set as text by the captions page's component), never as Markdown."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 
 from livetranslate import settings
 from livetranslate.client import ClientError, PipelineClient, ResilientSession
@@ -41,11 +42,32 @@ from livetranslate.dashboard import (
     stage_table,
 )
 from livetranslate.dashboard.followers import Followers
+from livetranslate.dashboard.revisions import (
+    CORRECTED_HELP,
+    CORRECTED_MARK,
+    EDIT_HELP,
+    SummaryJob,
+    correct,
+    corrected_rows,
+    line_label,
+    may_edit,
+    summary_languages,
+    summary_view,
+)
+from livetranslate.dashboard.status import address_params, session_from_address, session_label
+from livetranslate.dashboard.uploads import (
+    DEFAULT_SPOKEN,
+    DEFAULT_TARGET,
+    SPOKEN_LANGUAGES,
+    TARGET_LANGUAGES,
+    language_label,
+    upload_session,
+)
 from livetranslate.present import readable
-from livetranslate.present.captions import page_css, render_html
+from livetranslate.present.captions import COMPONENT_DIR, PageFeed, page_css, session_problem, text_size
 from livetranslate.present.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
-from livetranslate.share import CAPTIONS_VIEW, share_link, share_token, token_valid
+from livetranslate.share import CAPTIONS_VIEW, STYLES, share_link, share_token, token_valid
 
 # `livetranslate dashboard` hands its settings over in a file: `app.py -- --settings FILE`
 if "--settings" in sys.argv[1:-1]:
@@ -115,12 +137,22 @@ def needs_login() -> bool:
 
 
 # --- the captions page -----------------------------------------------------------------------
+# The lines live in a component (livetranslate/present/captions_page/, plain JS): its iframe
+# stays across reruns, so it keeps the reader's scroll position and choices, and each rerun
+# sends it only what changed (PageFeed).
+captions_component = components.declare_component("livetranslate_captions", path=str(COMPONENT_DIR))
+
+
 def captions_page() -> None:
-    """Only the text of one language, large, the newest line at the bottom: for a phone, a
-    projector or OBS. A share link's token opens it without a login, for its session only."""
+    """The text of one language, large, the newest line at the bottom and the earlier ones a
+    scroll away: for a phone, a projector or OBS. A share link's token opens it without a
+    login, for its session only."""
     params = st.query_params
     session, lang = params.get("session") or None, (params.get("lang") or "").strip() or None
     st.html(page_css(params.get("style", "dark")))
+    if session is not None and session_problem(session):
+        st.error(f"This captions link names no session the server could have: {session_problem(session)}.")
+        st.stop()
     if lang is not None:
         from livetranslate.languages import UnknownLanguage, code_for
 
@@ -164,7 +196,13 @@ def captions_idle(session: str | None, lang: str | None) -> None:
 
 def draw_captions(session: str | None, lang: str | None, live: bool) -> None:
     snapshot = followers().get(session, lang).snapshot()
-    st.html(render_html(snapshot))
+    feed = st.session_state.setdefault("captions-feed", PageFeed())  # what this tab was sent
+    asked = st.session_state.get("captions-page")
+    resync = str(asked.get("resync", "")) if isinstance(asked, dict) else ""  # the page missed a change
+    style = st.query_params.get("style", "dark")
+    size, size_note = text_size(st.query_params.get("size"))
+    args = feed.payload(snapshot, resync, style=style if style in STYLES else "dark", size=size, size_note=size_note)
+    captions_component(**args, key="captions-page", default=None)
     if (snapshot.state == "live") != live:
         st.rerun()  # the other pace
 
@@ -191,10 +229,11 @@ def client() -> PipelineClient | None:
         return None
 
 
-def start_upload(name: str, upload, translate: bool) -> None:
-    """Streams UPLOAD to the server as session NAME in a thread, as fast as the server takes
-    it; raises UploadError for a file that is too large or not audio. The temporary copy goes
-    when the stream ends or fails."""
+def start_upload(options: SessionOptions, upload) -> None:
+    """Streams UPLOAD to the server as the session OPTIONS name (in its languages) in a thread,
+    as fast as the server takes it; raises UploadError for a file that is too large or not
+    audio. The temporary copy goes when the stream ends or fails."""
+    name = options.session
     audio = UploadedAudio(upload, Path(upload.name).suffix or ".wav", max_bytes=max_upload_mb() * 2**20, realtime=False)
     progress = uploads()[name] = {"status": "starting", "events": 0, "done_s": 0.0, "total_s": audio.seconds}
 
@@ -206,7 +245,7 @@ def start_upload(name: str, upload, translate: bool) -> None:
 
         session = ResilientSession(
             endpoints.connection(),
-            SessionOptions(name, audio.rate, translate=translate),
+            options,
             on_event=on_event,
             on_status=lambda m: progress.update(status=m),
         )
@@ -241,8 +280,13 @@ def start_clicked() -> None:
     upload = st.session_state.get("upload-file") or st.session_state.get("upload-mic")
     name = (st.session_state.get("upload-name") or "").strip()
     try:
-        SessionOptions(name)
-        start_upload(name, upload, st.session_state.get("upload-translate", True))
+        options = upload_session(
+            name,
+            st.session_state.get("upload-spoken", DEFAULT_SPOKEN),
+            st.session_state.get("upload-target", DEFAULT_TARGET),
+            st.session_state.get("upload-translate", True),
+        )
+        start_upload(options, upload)
     except (ProtocolError, UploadError) as exc:
         st.session_state["upload-error"] = f"Cannot start: {str(exc).replace('SESSION', 'the session name')}"
         return
@@ -342,6 +386,14 @@ def new_session_page() -> None:
             st.session_state.get("upload-name-kept") or f"upload-{time.strftime('%H%M%S')}"
         )
     st.session_state["upload-name-kept"] = st.text_input("Session name", key="upload-name")
+    spoken, target = st.columns(2)
+    for column, key, label, choices, default in (
+        (spoken, "upload-spoken", "Spoken language", SPOKEN_LANGUAGES, DEFAULT_SPOKEN),
+        (target, "upload-target", "Translate into", TARGET_LANGUAGES, DEFAULT_TARGET),
+    ):
+        if key not in st.session_state:  # kept across pages, as the name is
+            st.session_state[key] = st.session_state.get(f"{key}-kept", default)
+        st.session_state[f"{key}-kept"] = column.selectbox(label, choices, key=key, format_func=language_label)
     st.checkbox("Translate", value=True, key="upload-translate")
     recording = st.audio_input("…or record with the browser microphone", key="upload-mic")
     upload = upload if upload is not None else recording
@@ -357,10 +409,6 @@ def new_session_page() -> None:
 @st.fragment(run_every=2)
 def upload_progress() -> None:
     show_progress(list(uploads()))
-
-
-def label(info: dict) -> str:
-    return f"{info['name']}  ● LIVE" if info["state"] == "live" else f"{info['name']} ({info['state']})"
 
 
 @st.fragment(run_every=2)
@@ -388,17 +436,20 @@ def sessions_page() -> None:
         st.caption(escape_markdown("● LIVE now: " + ", ".join(live)))
     # the chosen session is always in the address (a bookmark, a reload keep it): nothing
     # chosen yet is the newest, chosen here rather than as the widget's default
-    wanted = st.session_state.get("session") or st.query_params.get("session")
+    wanted = st.session_state.get("session") or session_from_address(st.query_params.get("session"), infos)
     st.session_state["session"] = wanted if wanted in infos else names[0]
     chosen = st.selectbox(
         "Session",
         names,
         index=None,
         key="session",
-        format_func=lambda n: label(infos[n]),
-        bind="query-params",
+        format_func=lambda n: session_label(infos[n]),
         placeholder="Choose a session",
     )
+    # its name only: a widget bound to the address would put the label shown ("● LIVE") there
+    address = address_params(st.query_params.to_dict(), chosen)
+    if address != st.query_params.to_dict():
+        st.query_params.from_dict(address)
     if chosen is None:
         c.close()
         return
@@ -415,6 +466,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
     if info["state"] == "starting":
         st.info("Starting…")
         return
+    save_correction(c, name)  # one asked for in the last run: stored before the text is read
     try:
         events = c.sessions("get", name)["events"]
     except ClientError as exc:
@@ -447,7 +499,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
             translating = followers().get(name, target).snapshot().interim
             if translating:
                 st.text(f"→ {translating} …")
-    rows = session_rows(events)
+    rows, marked = corrected_rows(session_rows(events), events)  # a correction first
     newest_first = st.toggle("Newest first", value=live, key=f"newest-{name}")
     if rows:
         # st.table puts the text in the page as text (the dataframe grid draws on a canvas and
@@ -457,6 +509,13 @@ def session_view(c: PipelineClient, info: dict) -> None:
             if column in table:
                 table[column] = table[column].map(escape_markdown)
         st.table(table)
+    if marked:
+        st.caption(CORRECTED_MARK, help=CORRECTED_HELP)
+    organiser = may_edit(st.get_option("server.address"), st.session_state.get("authentication_status"))
+    if rows and organiser:
+        correction_panel(name, rows)
+    if rows:  # nothing to summarize before the first line
+        summary_panel(name, info, events, organiser)
     lang = st.radio(
         "Download",
         ["both", "source", "target"],
@@ -466,6 +525,70 @@ def session_view(c: PipelineClient, info: dict) -> None:
     )
     for col, fmt in zip(st.columns(4), ("txt", "srt", "vtt", "jsonl")):
         col.download_button(f"Download {fmt}", export(events, fmt, lang), file_name=f"{name}.{fmt}", key=f"dl-{fmt}")
+
+
+# --- an organiser's corrections and summaries (the logic: livetranslate/dashboard/revisions.py)
+def save_clicked(name: str, shown: dict) -> None:
+    """The Save button: the correction goes to the server at the top of the next run."""
+    line = st.session_state.get(f"edit-line-{name}")
+    text = st.session_state.get(f"edit-text-{name}-{line}", "")
+    st.session_state[f"edit-ask-{name}"] = (line, text, shown.get(line, ""))
+
+
+def save_correction(c: PipelineClient, name: str) -> None:
+    asked = st.session_state.pop(f"edit-ask-{name}", None)
+    if asked and may_edit(st.get_option("server.address"), st.session_state.get("authentication_status")):
+        with st.spinner("Saving the correction and translating it…"):
+            st.session_state[f"edit-done-{name}"] = correct(c, name, *asked)
+
+
+def correction_panel(name: str, rows: list[dict]) -> None:
+    """Pick a line, edit its text, save; then what the server stored, or why not."""
+    if not st.toggle("Correct a line", key=f"edit-on-{name}"):  # off: a reader's view, nothing to mistype
+        return
+    by_id = {row["segment"]: row for row in rows}
+    line = st.selectbox("Line", list(by_id), key=f"edit-line-{name}", format_func=lambda s: line_label(by_id[s]))
+    st.text_area("Corrected text", by_id[line]["transcript"], key=f"edit-text-{name}-{line}", help=EDIT_HELP)
+    shown = {seg: row["transcript"] for seg, row in by_id.items()}
+    st.button("Save correction", key=f"edit-save-{name}", on_click=save_clicked, args=(name, shown))
+    done = st.session_state.get(f"edit-done-{name}")
+    if done is not None:
+        (st.success if done.ok else st.error)(escape_markdown(done.headline))
+        for text in done.stored:  # the speaker's words: plain text
+            st.text(text)
+        for warning in done.warnings:
+            st.warning(escape_markdown(warning))
+
+
+def summary_panel(name: str, info: dict, events: list, organiser: bool) -> None:
+    """The session's summary in the language chosen (the stored one, without asking again),
+    and for an organiser the button that asks the LLM for one, on a thread of its own."""
+    jobs = st.session_state.setdefault("summaries", {})
+    st.subheader("Summary")
+    choices = summary_languages(info, events) or [""]  # the session's languages, its target first
+    lang = st.segmented_control(
+        "Summary language",
+        choices,
+        default=choices[0],
+        required=True,
+        key=f"summary-lang-{name}",
+        format_func=lambda code: language_label(code) if code else "the session's",
+    )
+    shown = summary_view(events, lang, jobs.get((name, lang)))
+    if shown.running:
+        st.status(escape_markdown(shown.running), state="running")
+    if shown.error:
+        st.error(escape_markdown(shown.error))
+    if shown.text:
+        st.text(shown.text)  # the LLM's words: plain text
+    if organiser:
+
+        def start() -> None:
+            connect = lambda: PipelineClient(endpoints.connection(), timeout_s=3)  # noqa: E731
+            jobs[(name, lang)] = SummaryJob(connect, name, lang).start()
+
+        label = "Summarize again" if shown.text else "Summarize"
+        st.button(label, key=f"summarize-{name}", disabled=bool(shown.running), on_click=start)
 
 
 if page == PAGES[1]:

@@ -1,23 +1,44 @@
 """The captions page without a server: share tokens and links, `livetranslate share`, the
-lines a viewer reads (newest pinned, interim replaced, the in-context translation only when
-it adds something), the page's HTML, and the dashboard's table and delays."""
+lines a viewer reads (newest last, interim replaced, each line improved in place: the
+in-context translation only when it adds something, an organiser's correction above all),
+the spoken words beside them, what each page is sent, the component's files, and the
+dashboard's table and delays."""
 
-import html
+import dataclasses
+import json
 import os
 import stat
 import threading
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from livetranslate import cli, share
 from livetranslate import dashboard as D
 from livetranslate.cli import dashboard as cli_dashboard
 from livetranslate.present import readable
-from livetranslate.present.captions import CaptionLines, Snapshot, caption_events, in_language, page_css, render_html
+from livetranslate.present.captions import (
+    COMPONENT_DIR,
+    MARKS,
+    MAX_KEPT,
+    SIZES,
+    CaptionLines,
+    Line,
+    PageFeed,
+    Snapshot,
+    caption_events,
+    for_page,
+    in_language,
+    page_css,
+    session_problem,
+    text_size,
+)
 from livetranslate.protocol import Event, EventKind
 
 T, TR, P, EN, END = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.PARTIAL, EventKind.ENHANCED, EventKind.END)
+C = EventKind.CORRECTION
 HOSTILE = "![x](http://evil/x.png) <img src=x onerror=alert(1)> [link](http://evil)"
 
 
@@ -154,30 +175,36 @@ def test_the_dashboard_command_keeps_one_secret_for_logins_and_links(monkeypatch
 
 
 # --- the lines ---------------------------------------------------------------------------------
-def test_a_viewer_reads_the_events_of_its_language_only():
+def test_a_page_reads_its_language_and_the_spoken_words_beside_it():
     assert in_language(ev(T, "Hallo", 0, "de"), "de") and in_language(ev(P, "Hal", 0, "de"), "de")
     assert not in_language(ev(TR, "Hello", 0, "en"), "de") and in_language(ev(TR, "Hello", 0, "en"), "en")
     assert not in_language(ev(T, "Hallo", 0, "de"), "en") and in_language(Event(END), "fr")
     assert not in_language(Event(EventKind.ERROR, "x", language="en"), "en")
+    assert in_language(ev(C, "Hi", 0, "en"), "en") and not in_language(ev(C, "Hi", 0, "en"), "de")
+    # the page in English takes the German transcripts too (the bilingual view), never French
+    assert for_page(ev(T, "Hallo", 0, "de"), "en") and for_page(ev(C, "Hallo!", 0, "de"), "en")
+    assert not for_page(ev(TR, "Bonjour", 0, "fr"), "en") and not for_page(ev(EN, "Salut", 0, "fr", first=0), "en")
 
     class Client:
         def watch(self, session, idle_timeout_s, language=None):
             assert session == "s" and language == "en"  # the server is asked for the page's language
-            yield from [ev(P, "Hal", 0, "de"), ev(T, "Hallo", 0, "de"), ev(TR, "Hello", 0, "en"), Event(END)]
+            yield from [ev(P, "Hal", 0, "de"), ev(T, "Hallo", 0, "de"), ev(TR, "Salut", 0, "fr")]
+            yield from [ev(TR, "Hello", 0, "en"), Event(END)]
 
-    assert [e.text for e in caption_events(Client(), "s", "en")] == ["Hello", ""]
+    assert [e.text for e in caption_events(Client(), "s", "en")] == ["Hal", "Hallo", "Hello", ""]
 
 
-def test_the_newest_line_is_last_and_only_the_last_few_are_kept():
+def test_the_newest_line_is_last_and_the_oldest_go_beyond_what_is_kept():
+    assert CaptionLines().max_lines == MAX_KEPT >= 1000  # a meeting's worth to scroll back to
     lines = CaptionLines(max_lines=3)
     for i in range(5):
         assert lines.add(ev(T, f"Satz {i}.", i, "de"))
-    assert [ln.text for ln in lines.lines] == ["Satz 2.", "Satz 3.", "Satz 4."]
+    assert [ln.text for ln in lines.lines] == ["Satz 2.", "Satz 3.", "Satz 4."] and lines.dropped == 2
     # a translation arriving later of a segment on screen keeps the order
     lines = CaptionLines()
     lines.add(ev(TR, "two", 2, "en"))
     lines.add(ev(TR, "one", 1, "en"))
-    assert [ln.text for ln in lines.lines] == ["one", "two"]
+    assert [ln.text for ln in lines.lines] == ["one", "two"] and lines.dropped == 0
 
 
 def test_the_interim_text_is_replaced_as_it_grows_and_goes_when_its_sentence_is_final():
@@ -202,19 +229,104 @@ def test_the_translation_in_context_replaces_its_sentences_only_when_it_adds_som
     assert not lines.add(ev(EN, "", 1, "en", first=0))  # empty
     assert not lines.add(ev(EN, "x", 1, "en", first=0, error="enhanced translation failed"))
     assert [ln.text for ln in lines.lines] == ["It is.", "Raining.", "Today."]
-    # several sentences: one line in their place, named as readers know it
+    # several sentences: one line in their place, with the quiet mark readers have explained
     assert lines.add(ev(EN, "It is raining.", 1, "en", first=0))
-    assert [(ln.text, ln.combined) for ln in lines.lines] == [("It is raining.", True), ("Today.", False)]
-    assert readable.COMBINED_NAME in render_html(Snapshot(lines=tuple(lines.lines)))
+    assert [(ln.text, ln.mark) for ln in lines.lines] == [("It is raining.", "improved"), ("Today.", "")]
+    assert MARKS["improved"] == (readable.IMPROVED_NAME, readable.IMPROVED_EXPLAINED)
     # one sentence said otherwise: it replaces that sentence
     assert lines.add(ev(EN, "Today, too.", 2, "en", first=2))
     assert [ln.text for ln in lines.lines] == ["It is raining.", "Today, too."]
-    # of sentences no longer on screen: nothing to replace
+    # a late sentence translation does not undo it
+    assert lines.add(ev(TR, "Raining!", 1, "en")) and [ln.text for ln in lines.lines] == [
+        "It is raining.",
+        "Today, too.",
+    ]
+    # of sentences no longer kept: nothing to replace
     lines = CaptionLines(max_lines=2)
     for i in range(4):
         lines.add(ev(TR, f"s{i}", i, "en"))
     assert not lines.add(ev(EN, "s0 and s1", 1, "en", first=0))
     assert [ln.text for ln in lines.lines] == ["s2", "s3"]
+    # a window that overlaps a line in context: the sentences it does not cover come back
+    lines = CaptionLines()
+    for i in range(4):
+        lines.add(ev(TR, f"s{i}.", i, "en"))
+    lines.add(ev(EN, "s0 with s1.", 1, "en", first=0))
+    lines.add(ev(EN, "s1 with s2.", 2, "en", first=1))
+    assert [(ln.key, ln.text) for ln in lines.lines] == [("0-0", "s0."), ("1-2", "s1 with s2."), ("3-3", "s3.")]
+
+
+def test_a_correction_outranks_the_translation_in_context_and_the_latest_one_wins():
+    lines = CaptionLines("en")
+    for i, (de, en) in enumerate([("Wir haben zu viele Leute.", "We have too many people."), ("Danke.", "Thanks.")]):
+        lines.add(ev(T, de, i, "de"))
+        lines.add(ev(TR, en, i, "en"))
+    lines.add(ev(EN, "We have too many people, thanks.", 1, "en", first=0))
+    assert [ln.mark for ln in lines.lines] == ["improved"]
+    # the organiser corrects sentence 0: in German (the words above), in English (the line);
+    # the line in context cannot hold the correction: it goes back to its sentences
+    assert lines.add(ev(C, "Wir haben zu wenige Leute.", 0, "de"))
+    assert lines.lines[0].source == "Wir haben zu wenige Leute. Danke."
+    assert lines.add(ev(C, "We have too few people.", 0, "en"))
+    assert [(ln.text, ln.mark, ln.source) for ln in lines.lines] == [
+        ("We have too few people.", "corrected", "Wir haben zu wenige Leute."),
+        ("Thanks.", "", "Danke."),
+    ]
+    # what comes after never undoes it: a translation in context over it, a late translation
+    assert not lines.add(ev(EN, "Too many people here, thanks.", 1, "en", first=0))
+    lines.add(ev(TR, "We have too many people.", 0, "en"))
+    lines.add(ev(T, "Wir haben zu viele Leute.", 0, "de"))
+    assert lines.lines[0].text == "We have too few people." and lines.lines[0].source == "Wir haben zu wenige Leute."
+    # the latest correction wins; a correction in another language is not this page's
+    assert lines.add(ev(C, "We have far too few people.", 0, "en"))
+    assert not lines.add(ev(C, "Nous avons trop peu de gens.", 0, "fr"))
+    assert [ln.text for ln in lines.lines] == ["We have far too few people.", "Thanks."]
+    # a correction to nothing takes the line away
+    assert lines.add(ev(C, "", 1, "en")) and [ln.text for ln in lines.lines] == ["We have far too few people."]
+
+
+def test_the_bilingual_view_pairs_each_translation_with_the_spoken_words():
+    lines = CaptionLines("en")
+    assert lines.add(ev(P, "Guten", 0, "de")) and lines.pending_source() == "Guten"
+    assert lines.interim is None  # the page's own interim text is the interim translation
+    lines.add(ev(T, "Guten Morgen.", 0, "de"))
+    assert lines.spoken == "de" and lines.pending_source() == "Guten Morgen."  # waiting for its translation
+    lines.add(ev(EventKind.PARTIAL_TRANSLATION, "Good mor", 0, "en"))
+    assert lines.interim.text == "Good mor"
+    lines.add(ev(TR, "Good morning.", 0, "en"))
+    assert [(ln.text, ln.source) for ln in lines.lines] == [("Good morning.", "Guten Morgen.")]
+    assert lines.pending_source() == "" and lines.interim is None
+    lines.add(ev(T, "Wie geht's?", 1, "de"))
+    lines.add(ev(TR, "How are you?", 1, "en"))
+    lines.add(ev(EN, "Good morning, how are you?", 1, "en", first=0))
+    assert [(ln.text, ln.source) for ln in lines.lines] == [("Good morning, how are you?", "Guten Morgen. Wie geht's?")]
+    # the spoken language's own page: no words twice
+    spoken = CaptionLines("de")
+    spoken.add(ev(T, "Guten Morgen.", 0, "de"))
+    assert [(ln.text, ln.source) for ln in spoken.lines] == [("Guten Morgen.", "")] and spoken.pending_source() == ""
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([T, TR, EN, C]), st.integers(0, 12), st.integers(0, 3), st.sampled_from(["en", "de", "fr"])
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([3, MAX_KEPT]),
+)
+def test_whatever_comes_in_whatever_order_the_lines_stay_in_order_and_corrections_win(script, kept):
+    lines = CaptionLines("en", max_lines=kept)
+    lines.add(ev(T, "Start.", 0, "de"))
+    for i, (kind, seg, back, lang) in enumerate(script):
+        text = "" if kind == C and back == 0 else f"{kind.value} {seg} {i}"
+        lines.add(ev(kind, text, seg, "de" if kind == T else lang, first=max(0, seg - back)))
+    ls = lines.lines
+    assert all(a.segment_id < b.first_segment_id for a, b in zip(ls, ls[1:]))  # in order, no segment twice
+    assert all(ln.text for ln in ls) and len(ls) <= kept
+    for ln in ls:  # a corrected segment reads as corrected, nothing else
+        assert ln.corrected or not any(s in lines._corrected for s in range(ln.first_segment_id, ln.segment_id + 1))
 
 
 def test_a_failed_translation_shows_nothing_and_clears_nothing_else():
@@ -224,17 +336,109 @@ def test_a_failed_translation_shows_nothing_and_clears_nothing_else():
     assert [ln.text for ln in lines.lines] == ["one"]
 
 
-def test_the_page_escapes_every_text_and_pins_the_newest_line():
+def test_a_line_made_by_the_small_model_carries_a_quiet_explained_mark_until_replaced():
     lines = CaptionLines()
+    lines.add(
+        Event(
+            TR,
+            "We have too many people.",
+            0,
+            0.0,
+            1.0,
+            language="en",
+            note="made by the small model: the translations were 5 s behind the speech",
+        )
+    )
+    lines.add(ev(TR, "Thanks.", 1, "en"))
+    assert [(ln.text, ln.mark) for ln in lines.lines] == [("We have too many people.", "draft"), ("Thanks.", "")]
+    rows = PageFeed().payload(Snapshot(lines=tuple(lines.lines)))["upsert"]
+    assert rows[0][3:] == ["We have too many people.", "", "draft"] and rows[1][5] == ""
+    # the large model's text in context replaces it, and the mark with it
+    assert lines.add(ev(EN, "We have too few people.", 0, "en", first=0))
+    assert [ln.mark for ln in lines.lines] == ["improved", ""]
+
+
+# --- what a page is sent -----------------------------------------------------------------------
+def test_a_page_is_sent_only_what_changed_and_everything_when_it_asks():
+    feed, lines = PageFeed(), CaptionLines()
+    for i in range(3):
+        lines.add(ev(TR, f"s{i}.", i, "en"))
+    snap = Snapshot(session="s", lang="en", state="live", lines=tuple(lines.lines))
+    first = feed.payload(snap)
+    assert first["full"] and first["base"] == 0 and first["version"] == 1
+    assert [row[0] for row in first["upsert"]] == ["0-0", "1-1", "2-2"] and first["remove"] == []
+    json.dumps(first)  # plain JSON, as the component takes it
+    # nothing new: nothing to draw (the same small arguments each time)
+    same = feed.payload(snap)
+    assert same["upsert"] == same["remove"] == [] and same["base"] == same["version"] == 1 and not same["full"]
+    assert feed.payload(snap) == same
+    # a line in context: its sentences go, it comes, applied to version 1
+    lines.add(ev(EN, "s0 and s1.", 1, "en", first=0))
+    lines.add(ev(TR, "s3.", 3, "en"))
+    delta = feed.payload(dataclasses.replace(snap, lines=tuple(lines.lines), interim="and"))
+    assert (delta["base"], delta["version"], delta["full"]) == (1, 2, False)
+    assert [row[0] for row in delta["upsert"]] == ["0-1", "3-3"] and delta["remove"] == ["0-0", "1-1"]
+    assert delta["interim"] == "and"
+    # the page missed a change (or was made anew): it asks, and gets everything once
+    again = feed.payload(dataclasses.replace(snap, lines=tuple(lines.lines)), resync="r1")
+    assert again["full"] and len(again["upsert"]) == 3 and again["epoch"] != first["epoch"]
+    assert not feed.payload(dataclasses.replace(snap, lines=tuple(lines.lines)), resync="r1")["full"]
+    # another session (the newest live one changed): everything anew
+    other = feed.payload(Snapshot(session="t", lang="en", lines=(Line("x", 0, 0),)))
+    assert other["full"] and [row[0] for row in other["upsert"]] == ["0-0"]
+
+
+def test_the_page_gets_every_text_as_it_was_said_and_names_its_marks():
+    lines = CaptionLines()
+    long_line = "word " * 2000
     lines.add(ev(TR, "older " + HOSTILE, 0, "en"))
-    lines.add(ev(TR, "newest " + HOSTILE, 1, "en"))
-    page = render_html(Snapshot(session="s<b>", lang="en", state="live", lines=tuple(lines.lines), interim=HOSTILE))
-    assert "<img" not in page and "<b>" not in page and html.escape(HOSTILE) in page
-    assert page.index("older") < page.index("lt-newest") < page.index("newest ") < page.index("lt-interim")
-    assert "● LIVE · s&lt;b&gt; · en" in page
-    assert "Waiting" in render_html(Snapshot(state="waiting", message="Waiting for a live session…"))
+    lines.add(ev(TR, long_line, 1, "en"))
+    args = PageFeed().payload(
+        Snapshot(session="s<b>\n\x1b[31m", lang="en", state="live", lines=tuple(lines.lines), interim=HOSTILE)
+    )
+    # the text as it was said: the component sets it as text (textContent), never as markup
+    assert args["upsert"][0][3] == "older " + HOSTILE and args["interim"] == HOSTILE
+    assert args["upsert"][1][3] == long_line.strip() and len(args["upsert"][1][3]) > 9000
+    assert args["status"] == "● LIVE · s<b>\ufffd\ufffd[31m · en"  # control characters shown, not obeyed
+    assert args["marks"] == MARKS and set(MARKS) == {"corrected", "improved", "draft"}
+    assert MARKS["corrected"] == (readable.CORRECTED_NAME, readable.CORRECTED_EXPLAINED)
+    assert MARKS["draft"] == (readable.DRAFT_NAME, readable.DRAFT_EXPLAINED)
+    assert "Waiting" in PageFeed().payload(Snapshot(state="waiting", message="Waiting for a live session…"))["message"]
+
+
+def test_text_sizes_and_session_names_from_a_link_get_a_clear_answer():
+    low, high = SIZES
+    assert text_size(None) == (None, "") and text_size("") == (None, "") and text_size("150") == (150, "")
+    for bad, kept in (("9999", high), ("-5", low), ("1e400", None), ("nan", None), ("big<script>", None)):
+        size, note = text_size(bad)
+        assert size == kept and note, bad
+    assert "outside 50–300 %: 300 % is used" in text_size("9999")[1]
+    assert "<script>" in text_size("big<script>")[1]  # said as text: the component sets it as text
+    assert text_size("a\nb")[1].count("\ufffd") == 1
+    assert session_problem("standup") == "" and session_problem("Team Sync & Co/1") == ""
+    for bad in ("", "a\nb", "bell\x07", "x" * 201):
+        assert "printable" in session_problem(bad)
     assert "transparent" in page_css("transparent") and "#000" in page_css("dark")
     assert page_css("</style><script>") == page_css("dark")  # an unknown style is the dark one
+    assert 'iframe[title$="livetranslate_captions"]' in page_css("dark")
+
+
+def test_the_page_is_plain_files_that_set_every_text_as_text_and_ship_with_the_package():
+    files = {p.name: p.read_text() for p in COMPONENT_DIR.iterdir()}
+    assert {"index.html", "captions.js", "captions.css"} <= set(files)
+    script = files["captions.js"]
+    for markup in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert markup not in script, markup
+    assert "textContent" in script and "streamlit:componentReady" in script and "localStorage" in script
+    assert 'src="captions.js"' in files["index.html"] and 'href="captions.css"' in files["index.html"]
+    import tomllib
+
+    package_data = tomllib.loads((COMPONENT_DIR.parents[2] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    assert {"captions_page/*.html", "captions_page/*.js", "captions_page/*.css"} <= set(
+        package_data["livetranslate.present"]
+    )
 
 
 # --- the dashboard's table and health ------------------------------------------------------------
@@ -284,8 +488,10 @@ def captions_app(monkeypatch, tmp_path):
     return make
 
 
-def html_of(at) -> str:
-    return " ".join(e.proto.body for e in at.get("html"))
+def captions_of(at) -> list[dict]:
+    """The arguments of the captions component on the page (none: no captions shown)."""
+    shown = [e.proto for e in at.get("component_instance")]  # (the login's cookie manager is one too)
+    return [json.loads(p.json_args) for p in shown if p.component_name.endswith(".livetranslate_captions")]
 
 
 def test_a_captions_link_with_a_wrong_token_shows_a_clear_message_and_nothing_else(captions_app):
@@ -297,19 +503,33 @@ def test_a_captions_link_with_a_wrong_token_shows_a_clear_message_and_nothing_el
             "This captions link is not valid (its token does not match). "
             "Ask the speaker for a new one: livetranslate share SESSION"
         ]
-        assert 'class="lt-captions"' not in html_of(at) and not at.text_input and not at.sidebar.children
+        assert not captions_of(at) and not at.text_input and not at.sidebar.children
     # no token at all: a login, as for the dashboard
     at = captions_app(view="captions", session="standup")
-    assert [t.label for t in at.text_input] == ["User name", "Password"] and 'class="lt-captions"' not in html_of(at)
+    assert [t.label for t in at.text_input] == ["User name", "Password"] and not captions_of(at)
     assert "share link" in at.info[0].value
+    # a session name no session can have (control characters): said so, before anything else
+    at = captions_app(view="captions", session="stand\nup\x1b[2J", token=good)
+    assert not at.exception and not captions_of(at) and not at.text_input
+    assert [e.value for e in at.error] == [
+        "This captions link names no session the server could have: a session name is 1 to 200 printable characters."
+    ]
 
 
 def test_a_captions_link_with_its_token_shows_the_captions_without_a_login(captions_app):
-    at = captions_app(
-        view="captions", session="standup", lang="en", token=share.share_token("standup", "the-dashboard-secret")
-    )
+    token = share.share_token("standup", "the-dashboard-secret")
+    at = captions_app(view="captions", session="standup", lang="en", token=token)
     assert not at.exception and not at.error and not at.text_input and not at.radio and not at.sidebar.children
-    assert 'class="lt-captions"' in html_of(at) and "standup" in html_of(at)
+    [args] = captions_of(at)
+    assert args["full"] and "standup" in args["status"] and args["lang"] == "en" and args["style"] == "dark"
+    assert args["size"] is None and args["size_note"] == ""
+    # the link's text size and style, checked: a size out of range is brought in, and said so
+    at = captions_app(view="captions", session="standup", lang="en", token=token, size="9999", style="transparent")
+    [args] = captions_of(at)
+    assert args["size"] == SIZES[1] and "outside" in args["size_note"] and args["style"] == "transparent"
+    at = captions_app(view="captions", session="standup", token=token, size="<b>big</b>", style="<script>")
+    [args] = captions_of(at)
+    assert args["size"] is None and "<b>big</b>" in args["size_note"] and args["style"] == "dark"
 
 
 # --- the followers behind the page (a scripted server through the connect seam) -----------------
@@ -405,6 +625,7 @@ def test_a_follower_waits_for_its_session_then_shows_it_live_and_ended(fast_poll
         assert until(lambda: [ln.text for ln in follower.snapshot().lines] == ["Hello."])
         snap = follower.snapshot()
         assert snap.state == "live" and snap.lang == "en" and snap.interim == ""  # the session's target language
+        assert snap.lines[0].source == "Hallo." and snap.interim_source == "Wie" and snap.spoken == "de"
         assert followers.get("standup", None) is follower  # one connection for every page
         server.end("standup")
         assert until(lambda: follower.snapshot().state == "ended")
@@ -449,27 +670,3 @@ def test_a_follower_nobody_reads_is_stopped_and_its_watch_cancelled(fast_poll):
     assert until(lambda: not old._thread.is_alive(), 5)
     followers.close()
     assert until(lambda: not fresh._thread.is_alive(), 5)
-
-
-def test_a_line_made_by_the_small_model_carries_a_quiet_explained_mark_until_replaced():
-    lines = CaptionLines()
-    lines.add(
-        Event(
-            TR,
-            "We have too many people.",
-            0,
-            0.0,
-            1.0,
-            language="en",
-            note="made by the small model: the translations were 5 s behind the speech",
-        )
-    )
-    lines.add(ev(TR, "Thanks.", 1, "en"))
-    assert [(ln.text, ln.draft) for ln in lines.lines] == [("We have too many people.", True), ("Thanks.", False)]
-    page = render_html(Snapshot(lines=tuple(lines.lines)))
-    assert f'title="{readable.DRAFT_EXPLAINED}">{readable.DRAFT_NAME}</span>We have too many' in page
-    assert page.count(readable.DRAFT_NAME + "</span>") == 1
-    # the large model's text in context replaces it, and the mark goes with it
-    assert lines.add(ev(EN, "We have too few people.", 0, "en", first=0))
-    assert not any(ln.draft for ln in lines.lines)
-    assert readable.DRAFT_NAME + "</span>" not in render_html(Snapshot(lines=tuple(lines.lines)))

@@ -66,7 +66,9 @@ def test_pipeline_io_matches_the_event_and_session_tensors():
     inputs = {t.name for t in config.input}
     # a glossary is sent only when there is one: a client without one still talks to older servers
     with_glossary = P.SessionOptions("s", glossary=glossary.parse("Zorvexa"))
-    assert set(with_glossary.to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.DRAIN, P.DRAIN_GRACE_S} == inputs
+    assert (
+        set(with_glossary.to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.SESSION_ACTION, P.DRAIN, P.DRAIN_GRACE_S} == inputs
+    )
     assert P.GLOSSARY not in P.SessionOptions("s").to_tensors()
     assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
 

@@ -4,6 +4,7 @@ status.py     server health, Triton metrics, a session as rows of text
 access.py     the login: credentials file, loopback-only --no-login, cookie key
 uploads.py    audio files streamed to the server a block at a time
 followers.py  the connections behind the captions page
+revisions.py  an organiser's corrections and summaries in a session's view
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class Follower:
 
     def _follow(self, lang: str) -> None:
         """Watches the session once: the history rebuilds the lines, then live events."""
-        lines = CaptionLines()
+        lines = CaptionLines(lang)
         self._client = client = self.connect()
         try:
             self._publish(lang=lang, state="live", message="")
@@ -116,10 +116,16 @@ class Follower:
                 if self._stop.is_set():
                     return
                 if event.kind == EventKind.END:
-                    self._publish(state="ended", interim="")
+                    self._publish(state="ended", interim="", interim_source="")
                     break
                 if lines.add(event):
-                    self._publish(lines=tuple(lines.lines), interim=lines.interim.text if lines.interim else "")
+                    self._publish(
+                        lines=tuple(lines.lines),
+                        interim=lines.interim.text if lines.interim else "",
+                        interim_source=lines.pending_source(),
+                        dropped=lines.dropped,
+                        spoken=lines.spoken,
+                    )
             self._stop.wait(POLL_S)  # an ended session: look again later whether it goes on
         finally:
             self._client = None
