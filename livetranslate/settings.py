@@ -166,6 +166,9 @@ _ALL = (
              "http://127.0.0.1:8501", who="share", option="--dashboard"),
     Variable("LIVETRANSLATE_CAPTIONS_REFRESH_S", "how often the captions page looks for new lines", 0.5, "float",
              "dashboard"),
+    # --- the OpenAI-compatible gateway --------------------------------------------------
+    Variable("LIVETRANSLATE_GATEWAY_MAX_UPLOAD_MB", "largest audio file the gateway accepts (MB of 2^20 bytes)", 200,
+             "int", "gateway", option="--max-upload-mb"),
     # --- set-up and the container: read by scripts, listed here to be documented once ----
     Variable("LIVETRANSLATE_APT_PACKAGES", "extra Debian packages scripts/setup.sh installs", None,
              who="scripts/setup.sh", python=False),

@@ -37,6 +37,7 @@ MAY_IMPORT = {
     "triton": {"foundations", "stages", "pipeline", "store", "weights"},
     "launcher": {"foundations", "store", "weights", "client"},  # it drains the pipeline as a client
     "dashboard": {"foundations", "client", "present", "launcher"},
+    "gateway": {"foundations", "client", "present"},
 }
 
 

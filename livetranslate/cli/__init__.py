@@ -4,6 +4,7 @@ server.py     serve                      streaming.py  stream, watch
 demo.py       run, demo
 sessions.py   sessions, export, prune,   dashboard.py  dashboard
               share, probe               capture.py    languages, devices, sink
+gateway.py    gateway (OpenAI-compatible API)
 models.py     models fetch, models list  config.py     config
 revisions.py  edit, summary
 options.py    the options they share     outputs.py    where a stream's events go
@@ -44,6 +45,7 @@ def _register() -> None:
         config,
         dashboard,
         demo,
+        gateway,
         models,
         revisions,
         server,
@@ -64,6 +66,7 @@ def _register() -> None:
         revisions.summary,
         sessions.prune,
         dashboard.dashboard,
+        gateway.gateway,
         sessions.share,
         capture.languages,
         capture.devices,
