@@ -22,6 +22,7 @@ translation latency (speech end to its translation) per variant, and the ratio.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import threading
@@ -30,7 +31,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
+from common import DATA, RESULTS, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
 
 from livetranslate.client import PipelineClient, summarize  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
@@ -161,7 +162,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument(
+        "--script-only", action="store_true", help="add the rows from the scripts' own text to the last results"
+    )
     args = parser.parse_args()
+    if args.script_only:
+        results = json.loads((RESULTS / "summary.json").read_text())
+        results["script"] = from_script()
+        write_report("summary", results, markdown(results, args.seconds))
+        return
     tune_path = samples.make_meeting(DATA)
     report_path = samples_natural.make_natural(DATA)["natural"]
     natural = samples_natural.load_reference(report_path)
@@ -185,6 +194,28 @@ def main() -> None:
     write_report("summary", results, markdown(results, args.seconds))
 
 
+def from_script() -> dict:
+    """The same summarizer (prompt, pieces, LLM) on each meeting's script in English, not on
+    what the server heard: how much of the gap is the transcript's and how much the LLM's."""
+    from livetranslate.stages.llm.llamacpp import LlamaCppEngine
+    from livetranslate.stages.summary import Summarizer, summarize
+    from livetranslate.weights.catalog import resolve
+
+    engine = LlamaCppEngine(resolve("qwen2.5-1.5b"), n_threads=2, n_ctx=2048)
+    summarizer = Summarizer(lambda request, **_: "".join(engine.generate(request)), "chatml")
+    natural = samples_natural.load_reference(samples_natural.make_natural(DATA)["natural"])
+    out = {}
+    for key, english, items in (
+        ("tune", list(samples.MEETING_EN), TUNE_ITEMS),
+        ("report", [u.text_en for u in natural], REPORT_ITEMS),
+    ):
+        started = time.monotonic()
+        text = summarize(english, "en", lambda piece: summarizer.piece(piece, "en", "en"))
+        run = {"summary": text, "transcript": english, "translations": [], "summary_s": time.monotonic() - started}
+        out[key] = {**run, **scored(run, items, [], english)}
+    return out
+
+
 def markdown(r: dict, seconds: float) -> str:
     out = [
         "# Summaries: what they name, what they invent, what they cost",
@@ -203,11 +234,32 @@ def markdown(r: dict, seconds: float) -> str:
             f"{', '.join(x['invented']['names']) or 'none'} | {', '.join(x['invented']['numbers']) or 'none'} | "
             f"{x['summary_s']:.0f} s |"
         )
+    if r.get("script"):
+        out += [
+            "",
+            "The same summarizer on each meeting's script in English (what was meant, not what the server",
+            "heard), to tell the transcript's share of the misses from the LLM's:",
+            "",
+            "| meeting | items named | invented names | invented numbers | summary took |",
+            "|---|---|---|---|---|",
+        ]
+        for key in ("tune", "report"):
+            x = r["script"][key]
+            out.append(
+                f"| {key}, from the script | {x['named']} of {x['of']} | "
+                f"{', '.join(x['invented']['names']) or 'none'} | "
+                f"{', '.join(x['invented']['numbers']) or 'none'} | {x['summary_s']:.0f} s |"
+            )
     for key in ("tune", "report"):
         x = r[key]
         out += ["", f"## {key}: the hand-written list", ""]
         out += [f"- [{'x' if ok else ' '}] {what}" for what, ok in x["items"]]
         out += ["", f"## {key}: the summary, as made", "", "```text", x["summary"], "```"]
+        if r.get("script"):
+            y = r["script"][key]
+            out += ["", f"From the script ({y['named']} of {y['of']}):", ""]
+            out += [f"- [{'x' if ok else ' '}] {what}" for what, ok in y["items"]]
+            out += ["", "```text", y["summary"], "```"]
     if r["cost"]:
         c = r["cost"]
         out += [
