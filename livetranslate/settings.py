@@ -169,6 +169,8 @@ _ALL = (
     # --- the OpenAI-compatible gateway --------------------------------------------------
     Variable("LIVETRANSLATE_GATEWAY_MAX_UPLOAD_MB", "largest audio file the gateway accepts (MB of 2^20 bytes)", 200,
              "int", "gateway", option="--max-upload-mb"),
+    Variable("LIVETRANSLATE_GATEWAY_URL", "the gateway's address as speakers reach it (`share --speaker` links)",
+             "http://127.0.0.1:8080", who="share"),
     # --- set-up and the container: read by scripts, listed here to be documented once ----
     Variable("LIVETRANSLATE_APT_PACKAGES", "extra Debian packages scripts/setup.sh installs", None,
              who="scripts/setup.sh", python=False),

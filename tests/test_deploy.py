@@ -1,7 +1,7 @@
 """The Dockerfile passes hadolint and checkov; the Kubernetes manifests of every overlay
 validate against the Kubernetes schemas, pass checkov, and say what the deployment policy
 says (keys from Secrets, TLS, NetworkPolicies, a locked-down pod, a stop that fits the pod's
-termination grace), offline. Overlays are rendered here by a small kustomize subset
+termination grace, the gateway's probes on a route it has), offline. Overlays are rendered here by a small kustomize subset
 (resources, components, namespace, labels, strategic-merge patches by kind and name, lists of
 named items merged by their key, null deleting a field, `$patch: delete` deleting a
 resource): no kubectl, no network. KEDA's ScaledObject has no schema here: its structure is
@@ -358,6 +358,107 @@ def test_the_dashboard_runs_beside_triton_on_the_small_image_with_its_login_from
     assert set(example) == {Path(credentials).name, "cookie-key"}
 
 
+def _gateway_options(args: list[str]) -> dict[str, str]:
+    """`livetranslate gateway`'s options as the manifest gives them (--name=value, --flag),
+    each one the command really has."""
+    from livetranslate.cli.gateway import gateway
+
+    assert args[0] == "gateway", args
+    names = {o for p in gateway.params for o in p.opts}
+    flags = {o for p in gateway.params if getattr(p, "is_flag", False) for o in p.opts}
+    options = {}
+    for word in args[1:]:
+        name, _, value = word.partition("=")
+        assert name in names, f"livetranslate gateway has no option {name}"
+        assert (name in flags) == (not value), word
+        options[name] = value
+    return options
+
+
+def test_the_gateway_runs_beside_triton_on_the_small_image_with_the_client_key_from_the_secret(overlay):
+    from livetranslate import protocol as P
+
+    _, docs = overlay
+    deployment = by_kind(docs, "Deployment")["livetranslate-gateway"]
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == "livetranslate:cpu"
+    assert container["command"] == ["livetranslate"]
+    options = _gateway_options(container["args"])
+    # Triton's gRPC port, through its Service, with the TLS and CA the dashboard uses
+    triton = by_kind(docs, "Service")["livetranslate-triton"]
+    grpc = {p["name"]: p["port"] for p in triton["spec"]["ports"]}["grpc"]
+    assert options["--url"] == f"{triton['metadata']['name']}:{grpc}"
+    assert "--tls" in options and options["--ca"] == "/etc/livetranslate/tls/ca.crt"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    tls = volumes[mounts["/etc/livetranslate/tls"]["name"]]["secret"]
+    assert tls["secretName"] == "livetranslate-tls" and [i["key"] for i in tls["items"]] == ["ca.crt"]
+    # reached through its Service, so beyond loopback: it starts only in front of a server
+    # that demands a key, and never with --insecure-no-key
+    assert options["--host"] == "0.0.0.0" and "--insecure-no-key" not in options
+    keys = _secret_env(container)
+    assert keys[P.API_KEY_ENV] == {"name": "livetranslate-keys", "key": "api-key"}
+    assert "LIVETRANSLATE_ADMIN_KEY" not in keys  # a client, not an operator
+    assert mounts["/tmp"]["name"] in volumes  # uploads are written there; the root is read-only
+    # the Service reaches the port the gateway listens on
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == int(options["--port"]) == 8080
+    service = by_kind(docs, "Service")["livetranslate-gateway"]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "http")]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert _matches(deployment["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
+
+
+async def _asgi_get(app, path: str) -> int:
+    """The status `app` answers a plain GET of `path` with (no Authorization header)."""
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"livetranslate-gateway:8080"), (b"user-agent", b"kube-probe/1.30")],
+        "client": ("10.0.0.1", 40000),
+        "server": ("livetranslate-gateway", 8080),
+    }
+    await app(scope, receive, send)
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
+
+
+def test_the_gateways_probes_ask_a_path_it_answers_without_a_key(overlay):
+    """The probes name a GET route of the gateway's own app, which answers it without a key
+    and without asking Triton (the server may be away: the gateway itself is up)."""
+    import asyncio
+
+    from starlette.routing import Route
+
+    from livetranslate.gateway import GatewayConfig, create_app
+
+    _, docs = overlay
+    (container,) = pod_specs(docs)["livetranslate-gateway"]["containers"]
+    app = create_app(GatewayConfig(url="127.0.0.1:9"))  # nothing listens there
+    routes = {r.path: r.methods for r in app.routes if isinstance(r, Route)}
+    for kind in ("readinessProbe", "livenessProbe"):
+        probe = container[kind]["httpGet"]
+        assert probe["port"] == "http", kind
+        assert "GET" in routes.get(probe["path"], set()), f"{kind}: the gateway has no GET {probe['path']}"
+        assert asyncio.run(_asgi_get(app, probe["path"])) == 200, (kind, probe["path"])
+
+
 def test_the_gpu_overlay_builds_the_engines_in_a_job_on_the_same_volume():
     docs = render(K8S / "overlays" / "gpu")
     job = by_kind(docs, "Job")["livetranslate-engine-build"]
@@ -422,6 +523,7 @@ def test_redis_keeps_every_write_on_its_own_volume_before_it_answers(replicas):
 
 def test_only_triton_reaches_redis(replicas):
     triton, redis, dashboard = _pod(replicas, "triton"), _pod(replicas, "redis"), _pod(replicas, "dashboard")
+    gateway = _pod(replicas, "gateway")
     monitoring = _pod(replicas, namespace="monitoring", labels={"app": "prometheus"})
     monitoring["namespace_labels"]["livetranslate-metrics"] = "true"
     ingress = _pod(replicas, namespace="ingress-nginx", labels={"app.kubernetes.io/name": "ingress-nginx"})
@@ -430,7 +532,7 @@ def test_only_triton_reaches_redis(replicas):
     elsewhere = _pod(replicas, namespace="default", labels={"app": "web"})
     assert allowed(replicas, triton, redis, 6379)
     assert allowed(replicas, triton, {"ip": "10.96.0.10"}, 53, "UDP")  # the Service's name
-    for who in (dashboard, monitoring, ingress, stranger, elsewhere, {"ip": "203.0.113.7"}):
+    for who in (dashboard, gateway, monitoring, ingress, stranger, elsewhere, {"ip": "203.0.113.7"}):
         assert not allowed(replicas, who, redis, 6379), who
     assert not allowed(replicas, triton, redis, 6380)
     assert not allowed(replicas, triton, {"ip": "203.0.113.7"}, 443)  # Triton still reaches nothing else
@@ -574,7 +676,7 @@ def _pod(docs, component: str | None = None, namespace: str = NAMESPACE, labels:
 
 def test_network_policies_let_in_only_what_they_should(overlay):
     name, docs = overlay
-    triton, dashboard = _pod(docs, "triton"), _pod(docs, "dashboard")
+    triton, dashboard, gateway = _pod(docs, "triton"), _pod(docs, "dashboard"), _pod(docs, "gateway")
     ingress = _pod(docs, namespace="ingress-nginx", labels={"app.kubernetes.io/name": "ingress-nginx"})
     ingress["namespace_labels"]["livetranslate-ingress"] = "true"
     monitoring = _pod(docs, namespace="monitoring", labels={"app": "prometheus"})
@@ -595,15 +697,27 @@ def test_network_policies_let_in_only_what_they_should(overlay):
         assert not allowed(docs, who, triton, 8002), who
 
     assert allowed(docs, ingress, dashboard, 8501)
-    for who in (triton, monitoring, unlabelled_ingress, stranger, elsewhere, internet):
+    for who in (triton, gateway, monitoring, unlabelled_ingress, stranger, elsewhere, internet):
         assert not allowed(docs, who, dashboard, 8501), who
+
+    # the gateway: in from the ingress like the dashboard; out to Triton's gRPC and DNS only
+    assert allowed(docs, ingress, gateway, 8080)
+    for who in (triton, dashboard, monitoring, unlabelled_ingress, stranger, elsewhere, internet):
+        assert not allowed(docs, who, gateway, 8080), who
+    assert allowed(docs, gateway, triton, 8001)
+    assert allowed(docs, gateway, {"ip": "10.96.0.10"}, 53, "UDP")  # the Service's name
+    for port in (8000, 8002, 8003):  # HTTP, metrics, the launcher's health: not the gateway's
+        assert not allowed(docs, gateway, triton, port), port
+    for target, port in ((internet, 443), (elsewhere, 8080), (dashboard, 8501)):
+        assert not allowed(docs, gateway, target, port), (target, port)
 
     # egress: the dashboard reaches Triton and DNS, nothing else; Triton reaches nothing
     assert allowed(docs, dashboard, {"ip": "10.96.0.10"}, 53, "UDP")
     assert not allowed(docs, dashboard, internet, 443)
     assert not allowed(docs, dashboard, elsewhere, 8080)
     dns = ({"ip": "10.96.0.10"}, 53)
-    unreachable = ((internet, 443), (elsewhere, 8080), (dashboard, 8501)) + ((dns,) if name != "replicas" else ())
+    unreachable = ((internet, 443), (elsewhere, 8080), (dashboard, 8501), (gateway, 8080))
+    unreachable += (dns,) if name != "replicas" else ()
     for target, port in unreachable:  # the replicas' Triton resolves Redis' name (test_only_triton_reaches_redis)
         assert not allowed(docs, triton, target, port, "UDP" if port == 53 else "TCP"), (target, port)
     if name == "gpu":  # the engine build reads checkpoints from the volume, nothing from the network

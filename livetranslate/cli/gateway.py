@@ -53,6 +53,29 @@ def check_server(url, tls, ca, api_key, *, host: str, insecure_no_key: bool) -> 
     return "the server answers" + (" (with the key given)" if api_key else "")
 
 
+def _config(connection, ca, max_upload_mb, api_key, dashboard_url, speaker_links):
+    """The app's settings; speaker links need the dashboard's secret that made them."""
+    from livetranslate import share
+    from livetranslate.gateway import GatewayConfig
+
+    secret = share.dashboard_secret()
+    if speaker_links and secret is None:
+        raise click.UsageError(
+            f"--speaker-links needs the dashboard's secret (${share.COOKIE_KEY_ENV} or {share.key_file()}): "
+            f"the speaker links are made with it"
+        )
+    return GatewayConfig(
+        url=connection.url,
+        tls=connection.tls,
+        ca=ca,
+        max_upload_bytes=max_upload_mb * 2**20,
+        speaker_links=speaker_links,
+        gateway_key=api_key if speaker_links else None,
+        speaker_secret=secret,
+        dashboard_url=dashboard_url,
+    )
+
+
 @click.command()
 @click.option(
     "--host",
@@ -88,23 +111,54 @@ def check_server(url, tls, ca, api_key, *, host: str, insecure_no_key: bool) -> 
     help="listen beyond loopback in front of a server without a key: anyone who reaches the gateway "
     "can use the server and read every session; only on a network that is yours alone",
 )
-def gateway(host, port, url, tls, ca, api_key, max_upload_mb, https_cert, https_key, insecure_no_key):
+@click.option(
+    "--dashboard-url",
+    default=None,
+    help="the dashboard's address as readers reach it: /speak shows the captions link of the session "
+    "to hand to readers (without it, no link)",
+)
+@click.option(
+    "--speaker-links",
+    is_flag=True,
+    help="let speaker links (`livetranslate share SESSION --speaker`) speak into their one session from "
+    "/speak; their streams use the key given here; needs the dashboard's secret",
+)
+def gateway(
+    host,
+    port,
+    url,
+    tls,
+    ca,
+    api_key,
+    max_upload_mb,
+    https_cert,
+    https_key,
+    insecure_no_key,
+    dashboard_url,
+    speaker_links,
+):
     """Serve an OpenAI-compatible speech API in front of the server: POST
     /v1/audio/transcriptions and /v1/audio/translations (json, text, srt, vtt, verbose_json,
-    stream=true), GET /v1/models. Each request is one stored session, streamed through gRPC
-    with the caller's key (`Authorization: Bearer KEY`, passed on to the server); the key
-    given here only checks the server at start. See docs/gateway.md."""
+    stream=true), GET /v1/models, and /speak, a page to speak from in a browser. Each request
+    is one stored session, streamed through gRPC with the caller's key (`Authorization: Bearer
+    KEY`, passed on to the server); the key given here only checks the server at start, and
+    streams speaker links (--speaker-links). See docs/gateway.md."""
     import uvicorn
 
-    from livetranslate.gateway import GatewayConfig, create_app
+    from livetranslate.gateway import create_app
 
     if bool(https_cert) != bool(https_key):
         raise click.UsageError("HTTPS needs both --https-cert and --https-key")
     connection = open_connection(url, tls, ca, api_key)  # an unusable --url fails here
     said = check_server(url, tls, ca, api_key, host=host, insecure_no_key=insecure_no_key)
-    config = GatewayConfig(url=connection.url, tls=connection.tls, ca=ca, max_upload_bytes=max_upload_mb * 2**20)
+    config = _config(connection, ca, max_upload_mb, api_key, dashboard_url, speaker_links)
     scheme = "https" if https_cert else "http"
     click.echo(f"gateway on {scheme}://{host}:{port}/v1 in front of {connection.url}: {said}", err=True)
+    click.echo(
+        f"speak from a browser: {scheme}://{host}:{port}/speak"
+        + ("" if dashboard_url else " (no readers' link: --dashboard-url)"),
+        err=True,
+    )
     uvicorn.run(
         create_app(config),
         host=host,

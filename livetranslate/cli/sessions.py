@@ -253,11 +253,18 @@ def prune(data_dir, older_than, max_size, dry_run, store):
     help="dark (default) or transparent (an OBS browser source)",
 )
 @click.option("--ahead", is_flag=True, help="a link to a session that has not started yet (an invitation): not checked")
+@click.option(
+    "--speaker",
+    is_flag=True,
+    help=f"a speaker link instead: the gateway's /speak page (${_share.GATEWAY_URL_ENV}) with a token that "
+    f"lets its holder speak into SESSION only (`gateway --speaker-links`); needs the dashboard's secret",
+)
 @connection_options
-def share(session, lang, dashboard_url, style, ahead, url, tls, ca, api_key):
+def share(session, lang, dashboard_url, style, ahead, speaker, url, tls, ca, api_key):
     """Print a link to SESSION's captions page to paste into the meeting's chat. With the
     dashboard's secret at hand (it has a login) the link carries a read-only token for that
-    one session, so nobody needs an account."""
+    one session, so nobody needs an account. With --speaker, a link to speak into SESSION
+    from a browser instead (the gateway's /speak page)."""
     from livetranslate.languages import UnknownLanguage, code_for
     from livetranslate.protocol import ProtocolError
 
@@ -276,6 +283,15 @@ def share(session, lang, dashboard_url, style, ahead, url, tls, ca, api_key):
     except UnknownLanguage as exc:
         raise click.BadParameter(str(exc), param_hint="--lang") from None
     secret = _share.dashboard_secret()
+    if speaker:
+        if secret is None:
+            raise click.ClickException(
+                f"a speaker link needs the dashboard's secret (${_share.COOKIE_KEY_ENV} or {_share.key_file()})"
+            )
+        gateway_url = settings.get(_share.GATEWAY_URL_ENV)
+        lang = lang.lower() if lang else None
+        click.echo(_share.speaker_link(gateway_url, session, _share.speaker_token(session, secret), lang))
+        return
     if secret is None:
         click.echo(
             f"note: no dashboard secret here (${_share.COOKIE_KEY_ENV} or {_share.key_file()}): the link has "

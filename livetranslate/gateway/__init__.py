@@ -6,6 +6,8 @@ its work through Triton's gRPC like any client, one stored session per request.
     upload.py   the multipart upload, read to a file within its limit
     jobs.py     one request's gRPC stream, on a thread of its own, cancellable
     formats.py  events as json, text, srt, vtt, verbose_json and server-sent events
+    live.py     /speak: the page to speak from, and its WebSocket (one speaker's stream)
+    speaker.py  /speak's messages, and who may speak (a key, or a speaker link's token)
     errors.py   the OpenAI error shape, and what the server's refusals become
 """
 

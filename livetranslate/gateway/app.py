@@ -1,5 +1,5 @@
 """The Starlette app: `POST /v1/audio/transcriptions`, `POST /v1/audio/translations`,
-`GET /v1/models`. Each speech request is read to a private temporary folder (removed on every
+`GET /v1/models`, and `/speak` (live.py). Each speech request is read to a private temporary folder (removed on every
 way out), decoded, and streamed to the server as one session with the caller's key; the
 answer comes when the session ends, or as server-sent events while it runs (`stream=true`).
 A caller who goes away cancels its gRPC stream."""
@@ -10,7 +10,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from livetranslate.audio import AudioFileError, read_audio
 from livetranslate.client import ClientError, Connection
-from livetranslate.gateway import formats
+from livetranslate.gateway import formats, live
 from livetranslate.gateway.errors import ApiError, bad_request, from_client_error, from_end, unauthorized
 from livetranslate.gateway.fields import SpeechRequest, speech_request
 from livetranslate.gateway.jobs import Job
@@ -44,6 +44,11 @@ class GatewayConfig:
     upload_idle_s: float = 60.0  # an upload that sends nothing for this long is given up on
     accept_timeout_s: float = 40.0  # stream=true: how long the server may take to take the stream
     temp_dir: Path | None = None  # where uploads are written while they are read (default: the system's)
+    # /speak (live.py): speaker links stream with the gateway's own key, checked with the dashboard's secret
+    speaker_links: bool = False
+    gateway_key: str | None = field(default=None, repr=False)
+    speaker_secret: str | None = field(default=None, repr=False)
+    dashboard_url: str | None = None  # the readers' captions link the page shows (None: none)
 
 
 def bearer(request: Request) -> str | None:
@@ -88,6 +93,7 @@ def create_app(config: GatewayConfig) -> Starlette:
             Route("/v1/audio/translations", translations, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/models/{model:path}", one_model, methods=["GET"]),
+            *live.routes(config),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _crash},
     )
