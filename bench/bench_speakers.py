@@ -1,0 +1,272 @@
+"""Speaker labels: the numpy GE2E encoder (livetranslate.stages.speakers) and the online
+clustering, on recordings whose voices are known.
+
+- calibration: a second natural meeting made here (the espeak bench's 44 German sentences, four
+  MBROLA/Pico voices in seeded turns with short interjections, reverb, noise 20 dB down); the
+  clustering thresholds are chosen on it;
+- report: the natural meeting the other benches use (.cache/bench/de_natural_meeting.wav, 43
+  lines, 4 voices), run with the calibrated thresholds and no hint;
+- monologues: one voice for about 3 minutes (an MBROLA voice with the natural meeting's lines and
+  room; espeak-ng's default voice with the bench sentences): spurious speaker switches.
+
+Each reference utterance, cut by its reference times, is embedded and assigned in order, with a
+re-check (merges) after each one. Writes bench/results/speakers.md and .json.
+
+    .venv/bin/python bench/bench_speakers.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATA, write_report  # noqa: E402
+
+from livetranslate.audio import pcm16_to_float, read_audio, resample  # noqa: E402
+from livetranslate.quality import samples, samples_natural  # noqa: E402
+from livetranslate.quality.samples_natural import Line  # noqa: E402
+from livetranslate.stages.speakers.clustering import OnlineSpeakers, best_mapping_accuracy  # noqa: E402
+from livetranslate.stages.speakers.encoder import SpeakerEncoder  # noqa: E402
+from livetranslate.weights.catalog import DEFAULT_SPEAKER, resolve  # noqa: E402
+
+RATE_HZ = 16_000
+INTERJECTIONS = ["Ja.", "Genau.", "Okay.", "Mhm, verstehe.", "Richtig.", "Gut."]
+THRESHOLDS = [round(0.60 + 0.025 * i, 3) for i in range(13)]  # 0.60 .. 0.90
+MERGE_THRESHOLDS = [0.75, 0.8, 0.85, 0.9, 1.01]  # 1.01: never merge
+
+
+def calibration_lines(seed: int = 5) -> list[Line]:
+    """The espeak bench's sentences as a 4-voice meeting: turns of 1-3 sentences, the next
+    speaker one of the other three, now and then a short interjection from someone else."""
+    rng = np.random.default_rng(seed)
+    names = sorted(samples_natural.SPEAKERS)
+    sentences = samples.MEETING_DE + samples.SENTENCES_DE
+    lines, who, i = [], names[0], 0
+    while i < len(sentences):
+        for _ in range(int(rng.integers(1, 4))):
+            if i < len(sentences):
+                lines.append(Line(who, sentences[i], ""))
+                i += 1
+        if rng.random() < 0.3:
+            lines.append(Line(str(rng.choice([n for n in names if n != who])), str(rng.choice(INTERJECTIONS)), ""))
+        who = str(rng.choice([n for n in names if n != who]))
+    return lines
+
+
+def monologue_lines(speaker: str = "Jonas") -> list[Line]:
+    """The natural meeting's lines, all said by one voice (about 3 minutes)."""
+    return [Line(speaker, line.de, line.en, line.spoken, line.joined) for line in samples_natural.MEETING]
+
+
+def _natural(path: Path, lines: list[Line], seed: int) -> Path:
+    ref = samples_natural.reference_path(path)
+    fresh = path.exists() and ref.exists() and samples_natural._says(path, lines)
+    if not fresh:
+        samples_natural.make_recording(lines, path, seed=seed)
+    return path
+
+
+def _espeak_monologue(folder: Path) -> Path:
+    path = folder / "de_speakers_monologue_espeak.wav"
+    sentences = samples.MEETING_DE + samples.SENTENCES_DE
+    if not (path.exists() and samples.reference_path(path).exists()):
+        samples.make_speech(sentences, path, voices=("de",), pause_s=(0.4, 1.5), noise_dbfs=-45.0, seed=23)
+    return path
+
+
+@dataclass
+class Clips:
+    name: str
+    about: str
+    truth: list[str]
+    durations: list[float]
+    embeddings: np.ndarray
+    ms_per_utterance: list[float]
+
+
+def embed_recording(encoder: SpeakerEncoder, name: str, about: str, path: Path, natural: bool) -> Clips:
+    pcm, rate = read_audio(path)
+    audio = resample(pcm16_to_float(pcm), rate, RATE_HZ)
+    if natural:
+        ref = samples_natural.load_reference(path)
+        spans, truth = [(u.start_s, u.end_s) for u in ref], [u.voice for u in ref]
+    else:
+        eref = samples.load_reference(path)
+        spans, truth = [(u.start_s, u.end_s) for u in eref], ["de"] * len(eref)
+    clips = [audio[int(a * RATE_HZ) : int(b * RATE_HZ)] for a, b in spans]
+    embeddings, costs = [], []
+    for clip in clips:  # one at a time, as a live stream would
+        start = time.perf_counter()
+        embeddings.append(encoder.embed_utterance(clip))
+        costs.append(1000 * (time.perf_counter() - start))
+    return Clips(name, about, truth, [b - a for a, b in spans], np.array(embeddings), costs)
+
+
+def cluster(clips: Clips, threshold: float, merge: float, hint: int | None = None) -> dict:
+    speakers = OnlineSpeakers(threshold=threshold, merge_threshold=merge, num_speakers=hint)
+    live, merges = [], []
+    for embedding, duration in zip(clips.embeddings, clips.durations):
+        live.append(speakers.assign(embedding, duration).label)
+        merges += speakers.recheck().merges
+    final = list(speakers.history)
+    accuracy_live, _ = best_mapping_accuracy(clips.truth, live)
+    accuracy, mapping = best_mapping_accuracy(clips.truth, final)
+    return {
+        "threshold": threshold,
+        "merge_threshold": merge,
+        "hint": hint,
+        "accuracy": round(accuracy, 4),
+        "accuracy_live": round(accuracy_live, 4),
+        "speakers_found": len(set(final)),
+        "speakers_true": len(set(clips.truth)),
+        "labels_live_found": len(set(live)),
+        "merges": [(m.gone, m.kept, round(m.similarity, 3)) for m in merges],
+        "switches": sum(a != b for a, b in zip(final, final[1:])),
+        "switches_true": sum(a != b for a, b in zip(clips.truth, clips.truth[1:])),
+        "switches_live": sum(a != b for a, b in zip(live, live[1:])),
+        "mapping": mapping,
+        "final": final,
+    }
+
+
+def calibrate(clips: Clips) -> tuple[dict, list[dict]]:
+    """The thresholds with the best accuracy (ties: the exact speaker count, then the middle of
+    the tied thresholds: room on both sides)."""
+    runs = [cluster(clips, t, m) for t in THRESHOLDS for m in MERGE_THRESHOLDS]
+    key = lambda r: (r["accuracy"], r["speakers_found"] == r["speakers_true"])  # noqa: E731
+    top = max(key(r) for r in runs)
+    tied = [r for r in runs if key(r) == top]
+    return tied[len(tied) // 2], runs
+
+
+def _similarity_table(clips: Clips) -> str:
+    names = sorted(set(clips.truth))
+    sims = clips.embeddings @ clips.embeddings.T
+    rows = ["| voice | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for a in names:
+        cells = []
+        for b in names:
+            values = [
+                sims[i, j]
+                for i in range(len(clips.truth))
+                for j in range(len(clips.truth))
+                if clips.truth[i] == a and clips.truth[j] == b and i != j
+            ]
+            cells.append(f"{np.mean(values):.3f}" if values else "-")
+        rows.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    folder = DATA
+    started = time.perf_counter()
+    encoder = SpeakerEncoder.load(resolve(DEFAULT_SPEAKER))
+    load_s = time.perf_counter() - started
+    calibration_path = _natural(folder / "de_speakers_calibration.wav", calibration_lines(), seed=41)
+    report_path = samples_natural.make_natural(folder)["natural"]
+    mono_path = _natural(folder / "de_speakers_monologue.wav", monologue_lines(), seed=47)
+    espeak_mono = _espeak_monologue(folder)
+    four = "4 voices (3 MBROLA, 1 Pico), room reverb, noise 20 dB down"
+    calibration = embed_recording(
+        encoder,
+        "calibration",
+        f"{calibration_path.name}: 44 bench sentences + interjections, {four}",
+        calibration_path,
+        True,
+    )
+    report = embed_recording(encoder, "report", f"{report_path.name}: the natural meeting, {four}", report_path, True)
+    monologue = embed_recording(
+        encoder,
+        "monologue",
+        f"{mono_path.name}: the natural meeting's lines, one MBROLA voice (mb-de6)",
+        mono_path,
+        True,
+    )
+    espeak = embed_recording(
+        encoder, "monologue_espeak", f"{espeak_mono.name}: 44 sentences, espeak-ng `de` alone", espeak_mono, False
+    )
+    chosen, sweep = calibrate(calibration)
+    t, m = chosen["threshold"], chosen["merge_threshold"]
+    results = {
+        "calibration": chosen,
+        "report": cluster(report, t, m),
+        "report_with_hint": cluster(report, t, m, hint=4),
+        "monologue": cluster(monologue, t, m),
+        "monologue_espeak": cluster(espeak, t, m),
+    }
+    everything = [calibration, report, monologue, espeak]
+    costs = [c for clips in everything for c in clips.ms_per_utterance]
+    seconds = sum(d for clips in everything for d in clips.durations)
+    cost = {
+        "utterances": len(costs),
+        "ms_median": round(statistics.median(costs), 1),
+        "ms_p90": round(sorted(costs)[int(0.9 * len(costs))], 1),
+        "ms_per_audio_s": round(sum(costs) / seconds, 1),
+        "seconds_of_audio": round(seconds, 1),
+        "load_s": round(load_s, 2),
+    }
+    data = {
+        "recordings": {c.name: {"about": c.about, "utterances": len(c.truth)} for c in everything},
+        "chosen": {"threshold": t, "merge_threshold": m},
+        "results": results,
+        "cost": cost,
+        "sweep": [{k: r[k] for k in ("threshold", "merge_threshold", "accuracy", "speakers_found")} for r in sweep],
+    }
+    write_report("speakers", data, _markdown(data, calibration, report))
+
+
+def _markdown(data: dict, calibration: Clips, report: Clips) -> str:
+    res, cost, chosen = data["results"], data["cost"], data["chosen"]
+    rows = []
+    for name, r in res.items():
+        rows.append(
+            f"| {name} | {data['recordings'][name.removesuffix('_with_hint')]['utterances']} | "
+            f"{r['hint'] or '-'} | {100 * r['accuracy']:.1f} % ({100 * r['accuracy_live']:.1f} % live) | "
+            f"{r['speakers_found']} / {r['speakers_true']} | {r['switches']} / {r['switches_true']} | "
+            f"{len(r['merges'])} |"
+        )
+    recs = "\n".join(f"- **{k}**: {v['about']} ({v['utterances']} utterances)" for k, v in data["recordings"].items())
+    sweep_ok = [s for s in data["sweep"] if s["accuracy"] >= 0.9 and s["speakers_found"] == 4]
+    span = sorted({s["threshold"] for s in sweep_ok})
+    return f"""# Speaker labels: GE2E encoder (numpy) + online clustering
+
+Measured by `bench/bench_speakers.py` on this 2-core machine (shared). Each reference utterance,
+cut by its reference times, is embedded alone (as a live stream would) and assigned in order;
+after each one, a re-check may merge speakers. Accuracy: the share of utterances with the right
+speaker after the best one-to-one mapping of labels to voices ("live": the label as first
+assigned, before later merges relabel it).
+
+{recs}
+
+Calibrated on **calibration** (never on the report recording): threshold {chosen["threshold"]},
+merge threshold {chosen["merge_threshold"]}{" (no merging)" if chosen["merge_threshold"] > 1 else ""}.
+Thresholds giving >= 90 % and exactly 4 speakers on the calibration recording: {span[0] if span else "none"}
+to {span[-1] if span else "none"}.
+
+| recording | utterances | hint | right speaker | speakers found / true | switches found / true | merges |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Encoder cost, one utterance at a time ({cost["utterances"]} utterances, {cost["seconds_of_audio"]} s of
+speech): median {cost["ms_median"]} ms per utterance, p90 {cost["ms_p90"]} ms,
+{cost["ms_per_audio_s"]} ms per second of audio; loading the weights {cost["load_s"]} s.
+
+Mean cosine similarity between utterances, by voice (report recording):
+
+{_similarity_table(report)}
+
+Calibration recording:
+
+{_similarity_table(calibration)}
+"""
+
+
+if __name__ == "__main__":
+    main()
