@@ -13,6 +13,7 @@ import numpy as np
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary, GlossaryError, parse_bytes
 from livetranslate.settings import VARIABLES
+from livetranslate.words import Word, words_from_json, words_to_json
 
 # --- models ---------------------------------------------------------------------------
 PIPELINE = "pipeline"
@@ -62,10 +63,8 @@ DRAIN = "DRAIN"
 # FP32 [1], with DRAIN only: refuse new speakers and viewers at once, let the live streams run
 # this many seconds at most (less when the last one ends), then end everything as above
 DRAIN_GRACE_S = "DRAIN_GRACE_S"
-# `serve`'s grace (--drain-grace-s). Small by default: on one machine there is no other
-# server for the streams to move on to, and whoever pressed Ctrl-C wants it gone; it covers a
-# client's own end in flight (the open utterance's flush). With several replicas (Kubernetes)
-# give it more: streams that end on their own do so, the rest move on to another replica.
+# `serve`'s grace (--drain-grace-s): small by default (one machine: nowhere for streams to move
+# on to); with several replicas give it more: the streams that do not end move to another one.
 DRAIN_GRACE_ENV = "LIVETRANSLATE_DRAIN_GRACE_S"
 DEFAULT_DRAIN_GRACE_S: float = VARIABLES[DRAIN_GRACE_ENV].default
 SESSIONS = "sessions"
@@ -106,14 +105,10 @@ LANGUAGE = "LANGUAGE"
 LATENCY_MS = "LATENCY_MS"
 FIRST_SEGMENT_ID = "FIRST_SEGMENT_ID"  # enhanced: the first segment the text covers
 CHECK_COMPLETE = "CHECK_COMPLETE"  # BOOL, optional (enhance): false skips the LLM completeness check
-# BOOL, optional (enhance): false drops a window this step closes untranslated (the stream's
-# enhanced translations are far behind: the LLM catches up)
-TRANSLATE_WINDOW = "TRANSLATE_WINDOW"
+TRANSLATE_WINDOW = "TRANSLATE_WINDOW"  # BOOL, optional (enhance): false drops a closed window (far behind)
 FLUSH = "FLUSH"  # BOOL, optional (enhance, with sequence end): false drops the open window untranslated
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
-# what the server did differently for this event because it was behind (a translation from
-# the small model, an enhanced window without its completeness check), else ""
-NOTE = "NOTE"
+NOTE = "NOTE"  # what the server, behind, did differently (the small model, no completeness check), else ""
 
 # --- vad tensors ------------------------------------------------------------------------
 # request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response with the boundaries of every
@@ -121,9 +116,7 @@ NOTE = "NOTE"
 START_SAMPLE = "START_SAMPLE"  # INT64 [n], in the stream's 16 kHz sample clock
 END_SAMPLE = "END_SAMPLE"  # INT64 [n]
 SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [n]: end of the last voiced frame
-# After the closed utterances, one more entry while an utterance is still open:
-# START_SAMPLE where it began, END_SAMPLE = OPEN_SEGMENT_END (for partials).
-OPEN_SEGMENT_END = -1
+OPEN_SEGMENT_END = -1  # END_SAMPLE of one more entry, after them, while an utterance is open (partials)
 
 # --- whisper tensors (dynamic batching: each has a leading batch dimension) --------------
 # request: AUDIO (FP32 [n] at 16 kHz), LANGUAGE (BYTES, "" or "auto" detects), PROMPT
@@ -135,6 +128,9 @@ MAX_BEAM_SIZE = 10  # larger beams are refused: the gpu engines are built for 4,
 NO_SPEECH_PROB = "NO_SPEECH_PROB"
 AVG_LOGPROB = "AVG_LOGPROB"
 COMPRESSION_RATIO = "COMPRESSION_RATIO"
+WORD_TIMES = "WORD_TIMES"  # BOOL, optional: each word's times too (a final's: one more decoder pass)
+# BYTES, JSON (livetranslate.words): whisper's from its AUDIO's start; a transcript's in session time
+WORDS = "WORDS"
 
 # --- llm tensors: the TensorRT-LLM ensemble's names, so the gpu profile swaps in unchanged
 TEXT_INPUT = "text_input"
@@ -153,10 +149,8 @@ SEQUENCE_LENGTH = "sequence_length"  # always produced: the step runs for every 
 # --- translate / completeness / enhance tensors (besides TEXT, languages, segment fields)
 CONTEXT = "CONTEXT"  # previous translation, for context
 TRANSLATION = "TRANSLATION"
-# translate (decoupled): optional BOOL inputs. URGENT: the speaker waits for this one (the
-# llm's urgent lane); FAST: the stream is behind, use the small model when one is loaded;
-# INTERIM: answer the text so far as it is generated (INTERIM true on those responses), then
-# the translation (INTERIM false). FAST_USED: the answer came from the small model.
+# translate (decoupled), optional BOOLs. URGENT: the speaker waits (the urgent lane); FAST: use the small
+# model; INTERIM: the text so far as generated, then the translation; FAST_USED: the small model answered.
 URGENT = "URGENT"
 FAST = "FAST"
 INTERIM = "INTERIM"
@@ -227,6 +221,7 @@ class Event:
     first_segment_id: int = -1  # enhanced: first segment covered (segment_id is the last)
     error: str = ""  # set when this event reports a failure (e.g. a translation that failed)
     note: str = ""  # set when the server was behind and made this event differently (NOTE)
+    words: tuple[Word, ...] = ()  # a transcript's words with their times (WORDS), one per word of its text
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         return {
@@ -240,6 +235,7 @@ class Event:
             FIRST_SEGMENT_ID: np.array([self.first_segment_id], dtype=np.int64),
             ERROR: np.array([self.error.encode("utf-8")], dtype=np.object_),
             NOTE: np.array([self.note.encode("utf-8")], dtype=np.object_),
+            WORDS: np.array([words_to_json(self.words).encode("utf-8")], dtype=np.object_),
         }
 
     @classmethod
@@ -262,12 +258,20 @@ class Event:
             first_segment_id=int(scalar(FIRST_SEGMENT_ID)),
             error=decode_text(get(ERROR)),
             note=decode_text(get(NOTE)) if get(NOTE) is not None else "",  # an older server has none
+            words=words_from_json(decode_text(get(WORDS))) if get(WORDS) is not None else (),
         )
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["kind"] = self.kind.value
+        d = {**asdict(self), "kind": self.kind.value}
+        if not self.words:
+            del d["words"]  # only a transcript has them
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Event:
+        """to_dict's inverse; fields this version does not know are left out."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "kind": EventKind(d["kind"]), "words": words_from_json(d.get("words") or "")})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)

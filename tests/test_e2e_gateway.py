@@ -94,7 +94,7 @@ def test_a_transcription_is_what_was_said(client, audio_files, server, uploads):
     assert list(uploads.iterdir()) == []  # the upload is gone
 
 
-def test_verbose_json_has_segments_at_the_top_level_and_no_invented_words(client, audio_files, tmp_path):
+def test_verbose_json_has_segments_and_words_at_the_top_level(client, audio_files, tmp_path):
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg makes the mp3 (scripts/setup.sh installs it)")
     mp3 = tmp_path / "speech.mp3"
@@ -105,8 +105,14 @@ def test_verbose_json_has_segments_at_the_top_level_and_no_invented_words(client
         response_format="verbose_json",
         timestamp_granularities=["word", "segment"],
     )  # no language: detected
-    assert made.language == "german" and 20 < made.duration < 30 and made.words is None
+    assert made.language == "german" and 20 < made.duration < 30
     assert len(made.segments) >= 4 and made.text == " ".join(s.text for s in made.segments)
+    # one word object per word of the text, in order, each inside its segment's time
+    assert [w.word for w in made.words] == made.text.split()
+    assert all(w.end >= w.start for w in made.words)
+    assert [w.start for w in made.words] == sorted(w.start for w in made.words)
+    first = made.segments[0]
+    assert first.start <= made.words[0].start < first.end
     starts = [s.start for s in made.segments]
     assert starts == sorted(starts) and all(s.end > s.start for s in made.segments)
     assert made.segments[-1].end <= made.duration + 0.5

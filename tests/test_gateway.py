@@ -23,11 +23,12 @@ from livetranslate.gateway.errors import ApiError, from_client_error, from_end, 
 from livetranslate.gateway.fields import speech_request
 from livetranslate.gateway.upload import DRAIN_BYTES, Form
 from livetranslate.protocol import RETRY_ELSEWHERE, Event, EventKind
+from livetranslate.words import Word
 
 T, TR, EN, END = EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED, EventKind.END
 
 EVENTS = [
-    Event(T, "Guten Morgen.", 0, 0.5, 2.0, "de"),
+    Event(T, "Guten Morgen.", 0, 0.5, 2.0, "de", words=(Word("Guten", 0.6, 1.0, 0.9), Word("Morgen.", 1.0, 1.8, 0.8))),
     Event(TR, "Good morning.", 0, 0.5, 2.0, "en"),
     Event(T, "Heute sprechen wir über das Projekt.", 1, 2.5, 5.0, "de"),
     Event(TR, "Today we talk about the project.", 1, 2.5, 5.0, "en"),
@@ -65,7 +66,7 @@ def test_every_response_format_parses_as_its_kind():
     body, _ = formats.render(made, "srt")
     subs = list(srt.parse(body))
     assert " ".join(s.content.replace("\n", " ") for s in subs) == made.text
-    assert subs[0].start.total_seconds() == 0.5
+    assert subs[0].start.total_seconds() == 0.6  # where its first word was said
     body, _ = formats.render(made, "vtt")
     captions = webvtt.from_buffer(io.StringIO(body))
     assert " ".join(html.unescape(c.text).replace("\n", " ") for c in captions) == made.text
@@ -74,8 +75,16 @@ def test_every_response_format_parses_as_its_kind():
     assert [s["text"] for s in verbose["segments"]] == [r[2] for r in made.rows]
     first = verbose["segments"][0]
     assert first["id"] == 0 and first["start"] == 0.5 and first["end"] == 2.0 and first["seek"] == 50
-    # what the server does not say is null, not made up; there are no word timestamps
+    # what the server does not say is null, not made up; words only when asked
     assert first["avg_logprob"] is None and first["no_speech_prob"] is None and "words" not in verbose
+    worded = json.loads(formats.render(made, "verbose_json", with_words=True)[0])
+    # the words the server timed, at the top level as OpenAI has them; the rows without any have none
+    assert worded["words"] == [
+        {"word": "Guten", "start": 0.6, "end": 1.0},
+        {"word": "Morgen.", "start": 1.0, "end": 1.8},
+    ]
+    translated = formats.result(EVENTS, "translate", "en", 8.4)
+    assert "words" not in json.loads(formats.render(translated, "verbose_json", with_words=True)[0])
     with pytest.raises(ValueError):
         formats.render(made, "diarized_json")
 

@@ -23,6 +23,7 @@ FOUNDATIONS = {
     "periodic",
     "settings",
     "actions",
+    "words",
 }
 # what each package may import besides itself (docs/architecture.md); the CLI may use everything
 MAY_IMPORT = {

@@ -19,6 +19,7 @@ def test_event_round_trips_through_tensors():
         P.FIRST_SEGMENT_ID,
         P.ERROR,
         P.NOTE,
+        P.WORDS,
     }
     assert Event.from_tensors(tensors.get) == event
     failed = Event(EventKind.TRANSLATION, "", 4, error="the LLM returned no translation")

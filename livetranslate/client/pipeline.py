@@ -242,7 +242,7 @@ class PipelineClient:
             raise ClientError(plain(exc).replace("sessions: ", "")) from None
         data = json.loads(P.decode_text(result.as_numpy(P.RESULT)))
         if action == "get":
-            data["events"] = [Event(**{**e, "kind": EventKind(e["kind"])}) for e in data["events"]]
+            data["events"] = [Event.from_dict(e) for e in data["events"]]
         return data
 
     def _inputs(self, audio: np.ndarray, options: SessionOptions | None):

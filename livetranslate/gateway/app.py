@@ -211,7 +211,7 @@ async def _whole(request: Request, job: Job, asked: SpeechRequest, duration_s: f
         return error_response(
             ApiError(502, f"the translation failed: {errors[0]}", type="server_error", code="translation_failed")
         )
-    body, media_type = formats.render(made, asked.response_format)
+    body, media_type = formats.render(made, asked.response_format, asked.words)
     return Response(body, media_type=media_type, headers=_headers(asked, made))
 
 

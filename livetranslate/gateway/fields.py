@@ -30,7 +30,7 @@ class SpeechRequest:
     stream: bool
     session: str
     glossary: Glossary = NO_GLOSSARY
-    words: bool = False  # word timestamps were asked for (there are none: segments only)
+    words: bool = False  # word timestamps were asked for (verbose_json of a transcription has them)
 
 
 def new_session() -> str:

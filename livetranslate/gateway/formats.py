@@ -4,7 +4,8 @@ the server-sent events of `stream=true`.
 A transcription's text is its transcripts in order, as `livetranslate stream` prints them; a
 translation's is each sentence's best translation, as `livetranslate export --text best`
 writes it (the in-context translation where one covers the sentence, else the sentence's
-own). The server has no word timestamps: `verbose_json` has segments, never `words`."""
+own). A transcription's `verbose_json` has `words` when asked (`timestamp_granularities[]=word`):
+each transcript's words with the times the server gave them; a translation has none."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from livetranslate.present.export import lines
 from livetranslate.present.readable import covered_ids
 from livetranslate.present.subtitles import header, numbered
 from livetranslate.protocol import Event, EventKind
+from livetranslate.words import Word
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 MEDIA_TYPES = {
@@ -41,10 +43,15 @@ class Result:
     duration_s: float  # the audio's
     rows: tuple[Row, ...]
     failed: int = 0  # sentences whose translation failed and that no in-context one covers
+    words: tuple[tuple[Word, ...], ...] = ()  # a transcription's: each row's words with their times
 
     @property
     def text(self) -> str:
         return " ".join(text.strip() for _, _, text in self.rows if text.strip())
+
+    def timed_rows(self) -> list[tuple]:
+        """The rows, each with its words where there are some (subtitles cut at them)."""
+        return [(*row, words) for row, words in zip(self.rows, self.words)] if self.words else list(self.rows)
 
 
 def spoken_language(events: list[Event], asked: str) -> str:
@@ -60,7 +67,9 @@ def result(events: list[Event], task: str, language: str, duration_s: float) -> 
     translation the one translated into."""
     if task == "transcribe":
         rows = lines(events, "source", "")
-        return Result(task, spoken_language(events, language), duration_s, tuple(rows))
+        said = {(e.start_s, e.text): e.words for e in events if e.kind == EventKind.TRANSCRIPT}
+        words = tuple(said.get((start, text), ()) for start, _, text in rows)  # a corrected row has none
+        return Result(task, spoken_language(events, language), duration_s, tuple(rows), words=words)
     rows = lines(events, "target", language, "best")
     covered = {
         s
@@ -101,18 +110,23 @@ def segments(rows: tuple[Row, ...]) -> list[dict]:
     ]
 
 
+def words(made: Result) -> list[dict]:
+    """OpenAI's word objects: the word, its start and end (seconds from the audio's start)."""
+    return [{"word": w.word, "start": round(w.start_s, 3), "end": round(w.end_s, 3)} for row in made.words for w in row]
+
+
 def usage(made: Result) -> dict:
     return {"type": "duration", "seconds": math.ceil(made.duration_s)}
 
 
-def render(made: Result, fmt: str) -> tuple[str, str]:
-    """The body and its media type."""
+def render(made: Result, fmt: str, with_words: bool = False) -> tuple[str, str]:
+    """The body and its media type; `with_words`: verbose_json has `words`."""
     if fmt == "json":
         return _json({"text": made.text, "usage": usage(made)}), MEDIA_TYPES[fmt]
     if fmt == "text":
         return made.text + "\n", MEDIA_TYPES[fmt]
     if fmt in ("srt", "vtt"):
-        return header(fmt) + numbered(made.rows, fmt), MEDIA_TYPES[fmt]
+        return header(fmt) + numbered(made.timed_rows(), fmt), MEDIA_TYPES[fmt]
     if fmt == "verbose_json":
         body = {
             "task": made.task,
@@ -122,6 +136,8 @@ def render(made: Result, fmt: str) -> tuple[str, str]:
             "segments": segments(made.rows),
             "usage": usage(made),
         }
+        if with_words and made.task == "transcribe":
+            body["words"] = words(made)
         return _json(body), MEDIA_TYPES[fmt]
     raise ValueError(f"unknown response format {fmt!r}")
 

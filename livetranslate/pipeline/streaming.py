@@ -69,6 +69,8 @@ class DecodeOptions:
     # answer is kept. Not applied to the languages of FEW_CHARACTERS; 0 turns it off.
     min_chars_per_s: float = 6.0
     short_check_s: float = 3.0
+    # finals carry each word's times (Whisper's alignment, one more decoder pass per final)
+    word_times: bool = True
 
     def __post_init__(self):
         if self.policy not in POLICIES:
@@ -145,6 +147,7 @@ class Plan:
     request: AsrRequest
     context_text: str  # committed text the audio window starts with ("" without context)
     partial: bool = False
+    audio_start: int = 0  # the sample (stream clock) the request's audio starts at: its words' times count from it
 
 
 class StreamDecoder:
@@ -182,8 +185,9 @@ class StreamDecoder:
                 prefix=" ".join(c.text for c in context),
                 beam_size=beam,
                 hotwords=self.hotwords,
+                word_times=not partial and opts.word_times,
             )
-            return Plan(request, request.prefix, partial)
+            return Plan(request, request.prefix, partial, window_start)
         lead_start = max(start - int(opts.lead_in_s * SAMPLE_RATE_HZ), history.start)
         own = history.slice(start, end)
         audio = np.concatenate([history.slice(lead_start, start), own]) if lead_start < start else own
@@ -194,10 +198,13 @@ class StreamDecoder:
             prompt=" ".join(texts[-opts.prompt_segments :]) if opts.prompt_segments else "",
             beam_size=beam,
             hotwords=self.hotwords,
+            word_times=not partial and opts.word_times,
         )
         # the lead-in may hold the end of the previous utterance: its words are dropped
         heard_before = self.committed and lead_start < self.committed[-1].end_sample
-        return Plan(request, texts[-1] if texts and heard_before else "", partial)
+        return Plan(
+            request, texts[-1] if texts and heard_before else "", partial, lead_start if lead_start < start else start
+        )
 
     def _context(self, history: AudioHistory | AudioView, start: int, end: int) -> list[Committed]:
         """The newest committed utterances, contiguous and all still in `history`, that fit."""

@@ -30,7 +30,8 @@ from livetranslate.pipeline.messages import (
 from livetranslate.pipeline.options import StreamContext
 from livetranslate.pipeline.replies import SharedReply
 from livetranslate.pipeline.sequences import VadSequence
-from livetranslate.pipeline.streaming import AudioHistory, StreamDecoder
+from livetranslate.pipeline.streaming import AudioHistory, Plan, StreamDecoder
+from livetranslate.pipeline.word_times import words_for_text
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
 from livetranslate.stages.vad import Ongoing, Utterance
 from livetranslate.stages.whisper import Transcription
@@ -132,8 +133,8 @@ class Transcriber:
             self._keep_alive(reply, speaking=found.ongoing is not None)
 
     # --- transcripts ------------------------------------------------------------------
-    def _decode(self, utterance: Utterance) -> tuple[Transcription, str]:
-        """Whisper's answer for a closed utterance and its new words."""
+    def _decode(self, utterance: Utterance) -> tuple[Plan, Transcription, str]:
+        """Whisper's answer for a closed utterance (and the request it answers) and its new words."""
         decoder, start, end = self._decoder, utterance.start_sample, utterance.end_sample
         plan = decoder.plan(self._audio, start, end)
         speech_s = (utterance.speech_end_sample - start) / SAMPLE_RATE_HZ
@@ -144,12 +145,12 @@ class Transcriber:
                 again = self._ctx.stages.whisper(alone.request)
                 if decoder.prefer_retry(plan, result.text, alone, again.text):
                     plan, result = alone, again
-        return result, decoder.clean(plan, result.text)
+        return plan, result, decoder.clean(plan, result.text)
 
     def _transcribe(self, utterance: Utterance, reply: SharedReply) -> None:
         ctx = self._ctx
         try:
-            result, text = self._decode(utterance)
+            plan, result, text = self._decode(utterance)
         except Exception as exc:
             reply.send(
                 Event(EventKind.ERROR, f"whisper failed on {utterance.start_s:.2f}-{utterance.end_s:.2f} s: {exc}")
@@ -168,14 +169,18 @@ class Transcriber:
             )
             return
         spoken_at = self._arrival_of(utterance.speech_end_sample)
+        text = written_numbers(text, result.language)
+        start_s, end_s = ctx.t0 + utterance.start_s, ctx.t0 + utterance.end_s
+        heard_from = ctx.t0 + plan.audio_start / SAMPLE_RATE_HZ  # where Whisper's word times count from
         transcript = Event(
             EventKind.TRANSCRIPT,
-            written_numbers(text, result.language),
+            text,
             segment_id=ctx.shared.ids.take(ctx.options.session),
-            start_s=ctx.t0 + utterance.start_s,
-            end_s=ctx.t0 + utterance.end_s,
+            start_s=start_s,
+            end_s=end_s,
             language=result.language,
             latency_ms=(time.monotonic() - spoken_at) * 1000,
+            words=words_for_text(text, result.words, heard_from, (start_s, end_s)),
         )
         reply.send(transcript)
         if self._translator is not None:

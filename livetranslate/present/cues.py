@@ -3,7 +3,8 @@
 A cue has at most 2 lines of at most 42 characters and stays on screen from 1 to 7 seconds.
 It reads at no more than 20 characters a second where the speech leaves the time, and never
 above 25: a sentence spoken faster than that runs on past its end. A long sentence becomes
-several cues, timed in proportion to their length within the sentence's time. Cues and
+several cues, timed by their words' times where those are known (a transcript's), else in
+proportion to their length within the sentence's time. Cues and
 lines break at the best place in reach: after a sentence's or a clause's punctuation, then
 after a comma or a dash, then before a word that starts a phrase (and, but, that, und, aber,
 dass ...), never inside a word. A word longer than a whole line is the one exception: it is
@@ -13,8 +14,10 @@ cut, since no line could hold it. Characters are counted as Unicode code points.
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
+
+from livetranslate.words import Word
 
 MAX_LINE = 42  # characters a line holds
 MAX_LINES = 2
@@ -130,18 +133,28 @@ def chunks(words: list[str], ends: Set[int] = frozenset()) -> list[tuple[str, ..
     return out
 
 
-def cues_for(text: str, start_s: float, end_s: float) -> list[Cue]:
-    """The cues of one event: `text` said from `start_s` to `end_s` (seconds)."""
+def cues_for(text: str, start_s: float, end_s: float, words: Sequence[Word] = ()) -> list[Cue]:
+    """The cues of one event: `text` said from `start_s` to `end_s` (seconds); `words`, one
+    per word of the text with its times, place each cue where its words were said."""
     # One piece: the shares, the reading-speed limits and the placement depend on each other
     # across all the cues of the text (a cue that must stay longer pushes the next one on).
     start_s = start_s if start_s == start_s and start_s > 0 else 0.0  # NaN or negative: 0
     end_s = end_s if end_s == end_s and end_s > start_s else start_s
     if end_s - start_s > 1e6:  # no clock: a time this far off says nothing
         end_s = start_s
-    parts = chunks(*words_of(text)) or [(EMPTY,)]
+    split, ends = words_of(text)
+    parts = chunks(split, ends) or [(EMPTY,)]
     sizes = [len(" ".join(lines)) for lines in parts]
     span, total = end_s - start_s, sum(sizes)
     share = [span * size / total for size in sizes]  # in proportion to their length
+    starts = [start_s + sum(share[:k]) for k in range(len(parts))]
+    if words and len(words) == len(split) and split:  # each cue from its first word's start to its last's end
+        first = 0
+        for k, lines in enumerate(parts):
+            last = first + sum(len(line.split()) for line in lines) - 1
+            begin = min(max(words[first].start_s, start_s), end_s)
+            starts[k], share[k] = begin, max(0.0, min(words[last].end_s, end_s) - begin)
+            first = last + 1
     hard = [max(MIN_S, size / MAX_CPS, s) for size, s in zip(sizes, share)]
     easy = [max(MIN_S, size / READ_CPS, s) for size, s in zip(sizes, share)]
     # comfortable reading where the sentence's time allows it, never faster than MAX_CPS
@@ -149,10 +162,9 @@ def cues_for(text: str, start_s: float, end_s: float) -> list[Cue]:
         give = max(0.0, min(1.0, (span - sum(hard)) / (sum(easy) - sum(hard))))
         easy = [h + (e - h) * give for h, e in zip(hard, easy)]
     out: list[Cue] = []
-    at, previous_end = start_s, start_s
-    for lines, s, length in zip(parts, share, easy):
+    previous_end = start_s
+    for lines, at, length in zip(parts, starts, easy):
         begin = max(at, previous_end)
         previous_end = begin + min(MAX_S, length)
         out.append(Cue(begin, previous_end, lines))
-        at += s
     return out

@@ -14,13 +14,14 @@ import datetime
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import srt
 
 from livetranslate.present.cues import cues_for
 from livetranslate.protocol import Event, EventKind
+from livetranslate.words import Word
 
 FORMATS = ("srt", "vtt")
 WORD_JOINER = "\u2060"
@@ -56,16 +57,19 @@ def cue(index: int, start_s: float, end_s: float, text: str, fmt: str) -> str:
     return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{cue_text(text, fmt)}\n\n"
 
 
-def cues(index: int, start_s: float, end_s: float, text: str, fmt: str) -> list[str]:
-    """One event's text as the cues of this format, numbered from `index` (cues.cues_for)."""
-    return [cue(index + i, c.start_s, c.end_s, c.text, fmt) for i, c in enumerate(cues_for(text, start_s, end_s))]
+def cues(index: int, start_s: float, end_s: float, text: str, fmt: str, words: Sequence[Word] = ()) -> list[str]:
+    """One event's text as the cues of this format, numbered from `index` (cues.cues_for;
+    `words`, a transcript's, time them)."""
+    made = cues_for(text, start_s, end_s, words)
+    return [cue(index + i, c.start_s, c.end_s, c.text, fmt) for i, c in enumerate(made)]
 
 
-def numbered(rows: Iterable[tuple[float, float, str]], fmt: str) -> str:
-    """A whole file's cues from (start, end, text) rows, numbered through."""
+def numbered(rows: Iterable[tuple], fmt: str) -> str:
+    """A whole file's cues from (start, end, text) rows, numbered through; a fourth element,
+    the text's words with their times, times its cues."""
     out: list[str] = []
-    for start_s, end_s, text in rows:
-        out += cues(len(out) + 1, start_s, end_s, text, fmt)
+    for start_s, end_s, text, *words in rows:
+        out += cues(len(out) + 1, start_s, end_s, text, fmt, words[0] if words else ())
     return "".join(out)
 
 
@@ -75,7 +79,7 @@ def header(fmt: str) -> str:
 
 def render(events: Iterable[Event], fmt: str, kinds: tuple[EventKind, ...]) -> str:
     """A whole subtitle file for these events (exports)."""
-    rows = ((e.start_s, e.end_s, e.text) for e in events if e.kind in kinds and e.text and not e.error)
+    rows = ((e.start_s, e.end_s, e.text, e.words) for e in events if e.kind in kinds and e.text and not e.error)
     return header(fmt) + numbered(rows, fmt)
 
 
@@ -105,7 +109,7 @@ class SubtitleWriter:
 
     def add(self, event: Event) -> None:
         if event.kind in self.kinds and event.text and not event.error:
-            made = cues(self._index + 1, event.start_s, event.end_s, event.text, self.fmt)
+            made = cues(self._index + 1, event.start_s, event.end_s, event.text, self.fmt, event.words)
             self._index += len(made)
             self._write("".join(made))
 

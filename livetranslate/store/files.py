@@ -87,9 +87,7 @@ _INFO_FIELDS = {f.name for f in fields(SessionInfo)} - {"size_bytes", "viewers"}
 
 
 def _event_from_dict(d: dict) -> Event:
-    d = dict(d)
-    d["kind"] = EventKind(d["kind"])
-    return Event(**{k: v for k, v in d.items() if k in Event.__dataclass_fields__})
+    return Event.from_dict(d)
 
 
 def _line(record: dict) -> bytes:

@@ -91,6 +91,7 @@ def asr_request_to_tensors(request: AsrRequest) -> Tensors:
         P.PREFIX: text_tensor(request.prefix, batch=True),
         P.HOTWORDS: text_tensor(request.hotwords, batch=True),  # always: batches mix streams with and without
         P.BEAM_SIZE: np.array([[request.beam_size]], dtype=np.int32),
+        P.WORD_TIMES: np.array([[request.word_times]], dtype=np.bool_),
     }
 
 
@@ -108,10 +109,11 @@ def asr_request_from(get: Get) -> AsrRequest:
         prefix=text(get, P.PREFIX),
         beam_size=beam_size,
         hotwords=text(get, P.HOTWORDS),
+        word_times=bool(scalar(get, P.WORD_TIMES, False)),
     )
 
 
-TRANSCRIPTION_OUTPUTS = (P.TEXT, P.LANGUAGE, P.NO_SPEECH_PROB, P.AVG_LOGPROB, P.COMPRESSION_RATIO)
+TRANSCRIPTION_OUTPUTS = (P.TEXT, P.LANGUAGE, P.NO_SPEECH_PROB, P.AVG_LOGPROB, P.COMPRESSION_RATIO, P.WORDS)
 
 
 def transcription_to_tensors(result: Transcription) -> Tensors:
@@ -121,6 +123,7 @@ def transcription_to_tensors(result: Transcription) -> Tensors:
         P.NO_SPEECH_PROB: np.array([[result.no_speech_prob]], dtype=np.float32),
         P.AVG_LOGPROB: np.array([[result.avg_logprob]], dtype=np.float32),
         P.COMPRESSION_RATIO: np.array([[result.compression_ratio]], dtype=np.float32),
+        P.WORDS: text_tensor(P.words_to_json(result.words), batch=True),
     }
 
 
@@ -131,6 +134,7 @@ def transcription_from_tensors(get: Get) -> Transcription:
         no_speech_prob=float(scalar(get, P.NO_SPEECH_PROB)),
         avg_logprob=float(scalar(get, P.AVG_LOGPROB)),
         compression_ratio=float(scalar(get, P.COMPRESSION_RATIO)),
+        words=P.words_from_json(text(get, P.WORDS)),
     )
 
 

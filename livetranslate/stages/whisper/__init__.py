@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from livetranslate.protocol import Word
+
 
 @dataclass(frozen=True)
 class AsrRequest:
@@ -23,6 +25,7 @@ class AsrRequest:
     # Terms of the session's glossary ("Zorvexa, Tranovix Hub"): heard before the prompt,
     # kept when a decode that copied its prompt is done again without it
     hotwords: str = ""
+    word_times: bool = False  # each word's times too (a final's: the alignment costs a decoder pass)
 
     def previous_text(self) -> str:
         """What goes into Whisper's previous-text slot: the terms, then the prompt."""
@@ -36,6 +39,9 @@ class Transcription:
     no_speech_prob: float
     avg_logprob: float
     compression_ratio: float = 1.0
+    # with AsrRequest.word_times: the words of `text` and when they were said, in seconds
+    # from the start of the request's audio (empty when not asked, or the engine has none)
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)

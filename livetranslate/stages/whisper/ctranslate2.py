@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livetranslate.protocol import SAMPLE_RATE_HZ, Word
 from livetranslate.stages.whisper import (
     AsrOptions,
     AsrRequest,
@@ -21,6 +22,7 @@ from livetranslate.stages.whisper import (
     WhisperEngine,
     decode_again,
 )
+from livetranslate.stages.whisper.alignment import snap_to_speech, word_times
 
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees 30 s; a longer request keeps its last 30 s
 ENCODER_TAIL_S = 5.0  # silence the encoder hears after the audio, at least (up to 30 s in all)
@@ -110,8 +112,11 @@ class CTranslate2Engine(WhisperEngine):
             part = encoded if len(groups) == 1 else _rows(encoded, indices)
             for i, out in zip(indices, self._generate(part, [prompts[i] for i in indices], tokenizers[0], beam_size)):
                 outputs[i] = out
+        heard = [min(m.shape[-1], frames) for m in mels]  # mel frames of each request's own audio
+        offsets = [max(0, len(r.audio) - window) / whisper.feature_extractor.sampling_rate for r in requests]
+        words = self._align(encoded, requests, tokenizers, outputs, heard, offsets)
         results = []
-        for request, tok, lang, out in zip(requests, tokenizers, languages, outputs):
+        for i, (request, tok, lang, out) in enumerate(zip(requests, tokenizers, languages, outputs)):
             tokens = out.sequences_ids[0]
             text = tok.decode(tokens).strip()
             if request.prefix and text.startswith(request.prefix.strip()):
@@ -124,9 +129,49 @@ class CTranslate2Engine(WhisperEngine):
                     no_speech_prob=float(out.no_speech_prob),
                     avg_logprob=float(avg_logprob) if tokens else -10.0,
                     compression_ratio=_compression_ratio(text),
+                    words=words.get(i, ()),
                 )
             )
         return results
+
+    def _align(self, encoded, requests, tokenizers, outputs, heard, offsets) -> dict[int, tuple[Word, ...]]:
+        """The words and their times of the requests that ask (word_times), by request: one
+        `align` call per language (the start sequence names it), on the encoder output the
+        decode used. Prefix tokens are aligned too (the audio starts with them) and dropped."""
+        wanted: dict[tuple[int, ...], list[int]] = {}
+        for i, (r, tok, out) in enumerate(zip(requests, tokenizers, outputs)):
+            if r.word_times and out.sequences_ids[0]:
+                wanted.setdefault(tuple(tok.sot_sequence), []).append(i)
+        found: dict[int, tuple[Word, ...]] = {}
+        for indices in wanted.values():
+            tok = tokenizers[indices[0]]
+            prefixes = [self._prefix_tokens(tok, requests[i].prefix) for i in indices]
+            texts = [p + [t for t in outputs[i].sequences_ids[0] if t < tok.eot] for i, p in zip(indices, prefixes)]
+            part = encoded if len(indices) == len(requests) else _rows(encoded, indices)
+            aligned = self.model.model.align(
+                part, tok.sot_sequence, texts, [heard[i] for i in indices], median_filter_width=7
+            )
+            for i, prefix, text, result in zip(indices, prefixes, texts, aligned):
+                split, split_tokens = tok.split_to_word_tokens(text + [tok.eot])
+                timed = word_times(
+                    split,
+                    split_tokens,
+                    result.alignments,
+                    result.text_token_probs,
+                    skip_tokens=len(prefix),
+                    offset_s=offsets[i],
+                )
+                audio = np.asarray(requests[i].audio, np.float32)
+                found[i] = snap_to_speech(
+                    timed, audio[-int(MAX_WINDOW_S * SAMPLE_RATE_HZ) :], SAMPLE_RATE_HZ, offsets[i]
+                )
+        return found
+
+    def _prefix_tokens(self, tokenizer, prefix: str) -> list[int]:
+        """The prefix as get_prompt puts it after <|startoftranscript|> (and as long)."""
+        if not prefix.strip():
+            return []
+        return tokenizer.encode(" " + prefix.strip())[: self.model.max_length // 2 - 1]
 
     def _generate(self, encoded, prompts: list[list[int]], tokenizer, beam_size: int) -> list:
         from faster_whisper.transcribe import get_suppressed_tokens

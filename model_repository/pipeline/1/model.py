@@ -37,6 +37,7 @@ class TritonPythonModel:
                     prompt_segments=int(params["prompt_segments"]),
                     lead_in_s=float(params["lead_in_s"]),
                     partial_interval_s=float(params["partial_interval_s"]),
+                    word_times=params.get("word_times", "true").lower() == "true",
                 ),
                 llm_timeout_s=float(params["llm_timeout_s"]),
                 basic_model=params.get("basic_model", "auto"),
