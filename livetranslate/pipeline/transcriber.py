@@ -59,6 +59,7 @@ class Transcriber:
         self._utterance: LiveUtterance | None = None  # the one open, while partials are on
         self._ticks: list[float] = []  # audio times (session clock) at which to tick enhance
         self._told = self._clock()  # when the translation worker last got a message
+        self._words_until = ctx.t0  # where the last transcript's last word ended (session clock)
 
     @property
     def audio_end_s(self) -> float:
@@ -172,6 +173,12 @@ class Transcriber:
         text = written_numbers(text, result.language)
         start_s, end_s = ctx.t0 + utterance.start_s, ctx.t0 + utterance.end_s
         heard_from = ctx.t0 + plan.audio_start / SAMPLE_RATE_HZ  # where Whisper's word times count from
+        # Words may lie before the utterance's start: with context, Whisper hears the audio before
+        # it, and gives this transcript words said in the previous utterance's time after that
+        # utterance's text ended. They keep their times, after the previous transcript's words.
+        words = words_for_text(text, result.words, heard_from, (max(heard_from, self._words_until), end_s))
+        if words:
+            self._words_until = words[-1].end_s
         transcript = Event(
             EventKind.TRANSCRIPT,
             text,
@@ -180,7 +187,7 @@ class Transcriber:
             end_s=end_s,
             language=result.language,
             latency_ms=(time.monotonic() - spoken_at) * 1000,
-            words=words_for_text(text, result.words, heard_from, (start_s, end_s)),
+            words=words,
         )
         reply.send(transcript)
         if self._translator is not None:

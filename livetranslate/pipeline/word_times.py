@@ -7,7 +7,8 @@ numbers written as digits, "zwanzig Prozent" as "20 %"). The two are matched wor
 (difflib, on lower-case letters and digits): a word of the text that Whisper said the same
 way takes its time; a run of the text's words that replaces a run of Whisper's shares that
 run's time in proportion to their lengths; a word with nothing to match gets the gap
-between its neighbours. Times only go forward, and stay inside the utterance."""
+between its neighbours. Times only go forward, and stay inside the span given (the audio
+Whisper heard, after the previous transcript's words)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _key(word: str) -> str:
 
 def words_for_text(text: str, heard: Sequence[Word], offset_s: float, span: tuple[float, float]) -> tuple[Word, ...]:
     """TEXT's words (split on white space) timed from HEARD (Whisper's, `offset_s` seconds
-    before the session's clock), inside SPAN (the utterance's start and end, session time).
+    before the session's clock), inside SPAN (session time).
     Without HEARD, none: times the engine did not give are not invented."""
     tokens = text.split()
     said = [w for w in heard if w.word.strip()]
