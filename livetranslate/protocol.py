@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from livetranslate.glossary import NO_GLOSSARY, Glossary, GlossaryError, parse_bytes
+from livetranslate.languages import NAMES
 from livetranslate.settings import VARIABLES
 from livetranslate.words import Word, words_from_json, words_to_json
 
@@ -24,17 +25,19 @@ LLM = "llm"
 TRANSLATE = "translate"
 COMPLETENESS = "completeness"
 ENHANCE = "enhance"
+SPEAKERS_MODEL = "speakers"  # an utterance's AUDIO (FP32, 16 kHz) in, its speaker EMBEDDING out
+EMBEDDING = "EMBEDDING"  # FP32 [256]: L2-normalised (livetranslate.stages.speakers)
 
 # --- audio ----------------------------------------------------------------------------
 SAMPLE_RATE_HZ = 16_000  # what vad and whisper work at
 MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 192_000
-# a session's clock and segment ids continue across runs, within these bounds (a year of
-# audio; ids a 32-bit reader takes)
+# a session's clock and ids go on across runs, within these (a year; ids a 32-bit reader takes)
 MAX_TIME_BASE_S = 366 * 24 * 3600.0
 MAX_SEGMENT_BASE = 2**31 - 1
 MAX_SESSION_NAME = 200  # characters
 MAX_CHUNK_SECONDS = 30.0  # one request may carry at most this much audio
+MAX_SPEAKERS = 32  # NUM_SPEAKERS at most
 
 # --- pipeline request tensors -----------------------------------------------------------
 AUDIO = "AUDIO"  # INT16 PCM, mono, shape [n]
@@ -47,33 +50,29 @@ TRANSLATE_FLAG = "TRANSLATE"  # BOOL [1], first request only; default true
 SEGMENT_BASE = "SEGMENT_BASE"  # INT64 [1], first request only; default 0
 TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
 PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events; default true
+SPEAKERS = "SPEAKERS"  # BOOL [1], first request only: label each transcript's speaker; default false
+NUM_SPEAKERS = "NUM_SPEAKERS"  # INT32 [1], first request only: at most this many speakers (0: unknown)
 # BYTES [1], first request only: the session's glossary as file text (livetranslate.glossary);
-# also an optional input of `whisper` (HOTWORDS: the terms Whisper hears) and `translate`
-# (the pairs for that text)
+# also of `whisper` (HOTWORDS: the terms Whisper hears) and `translate` (the pairs for that text)
 GLOSSARY = "GLOSSARY"
 
 SUBSCRIBE = "SUBSCRIBE"  # BYTES [1]: a viewer's one request names the session to follow
-# BYTES [1], JSON: an organiser's one request on a stored session (livetranslate.actions):
-# correct a line, or summarize the session; answered with the events it stored, then `end`
+# BYTES [1], JSON: an organiser's one request on a stored session (livetranslate.actions), with
+# TARGET_LANGUAGE maybe (default: the speaker's): answered with the events it stored, then `end`
 SESSION_ACTION = "SESSION_ACTION"
-# ... and may carry TARGET_LANGUAGE: its translations in that language (default: the speaker's)
-# BOOL [1], the launcher's only (internal token): before it stops the server, `pipeline` ends
-# every stream, viewer and sequence it holds, so that Triton finds nothing in flight
+# BOOL [1], the launcher's only (internal token): `pipeline` ends every stream, viewer and sequence
 DRAIN = "DRAIN"
-# FP32 [1], with DRAIN only: refuse new speakers and viewers at once, let the live streams run
-# this many seconds at most (less when the last one ends), then end everything as above
+# FP32 [1], with DRAIN: new speakers and viewers refused, live streams run this long at most, then ended
 DRAIN_GRACE_S = "DRAIN_GRACE_S"
-# `serve`'s grace (--drain-grace-s): small by default (one machine: nowhere for streams to move
-# on to); with several replicas give it more: the streams that do not end move to another one.
+# `serve --drain-grace-s`: small by default (one machine); with replicas more (streams move on)
 DRAIN_GRACE_ENV = "LIVETRANSLATE_DRAIN_GRACE_S"
 DEFAULT_DRAIN_GRACE_S: float = VARIABLES[DRAIN_GRACE_ENV].default
 SESSIONS = "sessions"
 ACTION = "ACTION"  # sessions model: "list" or "get"
 RESULT = "RESULT"  # sessions model: JSON
 
-# Two keys: the client key opens inference and metadata (speakers, viewers, the dashboard);
-# the admin key opens model control, shared memory, statistics, trace, logging and model
-# configs (closed when the server has none). Health stays open for probes.
+# The client key opens inference and metadata; the admin key model control, shared memory, statistics,
+# trace, logging and configs (closed without one). Health stays open for probes.
 API_KEY_HEADER = "x-livetranslate-key"
 ADMIN_KEY_HEADER = "x-livetranslate-admin-key"
 GRPC_HEADER_PREFIX = "triton-grpc-protocol-"  # Triton's gRPC expects restricted headers with it
@@ -81,14 +80,12 @@ GRPC_API_KEY_HEADER = GRPC_HEADER_PREFIX + API_KEY_HEADER
 GRPC_ADMIN_KEY_HEADER = GRPC_HEADER_PREFIX + ADMIN_KEY_HEADER
 API_KEY_ENV = "LIVETRANSLATE_API_KEY"
 ADMIN_KEY_ENV = "LIVETRANSLATE_ADMIN_KEY"
-# Internal models answer only requests that carry this BLS parameter with the server's own
-# token (random per start, in the server's environment only): clients reach `pipeline` and
-# `sessions`, never `whisper` or `llm` directly.
+# Internal models answer only BLS requests with the server's own token (random per start) in this
+# parameter: clients reach `pipeline` and `sessions`, never `whisper` or `llm` directly.
 INTERNAL_TOKEN_ENV = "LIVETRANSLATE_INTERNAL_TOKEN"
 INTERNAL_PARAMETER = "livetranslate_internal"
-# BLS parameter of an `llm` call (cpu profile): which lane of livetranslate.stages.llm.lanes it runs
-# in ("urgent", "fast" or "background", the default). A parameter, not a tensor: the gpu
-# profile's TensorRT-LLM ensemble ignores it and batches everything in flight.
+# BLS parameter of an `llm` call (cpu profile): its lane (livetranslate.stages.llm.lanes: urgent, fast,
+# background); not a tensor: the gpu profile's TensorRT-LLM ensemble ignores it.
 LLM_LANE_PARAMETER = "livetranslate_llm_lane"
 
 DEFAULT_SOURCE_LANGUAGE = "de"
@@ -111,8 +108,7 @@ ERROR = "ERROR"  # why this event failed (a translation that could not be made),
 NOTE = "NOTE"  # what the server, behind, did differently (the small model, no completeness check), else ""
 
 # --- vad tensors ------------------------------------------------------------------------
-# request: AUDIO as FP32 at SAMPLE_RATE_HZ; one response with the boundaries of every
-# utterance the request closed (the caller holds the audio), one entry each:
+# request: AUDIO as FP32 at SAMPLE_RATE_HZ; the response: each utterance it closed, one entry each:
 START_SAMPLE = "START_SAMPLE"  # INT64 [n], in the stream's 16 kHz sample clock
 END_SAMPLE = "END_SAMPLE"  # INT64 [n]
 SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [n]: end of the last voiced frame
@@ -131,6 +127,7 @@ COMPRESSION_RATIO = "COMPRESSION_RATIO"
 WORD_TIMES = "WORD_TIMES"  # BOOL, optional: each word's times too (a final's: one more decoder pass)
 # BYTES, JSON (livetranslate.words): whisper's from its AUDIO's start; a transcript's in session time
 WORDS = "WORDS"
+SPEAKER = "SPEAKER"  # BYTES: the speaker's label (S1, S2, ...) of a transcript and its translations, else ""
 
 # --- llm tensors: the TensorRT-LLM ensemble's names, so the gpu profile swaps in unchanged
 TEXT_INPUT = "text_input"
@@ -162,48 +159,34 @@ PROBABILITY = "PROBABILITY"
 # Triton request flags for sequences (tritonserver.h: TRITONSERVER_REQUEST_FLAG_*).
 FLAG_SEQUENCE_START = 1
 FLAG_SEQUENCE_END = 2
-
-# Languages Whisper knows (multilingual models); "auto" asks Whisper to detect.
-WHISPER_LANGUAGES = frozenset(
-    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha "
-    "haw he hi hr ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr "
-    "ms mt my ne nl nn no oc pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg "
-    "th tk tl tr tt uk ur uz vi yi yo yue zh".split()
-)
+WHISPER_LANGUAGES = frozenset(NAMES)  # the languages Whisper knows; "auto" asks it to detect
 
 
 class ProtocolError(ValueError):
     """A request that breaks the protocol; its message is shown to the user as is."""
 
 
-# The `text` of an `end` that refuses or stops a speaker's stream for a reason of this
-# server's (full, shutting down, the session served by another): the client may go on with
-# the same session on another server, or here after a pause.
+# An `end`'s text when this server refuses or stops a stream (full, draining): go on elsewhere or later
 RETRY_ELSEWHERE = "retry elsewhere"
 
 
 class EventKind(str, enum.Enum):
     PARTIAL = "partial"
     TRANSCRIPT = "transcript"
-    # the translation of a transcript as it is being generated: the `translation` of the same
-    # segment replaces it (like `partial` and `transcript`); never stored
+    # a translation as it is generated: the segment's `translation` replaces it; never stored
     PARTIAL_TRANSLATION = "partial_translation"
     TRANSLATION = "translation"
     ENHANCED = "enhanced"
     ERROR = "error"
     END = "end"
-    # an organiser's correction of a transcript line (`livetranslate edit`), stored as a
-    # revision beside the original (nothing is overwritten): in the spoken language it is the
-    # corrected transcript of `segment_id`, in any other language that correction translated.
-    # The latest correction of a segment and language wins.
+    # an organiser's correction of segment_id (`livetranslate edit`), kept beside the original: in the
+    # spoken language the corrected transcript, in another that translated; the latest one wins
     CORRECTION = "correction"
-    # a summary of the session so far (decisions, action items) in `language`, made by the
-    # LLM from the stored session on request (`livetranslate summary`); the latest one wins
+    # the session's decisions and action items in `language` (`livetranslate summary`); the latest wins
     SUMMARY = "summary"
 
 
-# Interim events: the speaker and live viewers see them, the final event of the same segment
-# replaces them, and they are never stored.
+# Interim events: for the speaker and live viewers, replaced by the segment's final event, never stored
 INTERIM_KINDS = frozenset({EventKind.PARTIAL, EventKind.PARTIAL_TRANSLATION})
 
 
@@ -222,6 +205,7 @@ class Event:
     error: str = ""  # set when this event reports a failure (e.g. a translation that failed)
     note: str = ""  # set when the server was behind and made this event differently (NOTE)
     words: tuple[Word, ...] = ()  # a transcript's words with their times (WORDS), one per word of its text
+    speaker: str = ""  # who said it (SPEAKER): a transcript's label and its translations', with SPEAKERS on
 
     def to_tensors(self) -> dict[str, np.ndarray]:
         return {
@@ -236,6 +220,7 @@ class Event:
             ERROR: np.array([self.error.encode("utf-8")], dtype=np.object_),
             NOTE: np.array([self.note.encode("utf-8")], dtype=np.object_),
             WORDS: np.array([words_to_json(self.words).encode("utf-8")], dtype=np.object_),
+            SPEAKER: np.array([self.speaker.encode("utf-8")], dtype=np.object_),
         }
 
     @classmethod
@@ -259,12 +244,14 @@ class Event:
             error=decode_text(get(ERROR)),
             note=decode_text(get(NOTE)) if get(NOTE) is not None else "",  # an older server has none
             words=words_from_json(decode_text(get(WORDS))) if get(WORDS) is not None else (),
+            speaker=decode_text(get(SPEAKER)),
         )
 
     def to_dict(self) -> dict:
         d = {**asdict(self), "kind": self.kind.value}
-        if not self.words:
-            del d["words"]  # only a transcript has them
+        for name in ("words", "speaker"):  # only where there are some (a transcript's, with speakers on)
+            if not d[name]:
+                del d[name]
         return d
 
     @classmethod
@@ -290,6 +277,8 @@ class SessionOptions:
     segment_base: int = 0
     time_base_s: float = 0.0
     glossary: Glossary = NO_GLOSSARY
+    speakers: bool = False  # label each transcript's speaker
+    num_speakers: int = 0  # the organiser's hint: at most this many (0: unknown)
 
     def __post_init__(self):
         if not self.session or len(self.session) > MAX_SESSION_NAME or not self.session.isprintable():
@@ -309,6 +298,8 @@ class SessionOptions:
             object.__setattr__(self, "target_language", code_for(self.target_language))
         except UnknownLanguage as exc:
             raise ProtocolError(f"translation language (TARGET_LANGUAGE): {exc}") from None
+        if not 0 <= self.num_speakers <= MAX_SPEAKERS:
+            raise ProtocolError(f"NUM_SPEAKERS must be 0 (unknown) to {MAX_SPEAKERS}, got {self.num_speakers}")
         if not 0 <= self.segment_base <= MAX_SEGMENT_BASE:
             raise ProtocolError(f"SEGMENT_BASE must be 0 to {MAX_SEGMENT_BASE}, got {self.segment_base}")
         if not math.isfinite(self.time_base_s) or not 0 <= self.time_base_s <= MAX_TIME_BASE_S:
@@ -326,18 +317,22 @@ class SessionOptions:
         def text(name, default):
             return decode_text(get(name), default).strip() or default
 
-        rate, translate, partials = get(SAMPLE_RATE), get(TRANSLATE_FLAG), get(PARTIALS)
-        base, time_base = get(SEGMENT_BASE), get(TIME_BASE_S)
+        def first(name, default, kind):
+            value = get(name)
+            return default if value is None or value.size == 0 else kind(value.reshape(-1)[0])
+
         return cls(
             glossary=decode_glossary(get(GLOSSARY)),
             session=text(SESSION, default_session),
-            sample_rate=SAMPLE_RATE_HZ if rate is None or rate.size == 0 else int(rate.reshape(-1)[0]),
+            sample_rate=first(SAMPLE_RATE, SAMPLE_RATE_HZ, int),
             source_language=text(SOURCE_LANGUAGE, DEFAULT_SOURCE_LANGUAGE).lower(),
             target_language=text(TARGET_LANGUAGE, DEFAULT_TARGET_LANGUAGE).lower(),
-            translate=True if translate is None or translate.size == 0 else bool(translate.reshape(-1)[0]),
-            partials=True if partials is None or partials.size == 0 else bool(partials.reshape(-1)[0]),
-            segment_base=0 if base is None or base.size == 0 else int(base.reshape(-1)[0]),
-            time_base_s=0.0 if time_base is None or time_base.size == 0 else float(time_base.reshape(-1)[0]),
+            translate=first(TRANSLATE_FLAG, True, bool),
+            partials=first(PARTIALS, True, bool),
+            segment_base=first(SEGMENT_BASE, 0, int),
+            time_base_s=first(TIME_BASE_S, 0.0, float),
+            speakers=first(SPEAKERS, False, bool),
+            num_speakers=first(NUM_SPEAKERS, 0, int),
         )
 
     def to_tensors(self) -> dict[str, np.ndarray]:
@@ -351,6 +346,12 @@ class SessionOptions:
             SEGMENT_BASE: np.array([self.segment_base], dtype=np.int64),
             TIME_BASE_S: np.array([self.time_base_s], dtype=np.float32),
             **({GLOSSARY: np.array([self.glossary.to_text().encode()], dtype=np.object_)} if self.glossary else {}),
+            # only when asked for: a server from before speaker labels takes the request as it was
+            **(
+                {SPEAKERS: np.array([True]), NUM_SPEAKERS: np.array([self.num_speakers], dtype=np.int32)}
+                if self.speakers
+                else {}
+            ),
         }
 
 

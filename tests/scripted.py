@@ -122,6 +122,8 @@ class ScriptedStages(PlainUrgentTranslation):
         self.calls = itertools.count()
         self.translations: list[tuple[str, str]] = []  # (text, target) of every translate call, as it began
         self.summaries: list[tuple[str, str]] = []  # (text, target) of every summarize call
+        self.embedded: list[int] = []  # the samples of every embed_speaker call
+        self.speakers_fail = False
 
     def _arrive(self, start: bool, end: bool) -> None:
         if end and not start and self.end_delay_s:
@@ -138,6 +140,15 @@ class ScriptedStages(PlainUrgentTranslation):
             raise RuntimeError("scripted whisper failure")
         text = " ".join(words).capitalize() + ("" if partial else ".")
         return Transcription(text, "de", 0.0, -0.1)
+
+    def embed_speaker(self, audio):
+        """Two voices: the words of the first half of WORDS have one, the rest the other."""
+        words = words_in(audio)
+        voice = int(bool(words) and WORDS.index(words[0]) > len(WORDS) // 2)
+        self.embedded.append(len(audio))
+        if self.speakers_fail:
+            raise RuntimeError("scripted speakers failure")
+        return np.eye(256, dtype=np.float32)[voice]
 
     def translate(self, text, source, target, context="", glossary=None):
         next(self.calls)
@@ -248,12 +259,18 @@ class Speaker:
         partials: bool = False,
         segment_base: int = 0,
         time_base_s: float = 0.0,
+        speakers: bool = False,
     ):
         from livetranslate.protocol import SessionOptions
 
         self.pipeline, self.clock, self.sequence_id = pipeline, clock, sequence_id
         self.options = SessionOptions(
-            session, translate=translate, partials=partials, segment_base=segment_base, time_base_s=time_base_s
+            session,
+            translate=translate,
+            partials=partials,
+            segment_base=segment_base,
+            time_base_s=time_base_s,
+            speakers=speakers,
         ).to_tensors()
         self.events: list[Event] = []
         self.replies: list[Collect] = []

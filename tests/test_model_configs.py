@@ -65,11 +65,13 @@ def test_pipeline_io_matches_the_event_and_session_tensors():
     assert outputs == set(event)
     inputs = {t.name for t in config.input}
     # a glossary is sent only when there is one: a client without one still talks to older servers
-    with_glossary = P.SessionOptions("s", glossary=glossary.parse("Zorvexa"))
-    assert (
-        set(with_glossary.to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.SESSION_ACTION, P.DRAIN, P.DRAIN_GRACE_S} == inputs
-    )
-    assert P.GLOSSARY not in P.SessionOptions("s").to_tensors()
+    # and speaker labels only when asked for
+    with_all = P.SessionOptions("s", glossary=glossary.parse("Zorvexa"), speakers=True, num_speakers=3)
+    assert set(with_all.to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.SESSION_ACTION, P.DRAIN, P.DRAIN_GRACE_S} == inputs
+    plain = P.SessionOptions("s").to_tensors()
+    assert P.GLOSSARY not in plain and P.SPEAKERS not in plain and P.NUM_SPEAKERS not in plain
+    again = P.SessionOptions.from_tensors(with_all.to_tensors().get, "x")
+    assert again.speakers and again.num_speakers == 3
     assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
 
 

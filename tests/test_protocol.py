@@ -20,6 +20,7 @@ def test_event_round_trips_through_tensors():
         P.ERROR,
         P.NOTE,
         P.WORDS,
+        P.SPEAKER,
     }
     assert Event.from_tensors(tensors.get) == event
     failed = Event(EventKind.TRANSLATION, "", 4, error="the LLM returned no translation")

@@ -210,6 +210,19 @@ def stream_options(f):
         help="interim text of the utterance still being spoken (dimmed, replaced in place)",
     )(f)
     f = click.option(
+        "--speakers/--no-speakers",
+        default=False,
+        show_default=True,
+        help="label each line with its speaker (S1, S2, ...), told apart by voice on the server",
+    )(f)
+    f = click.option(
+        "--num-speakers",
+        type=click.IntRange(0, P.MAX_SPEAKERS),
+        default=0,
+        show_default=True,
+        help="at most this many speakers, when you know (implies --speakers; 0: unknown)",
+    )(f)
+    f = click.option(
         "--out",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,

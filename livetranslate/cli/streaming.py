@@ -46,6 +46,8 @@ class StreamRequest:
     chunk_ms: int = 100
     no_translate: bool = False
     partials: bool = True
+    speakers: bool = False
+    num_speakers: int = 0
     glossary: Glossary | None = None
     reconnect: bool = True
     buffer_s: float = 30.0
@@ -87,6 +89,8 @@ def run_stream(source: str, request: StreamRequest) -> int:
             translate=not r.no_translate,
             partials=r.partials,
             glossary=r.glossary or NO_GLOSSARY,
+            speakers=r.speakers or r.num_speakers > 0,
+            num_speakers=r.num_speakers,
         )
     except P.ProtocolError as exc:
         raise click.ClickException(str(exc)) from None

@@ -32,7 +32,7 @@ PROFILES = ("cpu", "gpu")
 
 
 # Models every profile loads; the gpu profile swaps their configs (configs/gpu.pbtxt), not names.
-MODELS = ("vad", "whisper", "llm", "translate", "completeness", "enhance", "pipeline", "sessions")
+MODELS = ("vad", "whisper", "speakers", "llm", "translate", "completeness", "enhance", "pipeline", "sessions")
 
 
 # Models only the gpu profile has: the members of its `llm` ensemble. Their folders hold a

@@ -280,7 +280,11 @@ class Revisions:
             except Exception as exc:
                 text, error = "", f"translation failed: {exc}"
             base: dict[str, Any] = dict(
-                segment_id=line.segment_id, start_s=line.start_s, end_s=line.end_s, language=language
+                segment_id=line.segment_id,
+                start_s=line.start_s,
+                end_s=line.end_s,
+                language=language,
+                speaker=line.speaker,
             )
             self.store.annotate(session, Event(EventKind.TRANSLATION, text, error=error, **base))
             stored += 1

@@ -38,6 +38,10 @@ class Stages(Protocol):
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription: ...
 
+    def embed_speaker(self, audio: np.ndarray) -> np.ndarray:
+        """The speaker embedding of one utterance's audio (16 kHz float; L2-normalised)."""
+        ...
+
     def translate(
         self, text: str, source: str, target: str, context: str = "", glossary: Glossary = NO_GLOSSARY
     ) -> str: ...
@@ -109,8 +113,10 @@ class LocalStages(PlainUrgentTranslation):
         translator=None,
         checker=None,
         window: WindowOptions | None = None,
+        speaker_encoder=None,
     ):
         self.engine = engine
+        self.speaker_encoder = speaker_encoder  # livetranslate.stages.speakers.encoder.SpeakerEncoder
         self.vad_options = vad_options or VadOptions()
         self.translator, self.checker = translator, checker
         self.window = window or WindowOptions()
@@ -127,6 +133,11 @@ class LocalStages(PlainUrgentTranslation):
 
     def whisper(self, request: AsrRequest, partial: bool = False) -> Transcription:
         return self.engine.transcribe([request])[0]
+
+    def embed_speaker(self, audio: np.ndarray) -> np.ndarray:
+        if self.speaker_encoder is None:
+            raise RuntimeError("no speaker encoder in this stage set")
+        return self.speaker_encoder.embed_utterance(audio)
 
     def summarize(self, text: str, source: str, target: str) -> str:
         return Summarizer(self.translator.generate, self.translator.family).piece(text, source, target)

@@ -33,6 +33,7 @@ from livetranslate.pipeline.sequences import VadSequence
 from livetranslate.pipeline.streaming import AudioHistory, Plan, StreamDecoder
 from livetranslate.pipeline.word_times import words_for_text
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
+from livetranslate.stages.speakers.clustering import OnlineSpeakers
 from livetranslate.stages.vad import Ongoing, Utterance
 from livetranslate.stages.whisper import Transcription
 
@@ -60,6 +61,9 @@ class Transcriber:
         self._ticks: list[float] = []  # audio times (session clock) at which to tick enhance
         self._told = self._clock()  # when the translation worker last got a message
         self._words_until = ctx.t0  # where the last transcript's last word ended (session clock)
+        # who speaks, with speaker labels on: the stream's speakers so far (labels S1, S2, ...)
+        hint = ctx.options.num_speakers or None
+        self._speakers = OnlineSpeakers(num_speakers=hint) if ctx.options.speakers else None
 
     @property
     def audio_end_s(self) -> float:
@@ -179,6 +183,7 @@ class Transcriber:
         words = words_for_text(text, result.words, heard_from, (max(heard_from, self._words_until), end_s))
         if words:
             self._words_until = words[-1].end_s
+        speaker = self._speaker_of(utterance)
         transcript = Event(
             EventKind.TRANSCRIPT,
             text,
@@ -188,11 +193,25 @@ class Transcriber:
             language=result.language,
             latency_ms=(time.monotonic() - spoken_at) * 1000,
             words=words,
+            speaker=speaker,
         )
         reply.send(transcript)
         if self._translator is not None:
             self._tell(Translate(transcript, spoken_at, reply.hold()))
             self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
+
+    def _speaker_of(self, utterance: Utterance) -> str:
+        """The utterance's speaker label ("" with labels off, or when the speakers model failed:
+        the transcript goes out without one rather than late or not at all)."""
+        if self._speakers is None:
+            return ""
+        audio = self._audio.slice(utterance.start_sample, max(utterance.speech_end_sample, utterance.start_sample + 1))
+        try:
+            embedding = self._ctx.stages.embed_speaker(audio)
+        except Exception as exc:
+            log.warning("stream %s: no speaker label: %s", self._ctx.stream_id, exc)
+            return ""
+        return self._speakers.assign(embedding, len(audio) / SAMPLE_RATE_HZ).label
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""

@@ -163,7 +163,9 @@ class Translator:
         self._spoken_at[t.segment_id] = job.spoken_at
         if not self._enhance.started:  # with `auto`: the language of the first transcript
             self._enhance.source = source
-        base: dict[str, Any] = dict(segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target)
+        base: dict[str, Any] = dict(
+            segment_id=t.segment_id, start_s=t.start_s, end_s=t.end_s, language=target, speaker=t.speaker
+        )
         try:
             text, error, note = self._spoken_translation(job, source, target, base)
             latency = (time.monotonic() - job.spoken_at) * 1000
@@ -273,6 +275,7 @@ class Translator:
                     start_s=t.start_s,
                     end_s=t.end_s,
                     language=job.language,
+                    speaker=t.speaker,
                     error=error,
                     latency_ms=(time.monotonic() - job.spoken_at) * 1000,
                 )

@@ -111,12 +111,14 @@ def lines(events: list[Event], lang: str, language: str, text: str = "best") -> 
             if seg_id != segments[0]:
                 continue  # on the window's row
         source = " ".join(said[s] for s in segments)
+        who = {transcripts[s].speaker for s in segments}
+        name = f"{who.pop()}: " if len(who) == 1 and "" not in who else ""  # with speaker labels on
         if lang == "source":
-            line = source
+            line = name + source
         elif lang == "both":
-            line = "\n".join(x for x in (source, target) if x)
+            line = "\n".join(x for x in (name + source, target) if x)
         else:
-            line = target
+            line = name + target if target else ""
         if line:
             rows.append((transcripts[segments[0]].start_s, transcripts[segments[-1]].end_s, line))
     return rows

@@ -38,6 +38,7 @@ SEPARATOR = " │ "
 INTERIM_LINES = 2  # interim text in the live area: its newest lines only
 
 PLAIN, DIM, RED, YELLOW = "", "2", "31", "33"  # SGR parameters of a span of text
+SPEAKER_COLOURS = ("1;36", "1;35", "1;32", "1;34", "1;33", "1;91")  # bold cyan, magenta, ... by label
 Span = tuple[str, str]  # text, its SGR parameters ("" plain)
 Line = list[Span]
 
@@ -189,8 +190,9 @@ def text_spans(event: Event) -> list[Span]:
     """An event's text and its quiet mark; a failed translation says so."""
     if event.error:
         return [(f"(failed: {clean(event.error)})", RED)]
-    quiet = mark(event)
-    return words(event.text) + ([(f"({quiet})", DIM)] if quiet else [])
+    quiet, who = mark(event), clean(event.speaker) if event.kind == EventKind.TRANSCRIPT else ""
+    label = [(f"{who}:", SPEAKER_COLOURS[sum(map(ord, who)) % len(SPEAKER_COLOURS)])] if who else []  # S1, S2 differ
+    return label + words(event.text) + ([(f"({quiet})", DIM)] if quiet else [])
 
 
 class SideBySideView:

@@ -264,6 +264,10 @@ class TritonStages:
             self._partial_model = P.WHISPER
             return self._whisper(P.WHISPER, request)
 
+    def embed_speaker(self, audio: np.ndarray) -> np.ndarray:
+        out = _stateless(P.SPEAKERS_MODEL, codecs.speaker_audio_to_tensors(audio), (P.EMBEDDING,))
+        return codecs.embedding_from(out)
+
     def _whisper(self, model: str, request: AsrRequest) -> Transcription:
         out = _stateless(model, codecs.asr_request_to_tensors(request), codecs.TRANSCRIPTION_OUTPUTS)
         return codecs.transcription_from_tensors(out)

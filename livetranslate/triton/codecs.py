@@ -138,6 +138,26 @@ def transcription_from_tensors(get: Get) -> Transcription:
     )
 
 
+# --- speakers ------------------------------------------------------------------------------------
+def speaker_audio_to_tensors(audio: np.ndarray) -> Tensors:
+    return {P.AUDIO: np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)}
+
+
+def speaker_audio_from(get: Get) -> np.ndarray:
+    audio = get(P.AUDIO)
+    if audio is None or audio.size == 0:
+        raise P.ProtocolError("AUDIO is missing or empty")
+    return np.ascontiguousarray(audio.reshape(-1), dtype=np.float32)
+
+
+def embedding_to_tensors(embedding: np.ndarray) -> Tensors:
+    return {P.EMBEDDING: np.asarray(embedding, dtype=np.float32).reshape(-1)}
+
+
+def embedding_from(get: Get) -> np.ndarray:
+    return np.asarray(required(get, P.EMBEDDING), dtype=np.float32).reshape(-1)
+
+
 # --- translate and completeness ------------------------------------------------------------
 @dataclass(frozen=True)
 class TextRequest:
