@@ -128,6 +128,11 @@ The first half minute in real time, A B B A on one server: off without labels, o
 
 All runs: on p50 {cost["on"].get("p50")} ms (n {cost["on"].get("n")}), off p50 {cost["off"].get("p50")} ms
 (n {cost["off"].get("n")}): labels add **{delta:.0f} ms** at the median (target: at most 100 ms).
+
+Read by a person: the encoder itself takes about 80 ms per utterance on this machine
+(bench/results/speakers.md); a difference of that size between whole runs is within what one
+run on a shared 2-core machine can tell apart (the first run of a server is also its
+slowest), so read this as "no cost that stands out of the noise", not as a saving.
 """
     write_report("speakers_live", data, markdown, out)
 
