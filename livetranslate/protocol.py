@@ -52,6 +52,7 @@ TIME_BASE_S = "TIME_BASE_S"  # FP32 [1], first request only; default 0
 PARTIALS = "PARTIALS"  # BOOL [1], first request only: interim `partial` events; default true
 SPEAKERS = "SPEAKERS"  # BOOL [1], first request only: label each transcript's speaker; default false
 NUM_SPEAKERS = "NUM_SPEAKERS"  # INT32 [1], first request only: at most this many speakers (0: unknown)
+STORE = "STORE"  # BOOL [1], first request only: false keeps nothing of the session (no viewers); default true
 # BYTES [1], first request only: the session's glossary as file text (livetranslate.glossary);
 # also of `whisper` (HOTWORDS: the terms Whisper hears) and `translate` (the pairs for that text)
 GLOSSARY = "GLOSSARY"
@@ -107,15 +108,13 @@ FLUSH = "FLUSH"  # BOOL, optional (enhance, with sequence end): false drops the 
 ERROR = "ERROR"  # why this event failed (a translation that could not be made), else ""
 NOTE = "NOTE"  # what the server, behind, did differently (the small model, no completeness check), else ""
 
-# --- vad tensors ------------------------------------------------------------------------
-# request: AUDIO as FP32 at SAMPLE_RATE_HZ; the response: each utterance it closed, one entry each:
+# --- vad tensors: request AUDIO (FP32, 16 kHz); response: each utterance it closed, one entry each:
 START_SAMPLE = "START_SAMPLE"  # INT64 [n], in the stream's 16 kHz sample clock
 END_SAMPLE = "END_SAMPLE"  # INT64 [n]
 SPEECH_END_SAMPLE = "SPEECH_END_SAMPLE"  # INT64 [n]: end of the last voiced frame
 OPEN_SEGMENT_END = -1  # END_SAMPLE of one more entry, after them, while an utterance is open (partials)
 
-# --- whisper tensors (dynamic batching: each has a leading batch dimension) --------------
-# request: AUDIO (FP32 [n] at 16 kHz), LANGUAGE (BYTES, "" or "auto" detects), PROMPT
+# --- whisper tensors (batched): request AUDIO (FP32, 16 kHz), LANGUAGE ("" or "auto" detects), PROMPT
 PROMPT = "PROMPT"
 PREFIX = "PREFIX"  # BYTES: committed text of the audio's start; the answer is what follows
 HOTWORDS = "HOTWORDS"  # BYTES: glossary terms Whisper hears before the prompt, kept when it is dropped
@@ -148,13 +147,10 @@ CONTEXT = "CONTEXT"  # previous translation, for context
 TRANSLATION = "TRANSLATION"
 # translate (decoupled), optional BOOLs. URGENT: the speaker waits (the urgent lane); FAST: use the small
 # model; INTERIM: the text so far as generated, then the translation; FAST_USED: the small model answered.
-URGENT = "URGENT"
-FAST = "FAST"
-INTERIM = "INTERIM"
+URGENT, FAST, INTERIM = "URGENT", "FAST", "INTERIM"
 SUMMARY_FLAG = "SUMMARY"  # BOOL, optional (translate): TEXT is a piece of a meeting to summarize
 FAST_USED = "FAST_USED"
-COMPLETE = "COMPLETE"
-PROBABILITY = "PROBABILITY"
+COMPLETE, PROBABILITY = "COMPLETE", "PROBABILITY"
 
 # Triton request flags for sequences (tritonserver.h: TRITONSERVER_REQUEST_FLAG_*).
 FLAG_SEQUENCE_START = 1
@@ -279,6 +275,7 @@ class SessionOptions:
     glossary: Glossary = NO_GLOSSARY
     speakers: bool = False  # label each transcript's speaker
     num_speakers: int = 0  # the organiser's hint: at most this many (0: unknown)
+    store: bool = True  # false: nothing of the session is kept, and nobody can follow it
 
     def __post_init__(self):
         if not self.session or len(self.session) > MAX_SESSION_NAME or not self.session.isprintable():
@@ -333,6 +330,7 @@ class SessionOptions:
             time_base_s=first(TIME_BASE_S, 0.0, float),
             speakers=first(SPEAKERS, False, bool),
             num_speakers=first(NUM_SPEAKERS, 0, int),
+            store=first(STORE, True, bool),
         )
 
     def to_tensors(self) -> dict[str, np.ndarray]:
@@ -346,12 +344,13 @@ class SessionOptions:
             SEGMENT_BASE: np.array([self.segment_base], dtype=np.int64),
             TIME_BASE_S: np.array([self.time_base_s], dtype=np.float32),
             **({GLOSSARY: np.array([self.glossary.to_text().encode()], dtype=np.object_)} if self.glossary else {}),
-            # only when asked for: a server from before speaker labels takes the request as it was
+            # only when asked for: a server from before these takes the request as it was
             **(
-                {SPEAKERS: np.array([True]), NUM_SPEAKERS: np.array([self.num_speakers], dtype=np.int32)}
+                {SPEAKERS: np.array([True]), NUM_SPEAKERS: np.array([self.num_speakers], np.int32)}
                 if self.speakers
                 else {}
             ),
+            **({STORE: np.array([False])} if not self.store else {}),
         }
 
 

@@ -260,6 +260,7 @@ class Speaker:
         segment_base: int = 0,
         time_base_s: float = 0.0,
         speakers: bool = False,
+        store: bool = True,
     ):
         from livetranslate.protocol import SessionOptions
 
@@ -271,6 +272,7 @@ class Speaker:
             segment_base=segment_base,
             time_base_s=time_base_s,
             speakers=speakers,
+            store=store,
         ).to_tensors()
         self.events: list[Event] = []
         self.replies: list[Collect] = []

@@ -92,6 +92,14 @@ def test_a_transcription_is_what_was_said(client, audio_files, server, uploads):
         stored = {info["name"]: info for info in grpc.sessions("list")}
     assert stored[name]["counts"]["transcript"] >= 4
     assert list(uploads.iterdir()) == []  # the upload is gone
+    # unless the caller says not to: the same answer, and nothing kept
+    private = f"gateway-private-{uuid.uuid4().hex[:6]}"
+    kept = client.audio.transcriptions.create(
+        model="whisper-1", file=speech(audio_files), language="de", extra_body={"session": private, "store": "false"}
+    )
+    assert all(word in kept.text for word in GERMAN), kept.text
+    with PipelineClient(server.grpc_url) as grpc:
+        assert private not in {info["name"] for info in grpc.sessions("list")}
 
 
 def test_verbose_json_has_segments_and_words_at_the_top_level(client, audio_files, tmp_path):
@@ -190,7 +198,6 @@ def test_bad_input_gets_openai_errors(client, gateway, server, audio_files, tmp_
     refused(400, "empty_file", file=("empty.wav", b""))
     refused(400, "invalid_file_format", file=("notes.txt", b"Das ist kein Audio.\n" * 100))
     refused(400, "unsupported_language", file=speech(audio_files), language="klingonisch")
-    refused(400, "store_unsupported", file=speech(audio_files), extra_body={"store": "false"})
     with httpx2.Client(timeout=60) as http:  # the openai client always sends a file
         answer = http.post(f"{gateway}/audio/transcriptions", data={"model": "whisper-1"}, files={"x": ("x", b"1")})
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "missing_file"

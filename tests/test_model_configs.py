@@ -66,12 +66,12 @@ def test_pipeline_io_matches_the_event_and_session_tensors():
     inputs = {t.name for t in config.input}
     # a glossary is sent only when there is one: a client without one still talks to older servers
     # and speaker labels only when asked for
-    with_all = P.SessionOptions("s", glossary=glossary.parse("Zorvexa"), speakers=True, num_speakers=3)
+    with_all = P.SessionOptions("s", glossary=glossary.parse("Zorvexa"), speakers=True, num_speakers=3, store=False)
     assert set(with_all.to_tensors()) | {P.AUDIO, P.SUBSCRIBE, P.SESSION_ACTION, P.DRAIN, P.DRAIN_GRACE_S} == inputs
     plain = P.SessionOptions("s").to_tensors()
-    assert P.GLOSSARY not in plain and P.SPEAKERS not in plain and P.NUM_SPEAKERS not in plain
+    assert not {P.GLOSSARY, P.SPEAKERS, P.NUM_SPEAKERS, P.STORE} & set(plain)
     again = P.SessionOptions.from_tensors(with_all.to_tensors().get, "x")
-    assert again.speakers and again.num_speakers == 3
+    assert again.speakers and again.num_speakers == 3 and not again.store
     assert config.model_transaction_policy.decoupled and config.sequence_batching.HasField("oldest")
 
 

@@ -169,6 +169,7 @@ def _options(asked: SpeechRequest, rate: int) -> SessionOptions:
             translate=asked.task == "translate",
             partials=False,  # interim text is never part of an answer
             glossary=asked.glossary,
+            store=asked.store,
         )
     except ProtocolError as exc:
         raise bad_request(str(exc), "invalid_value") from None

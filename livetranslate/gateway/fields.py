@@ -31,6 +31,7 @@ class SpeechRequest:
     session: str
     glossary: Glossary = NO_GLOSSARY
     words: bool = False  # word timestamps were asked for (verbose_json of a transcription has them)
+    store: bool = True  # false: the server keeps nothing of the request's session
 
 
 def new_session() -> str:
@@ -71,14 +72,6 @@ def speech_request(form: Form, task: str) -> SpeechRequest:
             "response_format",
         )
     _check_temperature(form.get("temperature"))
-    if not _flag(form, "store", True):
-        raise bad_request(
-            "store=false cannot be honoured: the livetranslate server stores every stream's "
-            "session (its protocol has no way not to); leave store out, and remove stored "
-            "sessions with `livetranslate prune`",
-            "store_unsupported",
-            "store",
-        )
     return SpeechRequest(
         task=task,
         model=(form.get("model") or DEFAULT_MODEL).strip() or DEFAULT_MODEL,
@@ -89,6 +82,7 @@ def speech_request(form: Form, task: str) -> SpeechRequest:
         session=_session(form.get("session")),
         glossary=_glossary(form.get("glossary")),
         words="word" in _granularities(form),
+        store=_flag(form, "store", True),
     )
 
 

@@ -110,6 +110,7 @@ class Pipeline(Stopping):
         )
         self.admission = Admission(options.limits, metrics, quota)
         self.sessions = SessionKeeper(self.store, metrics)
+        self.unstored = SessionKeeper(NoStore(), metrics)  # streams whose client asked to keep nothing (STORE)
         # corrections, summaries, late viewers' languages: what is added to a session afterwards
         self.revisions = Revisions(
             self.store,
@@ -261,10 +262,11 @@ class Pipeline(Stopping):
         session = None
         try:
             # the session first: with a shared store, the lease to go on from
-            session = self.sessions.open(
+            keeper = self.sessions if options.store else self.unstored
+            session = keeper.open(
                 options.session, options.source_language, options.target_language, options.glossary.to_list()
             )
-            next_segment, end_s = self.store.resume_point(options.session)
+            next_segment, end_s = self.store.resume_point(options.session) if options.store else (0, 0.0)
             options = dataclasses.replace(
                 options,
                 segment_base=max(options.segment_base, next_segment),
