@@ -9,6 +9,7 @@ reuses faster-whisper's feature extractor, tokenizer and prompt layout.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from livetranslate.stages.whisper import (
     decode_again,
 )
 from livetranslate.stages.whisper.alignment import snap_to_speech, word_times
+
+log = logging.getLogger("livetranslate.stages.whisper")
 
 MAX_WINDOW_S = 30.0  # Whisper's encoder sees 30 s; a longer request keeps its last 30 s
 ENCODER_TAIL_S = 5.0  # silence the encoder hears after the audio, at least (up to 30 s in all)
@@ -140,7 +143,7 @@ class CTranslate2Engine(WhisperEngine):
         decode used. Prefix tokens are aligned too (the audio starts with them) and dropped."""
         wanted: dict[tuple[int, ...], list[int]] = {}
         for i, (r, tok, out) in enumerate(zip(requests, tokenizers, outputs)):
-            if r.word_times and out.sequences_ids[0]:
+            if r.word_times and any(t < tok.eot for t in out.sequences_ids[0]):
                 wanted.setdefault(tuple(tok.sot_sequence), []).append(i)
         found: dict[int, tuple[Word, ...]] = {}
         for indices in wanted.values():
@@ -148,9 +151,13 @@ class CTranslate2Engine(WhisperEngine):
             prefixes = [self._prefix_tokens(tok, requests[i].prefix) for i in indices]
             texts = [p + [t for t in outputs[i].sequences_ids[0] if t < tok.eot] for i, p in zip(indices, prefixes)]
             part = encoded if len(indices) == len(requests) else _rows(encoded, indices)
-            aligned = self.model.model.align(
-                part, tok.sot_sequence, texts, [heard[i] for i in indices], median_filter_width=7
-            )
+            try:
+                aligned = self.model.model.align(
+                    part, tok.sot_sequence, texts, [heard[i] for i in indices], median_filter_width=7
+                )
+            except Exception as exc:  # word times are extra: the transcripts go out without them
+                log.warning("word alignment failed, transcripts without word times: %s", exc)
+                continue
             for i, prefix, text, result in zip(indices, prefixes, texts, aligned):
                 split, split_tokens = tok.split_to_word_tokens(text + [tok.eot])
                 timed = word_times(
