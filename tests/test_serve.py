@@ -68,7 +68,7 @@ def test_serve_status_messages_and_a_prompt_stop(tmp_path, audio_files):
         url = f"127.0.0.1:{grpc}"
         # the short status: profile, where the log is, models ready, addresses, how to stop
         assert lines[0] == f"starting Triton: cpu profile, LLM gemma3-270m; its log: {log}"
-        assert re.fullmatch(r"ready in \d+\.\d s: 9 of 9 models loaded", lines[1]), lines
+        assert re.fullmatch(r"ready in \d+\.\d s: 10 of 10 models loaded", lines[1]), lines
         assert lines[2].split()[:2] == ["gRPC", url] and f"--url {url}" in lines[2]
         assert lines[3].split() == ["HTTP", f"http://127.0.0.1:{http}"]
         assert lines[4].split() == ["metrics", f"http://127.0.0.1:{metrics}/metrics"]
