@@ -74,6 +74,14 @@ def test_silence_is_embedded_without_failing(encoder):
     assert e.shape == (256,) and np.isfinite(e).all()
 
 
+@pytest.mark.parametrize("seconds", [0.03, 0.2, 0.4])
+def test_a_clip_shorter_than_the_vads_window_is_embedded(encoder, seconds):
+    # a 0.2 s utterance once failed in the silence trimming (a mask longer than the clip)
+    clip = voiced(seconds)
+    e = encoder.embed_utterance(clip)
+    assert e.shape == (256,) and np.isfinite(e).all() and abs(float(np.linalg.norm(e)) - 1.0) < 1e-4
+
+
 @pytest.mark.parametrize(
     "n, starts",
     [(8000, [0]), (25600, [0]), (40000, [0, 77]), (80000, [0, 77, 154, 231, 308]), (123457, list(range(0, 617, 77)))],

@@ -59,7 +59,10 @@ def trim_long_silences(wav: np.ndarray) -> np.ndarray:
     )
     mask = np.round(_moving_average(flags, VAD_AVERAGE)).astype(bool)
     # scipy.ndimage.binary_dilation with a centred structure of VAD_MAX_SILENCE + 1 ones
-    mask = np.convolve(mask.astype(float), np.ones(VAD_MAX_SILENCE + 1), mode="same") > 0.5
+    # (centred by hand: numpy's mode="same" returns the kernel's length for a shorter input)
+    full = np.convolve(mask.astype(float), np.ones(VAD_MAX_SILENCE + 1), mode="full")
+    start = VAD_MAX_SILENCE // 2
+    mask = full[start : start + len(mask)] > 0.5
     return wav[np.repeat(mask, VAD_WINDOW)]
 
 
