@@ -86,3 +86,18 @@ def test_readers_see_the_label_before_the_line():
     ]
     markup = Event(EventKind.TRANSCRIPT, "x", 3, speaker="\x1b[31mS9")
     assert "\x1b[31m" not in render(text_spans(markup), color=False)  # a label is text, never an escape
+
+
+def test_a_hint_caps_the_speakers_and_a_bad_one_is_refused(stages, clock):
+    import pytest
+
+    from livetranslate.protocol import ProtocolError, SessionOptions
+
+    pipeline = make_pipeline(stages, clock)
+    speaker = Speaker(pipeline, clock, 1, speakers=True)
+    speaker.options = SessionOptions("talk", speakers=True, num_speakers=1).to_tensors()
+    talk(speaker, [FIRST[0], SECOND[0], FIRST[1]])
+    assert [e.speaker for e in kinds(speaker.end(), EventKind.TRANSCRIPT)] == ["S1", "S1", "S1"]
+    for wrong in (-1, 33):
+        with pytest.raises(ProtocolError, match="NUM_SPEAKERS"):
+            SessionOptions("talk", speakers=True, num_speakers=wrong)
