@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 
 import pytest
 from conftest import ROOT
@@ -21,8 +22,10 @@ CLI = [sys.executable, "-m", "livetranslate.cli"]
 
 def test_the_cli_labels_speakers_and_times_words(server):
     recording = make_natural(ROOT / ".cache" / "test-audio")["natural_short"]
+    name = f"speakers-{uuid.uuid4().hex[:6]}"
     out = subprocess.run(
-        CLI + ["stream", str(recording), "--url", server.grpc_url, "--format", "jsonl", "--speakers"],
+        CLI
+        + ["stream", str(recording), "--url", server.grpc_url, "--format", "jsonl", "--speakers", "--session", name],
         capture_output=True,
         text=True,
         timeout=300,
@@ -39,3 +42,16 @@ def test_the_cli_labels_speakers_and_times_words(server):
     for e in transcripts:  # one timed word per word of the text, inside the recording
         assert [w["word"] for w in e["words"]] == e["text"].split()
         assert all(0 <= w["start_s"] <= w["end_s"] <= 31 for w in e["words"])
+
+    # who spoke, and for how long, from the stored session
+    listed = subprocess.run(
+        CLI + ["speakers", "list", name, "--url", server.grpc_url], capture_output=True, text=True, timeout=120
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = listed.stdout.splitlines()
+    assert [row.split()[0] for row in rows] == sorted({e["speaker"] for e in transcripts}, key=lambda s: int(s[1:]))
+    assert sum(int(row.split()[2]) for row in rows) == len(transcripts)  # every labelled line counted once
+    unknown = subprocess.run(
+        CLI + ["speakers", "list", name + "x", "--url", server.grpc_url], capture_output=True, text=True, timeout=120
+    )
+    assert unknown.returncode == 1 and name in unknown.stderr  # did you mean

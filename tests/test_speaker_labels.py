@@ -101,3 +101,30 @@ def test_a_hint_caps_the_speakers_and_a_bad_one_is_refused(stages, clock):
     for wrong in (-1, 33):
         with pytest.raises(ProtocolError, match="NUM_SPEAKERS"):
             SessionOptions("talk", speakers=True, num_speakers=wrong)
+
+
+def test_who_spoke_and_for_how_long():
+    from livetranslate.present.speakers import speaker_times
+    from livetranslate.protocol import Event
+    from livetranslate.words import Word
+
+    t = EventKind.TRANSCRIPT
+    events = [
+        Event(
+            t,
+            "Hallo zusammen.",
+            0,
+            1.0,
+            3.0,
+            "de",
+            speaker="S2",
+            words=(Word("Hallo", 1.2, 1.6), Word("zusammen.", 1.6, 2.4)),
+        ),
+        Event(t, "Guten Morgen.", 1, 3.5, 5.0, "de", speaker="S1"),  # no words: its utterance's time
+        Event(EventKind.TRANSLATION, "Good morning.", 1, 3.5, 5.0, "en", speaker="S1"),
+        Event(t, "Ja.", 2, 5.5, 6.0, "de", speaker="S2"),
+        Event(t, "Ohne Label.", 3, 6.5, 7.0, "de"),
+    ]
+    found = speaker_times(events)
+    assert [(s.label, s.lines, s.seconds, s.first_s) for s in found] == [("S2", 2, 1.7, 1.0), ("S1", 1, 1.5, 3.5)]
+    assert speaker_times(events[4:]) == []

@@ -50,6 +50,7 @@ def _register() -> None:
         revisions,
         server,
         sessions,
+        speakers,
         streaming,
     )
 
@@ -64,6 +65,7 @@ def _register() -> None:
         sessions.export,
         revisions.edit,
         revisions.summary,
+        speakers.speakers,
         sessions.prune,
         dashboard.dashboard,
         gateway.gateway,
