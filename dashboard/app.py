@@ -505,7 +505,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
         # st.table puts the text in the page as text (the dataframe grid draws on a canvas and
         # cuts long cells); it reads cells as Markdown, so the text goes in escaped
         table = pd.DataFrame(rows[::-1] if newest_first else rows).set_index("segment")
-        for column in ("transcript", "translation", readable.COMBINED_NAME):
+        for column in ("speaker", "transcript", "translation", readable.COMBINED_NAME):
             if column in table:
                 table[column] = table[column].map(escape_markdown)
         st.table(table)

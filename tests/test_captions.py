@@ -451,6 +451,17 @@ def test_the_session_table_shows_the_translation_in_context_only_when_it_adds_so
     assert [r[readable.COMBINED_NAME] for r in rows] == ["", "(#0–1) It is raining."]
 
 
+def test_the_session_table_has_a_speaker_column_only_for_labelled_sessions():
+    events = [Event(T, "Es ist.", 0, speaker="S1"), Event(T, "Ja.", 1, speaker="S2"), Event(T, "Hm.", 2)]
+    assert [(r["speaker"], r["transcript"]) for r in D.session_rows(events)] == [
+        ("S1", "Es ist."),
+        ("S2", "Ja."),
+        ("", "Hm."),
+    ]
+    assert list(D.session_rows(events)[0])[:4] == ["segment", "time", "speaker", "transcript"]
+    assert "speaker" not in D.session_rows([Event(T, "Es ist.", 0)])[0]
+
+
 def test_delays_are_what_readers_wait_in_seconds():
     events = [Event(T, "x", i, latency_ms=ms) for i, ms in enumerate([800, 1000, 1200, 3000])]
     events += [Event(TR, "y", i, latency_ms=ms) for i, ms in enumerate([2000, 2500])]

@@ -183,7 +183,7 @@ def escape_markdown(text: str) -> str:
 
 
 def session_rows(events: list[Event], language: str = "") -> list[dict]:
-    """Rows of (segment, time, transcript, translation), and a column of the translations
+    """Rows of (segment, time, speaker where labelled, transcript, translation), and a column of the translations
     made in context (readable.COMBINED_NAME) when one of them adds something: each on the
     row of the last sentence it covers. The translations are those into `language` (default:
     the first translated, the speaker's target; a session also stores the languages its
@@ -199,6 +199,7 @@ def session_rows(events: list[Event], language: str = "") -> list[dict]:
                 {
                     "segment": e.segment_id,
                     "time": f"{int(e.start_s // 60):02d}:{e.start_s % 60:04.1f}",
+                    "speaker": e.speaker,
                     "transcript": "",
                     "translation": "",
                 },
@@ -219,6 +220,9 @@ def session_rows(events: list[Event], language: str = "") -> list[dict]:
             ids = readable.covered_ids(e)
             combined[e.segment_id] = e.text if len(ids) == 1 else f"(#{ids.start}–{ids.stop - 1}) {e.text}"
     out = [rows[k] for k in sorted(rows)]
+    if not any(row["speaker"] for row in out):  # a session without speaker labels has no such column
+        for row in out:
+            del row["speaker"]
     if combined:
         for row in out:
             row[readable.COMBINED_NAME] = combined.get(row["segment"], "")
