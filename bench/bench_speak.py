@@ -161,6 +161,10 @@ All runs: `stream` p50 {summary["stream"].get("p50")} ms (n {summary["stream"].g
 {summary["browser"].get("p50")} ms (n {summary["browser"].get("n")}): the browser path adds {delta:.0f} ms at
 the median. The two clocks start differently (the page's first captured audio; `stream`'s "connected"
 line), so a difference of a few hundred milliseconds is within what they can tell apart.
+
+Tuning: none. Neither the page nor the gateway has a setting fitted to a recording; the one
+recording here (`de_meeting`, espeak-ng) is the tests' sample, and the figure is a latency
+comparison of two paths on it, not an accuracy.
 """
     write_report("speak", data, markdown, out)
 

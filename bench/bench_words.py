@@ -22,19 +22,27 @@ would only add noise)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ROOT, machine, percentiles, start_server, stream_timed, write_report  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    machine,
+    nearest,
+    percentiles,
+    sentences,
+    start_server,
+    stream_timed,
+    write_report,
+)
 
 from livetranslate.audio import pcm16_to_float, read_audio, resample  # noqa: E402
 from livetranslate.protocol import EventKind  # noqa: E402
@@ -64,25 +72,11 @@ def quiet_db(audio: np.ndarray, rate: int, reference) -> float:
     """The level between the sentences (the median 10 ms frame outside every sentence)."""
     inside = np.zeros(len(audio), bool)
     for u in reference:
-        inside[int(u.start_s * rate) : int(u.end_s * rate)] = True
+        inside[int(u["start_s"] * rate) : int(u["end_s"] * rate)] = True
     hop = rate // 100
     outside = audio[~inside]
     frames = outside[: len(outside) // hop * hop].reshape(-1, hop)
     return float(np.median(10 * np.log10(np.mean(frames * frames, axis=1) + 1e-10))) if len(frames) else -90.0
-
-
-def load_reference(path: Path) -> list:
-    """The sentences' reference times, of either kind of test recording."""
-    return [
-        SimpleNamespace(start_s=u["start_s"], end_s=u["end_s"])
-        for u in json.loads(path.with_suffix(".json").read_text())
-    ]
-
-
-def nearest(reference: list, t: float) -> int:
-    """The sentence a word at `t` belongs to: the one whose reference time holds it, else the
-    closest (in the pause between two sentences)."""
-    return min(range(len(reference)), key=lambda i: max(reference[i].start_s - t, t - reference[i].end_s, 0.0))
 
 
 def accuracy(url: str, path: Path) -> dict:
@@ -91,12 +85,12 @@ def accuracy(url: str, path: Path) -> dict:
     words = [w for e in transcripts for w in e.words]
     pcm, rate = read_audio(path)
     audio = resample(pcm16_to_float(pcm), rate)
-    reference = load_reference(path)
+    reference = sentences(path)
     floor = quiet_db(audio, 16_000, reference)
     rows, good = [], 0
     owner = [nearest(reference, (w.start_s + w.end_s) / 2) for w in words]
     for i, u in enumerate(reference):
-        bounds = speech_bounds(audio, 16_000, u.start_s, u.end_s, floor)
+        bounds = speech_bounds(audio, 16_000, u["start_s"], u["end_s"], floor)
         if bounds is None:
             continue
         onset, offset = bounds

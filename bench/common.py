@@ -121,6 +121,7 @@ def stream_timed(
     translate: bool = True,
     partials: bool = True,
     seconds: float | None = None,
+    speakers: bool = False,
 ):
     """Streams a file (its first `seconds`); returns (events with their receive time since
     start, stats, audio seconds)."""
@@ -129,7 +130,7 @@ def stream_timed(
         pcm = pcm[: int(seconds * rate)]
     stats = StreamStats()
     received = []
-    options = SessionOptions(session, rate, language, translate=translate, partials=partials)
+    options = SessionOptions(session, rate, language, translate=translate, partials=partials, speakers=speakers)
     with PipelineClient(url) as client:
         for event in client.stream(chunks(pcm, rate // 10), options, realtime=realtime, stats=stats):
             received.append((time.monotonic() - stats.started, event))
@@ -188,6 +189,20 @@ def stream_in_process(pipeline, pcm: np.ndarray, rate: int, options: SessionOpti
         pipeline.handle(1, i == 0, i == len(parts) - 1, {AUDIO: part, **(tensors if i == 0 else {})}.get, reply)
     done.wait(1200)
     return events
+
+
+def sentences(path: Path) -> list[dict]:
+    """A test recording's reference sentences (either kind: samples or samples_natural),
+    each with its `start_s` and `end_s`."""
+    import json
+
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def nearest(reference: list[dict], t: float) -> int:
+    """The sentence a moment `t` belongs to: the one whose reference time holds it, else the
+    closest (in the pause between two sentences)."""
+    return min(range(len(reference)), key=lambda i: max(reference[i]["start_s"] - t, t - reference[i]["end_s"], 0.0))
 
 
 def percentiles(values) -> dict:

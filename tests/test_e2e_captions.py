@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import ARTIFACTS, free_port
+from conftest import ARTIFACTS, free_port, launch_chromium
 from test_e2e_dashboard import dashboard_env, speak
 
 from livetranslate import dashboard as D
@@ -75,17 +75,7 @@ def board(server, tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(pw)
         page = browser.new_page()
         deadline = time.monotonic() + 60
         while True:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, free_port
+from conftest import ARTIFACTS, free_port, launch_chromium
 
 from livetranslate import dashboard as D
 from livetranslate.audio import chunks, read_audio
@@ -151,17 +151,7 @@ def test_dashboard_in_a_real_browser(server, audio_files, users, tmp_path):
         speaker.start()
         assert started.wait(60)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
+            browser = launch_chromium(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             requested = []
             page.on("request", lambda r: requested.append(r.url))

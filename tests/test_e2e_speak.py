@@ -13,7 +13,7 @@ import uuid
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, launch_chromium
 from test_e2e_gateway import GERMAN, PROJECT, SCHEDULE, gateway_at
 
 from livetranslate.audio import read_audio
@@ -37,19 +37,13 @@ def fake_microphone(source, folder, silence_s: float = 4.0):
 
 
 def chromium(pw, wav):
-    return pw.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}%noloop",
-        ],
+    """Chromium whose fake microphone plays WAV once."""
+    return launch_chromium(
+        pw,
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
     )
 
 

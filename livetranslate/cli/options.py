@@ -329,3 +329,13 @@ def stored_names(url, tls, ca, api_key) -> list[str]:
             return [info["name"] for info in client.sessions("list")]
     except (ClientError, click.ClickException):
         return []
+
+
+def stored_session(session, url, tls, ca, api_key) -> dict:
+    """A stored session (`info` and `events`) from the server; a missing one is a
+    ClickException with the closest stored names."""
+    with open_client(url, tls, ca, api_key) as client:
+        try:
+            return client.sessions("get", session)
+        except ClientError as exc:
+            raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None

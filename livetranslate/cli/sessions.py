@@ -19,7 +19,7 @@ from livetranslate.cli.options import (
     session_hint,
     shown_default,
     store_url,
-    stored_names,
+    stored_session,
 )
 from livetranslate.client import ClientError
 from livetranslate.protocol import Event, EventKind, SessionOptions
@@ -138,11 +138,7 @@ def export(session, url, tls, ca, api_key, fmt, lang, text_choice, output, with_
     """Export a stored session as plain text, SubRip, WebVTT or jsonl."""
     from livetranslate.present.export import export as render
 
-    with open_client(url, tls, ca, api_key) as client:
-        try:
-            stored = client.sessions("get", session)
-        except ClientError as exc:
-            raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None
+    stored = stored_session(session, url, tls, ca, api_key)
     try:
         text = render(
             stored["events"],

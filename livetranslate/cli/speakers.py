@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from livetranslate.cli.options import connection_options, open_client, session_hint, stored_names
-from livetranslate.client import ClientError
+from livetranslate.cli.options import connection_options, stored_session
 
 
 @click.group()
@@ -23,12 +22,7 @@ def speakers_list(session, url, tls, ca, api_key):
     from livetranslate.present.speakers import speaker_times
     from livetranslate.present.textview import clean
 
-    with open_client(url, tls, ca, api_key) as client:
-        try:
-            stored = client.sessions("get", session)
-        except ClientError as exc:
-            raise click.ClickException(session_hint(str(exc), stored_names(url, tls, ca, api_key))) from None
-    found = speaker_times(stored["events"])
+    found = speaker_times(stored_session(session, url, tls, ca, api_key)["events"])
     if not found:
         click.echo(f"{session} has no speaker labels: stream it with --speakers to have them", err=True)
         return
