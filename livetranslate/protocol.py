@@ -180,6 +180,10 @@ class EventKind(str, enum.Enum):
     CORRECTION = "correction"
     # the session's decisions and action items in `language` (`livetranslate summary`); the latest wins
     SUMMARY = "summary"
+    # a speaker's name (`livetranslate speakers rename`): `speaker` is the label, `text` the name; the latest wins
+    SPEAKER_NAME = "speaker_name"
+    # a later look at the voices gave segment_id (and its translations) another `speaker`; the latest wins
+    SPEAKER_UPDATE = "speaker_update"
 
 
 # Interim events: for the speaker and live viewers, replaced by the segment's final event, never stored
@@ -345,11 +349,8 @@ class SessionOptions:
             TIME_BASE_S: np.array([self.time_base_s], dtype=np.float32),
             **({GLOSSARY: np.array([self.glossary.to_text().encode()], dtype=np.object_)} if self.glossary else {}),
             # only when asked for: a server from before these takes the request as it was
-            **(
-                {SPEAKERS: np.array([True]), NUM_SPEAKERS: np.array([self.num_speakers], np.int32)}
-                if self.speakers
-                else {}
-            ),
+            **({SPEAKERS: np.array([True])} if self.speakers else {}),
+            **({NUM_SPEAKERS: np.array([self.num_speakers], np.int32)} if self.num_speakers else {}),
             **({STORE: np.array([False])} if not self.store else {}),
         }
 

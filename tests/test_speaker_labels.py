@@ -65,7 +65,8 @@ def test_a_failing_speakers_model_costs_the_label_not_the_transcript(stages, clo
 
 def test_readers_see_the_label_before_the_line():
     from livetranslate.present.export import lines
-    from livetranslate.present.textview import render, text_spans
+    from livetranslate.present.terminal import render
+    from livetranslate.present.textview import text_spans
     from livetranslate.protocol import Event
 
     events = [
@@ -76,7 +77,7 @@ def test_readers_see_the_label_before_the_line():
     ]
     assert [row[2] for row in lines(events, "source", "")] == ["S1: Guten Morgen.", "S2: Danke.", "Bitte."]
     assert lines(events, "target", "en")[0][2] == "S1: Good morning."
-    from livetranslate.present.textview import SPEAKER_COLOURS
+    from livetranslate.present.terminal import SPEAKER_COLOURS
 
     first, second = text_spans(events[0]), text_spans(events[2])
     assert first[0][0] == "S1:" and first[0][1] in SPEAKER_COLOURS and second[0][0] == "S2:"

@@ -11,7 +11,7 @@ import termios
 import pytest
 
 from livetranslate.cli import outputs as cli_outputs
-from livetranslate.present import textview as tv
+from livetranslate.present import terminal as term
 from livetranslate.present.readable import CORRECTED_NAME, IMPROVED_NAME
 from livetranslate.present.textview import MAX_PENDING, SideBySideView
 from livetranslate.protocol import Event
@@ -65,7 +65,7 @@ def tr(seg, text, error="", note=""):
 # --- text as the terminal gets it -----------------------------------------------------------
 def test_control_characters_in_speech_are_harmless():
     hostile = "rot\x1b[31m\x1b]0;pwned\x07 \x9b2J\x08ende\tund\nmehr\x00"
-    cleaned = tv.clean(hostile)
+    cleaned = term.clean(hostile)
     assert not re.search("[\x00-\x1f\x7f-\x9f]", cleaned)
     assert cleaned == "rot\u241b[31m\u241b]0;pwned 2Jende und mehr"
     v, out = view(tty=True)
@@ -77,10 +77,10 @@ def test_control_characters_in_speech_are_harmless():
 
 
 def test_width_counts_wide_characters_twice_and_combining_marks_not_at_all():
-    assert tv.text_width("abc") == 3
-    assert tv.text_width("日本語") == 6
-    assert tv.text_width("e\u0301") == 1
-    assert tv.tail("Guten Morgen", 6) == "…orgen"
+    assert term.text_width("abc") == 3
+    assert term.text_width("日本語") == 6
+    assert term.text_width("e\u0301") == 1
+    assert term.tail("Guten Morgen", 6) == "…orgen"
 
 
 @pytest.mark.parametrize("width", [1, 7, 20, 33, 80])
@@ -90,25 +90,25 @@ def test_wrapped_lines_fit_and_keep_every_word(width):
         + "x" * 90
         + " 会議を始めましょう。今日の議題は三つあります。 zu unserer Besprechung."
     )
-    wrapped = tv.wrap(tv.words(text), width)
-    rendered = [tv.render(line, False) for line in wrapped]
-    assert all(tv.text_width(line) <= max(width, 2) for line in rendered)
+    wrapped = term.wrap(term.words(text), width)
+    rendered = [term.render(line, False) for line in wrapped]
+    assert all(term.text_width(line) <= max(width, 2) for line in rendered)
     assert "".join(rendered).replace(" ", "") == text.replace(" ", "")
     if width >= 20:  # words go whole onto a line; one longer than any line fills the line it starts on
         [link] = [line for line in rendered if "https://" in line]
-        assert rendered[0].startswith("Guten Morgen,") and tv.text_width(link) == width
+        assert rendered[0].startswith("Guten Morgen,") and term.text_width(link) == width
 
 
 def test_columns_stay_apart_and_narrow_terminals_stack_them():
-    left = tv.words("Das Wetter in Berlin ist heute sonnig und warm, sagt der Bericht von gestern Abend.")
-    right = tv.words("日本語の翻訳はここにあります。とても長い文です。")
-    rows = [tv.render(line, False) for line in tv.side_by_side(left, right, 60)]
-    assert all(tv.text_width(row) <= 60 for row in rows)
+    left = term.words("Das Wetter in Berlin ist heute sonnig und warm, sagt der Bericht von gestern Abend.")
+    right = term.words("日本語の翻訳はここにあります。とても長い文です。")
+    rows = [term.render(line, False) for line in term.side_by_side(left, right, 60)]
+    assert all(term.text_width(row) <= 60 for row in rows)
     bar = (60 - 3) // 2  # the left column, then the bar
     assert all(row[bar : bar + 2] == " │" for row in rows)  # in one place
-    stacked = [tv.render(line, False) for line in tv.side_by_side(left, right, 30)]
-    assert "│" not in "".join(stacked) and all(tv.text_width(row) <= 30 for row in stacked)
-    assert [row for row in stacked if row.startswith("→ ")] == [stacked[len(tv.wrap(left, 30))]]
+    stacked = [term.render(line, False) for line in term.side_by_side(left, right, 30)]
+    assert "│" not in "".join(stacked) and all(term.text_width(row) <= 30 for row in stacked)
+    assert [row for row in stacked if row.startswith("→ ")] == [stacked[len(term.wrap(left, 30))]]
 
 
 # --- rows --------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def test_on_a_terminal_every_line_fits_even_a_huge_one():
     assert max(int(up) for up in re.findall(r"\x1b\[(\d+)A", out.getvalue())) <= 24 - 2  # the live area fits
     v.stop()
     shown = [visible(line) for line in out.getvalue().split("\n")]
-    assert max(tv.text_width(line) for line in shown) <= 80
+    assert max(term.text_width(line) for line in shown) <= 80
     assert all(not line.startswith(" ") or line[38:40] == " │" for line in shown if line.strip())
 
 

@@ -12,33 +12,33 @@ from typing import TYPE_CHECKING
 
 import click
 
-from livetranslate.present.textview import (
-    DIM,
-    YELLOW,
-    SentenceTranslations,
-    clean,
-    clock,
-    end_line,
-    mark,
-    segments_label,
-    tail,
-)
+from livetranslate.present.speakers import KINDS as SPEAKER_KINDS
+from livetranslate.present.speakers import SpeakerBook
+from livetranslate.present.terminal import DIM, YELLOW, clean, tail
+from livetranslate.present.textview import SentenceTranslations, clock, end_line, mark, segments_label
 from livetranslate.protocol import INTERIM_KINDS, Event, EventKind
 
 if TYPE_CHECKING:
     from livetranslate.client.resilient import ResilientSession
 
 
-def format_event(event: Event, fmt: str) -> str:
-    """One line per event (piped text, or jsonl): `00:04.2 #3 de | text (mark)  (0.9 s)`, with
-    the latency the server measured (none where it measured none)."""
+def format_event(event: Event, fmt: str, who: str = "") -> str:
+    """One line per event (piped text, or jsonl): `00:04.2 #3 de | Anna: text (mark)  (0.9 s)`,
+    with the latency the server measured (none where it measured none); `who`, the speaker of a
+    transcript or a translation (the name given, else the label), before its text."""
     if fmt == "jsonl":
         return event.to_json()
     if event.kind == EventKind.END:
         return end_line(event)
     if event.kind == EventKind.ERROR:
         return f"!! {clean(event.text)}"
+    if event.kind == EventKind.SPEAKER_NAME:
+        return clean(f"-- {event.speaker} is {event.text} from now on")
+    if event.kind == EventKind.SPEAKER_UPDATE:
+        return clean(f"-- #{event.segment_id} was said by {who or event.speaker}")
     text = f"(failed: {event.error})" if event.error else event.text
+    if who and event.kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION) and not event.error:
+        text = f"{who}: {text}"
     quiet = f" ({mark(event)})" if mark(event) else ""
     latency = f"  ({event.latency_ms / 1000:.1f} s)" if event.latency_ms > 0 else ""
     head = f"{clock(event.start_s)} {segments_label(event)} {event.language or '??'}"
@@ -55,8 +55,16 @@ ONLY = {
         EventKind.CORRECTION,
         EventKind.ERROR,
         EventKind.END,
+        *SPEAKER_KINDS,
     },
-    "transcript": {EventKind.TRANSCRIPT, EventKind.PARTIAL, EventKind.CORRECTION, EventKind.ERROR, EventKind.END},
+    "transcript": {
+        EventKind.TRANSCRIPT,
+        EventKind.PARTIAL,
+        EventKind.CORRECTION,
+        EventKind.ERROR,
+        EventKind.END,
+        *SPEAKER_KINDS,
+    },
 }
 
 
@@ -96,6 +104,7 @@ class Outputs:
 
             self.view = SideBySideView(translate=translate, only=only, language=language, status=self._status_line)
         self.errors = 0
+        self.speakers = SpeakerBook()  # the speakers piped text shows
         # the human text shows a combined translation only when it adds something; jsonl has every event
         self.sentences = SentenceTranslations()
         self.jsonl = open(out, "w", encoding="utf-8") if out else None
@@ -201,6 +210,7 @@ class Outputs:
             raise KeyboardInterrupt
 
     def _show(self, event: Event) -> None:
+        self.speakers.follow(event)
         self.errors += event.kind == EventKind.ERROR or (event.kind == EventKind.END and bool(event.error))
         self._count(event)
         if self.view is not None:  # it shows the column(s) of --only itself
@@ -223,7 +233,7 @@ class Outputs:
             sys.stderr.write("\r\033[2K")
         failure = event.kind == EventKind.ERROR or (event.kind == EventKind.END and event.error)
         out = sys.stderr if failure and self.fmt == "text" else sys.stdout
-        click.echo(format_event(event, self.fmt), file=out)
+        click.echo(format_event(event, self.fmt, self.speakers.who(event.segment_id, event.speaker)), file=out)
         self._redraw()
         self._record(event)
 

@@ -5,13 +5,13 @@ anyone's program. Its public interface is what this module names:
     pipeline.py    PipelineClient: one stream (a speaker's audio, a viewer's watch), sessions
     resilient.py   ResilientSession, AudioBuffer: a speaker's session across reconnects
     follow.py      follow: a viewer across reconnects and servers
-    actions.py     edit, summarize: an organiser's correction of a line, a session's summary
+    actions.py     edit, summarize, rename: correct a line, summarize a session, name a speaker
     capture.py     audio sources: files, stdin, microphones, PulseAudio
 """
 
 from __future__ import annotations
 
-from livetranslate.client.actions import edit, summarize
+from livetranslate.client.actions import edit, rename, summarize
 from livetranslate.client.connection import (
     DEFAULT_URL,
     ClientError,
@@ -39,5 +39,6 @@ __all__ = [
     "normalize_url",
     "normalize_urls",
     "passing_refusal",
+    "rename",
     "summarize",
 ]

@@ -1,5 +1,5 @@
 """An organiser's requests on a stored session (livetranslate.actions): correct a line,
-summarize the session. Each is one request to `pipeline`, answered with the events the
+summarize the session, name a speaker. Each is one request to `pipeline`, answered with the events the
 server stored, then `end`."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from livetranslate.client.pipeline import PipelineClient, _read_events
 from livetranslate.protocol import Event, EventKind
 
 EDIT_TIMEOUT_S = 120.0  # a correction and its translations
+RENAME_TIMEOUT_S = 30.0
 SUMMARY_TIMEOUT_S = 1800.0  # a long meeting's summary on a busy CPU
 
 
@@ -72,3 +73,13 @@ def summarize(client: PipelineClient, session: str, language: str = "") -> Event
         problems = "; ".join(e.text for e in events if e.kind == EventKind.ERROR)
         raise ClientError(f"the server made no summary{': ' + problems if problems else ''}")
     return made[-1]
+
+
+def rename(client: PipelineClient, session: str, label: str, name: str) -> Event:
+    """Names the speaker `label` (S1, S2, ...) of `session`: the `speaker_name` event stored,
+    which its connected viewers got too."""
+    events = run_action(client, SessionAction("rename", session, text=name, speaker=label), RENAME_TIMEOUT_S)
+    named = [e for e in events if e.kind == EventKind.SPEAKER_NAME]
+    if not named:
+        raise ClientError("the server stored no name")
+    return named[-1]

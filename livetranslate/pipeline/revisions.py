@@ -6,6 +6,8 @@
   the session's languages, and sent to the viewers still connected;
 - a summary with decisions and action items (`livetranslate summary`), made by the LLM from
   the stored transcript, in pieces, in the background lane;
+- a speaker's name (`livetranslate speakers rename`): stored as a `speaker_name` event (the
+  label and the name), which its connected viewers get; every surface shows the name;
 - a late viewer's language: a viewer who joins in a language nobody read so far gets the
   earlier lines translated too, newest first, in the background lane, and only while no
   speaker's translation is under way (the live lines go first).
@@ -133,6 +135,8 @@ class Revisions:
             try:
                 if action.action == "edit":
                     self._edit(action, reply)
+                elif action.action == "rename":
+                    self._rename(action, reply)
                 else:
                     self._summary(action, reply)
                 reply.send(Event(EventKind.END))
@@ -176,6 +180,21 @@ class Revisions:
             translated = Event(EventKind.CORRECTION, text, language=language, **base)
             self.store.annotate(action.session, translated)
             reply.send(translated)
+
+    def _rename(self, action: SessionAction, reply: Reply) -> None:
+        events = self.store.events(action.session)
+        labels = dict.fromkeys(
+            e.speaker for e in events if e.kind in (EventKind.TRANSCRIPT, EventKind.SPEAKER_UPDATE) and e.speaker
+        )
+        if action.speaker not in labels:
+            have = (
+                f"its speakers are {', '.join(sorted(labels, key=lambda x: int(x[1:])))}" if labels else "it has none"
+            )
+            raise ProtocolError(f"session {action.session!r} has no speaker {action.speaker} ({have})")
+        last = max((e.segment_id for e in events), default=-1)
+        named = Event(EventKind.SPEAKER_NAME, action.text, segment_id=last, speaker=action.speaker)
+        self.store.annotate(action.session, named)
+        reply.send(named)
 
     def _summary(self, action: SessionAction, reply: Reply) -> None:
         with self._lock:

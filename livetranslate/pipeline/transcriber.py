@@ -64,6 +64,7 @@ class Transcriber:
         # who speaks, with speaker labels on: the stream's speakers so far (labels S1, S2, ...)
         hint = ctx.options.num_speakers or None
         self._speakers = OnlineSpeakers(num_speakers=hint) if ctx.options.speakers else None
+        self._labelled: list[int] = []  # the segment id of each utterance the speakers labelled, in order
 
     @property
     def audio_end_s(self) -> float:
@@ -184,10 +185,13 @@ class Transcriber:
         if words:
             self._words_until = words[-1].end_s
         speaker = self._speaker_of(utterance)
+        segment_id = ctx.shared.ids.take(ctx.options.session)
+        if speaker:
+            self._labelled.append(segment_id)
         transcript = Event(
             EventKind.TRANSCRIPT,
             text,
-            segment_id=ctx.shared.ids.take(ctx.options.session),
+            segment_id=segment_id,
             start_s=start_s,
             end_s=end_s,
             language=result.language,
@@ -196,6 +200,8 @@ class Transcriber:
             speaker=speaker,
         )
         reply.send(transcript)
+        if speaker:
+            self._recheck_speakers(reply, transcript.end_s)
         if self._translator is not None:
             self._tell(Translate(transcript, spoken_at, reply.hold()))
             self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
@@ -212,6 +218,20 @@ class Transcriber:
             log.warning("stream %s: no speaker label: %s", self._ctx.stream_id, exc)
             return ""
         return self._speakers.assign(embedding, len(audio) / SAMPLE_RATE_HZ).label
+
+    def _recheck_speakers(self, reply: SharedReply, now_s: float) -> None:
+        """After a transcript went out (it never waits for this): the stream's speakers looked
+        at again with what they said so far; each earlier line whose speaker changed (two
+        speakers merged, a line moved) gets a `speaker_update`, which every surface follows."""
+        assert self._speakers is not None
+        try:
+            changed = self._speakers.recheck().relabelled
+        except Exception as exc:  # the labels stay as they were
+            log.warning("stream %s: re-checking the speakers failed: %s", self._ctx.stream_id, exc)
+            return
+        for n, label in sorted(changed.items()):
+            if 0 <= n < len(self._labelled):
+                reply.send(Event(EventKind.SPEAKER_UPDATE, segment_id=self._labelled[n], end_s=now_s, speaker=label))
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""

@@ -175,7 +175,7 @@ class Translator:
         # viewers' languages: after the speaker's own work
         for language in sorted(self._ctx.shared.languages.of(options.session) - {target, source}):
             self._for_viewers.append(ForViewers(t, source, language, job.spoken_at))
-        piece = Piece(t.segment_id, t.text, t.start_s, t.end_s)
+        piece = Piece(t.segment_id, t.text, t.start_s, t.end_s, t.speaker)
 
         def add():
             translate_window = time.monotonic() - job.spoken_at <= ENHANCE_MAX_LAG_S

@@ -12,11 +12,14 @@ transcript replaces the original, and its translation replaces the sentence's tr
 and any enhanced window that covered it (that window's other sentences get their own rows).
 `first` shows what was said and shown first, before any correction. A summary (`livetranslate
 summary`) goes on top when asked for: a block of text in txt, a NOTE in vtt (srt has no place
-for one)."""
+for one). With speaker labels, each line says who spoke (livetranslate.present.speakers: the name
+given, else the label): "Anna: " in txt and srt, a voice tag `<v Anna>` in vtt, `speaker` in
+jsonl (the log as stored: its `speaker_update` and `speaker_name` events say the rest)."""
 
 from __future__ import annotations
 
 from livetranslate.present import readable
+from livetranslate.present.speakers import SpeakerBook
 from livetranslate.present.subtitles import header, numbered
 from livetranslate.protocol import WHISPER_LANGUAGES, Event, EventKind
 
@@ -86,9 +89,11 @@ def summary(events: list[Event], language: str) -> str:
     return made[-1].strip() if made else ""
 
 
-def lines(events: list[Event], lang: str, language: str, text: str = "best") -> list[tuple[float, float, str]]:
+def lines(events: list[Event], lang: str, language: str, text: str = "best", voice: bool = False) -> list[tuple]:
     """(start, end, text) per segment, in segment order; with `best`, one row per enhanced
-    window instead of its sentences' rows."""
+    window instead of its sentences' rows. With speaker labels, a row of one speaker starts with
+    "Name: " (the name given, else the label); with `voice` it does not, and the row has two more
+    elements instead: no words, and the name (WebVTT's voice tag)."""
     transcripts = {e.segment_id: e for e in events if e.kind == EventKind.TRANSCRIPT}
     translations = {
         e.segment_id: e.text
@@ -96,6 +101,7 @@ def lines(events: list[Event], lang: str, language: str, text: str = "best") -> 
         if e.kind == EventKind.TRANSLATION and not e.error and e.text and e.language == language
     }
     said = {s: e.text for s, e in transcripts.items()}
+    book = SpeakerBook.of(events)
     corrected: set[int] = set()
     if text == "best":
         spoken, translated = corrections(events, transcripts)
@@ -111,8 +117,9 @@ def lines(events: list[Event], lang: str, language: str, text: str = "best") -> 
             if seg_id != segments[0]:
                 continue  # on the window's row
         source = " ".join(said[s] for s in segments)
-        who = {transcripts[s].speaker for s in segments}
-        name = f"{who.pop()}: " if len(who) == 1 and "" not in who else ""  # with speaker labels on
+        who = {book.who(s, transcripts[s].speaker) for s in segments}
+        speaker = who.pop() if len(who) == 1 else ""  # one speaker's row, with speaker labels on
+        name = f"{speaker}: " if speaker and not voice else ""
         if lang == "source":
             line = name + source
         elif lang == "both":
@@ -120,7 +127,8 @@ def lines(events: list[Event], lang: str, language: str, text: str = "best") -> 
         else:
             line = name + target if target else ""
         if line:
-            rows.append((transcripts[segments[0]].start_s, transcripts[segments[-1]].end_s, line))
+            row = (transcripts[segments[0]].start_s, transcripts[segments[-1]].end_s, line)
+            rows.append(row + ((), speaker) if voice else row)
     return rows
 
 
@@ -162,7 +170,7 @@ def export(
             for e in events
             if e.kind not in (EventKind.TRANSLATION, EventKind.ENHANCED, EventKind.SUMMARY) or e.language == language
         )
-    rows = lines(events, lang, language, text)
+    rows = lines(events, lang, language, text, voice=fmt == "vtt")
     if fmt == "txt":
         top = f"{on_top}\n\n" if on_top else ""
         return top + "".join(f"[{int(s // 60):02d}:{s % 60:04.1f}] {t.replace(chr(10), ' / ')}\n" for s, _, t in rows)

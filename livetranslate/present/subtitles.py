@@ -5,7 +5,8 @@ event's text becomes the cues a broadcaster would make of it (livetranslate.pres
 Cue text is made safe for both formats: every Unicode line break becomes a line of its own,
 blank lines (which would end the cue) are dropped, `-->` (which would start one) becomes `->`
 in SubRip and `&`, `<` and `>` are escaped in WebVTT, and a SubRip line that is only a number
-(which would read as the index of a new cue) starts with an invisible WORD JOINER.
+(which would read as the index of a new cue) starts with an invisible WORD JOINER. A WebVTT
+cue of a known speaker starts with a voice tag (`<v Anna>`, its name escaped as the text is).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import srt
 
 from livetranslate.present.cues import cues_for
+from livetranslate.present.speakers import KINDS as SPEAKER_KINDS
+from livetranslate.present.speakers import SpeakerBook
 from livetranslate.protocol import Event, EventKind
 from livetranslate.words import Word
 
@@ -50,26 +53,36 @@ def cue_text(text: str, fmt: str) -> str:
     return "\n".join(WORD_JOINER + line if _INDEX.fullmatch(line) else line for line in lines)
 
 
-def cue(index: int, start_s: float, end_s: float, text: str, fmt: str) -> str:
+def voice_tag(who: str) -> str:
+    """A WebVTT voice span's start for this speaker ("" for none); the name is one line, escaped."""
+    name = " ".join(who.split()).translate(_VTT_ESCAPES)
+    return f"<v {name}>" if name else ""
+
+
+def cue(index: int, start_s: float, end_s: float, text: str, fmt: str, who: str = "") -> str:
     start_s = _seconds(start_s)
     end_s = max(_seconds(end_s), start_s + 0.5)
     head = f"{index}\n" if fmt == "srt" else ""
-    return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{cue_text(text, fmt)}\n\n"
+    voice = voice_tag(who) if fmt == "vtt" else ""
+    return f"{head}{_timestamp(start_s, fmt)} --> {_timestamp(end_s, fmt)}\n{voice}{cue_text(text, fmt)}\n\n"
 
 
-def cues(index: int, start_s: float, end_s: float, text: str, fmt: str, words: Sequence[Word] = ()) -> list[str]:
+def cues(
+    index: int, start_s: float, end_s: float, text: str, fmt: str, words: Sequence[Word] = (), who: str = ""
+) -> list[str]:
     """One event's text as the cues of this format, numbered from `index` (cues.cues_for;
-    `words`, a transcript's, time them)."""
+    `words`, a transcript's, time them; `who`, its speaker, is each WebVTT cue's voice)."""
     made = cues_for(text, start_s, end_s, words)
-    return [cue(index + i, c.start_s, c.end_s, c.text, fmt) for i, c in enumerate(made)]
+    return [cue(index + i, c.start_s, c.end_s, c.text, fmt, who) for i, c in enumerate(made)]
 
 
 def numbered(rows: Iterable[tuple], fmt: str) -> str:
     """A whole file's cues from (start, end, text) rows, numbered through; a fourth element,
-    the text's words with their times, times its cues."""
+    the text's words with their times, times its cues; a fifth, its speaker, is its voice."""
     out: list[str] = []
-    for start_s, end_s, text, *words in rows:
-        out += cues(len(out) + 1, start_s, end_s, text, fmt, words[0] if words else ())
+    for start_s, end_s, text, *more in rows:
+        words, who = (more[0] if more else ()), (more[1] if len(more) > 1 else "")
+        out += cues(len(out) + 1, start_s, end_s, text, fmt, words, who)
     return "".join(out)
 
 
@@ -99,6 +112,7 @@ class SubtitleWriter:
             raise ValueError(f"unknown subtitle format {fmt!r}")
         self.path, self.fmt, self.kinds = Path(path), fmt, kinds
         self._index = 0
+        self._speakers = SpeakerBook()
         self._file = open(self.path, "w", encoding="utf-8")
         self._write(header(fmt))
 
@@ -108,8 +122,11 @@ class SubtitleWriter:
         os.fsync(self._file.fileno())
 
     def add(self, event: Event) -> None:
+        self._speakers.follow(event)  # a name given now shows on the cues from now on
         if event.kind in self.kinds and event.text and not event.error:
-            made = cues(self._index + 1, event.start_s, event.end_s, event.text, self.fmt, event.words)
+            who = self._speakers.who(event.segment_id, event.speaker)
+            text = f"{who}: {event.text}" if who and self.fmt == "srt" else event.text
+            made = cues(self._index + 1, event.start_s, event.end_s, text, self.fmt, event.words, who)
             self._index += len(made)
             self._write("".join(made))
 
@@ -123,7 +140,7 @@ class BestSubtitleWriter:
     (livetranslate.present.export, `best`). The file is rewritten whole and moved into place at each
     change, so it is valid at every moment."""
 
-    KINDS = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED)
+    KINDS = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.ENHANCED, *SPEAKER_KINDS)
 
     def __init__(self, path: Path, fmt: str, language: str):
         if fmt not in FORMATS:
@@ -136,7 +153,7 @@ class BestSubtitleWriter:
     def _write(self) -> None:
         from livetranslate.present.export import lines
 
-        rows = lines(self._events, "target", self.language, "best")
+        rows = lines(self._events, "target", self.language, "best", voice=self.fmt == "vtt")
         text = header(self.fmt) + numbered(rows, self.fmt)
         if text == self._written:
             return
@@ -149,7 +166,7 @@ class BestSubtitleWriter:
         self._written = text
 
     def add(self, event: Event) -> None:
-        if event.kind in self.KINDS and event.text and not event.error:
+        if event.kind in self.KINDS and (event.text or event.kind in SPEAKER_KINDS) and not event.error:
             self._events.append(event)
             self._write()
 

@@ -1,5 +1,5 @@
 """The live text view on a terminal: each utterance one row, transcript left, translation
-right, each column wrapped to its width (wide characters count double).
+right, each column wrapped to its width (livetranslate.present.terminal).
 
 Finished text, in normal weight, goes up into the scrollback. Below it, redrawn in place, the
 live area holds the rows waiting for their translation, the interim text (dimmed) and the
@@ -7,138 +7,44 @@ status line; a row waits until MAX_PENDING newer transcripts came or the area wo
 the terminal, then goes up as it is (its translation follows as a row of its own). Each row
 starts with its segment id, dimmed (what `livetranslate edit SESSION ID` takes). A translation
 in context (`enhanced`) shows only when `readable.adds_something`, marked `IMPROVED_NAME`; a
-correction is marked `CORRECTED_NAME`. Not on a terminal: the finished rows as plain text, no
-escape codes, no interim text. Control characters in speech text never reach the terminal.
+correction is marked `CORRECTED_NAME`. With speaker labels, a transcript starts with its
+speaker (the name given, else the label) in a colour of its own; a name given, or a line that
+went up under another label, gets a dim note. Not on a terminal: the finished rows as plain
+text, no escape codes, no interim text. Control characters in speech text never reach the terminal.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import sys
 import threading
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TextIO
 
 from livetranslate.present.readable import CORRECTED_NAME, DRAFT_NAME, IMPROVED_NAME, adds_something
+from livetranslate.present.speakers import SpeakerBook
+from livetranslate.present.terminal import (
+    DIM,
+    RED,
+    SEPARATOR,
+    SPEAKER_COLOURS,
+    Line,
+    Span,
+    _cut,
+    clean,
+    render,
+    side_by_side,
+    tail,
+    text_width,
+    words,
+    wrap,
+)
 from livetranslate.protocol import Event, EventKind
 
-try:  # the exact width of each character where wcwidth is installed; else unicodedata's
-    _wcwidth: Callable[[str], int] | None = importlib.import_module("wcwidth").wcwidth
-except ImportError:
-    _wcwidth = None
-
 MAX_PENDING = 4  # rows waiting behind more newer ones go up without their translation (it follows)
-MIN_COLUMN = 20  # a terminal too narrow for two columns of this gets the translation below
-SEPARATOR = " │ "
 INTERIM_LINES = 2  # interim text in the live area: its newest lines only
-
-PLAIN, DIM, RED, YELLOW = "", "2", "31", "33"  # SGR parameters of a span of text
-SPEAKER_COLOURS = ("1;36", "1;35", "1;32", "1;34", "1;33", "1;91")  # bold cyan, magenta, ... by label
-Span = tuple[str, str]  # text, its SGR parameters ("" plain)
-Line = list[Span]
-
-# C0 and C1 control characters (ESC, CSI, BEL, ...) and DEL go; tabs, line breaks are spaces, ESC ␛
-_HARMLESS: dict[int, str | None] = {c: None for c in (*range(0x20), *range(0x7F, 0xA0))}
-_HARMLESS |= {ord(c): " " for c in "\t\n\r\v\f"} | {0x1B: "\u241b"}
-
-
-def clean(text: str) -> str:
-    """Text made harmless for a terminal: only the view's own escapes reach it."""
-    return text.translate(_HARMLESS)
-
-
-@lru_cache(maxsize=8192)
-def char_width(char: str) -> int:
-    """Columns a character takes: 2 for wide (CJK) ones, 0 for combining marks."""
-    if _wcwidth is not None:
-        return max(_wcwidth(char), 0)
-    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def text_width(text: str) -> int:
-    return sum(char_width(c) for c in text)
-
-
-def tail(text: str, columns: int) -> str:
-    """The end of `text` that fits in `columns`, with … in front when it was cut."""
-    if text_width(text) <= columns:
-        return text
-    return "…" + _cut(text[::-1], columns - 1)[0][::-1]
-
-
-def words(text: str, style: str = PLAIN) -> list[Span]:
-    return [(word, style) for word in clean(text).split()]
-
-
-def _cut(word: str, columns: int) -> tuple[str, str]:
-    """The head of `word` that fits in `columns` (at least one character) and the rest."""
-    used = 0
-    for i, char in enumerate(word):
-        used += char_width(char)
-        if used > columns:
-            return word[: max(i, 1)], word[max(i, 1) :]
-    return word, ""
-
-
-def wrap(spans: list[Span], columns: int) -> list[Line]:
-    """Lines of at most `columns`, broken between words; a word longer than a line (a link,
-    CJK text without spaces) fills the line it starts on and is broken where lines end."""
-    columns = max(columns, 1)
-    lines: list[Line] = []
-    line: Line = []
-    used = 0
-    for word, style in spans:
-        size = text_width(word)
-        if line and used + 1 + size > columns and (size <= columns or used + 3 > columns):
-            lines.append(line)
-            line, used = [], 0
-        if line:
-            line, used = line + [(" ", PLAIN)], used + 1
-        while used + size > columns:
-            head, word = _cut(word, columns - used)
-            lines.append(line + [(head, style)])
-            line, used, size = [], 0, text_width(word)
-        if word:
-            line, used = line + [(word, style)], used + size
-    if line:
-        lines.append(line)
-    return lines
-
-
-def side_by_side(left: list[Span], right: list[Span], columns: int) -> list[Line]:
-    """One row: `left` and `right` each wrapped in a column of its own (the right one behind a
-    dim bar); on a terminal too narrow for two columns, `right` below `left` after a dim →."""
-    inner = columns - len(SEPARATOR)
-    if inner < 2 * MIN_COLUMN:
-        return wrap(left, columns) + wrap([("→", DIM)] + right, columns)
-    left_width = inner // 2
-    lefts, rights = wrap(left, left_width), wrap(right, inner - left_width)
-    rows = []
-    for i in range(max(len(lefts), len(rights), 1)):
-        first = lefts[i] if i < len(lefts) else []
-        second = rights[i] if i < len(rights) else []
-        bar = SEPARATOR if second else SEPARATOR.rstrip()
-        pad = " " * (left_width - text_width("".join(text for text, _ in first)))
-        rows.append(first + [(pad, PLAIN), (bar, DIM)] + second)
-    return rows
-
-
-def render(line: Line, color: bool) -> str:
-    """A line as text: with its SGR codes (each span closes its own), or plain."""
-    merged: Line = []
-    for text, style in line:
-        if merged and (merged[-1][1] == style or not text.strip()):
-            merged[-1] = (merged[-1][0] + text, merged[-1][1])
-        else:
-            merged.append((text, style))
-    return "".join(f"\x1b[{style}m{text}\x1b[0m" if color and style else text for text, style in merged).rstrip(" ")
 
 
 def clock(seconds: float) -> str:
@@ -186,13 +92,21 @@ class Row:
     interim: Event | None = None  # the translation so far, while it is generated
 
 
-def text_spans(event: Event) -> list[Span]:
-    """An event's text and its quiet mark; a failed translation says so."""
+def speaker_span(who: str, label: str = "") -> Span:
+    """`Anna:` in its label's colour (S1, S2 differ; a name keeps its label's colour)."""
+    key = label or who
+    return (f"{clean(who)}:", SPEAKER_COLOURS[sum(map(ord, key)) % len(SPEAKER_COLOURS)])
+
+
+def text_spans(event: Event, who: str | None = None, label: str = "") -> list[Span]:
+    """An event's text and its quiet mark; a failed translation says so. `who`: the speaker
+    shown before it (default: a transcript's own label)."""
     if event.error:
         return [(f"(failed: {clean(event.error)})", RED)]
-    quiet, who = mark(event), clean(event.speaker) if event.kind == EventKind.TRANSCRIPT else ""
-    label = [(f"{who}:", SPEAKER_COLOURS[sum(map(ord, who)) % len(SPEAKER_COLOURS)])] if who else []  # S1, S2 differ
-    return label + words(event.text) + ([(f"({quiet})", DIM)] if quiet else [])
+    quiet = mark(event)
+    who = (event.speaker if event.kind == EventKind.TRANSCRIPT else "") if who is None else who
+    head = [speaker_span(who, label or event.speaker)] if who else []
+    return head + words(event.text) + ([(f"({quiet})", DIM)] if quiet else [])
 
 
 class SideBySideView:
@@ -222,6 +136,7 @@ class SideBySideView:
         self._width = 80  # columns
         self._closed = threading.Event()
         self._shown: list[str] = []  # the live area on the screen now
+        self._speakers = SpeakerBook()  # each line's speaker label, each label's name
 
     def _terminal_size(self) -> tuple[int, int]:
         """The size of the terminal written to (a stale $COLUMNS a parent left does not count)."""
@@ -249,6 +164,7 @@ class SideBySideView:
         if kind in (EventKind.PARTIAL, EventKind.PARTIAL_TRANSLATION):
             return self._interim(event)
         if kind == EventKind.TRANSCRIPT:
+            self._speakers.follow(event)
             self._spoken[event.segment_id] = event.language
             if self.partial is not None and self.partial.kind == EventKind.PARTIAL:
                 self.partial = None
@@ -266,6 +182,8 @@ class SideBySideView:
             return self._translation(event)
         if kind == EventKind.ENHANCED:
             return self._alone(event) if self.only != "transcript" and self._sentences.worth_showing(event) else []
+        if kind in (EventKind.SPEAKER_NAME, EventKind.SPEAKER_UPDATE):
+            return self._speaker(event)
         if kind == EventKind.ERROR:
             return wrap(words(f"!! {event.text}", RED), self._width)
         if kind == EventKind.END:
@@ -274,6 +192,21 @@ class SideBySideView:
             ended = wrap(words(end_line(event), RED if event.error else DIM), self._width)
             return [line for row in rows for line in self._row(row)] + ended
         return []  # a summary, or a kind this view does not know yet
+
+    def _speaker(self, event: Event) -> list[Line]:
+        """A name given, or a line given to another speaker: the rows still in the live area
+        follow; a line gone up already gets a dim note (the scrollback is not redrawn)."""
+        if not self._speakers.follow(event) or self.only == "translation":
+            return []
+        if event.kind == EventKind.SPEAKER_NAME:
+            name, colour = speaker_span(event.text, event.speaker)
+            return wrap(
+                [(f"-- {clean(event.speaker)} is", DIM), (name[:-1], colour), ("from now on", DIM)], self._width
+            )
+        if any(row.source.segment_id == event.segment_id for row in self._pending):
+            return []
+        who = self._speakers.who(event.segment_id)
+        return wrap([(f"-- #{event.segment_id} was said by", DIM), speaker_span(who, event.speaker)], self._width)
 
     def _interim(self, event: Event) -> list[Line]:
         translated = event.kind == EventKind.PARTIAL_TRANSLATION
@@ -326,7 +259,9 @@ class SideBySideView:
 
     def _row(self, row: Row, live: bool = False) -> list[Line]:
         """A row; in the live area with the translation so far (dimmed), which never goes up."""
-        left = [self._id(row.source)] + text_spans(row.source)
+        source, book = row.source, self._speakers
+        who = book.who(source.segment_id, source.speaker)
+        left = [self._id(source)] + text_spans(source, who, book.label(source.segment_id, source.speaker))
         if self.only is not None:
             return wrap(left, self._width)
         if row.translation is not None:

@@ -1,6 +1,7 @@
 """Enhanced translation, the `enhance` model's logic (model_repository/enhance): a sliding
 window of recent transcripts that is translated as a whole when it holds a complete thought,
-is full, or the speaker paused. One Enhancer per stream."""
+is full, or the speaker paused; a window never spans a change of speaker (with speaker labels
+on): a new speaker starts a new window. One Enhancer per stream."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Piece:
     text: str
     start_s: float
     end_s: float
+    speaker: str = ""  # its speaker's label, with speaker labels on: a new speaker starts a new window
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Enhanced:
     text: str
     start_s: float
     end_s: float
-    reason: str  # complete | sentence | full | pause | end
+    reason: str  # complete | sentence | full | pause | speaker | end
 
 
 @dataclass
@@ -98,6 +100,8 @@ class Enhancer:
         self._translating = translate
         if self._window and piece.start_s - self._window[-1].end_s >= self.options.pause_s:
             out += self._emit("pause")
+        elif self._window and piece.speaker != self._window[-1].speaker:
+            out += self._emit("speaker")
         self._window.append(piece)
         words = len(self.text.split())
         if words >= self.options.max_words or piece.end_s - self._window[0].start_s >= self.options.max_seconds:

@@ -276,13 +276,16 @@ def enhance_request_to_tensors(request: EnhanceRequest) -> Tensors:
         P.FLUSH: np.array([request.flush], dtype=bool),
         P.TRANSLATE_WINDOW: np.array([request.translate_window], dtype=bool),
         **({P.GLOSSARY: text_tensor(request.glossary.to_text())} if request.glossary else {}),
+        **({P.SPEAKER: text_tensor(piece.speaker)} if piece.speaker else {}),
     }
 
 
 def enhance_request_from(get: Get) -> EnhanceRequest:
     words, end_s = text(get, P.TEXT), float(scalar(get, P.END_S, 0.0))
     step = (
-        Piece(int(scalar(get, P.SEGMENT_ID, -1)), words, float(scalar(get, P.START_S, 0.0)), end_s)
+        Piece(
+            int(scalar(get, P.SEGMENT_ID, -1)), words, float(scalar(get, P.START_S, 0.0)), end_s, text(get, P.SPEAKER)
+        )
         if words.strip()
         else Tick(end_s)
     )
