@@ -64,7 +64,8 @@ from livetranslate.dashboard.uploads import (
     upload_session,
 )
 from livetranslate.present import readable
-from livetranslate.present.captions import COMPONENT_DIR, PageFeed, page_css, session_problem, text_size
+from livetranslate.present.captions import COMPONENT_DIR, page_css, session_problem, text_size
+from livetranslate.present.captions_feed import PageFeed
 from livetranslate.present.export import export
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, STYLES, share_link, share_token, token_valid

@@ -26,7 +26,6 @@ from livetranslate.present.captions import (
     SIZES,
     CaptionLines,
     Line,
-    PageFeed,
     Snapshot,
     caption_events,
     for_page,
@@ -35,6 +34,7 @@ from livetranslate.present.captions import (
     session_problem,
     text_size,
 )
+from livetranslate.present.captions_feed import PageFeed
 from livetranslate.protocol import Event, EventKind
 
 T, TR, P, EN, END = (EventKind.TRANSCRIPT, EventKind.TRANSLATION, EventKind.PARTIAL, EventKind.ENHANCED, EventKind.END)
@@ -352,7 +352,7 @@ def test_a_line_made_by_the_small_model_carries_a_quiet_explained_mark_until_rep
     lines.add(ev(TR, "Thanks.", 1, "en"))
     assert [(ln.text, ln.mark) for ln in lines.lines] == [("We have too many people.", "draft"), ("Thanks.", "")]
     rows = PageFeed().payload(Snapshot(lines=tuple(lines.lines)))["upsert"]
-    assert rows[0][3:] == ["We have too many people.", "", "draft"] and rows[1][5] == ""
+    assert rows[0][3:6] == ["We have too many people.", "", "draft"] and rows[1][5] == ""
     # the large model's text in context replaces it, and the mark with it
     assert lines.add(ev(EN, "We have too few people.", 0, "en", first=0))
     assert [ln.mark for ln in lines.lines] == ["improved", ""]

@@ -600,3 +600,60 @@ def test_hostile_text_and_settings_out_of_range_stay_harmless(server, board):
     finally:
         shot(page, "captions-hostile-end.png")
         page.close()
+
+
+def test_captions_say_who_speaks_and_follow_a_name_given_live(server, board):
+    """A session with speaker labels: each new speaker's first line says who (the Names
+    button hides it); a line moved to another speaker follows; `speakers rename` while the
+    page is open shows the name at once, as text (markup stays text)."""
+    from livetranslate.protocol import Event
+    from livetranslate.store import SessionStore
+
+    name = "cap-speakers"
+    store = SessionStore(server.options.data_dir, fsync=False)
+    store.open(name, "de", "en")
+    said = [("Guten Morgen.", "Good morning.", "S1"), ("Wie geht es?", "How are you?", "S1")]
+    said += [("Gut, danke.", "Fine, thanks.", "S2"), ("Schön.", "Nice.", "S3"), ("Also los.", "Let's go.", "S1")]
+    for i, (de, en, who) in enumerate(said):
+        store.append(name, Event(EventKind.TRANSCRIPT, de, i, 2.0 * i, 2.0 * i + 1.5, "de", speaker=who))
+        store.append(name, Event(EventKind.TRANSLATION, en, i, 2.0 * i, 2.0 * i + 1.5, "en", speaker=who))
+    store.append(name, Event(EventKind.SPEAKER_UPDATE, segment_id=3, end_s=9.0, speaker="S2"))  # S3 was S2
+    store.close(name)
+    page = board["browser"].new_page(viewport={"width": 390, "height": 844})
+    shown = """() => [...document.querySelectorAll('.lt-line')].map(e =>
+        getComputedStyle(e.querySelector('.lt-who')).display === 'none' ? '' : e.querySelector('.lt-who').textContent)"""
+    try:
+        page.goto(share_link(board, name, "--lang", "en"))
+        frame = captions(page)
+        frame.wait_for_function("document.querySelectorAll('.lt-line').length === 5", timeout=60_000)
+        assert frame.evaluate(shown) == ["S1", "", "S2", "", "S1"]  # the moved line is S2's: no new name
+        names = frame.locator(".lt-names")
+        assert names.is_visible() and names.get_attribute("aria-pressed") == "true"
+        names.click()
+        assert frame.evaluate(shown) == [""] * 5
+        names.click()
+        out = subprocess.run(
+            CLI + ["speakers", "rename", name, "s1", "Anna <b>Lena</b>", "--url", server.grpc_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "S1 is Anna <b>Lena</b>"
+        frame.wait_for_function("document.querySelector('.lt-who').textContent.startsWith('Anna')", timeout=30_000)
+        assert frame.evaluate(shown) == ["Anna <b>Lena</b>", "", "S2", "", "Anna <b>Lena</b>"]
+        assert frame.evaluate("document.querySelectorAll('.lt-lines b').length") == 0
+        layout = frame.evaluate(LAYOUT)
+        assert not layout["overlaps"] and not layout["wide"], layout
+        shot(page, "captions-speakers.png")
+        # the name is kept: an export says it, in every format
+        export = subprocess.run(
+            CLI + ["export", name, "--format", "vtt", "--lang", "target", "--url", server.grpc_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert "<v Anna &lt;b&gt;Lena&lt;/b&gt;>Good morning." in export and "<v S2>Nice." in export
+    finally:
+        page.close()

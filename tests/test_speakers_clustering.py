@@ -1,5 +1,7 @@
 """Online speaker clustering (livetranslate.stages.speakers.clustering) with synthetic embeddings."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,152 @@ def test_best_mapping_is_optimal_not_greedy():
     found = ["S1", "S1", "S1", "S1", "S1", "S1", "S2", "S2"]
     accuracy, mapping = best_mapping_accuracy(truth, found)
     assert accuracy == pytest.approx(5 / 8) and mapping == {"S1": "b", "S2": "a"}
+
+
+def test_eight_voices_get_eight_labels():
+    rng = np.random.default_rng(11)
+    v = voices(8, seed=11)
+    order = [int(i) for i in rng.integers(0, 8, size=80)] + list(range(8))
+    speakers = OnlineSpeakers()
+    for i in order:
+        speakers.assign(utterance(v[i], rng), 2.5)
+        speakers.recheck()
+    assert len(speakers.labels) == 8
+    accuracy, _ = best_mapping_accuracy([str(i) for i in order], speakers.history)
+    assert accuracy == 1.0
+
+
+def test_one_voice_over_a_hundred_utterances_stays_one_label():
+    rng = np.random.default_rng(12)
+    v = voices(1, seed=12)[0]
+    speakers = OnlineSpeakers()
+    live = []
+    for n in range(100):
+        # a wide spread (cosine about 0.83 between utterances, mean; the GE2E monologues: 0.88), and now and then a short one
+        live.append(speakers.assign(utterance(v, rng, spread=0.45), 0.5 if n % 7 == 3 else 3.0).label)
+        speakers.recheck()
+    assert speakers.labels == ["S1"] and set(speakers.history) == {"S1"}
+
+
+def test_a_lone_outlier_is_folded_into_the_nearest_speaker_once_others_followed():
+    rng = np.random.default_rng(13)
+    v = voices(2, seed=13)
+    odd = v[0] * 0.7 + v[1] * 0.7  # one utterance far from the voice's others (a cough, a laugh)
+    speakers = OnlineSpeakers(threshold=0.8, merge_threshold=0.8, min_utterances=3, pending=2)
+    for _ in range(4):
+        speakers.assign(utterance(v[0], rng), 2.0)
+    assert speakers.assign(odd / np.linalg.norm(odd), 2.0).new_speaker  # S2, live
+    assert speakers.recheck().relabelled == {}  # still among the latest: a speaker may be starting
+    speakers.assign(utterance(v[0], rng), 2.0)
+    speakers.recheck()
+    speakers.assign(utterance(v[0], rng), 2.0)
+    result = speakers.recheck()  # no second utterance like it: not a speaker
+    assert result.relabelled == {4: "S1"} and [(m.gone, m.kept) for m in result.merges] == [("S2", "S1")]
+    assert speakers.labels == ["S1"]
+    # a label is never reused
+    assert speakers.assign(utterance(v[1], rng), 2.0).label == "S3"
+
+
+def test_a_new_speaker_confirmed_by_enough_utterances_keeps_its_label():
+    rng = np.random.default_rng(14)
+    v = voices(2, seed=14)
+    speakers = OnlineSpeakers(min_utterances=3, pending=2)
+    for i in [0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0]:
+        speakers.assign(utterance(v[i], rng), 2.0)
+        speakers.recheck()
+    assert speakers.labels == ["S1", "S2"]
+    assert speakers.history == ["S2" if i else "S1" for i in [0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0]]
+
+
+def test_a_speaker_with_enough_speech_is_confirmed_by_one_long_utterance():
+    rng = np.random.default_rng(15)
+    v = voices(2, seed=15)
+    speakers = OnlineSpeakers(min_utterances=3, min_speaker_s=15.0, pending=1)
+    speakers.assign(utterance(v[0], rng), 2.0)
+    speakers.assign(utterance(v[1], rng), 20.0)  # a long statement: a speaker however few lines
+    for _ in range(4):
+        speakers.assign(utterance(v[0], rng), 2.0)
+        speakers.recheck()
+    assert speakers.labels == ["S1", "S2"] and speakers.history[1] == "S2"
+
+
+def test_recheck_reclusters_what_the_live_threshold_split():
+    rng = np.random.default_rng(16)
+    v = voices(1, seed=16)[0]
+    # live, each utterance is far enough from the running centroid to start a speaker
+    speakers = OnlineSpeakers(threshold=0.99, merge_threshold=0.8)
+    for _ in range(4):
+        speakers.assign(utterance(v, rng), 2.0)
+    assert speakers.history == ["S1", "S2", "S3", "S4"]
+    result = speakers.recheck()
+    assert speakers.history == ["S1"] * 4 and speakers.labels == ["S1"]
+    assert {m.gone for m in result.merges} == {"S2", "S3", "S4"} and {m.kept for m in result.merges} == {"S1"}
+    assert result.relabelled == {1: "S1", 2: "S1", 3: "S1"}
+
+
+def test_a_recheck_that_changes_nothing_relabels_nothing():
+    rng = np.random.default_rng(17)
+    v = voices(3, seed=17)
+    speakers = OnlineSpeakers()
+    for i in [0, 1, 2] * 5:
+        speakers.assign(utterance(v[i], rng), 2.0)
+        speakers.recheck()
+    assert speakers.recheck() == speakers.recheck() and speakers.recheck().relabelled == {}
+
+
+def test_the_mapping_keeps_the_most_lines_labelled_as_they_were():
+    rng = np.random.default_rng(18)
+    v = voices(2, seed=18)
+    # live, the second voice's first line went to S1 (a low threshold); then S2 began
+    speakers = OnlineSpeakers(threshold=-1.0, refine_rounds=0)
+    for i in [0, 0, 0, 1]:
+        speakers.assign(utterance(v[i], rng), 2.0)
+    speakers.threshold = 0.7
+    for i in [1, 1, 0]:
+        speakers.assign(utterance(v[i], rng), 2.0)
+    assert speakers.history == ["S1", "S1", "S1", "S1", "S2", "S2", "S1"]
+    result = speakers.recheck()
+    assert result.relabelled == {3: "S2"} and result.merges == []
+
+
+def test_longer_utterances_weigh_more_in_the_centroid():
+    v = voices(2, seed=19)
+    speakers = OnlineSpeakers(threshold=-1.0)
+    speakers.assign(v[0], 4.0)
+    speakers.assign(v[1], 1.0)
+    centroid = speakers.speakers[0].centroid
+    assert centroid @ v[0] - centroid @ v[1] > 0.6  # by count alone: equal
+
+
+def test_a_short_utterance_never_starts_a_speaker_at_recheck_either():
+    rng = np.random.default_rng(20)
+    v = voices(3, seed=20)
+    speakers = OnlineSpeakers()
+    for i in [0, 0, 0, 1, 1, 1]:
+        speakers.assign(utterance(v[i], rng), 2.0)
+    speakers.assign(utterance(v[2], rng), 0.4)  # "Ja." from a voice never heard at length
+    speakers.recheck()
+    assert speakers.labels == ["S1", "S2"] and speakers.history[-1] in {"S1", "S2"}
+
+
+def test_the_window_leaves_older_lines_alone():
+    rng = np.random.default_rng(21)
+    v = voices(2, seed=21)
+    speakers = OnlineSpeakers(window=5)
+    for i in [0, 1] * 6:
+        speakers.assign(utterance(v[i], rng), 2.0)
+    before = list(speakers.history)
+    assert speakers.recheck().relabelled == {} and speakers.history == before
+    assert speakers.labels == ["S1", "S2"]
+
+
+def test_a_recheck_over_three_hundred_utterances_is_cheap():
+    rng = np.random.default_rng(22)
+    v = voices(6, seed=22)
+    speakers = OnlineSpeakers()
+    for i in rng.integers(0, 6, size=300):
+        speakers.assign(utterance(v[int(i)], rng), float(rng.uniform(0.4, 6.0)))
+    start = time.perf_counter()
+    speakers.recheck()
+    assert time.perf_counter() - start < 0.05
+    assert len(speakers.labels) == 6

@@ -1,8 +1,8 @@
 """The captions page's logic, without Streamlit: which events a page reads, the lines of one
 language (in segment order, each improved in place: an organiser's correction outranks the
 translation in context, which outranks the first translation), the spoken words beside
-them for the bilingual view, and what each page is sent: only what changed since it was
-last sent (`PageFeed`). The page itself is a component in `captions_page/` (plain JS, every
+them for the bilingual view, and who speaks (a name, else a label: livetranslate.present.speakers).
+What each page is sent is captions_feed.py's. The page itself is a component in `captions_page/` (plain JS, every
 text set as text, never as markup).
 
 A page asks a `Follower` for a `Snapshot` a few times a second; the follower is one viewer
@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from livetranslate.present import readable
+from livetranslate.present.speakers import KINDS as SPEAKER_KINDS
+from livetranslate.present.speakers import SpeakerBook
 from livetranslate.protocol import INTERIM_KINDS, MAX_SESSION_NAME, Event, EventKind
 from livetranslate.share import STYLES  # dark; transparent for an OBS browser source
 
@@ -52,7 +53,7 @@ def in_language(event: Event, lang: str) -> bool:
     """An event a viewer of LANG reads: the transcripts, corrections and interim text of the
     spoken language, the translations (and interim translations) into any other; `end` for
     everyone."""
-    return event.kind == EventKind.END or (event.kind in CAPTION_KINDS and event.language == lang)
+    return event.kind in (EventKind.END, *SPEAKER_KINDS) or (event.kind in CAPTION_KINDS and event.language == lang)
 
 
 def for_page(event: Event, lang: str) -> bool:
@@ -107,6 +108,7 @@ class Line:
     draft: bool = False  # made by the small model while the server was behind (its event's note)
     corrected: bool = False  # an organiser's correction
     source: str = ""  # the spoken words it translates (the bilingual view); "" in the spoken language
+    who: str = ""  # its speaker, with speaker labels on: the name given, else the label
 
     @functools.cached_property
     def key(self) -> str:  # (not a field: a page asks for it often)
@@ -153,9 +155,14 @@ class CaptionLines:
     _corrected: dict[int, str] = field(default_factory=dict)  # an organiser's, in LANG
     _source: dict[int, str] = field(default_factory=dict)  # the spoken words, corrected ones included
     _source_corrected: set[int] = field(default_factory=set)
+    speakers: SpeakerBook = field(default_factory=SpeakerBook)
 
     def add(self, event: Event) -> bool:
         """Takes one event; True when what the page shows changed."""
+        if event.kind in SPEAKER_KINDS:
+            return self.speakers.follow(event) and self._relabel()
+        if event.kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION):
+            self.speakers.follow(dataclasses.replace(event, kind=EventKind.TRANSCRIPT))  # either carries the label
         mine = self.lang is None or event.language == self.lang
         if event.kind == EventKind.TRANSCRIPT:
             self.spoken = event.language or self.spoken
@@ -184,6 +191,17 @@ class CaptionLines:
         if self.interim_source is not None and self.interim_source.segment_id not in self._source:
             waiting.append(self.interim_source.text.strip())
         return " ".join(w for w in waiting if w)
+
+    def _who(self, line: Line) -> str:
+        return self.speakers.who(line.first_segment_id)
+
+    def _relabel(self) -> bool:
+        """A name given or a line given to another speaker: the kept lines follow."""
+        changed = False
+        for i, line in enumerate(self.lines):
+            if line.who != (who := self._who(line)):
+                self.lines[i], changed = dataclasses.replace(line, who=who), True
+        return changed
 
     # --- the spoken language, beside a translation -------------------------------------------
     def _add_source(self, event: Event) -> bool:
@@ -274,12 +292,12 @@ class CaptionLines:
         a replaced line that it does not cover come back as they were."""
         ids = range(line.first_segment_id, line.segment_id + 1)
         replaced = self._covering(ids)
-        new = [dataclasses.replace(line, source=self._source_of(line))]
+        new = [dataclasses.replace(line, source=self._source_of(line), who=self._who(line))]
         for old in replaced:
             for seg in range(old.first_segment_id, old.segment_id + 1):
                 back = self._sentence(seg) if seg not in ids else None
                 if back is not None and back.text:
-                    new.append(dataclasses.replace(back, source=self._source_of(back)))
+                    new.append(dataclasses.replace(back, source=self._source_of(back), who=self._who(back)))
         new = sorted((ln for ln in new if ln.text), key=lambda ln: ln.segment_id)
         if replaced or (self.lines and self.lines[-1].segment_id > line.segment_id):
             gone = {id(old) for old in replaced}
@@ -295,79 +313,6 @@ class CaptionLines:
                     for seg in [s for s in by_segment if s < oldest]:
                         del by_segment[seg]
                 self._source_corrected = {s for s in self._source_corrected if s >= oldest}
-
-
-# --- what a page is sent ---------------------------------------------------------------------
-def status_text(snapshot: Snapshot) -> str:
-    label = {
-        "live": "● LIVE",
-        "ended": "ended",
-        "waiting": "waiting",
-        "connecting": "connecting…",
-        "unreachable": "server unreachable",
-    }.get(snapshot.state, snapshot.state)
-    return printable(" · ".join(x for x in (label, snapshot.session, snapshot.lang) if x))
-
-
-def line_row(line: Line) -> list:
-    return [line.key, line.first_segment_id, line.segment_id, line.text, line.source, line.mark]
-
-
-@dataclass
-class PageFeed:
-    """What one page (one browser tab) was sent. Each time it is drawn the page gets only the
-    lines that changed since (`upsert`, `remove`); `base` names the version the change applies
-    to. A page that missed one (or was made anew) asks for everything again (`resync`)."""
-
-    epoch: str = ""
-    version: int = 0
-    resync: str = ""  # the page's last request for everything, answered
-    _sent: dict[str, Line] = field(default_factory=dict)
-    _where: tuple[str, str] | None = None
-    _lines: tuple[Line, ...] = ()  # the lines last sent
-
-    def payload(self, snapshot: Snapshot, resync: str = "", **page) -> dict:
-        """The component's arguments: the changes, the page's state and PAGE's settings
-        (style, size, note), all plain JSON."""
-        full = (snapshot.session, snapshot.lang) != self._where or (bool(resync) and resync != self.resync)
-        if full:
-            self.epoch, self._sent, self._where = secrets.token_hex(4), {}, (snapshot.session, snapshot.lang)
-            self.resync = resync or self.resync
-        upsert: list[Line] = []
-        remove: list[str] = []
-        if full or snapshot.lines is not self._lines:  # (most draws: nothing new)
-            sent = self._sent
-            upsert = [ln for ln in snapshot.lines if (old := sent.get(ln.key)) is not ln and old != ln]
-            keys = {ln.key for ln in snapshot.lines}
-            remove = [k for k in sent if k not in keys]
-        self._lines = snapshot.lines
-        rest = {
-            "state": snapshot.state,
-            "status": status_text(snapshot),
-            "message": snapshot.message,
-            "interim": snapshot.interim,
-            "interim_source": snapshot.interim_source,
-            "dropped": snapshot.dropped,
-            "lang": snapshot.lang,
-            "spoken": snapshot.spoken,
-            "marks": MARKS,
-            "sizes": SIZES,
-            "obs_lines": MAX_LINES,
-            **page,
-        }
-        base = self.version
-        if full or upsert or remove:
-            self.version += 1
-            self._sent = {ln.key: ln for ln in snapshot.lines}
-        return {
-            "epoch": self.epoch,
-            "version": self.version,
-            "base": base,
-            "full": full,
-            "upsert": [line_row(ln) for ln in upsert],
-            "remove": remove,
-            **rest,
-        }
 
 
 # --- the Streamlit page around the component -------------------------------------------------

@@ -11,7 +11,7 @@
 (() => {
   "use strict";
 
-  const STORE = { size: "livetranslate.captions.size", both: "livetranslate.captions.both" };
+  const STORE = { size: "livetranslate.captions.size", both: "livetranslate.captions.both", names: "livetranslate.captions.names" };
   const STEPS = [50, 60, 70, 80, 90, 100, 115, 130, 150, 175, 200, 250, 300];
   const SYMBOLS = { corrected: "✎", improved: "↻", draft: "≈" };
   const NEAR_END_PX = 4; // this close to the end counts as at the end
@@ -23,6 +23,7 @@
     smaller: $(".lt-smaller"),
     larger: $(".lt-larger"),
     both: $(".lt-both"),
+    names: $(".lt-names"),
     scroller: $(".lt-scroller"),
     dropped: $(".lt-dropped"),
     lines: $(".lt-lines"),
@@ -44,6 +45,7 @@
     fromDevice: false, // the size is the one kept on this device (the link's note does not apply)
     noteSeen: false, // the reader changed the size: the notes have been answered
     both: false,
+    names: true, // who speaks, above the first line of each new speaker
     asked: 0, // when everything was last asked for again
     args: {},
     marks: {},
@@ -152,6 +154,25 @@
     if (spoken && lang) ui.both.textContent = `${spoken.toUpperCase()} + ${lang.toUpperCase()}`;
     afterLayout();
   }
+  ui.names.addEventListener("click", () => {
+    page.names = !page.names;
+    store(STORE.names, page.names ? "1" : "0");
+    showNames();
+  });
+  function showNames() {
+    // a line says who speaks when its speaker is not the one of the line before it
+    let before = null, any = false;
+    for (const element of ui.lines.children) {
+      const who = element.dataset.who || "";
+      any = any || Boolean(who);
+      element.classList.toggle("lt-new-speaker", Boolean(who) && who !== before);
+      before = who;
+    }
+    ui.names.hidden = !any;
+    ui.names.setAttribute("aria-pressed", page.names ? "true" : "false");
+    ui.root.classList.toggle("lt-names-on", page.names && any);
+    afterLayout();
+  }
   function showNotes() {
     const notes = [];
     if (page.sizeNote) notes.push(page.sizeNote);
@@ -200,7 +221,7 @@
   }
   function fill(element, row, isNew, replacing = false) {
     // replacing: a new line in the place of others (the translation in context of several)
-    const [, , last, text, source, mark] = row;
+    const [, , last, text, source, mark, who] = row;
     const words = element.querySelector(".lt-words");
     const changed = isNew
       ? replacing && Boolean(mark)
@@ -208,6 +229,8 @@
     element.dataset.last = String(last);
     words.textContent = String(text);
     element.querySelector(".lt-source").textContent = String(source || "");
+    element.dataset.who = String(who || "");
+    element.querySelector(".lt-who").textContent = String(who || "");
     const old = element.querySelector(".lt-mark");
     if (old) old.remove();
     element.dataset.mark = String(mark || "");
@@ -223,6 +246,8 @@
     const element = document.createElement("div");
     element.className = "lt-line";
     element.dataset.key = String(row[0]);
+    const who = document.createElement("div");
+    who.className = "lt-who";
     const source = document.createElement("div");
     source.className = "lt-source";
     const text = document.createElement("div");
@@ -230,7 +255,7 @@
     const words = document.createElement("span");
     words.className = "lt-words";
     text.append(words);
-    element.append(source, text);
+    element.append(who, source, text);
     fill(element, row, true, replacing);
     return element;
   }
@@ -320,6 +345,7 @@
     }
     if (first) {
       page.both = stored(STORE.both) === "1";
+      page.names = stored(STORE.names) !== "0";
       applySize(chooseSize());
     }
     ui.status.textContent = String(args.status || "");
@@ -335,6 +361,7 @@
     ui.interimSource.textContent = String(args.interim_source || "");
     if (page.obs) showObsLines();
     showBoth();
+    showNames();
     showNotes();
     showLegend();
     afterLayout();
