@@ -19,7 +19,8 @@ the first --seconds say) and the partials each stream got.
 
     .venv/bin/python bench/bench_lag.py [--seconds 90] [--streams 1,2,3] [--smoke]
 
-Writes bench/results/lag.{md,json}.
+Writes bench/results/lag.{md,json}. With --speakers: the default setting only, every stream
+without and with speaker labels on one server, A B B A (bench/results/lag-speakers.{md,json}).
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ def repository(changes: dict[str, dict[str, str]]) -> Path:
     return repo
 
 
-def measure(url: str, path: Path, streams: int, seconds: float, english: str = "") -> dict:
+def measure(url: str, path: Path, streams: int, seconds: float, english: str = "", speakers: bool = False) -> dict:
     """`english`: the reference of what is said in the first `seconds` (the first English's chrF)."""
-    results = stream_many(url, path, streams, session=f"lag-{uuid.uuid4().hex[:6]}", realtime=True, seconds=seconds)
+    session = f"lag-{uuid.uuid4().hex[:6]}"
+    results = stream_many(url, path, streams, session=session, realtime=True, seconds=seconds, speakers=speakers)
     partials = [sum(1 for _, e in received if e.kind == EventKind.PARTIAL) for received, _, _ in results]
     chrf = (
         [
@@ -116,6 +118,10 @@ def measure(url: str, path: Path, streams: int, seconds: float, english: str = "
                 enhanced.append(e.latency_ms / 1000)
     return {
         "streams": streams,
+        "speakers": speakers,
+        "labelled": sum(
+            1 for received, _, _ in results for _, e in received if e.kind == EventKind.TRANSCRIPT and e.speaker
+        ),
         "translations": total,
         "failed": failed,
         "small_model": small,
@@ -149,6 +155,7 @@ def main() -> None:
     parser.add_argument("--streams", default="1,2,3")
     parser.add_argument("--settings", default=";".join(SETTINGS), help="names separated by ;")
     parser.add_argument("--smoke", action="store_true", help="20 s, 1 stream, the default setting only")
+    parser.add_argument("--speakers", action="store_true", help="the default setting, labels off and on, A B B A")
     args = parser.parse_args()
     counts = [int(n) for n in args.streams.split(",")]
     names = args.settings.split(";")
@@ -156,6 +163,8 @@ def main() -> None:
         args.seconds, counts, names = 20.0, [1], [DEFAULT_SETTING]
     natural = next(r for r in recordings() if r.name == "natural")
     data = {"machine": machine(), "recording": natural.about, "seconds": args.seconds, "settings": {}}
+    if args.speakers:
+        return with_speakers(data, natural, counts, args.seconds)
     for name in names:
         server = start_server("bench-lag", model_repository=repository(SETTINGS[name]))
         try:
@@ -179,6 +188,40 @@ def main() -> None:
     ]
     lines += [row(name, r) for name in names for r in data["settings"][name]]
     write_report("lag-smoke" if args.smoke else "lag", data, "\n".join(lines) + "\n")
+
+
+def with_speakers(data: dict, natural, counts: list[int], seconds: float) -> None:
+    """The default setting on one server: each number of streams without labels, with, with,
+    without (A B B A: a drift of the shared machine shows as a difference between the two As)."""
+    server = start_server("bench-lag-speakers", model_repository=repository({}))
+    said = " ".join(en for en, (_, end) in zip(natural.english, natural.spans_s) if end <= seconds)
+    runs = []
+    try:
+        for n in counts:
+            for speakers in (False, True, True, False):
+                runs.append(measure(server.grpc_url, natural.path, n, seconds, said, speakers=speakers))
+                print(n, speakers, runs[-1], flush=True)
+    finally:
+        server.stop()
+    data["runs"] = runs
+    lines = [
+        "# Speaker labels under load: several real-time streams, labels off and on",
+        "",
+        f"Measured {data['machine']['date']} on {data['machine']['cpus']} CPUs by `bench/bench_lag.py --speakers`, "
+        f"the default setting (as `lag.md`'s first rows). Each stream: the first {seconds:.0f} s of the natural "
+        f"recording ({natural.about}), in real time, all streams at once on one server, without speaker labels "
+        "and with them (the `speakers` model and the stream's clustering), in the order off, on, on, off. "
+        "Seconds; latencies from the end of speech. Nothing was tuned on this recording.",
+        "",
+        "| labels | streams | labelled lines | transcript p50 / p95 | translation p50 / p95 / max "
+        '| after its transcript p50 / max | first translated words p50 / p95 | enhanced p50 / p95 | marked "small '
+        'model, behind" | failed | first English chrF per stream | partials per stream |',
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        cells = row("on" if r["speakers"] else "off", r).split(" | ")
+        lines.append(" | ".join(cells[:2] + [str(r["labelled"])] + cells[2:]))
+    write_report("lag-speakers", data, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

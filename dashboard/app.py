@@ -18,6 +18,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from livetranslate import settings
+from livetranslate.actions import MAX_NAME_CHARS
 from livetranslate.client import ClientError, PipelineClient, ResilientSession
 from livetranslate.dashboard import (
     COOKIE_EXPIRY_DAYS,
@@ -51,6 +52,7 @@ from livetranslate.dashboard.revisions import (
     corrected_rows,
     line_label,
     may_edit,
+    name_speaker,
     summary_languages,
     summary_view,
 )
@@ -67,6 +69,7 @@ from livetranslate.present import readable
 from livetranslate.present.captions import COMPONENT_DIR, page_css, session_problem, text_size
 from livetranslate.present.captions_feed import PageFeed
 from livetranslate.present.export import export
+from livetranslate.present.speakers import speaker_times
 from livetranslate.protocol import AUTO_LANGUAGE, EventKind, ProtocolError, SessionOptions
 from livetranslate.share import CAPTIONS_VIEW, STYLES, share_link, share_token, token_valid
 
@@ -468,6 +471,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
         st.info("Starting…")
         return
     save_correction(c, name)  # one asked for in the last run: stored before the text is read
+    save_name(c, name)
     try:
         events = c.sessions("get", name)["events"]
     except ClientError as exc:
@@ -515,6 +519,7 @@ def session_view(c: PipelineClient, info: dict) -> None:
     organiser = may_edit(st.get_option("server.address"), st.session_state.get("authentication_status"))
     if rows and organiser:
         correction_panel(name, rows)
+        speaker_panel(name, events)
     if rows:  # nothing to summarize before the first line
         summary_panel(name, info, events, organiser)
     lang = st.radio(
@@ -559,6 +564,38 @@ def correction_panel(name: str, rows: list[dict]) -> None:
             st.text(text)
         for warning in done.warnings:
             st.warning(escape_markdown(warning))
+
+
+def name_clicked(name: str) -> None:
+    """The Save name button: the name goes to the server at the top of the next run."""
+    label = st.session_state.get(f"name-label-{name}")
+    st.session_state[f"name-ask-{name}"] = (label, st.session_state.get(f"name-text-{name}-{label}", ""))
+
+
+def save_name(c: PipelineClient, name: str) -> None:
+    asked = st.session_state.pop(f"name-ask-{name}", None)
+    if asked and may_edit(st.get_option("server.address"), st.session_state.get("authentication_status")):
+        with st.spinner("Saving the name…"):
+            st.session_state[f"name-done-{name}"] = name_speaker(c, name, *asked)
+
+
+def speaker_panel(name: str, events: list) -> None:
+    """Name a speaker of a session with speaker labels: pick a label, type the name, save."""
+    found = speaker_times(events)
+    if not found or not st.toggle("Name a speaker", key=f"name-on-{name}"):
+        return
+    by_label = {s.label: s for s in found}
+    label = st.selectbox(
+        "Speaker",
+        list(by_label),
+        key=f"name-label-{name}",
+        format_func=lambda x: f"{x} {by_label[x].name} ({by_label[x].lines} lines)".replace("  ", " "),
+    )
+    st.text_input("Name", by_label[label].name, key=f"name-text-{name}-{label}", max_chars=MAX_NAME_CHARS)
+    st.button("Save name", key=f"name-save-{name}", on_click=name_clicked, args=(name,))
+    done = st.session_state.get(f"name-done-{name}")
+    if done is not None:
+        (st.success if done.ok else st.error)(escape_markdown(done.headline))
 
 
 def summary_panel(name: str, info: dict, events: list, organiser: bool) -> None:

@@ -102,3 +102,54 @@ def test_an_organiser_corrects_a_line_in_the_dashboard_and_the_server_keeps_it(
     assert not at.exception
     [refused] = [e.value for e in at.main.error if "summary" in e.value.lower()]
     assert refused.startswith("No summary") and "cannot summarize" in refused, refused
+
+
+def test_an_organiser_names_a_speaker_in_the_dashboard_and_every_view_follows(server, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from livetranslate.protocol import Event
+    from livetranslate.store import SessionStore
+
+    name = f"dash-name-{uuid.uuid4().hex[:8]}"
+    store = SessionStore(server.options.data_dir, fsync=False)
+    store.open(name, "de", "en")
+    for i, (de, who) in enumerate([("Guten Morgen.", "S1"), ("Hallo.", "S2"), ("Los geht's.", "S1")]):
+        store.append(name, Event(EventKind.TRANSCRIPT, de, i, 2.0 * i, 2.0 * i + 1.5, "de", speaker=who))
+    store.close(name)
+    users = tmp_path / "users.yaml"
+    D.add_user(users, "alice", "right-password")
+    for key, value in {
+        "LIVETRANSLATE_URL": server.grpc_url,
+        "LIVETRANSLATE_HTTP_URL": server.http_url,
+        "LIVETRANSLATE_METRICS_URL": f"http://localhost:{server.options.metrics_port}/metrics",
+        D.CREDENTIALS_ENV: str(users),
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv(D.NO_LOGIN_ENV, raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    by_label(at.text_input, "User name").input("alice")
+    by_label(at.text_input, "Password").input("right-password")
+    by_label(at.button, "Log in").click().run()
+    at.selectbox[0].select(name).run()
+    table = next(t.value for t in at.table if "transcript" in t.value.columns)
+    assert list(table["speaker"]) == ["S1", "S2", "S1"]
+    by_label(at.toggle, "Name a speaker").set_value(True).run()
+    by_label(at.selectbox, "Speaker").select("S2").run()
+    by_label(at.text_input, "Name").input("Bob <b>B.</b>")
+    by_label(at.button, "Save name").click().run()
+    assert not at.exception
+    [done] = [s.value for s in at.main.success]
+    assert done == D.escape_markdown("S2 is Bob <b>B.</b> from now on, for every reader and in the exports.")
+    table = next(t.value for t in at.table if "transcript" in t.value.columns)
+    assert list(table["speaker"]) == ["S1", D.escape_markdown("Bob <b>B.</b>"), "S1"]
+    with PipelineClient(server.grpc_url) as client:
+        stored = client.sessions("get", name)["events"]
+    assert [(e.speaker, e.text) for e in stored if e.kind == EventKind.SPEAKER_NAME] == [("S2", "Bob <b>B.</b>")]
+    # an empty name: a plain answer, nothing stored
+    by_label(at.text_input, "Name").input("   ")
+    by_label(at.button, "Save name").click().run()
+    assert [e.value for e in at.main.error] == [
+        D.escape_markdown("Not saved: A speaker's name needs at least one letter (it is empty)")
+    ]
+    with PipelineClient(server.grpc_url) as client:
+        assert len(client.sessions("get", name)["events"]) == len(stored)

@@ -211,9 +211,10 @@ def stream_options(f):
     )(f)
     f = click.option(
         "--speakers/--no-speakers",
-        default=False,
+        default=True,
         show_default=True,
-        help="label each line with its speaker (S1, S2, ...), told apart by voice on the server",
+        help="label each line with its speaker (S1, S2, ...; shown once a second voice is heard), told apart by "
+        "voice on the server; `speakers rename` names them",
     )(f)
     f = click.option(
         "--num-speakers",

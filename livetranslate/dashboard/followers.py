@@ -54,6 +54,7 @@ class Follower:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._client: PipelineClient | None = None
+        self._counts: dict | None = None  # the session's event counts when last followed
         self._lister = Lister(connect)
         self._thread = threading.Thread(target=self._run, name=f"captions-{session}", daemon=True)
         self._thread.start()
@@ -92,8 +93,13 @@ class Follower:
                 info = self._lister.info(self.session)
                 if info is None:
                     self._publish(state="waiting", message=f"Waiting for “{self.session}” to start…")
-                elif info["state"] == "live" or self._snapshot.state in ("connecting", "waiting", "unreachable"):
-                    self._follow(self.lang or info["target_language"])
+                elif (
+                    info["state"] == "live"
+                    or self._snapshot.state in ("connecting", "waiting", "unreachable")
+                    or info.get("counts") != self._counts  # an ended one got a correction, a name
+                ):
+                    self._counts = info.get("counts")
+                    self._follow(self.lang or info["target_language"], info["state"] == "live")
                     continue  # ended: look at once whether it is live again
             except ClientError as exc:
                 if self._stop.is_set():
@@ -106,12 +112,12 @@ class Follower:
                 log.exception("captions %s", self.session)
             self._stop.wait(POLL_S)
 
-    def _follow(self, lang: str) -> None:
+    def _follow(self, lang: str, live: bool = True) -> None:
         """Watches the session once: the history rebuilds the lines, then live events."""
         lines = CaptionLines(lang)
         self._client = client = self.connect()
         try:
-            self._publish(lang=lang, state="live", message="")
+            self._publish(lang=lang, state="live" if live else self._snapshot.state, message="")
             for event in caption_events(client, self.session, lang):
                 if self._stop.is_set():
                     return

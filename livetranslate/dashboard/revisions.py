@@ -1,6 +1,6 @@
-"""An organiser's corrections and summaries in the dashboard's view of a stored session,
-without Streamlit: the text each line shows (its correction first) and its quiet mark, who
-may correct a line, and what a correction or a summary request says back.
+"""An organiser's corrections, speakers' names and summaries in the dashboard's view of a stored
+session, without Streamlit: the text each line shows (its correction first) and its quiet mark,
+who may correct a line, and what a correction, a name or a summary request says back.
 
 Who may: an organiser is whoever the dashboard itself lets in, a logged-in user (or anyone
 on a --no-login dashboard, which listens on loopback only). A share link opens the captions
@@ -160,6 +160,18 @@ def correct(client: PipelineClient, session: str, segment_id: int, text: str, cu
     except (ClientError, ProtocolError) as exc:
         return Outcome(False, f"Not saved: {_sentence(str(exc))}")
     return edit_outcome(segment_id, events)
+
+
+# --- a speaker's name ------------------------------------------------------------------------
+def name_speaker(client: PipelineClient, session: str, label: str, name: str) -> Outcome:
+    """Asks the server to call speaker `label` of `session` `name` (`livetranslate speakers
+    rename`). Never raises for what a user can cause: the Outcome says it."""
+    try:
+        SessionAction("rename", session, text=name, speaker=label)  # a plain answer before asking
+        named = lt_client.rename(client, session, label, name)
+    except (ClientError, ProtocolError) as exc:
+        return Outcome(False, f"Not saved: {_sentence(str(exc))}")
+    return Outcome(True, f"{named.speaker} is {named.text} from now on, for every reader and in the exports.")
 
 
 # --- a summary -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from livetranslate import protocol as P
 from livetranslate import settings
 from livetranslate.present import readable
+from livetranslate.present.speakers import SpeakerBook
 from livetranslate.protocol import (
     API_KEY_HEADER,
     PIPELINE,
@@ -189,6 +190,7 @@ def session_rows(events: list[Event], language: str = "") -> list[dict]:
     the first translated, the speaker's target; a session also stores the languages its
     viewers asked for)."""
     language = language or next((e.language for e in events if e.kind == EventKind.TRANSLATION), "")
+    speakers = SpeakerBook.of(events)  # names given, lines moved to another speaker
     rows: dict[int, dict] = {}
     translations: dict[int, Event] = {}
     combined: dict[int, str] = {}
@@ -199,7 +201,7 @@ def session_rows(events: list[Event], language: str = "") -> list[dict]:
                 {
                     "segment": e.segment_id,
                     "time": f"{int(e.start_s // 60):02d}:{e.start_s % 60:04.1f}",
-                    "speaker": e.speaker,
+                    "speaker": speakers.who(e.segment_id, e.speaker),
                     "transcript": "",
                     "translation": "",
                 },

@@ -183,9 +183,13 @@ class Revisions:
 
     def _rename(self, action: SessionAction, reply: Reply) -> None:
         events = self.store.events(action.session)
-        labels = dict.fromkeys(
-            e.speaker for e in events if e.kind in (EventKind.TRANSCRIPT, EventKind.SPEAKER_UPDATE) and e.speaker
-        )
+        now: dict[int, str] = {}  # each line's speaker now: its transcript's label, or a later update's
+        for e in events:
+            if e.speaker and (
+                e.kind == EventKind.SPEAKER_UPDATE or (e.kind == EventKind.TRANSCRIPT and e.segment_id not in now)
+            ):
+                now[e.segment_id] = e.speaker
+        labels = set(now.values())
         if action.speaker not in labels:
             have = (
                 f"its speakers are {', '.join(sorted(labels, key=lambda x: int(x[1:])))}" if labels else "it has none"

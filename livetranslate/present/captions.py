@@ -161,8 +161,12 @@ class CaptionLines:
         """Takes one event; True when what the page shows changed."""
         if event.kind in SPEAKER_KINDS:
             return self.speakers.follow(event) and self._relabel()
-        if event.kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION):
-            self.speakers.follow(dataclasses.replace(event, kind=EventKind.TRANSCRIPT))  # either carries the label
+        relabelled = False
+        if event.kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION):  # either carries the label
+            relabelled = self.speakers.follow(dataclasses.replace(event, kind=EventKind.TRANSCRIPT)) and self._relabel()
+        return self._add(event) or relabelled
+
+    def _add(self, event: Event) -> bool:
         mine = self.lang is None or event.language == self.lang
         if event.kind == EventKind.TRANSCRIPT:
             self.spoken = event.language or self.spoken

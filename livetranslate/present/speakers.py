@@ -3,11 +3,14 @@
 A transcript carries its speaker's label (S1, S2, ...; with speaker labels on). Two later events
 change what readers see: `speaker_update` gives a line another label (a later look at the voices
 merged two speakers or moved a short line), `speaker_name` names a label (`livetranslate speakers
-rename`). The latest of each wins; a translation of a line shows its line's speaker.
+rename`). The latest of each wins; a translation of a line shows its line's speaker. While a
+session has only one speaker and it has no name, readers are shown no label at all: "S1: " before
+every line of a talk says nothing.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,6 +26,7 @@ class SpeakerBook:
 
     labels: dict[int, str] = field(default_factory=dict)  # segment id -> label
     names: dict[str, str] = field(default_factory=dict)  # label -> name
+    _lines: Counter = field(default_factory=Counter)  # label -> its lines now
 
     @classmethod
     def of(cls, events: Iterable[Event]) -> SpeakerBook:
@@ -39,19 +43,33 @@ class SpeakerBook:
             self.names[event.speaker] = event.text
             return changed
         if event.kind == EventKind.SPEAKER_UPDATE and event.speaker and event.segment_id >= 0:
-            changed = self.labels.get(event.segment_id) != event.speaker
-            self.labels[event.segment_id] = event.speaker
-            return changed
-        if event.kind == EventKind.TRANSCRIPT and event.speaker and event.segment_id >= 0:
-            self.labels.setdefault(event.segment_id, event.speaker)  # an update that came first stands
+            before = self.labels.get(event.segment_id)
+            self._label(event.segment_id, event.speaker)
+            return before != event.speaker
+        if event.kind == EventKind.TRANSCRIPT and event.speaker and event.segment_id not in self.labels:
+            several = len(self._lines) > 1
+            self._label(event.segment_id, event.speaker)  # (an update that came first stands)
+            return several != (len(self._lines) > 1)  # a second speaker: the first one's lines say who now
         return False
+
+    def _label(self, segment_id: int, label: str) -> None:
+        old = self.labels.get(segment_id)
+        if old is not None:
+            self._lines[old] -= 1
+            if not self._lines[old]:
+                del self._lines[old]
+        self.labels[segment_id] = label
+        self._lines[label] += 1
 
     def label(self, segment_id: int, fallback: str = "") -> str:
         return self.labels.get(segment_id, fallback)
 
     def name(self, label: str) -> str:
-        """The label's name, else the label itself ("" for none)."""
-        return self.names.get(label, label) if label else ""
+        """The label's name, else the label itself; "" for none, and while the session has
+        only this one speaker, unnamed."""
+        if label in self.names:
+            return self.names[label]
+        return label if label and (len(self._lines) > 1 or label not in self._lines) else ""
 
     def who(self, segment_id: int, fallback: str = "") -> str:
         """What readers see before a line: its speaker's name, else its label ("" without one).
