@@ -248,3 +248,21 @@ def test_an_enhanced_window_never_spans_a_change_of_speaker():
     assert [(e.reason, e.first_segment_id, e.last_segment_id) for e in out] == [("speaker", 0, 0)]
     assert made == ["Wir haben"]
     assert enhancer.add(Piece(2, "und dann", 2.2, 3.0, "S2")) == []  # the same speaker: the window goes on
+
+
+def test_a_stream_that_goes_on_after_a_reconnect_keeps_the_session_s_labels(stages, clock):
+    from livetranslate.pipeline.voices import Voices
+
+    pipeline = make_pipeline(stages, clock)
+    labels = []
+    for words in ((9,), (1, 9)):  # the second voice first; after a reconnect, the first voice, then the second
+        speaker = Speaker(pipeline, clock, len(labels) + 1, "again", speakers=True)
+        for word in words:
+            speaker.send(speech(word, 2.0))
+            speaker.send(silence())
+        labels += [e.speaker for e in kinds(speaker.end(), EventKind.TRANSCRIPT)]
+    assert labels == ["S1", "S2", "S1"]  # not S1 again for another voice
+    voices = Voices(most=2)
+    first = voices.of("a")
+    voices.of("b"), voices.of("c")
+    assert voices.of("a") is not first  # the least recently heard session's voices go first

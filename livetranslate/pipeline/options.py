@@ -3,6 +3,7 @@ share, and what every worker of one stream knows."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from livetranslate.pipeline.metrics import NO_METRICS, Metrics
 from livetranslate.pipeline.sessions import SegmentIds, ViewerLanguages
 from livetranslate.pipeline.stages import Stages
 from livetranslate.pipeline.streaming import DecodeOptions
+from livetranslate.pipeline.voices import Voices
 from livetranslate.protocol import Event, SessionOptions
 from livetranslate.stages.whisper import SpeechFilter
 
@@ -93,6 +95,12 @@ class Shared:
     # background LLM calls (enhance steps, viewers' languages): their timeouts (an LLM too
     # busy for them, or hung) pause only them, never the speakers' translations
     background_breaker: LlmBreaker = field(default_factory=lambda: LlmBreaker(2, 30.0))
+    # each session's speakers, shared by its streams here (labels go on across a reconnect)
+    voices: Voices = field(default_factory=Voices)
+    # the `speakers` model's calls, made while Whisper decodes the same utterance
+    embedder: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="speakers")
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ each chunk hands the partial worker a snapshot of it."""
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import queue
 import time
@@ -33,7 +34,6 @@ from livetranslate.pipeline.sequences import VadSequence
 from livetranslate.pipeline.streaming import AudioHistory, Plan, StreamDecoder
 from livetranslate.pipeline.word_times import words_for_text
 from livetranslate.protocol import SAMPLE_RATE_HZ, Event, EventKind, ProtocolError
-from livetranslate.stages.speakers.clustering import OnlineSpeakers
 from livetranslate.stages.vad import Ongoing, Utterance
 from livetranslate.stages.whisper import Transcription
 
@@ -44,6 +44,7 @@ log = logging.getLogger("livetranslate.pipeline")
 # The clock it hears lags by TICK_MARGIN_S: the VAD opens an utterance about 0.3 s into speech
 # and starts it 0.3 s before (its padding ring), so a pause is only certain up to then.
 TICK_EVERY_S, TICKS_AFTER_SPEECH, TICK_MARGIN_S = 1.0, 10, 0.6
+EMBED_TIMEOUT_S = 10.0  # a speaker's embedding later than this: the transcript goes without a label
 
 
 class Transcriber:
@@ -63,8 +64,7 @@ class Transcriber:
         self._words_until = ctx.t0  # where the last transcript's last word ended (session clock)
         # who speaks, with speaker labels on: the stream's speakers so far (labels S1, S2, ...)
         hint = ctx.options.num_speakers or None
-        self._speakers = OnlineSpeakers(num_speakers=hint) if ctx.options.speakers else None
-        self._labelled: list[int] = []  # the segment id of each utterance the speakers labelled, in order
+        self._voices = ctx.shared.voices.of(ctx.options.session, hint) if ctx.options.speakers else None
 
     @property
     def audio_end_s(self) -> float:
@@ -155,6 +155,7 @@ class Transcriber:
 
     def _transcribe(self, utterance: Utterance, reply: SharedReply) -> None:
         ctx = self._ctx
+        voice = self._embed(utterance)  # the speaker's embedding is made while Whisper decodes
         try:
             plan, result, text = self._decode(utterance)
         except Exception as exc:
@@ -184,10 +185,8 @@ class Transcriber:
         words = words_for_text(text, result.words, heard_from, (max(heard_from, self._words_until), end_s))
         if words:
             self._words_until = words[-1].end_s
-        speaker = self._speaker_of(utterance)
+        speaker, index = self._speaker_of(voice)
         segment_id = ctx.shared.ids.take(ctx.options.session)
-        if speaker:
-            self._labelled.append(segment_id)
         transcript = Event(
             EventKind.TRANSCRIPT,
             text,
@@ -200,38 +199,46 @@ class Transcriber:
             speaker=speaker,
         )
         reply.send(transcript)
-        if speaker:
+        if speaker and self._voices is not None:
+            self._voices.sent(index, segment_id)
             self._recheck_speakers(reply, transcript.end_s)
         if self._translator is not None:
             self._tell(Translate(transcript, spoken_at, reply.hold()))
             self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
 
-    def _speaker_of(self, utterance: Utterance) -> str:
-        """The utterance's speaker label ("" with labels off, or when the speakers model failed:
-        the transcript goes out without one rather than late or not at all)."""
-        if self._speakers is None:
-            return ""
+    def _embed(self, utterance: Utterance) -> tuple[concurrent.futures.Future, float] | None:
+        """The `speakers` model's embedding of the utterance's voice, asked for now on the
+        pipeline's speaker threads (with labels on), and the utterance's length."""
+        if self._voices is None:
+            return None
         audio = self._audio.slice(utterance.start_sample, max(utterance.speech_end_sample, utterance.start_sample + 1))
+        return self._ctx.shared.embedder.submit(self._ctx.stages.embed_speaker, audio), len(audio) / SAMPLE_RATE_HZ
+
+    def _speaker_of(self, voice: tuple[concurrent.futures.Future, float] | None) -> tuple[str, int]:
+        """The utterance's speaker label and its index among the session's labelled utterances
+        ("" with labels off, or when the speakers model failed: the transcript goes out
+        without one rather than late or not at all)."""
+        if voice is None or self._voices is None:
+            return "", -1
+        pending, seconds = voice
         try:
-            embedding = self._ctx.stages.embed_speaker(audio)
+            return self._voices.assign(pending.result(timeout=EMBED_TIMEOUT_S), seconds)
         except Exception as exc:
             log.warning("stream %s: no speaker label: %s", self._ctx.stream_id, exc)
-            return ""
-        return self._speakers.assign(embedding, len(audio) / SAMPLE_RATE_HZ).label
+            return "", -1
 
     def _recheck_speakers(self, reply: SharedReply, now_s: float) -> None:
         """After a transcript went out (it never waits for this): the stream's speakers looked
         at again with what they said so far; each earlier line whose speaker changed (two
         speakers merged, a line moved) gets a `speaker_update`, which every surface follows."""
-        assert self._speakers is not None
+        assert self._voices is not None
         try:
-            changed = self._speakers.recheck().relabelled
+            changed = self._voices.recheck()
         except Exception as exc:  # the labels stay as they were
             log.warning("stream %s: re-checking the speakers failed: %s", self._ctx.stream_id, exc)
             return
-        for n, label in sorted(changed.items()):
-            if 0 <= n < len(self._labelled):
-                reply.send(Event(EventKind.SPEAKER_UPDATE, segment_id=self._labelled[n], end_s=now_s, speaker=label))
+        for segment_id, label in changed:
+            reply.send(Event(EventKind.SPEAKER_UPDATE, segment_id=segment_id, end_s=now_s, speaker=label))
 
     def _arrival_of(self, sample: int) -> float:
         """When the chunk holding this sample reached the server."""
