@@ -252,6 +252,9 @@ class ServerOptions:
         # llama.cpp / CTranslate2 threads spin-wait by default and starve each other on a
         # machine with few cores; passive waiting lets them share it.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # numpy's OpenBLAS in the Python models (the speaker encoder's matrix products) would run
+        # a thread per core for small products and spin between them, in every stub process
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
         env.update({name: value for name, value in self.env.items() if name not in settings.VARIABLES})
         # the models get their settings from the hand-off file (handoff()), not from this
         # environment; of the secrets only the BLS token: keys stay with Triton
