@@ -331,3 +331,24 @@ def test_a_clients_quota_holds_across_servers_and_a_dead_servers_share_runs_out(
     while qa.count("stream", "alice") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert qa.count("stream", "alice") == 0 and qa.take("stream", "alice", 2)
+
+
+def test_a_speakers_name_is_kept_in_redis_and_reaches_viewers_on_every_server(two):
+    from livetranslate.present.speakers import SpeakerBook
+
+    a, b = two
+    a.open("named", "de", "en")
+    a.append("named", Event(EventKind.TRANSCRIPT, "Hallo.", 0, 0.0, 1.0, "de", speaker="S1"))
+    a.append("named", Event(EventKind.TRANSCRIPT, "Ja.", 1, 1.5, 2.0, "de", speaker="S2"))
+    a.append("named", Event(EventKind.SPEAKER_UPDATE, segment_id=1, end_s=2.0, speaker="S1"))
+    viewer = Viewer()
+    b.attach("named", viewer)
+    b.annotate("named", Event(EventKind.SPEAKER_NAME, "Anna <b>", 1, speaker="S1"))  # from another server, live
+    a.append("named", Event(EventKind.END, end_s=3.0))
+    a.close("named")
+    live = take_all(viewer)
+    b.detach("named", viewer)
+    assert [(e.kind, e.speaker, e.text) for e in live][:1] == [(EventKind.SPEAKER_NAME, "S1", "Anna <b>")]
+    a.annotate("named", Event(EventKind.SPEAKER_NAME, "Anna", 1, speaker="S1"))  # ended: still kept
+    book = SpeakerBook.of(b.events("named"))
+    assert (book.who(0), book.who(1)) == ("Anna", "Anna")
