@@ -1,7 +1,7 @@
-"""An organiser corrects a line and asks for a summary in the dashboard (AppTest, logged in),
-against the real server: the correction is stored with the session and translated, the view
-shows it marked, bad input gets a plain answer, and the tests' small Gemma model refuses a
-summary in plain words."""
+"""An organiser corrects a line, names a speaker and asks for a summary in the dashboard
+(AppTest, logged in), against the real server: the correction is stored with the session and
+translated, the view shows it marked, a name is stored and the table follows, bad input gets a
+plain answer, and the tests' small Gemma model refuses a summary in plain words."""
 
 import time
 import uuid
@@ -35,15 +35,9 @@ def save(at, text: str):
     return by_label(at.button, "Save correction").click().run()
 
 
-def test_an_organiser_corrects_a_line_in_the_dashboard_and_the_server_keeps_it(
-    server, audio_files, tmp_path, monkeypatch
-):
+def logged_in(server, tmp_path, monkeypatch):
+    """The dashboard (AppTest) of this server with a login, logged in as alice."""
     from streamlit.testing.v1 import AppTest
-
-    name = f"dash-edit-{uuid.uuid4().hex[:8]}"
-    spoken = speak(server.grpc_url, audio_files["speech_b"], name)
-    assert spoken[-1].kind == EventKind.END and not spoken[-1].error
-    first = next(e for e in spoken if e.kind == EventKind.TRANSCRIPT)
 
     users = tmp_path / "users.yaml"
     D.add_user(users, "alice", "right-password")
@@ -60,6 +54,18 @@ def test_an_organiser_corrects_a_line_in_the_dashboard_and_the_server_keeps_it(
     by_label(at.text_input, "User name").input("alice")
     by_label(at.text_input, "Password").input("right-password")
     by_label(at.button, "Log in").click().run()
+    return at
+
+
+def test_an_organiser_corrects_a_line_in_the_dashboard_and_the_server_keeps_it(
+    server, audio_files, tmp_path, monkeypatch
+):
+    name = f"dash-edit-{uuid.uuid4().hex[:8]}"
+    spoken = speak(server.grpc_url, audio_files["speech_b"], name)
+    assert spoken[-1].kind == EventKind.END and not spoken[-1].error
+    first = next(e for e in spoken if e.kind == EventKind.TRANSCRIPT)
+
+    at = logged_in(server, tmp_path, monkeypatch)
     assert not at.exception
     at.selectbox[0].select(name).run()
     by_label(at.toggle, "Correct a line").set_value(True).run()
@@ -105,8 +111,6 @@ def test_an_organiser_corrects_a_line_in_the_dashboard_and_the_server_keeps_it(
 
 
 def test_an_organiser_names_a_speaker_in_the_dashboard_and_every_view_follows(server, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     from livetranslate.protocol import Event
     from livetranslate.store import SessionStore
 
@@ -116,20 +120,7 @@ def test_an_organiser_names_a_speaker_in_the_dashboard_and_every_view_follows(se
     for i, (de, who) in enumerate([("Guten Morgen.", "S1"), ("Hallo.", "S2"), ("Los geht's.", "S1")]):
         store.append(name, Event(EventKind.TRANSCRIPT, de, i, 2.0 * i, 2.0 * i + 1.5, "de", speaker=who))
     store.close(name)
-    users = tmp_path / "users.yaml"
-    D.add_user(users, "alice", "right-password")
-    for key, value in {
-        "LIVETRANSLATE_URL": server.grpc_url,
-        "LIVETRANSLATE_HTTP_URL": server.http_url,
-        "LIVETRANSLATE_METRICS_URL": f"http://localhost:{server.options.metrics_port}/metrics",
-        D.CREDENTIALS_ENV: str(users),
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv(D.NO_LOGIN_ENV, raising=False)
-    at = AppTest.from_file(str(APP), default_timeout=180).run()
-    by_label(at.text_input, "User name").input("alice")
-    by_label(at.text_input, "Password").input("right-password")
-    by_label(at.button, "Log in").click().run()
+    at = logged_in(server, tmp_path, monkeypatch)
     at.selectbox[0].select(name).run()
     table = next(t.value for t in at.table if "transcript" in t.value.columns)
     assert list(table["speaker"]) == ["S1", "S2", "S1"]

@@ -62,7 +62,7 @@ class Transcriber:
         self._ticks: list[float] = []  # audio times (session clock) at which to tick enhance
         self._told = self._clock()  # when the translation worker last got a message
         self._words_until = ctx.t0  # where the last transcript's last word ended (session clock)
-        # who speaks, with speaker labels on: the stream's speakers so far (labels S1, S2, ...)
+        # who speaks, with speaker labels on: the session's speakers so far (labels S1, S2, ...)
         hint = ctx.options.num_speakers or None
         self._voices = ctx.shared.voices.of(ctx.options.session, hint) if ctx.options.speakers else None
 
@@ -199,12 +199,12 @@ class Transcriber:
             speaker=speaker,
         )
         reply.send(transcript)
-        if speaker and self._voices is not None:
-            self._voices.sent(index, segment_id)
-            self._recheck_speakers(reply, transcript.end_s)
         if self._translator is not None:
             self._tell(Translate(transcript, spoken_at, reply.hold()))
             self._ticks = [transcript.end_s + TICK_EVERY_S * (i + 1) for i in range(TICKS_AFTER_SPEECH)]
+        if speaker and self._voices is not None:  # its translation is under way already
+            self._voices.sent(index, segment_id)
+            self._recheck_speakers(reply, transcript.end_s)
 
     def _embed(self, utterance: Utterance) -> tuple[concurrent.futures.Future, float] | None:
         """The `speakers` model's embedding of the utterance's voice, asked for now on the
