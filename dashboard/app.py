@@ -589,7 +589,7 @@ def speaker_panel(name: str, events: list) -> None:
         "Speaker",
         list(by_label),
         key=f"name-label-{name}",
-        format_func=lambda x: f"{x} {by_label[x].name} ({by_label[x].lines} lines)".replace("  ", " "),
+        format_func=lambda x: " ".join(filter(None, (x, by_label[x].name, f"({by_label[x].lines} lines)"))),
     )
     st.text_input("Name", by_label[label].name, key=f"name-text-{name}-{label}", max_chars=MAX_NAME_CHARS)
     st.button("Save name", key=f"name-save-{name}", on_click=name_clicked, args=(name,))

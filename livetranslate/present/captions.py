@@ -163,7 +163,7 @@ class CaptionLines:
             return self.speakers.follow(event) and self._relabel()
         relabelled = False
         if event.kind in (EventKind.TRANSCRIPT, EventKind.TRANSLATION):  # either carries the label
-            relabelled = self.speakers.follow(dataclasses.replace(event, kind=EventKind.TRANSCRIPT)) and self._relabel()
+            relabelled = self.speakers.follow(event) and self._relabel()
         return self._add(event) or relabelled
 
     def _add(self, event: Event) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from livetranslate.protocol import Event, EventKind
 
 KINDS = frozenset({EventKind.SPEAKER_NAME, EventKind.SPEAKER_UPDATE})  # the events that change who is shown
+CARRIERS = frozenset({EventKind.TRANSCRIPT, EventKind.TRANSLATION})  # a line's label, as it was first given
 
 
 @dataclass
@@ -46,7 +47,7 @@ class SpeakerBook:
             before = self.labels.get(event.segment_id)
             self._label(event.segment_id, event.speaker)
             return before != event.speaker
-        if event.kind == EventKind.TRANSCRIPT and event.speaker and event.segment_id not in self.labels:
+        if event.kind in CARRIERS and event.speaker and event.segment_id not in self.labels:
             several = len(self._lines) > 1
             self._label(event.segment_id, event.speaker)  # (an update that came first stands)
             return several != (len(self._lines) > 1)  # a second speaker: the first one's lines say who now

@@ -147,7 +147,7 @@ def _best_one_to_one(overlap: np.ndarray, prefer: np.ndarray) -> dict[int, int]:
 
 @dataclass
 class OnlineSpeakers:
-    """One stream's speakers."""
+    """One session's speakers (livetranslate.pipeline.voices shares them among its streams)."""
 
     threshold: float = DEFAULT_THRESHOLD
     merge_threshold: float = DEFAULT_MERGE_THRESHOLD
@@ -255,8 +255,7 @@ class OnlineSpeakers:
                 if self.history[n] == label:
                     self.history[n] = kept
             merges.append(Merge(label, kept, 0.0, ()))
-        self._relabel_short()
-        self._rebuild()
+        self._relabel_short()  # (it rebuilds the centroids; short utterances never count in them)
         merges = [
             Merge(
                 m.gone,
